@@ -1,0 +1,3 @@
+DROP TABLE asset_group_members;
+DROP TABLE asset_groups;
+DROP TABLE assets;

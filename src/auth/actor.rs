@@ -1,0 +1,196 @@
+//! Actor extractors: a handler names the account it needs in its signature
+//! (`user: CurrentUser`, `admin: OrgAdmin`, `staff: CurrentStaff`) and only runs once that
+//! account is signed in, active, and of the right kind. The account is re-read on every
+//! request, so deactivation or a lost permission takes effect on the next request.
+
+use actix_session::{Session, SessionExt};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::Method, web};
+use diesel::OptionalExtension;
+use futures_util::future::LocalBoxFuture;
+
+use crate::{
+    auth::session::{self, ActorKind as SessionKind, SessionActor},
+    db::models::{Organization, StaffAccount, User},
+    domain::{ClientIp, Permission, PermissionSet},
+    error::AppError,
+    services::actor::{Actor, ActorKind},
+    state::AppState,
+};
+
+/// Session key of the page to return to after signing in.
+pub const RETURN_TO: &str = "return_to";
+
+/// A signed-in, active web user with their organization and effective permissions.
+#[derive(Clone)]
+pub struct CurrentUser {
+    pub user: User,
+    pub organization: Organization,
+    pub permissions: PermissionSet,
+    pub session: Session,
+    pub client_ip: ClientIp,
+}
+
+impl std::fmt::Debug for CurrentUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurrentUser").field("id", &self.user.id).field("organization", &self.organization.id).finish()
+    }
+}
+
+impl std::fmt::Debug for CurrentStaff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurrentStaff").field("id", &self.staff.id).finish()
+    }
+}
+
+impl CurrentUser {
+    /// Fails with 403 unless the user holds `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), AppError> {
+        if self.permissions.contains(permission) { Ok(()) } else { Err(AppError::Forbidden) }
+    }
+
+    /// Whether any part of the Admin area is open to this user.
+    pub fn sees_admin(&self) -> bool {
+        self.user.is_admin
+            || [Permission::KeysManage, Permission::UsersManage, Permission::AuditRead]
+                .iter()
+                .any(|p| self.permissions.contains(*p))
+    }
+
+    /// The user as the services and the audit log see them.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            kind: ActorKind::User {
+                id: self.user.id,
+                organization_id: self.organization.id,
+                email: self.user.email.clone(),
+                is_admin: self.user.is_admin,
+            },
+            client_ip: self.client_ip,
+        }
+    }
+}
+
+/// A signed-in organization administrator.
+#[derive(Debug, Clone)]
+pub struct OrgAdmin(pub CurrentUser);
+
+impl std::ops::Deref for OrgAdmin {
+    type Target = CurrentUser;
+    fn deref(&self) -> &CurrentUser {
+        &self.0
+    }
+}
+
+/// A signed-in, active support specialist.
+#[derive(Clone)]
+pub struct CurrentStaff {
+    pub staff: StaffAccount,
+    pub session: Session,
+    pub client_ip: ClientIp,
+}
+
+impl CurrentStaff {
+    pub fn actor(&self) -> Actor {
+        Actor {
+            kind: ActorKind::Staff { id: self.staff.id, email: self.staff.email.clone() },
+            client_ip: self.client_ip,
+        }
+    }
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::Internal("AppState is not registered".into()))
+}
+
+/// The session's actor, if it is of `kind` and within the absolute timeout. Otherwise
+/// remembers the page (for GET) so that signing in returns to it.
+fn session_actor(
+    req: &HttpRequest,
+    session: &Session,
+    kind: SessionKind,
+    state: &AppState,
+) -> Result<SessionActor, AppError> {
+    let Some(actor) = session::actor(session) else {
+        if req.method() == Method::GET {
+            let _ = session.insert(RETURN_TO, req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+        }
+        return Err(AppError::LoginRequired);
+    };
+    let age = chrono::Utc::now().timestamp() - actor.signed_in_at;
+    if age < 0 || age as u64 > state.session_max.as_secs() {
+        session::sign_out(session);
+        return Err(AppError::LoginRequired);
+    }
+    if actor.kind != kind {
+        return Err(AppError::Forbidden);
+    }
+    Ok(actor)
+}
+
+impl FromRequest for CurrentUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state(&req)?;
+            let session = req.get_session();
+            let actor = session_actor(&req, &session, SessionKind::User, &state)?;
+            let loaded = state
+                .db
+                .run(move |conn| {
+                    let Some(user) = User::find(conn, actor.id).optional()? else { return Ok(None) };
+                    if !user.active {
+                        return Ok(None);
+                    }
+                    let organization = Organization::find(conn, user.organization_id)?;
+                    let permissions = user.effective_permissions(conn)?;
+                    Ok(Some((user, organization, permissions)))
+                })
+                .await?;
+            let Some((user, organization, permissions)) = loaded else {
+                session::sign_out(&session);
+                return Err(AppError::LoginRequired);
+            };
+            Ok(CurrentUser { user, organization, permissions, session, client_ip: ClientIp::of(&req) })
+        })
+    }
+}
+
+impl FromRequest for OrgAdmin {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = CurrentUser::from_request(req, payload);
+        Box::pin(async move {
+            let user = user.await?;
+            if user.user.is_admin { Ok(OrgAdmin(user)) } else { Err(AppError::Forbidden) }
+        })
+    }
+}
+
+impl FromRequest for CurrentStaff {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state(&req)?;
+            let session = req.get_session();
+            let actor = session_actor(&req, &session, SessionKind::Staff, &state)?;
+            let staff = state.db.run(move |conn| Ok(StaffAccount::find(conn, actor.id).optional()?)).await?;
+            match staff {
+                Some(staff) if staff.active => Ok(CurrentStaff { staff, session, client_ip: ClientIp::of(&req) }),
+                _ => {
+                    session::sign_out(&session);
+                    Err(AppError::LoginRequired)
+                }
+            }
+        })
+    }
+}

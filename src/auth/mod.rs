@@ -1,0 +1,10 @@
+//! Authentication and request-level security: password hashing, the PostgreSQL session
+//! store, the typed session, CSRF protection and the actor extractors handlers ask for.
+
+pub mod actor;
+pub mod csrf;
+pub mod password;
+pub mod session;
+pub mod session_store;
+
+pub use actor::{CurrentStaff, CurrentUser, OrgAdmin};

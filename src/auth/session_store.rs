@@ -1,0 +1,140 @@
+//! Server-side sessions in PostgreSQL, behind actix-session's `SessionStore` trait.
+//!
+//! The cookie carries only a random session key; the table is keyed by its SHA-256, so a
+//! copy of the table cannot be replayed as cookies. Rows record the signed-in account so
+//! that deactivating it can end all of its sessions at once.
+
+use std::collections::HashMap;
+
+use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
+use actix_web::cookie::time::Duration;
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    auth::session::{ActorKind, SessionActor},
+    db::{
+        Database,
+        models::session::{self as rows, SessionRow},
+    },
+    secrets::random_token,
+};
+
+/// The PostgreSQL session store.
+#[derive(Clone, Debug)]
+pub struct PgSessionStore {
+    db: Database,
+}
+
+impl PgSessionStore {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+type SessionState = HashMap<String, String>;
+
+fn hash_key(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn new_key() -> SessionKey {
+    SessionKey::try_from(random_token(48)).expect("a 64-character key is a valid session key")
+}
+
+fn expiry(ttl: &Duration) -> chrono::DateTime<Utc> {
+    Utc::now() + chrono::Duration::seconds(ttl.whole_seconds().max(1))
+}
+
+fn row(id: String, state: &SessionState, ttl: &Duration) -> Result<SessionRow, serde_json::Error> {
+    // actix-session stores each value JSON-encoded; the actor is decoded to fill the
+    // columns used to end all sessions of an account.
+    let actor: Option<SessionActor> = state.get("actor").map(|v| serde_json::from_str(v)).transpose()?;
+    let (user_id, staff_id) = match actor {
+        Some(SessionActor { kind: ActorKind::User, id, .. }) => (Some(id), None),
+        Some(SessionActor { kind: ActorKind::Staff, id, .. }) => (None, Some(id)),
+        None => (None, None),
+    };
+    Ok(SessionRow { id, user_id, staff_id, state: serde_json::to_value(state)?, expires_at: expiry(ttl) })
+}
+
+impl SessionStore for PgSessionStore {
+    async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
+        let id = hash_key(session_key.as_ref());
+        let state = self
+            .db
+            .run(move |conn| Ok(rows::load(conn, &id)?))
+            .await
+            .map_err(|e| LoadError::Other(anyhow::anyhow!("{e}")))?;
+        match state {
+            None => Ok(None),
+            Some(value) => serde_json::from_value(value).map(Some).map_err(|e| LoadError::Deserialization(e.into())),
+        }
+    }
+
+    async fn save(&self, session_state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
+        let key = new_key();
+        let row = row(hash_key(key.as_ref()), &session_state, ttl).map_err(|e| SaveError::Serialization(e.into()))?;
+        self.db
+            .run(move |conn| Ok(rows::insert(conn, &row)?))
+            .await
+            .map_err(|e| SaveError::Other(anyhow::anyhow!("{e}")))?;
+        Ok(key)
+    }
+
+    async fn update(
+        &self,
+        session_key: SessionKey,
+        session_state: SessionState,
+        ttl: &Duration,
+    ) -> Result<SessionKey, UpdateError> {
+        let existing = row(hash_key(session_key.as_ref()), &session_state, ttl)
+            .map_err(|e| UpdateError::Serialization(e.into()))?;
+        let updated = self
+            .db
+            .run(move |conn| Ok(rows::update(conn, &existing)?))
+            .await
+            .map_err(|e| UpdateError::Other(anyhow::anyhow!("{e}")))?;
+        if updated {
+            return Ok(session_key);
+        }
+        // The session was ended (logout, deactivation) or expired meanwhile: never revive
+        // the old key; start a fresh session for whatever the request stored.
+        self.save(session_state, ttl).await.map_err(|e| match e {
+            SaveError::Serialization(e) => UpdateError::Serialization(e),
+            SaveError::Other(e) => UpdateError::Other(e),
+        })
+    }
+
+    async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
+        let id = hash_key(session_key.as_ref());
+        let expires_at = expiry(ttl);
+        self.db.run(move |conn| Ok(rows::touch(conn, &id, expires_at)?)).await.map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
+        let id = hash_key(session_key.as_ref());
+        self.db.run(move |conn| Ok(rows::delete(conn, &id)?)).await.map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_ids_are_hashes_of_the_key() {
+        let id = hash_key("abc");
+        assert_eq!(id.len(), 64);
+        assert_eq!(id, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn the_actor_fills_the_account_columns() {
+        let actor = SessionActor { kind: ActorKind::Staff, id: 7, signed_in_at: 0 };
+        let state = SessionState::from([("actor".to_string(), serde_json::to_string(&actor).unwrap())]);
+        let row = row("x".into(), &state, &Duration::minutes(5)).unwrap();
+        assert_eq!((row.user_id, row.staff_id), (None, Some(7)));
+    }
+}

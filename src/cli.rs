@@ -1,0 +1,60 @@
+//! The command line: `keyward [serve]`, `migrate`, `seed-demo`, and the operator commands.
+
+use clap::{Parser, Subcommand};
+
+/// Keyward: self-hosted, multi-tenant API key management.
+///
+/// With no DATABASE_URL, every command uses the embedded PostgreSQL cluster in
+/// KEYWARD_DATA_DIR (./keyward-data), starting it if needed.
+#[derive(Debug, Parser)]
+#[command(name = "keyward", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web application and the API (the default).
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Seed the demo data set (a service provider, two organizations, users, assets, a staff account).
+    SeedDemo,
+    /// Create a support staff account. Password from KEYWARD_PASSWORD or a prompt.
+    CreateStaff {
+        #[arg(long)]
+        email: String,
+        /// Display name (defaults to the part of the email before @).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Create a web user in an organization. Password from KEYWARD_PASSWORD or a prompt.
+    CreateUser {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        /// Display name (defaults to the part of the email before @).
+        #[arg(long)]
+        name: Option<String>,
+        /// Make the user an organization administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Grant API key access.
+        #[arg(long)]
+        api_key_access: bool,
+    },
+    /// Create a client organization.
+    CreateOrg {
+        #[arg(long)]
+        name: String,
+        /// URL-friendly identifier (derived from the name when omitted).
+        #[arg(long)]
+        slug: Option<String>,
+        /// Id of the service provider the organization belongs to.
+        #[arg(long)]
+        provider: Option<i64>,
+    },
+}

@@ -1,0 +1,50 @@
+//! What each command-line command does. Every command opens the database the same way
+//! (embedded cluster or `DATABASE_URL`), applies pending migrations, and reports problems as
+//! one clear sentence with a non-zero exit.
+
+mod accounts;
+mod database;
+mod serve;
+
+use crate::{
+    cli::{Cli, Command},
+    config::Config,
+};
+
+pub use database::DatabaseHandle;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<(), String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve::serve(config),
+        Command::Migrate => {
+            let db = DatabaseHandle::open(&config)?;
+            let applied = db.migrate()?;
+            if applied.is_empty() {
+                println!("The database is up to date.");
+            } else {
+                for name in applied {
+                    println!("applied {name}");
+                }
+            }
+            Ok(())
+        }
+        Command::SeedDemo => {
+            let db = DatabaseHandle::open(&config)?;
+            db.migrate()?;
+            if db.seed_demo()? {
+                println!("Seeded the demo data set.");
+            } else {
+                println!("The demo data set is already present.");
+            }
+            print!("{}", crate::services::demo::credentials_text(&format!("http://{}", config.addr)));
+            Ok(())
+        }
+        Command::CreateStaff { email, name } => accounts::create_staff(&config, &email, name),
+        Command::CreateUser { org, email, name, admin, api_key_access } => {
+            accounts::create_user(&config, &org, &email, name, admin, api_key_access)
+        }
+        Command::CreateOrg { name, slug, provider } => accounts::create_org(&config, name, slug, provider),
+    }
+}

@@ -1,0 +1,221 @@
+//! Configuration from environment variables (and a `.env` file, loaded by `main`).
+//!
+//! | Variable | Meaning | Default |
+//! |---|---|---|
+//! | `DATABASE_URL` | PostgreSQL server to use | unset: the embedded private cluster in `KEYWARD_DATA_DIR` |
+//! | `KEYWARD_ADDR` | listen address | `127.0.0.1:8080` |
+//! | `KEYWARD_DATA_DIR` | embedded cluster and generated secrets | `./keyward-data` |
+//! | `KEYWARD_SECRET` | master secret, ≥ 32 bytes, base64 | generated into the data dir in embedded mode; required with `DATABASE_URL` |
+//! | `KEYWARD_COOKIE_SECURE` | send cookies with `Secure` | `true`, except in embedded mode on a loopback address |
+//! | `KEYWARD_TRUST_FORWARDED` | take the client address from `Forwarded`/`X-Forwarded-For` | `false` |
+//! | `KEYWARD_POOL_SIZE` | database connections per instance | `10` |
+//! | `KEYWARD_DB_CHECKOUT_TIMEOUT_MS` | longest wait for a pooled connection | `3000` |
+//! | `KEYWARD_STATEMENT_TIMEOUT_MS` | longest a single SQL statement may run | `5000` |
+//! | `KEYWARD_SESSION_IDLE_MINUTES` | sign out after this long without a request | `30` |
+//! | `KEYWARD_SESSION_MAX_HOURS` | sign out this long after sign-in, whatever happens | `12` |
+//! | `KEYWARD_WORKERS` | HTTP worker threads | number of CPUs |
+//! | `RUST_LOG` | log filter | `info` |
+
+use std::{
+    env,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+
+use crate::secrets::MasterSecret;
+
+/// Where the database comes from.
+#[derive(Debug, Clone)]
+pub enum DatabaseSource {
+    /// A server the operator runs (`DATABASE_URL`); nothing is seeded.
+    External(String),
+    /// The private cluster in the data directory, started and stopped by Keyward.
+    Embedded,
+}
+
+/// Everything the application reads from its environment, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseSource,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Given explicitly; in embedded mode [`Config::resolve_secret`] generates one if absent.
+    pub secret: Option<MasterSecret>,
+    pub cookie_secure: bool,
+    pub trust_forwarded: bool,
+    pub pool_size: u32,
+    pub db_checkout_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub session_idle: Duration,
+    pub session_max: Duration,
+    pub workers: Option<usize>,
+}
+
+/// A configuration problem, worded for the operator.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// Reads configuration through `lookup`, so tests can supply their own variables.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let database = match lookup("DATABASE_URL") {
+            Some(url) => DatabaseSource::External(url),
+            None => DatabaseSource::Embedded,
+        };
+        let addr: SocketAddr = parse_or("KEYWARD_ADDR", &lookup, "127.0.0.1:8080".parse().ok())?;
+        let data_dir = PathBuf::from(lookup("KEYWARD_DATA_DIR").unwrap_or_else(|| "./keyward-data".into()));
+        let secret = match lookup("KEYWARD_SECRET") {
+            Some(value) => Some(MasterSecret::from_base64(&value).map_err(ConfigError)?),
+            None => None,
+        };
+        if secret.is_none() && matches!(database, DatabaseSource::External(_)) {
+            return Err(ConfigError(
+                "KEYWARD_SECRET is required when DATABASE_URL is set: generate one with \
+                 `head -c 32 /dev/urandom | base64` and keep it safe (keys cannot be verified without it)."
+                    .into(),
+            ));
+        }
+        let embedded_loopback = matches!(database, DatabaseSource::Embedded) && addr.ip().is_loopback();
+        let cookie_secure = parse_bool("KEYWARD_COOKIE_SECURE", &lookup)?.unwrap_or(!embedded_loopback);
+        let trust_forwarded = parse_bool("KEYWARD_TRUST_FORWARDED", &lookup)?.unwrap_or(false);
+        let pool_size: u32 = parse_or("KEYWARD_POOL_SIZE", &lookup, Some(10))?;
+        if pool_size == 0 {
+            return Err(ConfigError("KEYWARD_POOL_SIZE must be at least 1.".into()));
+        }
+        let checkout_ms: u64 = parse_or("KEYWARD_DB_CHECKOUT_TIMEOUT_MS", &lookup, Some(3000))?;
+        let statement_ms: u64 = parse_or("KEYWARD_STATEMENT_TIMEOUT_MS", &lookup, Some(5000))?;
+        let idle_minutes: u64 = parse_or("KEYWARD_SESSION_IDLE_MINUTES", &lookup, Some(30))?;
+        let max_hours: u64 = parse_or("KEYWARD_SESSION_MAX_HOURS", &lookup, Some(12))?;
+        let workers = match lookup("KEYWARD_WORKERS") {
+            Some(value) => Some(parse_value::<usize>("KEYWARD_WORKERS", &value)?),
+            None => None,
+        };
+        Ok(Self {
+            database,
+            addr,
+            data_dir,
+            secret,
+            cookie_secure,
+            trust_forwarded,
+            pool_size,
+            db_checkout_timeout: Duration::from_millis(checkout_ms.max(1)),
+            statement_timeout: Duration::from_millis(statement_ms.max(1)),
+            session_idle: Duration::from_secs(idle_minutes.max(1) * 60),
+            session_max: Duration::from_secs(max_hours.max(1) * 3600),
+            workers,
+        })
+    }
+
+    /// The master secret: the configured one, or in embedded mode the one stored in the data
+    /// directory (created on first use, readable only by its owner).
+    pub fn resolve_secret(&self) -> Result<MasterSecret, ConfigError> {
+        if let Some(secret) = &self.secret {
+            return Ok(secret.clone());
+        }
+        load_or_create_secret(&self.data_dir.join("secret"))
+    }
+}
+
+fn load_or_create_secret(path: &Path) -> Result<MasterSecret, ConfigError> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return MasterSecret::from_base64(text.trim()).map_err(|e| ConfigError(format!("{}: {e}", path.display())));
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| ConfigError(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    let secret = MasterSecret::generate();
+    write_private_file(path, &BASE64.encode(secret.as_bytes()))
+        .map_err(|e| ConfigError(format!("cannot write {}: {e}", path.display())))?;
+    Ok(secret)
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+fn parse_value<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError(format!("{name} has an invalid value: {value:?}")))
+}
+
+fn parse_or<T: std::str::FromStr>(
+    name: &str,
+    lookup: &impl Fn(&str) -> Option<String>,
+    default: Option<T>,
+) -> Result<T, ConfigError> {
+    match lookup(name) {
+        Some(value) => parse_value(name, &value),
+        None => default.ok_or_else(|| ConfigError(format!("{name} is required"))),
+    }
+}
+
+fn parse_bool(name: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<bool>, ConfigError> {
+    match lookup(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(None),
+        Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(Some(true)),
+        Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(Some(false)),
+        Some(v) => Err(ConfigError(format!("{name} must be true or false, not {v:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn embedded_mode_on_loopback_defaults_to_plain_http_cookies() {
+        let config = config(&[]).unwrap();
+        assert!(matches!(config.database, DatabaseSource::Embedded));
+        assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
+        assert!(!config.cookie_secure);
+    }
+
+    #[test]
+    fn an_external_database_requires_a_master_secret() {
+        let error = config(&[("DATABASE_URL", "postgres://db/keyward")]).unwrap_err();
+        assert!(error.0.contains("KEYWARD_SECRET is required"), "{error}");
+    }
+
+    #[test]
+    fn an_external_database_defaults_to_secure_cookies() {
+        let secret = BASE64.encode([7u8; 32]);
+        let config = config(&[("DATABASE_URL", "postgres://db/keyward"), ("KEYWARD_SECRET", &secret)]).unwrap();
+        assert!(config.cookie_secure);
+    }
+
+    #[test]
+    fn a_short_secret_is_refused() {
+        let secret = BASE64.encode([7u8; 16]);
+        let error = config(&[("KEYWARD_SECRET", &secret)]).unwrap_err();
+        assert!(error.0.contains("32 bytes"), "{error}");
+    }
+
+    #[test]
+    fn bad_numbers_name_the_variable() {
+        let error = config(&[("KEYWARD_POOL_SIZE", "many")]).unwrap_err();
+        assert!(error.0.contains("KEYWARD_POOL_SIZE"), "{error}");
+    }
+}

@@ -1,0 +1,18 @@
+//! Row structs and finders, one module per table (or closely related tables). Finders take
+//! the organization they are scoped to wherever a table is per-organization.
+
+pub mod asset;
+pub mod audit_event;
+pub mod organization;
+pub mod role;
+pub mod service_provider;
+pub mod session;
+pub mod staff_account;
+pub mod user;
+
+pub use audit_event::AuditEvent;
+pub use organization::Organization;
+pub use role::Role;
+pub use service_provider::ServiceProvider;
+pub use staff_account::StaffAccount;
+pub use user::User;

@@ -1,0 +1,32 @@
+//! Service providers: partners that resell the platform to client organizations.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::schema::service_providers;
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = service_providers)]
+pub struct ServiceProvider {
+    pub id: i64,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ServiceProvider {
+    pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<ServiceProvider> {
+        service_providers::table.find(id).select(ServiceProvider::as_select()).first(conn)
+    }
+
+    pub fn insert(conn: &mut PgConnection, name: &str) -> QueryResult<ServiceProvider> {
+        diesel::insert_into(service_providers::table)
+            .values(service_providers::name.eq(name))
+            .returning(ServiceProvider::as_returning())
+            .get_result(conn)
+    }
+
+    pub fn list_all(conn: &mut PgConnection) -> QueryResult<Vec<ServiceProvider>> {
+        service_providers::table.order(service_providers::name.asc()).select(ServiceProvider::as_select()).load(conn)
+    }
+}

@@ -1,0 +1,52 @@
+//! Support staff accounts: the platform's technical support, outside every organization.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::schema::staff_accounts;
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = staff_accounts)]
+pub struct StaffAccount {
+    pub id: i64,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: Option<String>,
+    pub active: bool,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = staff_accounts)]
+pub struct NewStaffAccount<'a> {
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub password_hash: Option<&'a str>,
+}
+
+impl StaffAccount {
+    pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<StaffAccount> {
+        staff_accounts::table.find(id).select(StaffAccount::as_select()).first(conn)
+    }
+
+    pub fn find_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<StaffAccount>> {
+        staff_accounts::table
+            .filter(staff_accounts::email.eq(email))
+            .select(StaffAccount::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn insert(conn: &mut PgConnection, new: &NewStaffAccount<'_>) -> QueryResult<StaffAccount> {
+        diesel::insert_into(staff_accounts::table).values(new).returning(StaffAccount::as_returning()).get_result(conn)
+    }
+
+    pub fn record_login(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
+        diesel::update(staff_accounts::table.find(id))
+            .set(staff_accounts::last_login_at.eq(diesel::dsl::now))
+            .execute(conn)
+            .map(|_| ())
+    }
+}

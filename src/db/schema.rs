@@ -1,0 +1,240 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    api_actions (id) {
+        id -> Int8,
+        code -> Text,
+        description -> Text,
+        retired_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_key_actions (api_key_id, api_action_id) {
+        api_key_id -> Int8,
+        api_action_id -> Int8,
+    }
+}
+
+diesel::table! {
+    api_key_asset_groups (api_key_id, asset_group_id) {
+        organization_id -> Int8,
+        api_key_id -> Int8,
+        asset_group_id -> Int8,
+    }
+}
+
+diesel::table! {
+    api_key_assets (api_key_id, asset_id) {
+        organization_id -> Int8,
+        api_key_id -> Int8,
+        asset_id -> Int8,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Int8,
+        public_id -> Text,
+        environment -> Text,
+        organization_id -> Nullable<Int8>,
+        owner_user_id -> Nullable<Int8>,
+        owner_organization_id -> Nullable<Int8>,
+        owner_service_provider_id -> Nullable<Int8>,
+        name -> Text,
+        comment -> Text,
+        all_actions -> Bool,
+        all_assets -> Bool,
+        allowed_cidrs -> Array<Nullable<Cidr>>,
+        expires_at -> Nullable<Timestamptz>,
+        proxy_user_id -> Nullable<Int8>,
+        active -> Bool,
+        secret_hash -> Bytea,
+        secret_last4 -> Text,
+        previous_secret_hash -> Nullable<Bytea>,
+        previous_secret_last4 -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Timestamptz>,
+        previous_secret_last_used_at -> Nullable<Timestamptz>,
+        rekeyed_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        created_by_user_id -> Nullable<Int8>,
+        created_by_staff_id -> Nullable<Int8>,
+        updated_at -> Timestamptz,
+        deactivated_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        last_used_ip -> Nullable<Inet>,
+    }
+}
+
+diesel::table! {
+    asset_group_members (asset_group_id, asset_id) {
+        organization_id -> Int8,
+        asset_group_id -> Int8,
+        asset_id -> Int8,
+    }
+}
+
+diesel::table! {
+    asset_groups (id) {
+        id -> Int8,
+        organization_id -> Int8,
+        name -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    assets (id) {
+        id -> Int8,
+        organization_id -> Int8,
+        code -> Text,
+        name -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Int8,
+        occurred_at -> Timestamptz,
+        organization_id -> Nullable<Int8>,
+        service_provider_id -> Nullable<Int8>,
+        actor_type -> Text,
+        actor_id -> Nullable<Int8>,
+        actor_label -> Text,
+        action -> Text,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        target_label -> Nullable<Text>,
+        result -> Text,
+        client_ip -> Nullable<Inet>,
+        details -> Jsonb,
+    }
+}
+
+diesel::table! {
+    organizations (id) {
+        id -> Int8,
+        slug -> Text,
+        name -> Text,
+        service_provider_id -> Nullable<Int8>,
+        key_default_lifetime_days -> Int4,
+        key_max_lifetime_days -> Nullable<Int4>,
+        key_allow_never_expires -> Bool,
+        key_default_grace_minutes -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    role_permissions (role_id, permission) {
+        role_id -> Int8,
+        permission -> Text,
+    }
+}
+
+diesel::table! {
+    roles (id) {
+        id -> Int8,
+        organization_id -> Int8,
+        name -> Text,
+        description -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    service_providers (id) {
+        id -> Int8,
+        name -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Nullable<Int8>,
+        staff_id -> Nullable<Int8>,
+        state -> Jsonb,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    staff_accounts (id) {
+        id -> Int8,
+        email -> Text,
+        display_name -> Text,
+        password_hash -> Nullable<Text>,
+        active -> Bool,
+        last_login_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    user_roles (user_id, role_id) {
+        organization_id -> Int8,
+        user_id -> Int8,
+        role_id -> Int8,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        organization_id -> Int8,
+        email -> Text,
+        display_name -> Text,
+        password_hash -> Nullable<Text>,
+        is_admin -> Bool,
+        api_key_access -> Bool,
+        active -> Bool,
+        last_login_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(api_key_actions -> api_actions (api_action_id));
+diesel::joinable!(api_key_actions -> api_keys (api_key_id));
+diesel::joinable!(api_keys -> service_providers (owner_service_provider_id));
+diesel::joinable!(api_keys -> staff_accounts (created_by_staff_id));
+diesel::joinable!(asset_groups -> organizations (organization_id));
+diesel::joinable!(assets -> organizations (organization_id));
+diesel::joinable!(organizations -> service_providers (service_provider_id));
+diesel::joinable!(role_permissions -> roles (role_id));
+diesel::joinable!(roles -> organizations (organization_id));
+diesel::joinable!(sessions -> staff_accounts (staff_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(users -> organizations (organization_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    api_actions,
+    api_key_actions,
+    api_key_asset_groups,
+    api_key_assets,
+    api_keys,
+    asset_group_members,
+    asset_groups,
+    assets,
+    audit_events,
+    organizations,
+    role_permissions,
+    roles,
+    service_providers,
+    sessions,
+    staff_accounts,
+    user_roles,
+    users,
+);

@@ -1,0 +1,12 @@
+//! Parse-don't-validate types: once a value has one of these types it is known to be valid.
+
+pub mod client_ip;
+pub mod email;
+pub mod password;
+pub mod permission;
+pub mod text;
+
+pub use client_ip::ClientIp;
+pub use email::Email;
+pub use password::NewPassword;
+pub use permission::{Permission, PermissionSet};

@@ -1,0 +1,206 @@
+//! `AppError`: the one place where failures become HTTP responses. Pages get a friendly
+//! error page (never internals); the JSON API maps its own errors in `routes::api`.
+
+use actix_web::{
+    HttpResponse, ResponseError,
+    http::{StatusCode, header},
+};
+use askama::Template;
+
+/// Everything a browser-facing handler can fail with.
+#[derive(Debug)]
+pub enum AppError {
+    /// Not signed in: redirect to the login page.
+    LoginRequired,
+    /// Signed in, but this area is not for this account.
+    Forbidden,
+    /// Missing, or belonging to another organization (which must look the same).
+    NotFound,
+    /// The request itself is malformed.
+    BadRequest(String),
+    /// Form input that fails validation; handlers re-render the form with these (422).
+    Invalid(FieldErrors),
+    /// A form was submitted without a valid CSRF token (or from another site).
+    Csrf,
+    /// The change conflicts with the current state (duplicate name, concurrent change…).
+    Conflict(String),
+    /// Too many attempts; the message says when to try again.
+    TooManyRequests(String),
+    /// The database cannot be reached or is too slow right now.
+    Unavailable,
+    /// A bug or an unexpected failure; the detail is logged, never shown.
+    Internal(String),
+}
+
+/// Validation messages by form field, in the order they were found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(Vec<(&'static str, String)>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
+        self.0.push((field, message.into()));
+    }
+
+    /// The first message for `field`, if any.
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0.iter().find(|(f, _)| *f == field).map(|(_, m)| m.as_str())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.0.iter().map(|(f, m)| (*f, m.as_str()))
+    }
+
+    /// `Ok(())` when there are no errors, else `AppError::Invalid`.
+    pub fn into_result(self) -> Result<(), AppError> {
+        if self.is_empty() { Ok(()) } else { Err(AppError::Invalid(self)) }
+    }
+
+    /// Keeps the value of `result`, or records its message under `field`.
+    pub fn take<T, E: std::fmt::Display>(&mut self, field: &'static str, result: Result<T, E>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.add(field, message.to_string());
+                None
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for FieldErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let messages: Vec<&str> = self.0.iter().map(|(_, m)| m.as_str()).collect();
+        f.write_str(&messages.join(" "))
+    }
+}
+
+/// A single-field validation error.
+pub fn invalid(field: &'static str, message: impl Into<String>) -> AppError {
+    let mut errors = FieldErrors::new();
+    errors.add(field, message);
+    AppError::Invalid(errors)
+}
+
+/// Result type of handlers and services.
+pub type AppResult<T> = Result<T, AppError>;
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppError::LoginRequired => f.write_str("login required"),
+            AppError::Forbidden => f.write_str("forbidden"),
+            AppError::NotFound => f.write_str("not found"),
+            AppError::BadRequest(m) => write!(f, "bad request: {m}"),
+            AppError::Invalid(errors) => write!(f, "invalid input: {errors}"),
+            AppError::Csrf => f.write_str("missing or invalid CSRF token"),
+            AppError::Conflict(m) => write!(f, "conflict: {m}"),
+            AppError::TooManyRequests(m) => write!(f, "too many requests: {m}"),
+            AppError::Unavailable => f.write_str("database unavailable"),
+            AppError::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind as Kind, Error};
+        match error {
+            Error::NotFound => AppError::NotFound,
+            Error::DatabaseError(Kind::UniqueViolation, _) => AppError::Conflict("That already exists.".into()),
+            Error::DatabaseError(Kind::SerializationFailure, _) => {
+                AppError::Conflict("Someone else changed this at the same time; please try again.".into())
+            }
+            Error::DatabaseError(Kind::ClosedConnection, _) => AppError::Unavailable,
+            Error::DatabaseError(_, info) if is_unavailable(info.message()) => AppError::Unavailable,
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Statement timeouts, lock timeouts and lost connections are "try again later", not bugs.
+fn is_unavailable(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "statement timeout",
+        "canceling statement",
+        "lock timeout",
+        "server closed the connection",
+        "terminating connection",
+        "connection",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::LoginRequired => StatusCode::SEE_OTHER,
+            AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let AppError::LoginRequired = self {
+            return HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish();
+        }
+        if let AppError::Internal(detail) = self {
+            log::error!("internal error: {detail}");
+        }
+        let summary;
+        let (title, message): (&str, &str) = match self {
+            AppError::Forbidden => ("Not allowed", "Your account cannot open this page."),
+            AppError::NotFound => ("Not found", "There is nothing here, or it is not yours to see."),
+            AppError::BadRequest(m) => ("Bad request", m),
+            AppError::Invalid(errors) => {
+                summary = errors.to_string();
+                ("Please check your input", &summary)
+            }
+            AppError::Csrf => (
+                "Form expired",
+                "This form was open too long or came from another site. Go back, reload the page and try again.",
+            ),
+            AppError::Conflict(m) => ("Conflict", m),
+            AppError::TooManyRequests(m) => ("Too many attempts", m),
+            AppError::Unavailable => (
+                "Temporarily unavailable",
+                "Keyward cannot reach its database right now. Please try again in a moment.",
+            ),
+            AppError::Internal(_) | AppError::LoginRequired => {
+                ("Something went wrong", "The problem has been logged. Please try again.")
+            }
+        };
+        let status = self.status_code();
+        let page = ErrorPage { status: status.as_u16(), title, message };
+        let body = page.render().unwrap_or_else(|_| title.to_string());
+        let mut response = HttpResponse::build(status);
+        response.content_type("text/html; charset=utf-8");
+        if let AppError::Unavailable = self {
+            response.insert_header((header::RETRY_AFTER, "5"));
+        }
+        response.body(body)
+    }
+}

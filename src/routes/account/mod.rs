@@ -1,0 +1,52 @@
+//! Account settings of a web user.
+
+use actix_web::{HttpResponse, get};
+use askama::Template;
+
+use crate::{
+    auth::CurrentUser,
+    domain::Permission,
+    error::AppResult,
+    views::{PageContext, Section, render, time::Stamp},
+};
+
+#[derive(Template)]
+#[template(path = "account/overview.html")]
+struct OverviewPage {
+    ctx: PageContext,
+    email: String,
+    display_name: String,
+    organization: String,
+    is_admin: bool,
+    may_own_keys: bool,
+    permissions: Vec<&'static str>,
+    last_login: Option<Stamp>,
+}
+
+#[get("/account")]
+pub async fn overview(user: CurrentUser) -> AppResult<HttpResponse> {
+    let ctx = PageContext::for_user(&user, "Account", Section::Account)?;
+    render(&OverviewPage {
+        ctx,
+        email: user.user.email.clone(),
+        display_name: user.user.display_name.clone(),
+        organization: user.organization.name.clone(),
+        is_admin: user.user.is_admin,
+        may_own_keys: user.permissions.contains(Permission::KeysOwn),
+        permissions: user.permissions.iter().map(Permission::label).collect(),
+        last_login: Stamp::maybe(user.user.last_login_at),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "account/keys.html")]
+struct KeysPage {
+    ctx: PageContext,
+    may_own_keys: bool,
+}
+
+#[get("/account/keys")]
+pub async fn keys_placeholder(user: CurrentUser) -> AppResult<HttpResponse> {
+    let ctx = PageContext::for_user(&user, "API keys", Section::AccountKeys)?;
+    render(&KeysPage { ctx, may_own_keys: user.permissions.contains(Permission::KeysOwn) })
+}

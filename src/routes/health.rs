@@ -1,0 +1,25 @@
+//! Liveness and readiness probes.
+
+use actix_web::{HttpResponse, get, web};
+use diesel::RunQueryDsl;
+
+use crate::state::AppState;
+
+/// The process is alive (no database involved).
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ok"}"#)
+}
+
+/// The database answers a round trip.
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let ready = state.db.run(|conn| Ok(diesel::sql_query("SELECT 1").execute(conn)?)).await.is_ok();
+    if ready {
+        HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ready"}"#)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type("application/json")
+            .body(r#"{"status":"unavailable","reason":"database unreachable"}"#)
+    }
+}

@@ -1,0 +1,38 @@
+//! The routing table: every URL of the application, and the middleware of each part.
+//!
+//! - `/healthz`, `/readyz`, `/static/…`: no session.
+//! - `/api/v1/…`: the JSON API for integrations and platform services; no session, no CSRF.
+//! - everything else: browser pages with server-side sessions and CSRF protection.
+
+pub mod account;
+pub mod admin;
+pub mod health;
+pub mod session;
+pub mod staff;
+pub mod static_files;
+
+use actix_web::web;
+
+use crate::error::AppError;
+
+/// Routes that need no session.
+pub fn configure_public(cfg: &mut web::ServiceConfig) {
+    cfg.service(health::healthz).service(health::readyz).service(static_files::serve);
+}
+
+/// The browser-facing pages (wrapped by the caller in the session middleware).
+pub fn configure_pages(cfg: &mut web::ServiceConfig) {
+    cfg.service(session::home)
+        .service(session::login_form)
+        .service(session::login)
+        .service(session::logout)
+        .service(account::overview)
+        .service(account::keys_placeholder)
+        .service(admin::overview)
+        .service(staff::overview);
+}
+
+/// Any unknown page: the HTML 404.
+pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
+    Err(AppError::NotFound)
+}

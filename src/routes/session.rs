@@ -1,0 +1,117 @@
+//! Signing in and out, and the front door that sends each account to its area.
+
+use actix_session::Session;
+use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::{
+    auth::{
+        actor::RETURN_TO,
+        session::{self as typed, ActorKind, FlashLevel},
+    },
+    domain::ClientIp,
+    error::AppResult,
+    services::login::{self as login_service, LoginError, SignedIn, WINDOW_MINUTES},
+    state::AppState,
+    views::{PageContext, redirect, render, render_with_status},
+};
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+struct LoginPage {
+    ctx: PageContext,
+    email: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    signed_out: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `/`: the signed-in account's home, or the login page.
+#[get("/")]
+pub async fn home(session: Session) -> HttpResponse {
+    match typed::actor(&session).map(|a| a.kind) {
+        Some(ActorKind::User) => redirect("/account"),
+        Some(ActorKind::Staff) => redirect("/staff"),
+        None => redirect("/login"),
+    }
+}
+
+#[get("/login")]
+pub async fn login_form(session: Session, query: web::Query<LoginQuery>) -> AppResult<HttpResponse> {
+    if typed::actor(&session).is_some() {
+        return Ok(redirect("/"));
+    }
+    let notice = query.signed_out.is_some().then_some("You have been signed out.");
+    let ctx = PageContext::anonymous(&session, "Sign in")?;
+    render(&LoginPage { ctx, email: String::new(), error: None, notice })
+}
+
+/// Only local paths are followed after sign-in (no open redirect).
+fn safe_return_path(path: Option<String>) -> Option<String> {
+    path.filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.starts_with("/\\") && p != "/login")
+}
+
+#[post("/login")]
+pub async fn login(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> AppResult<HttpResponse> {
+    let form = form.into_inner();
+    let result = login_service::sign_in(&state.db, &form.email, form.password, ClientIp::of(&req)).await;
+    let (status, error) = match result {
+        Ok(signed_in) => {
+            let return_to = safe_return_path(session.get::<String>(RETURN_TO).ok().flatten());
+            session.remove(RETURN_TO);
+            let (kind, id, name, landing) = match &signed_in {
+                SignedIn::User(user) => (ActorKind::User, user.id, user.display_name.clone(), "/account"),
+                SignedIn::Staff(staff) => (ActorKind::Staff, staff.id, staff.display_name.clone(), "/staff"),
+            };
+            typed::sign_in(&session, kind, id)?;
+            typed::flash(&session, FlashLevel::Success, format!("Welcome, {name}."));
+            return Ok(redirect(return_to.as_deref().unwrap_or(landing)));
+        }
+        Err(LoginError::Invalid) => (StatusCode::UNAUTHORIZED, "Email or password is incorrect.".to_string()),
+        Err(LoginError::Throttled) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many failed sign-in attempts. Wait {WINDOW_MINUTES} minutes, then try again."),
+        ),
+        Err(LoginError::Other(e)) => return Err(e),
+    };
+    let ctx = PageContext::anonymous(&session, "Sign in")?;
+    render_with_status(&LoginPage { ctx, email: form.email, error: Some(error), notice: None }, status)
+}
+
+/// Sign out: the session ends in the store, so its cookie is useless from now on.
+#[post("/logout")]
+pub async fn logout(session: Session) -> HttpResponse {
+    typed::sign_out(&session);
+    redirect("/login?signed_out=1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_return_path;
+
+    #[test]
+    fn only_local_paths_are_returned_to() {
+        assert_eq!(safe_return_path(Some("/admin/keys?page=2".into())).as_deref(), Some("/admin/keys?page=2"));
+        for bad in ["//evil.example", "https://evil.example", "/\\evil.example", "/login"] {
+            assert_eq!(safe_return_path(Some(bad.into())), None, "{bad}");
+        }
+    }
+}

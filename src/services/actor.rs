@@ -1,0 +1,55 @@
+//! `Actor`: who is doing something, as the services and the audit log see it.
+
+use crate::domain::ClientIp;
+
+/// The party behind a change, for authorization and the audit log.
+#[derive(Debug, Clone)]
+pub enum ActorKind {
+    /// A signed-in web user.
+    User { id: i64, organization_id: i64, email: String, is_admin: bool },
+    /// A signed-in support specialist.
+    Staff { id: i64, email: String },
+    /// An integration presenting an API key, attributed to a user (proxy or owner).
+    Key { id: i64, name: String, organization_id: Option<i64>, attributed_user_id: Option<i64> },
+    /// The operator at the command line.
+    System { command: &'static str },
+    /// Nobody signed in (login attempts, leak reports).
+    Anonymous,
+}
+
+/// An actor and the address they came from.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub client_ip: ClientIp,
+}
+
+impl Actor {
+    pub fn system(command: &'static str) -> Self {
+        Self { kind: ActorKind::System { command }, client_ip: ClientIp(None) }
+    }
+
+    pub fn anonymous(client_ip: ClientIp) -> Self {
+        Self { kind: ActorKind::Anonymous, client_ip }
+    }
+
+    /// The organization a web user or key acts in.
+    pub fn organization_id(&self) -> Option<i64> {
+        match &self.kind {
+            ActorKind::User { organization_id, .. } => Some(*organization_id),
+            ActorKind::Key { organization_id, .. } => *organization_id,
+            _ => None,
+        }
+    }
+
+    /// `(type, id, label)` as the audit log records them.
+    pub fn audit_identity(&self) -> (&'static str, Option<i64>, String) {
+        match &self.kind {
+            ActorKind::User { id, email, .. } => ("user", Some(*id), email.clone()),
+            ActorKind::Staff { id, email } => ("staff", Some(*id), email.clone()),
+            ActorKind::Key { id, name, .. } => ("key", Some(*id), name.clone()),
+            ActorKind::System { command } => ("system", None, format!("keyward {command}")),
+            ActorKind::Anonymous => ("anonymous", None, String::new()),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Business rules that change data. Each public function takes the connection, the
+//! [`actor::Actor`] and parsed input, checks what the actor may do, and writes the change
+//! with its audit event; callers run it inside one transaction.
+
+pub mod actor;
+pub mod audit;
+pub mod demo;
+pub mod login;
+pub mod organizations;
+pub mod staff;
+pub mod users;
+
+pub use actor::Actor;

@@ -1,0 +1,13 @@
+//! `AppState`: what every handler can reach (shared by all workers of one instance).
+
+use std::time::Duration;
+
+use crate::db::Database;
+
+/// Shared application state, registered as `web::Data<AppState>`.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Database,
+    /// Absolute session lifetime: a session older than this is signed out whatever happens.
+    pub session_max: Duration,
+}
