@@ -146,6 +146,11 @@ impl EmbeddedCluster {
         self.chown(&path)
     }
 
+    /// Whether this process started the server (and so should stop it).
+    pub fn started_here(&self) -> bool {
+        self.started_here
+    }
+
     /// Whether a server is running on this cluster's data directory.
     pub fn is_running(&self) -> bool {
         self.pg_command("pg_ctl").arg("status").arg("-D").arg(&self.pgdata).output().is_ok_and(|o| o.status.success())

@@ -1,0 +1,202 @@
+//! Signing in and out, sessions and throttling.
+
+use diesel::prelude::*;
+use keyward::db::schema::{sessions, users};
+use reqwest::StatusCode;
+
+use crate::helpers::{PASSWORD, audit_count, fixtures, location, spawn_app};
+
+#[actix_web::test]
+async fn a_web_user_signs_in_and_lands_on_their_account() {
+    let app = spawn_app().await;
+    let org = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::UserBuilder::new(&org, "ann@acme.test").insert(&mut app.conn());
+    let client = app.client();
+
+    let response = client.login("Ann@Acme.test", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/account");
+    let (status, body) = client.page("/account").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Welcome, ann."), "a welcome flash: {body}");
+    assert!(body.contains("ann@acme.test"));
+    assert_eq!(audit_count(&app, "login.success"), 1);
+}
+
+#[actix_web::test]
+async fn staff_sign_in_lands_on_the_staff_console() {
+    let app = spawn_app().await;
+    fixtures::staff(&mut app.conn(), "sam@support.test");
+    let client = app.client();
+    let response = client.login("sam@support.test", PASSWORD).await;
+    assert_eq!(location(&response), "/staff");
+    let (status, body) = client.page("/staff").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Staff console"));
+}
+
+#[actix_web::test]
+async fn wrong_passwords_and_unknown_emails_get_the_same_generic_refusal() {
+    let app = spawn_app().await;
+    let org = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::UserBuilder::new(&org, "ann@acme.test").insert(&mut app.conn());
+    let client = app.client();
+
+    let wrong = client.login("ann@acme.test", "not the password").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let wrong_body = wrong.text().await.unwrap();
+    let unknown = client.login("nobody@acme.test", "not the password").await;
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    let unknown_body = unknown.text().await.unwrap();
+
+    assert!(wrong_body.contains("Email or password is incorrect."));
+    assert!(unknown_body.contains("Email or password is incorrect."));
+    assert!(wrong_body.contains("value=\"ann@acme.test\""), "the form keeps the email");
+    assert_eq!(audit_count(&app, "login.failure"), 2);
+    assert_eq!(client.page("/account").await.0, StatusCode::SEE_OTHER, "still signed out");
+}
+
+#[actix_web::test]
+async fn an_inactive_user_cannot_sign_in() {
+    let app = spawn_app().await;
+    let org = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::UserBuilder::new(&org, "gone@acme.test").inactive().insert(&mut app.conn());
+    let response = app.client().login("gone@acme.test", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn signing_in_renews_the_session_key_and_the_csrf_token() {
+    let app = spawn_app().await;
+    let org = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::UserBuilder::new(&org, "ann@acme.test").insert(&mut app.conn());
+    let client = app.client();
+    let (_, login_page) = client.page("/login").await;
+    let before = client.cookie().expect("the login page starts a session");
+    let token_before = crate::helpers::csrf_token(&login_page).unwrap();
+
+    client.login("ann@acme.test", PASSWORD).await;
+    let after = client.cookie().expect("signed in");
+    assert_ne!(before, after, "a pre-login session key must not survive sign-in");
+    let (_, account) = client.page("/account").await;
+    assert_ne!(crate::helpers::csrf_token(&account).unwrap(), token_before);
+
+    // The pre-login cookie is not a way in.
+    client.set_cookie(Some(before));
+    assert_eq!(client.get("/account").await.status(), StatusCode::SEE_OTHER);
+}
+
+#[actix_web::test]
+async fn logout_makes_the_old_cookie_useless() {
+    let app = spawn_app().await;
+    let org = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::UserBuilder::new(&org, "ann@acme.test").insert(&mut app.conn());
+    let client = app.signed_in("ann@acme.test").await;
+    let cookie = client.cookie().unwrap();
+    assert_eq!(client.page("/account").await.0, StatusCode::OK);
+
+    let response = client.post("/logout", &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/login?signed_out=1");
+    let remaining: i64 = sessions::table.count().get_result(&mut *app.conn()).unwrap();
+    assert_eq!(remaining, 0, "the session is deleted from the store");
+
+    // Replaying the old cookie gets nowhere.
+    client.set_cookie(Some(cookie));
+    let replay = client.get("/account").await;
+    assert_eq!(replay.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&replay), "/login");
+}
+
+#[actix_web::test]
+async fn logout_is_a_post() {
+    let app = spawn_app().await;
+    let response = app.client().get("/logout").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn a_deactivated_user_is_signed_out_on_the_next_request() {
+    let app = spawn_app().await;
+    let org = fixtures::organization(&mut app.conn(), "acme");
+    let ann = fixtures::UserBuilder::new(&org, "ann@acme.test").insert(&mut app.conn());
+    let client = app.signed_in("ann@acme.test").await;
+    assert_eq!(client.page("/account").await.0, StatusCode::OK);
+
+    diesel::update(users::table.find(ann.id)).set(users::active.eq(false)).execute(&mut *app.conn()).unwrap();
+    assert_eq!(client.get("/account").await.status(), StatusCode::SEE_OTHER);
+}
+
+#[actix_web::test]
+async fn an_idle_session_expires() {
+    let app = spawn_app().await;
+    let org = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::UserBuilder::new(&org, "ann@acme.test").insert(&mut app.conn());
+    let client = app.signed_in("ann@acme.test").await;
+    diesel::update(sessions::table)
+        .set(sessions::expires_at.eq(chrono::Utc::now() - chrono::Duration::seconds(1)))
+        .execute(&mut *app.conn())
+        .unwrap();
+    assert_eq!(client.get("/account").await.status(), StatusCode::SEE_OTHER);
+}
+
+#[actix_web::test]
+async fn a_session_older_than_the_absolute_limit_is_signed_out() {
+    let app = spawn_app().await;
+    let org = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::UserBuilder::new(&org, "ann@acme.test").insert(&mut app.conn());
+    let client = app.signed_in("ann@acme.test").await;
+    assert_eq!(client.page("/account").await.0, StatusCode::OK);
+    // Move the sign-in time 13 hours back (the limit is 12).
+    diesel::sql_query(
+        "UPDATE sessions SET state = jsonb_set(state, '{actor}', to_jsonb(regexp_replace(state->>'actor', \
+         '\"signed_in_at\":([0-9]+)', '\"signed_in_at\":' || (extract(epoch from now())::bigint - 46800)::text)))",
+    )
+    .execute(&mut *app.conn())
+    .unwrap();
+    assert_eq!(client.get("/account").await.status(), StatusCode::SEE_OTHER);
+}
+
+#[actix_web::test]
+async fn signing_in_returns_to_the_page_first_asked_for() {
+    let app = spawn_app().await;
+    let org = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::UserBuilder::new(&org, "ann@acme.test").admin().insert(&mut app.conn());
+    let client = app.client();
+    let response = client.get("/admin").await;
+    assert_eq!(location(&response), "/login");
+    let response = client.login("ann@acme.test", PASSWORD).await;
+    assert_eq!(location(&response), "/admin");
+}
+
+#[actix_web::test]
+async fn repeated_failures_throttle_the_account_even_with_the_right_password() {
+    let app = spawn_app().await;
+    let org = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::UserBuilder::new(&org, "ann@acme.test").insert(&mut app.conn());
+    let client = app.client();
+    for _ in 0..keyward::services::login::ACCOUNT_LIMIT {
+        assert_eq!(client.login("ann@acme.test", "wrong password!").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let throttled = client.login("ann@acme.test", PASSWORD).await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.text().await.unwrap().contains("Too many failed sign-in attempts"));
+    assert_eq!(client.get("/account").await.status(), StatusCode::SEE_OTHER, "not signed in");
+
+    // Another account from the same address is not affected yet.
+    fixtures::UserBuilder::new(&org, "bea@acme.test").insert(&mut app.conn());
+    assert_eq!(app.client().login("bea@acme.test", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+}
+
+#[actix_web::test]
+async fn repeated_failures_from_one_address_throttle_every_account() {
+    let app = spawn_app().await;
+    let org = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::UserBuilder::new(&org, "ann@acme.test").insert(&mut app.conn());
+    let client = app.client();
+    for i in 0..keyward::services::login::IP_LIMIT {
+        let response = client.login(&format!("guess{i}@acme.test"), "wrong password!").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(client.login("ann@acme.test", PASSWORD).await.status(), StatusCode::TOO_MANY_REQUESTS);
+}

@@ -1,0 +1,239 @@
+//! The operator commands, run as the real `keyward` binary.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use diesel::prelude::*;
+use keyward::db::{models::User, schema::organizations};
+use reqwest::StatusCode;
+
+use crate::helpers::{TestServer, http_client, location, spawn_app};
+
+const SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", keyward::secrets::random_token(6)));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `keyward` with a clean Keyward environment, run from an empty directory (no `.env`).
+fn keyward(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    command.current_dir(dir).stdin(Stdio::null()).env("RUST_LOG", "info");
+    for (name, _) in std::env::vars() {
+        if name == "DATABASE_URL" || name.starts_with("KEYWARD_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn text(output: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn help_lists_every_command() {
+    let output = keyward(&scratch_dir("help")).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let (stdout, _) = text(&output);
+    for command in ["serve", "migrate", "seed-demo", "create-staff", "create-user", "create-org"] {
+        assert!(stdout.contains(command), "--help lists {command}: {stdout}");
+    }
+}
+
+#[test]
+fn an_unknown_command_or_missing_argument_fails_clearly() {
+    let dir = scratch_dir("bad-args");
+    let output = keyward(&dir).arg("frobnicate").output().unwrap();
+    assert!(!output.status.success());
+    let output = keyward(&dir).args(["create-user", "--email", "a@b.test"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(text(&output).1.contains("--org"), "names the missing argument");
+}
+
+#[test]
+fn an_external_database_without_a_master_secret_is_refused() {
+    let output = keyward(&scratch_dir("no-secret"))
+        .env("DATABASE_URL", "postgres://nowhere/keyward")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output).1.contains("KEYWARD_SECRET is required"));
+}
+
+#[actix_web::test]
+async fn operators_create_an_organization_users_and_staff_who_can_then_sign_in() {
+    let app = spawn_app().await;
+    let url = TestServer::get().url(&app.database);
+    let dir = scratch_dir("create");
+    let run = |args: &[&str]| {
+        keyward(&dir)
+            .env("DATABASE_URL", &url)
+            .env("KEYWARD_SECRET", SECRET)
+            .env("KEYWARD_PASSWORD", "a long enough password")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    let output = run(&["create-org", "--name", "Initech Corp"]);
+    assert!(output.status.success(), "{:?}", text(&output));
+    assert!(text(&output).0.contains("slug initech-corp"));
+    let output =
+        run(&["create-user", "--org", "initech-corp", "--email", "Peter@Initech.test", "--admin", "--api-key-access"]);
+    assert!(output.status.success(), "{:?}", text(&output));
+    let output = run(&["create-staff", "--email", "help@platform.test", "--name", "Helpdesk"]);
+    assert!(output.status.success(), "{:?}", text(&output));
+
+    let peter = User::find_by_email(&mut app.conn(), "peter@initech.test").unwrap().unwrap();
+    assert!(peter.is_admin && peter.api_key_access);
+    assert_eq!(crate::helpers::audit_count(&app, "user.create"), 1);
+    assert_eq!(crate::helpers::audit_count(&app, "organization.create"), 1);
+
+    let client = app.client();
+    let response = client.login("peter@initech.test", "a long enough password").await;
+    assert_eq!(location(&response), "/account");
+    let staff = app.client();
+    let response = staff.login("help@platform.test", "a long enough password").await;
+    assert_eq!(location(&response), "/staff");
+}
+
+#[actix_web::test]
+async fn bad_operator_input_exits_non_zero_and_changes_nothing() {
+    let app = spawn_app().await;
+    let url = TestServer::get().url(&app.database);
+    let dir = scratch_dir("bad-input");
+    let run = |args: &[&str], password: &str| {
+        keyward(&dir)
+            .env("DATABASE_URL", &url)
+            .env("KEYWARD_SECRET", SECRET)
+            .env("KEYWARD_PASSWORD", password)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (vec!["create-user", "--org", "nope", "--email", "a@b.test"], "a long enough password", "no organization"),
+        (vec!["create-org", "--name", "X", "--slug", "Bad Slug"], "a long enough password", "lower-case"),
+        (vec!["create-org", "--name", "X", "--provider", "999"], "a long enough password", "no service provider"),
+        (vec!["create-staff", "--email", "not-an-email"], "a long enough password", "email address"),
+        (vec!["create-staff", "--email", "ok@staff.test"], "short", "at least 10"),
+    ];
+    for (args, password, expected) in cases {
+        let output = run(&args, password);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let (_, stderr) = text(&output);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let organizations: i64 = organizations::table.count().get_result(&mut *app.conn()).unwrap();
+    assert_eq!(organizations, 0);
+
+    assert!(run(&["create-org", "--name", "Dup", "--slug", "dup"], "x").status.success());
+    let output = run(&["create-org", "--name", "Dup again", "--slug", "dup"], "x");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output).1.contains("already taken"));
+}
+
+#[test]
+fn migrate_brings_an_empty_database_up_to_date() {
+    let server = TestServer::get();
+    let name = format!("keyward_migrate_{}", keyward::secrets::random_token(6).to_lowercase().replace(['-', '_'], "x"));
+    let mut admin = PgConnection::establish(&server.url("postgres")).unwrap();
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).unwrap();
+    let dir = scratch_dir("migrate");
+    let run = || {
+        keyward(&dir)
+            .env("DATABASE_URL", server.url(&name))
+            .env("KEYWARD_SECRET", SECRET)
+            .arg("migrate")
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{:?}", text(&first));
+    assert!(text(&first).0.contains("applied"));
+    let second = run();
+    assert!(text(&second).0.contains("up to date"));
+    server.drop_database(&name);
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_until_healthy(base: &str, child: &mut std::process::Child) {
+    let started = Instant::now();
+    loop {
+        if let Ok(response) = http_client().get(format!("{base}/healthz")).send().await
+            && response.status() == StatusCode::OK
+        {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("keyward exited early with {status}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "keyward did not become healthy");
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn stop(child: &mut std::process::Child) -> std::process::ExitStatus {
+    use nix::{sys::signal, unistd::Pid};
+    signal::kill(Pid::from_raw(child.id() as i32), signal::Signal::SIGTERM).unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "keyward did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[actix_web::test]
+async fn the_embedded_default_starts_seeds_serves_and_stops_cleanly() {
+    let dir = scratch_dir("embedded");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let start = || {
+        keyward(&dir)
+            .env("KEYWARD_DATA_DIR", dir.join("data"))
+            .env("KEYWARD_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    let mut child = start();
+    wait_until_healthy(&base, &mut child).await;
+    assert_eq!(http_client().get(format!("{base}/readyz")).send().await.unwrap().status(), StatusCode::OK);
+    // The demo administrator signs in with the documented credentials.
+    let client = crate::helpers::TestClientFor::new(&base);
+    let response = client.login("alice@acme.example", keyward::services::demo::DEMO_PASSWORD).await;
+    assert_eq!(location(&response), "/account");
+    assert_eq!(client.get("/admin").await.status(), StatusCode::OK);
+    assert!(stop(&mut child).success(), "a clean exit on SIGTERM");
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(stdout.contains("alice@acme.example") && stdout.contains("keyward-demo"), "credentials printed: {stdout}");
+    assert!(stderr.contains("seeded the demo data set"), "{stderr}");
+    assert!(stderr.contains("embedded PostgreSQL cluster stopped"), "{stderr}");
+    assert!(dir.join("data").join("secret").exists(), "a master secret is generated into the data dir");
+
+    // The second start reuses the cluster and its data, and seeds nothing.
+    let mut child = start();
+    wait_until_healthy(&base, &mut child).await;
+    let response = crate::helpers::TestClientFor::new(&base).login("alice@acme.example", "keyward-demo").await;
+    assert_eq!(location(&response), "/account");
+    assert!(stop(&mut child).success());
+    let (_, stderr) = text(&child.wait_with_output().unwrap());
+    assert!(!stderr.contains("seeded the demo data set"), "{stderr}");
+}

@@ -1,0 +1,464 @@
+//! The test harness: a shared PostgreSQL server (the embedded mechanism of `keyward::devdb`
+//! in `target/tmp`, or `TEST_DATABASE_URL`), a migrated template database, `spawn_app()`
+//! building the real `Application` on port 0 against a fresh copy of it, and an HTTP client
+//! that keeps the session cookie where tests can see and replay it.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{LazyLock, Mutex, OnceLock},
+    time::Duration,
+};
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use keyward::{
+    db::{Database, PoolOptions},
+    devdb::{Durability, EmbeddedCluster},
+    domain::NewPassword,
+    secrets::MasterSecret,
+    startup::{AppSettings, Application},
+};
+use reqwest::{Response, StatusCode, header};
+
+/// Password of every account the fixtures create.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Hashing once saves ~30 ms per fixture account.
+pub static PASSWORD_HASH: LazyLock<String> =
+    LazyLock::new(|| keyward::auth::password::hash_now(&NewPassword::parse(PASSWORD).unwrap()));
+
+/// The PostgreSQL server all tests share.
+pub struct TestServer {
+    embedded: Option<EmbeddedCluster>,
+    /// Connection string of a database on that server, with `{db}` where the name goes.
+    pattern: String,
+    pub template: String,
+}
+
+static SERVER: OnceLock<TestServer> = OnceLock::new();
+
+extern "C" fn stop_test_cluster() {
+    if let Some(cluster) = SERVER.get().and_then(|s| s.embedded.as_ref())
+        && cluster.started_here()
+    {
+        cluster.stop_now();
+    }
+}
+
+impl TestServer {
+    pub fn get() -> &'static TestServer {
+        SERVER.get_or_init(|| {
+            let (embedded, pattern) = match std::env::var("TEST_DATABASE_URL") {
+                Ok(url) => (None, replace_database(&url, "{db}")),
+                Err(_) => {
+                    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keyward-test-cluster");
+                    let cluster = EmbeddedCluster::start(&root, Durability::Throwaway).expect("start the test cluster");
+                    let pattern = cluster.connection_string("{db}");
+                    (Some(cluster), pattern)
+                }
+            };
+            if embedded.as_ref().is_some_and(EmbeddedCluster::started_here) {
+                #[expect(unsafe_code, reason = "atexit is the only hook that runs after the test harness finishes")]
+                unsafe {
+                    libc::atexit(stop_test_cluster);
+                }
+            }
+            let template = format!("keyward_tpl_{}", env!("KEYWARD_MIGRATIONS_FINGERPRINT"));
+            let server = TestServer { embedded, pattern, template };
+            server.ensure_template();
+            server
+        })
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        self.pattern.replace("{db}", database)
+    }
+
+    fn admin(&self) -> PgConnection {
+        PgConnection::establish(&self.url("postgres")).expect("connect to the test server")
+    }
+
+    /// Builds the migrated template under a temporary name and renames it into place, so a
+    /// half-built template is never used; concurrent builders lose the rename race harmlessly.
+    fn ensure_template(&self) {
+        let mut admin = self.admin();
+        if database_exists(&mut admin, &self.template) {
+            return;
+        }
+        let building = format!("{}_build_{}", self.template, std::process::id());
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{building}\"")).execute(&mut admin).unwrap();
+        diesel::sql_query(format!("CREATE DATABASE \"{building}\"")).execute(&mut admin).unwrap();
+        {
+            let mut conn = PgConnection::establish(&self.url(&building)).unwrap();
+            keyward::db::run_migrations(&mut conn).expect("migrate the template");
+        }
+        let renamed = diesel::sql_query(format!("ALTER DATABASE \"{building}\" RENAME TO \"{}\"", self.template))
+            .execute(&mut admin);
+        if renamed.is_err() {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{building}\"")).execute(&mut admin);
+        }
+    }
+
+    /// A fresh database cloned from the template.
+    pub fn create_database(&self) -> String {
+        let name =
+            format!("keyward_test_{}", keyward::secrets::random_token(9).to_lowercase().replace(['-', '_'], "x"));
+        let mut admin = self.admin();
+        // CREATE DATABASE … TEMPLATE fails while another session is connected to the
+        // template; only a concurrent template build does that, briefly.
+        for attempt in 0.. {
+            match diesel::sql_query(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{}\"", self.template))
+                .execute(&mut admin)
+            {
+                Ok(_) => break,
+                Err(e) if attempt < 50 => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("cannot create a test database: {e}"),
+            }
+        }
+        name
+    }
+
+    pub fn drop_database(&self, name: &str) {
+        let mut admin = self.admin();
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut admin);
+    }
+}
+
+fn database_exists(conn: &mut PgConnection, name: &str) -> bool {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let count: Count = diesel::sql_query(format!("SELECT count(*) AS n FROM pg_database WHERE datname = '{name}'"))
+        .get_result(conn)
+        .unwrap();
+    count.n > 0
+}
+
+/// `postgres://u:p@h:5432/name?x=y` with the database name replaced.
+fn replace_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(base.len());
+    format!("{}/{database}{query}", &base[..path_start])
+}
+
+/// A running application on its own database.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub database: String,
+    pub db: Database,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// Options of [`spawn_app_with`].
+#[derive(Clone)]
+pub struct SpawnOptions {
+    pub session_idle: Duration,
+    pub session_max: Duration,
+}
+
+impl Default for SpawnOptions {
+    fn default() -> Self {
+        Self { session_idle: Duration::from_secs(1800), session_max: Duration::from_secs(12 * 3600) }
+    }
+}
+
+/// Starts the application on a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(SpawnOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
+    let server = TestServer::get();
+    let database = server.create_database();
+    let db = Database::new(
+        &server.url(&database),
+        &PoolOptions { size: 4, checkout_timeout: Duration::from_secs(3), statement_timeout: Duration::from_secs(5) },
+    );
+    let secret = MasterSecret::generate();
+    let app = Application::build(AppSettings {
+        db: db.clone(),
+        keys: secret.derive(),
+        addr: "127.0.0.1:0".parse().unwrap(),
+        cookie_secure: false,
+        trust_forwarded: false,
+        session_idle: options.session_idle,
+        session_max: options.session_max,
+        workers: Some(2),
+    })
+    .expect("build the application");
+    let address = app.local_addr();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp { address, database, db, handle }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// A synchronous connection to this app's database, for fixtures and assertions.
+    pub fn conn(&self) -> keyward::db::PooledPg {
+        self.db.get().expect("a database connection")
+    }
+
+    /// A browser-like client: keeps the session cookie, never follows redirects.
+    pub fn client(&self) -> TestClient {
+        TestClientFor::new(&self.url(""))
+    }
+
+    /// A client signed in as `email` (with the fixtures' password).
+    pub async fn signed_in(&self, email: &str) -> TestClient {
+        let client = self.client();
+        let response = client.login(email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "login of {email} should succeed");
+        client
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+        TestServer::get().drop_database(&self.database);
+    }
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Builds a [`TestClient`] for any base URL (e.g. a `keyward` process started by a test).
+pub struct TestClientFor;
+
+impl TestClientFor {
+    #[expect(clippy::new_ret_no_self, reason = "a constructor namespace for TestClient")]
+    pub fn new(base: &str) -> TestClient {
+        TestClient { base: base.to_string(), http: http_client(), cookie: Mutex::new(None), csrf: Mutex::new(None) }
+    }
+}
+
+/// An HTTP client with one session cookie under the test's control.
+pub struct TestClient {
+    base: String,
+    pub http: reqwest::Client,
+    cookie: Mutex<Option<String>>,
+    csrf: Mutex<Option<String>>,
+}
+
+/// Name of the session cookie on plain HTTP.
+pub const SESSION_COOKIE: &str = "keyward_session";
+
+impl TestClient {
+    /// The current `name=value` session cookie.
+    pub fn cookie(&self) -> Option<String> {
+        self.cookie.lock().unwrap().clone()
+    }
+
+    pub fn set_cookie(&self, cookie: Option<String>) {
+        *self.cookie.lock().unwrap() = cookie;
+    }
+
+    fn remember(&self, response: &Response) {
+        for value in response.headers().get_all(header::SET_COOKIE) {
+            let value = value.to_str().unwrap();
+            let pair = value.split(';').next().unwrap().trim().to_string();
+            if pair.starts_with(&format!("{SESSION_COOKIE}=")) {
+                let removed = value.contains("Max-Age=0") || pair.ends_with('=');
+                *self.cookie.lock().unwrap() = if removed { None } else { Some(pair) };
+            }
+        }
+    }
+
+    fn with_cookie(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.cookie() {
+            Some(cookie) => request.header(header::COOKIE, cookie),
+            None => request,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        let response = self.with_cookie(self.http.get(format!("{}{path}", self.base))).send().await.unwrap();
+        self.remember(&response);
+        response
+    }
+
+    /// GET a page and return its body, remembering its CSRF token.
+    pub async fn page(&self, path: &str) -> (StatusCode, String) {
+        let response = self.get(path).await;
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        if let Some(token) = csrf_token(&body) {
+            *self.csrf.lock().unwrap() = Some(token);
+        }
+        (status, body)
+    }
+
+    /// POST a form as-is (no CSRF token added).
+    pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let response =
+            self.with_cookie(self.http.post(format!("{}{path}", self.base))).form(fields).send().await.unwrap();
+        self.remember(&response);
+        response
+    }
+
+    /// POST a form with the CSRF token of the last page fetched (fetching `/account` or
+    /// `/login` first if no page was).
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let token = self.csrf.lock().unwrap().clone();
+        let token = match token {
+            Some(token) => token,
+            None => {
+                let (_, body) = self.page("/login").await;
+                csrf_token(&body).or_else(|| self.csrf.lock().unwrap().clone()).expect("a CSRF token")
+            }
+        };
+        let mut all: Vec<(&str, &str)> = vec![("csrf_token", &token)];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    /// Signs in through the login form.
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        let (_, body) = self.page("/login").await;
+        let token = csrf_token(&body).expect("the login page has a CSRF token");
+        let response =
+            self.post_raw("/login", &[("csrf_token", &token), ("email", email), ("password", password)]).await;
+        // The session's token changes at sign-in.
+        *self.csrf.lock().unwrap() = None;
+        response
+    }
+}
+
+/// The value of the first `csrf_token` hidden field in `html`.
+pub fn csrf_token(html: &str) -> Option<String> {
+    let start = html.find("name=\"csrf_token\" value=\"")? + "name=\"csrf_token\" value=\"".len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
+}
+
+pub fn location(response: &Response) -> String {
+    response.headers().get(header::LOCATION).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+}
+
+/// Fixtures: small builders over the real models.
+pub mod fixtures {
+    use diesel::PgConnection;
+    use keyward::{
+        db::models::{Organization, Role, StaffAccount, User, organization::NewOrganization, user::NewUser},
+        domain::Permission,
+    };
+
+    use super::PASSWORD_HASH;
+
+    pub fn organization(conn: &mut PgConnection, slug: &str) -> Organization {
+        Organization::insert(conn, &NewOrganization { slug, name: &format!("Org {slug}"), service_provider_id: None })
+            .unwrap()
+    }
+
+    pub struct UserBuilder {
+        organization_id: i64,
+        email: String,
+        admin: bool,
+        access: bool,
+        active: bool,
+        roles: Vec<Vec<Permission>>,
+    }
+
+    impl UserBuilder {
+        pub fn new(organization: &Organization, email: &str) -> Self {
+            Self {
+                organization_id: organization.id,
+                email: email.into(),
+                admin: false,
+                access: false,
+                active: true,
+                roles: vec![],
+            }
+        }
+
+        pub fn admin(mut self) -> Self {
+            self.admin = true;
+            self
+        }
+
+        pub fn api_key_access(mut self) -> Self {
+            self.access = true;
+            self
+        }
+
+        pub fn inactive(mut self) -> Self {
+            self.active = false;
+            self
+        }
+
+        /// Gives the user a new role holding `permissions`.
+        pub fn role(mut self, permissions: &[Permission]) -> Self {
+            self.roles.push(permissions.to_vec());
+            self
+        }
+
+        pub fn insert(self, conn: &mut PgConnection) -> User {
+            use diesel::prelude::*;
+            use keyward::db::schema::users;
+            let user = User::insert(
+                conn,
+                &NewUser {
+                    organization_id: self.organization_id,
+                    email: &self.email,
+                    display_name: self.email.split('@').next().unwrap(),
+                    password_hash: Some(&PASSWORD_HASH),
+                    is_admin: self.admin,
+                    api_key_access: self.access,
+                },
+            )
+            .unwrap();
+            if !self.active {
+                diesel::update(users::table.find(user.id)).set(users::active.eq(false)).execute(conn).unwrap();
+            }
+            for (i, permissions) in self.roles.iter().enumerate() {
+                let role =
+                    Role::insert(conn, self.organization_id, &format!("role {i} of {}", self.email), "", permissions)
+                        .unwrap();
+                Role::assign(conn, self.organization_id, role.id, user.id).unwrap();
+            }
+            User::find(conn, user.id).unwrap()
+        }
+    }
+
+    pub fn staff(conn: &mut PgConnection, email: &str) -> StaffAccount {
+        StaffAccount::insert(
+            conn,
+            &keyward::db::models::staff_account::NewStaffAccount {
+                email,
+                display_name: "Staff",
+                password_hash: Some(&PASSWORD_HASH),
+            },
+        )
+        .unwrap()
+    }
+}
+
+/// Counts audit events with `action` in the app's database.
+pub fn audit_count(app: &TestApp, action: &str) -> i64 {
+    use diesel::prelude::*;
+    use keyward::db::schema::audit_events;
+    audit_events::table.filter(audit_events::action.eq(action)).count().get_result(&mut *app.conn()).unwrap()
+}
+
+#[test]
+fn database_names_are_replaced_in_urls() {
+    assert_eq!(
+        replace_database("postgres://u:p@h:5432/db?sslmode=disable", "x"),
+        "postgres://u:p@h:5432/x?sslmode=disable"
+    );
+    assert_eq!(replace_database("postgres://h", "x"), "postgres://h/x");
+}

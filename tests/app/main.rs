@@ -1,0 +1,8 @@
+//! Integration tests: the real application over HTTP against a real PostgreSQL, one fresh
+//! database per test (cloned from a migrated template). See `helpers` for the harness.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod security;
