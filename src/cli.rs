@@ -46,6 +46,27 @@ pub enum Command {
         #[arg(long)]
         api_key_access: bool,
     },
+    /// Create a personal API key for a user and print it (the key alone) on stdout.
+    CreateKey {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+        /// Email of the user who owns the key (they need API key access).
+        #[arg(long)]
+        owner: String,
+        /// Descriptive name of the key.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated API actions (default: all actions the owner may grant).
+        #[arg(long, value_delimiter = ',')]
+        actions: Option<Vec<String>>,
+        /// Lifetime in days (default: the organization's default lifetime).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        /// Create a `test` key instead of a `live` one.
+        #[arg(long)]
+        test: bool,
+    },
     /// Create a client organization.
     CreateOrg {
         #[arg(long)]

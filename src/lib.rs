@@ -9,6 +9,7 @@ pub mod devdb;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod keys;
 pub mod routes;
 pub mod secrets;
 pub mod services;

@@ -21,6 +21,7 @@ use crate::{
     domain::client_ip::TrustForwarded,
     error::AppError,
     http::{request_log, security_headers},
+    keys::KeyHasher,
     routes,
     secrets::DerivedKeys,
     state::AppState,
@@ -53,7 +54,11 @@ impl Application {
     pub fn build(settings: AppSettings) -> io::Result<Self> {
         let listener = TcpListener::bind(settings.addr)?;
         let local_addr = listener.local_addr()?;
-        let state = web::Data::new(AppState { db: settings.db.clone(), session_max: settings.session_max });
+        let state = web::Data::new(AppState {
+            db: settings.db.clone(),
+            session_max: settings.session_max,
+            hasher: KeyHasher::new(settings.keys.key_pepper),
+        });
         let trust = web::Data::new(TrustForwarded(settings.trust_forwarded));
         let store = PgSessionStore::new(settings.db.clone());
         let cookie_key = Key::from(&settings.keys.cookie_key);

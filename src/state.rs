@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::db::Database;
+use crate::{db::Database, keys::KeyHasher};
 
 /// Shared application state, registered as `web::Data<AppState>`.
 #[derive(Debug, Clone)]
@@ -10,4 +10,6 @@ pub struct AppState {
     pub db: Database,
     /// Absolute session lifetime: a session older than this is signed out whatever happens.
     pub session_max: Duration,
+    /// Hashes API keys with the pepper derived from the master secret.
+    pub hasher: KeyHasher,
 }

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod database;
+mod keys;
 mod serve;
 
 use crate::{
@@ -46,5 +47,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
             accounts::create_user(&config, &org, &email, name, admin, api_key_access)
         }
         Command::CreateOrg { name, slug, provider } => accounts::create_org(&config, name, slug, provider),
+        Command::CreateKey { org, owner, name, actions, expires_in_days, test } => {
+            keys::create_key(&config, keys::CreateKeyArgs { org, owner, name, actions, expires_in_days, test })
+        }
     }
 }

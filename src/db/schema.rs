@@ -65,6 +65,9 @@ diesel::table! {
         deactivated_at -> Nullable<Timestamptz>,
         last_used_at -> Nullable<Timestamptz>,
         last_used_ip -> Nullable<Inet>,
+        create_token -> Nullable<Text>,
+        rekey_token -> Nullable<Text>,
+        deactivation_reason -> Nullable<Text>,
     }
 }
 
@@ -132,6 +135,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    role_api_actions (role_id, api_action_id) {
+        role_id -> Int8,
+        api_action_id -> Int8,
+    }
+}
+
+diesel::table! {
     role_permissions (role_id, permission) {
         role_id -> Int8,
         permission -> Text,
@@ -146,6 +156,7 @@ diesel::table! {
         description -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        all_api_actions -> Bool,
     }
 }
 
@@ -213,6 +224,8 @@ diesel::joinable!(api_keys -> staff_accounts (created_by_staff_id));
 diesel::joinable!(asset_groups -> organizations (organization_id));
 diesel::joinable!(assets -> organizations (organization_id));
 diesel::joinable!(organizations -> service_providers (service_provider_id));
+diesel::joinable!(role_api_actions -> api_actions (api_action_id));
+diesel::joinable!(role_api_actions -> roles (role_id));
 diesel::joinable!(role_permissions -> roles (role_id));
 diesel::joinable!(roles -> organizations (organization_id));
 diesel::joinable!(sessions -> staff_accounts (staff_id));
@@ -230,6 +243,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     assets,
     audit_events,
     organizations,
+    role_api_actions,
     role_permissions,
     roles,
     service_providers,

@@ -6,7 +6,9 @@
 
 pub mod account;
 pub mod admin;
+pub mod extract;
 pub mod health;
+pub mod keys;
 pub mod session;
 pub mod staff;
 pub mod static_files;
@@ -27,9 +29,10 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
         .service(session::login)
         .service(session::logout)
         .service(account::overview)
-        .service(account::keys_placeholder)
         .service(admin::overview)
-        .service(staff::overview);
+        .service(staff::overview)
+        .configure(|cfg| keys::configure::<keys::OwnKeys>(cfg, "/account/keys"))
+        .configure(|cfg| keys::configure::<keys::OrganizationKeys>(cfg, "/admin/keys"));
 }
 
 /// Any unknown page: the HTML 404.

@@ -6,7 +6,7 @@ use diesel::{Connection, OptionalExtension, PgConnection};
 
 use crate::{
     db::models::{
-        Organization, Role, ServiceProvider,
+        ApiAction, Organization, Role, ServiceProvider,
         asset::{Asset, AssetGroup},
     },
     domain::Permission,
@@ -83,14 +83,19 @@ pub fn seed(conn: &mut PgConnection, password_hash: &str) -> Result<bool, AppErr
             )
         };
         user(conn, acme.id, "alice@acme.example", "Alice Admin", true, true)?;
-        user(conn, acme.id, "bob@acme.example", "Bob Builder", false, true)?;
+        let bob = user(conn, acme.id, "bob@acme.example", "Bob Builder", false, true)?;
         user(conn, acme.id, "carol@acme.example", "Carol Clerk", false, false)?;
         let dave = user(conn, acme.id, "dave@acme.example", "Dave Dispatcher", false, false)?;
         user(conn, acme.id, "integration@acme.example", "Integration Proxy", false, false)?;
         let key_managers =
             Role::insert(conn, acme.id, "Key managers", "Manage every API key of Acme", &[Permission::KeysManage])?;
         Role::insert(conn, acme.id, "Auditors", "Read the audit log", &[Permission::AuditRead])?;
+        Role::allow_api_actions(conn, key_managers.id, true, &[])?;
         Role::assign(conn, acme.id, key_managers.id, dave.id)?;
+        let read_only = read_only_actions(conn)?;
+        let integrators = Role::insert(conn, acme.id, "Integrators", "Build integrations that read fleet data", &[])?;
+        Role::allow_api_actions(conn, integrators.id, false, &read_only)?;
+        Role::assign(conn, acme.id, integrators.id, bob.id)?;
         let trucks: Vec<i64> = (101..=106)
             .map(|n| Asset::insert(conn, acme.id, &format!("TRK-{n}"), &format!("Truck {n}")).map(|a| a.id))
             .collect::<Result<_, _>>()?;
@@ -107,13 +112,22 @@ pub fn seed(conn: &mut PgConnection, password_hash: &str) -> Result<bool, AppErr
             },
         )?;
         user(conn, globex.id, "grace@globex.example", "Grace Globex", true, true)?;
-        user(conn, globex.id, "henry@globex.example", "Henry Hauler", false, true)?;
+        let henry = user(conn, globex.id, "henry@globex.example", "Henry Hauler", false, true)?;
+        let globex_integrators =
+            Role::insert(conn, globex.id, "Integrators", "Build integrations that read fleet data", &[])?;
+        Role::allow_api_actions(conn, globex_integrators.id, false, &read_only)?;
+        Role::assign(conn, globex.id, globex_integrators.id, henry.id)?;
         let vans: Vec<i64> = (1..=4)
             .map(|n| Asset::insert(conn, globex.id, &format!("VAN-{n}"), &format!("Van {n}")).map(|a| a.id))
             .collect::<Result<_, _>>()?;
         AssetGroup::insert(conn, globex.id, "City vans", &vans)?;
         Ok(true)
     })
+}
+
+/// Ids of the catalog's read-only actions (`*.read`).
+fn read_only_actions(conn: &mut PgConnection) -> Result<Vec<i64>, AppError> {
+    Ok(ApiAction::list_active(conn)?.into_iter().filter(|a| a.code.ends_with(".read")).map(|a| a.id).collect())
 }
 
 /// The demo credentials as printed at start-up and by `keyward seed-demo`.

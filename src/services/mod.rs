@@ -5,6 +5,7 @@
 pub mod actor;
 pub mod audit;
 pub mod demo;
+pub mod keys;
 pub mod login;
 pub mod organizations;
 pub mod staff;

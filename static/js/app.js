@@ -1,19 +1,179 @@
-// Keyward progressive enhancement. Every page works without this file; with it, times are
-// shown in the viewer's own time zone. (No inline scripts: the Content-Security-Policy forbids them.)
+// Keyward progressive enhancement. Every page works without this file. With it:
+// - links marked data-dialog open their page's [data-dialog-content] in a native <dialog>;
+//   forms inside it are submitted in the background, and errors or the show-once secret
+//   replace the dialog's content, while a success redirect navigates the page itself;
+// - copy buttons copy a secret to the clipboard;
+// - times get the viewer's local time as a tooltip.
+// No inline scripts anywhere: the Content-Security-Policy forbids them.
 "use strict";
 
 (function () {
+  var dialog = null;
+  var opener = null;
+  var afterClose = null;
+
   function localizeTimes(root) {
     var formatter = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
     root.querySelectorAll("time[datetime]").forEach(function (el) {
       var when = new Date(el.getAttribute("datetime"));
       if (!isNaN(when.getTime())) {
-        el.title = formatter.format(when);
+        el.title = formatter.format(when) + " (your time)";
       }
     });
   }
 
+  function enableCopyButtons(root) {
+    root.querySelectorAll("[data-copy]").forEach(function (button) {
+      button.hidden = false;
+    });
+  }
+
+  function enhance(root) {
+    localizeTimes(root);
+    enableCopyButtons(root);
+  }
+
+  function copyFrom(button) {
+    var input = document.getElementById(button.getAttribute("data-copy"));
+    if (!input) return;
+    var container = button.closest("[data-dialog-content]") || document;
+    var status = container.querySelector("[data-copy-status]");
+    function done(ok) {
+      if (status) status.textContent = ok ? "Copied to the clipboard." : "Select the key and copy it with Ctrl+C.";
+      button.textContent = ok ? "Copied" : "Copy";
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(input.value).then(function () { done(true); }, function () { fallbackCopy(input, done); });
+    } else {
+      fallbackCopy(input, done);
+    }
+  }
+
+  function fallbackCopy(input, done) {
+    input.focus();
+    input.select();
+    var ok = false;
+    try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+    done(ok);
+  }
+
+  function ensureDialog() {
+    if (dialog) return dialog;
+    dialog = document.createElement("dialog");
+    dialog.className = "modal";
+    document.body.appendChild(dialog);
+    dialog.addEventListener("close", function () {
+      // Never leave a secret in the page once the dialog is gone.
+      var wasShowOnce = dialog.querySelector("[data-show-once]");
+      var done = dialog.querySelector("[data-dialog-done]");
+      dialog.innerHTML = "";
+      var target = afterClose || (wasShowOnce && done ? done.getAttribute("href") : null);
+      afterClose = null;
+      if (target) {
+        window.location.assign(target);
+      } else if (opener && document.contains(opener)) {
+        opener.focus();
+      }
+    });
+    dialog.addEventListener("click", function (event) {
+      var close = event.target.closest("[data-dialog-close]");
+      if (close) {
+        event.preventDefault();
+        dialog.close();
+        return;
+      }
+      var doneLink = event.target.closest("[data-dialog-done]");
+      if (doneLink) {
+        event.preventDefault();
+        afterClose = doneLink.getAttribute("href");
+        dialog.close();
+        return;
+      }
+      var copy = event.target.closest("[data-copy]");
+      if (copy) copyFrom(copy);
+    });
+    dialog.addEventListener("submit", onDialogSubmit);
+    return dialog;
+  }
+
+  function showContent(html, fallbackUrl) {
+    var doc = new DOMParser().parseFromString(html, "text/html");
+    var content = doc.querySelector("[data-dialog-content]");
+    if (!content) {
+      window.location.assign(fallbackUrl);
+      return;
+    }
+    var d = ensureDialog();
+    d.innerHTML = "";
+    var node = document.importNode(content, true);
+    d.appendChild(node);
+    var labelledBy = node.getAttribute("aria-labelledby");
+    if (labelledBy) d.setAttribute("aria-labelledby", labelledBy);
+    if (!d.open) d.showModal();
+    enhance(d);
+    var focus = d.querySelector("[aria-invalid=true]")
+      || d.querySelector("[data-copy]:not([hidden])")
+      || d.querySelector("input:not([type=hidden]):not([readonly]), select, textarea")
+      || d.querySelector("button, a[href]");
+    if (focus) focus.focus();
+  }
+
+  function openDialog(link) {
+    opener = link;
+    fetch(link.href, { credentials: "same-origin" })
+      .then(function (response) {
+        if (response.redirected || !response.ok) {
+          window.location.assign(link.href);
+          return null;
+        }
+        return response.text();
+      })
+      .then(function (html) {
+        if (html !== null) showContent(html, link.href);
+      })
+      .catch(function () { window.location.assign(link.href); });
+  }
+
+  function onDialogSubmit(event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || form.method.toLowerCase() !== "post") return;
+    event.preventDefault();
+    var buttons = form.querySelectorAll("button[type=submit]");
+    buttons.forEach(function (b) { b.disabled = true; });
+    fetch(form.action, {
+      method: "POST",
+      body: new URLSearchParams(new FormData(form)),
+      credentials: "same-origin",
+      redirect: "manual"
+    })
+      .then(function (response) {
+        if (response.type === "opaqueredirect" || (response.status >= 300 && response.status < 400)) {
+          // Success: let the page itself load the next page, which shows the flash message.
+          var back = form.querySelector("input[name=return_to]");
+          afterClose = (back && back.value) || window.location.pathname + window.location.search;
+          dialog.close();
+          return null;
+        }
+        return response.text().then(function (html) { showContent(html, form.action); });
+      })
+      .catch(function () {
+        buttons.forEach(function (b) { b.disabled = false; });
+      });
+  }
+
+  document.addEventListener("click", function (event) {
+    if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+    var link = event.target.closest("a[data-dialog]");
+    if (link && typeof HTMLDialogElement === "function") {
+      event.preventDefault();
+      openDialog(link);
+      return;
+    }
+    var copy = event.target.closest("[data-copy]");
+    if (copy && !(dialog && dialog.contains(copy))) copyFrom(copy);
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
-    localizeTimes(document);
+    enhance(document);
   });
 })();

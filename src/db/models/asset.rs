@@ -43,6 +43,24 @@ impl Asset {
     }
 }
 
+/// Keeps only the ids that belong to `organization_id` (form input is never trusted).
+pub fn asset_ids_in_org(conn: &mut PgConnection, organization_id: i64, ids: &[i64]) -> QueryResult<Vec<i64>> {
+    assets::table
+        .filter(assets::organization_id.eq(organization_id))
+        .filter(assets::id.eq_any(ids))
+        .select(assets::id)
+        .load(conn)
+}
+
+/// Keeps only the group ids that belong to `organization_id`.
+pub fn group_ids_in_org(conn: &mut PgConnection, organization_id: i64, ids: &[i64]) -> QueryResult<Vec<i64>> {
+    asset_groups::table
+        .filter(asset_groups::organization_id.eq(organization_id))
+        .filter(asset_groups::id.eq_any(ids))
+        .select(asset_groups::id)
+        .load(conn)
+}
+
 impl AssetGroup {
     /// Creates a group holding `asset_ids` (which must belong to the same organization).
     pub fn insert(

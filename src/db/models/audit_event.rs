@@ -75,6 +75,32 @@ impl AuditEvent {
             .get_result(conn)
     }
 
+    /// The newest events about one target (a key's history), inside one organization or
+    /// service provider.
+    pub fn list_for_target(
+        conn: &mut PgConnection,
+        organization_id: Option<i64>,
+        service_provider_id: Option<i64>,
+        target_type: &str,
+        target_id: &str,
+        limit: i64,
+    ) -> QueryResult<Vec<AuditEvent>> {
+        let mut query = audit_events::table
+            .filter(audit_events::target_type.eq(target_type.to_string()))
+            .filter(audit_events::target_id.eq(target_id.to_string()))
+            .into_boxed();
+        query = match (organization_id, service_provider_id) {
+            (Some(org), _) => query.filter(audit_events::organization_id.eq(org)),
+            (None, Some(sp)) => query.filter(audit_events::service_provider_id.eq(sp)),
+            (None, None) => return Ok(Vec::new()),
+        };
+        query
+            .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
+            .limit(limit)
+            .select(AuditEvent::as_select())
+            .load(conn)
+    }
+
     /// The newest events of an organization (landing pages; the audit page filters further).
     pub fn list_recent_for_org(
         conn: &mut PgConnection,

@@ -1,6 +1,8 @@
 //! Row structs and finders, one module per table (or closely related tables). Finders take
 //! the organization they are scoped to wherever a table is per-organization.
 
+pub mod api_action;
+pub mod api_key;
 pub mod asset;
 pub mod audit_event;
 pub mod organization;
@@ -10,6 +12,8 @@ pub mod session;
 pub mod staff_account;
 pub mod user;
 
+pub use api_action::ApiAction;
+pub use api_key::ApiKey;
 pub use audit_event::AuditEvent;
 pub use organization::Organization;
 pub use role::Role;

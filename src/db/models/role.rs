@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::{
-    db::schema::{role_permissions, roles, user_roles},
+    db::schema::{role_api_actions, role_permissions, roles, user_roles},
     domain::Permission,
 };
 
@@ -17,6 +17,8 @@ pub struct Role {
     pub description: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Holders may put any API action on keys.
+    pub all_api_actions: bool,
 }
 
 impl Role {
@@ -42,6 +44,22 @@ impl Role {
             .collect();
         diesel::insert_into(role_permissions::table).values(&rows).execute(conn)?;
         Ok(role)
+    }
+
+    /// Lets holders of the role put `api_action_ids` (or, with `all`, any action) on keys.
+    pub fn allow_api_actions(
+        conn: &mut PgConnection,
+        role_id: i64,
+        all: bool,
+        api_action_ids: &[i64],
+    ) -> QueryResult<()> {
+        diesel::update(roles::table.find(role_id)).set(roles::all_api_actions.eq(all)).execute(conn)?;
+        diesel::delete(role_api_actions::table.filter(role_api_actions::role_id.eq(role_id))).execute(conn)?;
+        let rows: Vec<_> = api_action_ids
+            .iter()
+            .map(|id| (role_api_actions::role_id.eq(role_id), role_api_actions::api_action_id.eq(*id)))
+            .collect();
+        diesel::insert_into(role_api_actions::table).values(&rows).execute(conn).map(|_| ())
     }
 
     /// Gives `user_id` this role; the composite foreign keys refuse a user of another organization.

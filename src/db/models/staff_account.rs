@@ -43,6 +43,15 @@ impl StaffAccount {
         diesel::insert_into(staff_accounts::table).values(new).returning(StaffAccount::as_returning()).get_result(conn)
     }
 
+    /// `id → display name` for `ids`, in one query.
+    pub fn names_by_id(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<std::collections::HashMap<i64, String>> {
+        let rows: Vec<(i64, String)> = staff_accounts::table
+            .filter(staff_accounts::id.eq_any(ids))
+            .select((staff_accounts::id, staff_accounts::display_name))
+            .load(conn)?;
+        Ok(rows.into_iter().collect())
+    }
+
     pub fn record_login(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
         diesel::update(staff_accounts::table.find(id))
             .set(staff_accounts::last_login_at.eq(diesel::dsl::now))

@@ -3,10 +3,34 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use std::collections::{BTreeSet, HashMap};
+
 use crate::{
-    db::schema::{role_permissions, user_roles, users},
+    db::schema::{api_actions, role_api_actions, role_permissions, roles, user_roles, users},
     domain::{Permission, PermissionSet},
 };
+
+/// The API actions a user may put on keys (SPEC §3: never more than the creator may do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionCeiling {
+    /// Administrators, and holders of a role allowing every action.
+    All,
+    /// The union of the actions the user's roles allow (action ids).
+    Only(BTreeSet<i64>),
+}
+
+impl ActionCeiling {
+    pub fn allows(&self, action_id: i64) -> bool {
+        match self {
+            ActionCeiling::All => true,
+            ActionCeiling::Only(ids) => ids.contains(&action_id),
+        }
+    }
+
+    pub fn is_all(&self) -> bool {
+        matches!(self, ActionCeiling::All)
+    }
+}
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
@@ -71,6 +95,50 @@ impl User {
             .distinct()
             .load(conn)?;
         Ok(codes.iter().filter_map(|c| Permission::from_code(c)).collect())
+    }
+
+    /// The API actions this user may grant: everything for administrators, otherwise what
+    /// their roles allow (retired actions excluded).
+    pub fn action_ceiling(&self, conn: &mut PgConnection) -> QueryResult<ActionCeiling> {
+        if self.is_admin {
+            return Ok(ActionCeiling::All);
+        }
+        let any_all: bool = diesel::select(diesel::dsl::exists(
+            user_roles::table
+                .inner_join(roles::table.on(roles::id.eq(user_roles::role_id)))
+                .filter(user_roles::user_id.eq(self.id))
+                .filter(roles::all_api_actions.eq(true)),
+        ))
+        .get_result(conn)?;
+        if any_all {
+            return Ok(ActionCeiling::All);
+        }
+        let ids: Vec<i64> = user_roles::table
+            .inner_join(role_api_actions::table.on(role_api_actions::role_id.eq(user_roles::role_id)))
+            .inner_join(api_actions::table.on(api_actions::id.eq(role_api_actions::api_action_id)))
+            .filter(user_roles::user_id.eq(self.id))
+            .filter(api_actions::retired_at.is_null())
+            .select(role_api_actions::api_action_id)
+            .load(conn)?;
+        Ok(ActionCeiling::Only(ids.into_iter().collect()))
+    }
+
+    /// `id → (display name, email)` for `ids`, in one query.
+    pub fn names_by_id(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<HashMap<i64, (String, String)>> {
+        let rows: Vec<(i64, String, String)> = users::table
+            .filter(users::id.eq_any(ids))
+            .select((users::id, users::display_name, users::email))
+            .load(conn)?;
+        Ok(rows.into_iter().map(|(id, name, email)| (id, (name, email))).collect())
+    }
+
+    /// Every user of an organization, by name (proxy choices; inactive users may be proxies).
+    pub fn list_for_org(conn: &mut PgConnection, organization_id: i64) -> QueryResult<Vec<User>> {
+        users::table
+            .filter(users::organization_id.eq(organization_id))
+            .order((users::display_name.asc(), users::id.asc()))
+            .select(User::as_select())
+            .load(conn)
     }
 
     /// The user's effective permissions (SPEC §2).

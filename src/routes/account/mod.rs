@@ -37,16 +37,3 @@ pub async fn overview(user: CurrentUser) -> AppResult<HttpResponse> {
         last_login: Stamp::maybe(user.user.last_login_at),
     })
 }
-
-#[derive(Template)]
-#[template(path = "account/keys.html")]
-struct KeysPage {
-    ctx: PageContext,
-    may_own_keys: bool,
-}
-
-#[get("/account/keys")]
-pub async fn keys_placeholder(user: CurrentUser) -> AppResult<HttpResponse> {
-    let ctx = PageContext::for_user(&user, "API keys", Section::AccountKeys)?;
-    render(&KeysPage { ctx, may_own_keys: user.permissions.contains(Permission::KeysOwn) })
-}

@@ -1,0 +1,124 @@
+//! `keyward create-key`: a personal key for a user, printed alone on stdout so scripts can
+//! capture it (`KEY=$(keyward create-key …)`); everything else goes to stderr.
+
+use chrono::{Duration, Utc};
+use diesel::{Connection, OptionalExtension};
+
+use crate::{
+    config::Config,
+    db::{
+        self,
+        models::{ApiAction, Organization, User, user::ActionCeiling},
+    },
+    error::AppError,
+    keys::{Environment, KeyHasher},
+    services::{
+        Actor,
+        keys::{
+            ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest, OwnerContext,
+            input::parse_name,
+            lifecycle::{self, owner_context, policy_of},
+            policy::end_of_day,
+        },
+    },
+};
+
+use super::DatabaseHandle;
+
+/// The arguments of `create-key`.
+#[derive(Debug)]
+pub struct CreateKeyArgs {
+    pub org: String,
+    pub owner: String,
+    pub name: String,
+    pub actions: Option<Vec<String>>,
+    pub expires_in_days: Option<u32>,
+    pub test: bool,
+}
+
+fn describe(error: AppError) -> String {
+    match error {
+        AppError::Invalid(errors) => errors.iter().map(|(_, m)| m.to_string()).collect::<Vec<_>>().join(" "),
+        AppError::Conflict(m) | AppError::BadRequest(m) => m,
+        AppError::Forbidden => "not allowed".into(),
+        other => other.to_string(),
+    }
+}
+
+pub fn create_key(config: &Config, args: CreateKeyArgs) -> Result<(), String> {
+    let secret = config.resolve_secret().map_err(|e| e.to_string())?;
+    let handle = DatabaseHandle::open(config)?;
+    handle.migrate()?;
+    let mut conn = db::connect(&handle.url)?;
+    let hasher = KeyHasher::new(secret.derive().key_pepper);
+    let name = parse_name(&args.name).map_err(|e| format!("invalid --name: {e}"))?;
+    let created = conn
+        .transaction(|conn| {
+            let organization = Organization::find_by_slug(conn, &args.org)
+                .optional()?
+                .ok_or_else(|| AppError::BadRequest(format!("there is no organization with slug {:?}", args.org)))?;
+            let email = args.owner.trim().to_lowercase();
+            let owner_user = User::find_by_email(conn, &email)?
+                .filter(|u| u.organization_id == organization.id)
+                .ok_or_else(|| AppError::BadRequest(format!("there is no user {email} in {}", organization.slug)))?;
+            let owner_kind = NewKeyOwner::Personal { user_id: owner_user.id, organization_id: organization.id };
+            let owner = owner_context(conn, owner_kind)?;
+            let policy = policy_of(&owner);
+            let actions = match &args.actions {
+                None => match &owner {
+                    OwnerContext::User { owner, .. } => match &owner.ceiling {
+                        ActionCeiling::All => ActionScope::All,
+                        ActionCeiling::Only(ids) if ids.is_empty() => {
+                            return Err(AppError::BadRequest(format!("the roles of {email} allow no API actions")));
+                        }
+                        ActionCeiling::Only(ids) => ActionScope::Only(
+                            ApiAction::list_active(conn)?.into_iter().filter(|a| ids.contains(&a.id)).collect(),
+                        ),
+                    },
+                    _ => ActionScope::All,
+                },
+                Some(codes) => {
+                    let codes: Vec<String> =
+                        codes.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
+                    let found = ApiAction::find_active_by_codes(conn, &codes)?;
+                    if let Some(unknown) = codes.iter().find(|c| !found.iter().any(|a| &a.code == *c)) {
+                        return Err(AppError::BadRequest(format!("unknown API action {unknown:?}")));
+                    }
+                    ActionScope::Only(found)
+                }
+            };
+            let days = args.expires_in_days.map(i64::from).unwrap_or(i64::from(policy.default_lifetime_days));
+            if days < 1 {
+                return Err(AppError::BadRequest("--expires-in-days must be at least 1".into()));
+            }
+            if let Some(max) = policy.max_lifetime_days
+                && days > i64::from(max)
+            {
+                return Err(AppError::BadRequest(format!(
+                    "the key policy of {} allows at most {max} days",
+                    organization.slug
+                )));
+            }
+            let settings = KeySettings {
+                comment: String::new(),
+                actions,
+                assets: AssetScope::All,
+                cidrs: vec![],
+                expires_at: Some(end_of_day(Utc::now().date_naive() + Duration::days(days))),
+                proxy_user_id: None,
+            };
+            let environment = if args.test { Environment::Test } else { Environment::Live };
+            let request =
+                NewKeyRequest { owner: owner_kind, name: name.clone(), environment, settings, form_token: None };
+            lifecycle::create(conn, &Actor::system("create-key"), &hasher, request)
+        })
+        .map_err(describe)?;
+    match created {
+        Created::New { key, secret } => {
+            eprintln!("Created key {} ({}) for {}.", key.name, key.masked(), args.owner);
+            println!("{}", secret.expose());
+            Ok(())
+        }
+        Created::Replayed(_) => Err("the key was not created".into()),
+    }
+}

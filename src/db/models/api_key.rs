@@ -1,0 +1,458 @@
+//! API keys: the row, its scopes (actions, assets, asset groups), and the finders of the key
+//! pages. Every finder is scoped: by organization, owner, or service provider.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::{dsl::now, prelude::*};
+use ipnetwork::IpNetwork;
+
+use crate::db::schema::{
+    api_actions, api_key_actions, api_key_asset_groups, api_key_assets, api_keys, asset_groups, assets,
+};
+
+/// `(asset id, code, name)` of an asset a key is limited to.
+pub type AssetLabel = (i64, String, String);
+
+/// Keys that expire within this many days are marked in the lists.
+pub const EXPIRING_SOON_DAYS: i64 = 14;
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKey {
+    pub id: i64,
+    pub public_id: String,
+    pub environment: String,
+    pub organization_id: Option<i64>,
+    pub owner_user_id: Option<i64>,
+    pub owner_organization_id: Option<i64>,
+    pub owner_service_provider_id: Option<i64>,
+    pub name: String,
+    pub comment: String,
+    pub all_actions: bool,
+    pub all_assets: bool,
+    pub allowed_cidrs: Vec<Option<IpNetwork>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub proxy_user_id: Option<i64>,
+    pub active: bool,
+    pub secret_hash: Vec<u8>,
+    pub secret_last4: String,
+    pub previous_secret_hash: Option<Vec<u8>>,
+    pub previous_secret_last4: Option<String>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub previous_secret_last_used_at: Option<DateTime<Utc>>,
+    pub rekeyed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub created_by_user_id: Option<i64>,
+    pub created_by_staff_id: Option<i64>,
+    pub updated_at: DateTime<Utc>,
+    pub deactivated_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_ip: Option<IpNetwork>,
+    pub create_token: Option<String>,
+    pub rekey_token: Option<String>,
+    pub deactivation_reason: Option<String>,
+}
+
+/// Who owns a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOwner {
+    User(i64),
+    Organization(i64),
+    ServiceProvider(i64),
+}
+
+impl KeyOwner {
+    pub fn kind(self) -> &'static str {
+        match self {
+            KeyOwner::User(_) => "user",
+            KeyOwner::Organization(_) => "organization",
+            KeyOwner::ServiceProvider(_) => "service_provider",
+        }
+    }
+
+    pub fn id(self) -> i64 {
+        match self {
+            KeyOwner::User(id) | KeyOwner::Organization(id) | KeyOwner::ServiceProvider(id) => id,
+        }
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct NewApiKey<'a> {
+    pub public_id: &'a str,
+    pub environment: &'a str,
+    pub organization_id: Option<i64>,
+    pub owner_user_id: Option<i64>,
+    pub owner_organization_id: Option<i64>,
+    pub owner_service_provider_id: Option<i64>,
+    pub name: &'a str,
+    pub comment: &'a str,
+    pub all_actions: bool,
+    pub all_assets: bool,
+    pub allowed_cidrs: Vec<Option<IpNetwork>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub proxy_user_id: Option<i64>,
+    pub secret_hash: &'a [u8],
+    pub secret_last4: &'a str,
+    pub created_by_user_id: Option<i64>,
+    pub created_by_staff_id: Option<i64>,
+    pub create_token: Option<&'a str>,
+}
+
+/// The editable settings of a key (everything but name, owner and secret).
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = api_keys, treat_none_as_null = true)]
+pub struct KeySettingsChanges {
+    pub comment: String,
+    pub all_actions: bool,
+    pub all_assets: bool,
+    pub allowed_cidrs: Vec<Option<IpNetwork>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub proxy_user_id: Option<i64>,
+}
+
+/// Which keys a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyListScope {
+    /// A web user's own (personal) keys.
+    OwnedBy { organization_id: i64, user_id: i64 },
+    /// Every key of an organization (personal and organization keys).
+    Organization(i64),
+    /// The keys of a service provider.
+    ServiceProvider(i64),
+}
+
+/// Filter by kind of owner (organization lists only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OwnerFilter {
+    #[default]
+    Any,
+    Organization,
+    Personal,
+    User(i64),
+}
+
+/// Filter by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StateFilter {
+    #[default]
+    Any,
+    Active,
+    Inactive,
+    Expired,
+}
+
+/// Filters and page of a key list.
+#[derive(Debug, Clone, Default)]
+pub struct KeyListFilter {
+    pub owner: OwnerFilter,
+    pub state: StateFilter,
+    pub expiring_soon: bool,
+    pub search: Option<String>,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+type BoxedKeys<'a> = api_keys::BoxedQuery<'a, diesel::pg::Pg>;
+
+impl ApiKey {
+    pub fn owner(&self) -> KeyOwner {
+        match (self.owner_user_id, self.owner_organization_id, self.owner_service_provider_id) {
+            (Some(id), _, _) => KeyOwner::User(id),
+            (_, Some(id), _) => KeyOwner::Organization(id),
+            (_, _, Some(id)) => KeyOwner::ServiceProvider(id),
+            _ => unreachable!("the api_keys_exactly_one_owner constraint guarantees an owner"),
+        }
+    }
+
+    pub fn is_expired_at(&self, at: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|e| e <= at)
+    }
+
+    pub fn expires_within(&self, at: DateTime<Utc>, days: i64) -> bool {
+        self.expires_at.is_some_and(|e| e > at && e <= at + Duration::days(days))
+    }
+
+    /// The old secret still works (re-key grace period).
+    pub fn is_rotating_at(&self, at: DateTime<Utc>) -> bool {
+        self.previous_secret_hash.is_some() && self.previous_secret_expires_at.is_some_and(|e| e > at)
+    }
+
+    /// `kw_live_7Hq2xK9d…T4pz`: enough to recognize a key, nothing to use it.
+    pub fn masked(&self) -> String {
+        format!("kw_{}_{}…{}", self.environment, self.public_id, self.secret_last4)
+    }
+
+    pub fn cidrs(&self) -> Vec<IpNetwork> {
+        self.allowed_cidrs.iter().flatten().copied().collect()
+    }
+
+    pub fn insert(conn: &mut PgConnection, new: &NewApiKey<'_>) -> QueryResult<ApiKey> {
+        diesel::insert_into(api_keys::table).values(new).returning(ApiKey::as_returning()).get_result(conn)
+    }
+
+    /// A key by public id, whoever owns it; callers check access before showing anything.
+    pub fn find_by_public_id(conn: &mut PgConnection, public_id: &str) -> QueryResult<Option<ApiKey>> {
+        api_keys::table.filter(api_keys::public_id.eq(public_id)).select(ApiKey::as_select()).first(conn).optional()
+    }
+
+    /// The same, locking the row for the rest of the transaction (concurrent changes of one
+    /// key serialize here).
+    pub fn find_by_public_id_for_update(conn: &mut PgConnection, public_id: &str) -> QueryResult<Option<ApiKey>> {
+        api_keys::table
+            .filter(api_keys::public_id.eq(public_id))
+            .select(ApiKey::as_select())
+            .for_update()
+            .first(conn)
+            .optional()
+    }
+
+    pub fn find_by_create_token(conn: &mut PgConnection, token: &str) -> QueryResult<Option<ApiKey>> {
+        api_keys::table.filter(api_keys::create_token.eq(token)).select(ApiKey::as_select()).first(conn).optional()
+    }
+
+    fn scoped(scope: KeyListScope) -> BoxedKeys<'static> {
+        let query = api_keys::table.into_boxed();
+        match scope {
+            KeyListScope::OwnedBy { organization_id, user_id } => {
+                query.filter(api_keys::organization_id.eq(organization_id)).filter(api_keys::owner_user_id.eq(user_id))
+            }
+            KeyListScope::Organization(id) => query.filter(api_keys::organization_id.eq(id)),
+            KeyListScope::ServiceProvider(id) => query.filter(api_keys::owner_service_provider_id.eq(id)),
+        }
+    }
+
+    fn filtered(scope: KeyListScope, filter: &KeyListFilter) -> BoxedKeys<'static> {
+        let mut query = Self::scoped(scope);
+        query = match filter.owner {
+            OwnerFilter::Any => query,
+            OwnerFilter::Organization => query.filter(api_keys::owner_organization_id.is_not_null()),
+            OwnerFilter::Personal => query.filter(api_keys::owner_user_id.is_not_null()),
+            OwnerFilter::User(id) => query.filter(api_keys::owner_user_id.eq(id)),
+        };
+        query = match filter.state {
+            StateFilter::Any => query,
+            StateFilter::Active => query
+                .filter(api_keys::active.eq(true))
+                .filter(api_keys::expires_at.is_null().or(api_keys::expires_at.gt(now))),
+            StateFilter::Inactive => query.filter(api_keys::active.eq(false)),
+            StateFilter::Expired => query.filter(api_keys::expires_at.le(now)),
+        };
+        if filter.expiring_soon {
+            let horizon = Utc::now() + Duration::days(EXPIRING_SOON_DAYS);
+            query = query.filter(api_keys::expires_at.gt(now)).filter(api_keys::expires_at.le(horizon));
+        }
+        if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
+            let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            query = query.filter(
+                api_keys::name
+                    .ilike(pattern.clone())
+                    .or(api_keys::public_id.eq(search.to_string()))
+                    .or(api_keys::comment.ilike(pattern)),
+            );
+        }
+        query
+    }
+
+    /// One page of keys, newest first, and the total number matching.
+    pub fn list(
+        conn: &mut PgConnection,
+        scope: KeyListScope,
+        filter: &KeyListFilter,
+    ) -> QueryResult<(Vec<ApiKey>, i64)> {
+        let total: i64 = Self::filtered(scope, filter).count().get_result(conn)?;
+        let per_page = filter.per_page.clamp(1, 200);
+        let rows = Self::filtered(scope, filter)
+            .order((api_keys::created_at.desc(), api_keys::id.desc()))
+            .limit(per_page)
+            .offset(filter.page.max(0) * per_page)
+            .select(ApiKey::as_select())
+            .load(conn)?;
+        Ok((rows, total))
+    }
+
+    /// Action codes of each key (for keys limited to a list of actions), in one query.
+    pub fn actions_of(conn: &mut PgConnection, key_ids: &[i64]) -> QueryResult<HashMap<i64, Vec<String>>> {
+        let rows: Vec<(i64, String)> = api_key_actions::table
+            .inner_join(api_actions::table)
+            .filter(api_key_actions::api_key_id.eq_any(key_ids))
+            .order(api_actions::code.asc())
+            .select((api_key_actions::api_key_id, api_actions::code))
+            .load(conn)?;
+        Ok(group(rows))
+    }
+
+    /// Action ids of one key.
+    pub fn action_ids(conn: &mut PgConnection, key_id: i64) -> QueryResult<Vec<i64>> {
+        api_key_actions::table
+            .filter(api_key_actions::api_key_id.eq(key_id))
+            .select(api_key_actions::api_action_id)
+            .load(conn)
+    }
+
+    /// `(asset id, code, name)` of each key's assets, in one query.
+    pub fn assets_of(conn: &mut PgConnection, key_ids: &[i64]) -> QueryResult<HashMap<i64, Vec<AssetLabel>>> {
+        let rows: Vec<(i64, AssetLabel)> = api_key_assets::table
+            .inner_join(assets::table.on(assets::id.eq(api_key_assets::asset_id)))
+            .filter(api_key_assets::api_key_id.eq_any(key_ids))
+            .order(assets::code.asc())
+            .select((api_key_assets::api_key_id, (assets::id, assets::code, assets::name)))
+            .load(conn)?;
+        Ok(group(rows))
+    }
+
+    /// `(group id, name)` of each key's asset groups, in one query.
+    pub fn groups_of(conn: &mut PgConnection, key_ids: &[i64]) -> QueryResult<HashMap<i64, Vec<(i64, String)>>> {
+        let rows: Vec<(i64, (i64, String))> = api_key_asset_groups::table
+            .inner_join(asset_groups::table.on(asset_groups::id.eq(api_key_asset_groups::asset_group_id)))
+            .filter(api_key_asset_groups::api_key_id.eq_any(key_ids))
+            .order(asset_groups::name.asc())
+            .select((api_key_asset_groups::api_key_id, (asset_groups::id, asset_groups::name)))
+            .load(conn)?;
+        Ok(group(rows))
+    }
+
+    /// Replaces the key's action list.
+    pub fn set_actions(conn: &mut PgConnection, key_id: i64, action_ids: &[i64]) -> QueryResult<()> {
+        diesel::delete(api_key_actions::table.filter(api_key_actions::api_key_id.eq(key_id))).execute(conn)?;
+        let rows: Vec<_> = action_ids
+            .iter()
+            .map(|id| (api_key_actions::api_key_id.eq(key_id), api_key_actions::api_action_id.eq(*id)))
+            .collect();
+        diesel::insert_into(api_key_actions::table).values(&rows).execute(conn).map(|_| ())
+    }
+
+    /// Replaces the key's asset and asset-group lists (both of `organization_id`, which the
+    /// composite foreign keys enforce).
+    pub fn set_assets(
+        conn: &mut PgConnection,
+        key_id: i64,
+        organization_id: i64,
+        asset_ids: &[i64],
+        group_ids: &[i64],
+    ) -> QueryResult<()> {
+        diesel::delete(api_key_assets::table.filter(api_key_assets::api_key_id.eq(key_id))).execute(conn)?;
+        diesel::delete(api_key_asset_groups::table.filter(api_key_asset_groups::api_key_id.eq(key_id)))
+            .execute(conn)?;
+        let assets: Vec<_> = asset_ids
+            .iter()
+            .map(|id| {
+                (
+                    api_key_assets::organization_id.eq(organization_id),
+                    api_key_assets::api_key_id.eq(key_id),
+                    api_key_assets::asset_id.eq(*id),
+                )
+            })
+            .collect();
+        diesel::insert_into(api_key_assets::table).values(&assets).execute(conn)?;
+        let groups: Vec<_> = group_ids
+            .iter()
+            .map(|id| {
+                (
+                    api_key_asset_groups::organization_id.eq(organization_id),
+                    api_key_asset_groups::api_key_id.eq(key_id),
+                    api_key_asset_groups::asset_group_id.eq(*id),
+                )
+            })
+            .collect();
+        diesel::insert_into(api_key_asset_groups::table).values(&groups).execute(conn).map(|_| ())
+    }
+
+    pub fn update_settings(conn: &mut PgConnection, key_id: i64, changes: &KeySettingsChanges) -> QueryResult<ApiKey> {
+        diesel::update(api_keys::table.find(key_id))
+            .set((changes, api_keys::updated_at.eq(now)))
+            .returning(ApiKey::as_returning())
+            .get_result(conn)
+    }
+
+    pub fn rename(conn: &mut PgConnection, key_id: i64, name: &str) -> QueryResult<ApiKey> {
+        diesel::update(api_keys::table.find(key_id))
+            .set((api_keys::name.eq(name), api_keys::updated_at.eq(now)))
+            .returning(ApiKey::as_returning())
+            .get_result(conn)
+    }
+
+    pub fn set_active(conn: &mut PgConnection, key_id: i64, active: bool, reason: Option<&str>) -> QueryResult<ApiKey> {
+        let deactivated_at: Option<DateTime<Utc>> = if active { None } else { Some(Utc::now()) };
+        diesel::update(api_keys::table.find(key_id))
+            .set((
+                api_keys::active.eq(active),
+                api_keys::deactivated_at.eq(deactivated_at),
+                api_keys::deactivation_reason.eq(if active { None } else { reason }),
+                api_keys::updated_at.eq(now),
+            ))
+            .returning(ApiKey::as_returning())
+            .get_result(conn)
+    }
+
+    /// Installs a new secret. With a grace period the current secret becomes the previous
+    /// one until `previous_expires_at`; any older previous secret ends now, so at most two
+    /// secrets are ever valid.
+    pub fn rekey(
+        conn: &mut PgConnection,
+        key: &ApiKey,
+        new_hash: &[u8],
+        new_last4: &str,
+        previous_expires_at: Option<DateTime<Utc>>,
+        expires_at: Option<DateTime<Utc>>,
+        token: Option<&str>,
+    ) -> QueryResult<ApiKey> {
+        let (previous_hash, previous_last4) = match previous_expires_at {
+            Some(_) => (Some(key.secret_hash.clone()), Some(key.secret_last4.clone())),
+            None => (None, None),
+        };
+        diesel::update(api_keys::table.find(key.id))
+            .set((
+                api_keys::secret_hash.eq(new_hash),
+                api_keys::secret_last4.eq(new_last4),
+                api_keys::previous_secret_hash.eq(previous_hash),
+                api_keys::previous_secret_last4.eq(previous_last4),
+                api_keys::previous_secret_expires_at.eq(previous_expires_at),
+                api_keys::previous_secret_last_used_at.eq(None::<DateTime<Utc>>),
+                api_keys::rekeyed_at.eq(now),
+                api_keys::expires_at.eq(expires_at),
+                api_keys::rekey_token.eq(token),
+                api_keys::updated_at.eq(now),
+            ))
+            .returning(ApiKey::as_returning())
+            .get_result(conn)
+    }
+
+    /// Ends a re-key grace period at once.
+    pub fn end_grace(conn: &mut PgConnection, key_id: i64) -> QueryResult<ApiKey> {
+        diesel::update(api_keys::table.find(key_id))
+            .set((
+                api_keys::previous_secret_hash.eq(None::<Vec<u8>>),
+                api_keys::previous_secret_last4.eq(None::<String>),
+                api_keys::previous_secret_expires_at.eq(None::<DateTime<Utc>>),
+                api_keys::previous_secret_last_used_at.eq(None::<DateTime<Utc>>),
+                api_keys::updated_at.eq(now),
+            ))
+            .returning(ApiKey::as_returning())
+            .get_result(conn)
+    }
+
+    pub fn delete(conn: &mut PgConnection, key_id: i64) -> QueryResult<()> {
+        diesel::delete(api_keys::table.find(key_id)).execute(conn).map(|_| ())
+    }
+
+    /// Number of keys owned by each of `user_ids` (user lists).
+    pub fn count_by_owner(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<HashMap<i64, i64>> {
+        let rows: Vec<(Option<i64>, i64)> = api_keys::table
+            .filter(api_keys::owner_user_id.eq_any(user_ids))
+            .group_by(api_keys::owner_user_id)
+            .select((api_keys::owner_user_id, diesel::dsl::count_star()))
+            .load(conn)?;
+        Ok(rows.into_iter().filter_map(|(id, n)| id.map(|id| (id, n))).collect())
+    }
+}
+
+fn group<V>(rows: Vec<(i64, V)>) -> HashMap<i64, Vec<V>> {
+    let mut map: HashMap<i64, Vec<V>> = HashMap::new();
+    for (key, value) in rows {
+        map.entry(key).or_default().push(value);
+    }
+    map
+}

@@ -1,0 +1,8 @@
+//! API keys as strings: their format (generate, parse, checksum), the keyed hash that is
+//! stored instead of the secret, and (in `verifier`) the verification path.
+
+pub mod format;
+pub mod hash;
+
+pub use format::{Environment, GeneratedKey, ParsedKey};
+pub use hash::KeyHasher;

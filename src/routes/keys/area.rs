@@ -1,0 +1,139 @@
+//! Key areas: the places where keys are managed. The key pages are written once, generic over
+//! [`KeyArea`]; an area says who is acting, which keys it lists, who owns the keys it
+//! creates, and where its pages live.
+
+use actix_session::Session;
+use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use futures_util::future::LocalBoxFuture;
+
+use crate::{
+    auth::CurrentUser,
+    db::models::api_key::KeyListScope,
+    domain::Permission,
+    error::{AppError, AppResult},
+    services::{Actor, keys::NewKeyOwner},
+    views::{PageContext, Section},
+};
+
+/// A place where keys are managed.
+pub trait KeyArea: FromRequest<Error = AppError> + 'static {
+    /// URL of the key list, e.g. `/account/keys`.
+    fn base(&self) -> String;
+    fn actor(&self) -> Actor;
+    fn session(&self) -> &Session;
+    fn context(&self, title: &str) -> AppResult<PageContext>;
+    /// The keys this area lists.
+    fn scope(&self) -> KeyListScope;
+    /// The owner of keys created here.
+    fn new_owner(&self) -> NewKeyOwner;
+    /// Heading of the list page.
+    fn title(&self) -> &'static str;
+    /// A sentence under the heading.
+    fn description(&self) -> &'static str;
+    /// Whether the list shows whose each key is (areas with several owners).
+    fn shows_owner(&self) -> bool;
+    /// Why keys cannot be created or managed here, if they cannot.
+    fn blocked_reason(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Account → API keys: a web user's own personal keys.
+pub struct OwnKeys(pub CurrentUser);
+
+/// Admin → API keys: every key of the organization (administrators and `keys.manage`).
+pub struct OrganizationKeys(pub CurrentUser);
+
+impl FromRequest for OwnKeys {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = CurrentUser::from_request(req, payload);
+        Box::pin(async move { Ok(OwnKeys(user.await?)) })
+    }
+}
+
+impl FromRequest for OrganizationKeys {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = CurrentUser::from_request(req, payload);
+        Box::pin(async move {
+            let user = user.await?;
+            user.require(Permission::KeysManage)?;
+            Ok(OrganizationKeys(user))
+        })
+    }
+}
+
+impl KeyArea for OwnKeys {
+    fn base(&self) -> String {
+        "/account/keys".into()
+    }
+    fn actor(&self) -> Actor {
+        self.0.actor()
+    }
+    fn session(&self) -> &Session {
+        &self.0.session
+    }
+    fn context(&self, title: &str) -> AppResult<PageContext> {
+        PageContext::for_user(&self.0, title, Section::AccountKeys)
+    }
+    fn scope(&self) -> KeyListScope {
+        KeyListScope::OwnedBy { organization_id: self.0.organization.id, user_id: self.0.user.id }
+    }
+    fn new_owner(&self) -> NewKeyOwner {
+        NewKeyOwner::Personal { user_id: self.0.user.id, organization_id: self.0.organization.id }
+    }
+    fn title(&self) -> &'static str {
+        "API keys"
+    }
+    fn description(&self) -> &'static str {
+        "Your personal keys. Calls made with them are attributed to you."
+    }
+    fn shows_owner(&self) -> bool {
+        false
+    }
+    fn blocked_reason(&self) -> Option<String> {
+        (!self.0.permissions.contains(Permission::KeysOwn)).then(|| {
+            format!(
+                "API key access has not been granted to you. An administrator of {} can turn on \
+                 API key access for your account (Admin → Users).",
+                self.0.organization.name
+            )
+        })
+    }
+}
+
+impl KeyArea for OrganizationKeys {
+    fn base(&self) -> String {
+        "/admin/keys".into()
+    }
+    fn actor(&self) -> Actor {
+        self.0.actor()
+    }
+    fn session(&self) -> &Session {
+        &self.0.session
+    }
+    fn context(&self, title: &str) -> AppResult<PageContext> {
+        PageContext::for_user(&self.0, title, Section::AdminKeys)
+    }
+    fn scope(&self) -> KeyListScope {
+        KeyListScope::Organization(self.0.organization.id)
+    }
+    fn new_owner(&self) -> NewKeyOwner {
+        NewKeyOwner::Organization { organization_id: self.0.organization.id }
+    }
+    fn title(&self) -> &'static str {
+        "Organization API keys"
+    }
+    fn description(&self) -> &'static str {
+        "Every key of the organization: members' personal keys and organization keys, which act \
+         through a proxy user."
+    }
+    fn shows_owner(&self) -> bool {
+        true
+    }
+}

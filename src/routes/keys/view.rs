@@ -1,0 +1,188 @@
+//! What the key pages show: table rows and the detail page, built from a page of keys with
+//! one query per related table (never one per row).
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use diesel::PgConnection;
+
+use crate::{
+    db::models::{
+        ApiKey, AuditEvent, StaffAccount, User,
+        api_key::{EXPIRING_SOON_DAYS, KeyOwner},
+    },
+    error::AppError,
+    views::time::Stamp,
+};
+
+/// One key as a table row (and the top of its detail page).
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub public_id: String,
+    pub name: String,
+    pub masked: String,
+    pub comment: String,
+    pub environment: String,
+    pub owner: String,
+    pub proxy: Option<String>,
+    pub actions: Vec<String>,
+    pub all_actions: bool,
+    pub assets: Vec<String>,
+    pub all_assets: bool,
+    pub allowed_ips: Vec<String>,
+    pub created: Stamp,
+    pub created_by: String,
+    pub last_used: Option<Stamp>,
+    pub last_used_ip: Option<String>,
+    pub active: bool,
+    pub expired: bool,
+    pub expiring_soon: bool,
+    pub expires: Option<Stamp>,
+    pub rotating: bool,
+    pub grace_ends: Option<Stamp>,
+    pub href: String,
+}
+
+impl KeyRow {
+    /// "Active", "Inactive" or "Expired".
+    pub fn state(&self) -> &'static str {
+        if !self.active {
+            "Inactive"
+        } else if self.expired {
+            "Expired"
+        } else {
+            "Active"
+        }
+    }
+
+    pub fn state_class(&self) -> &'static str {
+        match self.state() {
+            "Active" => "badge badge-ok",
+            "Expired" => "badge badge-warn",
+            _ => "badge badge-off",
+        }
+    }
+}
+
+/// Builds the rows of `keys` (one query per related table).
+pub fn rows(conn: &mut PgConnection, keys: &[ApiKey], base: &str) -> Result<Vec<KeyRow>, AppError> {
+    let ids: Vec<i64> = keys.iter().map(|k| k.id).collect();
+    let mut actions = ApiKey::actions_of(conn, &ids)?;
+    let mut assets = ApiKey::assets_of(conn, &ids)?;
+    let mut groups = ApiKey::groups_of(conn, &ids)?;
+    let user_ids: Vec<i64> =
+        keys.iter().flat_map(|k| [k.owner_user_id, k.proxy_user_id, k.created_by_user_id]).flatten().collect();
+    let users = User::names_by_id(conn, &user_ids)?;
+    let staff_ids: Vec<i64> = keys.iter().filter_map(|k| k.created_by_staff_id).collect();
+    let staff = StaffAccount::names_by_id(conn, &staff_ids)?;
+    let now = Utc::now();
+    let name = |users: &HashMap<i64, (String, String)>, id: i64| {
+        users.get(&id).map(|(n, _)| n.clone()).unwrap_or_else(|| "(unknown)".into())
+    };
+    Ok(keys
+        .iter()
+        .map(|key| {
+            let mut asset_labels: Vec<String> = assets
+                .remove(&key.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(_, code, name)| format!("{code} ({name})"))
+                .collect();
+            asset_labels.extend(
+                groups.remove(&key.id).unwrap_or_default().into_iter().map(|(_, name)| format!("Group: {name}")),
+            );
+            let owner = match key.owner() {
+                KeyOwner::User(id) => name(&users, id),
+                KeyOwner::Organization(_) => "Organization".into(),
+                KeyOwner::ServiceProvider(_) => "Service provider".into(),
+            };
+            let created_by = match (key.created_by_user_id, key.created_by_staff_id) {
+                (Some(id), _) => name(&users, id),
+                (_, Some(id)) => staff.get(&id).map(|n| format!("{n} (support)")).unwrap_or_else(|| "(support)".into()),
+                _ => "Operator".into(),
+            };
+            let rotating = key.is_rotating_at(now);
+            KeyRow {
+                public_id: key.public_id.clone(),
+                name: key.name.clone(),
+                masked: key.masked(),
+                comment: key.comment.clone(),
+                environment: key.environment.clone(),
+                owner,
+                proxy: key.proxy_user_id.map(|id| name(&users, id)),
+                actions: actions.remove(&key.id).unwrap_or_default(),
+                all_actions: key.all_actions,
+                assets: asset_labels,
+                all_assets: key.all_assets,
+                allowed_ips: key.cidrs().iter().map(|c| c.to_string()).collect(),
+                created: Stamp::new(key.created_at),
+                created_by,
+                last_used: Stamp::maybe(key.last_used_at),
+                last_used_ip: key.last_used_ip.map(|ip| ip.ip().to_string()),
+                active: key.active,
+                expired: key.is_expired_at(now),
+                expiring_soon: key.expires_within(now, EXPIRING_SOON_DAYS),
+                expires: Stamp::maybe(key.expires_at),
+                rotating,
+                grace_ends: if rotating { Stamp::maybe(key.previous_secret_expires_at) } else { None },
+                href: format!("{base}/{}", key.public_id),
+            }
+        })
+        .collect())
+}
+
+/// One line of a key's history.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    pub at: Stamp,
+    pub actor: String,
+    pub action: String,
+    pub result: String,
+}
+
+/// The detail page's extra facts.
+#[derive(Debug, Clone)]
+pub struct KeyDetail {
+    pub row: KeyRow,
+    pub previous_last4: Option<String>,
+    pub previous_last_used: Option<Stamp>,
+    /// The old secret was used in the last 15 minutes of its grace period.
+    pub previous_in_use: bool,
+    pub rekeyed: Option<Stamp>,
+    pub deactivated: Option<Stamp>,
+    pub deactivation_reason: Option<String>,
+    pub history: Vec<HistoryRow>,
+}
+
+pub fn detail(conn: &mut PgConnection, key: &ApiKey, base: &str) -> Result<KeyDetail, AppError> {
+    let row = rows(conn, std::slice::from_ref(key), base)?.remove(0);
+    let history = AuditEvent::list_for_target(
+        conn,
+        key.organization_id,
+        key.owner_service_provider_id,
+        "api_key",
+        &key.public_id,
+        20,
+    )?
+    .into_iter()
+    .map(|e| HistoryRow {
+        at: Stamp::new(e.occurred_at),
+        actor: if e.actor_label.is_empty() { e.actor_type } else { e.actor_label },
+        action: e.action,
+        result: e.result,
+    })
+    .collect();
+    let now = Utc::now();
+    let rotating = key.is_rotating_at(now);
+    Ok(KeyDetail {
+        previous_last4: if rotating { key.previous_secret_last4.clone() } else { None },
+        previous_last_used: if rotating { Stamp::maybe(key.previous_secret_last_used_at) } else { None },
+        previous_in_use: rotating
+            && key.previous_secret_last_used_at.is_some_and(|at| now - at < chrono::Duration::minutes(15)),
+        rekeyed: Stamp::maybe(key.rekeyed_at),
+        deactivated: if key.active { None } else { Stamp::maybe(key.deactivated_at) },
+        deactivation_reason: if key.active { None } else { key.deactivation_reason.clone() },
+        history,
+        row,
+    })
+}

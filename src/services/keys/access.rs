@@ -1,0 +1,185 @@
+//! Who may do what with keys (SPEC §3). The rules live here and nowhere else:
+//!
+//! - web users act only inside their organization; another tenant's key is "not found";
+//! - administrators and `keys.manage` holders manage every key of their organization;
+//! - other users manage only their own keys, and only with API key access;
+//! - support staff manage service-provider keys; of client keys they may only view metadata
+//!   and deactivate, never create or re-key (a re-key reveals a new secret);
+//! - a key never gets an action its creator (and, for personal keys, its owner) may not grant.
+
+use diesel::{OptionalExtension, PgConnection};
+
+use crate::{
+    db::models::{ApiKey, Organization, User, api_key::KeyOwner, user::ActionCeiling},
+    domain::{Permission, PermissionSet},
+    error::AppError,
+    services::actor::{Actor, ActorKind},
+};
+
+/// An operation on an existing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOp {
+    View,
+    Rename,
+    Edit,
+    Deactivate,
+    Reactivate,
+    Rekey,
+    EndGrace,
+    Delete,
+}
+
+impl KeyOp {
+    /// The audit action of this operation.
+    pub fn audit_action(self) -> &'static str {
+        match self {
+            KeyOp::View => "key.view",
+            KeyOp::Rename => "key.rename",
+            KeyOp::Edit => "key.update",
+            KeyOp::Deactivate => "key.deactivate",
+            KeyOp::Reactivate => "key.reactivate",
+            KeyOp::Rekey => "key.rekey",
+            KeyOp::EndGrace => "key.end_grace",
+            KeyOp::Delete => "key.delete",
+        }
+    }
+}
+
+/// A web user as the key rules see them, loaded inside the operation's transaction.
+#[derive(Debug, Clone)]
+pub struct UserContext {
+    pub user: User,
+    pub permissions: PermissionSet,
+    pub ceiling: ActionCeiling,
+}
+
+impl UserContext {
+    pub fn load(conn: &mut PgConnection, user_id: i64, organization_id: i64) -> Result<Self, AppError> {
+        let user = User::find_in_org(conn, organization_id, user_id).optional()?.ok_or(AppError::Forbidden)?;
+        if !user.active {
+            return Err(AppError::Forbidden);
+        }
+        let permissions = user.effective_permissions(conn)?;
+        let ceiling = user.action_ceiling(conn)?;
+        Ok(Self { user, permissions, ceiling })
+    }
+}
+
+/// Who the key belongs to, with what its policy and scopes need.
+#[derive(Debug, Clone)]
+pub enum OwnerContext {
+    /// A personal key: the owner and their organization.
+    User { owner: Box<UserContext>, organization: Organization },
+    /// An organization key.
+    Organization(Organization),
+    /// A service-provider key.
+    ServiceProvider(i64),
+}
+
+impl OwnerContext {
+    /// The context of `key`'s owner.
+    pub fn of_key(conn: &mut PgConnection, key: &ApiKey) -> Result<Self, AppError> {
+        Ok(match key.owner() {
+            KeyOwner::User(user_id) => {
+                let organization_id = key.organization_id.ok_or(AppError::NotFound)?;
+                let user = User::find_in_org(conn, organization_id, user_id)?;
+                let permissions = user.effective_permissions(conn)?;
+                let ceiling = user.action_ceiling(conn)?;
+                OwnerContext::User {
+                    owner: Box::new(UserContext { user, permissions, ceiling }),
+                    organization: Organization::find(conn, organization_id)?,
+                }
+            }
+            KeyOwner::Organization(id) => OwnerContext::Organization(Organization::find(conn, id)?),
+            KeyOwner::ServiceProvider(id) => OwnerContext::ServiceProvider(id),
+        })
+    }
+
+    pub fn organization(&self) -> Option<&Organization> {
+        match self {
+            OwnerContext::User { organization, .. } | OwnerContext::Organization(organization) => Some(organization),
+            OwnerContext::ServiceProvider(_) => None,
+        }
+    }
+}
+
+/// The web user behind `actor`, if the actor is one, loaded fresh.
+pub fn user_context(conn: &mut PgConnection, actor: &Actor) -> Result<Option<UserContext>, AppError> {
+    match &actor.kind {
+        ActorKind::User { id, organization_id, .. } => Ok(Some(UserContext::load(conn, *id, *organization_id)?)),
+        _ => Ok(None),
+    }
+}
+
+/// Checks that `actor` may perform `op` on `key`. Keys the actor may not even see are
+/// `NotFound`, so that other tenants' keys are indistinguishable from missing ones.
+pub fn check(actor: &Actor, user: Option<&UserContext>, key: &ApiKey, op: KeyOp) -> Result<(), AppError> {
+    match (&actor.kind, user) {
+        (ActorKind::System { .. }, _) => Ok(()),
+        (ActorKind::User { organization_id, id, .. }, Some(ctx)) => {
+            if key.organization_id != Some(*organization_id) {
+                return Err(AppError::NotFound);
+            }
+            if ctx.permissions.contains(Permission::KeysManage) {
+                return Ok(());
+            }
+            if key.owner_user_id == Some(*id) && ctx.permissions.contains(Permission::KeysOwn) {
+                return Ok(());
+            }
+            Err(AppError::NotFound)
+        }
+        (ActorKind::Staff { .. }, _) => match key.owner() {
+            KeyOwner::ServiceProvider(_) => Ok(()),
+            // Client keys: metadata and incident deactivation only.
+            _ if matches!(op, KeyOp::View | KeyOp::Deactivate) => Ok(()),
+            _ => Err(AppError::Forbidden),
+        },
+        _ => Err(AppError::Forbidden),
+    }
+}
+
+/// Checks that `actor` may create a key for `owner`.
+pub fn check_create(actor: &Actor, user: Option<&UserContext>, owner: &OwnerContext) -> Result<(), AppError> {
+    match (&actor.kind, owner) {
+        (ActorKind::System { .. }, OwnerContext::User { owner, .. }) => {
+            if owner.user.active && owner.permissions.contains(Permission::KeysOwn) {
+                Ok(())
+            } else {
+                Err(AppError::BadRequest(format!("{} does not have API key access.", owner.user.email)))
+            }
+        }
+        (ActorKind::System { .. }, _) => Ok(()),
+        (ActorKind::User { id, organization_id, .. }, owner) => {
+            let Some(ctx) = user else { return Err(AppError::Forbidden) };
+            match owner {
+                OwnerContext::User { owner, .. }
+                    if owner.user.id == *id && ctx.permissions.contains(Permission::KeysOwn) =>
+                {
+                    Ok(())
+                }
+                OwnerContext::Organization(org)
+                    if org.id == *organization_id && ctx.permissions.contains(Permission::KeysManage) =>
+                {
+                    Ok(())
+                }
+                _ => Err(AppError::Forbidden),
+            }
+        }
+        // Staff create keys for service providers only: never for a client or its users.
+        (ActorKind::Staff { .. }, OwnerContext::ServiceProvider(_)) => Ok(()),
+        _ => Err(AppError::Forbidden),
+    }
+}
+
+/// The actions `actor` may put on a key of `owner`: the granting user's ceiling, and for a
+/// personal key also its owner's.
+pub fn granting_ceilings(user: Option<&UserContext>, owner: &OwnerContext) -> Vec<ActionCeiling> {
+    let mut ceilings = Vec::new();
+    if let Some(ctx) = user {
+        ceilings.push(ctx.ceiling.clone());
+    }
+    if let OwnerContext::User { owner, .. } = owner {
+        ceilings.push(owner.ceiling.clone());
+    }
+    ceilings
+}

@@ -1,0 +1,441 @@
+//! The key operations. Each takes the connection of the caller's transaction, locks the key
+//! row (so concurrent changes of one key serialize), checks access, changes it and records
+//! the audit event. Secrets are generated here and returned to be shown once; only their
+//! keyed hashes are stored, and the audit log never sees either.
+
+use chrono::{Duration, Utc};
+use diesel::{Connection, PgConnection};
+use serde_json::{Value, json};
+
+use crate::{
+    db::models::{
+        ApiKey,
+        api_key::{KeyOwner, KeySettingsChanges, NewApiKey},
+    },
+    error::{AppError, FieldErrors},
+    keys::{Environment, GeneratedKey, KeyHasher},
+    services::{
+        actor::{Actor, ActorKind},
+        audit::{self, Entry, Outcome, Target},
+        keys::{
+            access::{self, KeyOp, OwnerContext, UserContext},
+            input::{ActionScope, AssetScope, KeySettings},
+            policy::{KeyPolicy, is_offered_grace},
+        },
+    },
+};
+
+/// Whose key is being created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewKeyOwner {
+    Personal { user_id: i64, organization_id: i64 },
+    Organization { organization_id: i64 },
+    ServiceProvider { service_provider_id: i64 },
+}
+
+/// A validated request to create a key.
+#[derive(Debug, Clone)]
+pub struct NewKeyRequest {
+    pub owner: NewKeyOwner,
+    pub name: String,
+    pub environment: Environment,
+    pub settings: KeySettings,
+    /// Idempotency token of the submitted form.
+    pub form_token: Option<String>,
+}
+
+/// The result of a create.
+#[derive(Debug)]
+pub enum Created {
+    /// A new key and its secret, to be shown once.
+    New { key: ApiKey, secret: GeneratedKey },
+    /// The form was submitted before: the key exists, its secret is not shown again.
+    Replayed(ApiKey),
+}
+
+/// The result of a re-key.
+#[derive(Debug)]
+pub enum Rekeyed {
+    New { key: ApiKey, secret: GeneratedKey },
+    Replayed(ApiKey),
+}
+
+fn target(key: &ApiKey) -> Target {
+    Target::new("api_key", &key.public_id, &key.name)
+}
+
+fn entry(op_action: &'static str, key: &ApiKey) -> Entry {
+    Entry::new(op_action)
+        .organization(key.organization_id)
+        .service_provider(key.owner_service_provider_id)
+        .target(target(key))
+}
+
+/// Loads the owner context of a key about to be created.
+pub fn owner_context(conn: &mut PgConnection, owner: NewKeyOwner) -> Result<OwnerContext, AppError> {
+    use crate::db::models::{Organization, User};
+    Ok(match owner {
+        NewKeyOwner::Personal { user_id, organization_id } => {
+            let user = User::find_in_org(conn, organization_id, user_id)?;
+            let permissions = user.effective_permissions(conn)?;
+            let ceiling = user.action_ceiling(conn)?;
+            OwnerContext::User {
+                owner: Box::new(UserContext { user, permissions, ceiling }),
+                organization: Organization::find(conn, organization_id)?,
+            }
+        }
+        NewKeyOwner::Organization { organization_id } => {
+            OwnerContext::Organization(Organization::find(conn, organization_id)?)
+        }
+        NewKeyOwner::ServiceProvider { service_provider_id } => OwnerContext::ServiceProvider(service_provider_id),
+    })
+}
+
+/// The policy a key of `owner` follows.
+pub fn policy_of(owner: &OwnerContext) -> KeyPolicy {
+    match owner.organization() {
+        Some(org) => KeyPolicy::of_organization(org),
+        None => KeyPolicy::platform_default(),
+    }
+}
+
+/// Refuses actions beyond what the granting user (and a personal key's owner) may grant.
+/// Actions the key already has may stay, so editing someone else's key never forces a strip.
+fn check_actions(
+    user: Option<&UserContext>,
+    owner: &OwnerContext,
+    requested: &ActionScope,
+    existing: Option<(&ApiKey, &[i64])>,
+) -> Result<(), AppError> {
+    let ceilings = access::granting_ceilings(user, owner);
+    let message = match requested {
+        ActionScope::All => {
+            let already_all = existing.is_some_and(|(key, _)| key.all_actions);
+            (!already_all && ceilings.iter().any(|c| !c.is_all()))
+                .then(|| "You may not grant all actions: choose from the actions your roles allow.".to_string())
+        }
+        ActionScope::Only(actions) => {
+            let beyond: Vec<&str> = actions
+                .iter()
+                .filter(|a| !existing.is_some_and(|(key, ids)| key.all_actions || ids.contains(&a.id)))
+                .filter(|a| ceilings.iter().any(|c| !c.allows(a.id)))
+                .map(|a| a.code.as_str())
+                .collect();
+            (!beyond.is_empty()).then(|| format!("Not allowed by your roles: {}.", beyond.join(", ")))
+        }
+    };
+    match message {
+        Some(message) => {
+            let mut errors = FieldErrors::new();
+            errors.add("actions", message);
+            Err(AppError::Invalid(errors))
+        }
+        None => Ok(()),
+    }
+}
+
+fn scope_details(settings: &KeySettings) -> Value {
+    json!({
+        "actions": match &settings.actions {
+            ActionScope::All => json!("all"),
+            ActionScope::Only(actions) => json!(actions.iter().map(|a| a.code.as_str()).collect::<Vec<_>>()),
+        },
+        "assets": match &settings.assets {
+            AssetScope::All => json!("all"),
+            AssetScope::Only { asset_ids, group_ids } => json!({ "asset_ids": asset_ids, "group_ids": group_ids }),
+        },
+        "allowed_ips": settings.cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        "expires_at": settings.expires_at,
+        "proxy_user_id": settings.proxy_user_id,
+    })
+}
+
+fn write_scopes(conn: &mut PgConnection, key: &ApiKey, settings: &KeySettings) -> Result<(), AppError> {
+    let action_ids: Vec<i64> = match &settings.actions {
+        ActionScope::All => vec![],
+        ActionScope::Only(actions) => actions.iter().map(|a| a.id).collect(),
+    };
+    ApiKey::set_actions(conn, key.id, &action_ids)?;
+    if let Some(organization_id) = key.organization_id {
+        let (assets, groups) = match &settings.assets {
+            AssetScope::All => (vec![], vec![]),
+            AssetScope::Only { asset_ids, group_ids } => (asset_ids.clone(), group_ids.clone()),
+        };
+        ApiKey::set_assets(conn, key.id, organization_id, &assets, &groups)?;
+    }
+    Ok(())
+}
+
+/// Creates a key and returns its secret (to be shown once).
+pub fn create(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    hasher: &KeyHasher,
+    request: NewKeyRequest,
+) -> Result<Created, AppError> {
+    let user = access::user_context(conn, actor)?;
+    if let Some(token) = &request.form_token
+        && let Some(existing) = ApiKey::find_by_create_token(conn, token)?
+    {
+        access::check(actor, user.as_ref(), &existing, KeyOp::View)?;
+        return Ok(Created::Replayed(existing));
+    }
+    let owner = owner_context(conn, request.owner)?;
+    access::check_create(actor, user.as_ref(), &owner)?;
+    check_actions(user.as_ref(), &owner, &request.settings.actions, None)?;
+
+    let settings = &request.settings;
+    let (organization_id, owner_user_id, owner_organization_id, owner_service_provider_id) = match request.owner {
+        NewKeyOwner::Personal { user_id, organization_id } => (Some(organization_id), Some(user_id), None, None),
+        NewKeyOwner::Organization { organization_id } => (Some(organization_id), None, Some(organization_id), None),
+        NewKeyOwner::ServiceProvider { service_provider_id } => (None, None, None, Some(service_provider_id)),
+    };
+    let (created_by_user_id, created_by_staff_id) = match &actor.kind {
+        ActorKind::User { id, .. } => (Some(*id), None),
+        ActorKind::Staff { id, .. } => (None, Some(*id)),
+        _ => (None, None),
+    };
+    // A public id collision (about 47 random bits) is retried inside a savepoint.
+    let mut attempt = 0;
+    let (key, secret) = loop {
+        attempt += 1;
+        let secret = GeneratedKey::generate(request.environment);
+        let hash = hasher.hash(secret.expose());
+        let last4 = secret.last4();
+        let inserted = conn.transaction(|conn| {
+            ApiKey::insert(
+                conn,
+                &NewApiKey {
+                    public_id: &secret.public_id,
+                    environment: request.environment.code(),
+                    organization_id,
+                    owner_user_id,
+                    owner_organization_id,
+                    owner_service_provider_id,
+                    name: &request.name,
+                    comment: &settings.comment,
+                    all_actions: settings.actions == ActionScope::All,
+                    all_assets: settings.assets == AssetScope::All,
+                    allowed_cidrs: settings.cidrs.iter().copied().map(Some).collect(),
+                    expires_at: settings.expires_at,
+                    proxy_user_id: settings.proxy_user_id,
+                    secret_hash: &hash,
+                    secret_last4: &last4,
+                    created_by_user_id,
+                    created_by_staff_id,
+                    create_token: request.form_token.as_deref(),
+                },
+            )
+        });
+        match inserted {
+            Ok(key) => break (key, secret),
+            Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, info))
+                if attempt < 5 && info.constraint_name() == Some("api_keys_public_id_key") =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    write_scopes(conn, &key, settings)?;
+    let mut details = scope_details(settings);
+    details["owner"] = json!({ "type": key.owner().kind(), "id": key.owner().id() });
+    details["environment"] = json!(key.environment);
+    audit::record(conn, actor, entry("key.create", &key).details(details))?;
+    Ok(Created::New { key, secret })
+}
+
+/// Locks the key and checks `op`; a missing key is `NotFound`.
+pub fn lock(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    public_id: &str,
+    op: KeyOp,
+) -> Result<(ApiKey, Option<UserContext>), AppError> {
+    let user = access::user_context(conn, actor)?;
+    let key = ApiKey::find_by_public_id_for_update(conn, public_id)?.ok_or(AppError::NotFound)?;
+    access::check(actor, user.as_ref(), &key, op)?;
+    Ok((key, user))
+}
+
+/// Renames a key (its function is unaffected).
+pub fn rename(conn: &mut PgConnection, actor: &Actor, public_id: &str, name: &str) -> Result<ApiKey, AppError> {
+    let (key, _) = lock(conn, actor, public_id, KeyOp::Rename)?;
+    let name = super::input::parse_name(name).map_err(|e| {
+        let mut errors = FieldErrors::new();
+        errors.add("name", e);
+        AppError::Invalid(errors)
+    })?;
+    if name == key.name {
+        return Ok(key);
+    }
+    let renamed = ApiKey::rename(conn, key.id, &name)?;
+    audit::record(conn, actor, entry("key.rename", &renamed).details(json!({ "from": key.name, "to": renamed.name })))?;
+    Ok(renamed)
+}
+
+/// Changes a key's settings (comment, scopes, IP ranges, expiry, proxy).
+pub fn update(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    public_id: &str,
+    settings: KeySettings,
+) -> Result<ApiKey, AppError> {
+    let (key, user) = lock(conn, actor, public_id, KeyOp::Edit)?;
+    let owner = OwnerContext::of_key(conn, &key)?;
+    let existing_actions = ApiKey::action_ids(conn, key.id)?;
+    check_actions(user.as_ref(), &owner, &settings.actions, Some((&key, &existing_actions)))?;
+    let updated = ApiKey::update_settings(
+        conn,
+        key.id,
+        &KeySettingsChanges {
+            comment: settings.comment.clone(),
+            all_actions: settings.actions == ActionScope::All,
+            all_assets: settings.assets == AssetScope::All,
+            allowed_cidrs: settings.cidrs.iter().copied().map(Some).collect(),
+            expires_at: settings.expires_at,
+            proxy_user_id: settings.proxy_user_id,
+        },
+    )?;
+    write_scopes(conn, &updated, &settings)?;
+    audit::record(conn, actor, entry("key.update", &updated).details(scope_details(&settings)))?;
+    Ok(updated)
+}
+
+/// Deactivates or reactivates a key; effective at once. Reactivation never extends expiry.
+pub fn set_active(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    public_id: &str,
+    active: bool,
+    reason: Option<&str>,
+) -> Result<ApiKey, AppError> {
+    let op = if active { KeyOp::Reactivate } else { KeyOp::Deactivate };
+    let (key, _) = lock(conn, actor, public_id, op)?;
+    if key.active == active {
+        return Ok(key);
+    }
+    let changed = ApiKey::set_active(conn, key.id, active, reason)?;
+    let details = match reason {
+        Some(reason) => json!({ "reason": reason }),
+        None => json!({}),
+    };
+    audit::record(conn, actor, entry(op.audit_action(), &changed).details(details))?;
+    Ok(changed)
+}
+
+/// Gives a key a new secret. The old one keeps working for `grace_minutes` (0: stops now);
+/// a previous secret still in grace ends at once. The key's expiry is clamped to the
+/// current policy. `token` makes a replayed form a no-op.
+pub fn rekey(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    hasher: &KeyHasher,
+    public_id: &str,
+    grace_minutes: i32,
+    token: Option<&str>,
+) -> Result<Rekeyed, AppError> {
+    let (key, _) = lock(conn, actor, public_id, KeyOp::Rekey)?;
+    if token.is_some() && key.rekey_token.as_deref() == token {
+        return Ok(Rekeyed::Replayed(key));
+    }
+    let now = Utc::now();
+    if key.is_expired_at(now) {
+        return Err(AppError::Conflict("This key has expired; create a new key instead of re-keying it.".into()));
+    }
+    let owner = OwnerContext::of_key(conn, &key)?;
+    let policy = policy_of(&owner);
+    if !is_offered_grace(grace_minutes, &policy) {
+        let mut errors = FieldErrors::new();
+        errors.add("grace", "Choose one of the offered grace periods.");
+        return Err(AppError::Invalid(errors));
+    }
+    let environment = Environment::from_code(&key.environment).unwrap_or(Environment::Live);
+    let secret = GeneratedKey::with_public_id(environment, &key.public_id);
+    let previous_expires_at = (grace_minutes > 0).then(|| now + Duration::minutes(i64::from(grace_minutes)));
+    let expires_at = match (key.expires_at, policy.latest_expiry(now)) {
+        (Some(at), Some(latest)) => Some(at.min(latest)),
+        (None, Some(latest)) if !policy.allow_never_expires => Some(latest),
+        (current, _) => current,
+    };
+    let ended_previous = key.is_rotating_at(now);
+    let rekeyed = ApiKey::rekey(
+        conn,
+        &key,
+        &hasher.hash(secret.expose()),
+        &secret.last4(),
+        previous_expires_at,
+        expires_at,
+        token,
+    )?;
+    audit::record(
+        conn,
+        actor,
+        entry("key.rekey", &rekeyed).details(json!({
+            "grace_minutes": grace_minutes,
+            "old_secret_valid_until": previous_expires_at,
+            "ended_earlier_grace": ended_previous,
+        })),
+    )?;
+    Ok(Rekeyed::New { key: rekeyed, secret })
+}
+
+/// Ends a re-key grace period now: only the new secret works.
+pub fn end_grace(conn: &mut PgConnection, actor: &Actor, public_id: &str) -> Result<ApiKey, AppError> {
+    let (key, _) = lock(conn, actor, public_id, KeyOp::EndGrace)?;
+    if key.previous_secret_hash.is_none() {
+        return Ok(key);
+    }
+    let ended = ApiKey::end_grace(conn, key.id)?;
+    audit::record(conn, actor, entry("key.end_grace", &ended))?;
+    Ok(ended)
+}
+
+/// Deletes a key for good; the audit log keeps its name, public id and owner.
+pub fn delete(conn: &mut PgConnection, actor: &Actor, public_id: &str) -> Result<ApiKey, AppError> {
+    let (key, _) = lock(conn, actor, public_id, KeyOp::Delete)?;
+    ApiKey::delete(conn, key.id)?;
+    let owner = key.owner();
+    audit::record(
+        conn,
+        actor,
+        entry("key.delete", &key).details(json!({
+            "owner": { "type": owner.kind(), "id": owner.id() },
+            "masked": key.masked(),
+            "created_at": key.created_at,
+        })),
+    )?;
+    Ok(key)
+}
+
+/// Records an attempt the rules refused, in its own transaction (the refused change rolled
+/// back). Only attempts on keys that exist are recorded, so stale links are not "attacks".
+pub fn record_denied(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    action: &'static str,
+    public_id: &str,
+) -> Result<(), AppError> {
+    let Some(key) = ApiKey::find_by_public_id(conn, public_id)? else {
+        return Ok(());
+    };
+    // The event goes to the actor's organization (a user probing another tenant's key) or,
+    // for staff, to the key's own; the target label stays empty across tenants.
+    let same_tenant = actor.organization_id().is_none() || actor.organization_id() == key.organization_id;
+    let label = if same_tenant { key.name.clone() } else { String::new() };
+    let organization_id = actor.organization_id().or(key.organization_id);
+    audit::record(
+        conn,
+        actor,
+        Entry::new(action)
+            .organization(organization_id)
+            .target(Target::new("api_key", &key.public_id, label))
+            .outcome(Outcome::Denied),
+    )?;
+    Ok(())
+}
+
+/// `Owner` of a key for display and verification.
+pub fn owner_of(key: &ApiKey) -> KeyOwner {
+    key.owner()
+}
