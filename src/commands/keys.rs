@@ -15,7 +15,7 @@ use crate::{
     services::{
         Actor,
         keys::{
-            ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest, OwnerContext,
+            ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest, OwnerContext, access,
             input::parse_name,
             lifecycle::{self, owner_context, policy_of},
             policy::end_of_day,
@@ -52,6 +52,7 @@ pub fn create_key(config: &Config, args: CreateKeyArgs) -> Result<(), String> {
     let mut conn = db::connect(&handle.url)?;
     let hasher = KeyHasher::new(secret.derive().key_pepper);
     let name = parse_name(&args.name).map_err(|e| format!("invalid --name: {e}"))?;
+    let actor = Actor::system("create-key");
     let created = conn
         .transaction(|conn| {
             let organization = Organization::find_by_slug(conn, &args.org)
@@ -63,6 +64,7 @@ pub fn create_key(config: &Config, args: CreateKeyArgs) -> Result<(), String> {
                 .ok_or_else(|| AppError::BadRequest(format!("there is no user {email} in {}", organization.slug)))?;
             let owner_kind = NewKeyOwner::Personal { user_id: owner_user.id, organization_id: organization.id };
             let owner = owner_context(conn, owner_kind)?;
+            access::check_create(&actor, None, &owner)?;
             let policy = policy_of(&owner);
             let actions = match &args.actions {
                 None => match &owner {
@@ -110,7 +112,7 @@ pub fn create_key(config: &Config, args: CreateKeyArgs) -> Result<(), String> {
             let environment = if args.test { Environment::Test } else { Environment::Live };
             let request =
                 NewKeyRequest { owner: owner_kind, name: name.clone(), environment, settings, form_token: None };
-            lifecycle::create(conn, &Actor::system("create-key"), &hasher, request)
+            lifecycle::create(conn, &actor, &hasher, request)
         })
         .map_err(describe)?;
     match created {

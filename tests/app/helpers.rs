@@ -155,6 +155,8 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub database: String,
     pub db: Database,
+    /// The application's key hasher (its pepper), to check stored hashes.
+    pub hasher: keyward::keys::KeyHasher,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -184,6 +186,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         &PoolOptions { size: 4, checkout_timeout: Duration::from_secs(3), statement_timeout: Duration::from_secs(5) },
     );
     let secret = MasterSecret::generate();
+    let hasher = keyward::keys::KeyHasher::new(secret.derive().key_pepper);
     let app = Application::build(AppSettings {
         db: db.clone(),
         keys: secret.derive(),
@@ -198,7 +201,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
     let address = app.local_addr();
     let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
-    TestApp { address, database, db, handle }
+    TestApp { address, database, db, hasher, handle }
 }
 
 impl TestApp {
@@ -371,6 +374,8 @@ pub mod fixtures {
         access: bool,
         active: bool,
         roles: Vec<Vec<Permission>>,
+        grants: Option<Vec<String>>,
+        grants_all: bool,
     }
 
     impl UserBuilder {
@@ -382,6 +387,8 @@ pub mod fixtures {
                 access: false,
                 active: true,
                 roles: vec![],
+                grants: None,
+                grants_all: false,
             }
         }
 
@@ -403,6 +410,18 @@ pub mod fixtures {
         /// Gives the user a new role holding `permissions`.
         pub fn role(mut self, permissions: &[Permission]) -> Self {
             self.roles.push(permissions.to_vec());
+            self
+        }
+
+        /// Gives the user a role allowing these API actions on keys.
+        pub fn may_grant(mut self, actions: &[&str]) -> Self {
+            self.grants = Some(actions.iter().map(|a| a.to_string()).collect());
+            self
+        }
+
+        /// Gives the user a role allowing every API action on keys.
+        pub fn may_grant_all(mut self) -> Self {
+            self.grants_all = true;
             self
         }
 
@@ -430,6 +449,18 @@ pub mod fixtures {
                         .unwrap();
                 Role::assign(conn, self.organization_id, role.id, user.id).unwrap();
             }
+            if self.grants.is_some() || self.grants_all {
+                let codes = self.grants.clone().unwrap_or_default();
+                let ids: Vec<i64> = keyward::db::models::ApiAction::find_active_by_codes(conn, &codes)
+                    .unwrap()
+                    .into_iter()
+                    .map(|a| a.id)
+                    .collect();
+                let role =
+                    Role::insert(conn, self.organization_id, &format!("grants of {}", self.email), "", &[]).unwrap();
+                Role::allow_api_actions(conn, role.id, self.grants_all, &ids).unwrap();
+                Role::assign(conn, self.organization_id, role.id, user.id).unwrap();
+            }
             User::find(conn, user.id).unwrap()
         }
     }
@@ -444,6 +475,91 @@ pub mod fixtures {
             },
         )
         .unwrap()
+    }
+}
+
+/// The user with `email` (fixtures).
+pub fn user(app: &TestApp, email: &str) -> keyward::db::models::User {
+    keyward::db::models::User::find_by_email(&mut app.conn(), email).unwrap().expect("the user exists")
+}
+
+/// Keys created directly through the key service (fixtures for tests about other flows).
+pub mod keys {
+    use diesel::PgConnection;
+    use keyward::{
+        db::models::{ApiAction, ApiKey},
+        keys::{Environment, KeyHasher},
+        services::{
+            Actor,
+            keys::{ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest, lifecycle},
+        },
+    };
+
+    /// Settings of a plain key: all assets, expiring in 30 days, with `actions` (None: all).
+    pub fn settings(conn: &mut PgConnection, actions: Option<&[&str]>) -> KeySettings {
+        let actions = match actions {
+            None => ActionScope::All,
+            Some(codes) => {
+                let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
+                ActionScope::Only(ApiAction::find_active_by_codes(conn, &codes).unwrap())
+            }
+        };
+        KeySettings {
+            comment: String::new(),
+            actions,
+            assets: AssetScope::All,
+            cidrs: vec![],
+            expires_at: Some(chrono::Utc::now() + chrono::Duration::days(30)),
+            proxy_user_id: None,
+        }
+    }
+
+    /// Creates a key as the operator would; returns the key and its secret.
+    pub fn create(
+        conn: &mut PgConnection,
+        hasher: &KeyHasher,
+        owner: NewKeyOwner,
+        name: &str,
+        settings: KeySettings,
+    ) -> (ApiKey, String) {
+        let request =
+            NewKeyRequest { owner, name: name.into(), environment: Environment::Live, settings, form_token: None };
+        match lifecycle::create(conn, &Actor::system("create-key"), hasher, request).unwrap() {
+            Created::New { key, secret } => (key, secret.expose().to_string()),
+            Created::Replayed(_) => unreachable!(),
+        }
+    }
+
+    /// A personal key with `positions.read` (which the tests' key owners may grant).
+    pub fn personal(
+        conn: &mut PgConnection,
+        hasher: &KeyHasher,
+        user: &keyward::db::models::User,
+        name: &str,
+    ) -> (ApiKey, String) {
+        let settings = settings(conn, Some(&["positions.read"]));
+        create(
+            conn,
+            hasher,
+            NewKeyOwner::Personal { user_id: user.id, organization_id: user.organization_id },
+            name,
+            settings,
+        )
+    }
+
+    pub fn organization(
+        conn: &mut PgConnection,
+        hasher: &KeyHasher,
+        proxy: &keyward::db::models::User,
+        name: &str,
+    ) -> (ApiKey, String) {
+        let mut settings = settings(conn, None);
+        settings.proxy_user_id = Some(proxy.id);
+        create(conn, hasher, NewKeyOwner::Organization { organization_id: proxy.organization_id }, name, settings)
+    }
+
+    pub fn reload(conn: &mut PgConnection, key: &ApiKey) -> Option<ApiKey> {
+        ApiKey::find_by_public_id(conn, &key.public_id).unwrap()
     }
 }
 

@@ -5,4 +5,6 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod key_matrix;
+mod keys;
 mod security;

@@ -167,6 +167,17 @@ impl ApiKey {
         }
     }
 
+    /// Whether this key is one of the keys `scope` lists.
+    pub fn is_in(&self, scope: KeyListScope) -> bool {
+        match scope {
+            KeyListScope::OwnedBy { organization_id, user_id } => {
+                self.organization_id == Some(organization_id) && self.owner_user_id == Some(user_id)
+            }
+            KeyListScope::Organization(id) => self.organization_id == Some(id),
+            KeyListScope::ServiceProvider(id) => self.owner_service_provider_id == Some(id),
+        }
+    }
+
     pub fn is_expired_at(&self, at: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|e| e <= at)
     }

@@ -16,7 +16,7 @@ use crate::{
     auth::session::{self, FlashLevel},
     db::models::{
         ApiKey,
-        api_key::{KeyListFilter, OwnerFilter, StateFilter},
+        api_key::{KeyListFilter, KeyListScope, OwnerFilter, StateFilter},
     },
     error::{AppError, AppResult, FieldErrors},
     keys::format::is_public_id,
@@ -84,11 +84,24 @@ async fn perform<T: Send + 'static>(
     result
 }
 
-/// Loads a key the actor may see (or `NotFound`).
-async fn visible_key(state: &AppState, actor: Actor, public_id: String, op: KeyOp) -> AppResult<ApiKey> {
+/// Loads a key of this area that the actor may see (or `NotFound`).
+async fn visible_key(state: &AppState, area: &impl KeyArea, public_id: String, op: KeyOp) -> AppResult<ApiKey> {
+    let (actor, scope) = (area.actor(), area.scope());
     let id = public_id.clone();
-    let audit_actor = actor.clone();
-    perform(state, &audit_actor, op, &id, move |conn| Ok(lifecycle::lock(conn, &actor, &public_id, op)?.0)).await
+    perform(state, &area.actor(), op, &id, move |conn| in_area(conn, &actor, scope, &public_id, op)).await
+}
+
+/// Locks a key for `op`, refusing keys outside the area (an administrator's Account pages
+/// show only their own keys, a provider's pages only that provider's keys).
+fn in_area(
+    conn: &mut diesel::PgConnection,
+    actor: &Actor,
+    scope: KeyListScope,
+    public_id: &str,
+    op: KeyOp,
+) -> AppResult<ApiKey> {
+    let (key, _) = lifecycle::lock(conn, actor, public_id, op)?;
+    if key.is_in(scope) { Ok(key) } else { Err(AppError::NotFound) }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -372,7 +385,7 @@ struct DetailPage {
 pub async fn detail<A: KeyArea>(area: A, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     not_blocked(&area)?;
     let public_id = public_id(&req)?;
-    let key = visible_key(&state, area.actor(), public_id, KeyOp::View).await?;
+    let key = visible_key(&state, &area, public_id, KeyOp::View).await?;
     let base = area.base();
     let row_base = base.clone();
     let detail = state.db.run(move |conn| view::detail(conn, &key, &row_base)).await?;
@@ -411,7 +424,7 @@ pub async fn rename_form<A: KeyArea>(
 ) -> AppResult<HttpResponse> {
     not_blocked(&area)?;
     let public_id = public_id(&req)?;
-    let key = visible_key(&state, area.actor(), public_id, KeyOp::Rename).await?;
+    let key = visible_key(&state, &area, public_id, KeyOp::Rename).await?;
     let detail_href = format!("{}/{}", area.base(), key.public_id);
     let return_to = return_path(&area, query.return_to.as_deref().unwrap_or_default(), detail_href.clone());
     let ctx = area.context(&format!("Rename {}", key.name))?;
@@ -437,9 +450,13 @@ pub async fn rename<A: KeyArea>(
     let form = form.into_inner();
     let actor = area.actor();
     let (id, name) = (public_id.clone(), form.name.clone());
+    let scope = area.scope();
     let result = perform(&state, &actor, KeyOp::Rename, &public_id, {
         let actor = actor.clone();
-        move |conn| lifecycle::rename(conn, &actor, &id, &name)
+        move |conn| {
+            in_area(conn, &actor, scope, &id, KeyOp::Rename)?;
+            lifecycle::rename(conn, &actor, &id, &name)
+        }
     })
     .await;
     let detail_href = format!("{}/{public_id}", area.base());
@@ -450,7 +467,7 @@ pub async fn rename<A: KeyArea>(
             Ok(redirect(&return_to))
         }
         Err(AppError::Invalid(errors)) => {
-            let key = visible_key(&state, actor, public_id, KeyOp::Rename).await?;
+            let key = visible_key(&state, &area, public_id, KeyOp::Rename).await?;
             let ctx = area.context(&format!("Rename {}", key.name))?;
             render_with_status(
                 &RenamePage {
@@ -480,7 +497,7 @@ pub async fn edit_form<A: KeyArea>(
 ) -> AppResult<HttpResponse> {
     not_blocked(&area)?;
     let public_id = public_id(&req)?;
-    let key = visible_key(&state, area.actor(), public_id, KeyOp::Edit).await?;
+    let key = visible_key(&state, &area, public_id, KeyOp::Edit).await?;
     let detail_href = format!("{}/{}", area.base(), key.public_id);
     let return_to = return_path(&area, query.return_to.as_deref().unwrap_or_default(), detail_href.clone());
     let actor = area.actor();
@@ -508,11 +525,11 @@ pub async fn edit<A: KeyArea>(
     let public_id = public_id(&req)?;
     let mut values = form.into_inner();
     let actor = area.actor();
-    let (id, submitted) = (public_id.clone(), values.clone());
+    let (id, submitted, scope) = (public_id.clone(), values.clone(), area.scope());
     let result = perform(&state, &actor, KeyOp::Edit, &public_id, {
         let actor = actor.clone();
         move |conn| {
-            let (key, _) = lifecycle::lock(conn, &actor, &id, KeyOp::Edit)?;
+            let key = in_area(conn, &actor, scope, &id, KeyOp::Edit)?;
             let owner = crate::services::keys::OwnerContext::of_key(conn, &key)?;
             let mut errors = FieldErrors::new();
             let settings = KeySettings::from_form(conn, &submitted, &owner, &policy_of(&owner), &mut errors)?;
@@ -528,7 +545,7 @@ pub async fn edit<A: KeyArea>(
             Ok(redirect(&return_path(&area, &values.return_to, detail_href)))
         }
         Err(AppError::Invalid(errors)) => {
-            let key = visible_key(&state, actor, public_id.clone(), KeyOp::Edit).await?;
+            let key = visible_key(&state, &area, public_id.clone(), KeyOp::Edit).await?;
             values.name = key.name;
             values.return_to = return_path(&area, &values.return_to, detail_href);
             form_again(&area, &state, Some(public_id), values, errors).await
@@ -661,7 +678,7 @@ pub async fn confirm_form<A: KeyArea>(
 ) -> AppResult<HttpResponse> {
     not_blocked(&area)?;
     let public_id = public_id(&req)?;
-    let key = visible_key(&state, area.actor(), public_id, which.op()).await?;
+    let key = visible_key(&state, &area, public_id, which.op()).await?;
     let detail_href = format!("{}/{}", area.base(), key.public_id);
     let fallback = if matches!(which, Confirmed::Delete) { area.base() } else { detail_href.clone() };
     let mut return_to = return_path(&area, query.return_to.as_deref().unwrap_or_default(), fallback);
@@ -701,10 +718,11 @@ pub async fn confirmed<A: KeyArea>(
     let form = form.into_inner();
     let actor = area.actor();
     let reason = crate::domain::text::clean_text(&form.reason, 500, "reason").map_err(AppError::BadRequest)?;
-    let id = public_id.clone();
+    let (id, scope) = (public_id.clone(), area.scope());
     let key = perform(&state, &actor, which.op(), &public_id, {
         let actor = actor.clone();
         move |conn| {
+            in_area(conn, &actor, scope, &id, which.op())?;
             let reason = (!reason.is_empty()).then_some(reason);
             match which {
                 Confirmed::Deactivate => lifecycle::set_active(conn, &actor, &id, false, reason.as_deref()),
@@ -787,7 +805,7 @@ pub async fn rekey_form<A: KeyArea>(
 ) -> AppResult<HttpResponse> {
     not_blocked(&area)?;
     let public_id = public_id(&req)?;
-    let key = visible_key(&state, area.actor(), public_id, KeyOp::Rekey).await?;
+    let key = visible_key(&state, &area, public_id, KeyOp::Rekey).await?;
     let policy_key = key.clone();
     let policy = state
         .db
@@ -824,10 +842,13 @@ pub async fn rekey<A: KeyArea>(
     let token = (token.len() >= 16 && token.len() <= 64).then_some(token);
     let actor = area.actor();
     let hasher = state.hasher.clone();
-    let id = public_id.clone();
+    let (id, scope) = (public_id.clone(), area.scope());
     let result = perform(&state, &actor, KeyOp::Rekey, &public_id, {
         let actor = actor.clone();
-        move |conn| lifecycle::rekey(conn, &actor, &hasher, &id, grace, token.as_deref())
+        move |conn| {
+            in_area(conn, &actor, scope, &id, KeyOp::Rekey)?;
+            lifecycle::rekey(conn, &actor, &hasher, &id, grace, token.as_deref())
+        }
     })
     .await?;
     match result {

@@ -1,0 +1,393 @@
+//! The authorization matrix of key operations: every kind of actor × every key operation ×
+//! a personal and an organization key, in both key areas and across organizations. Each
+//! cell checks the HTTP answer and, for refusals, that the key did not change.
+
+use diesel::prelude::*;
+use keyward::{
+    db::{models::ApiKey, schema::api_keys},
+    domain::Permission,
+    services::{Actor, keys::lifecycle},
+};
+use reqwest::StatusCode;
+
+use crate::helpers::{TestApp, TestClient, fixtures, keys, spawn_app, user};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    /// A member without API key access.
+    Member,
+    /// The owner of the personal key (API key access).
+    Owner,
+    /// Another member with API key access.
+    Peer,
+    Admin,
+    /// A member with a "Key: Manage" role.
+    Manager,
+    /// The administrator of another organization.
+    ForeignAdmin,
+    Staff,
+}
+
+const EVERYONE: [Who; 7] =
+    [Who::Member, Who::Owner, Who::Peer, Who::Admin, Who::Manager, Who::ForeignAdmin, Who::Staff];
+
+impl Who {
+    fn email(self) -> &'static str {
+        match self {
+            Who::Member => "member@acme.test",
+            Who::Owner => "owner@acme.test",
+            Who::Peer => "peer@acme.test",
+            Who::Admin => "admin@acme.test",
+            Who::Manager => "manager@acme.test",
+            Who::ForeignAdmin => "admin@globex.test",
+            Who::Staff => "staff@platform.test",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Area {
+    Account,
+    Admin,
+}
+
+impl Area {
+    fn base(self) -> &'static str {
+        match self {
+            Area::Account => "/account/keys",
+            Area::Admin => "/admin/keys",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Personal,
+    Organization,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    View,
+    RenameForm,
+    Rename,
+    Edit,
+    Deactivate,
+    Reactivate,
+    Rekey,
+    EndGrace,
+    Delete,
+}
+
+const OPS: [Op; 9] = [
+    Op::View,
+    Op::RenameForm,
+    Op::Rename,
+    Op::Edit,
+    Op::Deactivate,
+    Op::Reactivate,
+    Op::Rekey,
+    Op::EndGrace,
+    Op::Delete,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Allowed,
+    Forbidden,
+    NotFound,
+}
+
+/// The rules of SPEC §3, written as a table.
+fn expected(who: Who, area: Area, kind: Kind) -> Expect {
+    use Expect::*;
+    match (who, area) {
+        (Who::Staff, _) => Forbidden,
+        // Account pages: only with API key access, and only one's own personal keys.
+        (Who::Member | Who::Manager, Area::Account) => Forbidden,
+        (Who::Owner, Area::Account) if kind == Kind::Personal => Allowed,
+        (_, Area::Account) => NotFound,
+        // Admin pages: administrators and "Key: Manage", inside their organization.
+        (Who::Admin | Who::Manager, Area::Admin) => Allowed,
+        (Who::ForeignAdmin, Area::Admin) => NotFound,
+        (_, Area::Admin) => Forbidden,
+    }
+}
+
+struct World {
+    app: TestApp,
+    clients: Vec<(Who, TestClient)>,
+}
+
+async fn world() -> World {
+    let app = spawn_app().await;
+    {
+        let mut conn = app.conn();
+        let acme = fixtures::organization(&mut conn, "acme");
+        let globex = fixtures::organization(&mut conn, "globex");
+        fixtures::UserBuilder::new(&acme, Who::Member.email()).insert(&mut conn);
+        fixtures::UserBuilder::new(&acme, Who::Owner.email())
+            .api_key_access()
+            .may_grant(&["positions.read"])
+            .insert(&mut conn);
+        fixtures::UserBuilder::new(&acme, Who::Peer.email())
+            .api_key_access()
+            .may_grant(&["positions.read"])
+            .insert(&mut conn);
+        fixtures::UserBuilder::new(&acme, Who::Admin.email()).admin().insert(&mut conn);
+        fixtures::UserBuilder::new(&acme, Who::Manager.email()).role(&[Permission::KeysManage]).insert(&mut conn);
+        fixtures::UserBuilder::new(&acme, "proxy@acme.test").inactive().insert(&mut conn);
+        fixtures::UserBuilder::new(&globex, Who::ForeignAdmin.email()).admin().may_grant_all().insert(&mut conn);
+        fixtures::staff(&mut conn, Who::Staff.email());
+    }
+    let mut clients = Vec::new();
+    for who in EVERYONE {
+        clients.push((who, app.signed_in(who.email()).await));
+    }
+    World { app, clients }
+}
+
+/// A fresh key of `kind` in Acme, prepared for `op` (deactivated for Reactivate, in a grace
+/// period for EndGrace).
+fn fresh_key(app: &TestApp, kind: Kind, op: Op) -> ApiKey {
+    let mut conn = app.conn();
+    let (key, _) = match kind {
+        Kind::Personal => keys::personal(&mut conn, &app.hasher, &user(app, Who::Owner.email()), "Matrix key"),
+        Kind::Organization => keys::organization(&mut conn, &app.hasher, &user(app, "proxy@acme.test"), "Matrix key"),
+    };
+    let system = Actor::system("test");
+    match op {
+        Op::Reactivate => {
+            lifecycle::set_active(&mut conn, &system, &key.public_id, false, None).unwrap();
+        }
+        Op::EndGrace => {
+            lifecycle::rekey(&mut conn, &system, &app.hasher, &key.public_id, 60, None).unwrap();
+        }
+        _ => {}
+    }
+    keys::reload(&mut conn, &key).unwrap()
+}
+
+/// Performs `op` on `key` through `area` and returns the final status.
+async fn attempt(client: &TestClient, app: &TestApp, area: Area, kind: Kind, key: &ApiKey, op: Op) -> StatusCode {
+    let base = format!("{}/{}", area.base(), key.public_id);
+    // A page of the same app, so POSTs carry this session's CSRF token.
+    client.page("/login").await;
+    client.page("/").await;
+    let csrf_page = if matches!(client.get("/account").await.status(), StatusCode::OK) { "/account" } else { "/staff" };
+    client.page(csrf_page).await;
+    let expires = (chrono::Utc::now() + chrono::Duration::days(10)).date_naive().to_string();
+    let proxy = user(app, "proxy@acme.test").id.to_string();
+    match op {
+        Op::View => client.get(&base).await.status(),
+        Op::RenameForm => client.get(&format!("{base}/rename")).await.status(),
+        Op::Rename => client.post(&format!("{base}/rename"), &[("name", "Renamed in the matrix")]).await.status(),
+        Op::Edit => {
+            let mut fields = vec![
+                ("comment", "edited in the matrix"),
+                ("actions_mode", "selected"),
+                ("action", "positions.read"),
+                ("expires_on", expires.as_str()),
+            ];
+            if kind == Kind::Organization {
+                fields.push(("proxy_user_id", proxy.as_str()));
+            }
+            client.post(&format!("{base}/edit"), &fields).await.status()
+        }
+        Op::Deactivate => client.post(&format!("{base}/deactivate"), &[]).await.status(),
+        Op::Reactivate => client.post(&format!("{base}/reactivate"), &[]).await.status(),
+        Op::Rekey => client.post(&format!("{base}/rekey"), &[("grace_minutes", "0")]).await.status(),
+        Op::EndGrace => client.post(&format!("{base}/end-grace"), &[]).await.status(),
+        Op::Delete => client.post(&format!("{base}/delete"), &[]).await.status(),
+    }
+}
+
+/// Whether `op` visibly took effect on `before`.
+fn took_effect(app: &TestApp, before: &ApiKey, op: Op) -> bool {
+    let after = api_keys::table
+        .filter(api_keys::id.eq(before.id))
+        .select(ApiKey::as_select())
+        .first(&mut *app.conn())
+        .optional()
+        .unwrap();
+    match (op, after) {
+        (Op::Delete, after) => after.is_none(),
+        (_, None) => true,
+        (Op::View | Op::RenameForm, _) => false,
+        (Op::Rename, Some(after)) => after.name != before.name,
+        (Op::Edit, Some(after)) => after.comment != before.comment,
+        (Op::Deactivate, Some(after)) => !after.active,
+        (Op::Reactivate, Some(after)) => after.active,
+        (Op::Rekey, Some(after)) => after.secret_hash != before.secret_hash,
+        (Op::EndGrace, Some(after)) => after.previous_secret_hash.is_none(),
+    }
+}
+
+fn success_status(op: Op) -> StatusCode {
+    match op {
+        Op::View | Op::RenameForm | Op::Rekey => StatusCode::OK,
+        _ => StatusCode::SEE_OTHER,
+    }
+}
+
+#[actix_web::test]
+async fn every_actor_may_do_exactly_what_the_rules_allow_with_every_key() {
+    let World { app, clients } = world().await;
+    let mut failures = Vec::new();
+    for (who, client) in &clients {
+        for area in [Area::Account, Area::Admin] {
+            for kind in [Kind::Personal, Kind::Organization] {
+                let expect = expected(*who, area, kind);
+                for op in OPS {
+                    let key = fresh_key(&app, kind, op);
+                    let status = attempt(client, &app, area, kind, &key, op).await;
+                    let changed = took_effect(&app, &key, op);
+                    let ok = match expect {
+                        Expect::Allowed => {
+                            status == success_status(op) && (matches!(op, Op::View | Op::RenameForm) || changed)
+                        }
+                        Expect::Forbidden => status == StatusCode::FORBIDDEN && !changed,
+                        Expect::NotFound => status == StatusCode::NOT_FOUND && !changed,
+                    };
+                    if !ok {
+                        failures.push(format!(
+                            "{who:?} {area:?} {kind:?} {op:?}: expected {expect:?}, got {status} (changed: {changed})"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} cells wrong:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[actix_web::test]
+async fn every_actor_may_create_exactly_the_keys_the_rules_allow() {
+    let World { app, clients } = world().await;
+    let expires = (chrono::Utc::now() + chrono::Duration::days(10)).date_naive().to_string();
+    let mut failures = Vec::new();
+    for (who, client) in &clients {
+        for area in [Area::Account, Area::Admin] {
+            let before: i64 = api_keys::table.count().get_result(&mut *app.conn()).unwrap();
+            client.page("/login").await;
+            let (status, page) = client.page(&format!("{}/new", area.base())).await;
+            let token = page
+                .find("name=\"form_token\" value=\"")
+                .map(|i| page[i + 25..i + 25 + page[i + 25..].find('"').unwrap()].to_string())
+                .unwrap_or_else(|| "x".repeat(32));
+            if status != StatusCode::OK {
+                // Fetch some page for a CSRF token of this session.
+                client.page(if *who == Who::Staff { "/staff" } else { "/account" }).await;
+            }
+            // Each actor's own organization: a proxy of the right tenant for organization keys.
+            let proxy =
+                user(&app, if *who == Who::ForeignAdmin { Who::ForeignAdmin.email() } else { "proxy@acme.test" })
+                    .id
+                    .to_string();
+            let response = client
+                .post(
+                    area.base(),
+                    &[
+                        ("form_token", token.as_str()),
+                        ("name", "Created in the matrix"),
+                        ("actions_mode", "selected"),
+                        ("action", "positions.read"),
+                        ("expires_on", expires.as_str()),
+                        ("proxy_user_id", proxy.as_str()),
+                    ],
+                )
+                .await;
+            let after: i64 = api_keys::table.count().get_result(&mut *app.conn()).unwrap();
+            let allowed = match (who, area) {
+                (Who::Owner | Who::Peer | Who::Admin | Who::ForeignAdmin, Area::Account) => true,
+                (Who::Admin | Who::ForeignAdmin, Area::Admin) => true,
+                // A "Key: Manage" role may create organization keys, within its own grants
+                // (none here), so it may create none that carry positions.read.
+                _ => false,
+            };
+            let status = response.status();
+            let ok = if allowed {
+                status == StatusCode::OK && after == before + 1
+            } else {
+                matches!(status, StatusCode::FORBIDDEN | StatusCode::UNPROCESSABLE_ENTITY) && after == before
+            };
+            if !ok {
+                failures.push(format!(
+                    "{who:?} create in {area:?}: allowed={allowed}, got {status}, keys {before}→{after}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The service rules on their own (without the areas' scope checks in front of them), so a
+/// hole in either layer is caught.
+#[actix_web::test]
+async fn the_service_rules_alone_refuse_what_the_matrix_refuses() {
+    use keyward::{
+        db::models::StaffAccount,
+        error::AppError,
+        services::{
+            actor::ActorKind,
+            keys::{KeyOp, lifecycle::lock},
+        },
+    };
+    let World { app, .. } = world().await;
+    let mut conn = app.conn();
+    let actor_of = |conn: &mut diesel::PgConnection, who: Who| -> Actor {
+        let client_ip = keyward::domain::ClientIp(None);
+        if who == Who::Staff {
+            let staff = StaffAccount::find_by_email(conn, who.email()).unwrap().unwrap();
+            return Actor { kind: ActorKind::Staff { id: staff.id, email: staff.email }, client_ip };
+        }
+        let u = keyward::db::models::User::find_by_email(conn, who.email()).unwrap().unwrap();
+        Actor {
+            kind: ActorKind::User {
+                id: u.id,
+                organization_id: u.organization_id,
+                email: u.email,
+                is_admin: u.is_admin,
+            },
+            client_ip,
+        }
+    };
+    let ops = [
+        KeyOp::View,
+        KeyOp::Rename,
+        KeyOp::Edit,
+        KeyOp::Deactivate,
+        KeyOp::Reactivate,
+        KeyOp::Rekey,
+        KeyOp::EndGrace,
+        KeyOp::Delete,
+    ];
+    let mut failures = Vec::new();
+    for kind in [Kind::Personal, Kind::Organization] {
+        let key = fresh_key(&app, kind, Op::View);
+        for who in EVERYONE {
+            let actor = actor_of(&mut conn, who);
+            for op in ops {
+                let result = conn.transaction(|conn| lock(conn, &actor, &key.public_id, op).map(|_| ()));
+                let expected = match who {
+                    Who::Admin | Who::Manager => "ok",
+                    Who::Owner if kind == Kind::Personal => "ok",
+                    // Staff may view client keys and deactivate them in an incident.
+                    Who::Staff if matches!(op, KeyOp::View | KeyOp::Deactivate) => "ok",
+                    Who::Staff => "forbidden",
+                    _ => "not found",
+                };
+                let got = match result {
+                    Ok(()) => "ok",
+                    Err(AppError::Forbidden) => "forbidden",
+                    Err(AppError::NotFound) => "not found",
+                    Err(_) => "other",
+                };
+                if got != expected {
+                    failures.push(format!("{who:?} {kind:?} {op:?}: expected {expected}, got {got}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
