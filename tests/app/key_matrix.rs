@@ -335,7 +335,7 @@ async fn the_service_rules_alone_refuse_what_the_matrix_refuses() {
     };
     let World { app, .. } = world().await;
     let mut conn = app.conn();
-    let actor_of = |conn: &mut diesel::PgConnection, who: Who| -> Actor {
+    let actor_of = |conn: &mut PgConnection, who: Who| -> Actor {
         let client_ip = keyward::domain::ClientIp(None);
         if who == Who::Staff {
             let staff = StaffAccount::find_by_email(conn, who.email()).unwrap().unwrap();
