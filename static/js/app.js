@@ -136,11 +136,15 @@
 
   function onDialogSubmit(event) {
     var form = event.target;
-    if (!(form instanceof HTMLFormElement) || form.method.toLowerCase() !== "post") return;
+    // Read attributes, not properties: a field named "action" (the key form has them)
+    // shadows form.action.
+    var method = (form.getAttribute("method") || "get").toLowerCase();
+    var action = form.getAttribute("action") || window.location.pathname;
+    if (!(form instanceof HTMLFormElement) || method !== "post") return;
     event.preventDefault();
     var buttons = form.querySelectorAll("button[type=submit]");
     buttons.forEach(function (b) { b.disabled = true; });
-    fetch(form.action, {
+    fetch(action, {
       method: "POST",
       body: new URLSearchParams(new FormData(form)),
       credentials: "same-origin",
@@ -154,7 +158,7 @@
           dialog.close();
           return null;
         }
-        return response.text().then(function (html) { showContent(html, form.action); });
+        return response.text().then(function (html) { showContent(html, action); });
       })
       .catch(function () {
         buttons.forEach(function (b) { b.disabled = false; });

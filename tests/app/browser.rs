@@ -1,0 +1,367 @@
+//! Browser tests: headless Chromium driven through WebDriver (chromedriver), through every key
+//! modal flow with JavaScript, and the create and delete flows again without JavaScript.
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use fantoccini::{Client, ClientBuilder, Locator, elements::Element, key::Key};
+use keyward::keys::ParsedKey;
+use serde_json::json;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::helpers::{PASSWORD, TestApp, fixtures, keys, spawn_app, user};
+
+/// Chromium is heavy: at most two browsers at a time on a two-core machine.
+static BROWSER_SLOTS: Semaphore = Semaphore::const_new(2);
+static CHROMEDRIVER: OnceLock<Mutex<Option<(Child, u16)>>> = OnceLock::new();
+
+extern "C" fn stop_chromedriver() {
+    if let Some(lock) = CHROMEDRIVER.get()
+        && let Ok(mut guard) = lock.lock()
+        && let Some((child, _)) = guard.as_mut()
+    {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+fn find_program(names: &[&str]) -> String {
+    for name in names {
+        let found = std::env::var_os("PATH")
+            .map(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+            .unwrap_or(false);
+        if found {
+            return name.to_string();
+        }
+    }
+    panic!("none of {names:?} is installed: run `bash .ci/setup --browser` (installs chromium and chromium-driver)");
+}
+
+/// The port of the shared chromedriver, started on first use.
+fn chromedriver_port() -> u16 {
+    let lock = CHROMEDRIVER.get_or_init(|| Mutex::new(None));
+    let mut guard = lock.lock().unwrap();
+    if let Some((_, port)) = guard.as_ref() {
+        return *port;
+    }
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(find_program(&["chromedriver"]))
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    #[expect(unsafe_code, reason = "atexit is the only hook that runs after the test harness finishes")]
+    unsafe {
+        libc::atexit(stop_chromedriver);
+    }
+    *guard = Some((child, port));
+    port
+}
+
+/// A headless Chromium session (its slot is released when dropped).
+pub struct Browser {
+    pub client: Client,
+    base: String,
+    _slot: SemaphorePermit<'static>,
+    _profile: PathBuf,
+}
+
+impl Browser {
+    pub async fn open(app: &TestApp, javascript: bool) -> Browser {
+        let slot = BROWSER_SLOTS.acquire().await.unwrap();
+        let port = chromedriver_port();
+        let profile = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("chromium-profile-{}", keyward::secrets::random_token(6)));
+        std::fs::create_dir_all(&profile).unwrap();
+        let mut options = json!({
+            "binary": which(&["chromium", "chromium-browser"]),
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--disable-quic", "--window-size=1280,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        });
+        if !javascript {
+            options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("browserName".into(), json!("chrome"));
+        capabilities.insert("goog:chromeOptions".into(), options);
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a WebDriver session");
+        Browser { client, base: app.url(""), _slot: slot, _profile: profile }
+    }
+
+    pub async fn goto(&self, path: &str) {
+        self.client.goto(&format!("{}{path}", self.base)).await.unwrap();
+    }
+
+    pub async fn find(&self, css: &str) -> Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
+    }
+
+    /// Waits until the element `css` contains `text`.
+    pub async fn wait_for_text(&self, css: &str, text: &str) {
+        let started = Instant::now();
+        loop {
+            if let Ok(element) = self.client.find(Locator::Css(css)).await
+                && element.text().await.unwrap_or_default().contains(text)
+            {
+                return;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let source = self.client.source().await.unwrap_or_default();
+                panic!("{css} never contained {text:?}; page:\n{source}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until no element matches `css`.
+    pub async fn wait_gone(&self, css: &str) {
+        let started = Instant::now();
+        while self.client.find(Locator::Css(css)).await.is_ok() {
+            assert!(started.elapsed() < Duration::from_secs(10), "{css} did not go away");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn js(&self, script: &str) -> serde_json::Value {
+        self.client.execute(script, vec![]).await.unwrap()
+    }
+
+    pub async fn sign_in(&self, email: &str) {
+        self.goto("/login").await;
+        self.find("#email").await.send_keys(email).await.unwrap();
+        self.find("#password").await.send_keys(PASSWORD).await.unwrap();
+        self.find("form[action='/login'] button[type=submit]").await.click().await.unwrap();
+        self.wait_for_text(".flash-success", "Welcome").await;
+    }
+
+    /// Clicks the link `css` that opens a dialog, and waits for the dialog.
+    pub async fn open_dialog(&self, css: &str) -> Element {
+        self.find(css).await.click().await.unwrap();
+        self.find("dialog[open] [data-dialog-content]").await
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+fn which(names: &[&str]) -> String {
+    let name = find_program(names);
+    std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|dir| dir.join(&name))
+        .find(|path| path.is_file())
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+/// An organization with a user who has API key access and may grant the read actions.
+async fn world() -> TestApp {
+    let app = spawn_app().await;
+    let mut conn = app.conn();
+    let org = fixtures::organization(&mut conn, "acme");
+    fixtures::UserBuilder::new(&org, "bob@acme.test")
+        .api_key_access()
+        .may_grant(&["positions.read", "vehicles.read"])
+        .insert(&mut conn);
+    drop(conn);
+    app
+}
+
+/// The row of the key named `name` in the list.
+fn row(name: &str) -> String {
+    format!("//tr[td/a[normalize-space(text())='{name}']]")
+}
+
+#[actix_web::test]
+async fn create_shows_the_key_once_in_a_dialog_with_copy_and_done() {
+    let app = world().await;
+    let browser = Browser::open(&app, true).await;
+    browser.sign_in("bob@acme.test").await;
+    browser.goto("/account/keys").await;
+    browser.find(".empty-state").await;
+
+    let dialog = browser.open_dialog(".page-head a[data-dialog]").await;
+    assert!(dialog.text().await.unwrap().contains("New API key"));
+    let focus_in_dialog = browser.js("return document.activeElement.closest('dialog[open]') !== null").await;
+    assert_eq!(focus_in_dialog, json!(true), "focus moves into the dialog");
+
+    browser.find("dialog #key-name").await.send_keys("Browser integration").await.unwrap();
+    browser.find("dialog #actions-selected").await.click().await.unwrap();
+    browser.find("dialog input[name=action][value='positions.read']").await.click().await.unwrap();
+    browser.find("dialog button[type=submit]").await.click().await.unwrap();
+
+    // The secret appears once, inside the dialog.
+    let secret_input = browser.find("dialog[open] #new-key").await;
+    let secret = secret_input.prop("value").await.unwrap().unwrap();
+    assert!(ParsedKey::parse(&secret).is_some(), "a real key: {secret}");
+    let copy = browser.find("dialog[open] button[data-copy]").await;
+    assert!(copy.is_displayed().await.unwrap(), "the copy button is shown with JavaScript");
+    copy.click().await.unwrap();
+    browser.wait_for_text("dialog[open] [data-copy-status]", "Copied").await;
+    // The clipboard really holds the key: paste it into the search field.
+    browser.find("dialog[open] [data-dialog-done]").await.click().await.unwrap();
+    browser.wait_gone("dialog[open]").await;
+    browser.find("tr[data-key]").await;
+    let search = browser.find("#filter-q").await;
+    search.click().await.unwrap();
+    search.send_keys(&format!("{}v{}", char::from(Key::Control), char::from(Key::Null))).await.unwrap();
+    let pasted = browser.js("return document.getElementById('filter-q').value").await;
+    let pasted = pasted.as_str().unwrap_or_default().to_string();
+    assert_eq!(pasted, secret, "the clipboard holds the key");
+
+    // Done closed the dialog and the list shows the key, masked; the secret is gone.
+    let source = browser.client.source().await.unwrap();
+    assert!(source.contains("Browser integration"));
+    assert!(!source.contains(&secret), "the secret is not in the page any more");
+    let key = keys::reload(
+        &mut app.conn(),
+        &keyward::db::models::ApiKey::find_by_public_id(&mut app.conn(), ParsedKey::parse(&secret).unwrap().public_id)
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(app.hasher.matches(&secret, &key.secret_hash));
+    assert!(source.contains(&key.masked()));
+
+    // Going back does not bring the secret back.
+    browser.client.back().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!browser.client.source().await.unwrap().contains(&secret));
+    browser.close().await;
+}
+
+#[actix_web::test]
+async fn dialog_errors_stay_in_the_dialog_and_escape_returns_focus() {
+    let app = world().await;
+    let browser = Browser::open(&app, true).await;
+    browser.sign_in("bob@acme.test").await;
+    browser.goto("/account/keys").await;
+    browser.open_dialog(".page-head a[data-dialog]").await;
+    browser.find("dialog button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text("dialog[open] #key-name-error", "Enter a name").await;
+    let focused = browser.js("return document.activeElement.id").await;
+    assert_eq!(focused, json!("key-name"), "focus goes to the first invalid field");
+
+    browser.client.active_element().await.unwrap().send_keys(&char::from(Key::Escape).to_string()).await.unwrap();
+    browser.wait_gone("dialog[open]").await;
+    let focused = browser.js("return document.activeElement.matches('.page-head a[data-dialog]')").await;
+    assert_eq!(focused, json!(true), "focus returns to the link that opened the dialog");
+    let count: i64 = {
+        use diesel::prelude::*;
+        keyward::db::schema::api_keys::table.count().get_result(&mut *app.conn()).unwrap()
+    };
+    assert_eq!(count, 0);
+    browser.close().await;
+}
+
+#[actix_web::test]
+async fn rename_deactivate_reactivate_rekey_and_delete_through_dialogs() {
+    let app = world().await;
+    let bob = user(&app, "bob@acme.test");
+    let (key, original) = keys::personal(&mut app.conn(), &app.hasher, &bob, "Nightly export");
+    let browser = Browser::open(&app, true).await;
+    browser.sign_in("bob@acme.test").await;
+    browser.goto("/account/keys").await;
+    let key_row = row("Nightly export");
+
+    // Rename.
+    browser.find("tr[data-key] a[href$='/rename?return_to=/account/keys']").await.click().await.unwrap();
+    let name = browser.find("dialog[open] #rename-name").await;
+    name.clear().await.unwrap();
+    name.send_keys("Nightly export (v2)").await.unwrap();
+    browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text(".flash-success", "Renamed the key").await;
+    browser.client.find(Locator::XPath(&row("Nightly export (v2)"))).await.unwrap();
+    assert!(browser.client.find(Locator::XPath(&key_row)).await.is_err());
+
+    // Deactivate, then reactivate.
+    browser.find("tr[data-key] a[href$='/deactivate?return_to=/account/keys']").await.click().await.unwrap();
+    browser.wait_for_text("dialog[open] h1", "Deactivate").await;
+    browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text(".flash-success", "Deactivated").await;
+    browser.wait_for_text("tr[data-key] .badge-off", "Inactive").await;
+    browser.find("tr[data-key] a[href$='/reactivate?return_to=/account/keys']").await.click().await.unwrap();
+    browser.wait_for_text("dialog[open] h1", "Reactivate").await;
+    browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text(".flash-success", "Reactivated").await;
+    browser.wait_for_text("tr[data-key] .badge-ok", "Active").await;
+
+    // Re-key with a one-hour grace period.
+    browser.find("tr[data-key] a[href$='/rekey?return_to=/account/keys']").await.click().await.unwrap();
+    browser.find("dialog[open] #rekey-grace").await.select_by_value("60").await.unwrap();
+    browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
+    let new_secret = browser.find("dialog[open] #new-key").await.prop("value").await.unwrap().unwrap();
+    assert_ne!(new_secret, original);
+    browser.wait_for_text("dialog[open]", "The old secret keeps working until").await;
+    browser.find("dialog[open] [data-dialog-done]").await.click().await.unwrap();
+    browser.wait_gone("dialog[open]").await;
+    let rekeyed = keys::reload(&mut app.conn(), &key).unwrap();
+    assert!(app.hasher.matches(&new_secret, &rekeyed.secret_hash));
+    assert!(app.hasher.matches(&original, rekeyed.previous_secret_hash.as_ref().unwrap()));
+
+    // Delete: the confirmation names the key.
+    browser.goto("/account/keys").await;
+    browser.find("tr[data-key] a[href$='/delete?return_to=/account/keys']").await.click().await.unwrap();
+    browser.wait_for_text("dialog[open] h1", "Delete \"Nightly export (v2)\"?").await;
+    browser.find("dialog[open] button.danger").await.click().await.unwrap();
+    browser.wait_for_text(".flash-success", "Deleted \"Nightly export (v2)\"").await;
+    browser.find(".empty-state").await;
+    assert!(keys::reload(&mut app.conn(), &key).is_none());
+    browser.close().await;
+}
+
+#[actix_web::test]
+async fn without_javascript_create_and_delete_work_as_plain_pages() {
+    let app = world().await;
+    let browser = Browser::open(&app, false).await;
+    browser.sign_in("bob@acme.test").await;
+    browser.goto("/account/keys").await;
+    browser.find(".page-head a[href='/account/keys/new']").await.click().await.unwrap();
+    browser.find("form[action='/account/keys'] #key-name").await.send_keys("Plain page key").await.unwrap();
+    browser.find("#actions-selected").await.click().await.unwrap();
+    browser.find("input[name=action][value='vehicles.read']").await.click().await.unwrap();
+    browser.find("form[action='/account/keys'] button[type=submit]").await.click().await.unwrap();
+
+    let secret = browser.find("#new-key").await.prop("value").await.unwrap().unwrap();
+    assert!(ParsedKey::parse(&secret).is_some());
+    assert!(
+        !browser.find("button[data-copy]").await.is_displayed().await.unwrap(),
+        "no copy button without JavaScript"
+    );
+    assert!(browser.client.find(Locator::Css("dialog")).await.is_err(), "no dialog without JavaScript");
+    browser.find("[data-dialog-done]").await.click().await.unwrap();
+    browser.wait_for_text("tr[data-key]", "Plain page key").await;
+    assert!(!browser.client.source().await.unwrap().contains(&secret));
+
+    browser.find("tr[data-key] a[href$='/delete?return_to=/account/keys']").await.click().await.unwrap();
+    browser.wait_for_text("h1", "Delete \"Plain page key\"?").await;
+    browser.find("button.danger").await.click().await.unwrap();
+    browser.wait_for_text(".flash-success", "Deleted \"Plain page key\"").await;
+    browser.find(".empty-state").await;
+    browser.close().await;
+}
