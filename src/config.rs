@@ -14,6 +14,8 @@
 //! | `KEYWARD_SESSION_IDLE_MINUTES` | sign out after this long without a request | `30` |
 //! | `KEYWARD_SESSION_MAX_HOURS` | sign out this long after sign-in, whatever happens | `12` |
 //! | `KEYWARD_WORKERS` | HTTP worker threads | number of CPUs |
+//! | `KEYWARD_VERIFY_CACHE` | serve known keys from memory (off only for measurements) | `true` |
+//! | `KEYWARD_VERIFY_INVALID_PER_MINUTE` | invalid verification attempts allowed per client address per minute | `60` |
 //! | `RUST_LOG` | log filter | `info` |
 
 use std::{
@@ -52,6 +54,8 @@ pub struct Config {
     pub session_idle: Duration,
     pub session_max: Duration,
     pub workers: Option<usize>,
+    pub verify_cache: bool,
+    pub invalid_attempts_per_minute: u32,
 }
 
 /// A configuration problem, worded for the operator.
@@ -106,7 +110,11 @@ impl Config {
             Some(value) => Some(parse_value::<usize>("KEYWARD_WORKERS", &value)?),
             None => None,
         };
+        let verify_cache = parse_bool("KEYWARD_VERIFY_CACHE", &lookup)?.unwrap_or(true);
+        let invalid_attempts_per_minute: u32 = parse_or("KEYWARD_VERIFY_INVALID_PER_MINUTE", &lookup, Some(60))?;
         Ok(Self {
+            verify_cache,
+            invalid_attempts_per_minute,
             database,
             addr,
             data_dir,

@@ -1,7 +1,7 @@
 //! `Application::build`: binds the listener (port 0 in tests), wires the database, sessions,
 //! middleware and routes, and starts background jobs.
 
-use std::{io, net::SocketAddr, net::TcpListener, time::Duration};
+use std::{io, net::SocketAddr, net::TcpListener, sync::Arc, time::Duration};
 
 use actix_session::{
     SessionMiddleware,
@@ -21,7 +21,14 @@ use crate::{
     domain::client_ip::TrustForwarded,
     error::AppError,
     http::{request_log, security_headers},
-    keys::KeyHasher,
+    keys::{
+        KeyHasher,
+        verifier::{
+            Verifier,
+            listener::{self, ListenerHandle},
+            usage,
+        },
+    },
     routes,
     secrets::DerivedKeys,
     state::AppState,
@@ -38,13 +45,22 @@ pub struct AppSettings {
     pub session_idle: Duration,
     pub session_max: Duration,
     pub workers: Option<usize>,
+    /// Serve known keys from memory (off only to measure the uncached path).
+    pub verify_cache: bool,
+    /// Invalid verification attempts allowed per client address per minute.
+    pub invalid_attempts_per_minute: u32,
 }
 
 /// A bound, running HTTP server.
 pub struct Application {
     server: Server,
     local_addr: SocketAddr,
+    state: web::Data<AppState>,
+    listener: ListenerHandle,
 }
+
+/// How often last-use records are written (each key at most once a minute).
+const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Largest form body accepted (key dialogs with long asset lists stay far below it).
 const FORM_LIMIT: usize = 64 * 1024;
@@ -54,12 +70,18 @@ impl Application {
     pub fn build(settings: AppSettings) -> io::Result<Self> {
         let listener = TcpListener::bind(settings.addr)?;
         let local_addr = listener.local_addr()?;
-        let state = web::Data::new(AppState {
-            db: settings.db.clone(),
-            session_max: settings.session_max,
-            hasher: KeyHasher::new(settings.keys.key_pepper),
-        });
+        let hasher = KeyHasher::new(settings.keys.key_pepper);
+        let verifier = Arc::new(Verifier::new(
+            settings.db.clone(),
+            hasher.clone(),
+            settings.verify_cache,
+            settings.invalid_attempts_per_minute,
+        ));
+        let key_listener = listener::spawn(settings.db.url().to_string(), Arc::clone(&verifier));
+        let state =
+            web::Data::new(AppState { db: settings.db.clone(), session_max: settings.session_max, hasher, verifier });
         let trust = web::Data::new(TrustForwarded(settings.trust_forwarded));
+        let shared_state = state.clone();
         let store = PgSessionStore::new(settings.db.clone());
         let cookie_key = Key::from(&settings.keys.cookie_key);
         let cookie_secure = settings.cookie_secure;
@@ -110,7 +132,13 @@ impl Application {
         }
         let server = server.run();
         spawn_session_cleanup(settings.db);
-        Ok(Self { server, local_addr })
+        spawn_usage_flush(shared_state.clone());
+        Ok(Self { server, local_addr, state: shared_state, listener: key_listener })
+    }
+
+    /// The shared state (tests use it to flush usage or look at the cache).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
     }
 
     /// The address actually bound (the port is chosen by the OS when 0 was asked for).
@@ -123,10 +151,35 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM stop it gracefully).
-    pub async fn run_until_stopped(self) -> io::Result<()> {
-        self.server.await
+    /// Serves until the server is stopped (SIGINT/SIGTERM stop it gracefully: in-flight
+    /// requests finish), then stops the listener and writes the last-use records still held.
+    pub async fn run_until_stopped(mut self) -> io::Result<()> {
+        let result = self.server.await;
+        self.listener.stop();
+        let pending = self.state.verifier.usage.take_all();
+        if !pending.is_empty() {
+            let count = pending.len();
+            match self.state.db.run(move |conn| Ok(usage::write(conn, &pending)?)).await {
+                Ok(()) => log::info!("wrote the last use of {count} key(s) before stopping"),
+                Err(e) => log::warn!("could not write the last use of {count} key(s) before stopping: {e}"),
+            }
+        }
+        result
     }
+}
+
+/// Writes last-use records and tidies the invalid-attempt throttle, every few seconds.
+fn spawn_usage_flush(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut interval = actix_web::rt::time::interval(USAGE_FLUSH_INTERVAL);
+        loop {
+            interval.tick().await;
+            state.verifier.throttle.tidy();
+            if let Err(e) = state.verifier.flush_usage().await {
+                log::warn!("writing key last-use records failed (kept for the next attempt): {e}");
+            }
+        }
+    });
 }
 
 /// Deletes expired sessions every ten minutes.

@@ -1,8 +1,11 @@
 //! `AppState`: what every handler can reach (shared by all workers of one instance).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use crate::{db::Database, keys::KeyHasher};
+use crate::{
+    db::Database,
+    keys::{KeyHasher, verifier::Verifier},
+};
 
 /// Shared application state, registered as `web::Data<AppState>`.
 #[derive(Debug, Clone)]
@@ -12,4 +15,6 @@ pub struct AppState {
     pub session_max: Duration,
     /// Hashes API keys with the pepper derived from the master secret.
     pub hasher: KeyHasher,
+    /// The verification path: key cache, usage recorder, invalid-attempt throttle.
+    pub verifier: Arc<Verifier>,
 }

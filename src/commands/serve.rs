@@ -43,6 +43,8 @@ pub fn serve(config: Config) -> Result<(), String> {
         session_idle: config.session_idle,
         session_max: config.session_max,
         workers: config.workers,
+        verify_cache: config.verify_cache,
+        invalid_attempts_per_minute: config.invalid_attempts_per_minute,
     };
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;

@@ -26,6 +26,7 @@ pub type PooledPg = PooledConnection<ConnectionManager<PgConnection>>;
 /// each take a blocking thread just to wait for a connection, which stretches latency tails.
 #[derive(Clone)]
 pub struct Database {
+    url: String,
     pool: PgPool,
     permits: Arc<Semaphore>,
     checkout_timeout: Duration,
@@ -75,10 +76,16 @@ impl Database {
             .connection_customizer(Box::new(SessionSettings { statement_timeout: options.statement_timeout }))
             .build_unchecked(ConnectionManager::<PgConnection>::new(url));
         Self {
+            url: url.to_string(),
             pool,
             permits: Arc::new(Semaphore::new(options.size as usize)),
             checkout_timeout: options.checkout_timeout,
         }
+    }
+
+    /// The connection string (for connections outside the pool, like the key listener).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// A connection for synchronous code (commands, background threads, tests).

@@ -3,6 +3,7 @@
 
 pub mod format;
 pub mod hash;
+pub mod verifier;
 
 pub use format::{Environment, GeneratedKey, ParsedKey};
 pub use hash::KeyHasher;

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod api;
 pub mod extract;
 pub mod health;
 pub mod keys;
@@ -19,7 +20,7 @@ use crate::error::AppError;
 
 /// Routes that need no session.
 pub fn configure_public(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::healthz).service(health::readyz).service(static_files::serve);
+    cfg.service(health::healthz).service(health::readyz).service(static_files::serve).configure(api::configure);
 }
 
 /// The browser-facing pages (wrapped by the caller in the session middleware).

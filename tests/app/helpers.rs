@@ -157,7 +157,10 @@ pub struct TestApp {
     pub db: Database,
     /// The application's key hasher (its pepper), to check stored hashes.
     pub hasher: keyward::keys::KeyHasher,
+    /// The application's shared state (verifier, cache, usage recorder).
+    pub state: actix_web::web::Data<keyward::state::AppState>,
     handle: actix_web::dev::ServerHandle,
+    owns_database: bool,
 }
 
 /// Options of [`spawn_app_with`].
@@ -165,11 +168,21 @@ pub struct TestApp {
 pub struct SpawnOptions {
     pub session_idle: Duration,
     pub session_max: Duration,
+    pub verify_cache: bool,
+    pub invalid_attempts_per_minute: u32,
+    /// Use this existing database instead of a fresh one (a second instance).
+    pub database: Option<String>,
 }
 
 impl Default for SpawnOptions {
     fn default() -> Self {
-        Self { session_idle: Duration::from_secs(1800), session_max: Duration::from_secs(12 * 3600) }
+        Self {
+            session_idle: Duration::from_secs(1800),
+            session_max: Duration::from_secs(12 * 3600),
+            verify_cache: true,
+            invalid_attempts_per_minute: 1000,
+            database: None,
+        }
     }
 }
 
@@ -180,7 +193,8 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
     let server = TestServer::get();
-    let database = server.create_database();
+    let owns_database = options.database.is_none();
+    let database = options.database.clone().unwrap_or_else(|| server.create_database());
     let db = Database::new(
         &server.url(&database),
         &PoolOptions { size: 4, checkout_timeout: Duration::from_secs(3), statement_timeout: Duration::from_secs(5) },
@@ -196,12 +210,15 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         session_idle: options.session_idle,
         session_max: options.session_max,
         workers: Some(2),
+        verify_cache: options.verify_cache,
+        invalid_attempts_per_minute: options.invalid_attempts_per_minute,
     })
     .expect("build the application");
     let address = app.local_addr();
     let handle = app.handle();
+    let state = app.state();
     actix_web::rt::spawn(app.run_until_stopped());
-    TestApp { address, database, db, hasher, handle }
+    TestApp { address, database, db, hasher, handle, state, owns_database }
 }
 
 impl TestApp {
@@ -231,7 +248,9 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         drop(self.handle.stop(false));
-        TestServer::get().drop_database(&self.database);
+        if self.owns_database {
+            TestServer::get().drop_database(&self.database);
+        }
     }
 }
 

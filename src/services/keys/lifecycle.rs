@@ -439,3 +439,53 @@ pub fn record_denied(
 pub fn owner_of(key: &ApiKey) -> KeyOwner {
     key.owner()
 }
+
+/// Where a leaked key was found (GitHub secret-scanning partner format).
+#[derive(Debug, Clone, Default)]
+pub struct LeakReport {
+    pub token_type: String,
+    pub url: String,
+    pub source: String,
+}
+
+/// A reported leak: if `token` is a working secret of a key (its current secret, or the
+/// previous one within its grace period), the key is deactivated at once and the report is
+/// audited with where it was found. Holding the key is the authorization; returns whether it
+/// was a real key.
+pub fn report_leak(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    hasher: &KeyHasher,
+    token: &str,
+    report: &LeakReport,
+) -> Result<bool, AppError> {
+    let Some(parsed) = crate::keys::ParsedKey::parse(token) else {
+        return Ok(false);
+    };
+    let Some(key) = ApiKey::find_by_public_id_for_update(conn, parsed.public_id)? else {
+        return Ok(false);
+    };
+    let now = Utc::now();
+    let current = hasher.matches(token, &key.secret_hash);
+    let previous = !current
+        && key.is_rotating_at(now)
+        && key.previous_secret_hash.as_ref().is_some_and(|hash| hasher.matches(token, hash));
+    if !current && !previous {
+        return Ok(false);
+    }
+    let was_active = key.active;
+    let key = if was_active { ApiKey::set_active(conn, key.id, false, Some("Reported as leaked"))? } else { key };
+    let clip = |s: &str| s.chars().take(500).collect::<String>();
+    audit::record(
+        conn,
+        actor,
+        entry("key.leak_report", &key).details(json!({
+            "type": clip(&report.token_type),
+            "url": clip(&report.url),
+            "source": clip(&report.source),
+            "secret": if previous { "previous" } else { "current" },
+            "deactivated": was_active,
+        })),
+    )?;
+    Ok(true)
+}

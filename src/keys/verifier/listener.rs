@@ -1,0 +1,137 @@
+//! The `LISTEN keyward_keys` connection that keeps the key cache coherent across instances.
+//!
+//! It runs on its own thread with its own connection (libpq, so the same TLS settings as the
+//! pool). Diesel reads notifications without blocking, so the thread polls every
+//! [`POLL_INTERVAL`]: an invalidation reaches this instance within a few tens of
+//! milliseconds of the change's commit. On every (re)connection the whole cache is dropped,
+//! because notifications sent while disconnected were missed.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+
+use super::KeyCache;
+
+/// Channel the triggers notify on.
+pub const CHANNEL: &str = "keyward_keys";
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The running listener; stops when [`ListenerHandle::stop`] is called or it is dropped.
+#[derive(Debug)]
+pub struct ListenerHandle {
+    stop: Arc<AtomicBool>,
+    connected: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ListenerHandle {
+    /// Whether the listener is connected (and so the cache is coherent).
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    pub fn connected_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.connected)
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ListenerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts listening on `url` for invalidations of the verifier's cache.
+pub fn spawn(url: String, verifier: Arc<super::Verifier>) -> ListenerHandle {
+    let stop = Arc::new(AtomicBool::new(false));
+    let connected = Arc::new(AtomicBool::new(false));
+    let (thread_stop, thread_connected) = (Arc::clone(&stop), Arc::clone(&connected));
+    let thread = std::thread::Builder::new()
+        .name("keyward-listener".into())
+        .spawn(move || run(&url, &verifier.cache, &thread_stop, &thread_connected))
+        .expect("spawn the listener thread");
+    ListenerHandle { stop, connected, thread: Some(thread) }
+}
+
+fn run(url: &str, cache: &KeyCache, stop: &AtomicBool, connected: &AtomicBool) {
+    let mut backoff = Duration::from_millis(100);
+    let mut reported = false;
+    while !stop.load(Ordering::Acquire) {
+        match listen(url) {
+            Ok(mut conn) => {
+                cache.clear();
+                connected.store(true, Ordering::Release);
+                if reported {
+                    log::info!("key cache listener reconnected; cache resynchronized");
+                }
+                reported = false;
+                backoff = Duration::from_millis(100);
+                let error = pump(&mut conn, cache, stop);
+                connected.store(false, Ordering::Release);
+                cache.clear();
+                if let Some(error) = error {
+                    log::warn!("key cache listener lost its connection: {error}");
+                    reported = true;
+                }
+            }
+            Err(error) => {
+                if !reported {
+                    log::warn!("key cache listener cannot connect: {error}");
+                    reported = true;
+                }
+                sleep_unless_stopped(backoff, stop);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+fn listen(url: &str) -> Result<PgConnection, String> {
+    let mut conn = PgConnection::establish(url).map_err(|e| e.to_string())?;
+    diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn).map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// Applies notifications until the connection fails (returns the error) or stop is asked.
+fn pump(conn: &mut PgConnection, cache: &KeyCache, stop: &AtomicBool) -> Option<String> {
+    let mut last_heartbeat = Instant::now();
+    while !stop.load(Ordering::Acquire) {
+        for notification in conn.notifications_iter() {
+            match notification {
+                Ok(notification) => cache.invalidate(&notification.payload),
+                Err(e) => return Some(e.to_string()),
+            }
+        }
+        if last_heartbeat.elapsed() >= HEARTBEAT {
+            if let Err(e) = diesel::sql_query("SELECT 1").execute(conn) {
+                return Some(e.to_string());
+            }
+            last_heartbeat = Instant::now();
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    None
+}
+
+fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + total;
+    while Instant::now() < until && !stop.load(Ordering::Acquire) {
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}

@@ -1,0 +1,107 @@
+//! Loading one key from the database into the form the verifier caches: scopes resolved
+//! (asset groups expanded, retired actions dropped), and for personal keys the owner's state
+//! and current action ceiling applied.
+
+use std::collections::BTreeSet;
+
+use diesel::prelude::*;
+
+use crate::{
+    db::{
+        models::{ApiKey, User, api_key::KeyOwner, user::ActionCeiling},
+        schema::{api_actions, api_key_actions, api_key_asset_groups, api_key_assets, asset_group_members, assets},
+    },
+    domain::Permission,
+    keys::verifier::{CachedKey, Scope},
+};
+
+fn active_action_codes(conn: &mut PgConnection, ids: Option<&BTreeSet<i64>>) -> QueryResult<BTreeSet<String>> {
+    let mut query = api_actions::table.filter(api_actions::retired_at.is_null()).select(api_actions::code).into_boxed();
+    if let Some(ids) = ids {
+        query = query.filter(api_actions::id.eq_any(ids.iter().copied().collect::<Vec<_>>()));
+    }
+    Ok(query.load::<String>(conn)?.into_iter().collect())
+}
+
+fn key_action_codes(conn: &mut PgConnection, key_id: i64) -> QueryResult<BTreeSet<String>> {
+    Ok(api_key_actions::table
+        .inner_join(api_actions::table)
+        .filter(api_key_actions::api_key_id.eq(key_id))
+        .filter(api_actions::retired_at.is_null())
+        .select(api_actions::code)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// Codes of the key's assets and of every member of its asset groups.
+fn key_asset_codes(conn: &mut PgConnection, key_id: i64) -> QueryResult<BTreeSet<String>> {
+    let direct: Vec<String> = api_key_assets::table
+        .inner_join(assets::table.on(assets::id.eq(api_key_assets::asset_id)))
+        .filter(api_key_assets::api_key_id.eq(key_id))
+        .select(assets::code)
+        .load(conn)?;
+    let via_groups: Vec<String> = api_key_asset_groups::table
+        .inner_join(
+            asset_group_members::table.on(asset_group_members::asset_group_id.eq(api_key_asset_groups::asset_group_id)),
+        )
+        .inner_join(assets::table.on(assets::id.eq(asset_group_members::asset_id)))
+        .filter(api_key_asset_groups::api_key_id.eq(key_id))
+        .select(assets::code)
+        .load(conn)?;
+    Ok(direct.into_iter().chain(via_groups).collect())
+}
+
+/// The cache record of `public_id`, or `None` if there is no such key.
+pub fn load(conn: &mut PgConnection, public_id: &str) -> QueryResult<Option<CachedKey>> {
+    let Some(key) = ApiKey::find_by_public_id(conn, public_id)? else {
+        return Ok(None);
+    };
+    let mut actions = if key.all_actions { Scope::All } else { Scope::Only(key_action_codes(conn, key.id)?) };
+    let assets = if key.all_assets { Scope::All } else { Scope::Only(key_asset_codes(conn, key.id)?) };
+    let owner = key.owner();
+    let (owner_allowed, attribute_to) = match owner {
+        KeyOwner::User(user_id) => {
+            let user = User::find(conn, user_id)?;
+            let permissions = user.effective_permissions(conn)?;
+            // A personal key never does more than its owner may do now.
+            if let ActionCeiling::Only(ids) = user.action_ceiling(conn)? {
+                let allowed = active_action_codes(conn, Some(&ids))?;
+                actions = match actions {
+                    Scope::All => Scope::Only(allowed),
+                    Scope::Only(codes) => Scope::Only(codes.intersection(&allowed).cloned().collect()),
+                };
+            }
+            (user.active && permissions.contains(Permission::KeysOwn), Some(user_id))
+        }
+        // The proxy's own roles and state are ignored: an inactive user may be a proxy.
+        KeyOwner::Organization(_) => (true, key.proxy_user_id),
+        KeyOwner::ServiceProvider(_) => (true, None),
+    };
+    let previous = match (&key.previous_secret_hash, key.previous_secret_expires_at) {
+        (Some(hash), Some(until)) => Some((hash.clone(), until)),
+        _ => None,
+    };
+    Ok(Some(CachedKey {
+        id: key.id,
+        owner_id: owner.id().to_string(),
+        organization_id_text: key.organization_id.map(|id| id.to_string()),
+        owner_user_id: key.owner_user_id,
+        attribute_to_user_id: attribute_to.map(|id| id.to_string()),
+        expires_at_text: key.expires_at.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        cidrs: key.cidrs(),
+        public_id: key.public_id,
+        name: key.name,
+        environment: key.environment,
+        owner,
+        organization_id: key.organization_id,
+        secret_hash: key.secret_hash,
+        previous,
+        rekeyed_at: key.rekeyed_at,
+        active: key.active,
+        expires_at: key.expires_at,
+        owner_allowed,
+        actions,
+        assets,
+    }))
+}

@@ -1,0 +1,135 @@
+//! Last use of keys (time, client address, and use of a previous secret during its grace
+//! period), collected in memory on the verification path and written in batches: at most one
+//! write per key per minute, one UPDATE per flush, never a write per request.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    prelude::*,
+    sql_types::{Array, BigInt, Inet, Nullable, Timestamptz},
+};
+use ipnetwork::IpNetwork;
+
+/// A key is written at most this often.
+pub const MIN_WRITE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What is known about a key's latest use.
+#[derive(Debug, Clone)]
+pub struct Usage {
+    pub key_id: i64,
+    pub at: DateTime<Utc>,
+    pub ip: Option<IpNetwork>,
+    pub previous_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    pending: HashMap<i64, Usage>,
+    written: HashMap<i64, Instant>,
+}
+
+/// The in-memory collector.
+#[derive(Debug, Default)]
+pub struct UsageRecorder {
+    state: Mutex<State>,
+}
+
+impl UsageRecorder {
+    /// Notes a use of key `key_id` (with its previous secret when `previous`).
+    pub fn record(&self, key_id: i64, ip: Option<IpAddr>, previous: bool) {
+        let now = Utc::now();
+        let mut state = self.state.lock().expect("the usage lock is never poisoned");
+        let entry = state.pending.entry(key_id).or_insert(Usage { key_id, at: now, ip: None, previous_at: None });
+        entry.at = now;
+        entry.ip = ip.map(IpNetwork::from);
+        if previous {
+            entry.previous_at = Some(now);
+        }
+    }
+
+    /// Takes the records of keys not written within [`MIN_WRITE_INTERVAL`]; the others wait.
+    pub fn take_due(&self) -> Vec<Usage> {
+        self.take(|written| written.is_none_or(|at| at.elapsed() >= MIN_WRITE_INTERVAL))
+    }
+
+    /// Takes every record (at shutdown: nothing may be lost).
+    pub fn take_all(&self) -> Vec<Usage> {
+        self.take(|_| true)
+    }
+
+    fn take(&self, due: impl Fn(Option<&Instant>) -> bool) -> Vec<Usage> {
+        let mut state = self.state.lock().expect("the usage lock is never poisoned");
+        let ids: Vec<i64> = state.pending.keys().copied().filter(|id| due(state.written.get(id))).collect();
+        let now = Instant::now();
+        let mut batch = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(usage) = state.pending.remove(&id) {
+                state.written.insert(id, now);
+                batch.push(usage);
+            }
+        }
+        state.written.retain(|_, at| at.elapsed() < MIN_WRITE_INTERVAL);
+        batch
+    }
+
+    /// Puts back records whose write failed (unless newer ones arrived meanwhile).
+    pub fn restore(&self, batch: Vec<Usage>) {
+        let mut state = self.state.lock().expect("the usage lock is never poisoned");
+        for usage in batch {
+            state.written.remove(&usage.key_id);
+            state.pending.entry(usage.key_id).or_insert(usage);
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.state.lock().expect("the usage lock is never poisoned").pending.len()
+    }
+}
+
+/// Writes a batch in one statement. Times only move forward, so an older record never
+/// overwrites a newer one written by another instance.
+pub fn write(conn: &mut PgConnection, batch: &[Usage]) -> QueryResult<()> {
+    let ids: Vec<i64> = batch.iter().map(|u| u.key_id).collect();
+    let ats: Vec<DateTime<Utc>> = batch.iter().map(|u| u.at).collect();
+    let ips: Vec<Option<IpNetwork>> = batch.iter().map(|u| u.ip).collect();
+    let previous: Vec<Option<DateTime<Utc>>> = batch.iter().map(|u| u.previous_at).collect();
+    diesel::sql_query(
+        "UPDATE api_keys AS k SET \
+            last_used_at = GREATEST(k.last_used_at, u.at), \
+            last_used_ip = CASE WHEN k.last_used_at IS NULL OR u.at >= k.last_used_at THEN u.ip ELSE k.last_used_ip END, \
+            previous_secret_last_used_at = GREATEST(k.previous_secret_last_used_at, u.previous_at) \
+         FROM unnest($1, $2, $3, $4) AS u(id, at, ip, previous_at) \
+         WHERE k.id = u.id",
+    )
+    .bind::<Array<BigInt>, _>(ids)
+    .bind::<Array<Timestamptz>, _>(ats)
+    .bind::<Array<Nullable<Inet>>, _>(ips)
+    .bind::<Array<Nullable<Timestamptz>>, _>(previous)
+    .execute(conn)
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_due_once_per_interval() {
+        let recorder = UsageRecorder::default();
+        recorder.record(1, Some("192.0.2.1".parse().unwrap()), false);
+        recorder.record(1, Some("192.0.2.2".parse().unwrap()), true);
+        let batch = recorder.take_due();
+        assert_eq!(batch.len(), 1, "many uses, one record");
+        assert_eq!(batch[0].ip.unwrap().ip().to_string(), "192.0.2.2");
+        assert!(batch[0].previous_at.is_some());
+        recorder.record(1, None, false);
+        assert!(recorder.take_due().is_empty(), "written less than a minute ago");
+        assert_eq!(recorder.take_all().len(), 1, "but flushed at shutdown");
+    }
+}

@@ -1,0 +1,82 @@
+//! `POST /api/v1/leaks`: leaked keys reported in the body format of GitHub's secret-scanning
+//! partner program. Anyone may report: holding a key proves the right to stop it. Strings
+//! that are not keys are answered without a database lookup.
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    domain::ClientIp,
+    keys::ParsedKey,
+    routes::api::ApiError,
+    services::{
+        Actor,
+        keys::lifecycle::{self, LeakReport},
+    },
+    state::AppState,
+};
+
+/// Most reports per request.
+pub const MAX_REPORTS: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+pub struct Reported {
+    token: String,
+    #[serde(rename = "type", default)]
+    token_type: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    source: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Labelled {
+    token_raw: String,
+    token_type: String,
+    label: &'static str,
+}
+
+#[post("/leaks")]
+pub async fn report(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let reports: Vec<Reported> = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "The body must be a JSON array of {{\"token\", \"type\", \"url\", \"source\"}}: {e}"
+        ))
+    })?;
+    if reports.len() > MAX_REPORTS {
+        return Err(ApiError::BadRequest(format!("At most {MAX_REPORTS} reports per request.")));
+    }
+    let client_ip = ClientIp::of(&req);
+    let mut answers = Vec::with_capacity(reports.len());
+    for reported in reports {
+        let mut real = false;
+        if ParsedKey::parse(&reported.token).is_some() {
+            if state.verifier.throttle.is_blocked(client_ip.0) {
+                return Ok(HttpResponse::TooManyRequests()
+                    .json(serde_json::json!({ "error": "rate_limited", "message": "Too many invalid reports; try again later." })));
+            }
+            let (token, hasher) = (reported.token.clone(), state.hasher.clone());
+            let report = LeakReport {
+                token_type: reported.token_type.clone(),
+                url: reported.url.clone(),
+                source: reported.source.clone(),
+            };
+            real = state
+                .db
+                .transaction(move |conn| {
+                    lifecycle::report_leak(conn, &Actor::anonymous(client_ip), &hasher, &token, &report)
+                })
+                .await?;
+            if !real {
+                state.verifier.throttle.failed(client_ip.0);
+            }
+        }
+        answers.push(Labelled {
+            token_raw: reported.token,
+            token_type: reported.token_type,
+            label: if real { "true_positive" } else { "false_positive" },
+        });
+    }
+    Ok(HttpResponse::Ok().json(answers))
+}
