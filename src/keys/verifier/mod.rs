@@ -212,7 +212,7 @@ impl Verifier {
         }
         let sunset = if previous { key.previous.as_ref().map(|(_, until)| *until) } else { None };
         let code = decide(&key, &attempt, now);
-        if key.active && !key.expires_at.is_some_and(|at| at <= now) {
+        if key.active && key.expires_at.is_none_or(|at| at > now) {
             self.usage.record(key.id, attempt.client_ip, previous);
         }
         Ok(Verdict { code, key: Some(key), sunset })
