@@ -157,6 +157,7 @@ pub struct TestApp {
     pub db: Database,
     /// The application's key hasher (its pepper), to check stored hashes.
     pub hasher: keyward::keys::KeyHasher,
+    pub secret: MasterSecret,
     /// The application's shared state (verifier, cache, usage recorder).
     pub state: actix_web::web::Data<keyward::state::AppState>,
     handle: actix_web::dev::ServerHandle,
@@ -172,6 +173,10 @@ pub struct SpawnOptions {
     pub invalid_attempts_per_minute: u32,
     /// Use this existing database instead of a fresh one (a second instance).
     pub database: Option<String>,
+    /// Use this master secret (a second instance of the same deployment).
+    pub secret: Option<MasterSecret>,
+    /// Use this connection string instead of the shared test server (fault tests).
+    pub url: Option<String>,
 }
 
 impl Default for SpawnOptions {
@@ -182,6 +187,8 @@ impl Default for SpawnOptions {
             verify_cache: true,
             invalid_attempts_per_minute: 1000,
             database: None,
+            secret: None,
+            url: None,
         }
     }
 }
@@ -193,13 +200,18 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
     let server = TestServer::get();
-    let owns_database = options.database.is_none();
-    let database = options.database.clone().unwrap_or_else(|| server.create_database());
+    let owns_database = options.database.is_none() && options.url.is_none();
+    let database = match (&options.database, &options.url) {
+        (Some(name), _) => name.clone(),
+        (None, Some(_)) => keyward::devdb::DATABASE_NAME.to_string(),
+        (None, None) => server.create_database(),
+    };
+    let url = options.url.clone().unwrap_or_else(|| server.url(&database));
     let db = Database::new(
-        &server.url(&database),
+        &url,
         &PoolOptions { size: 4, checkout_timeout: Duration::from_secs(3), statement_timeout: Duration::from_secs(5) },
     );
-    let secret = MasterSecret::generate();
+    let secret = options.secret.clone().unwrap_or_else(MasterSecret::generate);
     let hasher = keyward::keys::KeyHasher::new(secret.derive().key_pepper);
     let app = Application::build(AppSettings {
         db: db.clone(),
@@ -218,7 +230,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
     let handle = app.handle();
     let state = app.state();
     actix_web::rt::spawn(app.run_until_stopped());
-    TestApp { address, database, db, hasher, handle, state, owns_database }
+    TestApp { address, database, db, hasher, secret, handle, state, owns_database }
 }
 
 impl TestApp {
@@ -497,6 +509,48 @@ pub mod fixtures {
     }
 }
 
+/// A PostgreSQL cluster of one test's own, for tests that stop and start the server.
+pub struct PrivateCluster {
+    cluster: EmbeddedCluster,
+    root: PathBuf,
+}
+
+impl PrivateCluster {
+    pub fn start(name: &str) -> Self {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{name}-{}", keyward::secrets::random_token(6).replace(['-', '_'], "x")));
+        let cluster = EmbeddedCluster::start(&root, Durability::Throwaway).expect("start a private cluster");
+        let mut conn = PgConnection::establish(&cluster.connection_string(keyward::devdb::DATABASE_NAME)).unwrap();
+        keyward::db::run_migrations(&mut conn).unwrap();
+        Self { cluster, root }
+    }
+
+    pub fn url(&self) -> String {
+        self.cluster.connection_string(keyward::devdb::DATABASE_NAME)
+    }
+
+    /// An application on this cluster's database.
+    pub async fn spawn_app(&self) -> TestApp {
+        spawn_app_with(SpawnOptions { url: Some(self.url()), ..SpawnOptions::default() }).await
+    }
+
+    /// Stops the server (fast shutdown: every connection is cut).
+    pub fn stop(&self) {
+        self.cluster.stop_now();
+    }
+
+    pub fn start_again(&self) {
+        self.cluster.restart().expect("restart the private cluster");
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        self.cluster.stop_now();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
 /// The user with `email` (fixtures).
 pub fn user(app: &TestApp, email: &str) -> keyward::db::models::User {
     keyward::db::models::User::find_by_email(&mut app.conn(), email).unwrap().expect("the user exists")
@@ -543,7 +597,9 @@ pub mod keys {
     ) -> (ApiKey, String) {
         let request =
             NewKeyRequest { owner, name: name.into(), environment: Environment::Live, settings, form_token: None };
-        match lifecycle::create(conn, &Actor::system("create-key"), hasher, request).unwrap() {
+        use diesel::Connection;
+        // One transaction, as in the application (one change notice per key).
+        match conn.transaction(|conn| lifecycle::create(conn, &Actor::system("create-key"), hasher, request)).unwrap() {
             Created::New { key, secret } => (key, secret.expose().to_string()),
             Created::Replayed(_) => unreachable!(),
         }

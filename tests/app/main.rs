@@ -9,3 +9,4 @@ mod cli;
 mod key_matrix;
 mod keys;
 mod security;
+mod verify;

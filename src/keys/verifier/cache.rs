@@ -17,6 +17,10 @@ use super::CachedKey;
 
 /// How long "no such key" is remembered. Creating a key invalidates it at once anyway.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// How long cached keys stay trusted while the listener is disconnected. During a database
+/// outage nobody can change keys, so known keys keep working; but a partition that cuts only
+/// this instance off must not keep a revoked key alive for long.
+pub const DISCONNECTED_TRUST: Duration = Duration::from_secs(300);
 /// Beyond this many entries the cache starts over (a bound on memory, not an expected case).
 const MAX_ENTRIES: usize = 200_000;
 
@@ -40,15 +44,22 @@ pub struct KeyCache {
     entries: RwLock<HashMap<String, Entry>>,
     generation: AtomicU64,
     enabled: bool,
+    /// Set while the listener is disconnected: entries are not trusted after this moment.
+    trusted_until: RwLock<Option<Instant>>,
 }
 
 impl KeyCache {
     pub fn new(enabled: bool) -> Self {
-        Self { entries: RwLock::default(), generation: AtomicU64::new(0), enabled }
+        Self { entries: RwLock::default(), generation: AtomicU64::new(0), enabled, trusted_until: RwLock::default() }
     }
 
     pub fn get(&self, public_id: &str) -> Lookup {
         if !self.enabled {
+            return Lookup::Unknown;
+        }
+        if let Some(until) = *self.trusted_until.read().expect("the key cache lock is never poisoned")
+            && Instant::now() > until
+        {
             return Lookup::Unknown;
         }
         let entries = self.entries.read().expect("the key cache lock is never poisoned");
@@ -105,7 +116,20 @@ impl KeyCache {
         entries.retain(|_, e| matches!(e, Entry::Found(_)));
     }
 
-    /// Forgets everything (after the listener reconnects: notifications may have been missed).
+    /// The listener lost its connection: keep serving known keys for [`DISCONNECTED_TRUST`].
+    pub fn disconnected(&self) {
+        let mut until = self.trusted_until.write().expect("the key cache lock is never poisoned");
+        until.get_or_insert(Instant::now() + DISCONNECTED_TRUST);
+    }
+
+    /// The listener is connected again: forget everything (notifications sent meanwhile were
+    /// missed) and trust what is loaded from now on.
+    pub fn resynchronize(&self) {
+        self.clear();
+        *self.trusted_until.write().expect("the key cache lock is never poisoned") = None;
+    }
+
+    /// Forgets everything.
     pub fn clear(&self) {
         let mut entries = self.entries.write().expect("the key cache lock is never poisoned");
         self.generation.fetch_add(1, Ordering::AcqRel);

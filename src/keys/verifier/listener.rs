@@ -4,7 +4,8 @@
 //! pool). Diesel reads notifications without blocking, so the thread polls every
 //! [`POLL_INTERVAL`]: an invalidation reaches this instance within a few tens of
 //! milliseconds of the change's commit. On every (re)connection the whole cache is dropped,
-//! because notifications sent while disconnected were missed.
+//! because notifications sent while disconnected were missed; while disconnected, known keys
+//! stay trusted for a bounded time (see `cache::DISCONNECTED_TRUST`).
 
 use std::{
     sync::{
@@ -75,7 +76,7 @@ fn run(url: &str, cache: &KeyCache, stop: &AtomicBool, connected: &AtomicBool) {
     while !stop.load(Ordering::Acquire) {
         match listen(url) {
             Ok(mut conn) => {
-                cache.clear();
+                cache.resynchronize();
                 connected.store(true, Ordering::Release);
                 if reported {
                     log::info!("key cache listener reconnected; cache resynchronized");
@@ -84,13 +85,14 @@ fn run(url: &str, cache: &KeyCache, stop: &AtomicBool, connected: &AtomicBool) {
                 backoff = Duration::from_millis(100);
                 let error = pump(&mut conn, cache, stop);
                 connected.store(false, Ordering::Release);
-                cache.clear();
+                cache.disconnected();
                 if let Some(error) = error {
                     log::warn!("key cache listener lost its connection: {error}");
                     reported = true;
                 }
             }
             Err(error) => {
+                cache.disconnected();
                 if !reported {
                     log::warn!("key cache listener cannot connect: {error}");
                     reported = true;

@@ -76,6 +76,10 @@ async fn perform<T: Send + 'static>(
     work: impl FnOnce(&mut diesel::PgConnection) -> AppResult<T> + Send + 'static,
 ) -> AppResult<T> {
     let result = state.db.transaction(work).await;
+    if result.is_ok() {
+        // This instance need not wait for its own change notice to come back.
+        state.verifier.cache.invalidate(&format!("key:{public_id}"));
+    }
     if let Err(AppError::Forbidden | AppError::NotFound) = &result {
         let (actor, public_id) = (actor.clone(), public_id.to_string());
         let action = op.audit_action();
