@@ -2,7 +2,13 @@
 //! (with a request id, echoed in `X-Request-Id`). Paths are logged without query strings,
 //! and request bodies and headers never, so no secret reaches the log.
 
-use std::time::Instant;
+use std::{
+    sync::{
+        LazyLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
 
 use actix_web::{
     Error,
@@ -39,13 +45,21 @@ pub fn security_headers(https: bool) -> Vec<(HeaderName, HeaderValue)> {
     headers
 }
 
+/// A random per-process prefix and a counter: unique across instances and restarts, and
+/// without a system call per request (this runs on the verification hot path too).
+fn next_request_id() -> String {
+    static PREFIX: LazyLock<String> = LazyLock::new(|| crate::secrets::random_token(3));
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{:x}", *PREFIX, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Logs `request-id method path status duration` for every request.
 pub async fn request_log(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let request_id = crate::secrets::random_token(6);
+    let request_id = next_request_id();
     let method = req.method().clone();
     let path = req.path().to_owned();
     let mut response = match next.call(req).await {

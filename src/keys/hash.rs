@@ -9,7 +9,9 @@ use subtle::ConstantTimeEq;
 /// Hashes and checks keys with the pepper.
 #[derive(Clone)]
 pub struct KeyHasher {
-    pepper: [u8; 32],
+    /// HMAC state already keyed with the pepper: cloning it saves hashing the key pads on
+    /// every verification.
+    keyed: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for KeyHasher {
@@ -20,12 +22,12 @@ impl std::fmt::Debug for KeyHasher {
 
 impl KeyHasher {
     pub fn new(pepper: [u8; 32]) -> Self {
-        Self { pepper }
+        Self { keyed: Hmac::<Sha256>::new_from_slice(&pepper).expect("HMAC accepts any key length") }
     }
 
     /// HMAC-SHA-256 of the whole key string.
     pub fn hash(&self, key: &str) -> [u8; 32] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.pepper).expect("HMAC accepts any key length");
+        let mut mac = self.keyed.clone();
         mac.update(key.as_bytes());
         mac.finalize().into_bytes().into()
     }

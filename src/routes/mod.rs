@@ -20,7 +20,8 @@ use crate::error::AppError;
 
 /// Routes that need no session.
 pub fn configure_public(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::healthz).service(health::readyz).service(static_files::serve).configure(api::configure);
+    // The API first: the verification path should not be matched against other patterns.
+    cfg.configure(api::configure).service(health::healthz).service(health::readyz).service(static_files::serve);
 }
 
 /// The browser-facing pages (wrapped by the caller in the session middleware).

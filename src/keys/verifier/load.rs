@@ -82,7 +82,7 @@ pub fn load(conn: &mut PgConnection, public_id: &str) -> QueryResult<Option<Cach
         (Some(hash), Some(until)) => Some((hash.clone(), until)),
         _ => None,
     };
-    Ok(Some(CachedKey {
+    let mut cached = CachedKey {
         id: key.id,
         owner_id: owner.id().to_string(),
         organization_id_text: key.organization_id.map(|id| id.to_string()),
@@ -103,5 +103,49 @@ pub fn load(conn: &mut PgConnection, public_id: &str) -> QueryResult<Option<Cach
         owner_allowed,
         actions,
         assets,
-    }))
+        answer_fields: String::new(),
+    };
+    cached.answer_fields = answer_fields(&cached);
+    Ok(Some(cached))
+}
+
+/// The key's part of a verification answer: `"key_id":…,"expires_at":…` (no braces), in the
+/// order of the documented response.
+pub fn answer_fields(key: &CachedKey) -> String {
+    #[derive(serde::Serialize)]
+    struct Owner<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        id: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct AttributeTo<'a> {
+        user_id: Option<&'a str>,
+        key_name: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Fields<'a> {
+        key_id: &'a str,
+        name: &'a str,
+        environment: &'a str,
+        owner: Owner<'a>,
+        organization_id: Option<&'a str>,
+        attribute_to: AttributeTo<'a>,
+        actions: &'a Scope,
+        assets: &'a Scope,
+        expires_at: Option<&'a str>,
+    }
+    let object = serde_json::to_string(&Fields {
+        key_id: &key.public_id,
+        name: &key.name,
+        environment: &key.environment,
+        owner: Owner { kind: key.owner.kind(), id: &key.owner_id },
+        organization_id: key.organization_id_text.as_deref(),
+        attribute_to: AttributeTo { user_id: key.attribute_to_user_id.as_deref(), key_name: &key.name },
+        actions: &key.actions,
+        assets: &key.assets,
+        expires_at: key.expires_at_text.as_deref(),
+    })
+    .expect("serializing plain strings cannot fail");
+    object[1..object.len() - 1].to_string()
 }

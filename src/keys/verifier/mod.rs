@@ -83,6 +83,9 @@ pub struct CachedKey {
     pub actions: Scope,
     /// Effective asset codes (asset groups expanded to their members).
     pub assets: Scope,
+    /// The key's fields of a verification answer, serialized once per cache fill (the
+    /// answer for a cached key is then a few byte copies, not a serialization).
+    pub answer_fields: String,
 }
 
 /// The answer codes of SPEC §4.
@@ -213,7 +216,7 @@ impl Verifier {
         let sunset = if previous { key.previous.as_ref().map(|(_, until)| *until) } else { None };
         let code = decide(&key, &attempt, now);
         if key.active && key.expires_at.is_none_or(|at| at > now) {
-            self.usage.record(key.id, attempt.client_ip, previous);
+            self.usage.record(key.id, now, attempt.client_ip, previous);
         }
         Ok(Verdict { code, key: Some(key), sunset })
     }
@@ -301,6 +304,7 @@ mod tests {
             cidrs: vec!["10.0.0.0/8".parse().unwrap()],
             actions: Scope::Only(["positions.read".to_string()].into()),
             assets: Scope::Only(["TRK-1".to_string()].into()),
+            answer_fields: String::new(),
         }
     }
 

@@ -24,7 +24,7 @@ pub const MIN_WRITE_INTERVAL: Duration = Duration::from_secs(60);
 pub struct Usage {
     pub key_id: i64,
     pub at: DateTime<Utc>,
-    pub ip: Option<IpNetwork>,
+    pub ip: Option<IpAddr>,
     pub previous_at: Option<DateTime<Utc>>,
 }
 
@@ -41,13 +41,12 @@ pub struct UsageRecorder {
 }
 
 impl UsageRecorder {
-    /// Notes a use of key `key_id` (with its previous secret when `previous`).
-    pub fn record(&self, key_id: i64, ip: Option<IpAddr>, previous: bool) {
-        let now = Utc::now();
+    /// Notes a use of key `key_id` at `now` (with its previous secret when `previous`).
+    pub fn record(&self, key_id: i64, now: DateTime<Utc>, ip: Option<IpAddr>, previous: bool) {
         let mut state = self.state.lock().expect("the usage lock is never poisoned");
         let entry = state.pending.entry(key_id).or_insert(Usage { key_id, at: now, ip: None, previous_at: None });
         entry.at = now;
-        entry.ip = ip.map(IpNetwork::from);
+        entry.ip = ip;
         if previous {
             entry.previous_at = Some(now);
         }
@@ -97,7 +96,7 @@ impl UsageRecorder {
 pub fn write(conn: &mut PgConnection, batch: &[Usage]) -> QueryResult<()> {
     let ids: Vec<i64> = batch.iter().map(|u| u.key_id).collect();
     let ats: Vec<DateTime<Utc>> = batch.iter().map(|u| u.at).collect();
-    let ips: Vec<Option<IpNetwork>> = batch.iter().map(|u| u.ip).collect();
+    let ips: Vec<Option<IpNetwork>> = batch.iter().map(|u| u.ip.map(IpNetwork::from)).collect();
     let previous: Vec<Option<DateTime<Utc>>> = batch.iter().map(|u| u.previous_at).collect();
     diesel::sql_query(
         "UPDATE api_keys AS k SET \
@@ -122,13 +121,13 @@ mod tests {
     #[test]
     fn a_key_is_due_once_per_interval() {
         let recorder = UsageRecorder::default();
-        recorder.record(1, Some("192.0.2.1".parse().unwrap()), false);
-        recorder.record(1, Some("192.0.2.2".parse().unwrap()), true);
+        recorder.record(1, Utc::now(), Some("192.0.2.1".parse().unwrap()), false);
+        recorder.record(1, Utc::now(), Some("192.0.2.2".parse().unwrap()), true);
         let batch = recorder.take_due();
         assert_eq!(batch.len(), 1, "many uses, one record");
-        assert_eq!(batch[0].ip.unwrap().ip().to_string(), "192.0.2.2");
+        assert_eq!(batch[0].ip.unwrap().to_string(), "192.0.2.2");
         assert!(batch[0].previous_at.is_some());
-        recorder.record(1, None, false);
+        recorder.record(1, Utc::now(), None, false);
         assert!(recorder.take_due().is_empty(), "written less than a minute ago");
         assert_eq!(recorder.take_all().len(), 1, "but flushed at shutdown");
     }

@@ -1,0 +1,333 @@
+//! The verification benchmark (SPEC §8): throughput and latency of `/healthz`, cached verify
+//! and uncached verify on the same server, measured in one run and printed as ratios.
+//!
+//! Run with `cargo bench --bench verify` (release build). It starts a private PostgreSQL
+//! cluster in `target/`, seeds 1,000 keys, starts two instances on that database — one with
+//! the key cache, one without (the uncached path) — and drives each endpoint in turn with
+//! 64 persistent HTTP/1.1 connections from a load generator on the same machine, in
+//! alternating rounds. Environment: `BENCH_SECONDS` (default 2) per endpoint and round,
+//! `BENCH_ROUNDS` (default 5), `BENCH_SERVER_WORKERS` (default 1: with the load generator on
+//! the same two-core machine, one core each; more threads than cores measures the operating
+//! system's scheduler more than the server), `BENCH_CONNECTIONS` (default 64),
+//! `BENCH_CLIENT_THREADS` (default 1: the load generator shares the two cores with the
+//! server, and more client threads than cores only adds scheduling noise to the latencies).
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use diesel::Connection;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, body::Bytes};
+use hyper_util::rt::TokioIo;
+use keyward::{
+    db::{
+        Database, PoolOptions,
+        models::{Organization, organization::NewOrganization, user::NewUser},
+    },
+    devdb::{DATABASE_NAME, Durability, EmbeddedCluster},
+    keys::{Environment, KeyHasher},
+    secrets::MasterSecret,
+    services::{
+        Actor,
+        keys::{ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest, lifecycle},
+    },
+    startup::{AppSettings, Application},
+};
+
+const KEYS: usize = 1000;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// One endpoint to measure: method, path, and the bodies/keys to rotate through.
+#[derive(Clone)]
+struct Target {
+    label: &'static str,
+    addr: SocketAddr,
+    path: &'static str,
+    post: bool,
+    keys: Arc<Vec<String>>,
+}
+
+struct Measurement {
+    label: &'static str,
+    requests: u64,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+impl Measurement {
+    fn throughput(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+}
+
+/// Drives `target` with `connections` persistent connections for `duration` (after a warm-up).
+async fn measure(target: Target, connections: usize, warmup: Duration, duration: Duration) -> Measurement {
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for worker in 0..connections {
+        let (target, measuring, stop) = (target.clone(), Arc::clone(&measuring), Arc::clone(&stop));
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(target.addr).await.expect("connect");
+            stream.set_nodelay(true).unwrap();
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+            tokio::spawn(connection);
+            let mut latencies: Vec<u32> = Vec::with_capacity(200_000);
+            let (mut errors, mut i) = (0u64, worker);
+            while !stop.load(Ordering::Relaxed) {
+                let mut request = Request::builder().uri(target.path).header("host", "bench");
+                let body = if target.post {
+                    let key = &target.keys[i % target.keys.len()];
+                    i += connections;
+                    request = request
+                        .method("POST")
+                        .header("authorization", format!("Bearer {key}"))
+                        .header("content-type", "application/json");
+                    if std::env::var("BENCH_NO_BODY").is_ok() {
+                        Full::new(Bytes::new())
+                    } else {
+                        Full::new(Bytes::from_static(br#"{"action":"positions.read"}"#))
+                    }
+                } else {
+                    Full::new(Bytes::new())
+                };
+                let started = Instant::now();
+                let response = sender.send_request(request.body(body).unwrap()).await.expect("request");
+                let ok = response.status().is_success();
+                response.into_body().collect().await.expect("body");
+                if measuring.load(Ordering::Relaxed) {
+                    latencies.push(started.elapsed().as_micros() as u32);
+                    if !ok {
+                        errors += 1;
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    tokio::time::sleep(warmup).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    measuring.store(false, Ordering::Relaxed);
+    let seconds = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (latencies, e) = task.await.unwrap();
+        all.extend(latencies);
+        errors += e;
+    }
+    all.sort_unstable();
+    let percentile = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0) as f64
+            / 1000.0
+    };
+    Measurement {
+        label: target.label,
+        requests: all.len() as u64,
+        seconds,
+        p50_ms: percentile(0.50),
+        p99_ms: percentile(0.99),
+        errors,
+    }
+}
+
+fn seed(url: &str, hasher: &KeyHasher) -> Vec<String> {
+    let mut conn = diesel::PgConnection::establish(url).unwrap();
+    keyward::db::run_migrations(&mut conn).unwrap();
+    conn.transaction(|conn| {
+        let org =
+            Organization::insert(conn, &NewOrganization { slug: "bench", name: "Bench", service_provider_id: None })?;
+        let user = keyward::db::models::User::insert(
+            conn,
+            &NewUser {
+                organization_id: org.id,
+                email: "bench@bench.test",
+                display_name: "Bench",
+                password_hash: None,
+                is_admin: true,
+                api_key_access: true,
+            },
+        )?;
+        let mut secrets = Vec::with_capacity(KEYS);
+        for i in 0..KEYS {
+            let request = NewKeyRequest {
+                owner: NewKeyOwner::Personal { user_id: user.id, organization_id: org.id },
+                name: format!("Bench key {i}"),
+                environment: Environment::Live,
+                settings: KeySettings {
+                    comment: String::new(),
+                    actions: ActionScope::All,
+                    assets: AssetScope::All,
+                    cidrs: vec![],
+                    expires_at: None,
+                    proxy_user_id: None,
+                },
+                form_token: None,
+            };
+            match lifecycle::create(conn, &Actor::system("bench"), hasher, request)? {
+                Created::New { secret, .. } => secrets.push(secret.expose().to_string()),
+                Created::Replayed(_) => unreachable!(),
+            }
+        }
+        Ok::<_, keyward::error::AppError>(secrets)
+    })
+    .unwrap()
+}
+
+fn app(url: &str, secret: &MasterSecret, cache: bool) -> Application {
+    let db = Database::new(
+        url,
+        &PoolOptions { size: 10, checkout_timeout: Duration::from_secs(3), statement_timeout: Duration::from_secs(5) },
+    );
+    Application::build(AppSettings {
+        db,
+        keys: secret.derive(),
+        addr: "127.0.0.1:0".parse().unwrap(),
+        cookie_secure: false,
+        trust_forwarded: false,
+        session_idle: Duration::from_secs(1800),
+        session_max: Duration::from_secs(3600),
+        workers: Some(env_number("BENCH_SERVER_WORKERS", 1) as usize),
+        verify_cache: cache,
+        invalid_attempts_per_minute: 1_000_000,
+    })
+    .unwrap()
+}
+
+/// `(steal, total)` jiffies of all CPUs so far, from `/proc/stat` (steal: time the hypervisor
+/// gave this machine's CPUs to someone else).
+fn cpu_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    (fields.get(7).copied().unwrap_or(0), fields.iter().take(8).sum())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
+fn main() {
+    let seconds = env_number("BENCH_SECONDS", 2);
+    let rounds = env_number("BENCH_ROUNDS", 5) as usize;
+    let connections = env_number("BENCH_CONNECTIONS", 64) as usize;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("bench-cluster");
+    let _ = std::fs::remove_dir_all(&root);
+    let mut cluster = EmbeddedCluster::start(&root, Durability::Throwaway).expect("start the benchmark cluster");
+    let url = cluster.connection_string(DATABASE_NAME);
+    let secret = MasterSecret::generate();
+    let keys = Arc::new(seed(&url, &KeyHasher::new(secret.derive().key_pepper)));
+
+    let (steal_before, total_before) = cpu_jiffies();
+    let rounds_measured = actix_web::rt::System::new().block_on(async {
+        let cached = app(&url, &secret, true);
+        let uncached = app(&url, &secret, false);
+        let (cached_addr, uncached_addr) = (cached.local_addr(), uncached.local_addr());
+        let handles = [cached.handle(), uncached.handle()];
+        actix_web::rt::spawn(cached.run_until_stopped());
+        actix_web::rt::spawn(uncached.run_until_stopped());
+        // The load generator runs on its own runtime, beside the server's workers.
+        let client_threads = env_number("BENCH_CLIENT_THREADS", 1) as usize;
+        let client =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(client_threads).enable_all().build().unwrap();
+        let duration = Duration::from_secs(seconds);
+        let warmup = Duration::from_millis(500);
+        let targets = [
+            Target { label: "/healthz", addr: cached_addr, path: "/healthz", post: false, keys: Arc::clone(&keys) },
+            Target {
+                label: "verify (cached)",
+                addr: cached_addr,
+                path: "/api/v1/verify",
+                post: true,
+                keys: Arc::clone(&keys),
+            },
+            Target {
+                label: "verify (uncached)",
+                addr: uncached_addr,
+                path: "/api/v1/verify",
+                post: true,
+                keys: Arc::clone(&keys),
+            },
+        ];
+        let only = std::env::var("BENCH_ONLY").ok();
+        let targets: Vec<Target> =
+            targets.into_iter().filter(|t| only.as_deref().is_none_or(|o| t.label.contains(o))).collect();
+        // Endpoints take turns, round after round, so a change in the machine's speed during
+        // the run (CPU steal on a shared host) affects them alike.
+        let mut rounds_measured: Vec<Vec<Measurement>> = Vec::new();
+        for _ in 0..rounds {
+            let mut round = Vec::new();
+            for target in targets.iter().cloned() {
+                let handle = client.handle().clone();
+                let measured = tokio::task::spawn_blocking(move || {
+                    handle.block_on(measure(target, connections, warmup, duration))
+                })
+                .await
+                .unwrap();
+                round.push(measured);
+            }
+            rounds_measured.push(round);
+        }
+        for handle in handles {
+            handle.stop(true).await;
+        }
+        client.shutdown_background();
+        rounds_measured
+    });
+    let (steal_after, total_after) = cpu_jiffies();
+    cluster.stop();
+    let _ = std::fs::remove_dir_all(&root);
+    let steal = 100.0 * (steal_after - steal_before) as f64 / (total_after - total_before).max(1) as f64;
+
+    // Pool each endpoint's rounds: median throughput, latencies over all rounds.
+    let endpoints = rounds_measured[0].len();
+    println!(
+        "\nVerification benchmark: {connections} connections, {rounds} rounds x {seconds} s per endpoint, release build, {} CPUs, {steal:.0}% CPU steal during the run",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    println!(
+        "{:<20} {:>12} {:>10} {:>10} {:>12} {:>8}",
+        "endpoint", "requests/s", "p50 ms", "p99 ms", "vs healthz", "errors"
+    );
+    let mut summary = Vec::new();
+    for e in 0..endpoints {
+        let label = rounds_measured[0][e].label;
+        let throughput = median(rounds_measured.iter().map(|r| r[e].throughput()).collect());
+        let ratio = median(rounds_measured.iter().map(|r| r[e].throughput() / r[0].throughput()).collect());
+        let p50 = median(rounds_measured.iter().map(|r| r[e].p50_ms).collect());
+        let p99 = median(rounds_measured.iter().map(|r| r[e].p99_ms).collect());
+        let errors: u64 = rounds_measured.iter().map(|r| r[e].errors).sum();
+        let requests: u64 = rounds_measured.iter().map(|r| r[e].requests).sum();
+        println!("{label:<20} {throughput:>12.0} {p50:>10.2} {p99:>10.2} {ratio:>12.2} {errors:>8}");
+        summary.push((label, ratio, p99, errors, requests));
+    }
+    println!("(medians over the rounds; the ratio is taken within each round)");
+    if let Some((_, ratio, p99, _, _)) = summary.iter().find(|s| s.0 == "verify (cached)") {
+        println!(
+            "\ntarget: cached verify >= 0.60 x /healthz throughput: {ratio:.2} -> {}",
+            if *ratio >= 0.60 { "met" } else { "NOT met" }
+        );
+        println!(
+            "target: cached verify p99 < 5 ms at {connections} connections: {p99:.2} ms -> {}",
+            if *p99 < 5.0 { "met" } else { "NOT met" }
+        );
+    }
+    assert!(summary.iter().all(|s| s.3 == 0 && s.4 > 0), "every request must succeed");
+}
