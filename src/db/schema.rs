@@ -135,6 +135,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    password_links (id) {
+        id -> Int8,
+        token_hash -> Text,
+        user_id -> Int8,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     role_api_actions (role_id, api_action_id) {
         role_id -> Int8,
         api_action_id -> Int8,
@@ -224,6 +235,7 @@ diesel::joinable!(api_keys -> staff_accounts (created_by_staff_id));
 diesel::joinable!(asset_groups -> organizations (organization_id));
 diesel::joinable!(assets -> organizations (organization_id));
 diesel::joinable!(organizations -> service_providers (service_provider_id));
+diesel::joinable!(password_links -> users (user_id));
 diesel::joinable!(role_api_actions -> api_actions (api_action_id));
 diesel::joinable!(role_api_actions -> roles (role_id));
 diesel::joinable!(role_permissions -> roles (role_id));
@@ -243,6 +255,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     assets,
     audit_events,
     organizations,
+    password_links,
     role_api_actions,
     role_permissions,
     roles,

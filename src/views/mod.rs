@@ -1,7 +1,9 @@
 //! Page rendering: the `PageContext` every page template receives (who is signed in, the
 //! navigation they may use, flash messages, the CSRF token) and `render`.
 
+pub mod confirm;
 pub mod nav;
+pub mod pager;
 pub mod time;
 
 use actix_session::Session;

@@ -38,7 +38,13 @@ use crate::{
         },
     },
     state::AppState,
-    views::{PageContext, redirect, render, render_with_status, time::Stamp},
+    views::{
+        PageContext,
+        confirm::ConfirmPage,
+        pager::{Pager, page_index},
+        redirect, render, render_with_status,
+        time::Stamp,
+    },
 };
 
 /// Keys per page of a list.
@@ -120,17 +126,12 @@ pub struct ListQuery {
     page: Option<i64>,
 }
 
-/// The list's filter bar and pagination.
+/// The list's filter bar.
 pub struct ListView {
     pub owner: String,
     pub state: String,
     pub expiring: bool,
     pub q: String,
-    pub total: i64,
-    pub first: i64,
-    pub last: i64,
-    pub prev_href: Option<String>,
-    pub next_href: Option<String>,
     pub filtered: bool,
 }
 
@@ -145,20 +146,7 @@ struct ListPage {
     blocked: Option<String>,
     rows: Vec<KeyRow>,
     list: ListView,
-}
-
-fn list_href(base: &str, q: &ListQuery, page: i64) -> String {
-    let mut params: Vec<(&str, String)> = Vec::new();
-    for (name, value) in [("owner", &q.owner), ("state", &q.state), ("expiring", &q.expiring), ("q", &q.q)] {
-        if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
-            params.push((name, value.clone()));
-        }
-    }
-    if page > 0 {
-        params.push(("page", (page + 1).to_string()));
-    }
-    let query = serde_urlencoded::to_string(&params).unwrap_or_default();
-    if query.is_empty() { base.to_string() } else { format!("{base}?{query}") }
+    pager: Pager,
 }
 
 pub async fn list<A: KeyArea>(
@@ -170,7 +158,7 @@ pub async fn list<A: KeyArea>(
     let base = area.base();
     let query = query.into_inner();
     let blocked = area.blocked_reason();
-    let page = query.page.unwrap_or(1).clamp(1, 100_000) - 1;
+    let page = page_index(query.page);
     let filter = KeyListFilter {
         owner: match query.owner.as_deref() {
             Some("organization") if area.shows_owner() => OwnerFilter::Organization,
@@ -202,24 +190,25 @@ pub async fn list<A: KeyArea>(
             })
             .await?
     };
-    let first = page * PER_PAGE + 1;
-    let last = page * PER_PAGE + rows.len() as i64;
     let list = ListView {
         owner: query.owner.clone().unwrap_or_default(),
         state: query.state.clone().unwrap_or_default(),
         expiring: filter.expiring_soon,
         q: query.q.clone().unwrap_or_default(),
-        total,
-        first,
-        last,
-        prev_href: (page > 0).then(|| list_href(&base, &query, page - 1)),
-        next_href: (last < total).then(|| list_href(&base, &query, page + 1)),
         filtered: filter.owner != OwnerFilter::Any
             || filter.state != StateFilter::Any
             || filter.expiring_soon
             || filter.search.as_deref().is_some_and(|s| !s.is_empty()),
     };
+    let params = [
+        ("owner", list.owner.as_str()),
+        ("state", list.state.as_str()),
+        ("expiring", query.expiring.as_deref().unwrap_or_default()),
+        ("q", list.q.as_str()),
+    ];
+    let pager = Pager::new(&base, &params, page, PER_PAGE, rows.len(), total);
     render(&ListPage {
+        pager,
         ctx,
         base,
         title: area.title(),
@@ -561,22 +550,6 @@ pub async fn edit<A: KeyArea>(
 // ---------------------------------------------------------------------------------------
 // Deactivate, reactivate, end grace, delete: confirmations
 
-#[derive(Template)]
-#[template(path = "keys/confirm.html")]
-struct ConfirmPage {
-    ctx: PageContext,
-    heading: String,
-    message: String,
-    note: Option<String>,
-    action_url: String,
-    button: &'static str,
-    danger: bool,
-    with_reason: bool,
-    cancel_href: String,
-    return_to: String,
-    masked: String,
-}
-
 #[derive(Debug, Deserialize)]
 pub struct ConfirmForm {
     #[serde(default)]
@@ -696,17 +669,18 @@ pub async fn confirm_form<A: KeyArea>(
         heading,
         message,
         note,
+        detail: Some(key.masked()),
         action_url: format!("{detail_href}/{}", which.slug()),
         button,
         danger,
         with_reason: matches!(which, Confirmed::Deactivate),
+        hidden: Vec::new(),
         cancel_href: query
             .return_to
             .clone()
             .map(|r| return_path(&area, &r, detail_href.clone()))
             .unwrap_or(detail_href),
         return_to,
-        masked: key.masked(),
     })
 }
 
