@@ -10,6 +10,7 @@ pub mod api;
 pub mod extract;
 pub mod health;
 pub mod keys;
+pub mod password;
 pub mod session;
 pub mod staff;
 pub mod static_files;
@@ -31,7 +32,21 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
         .service(session::login)
         .service(session::logout)
         .service(account::overview)
+        .service(password::set_form)
+        .service(password::set)
         .service(admin::overview)
+        .service(admin::users::list)
+        .service(admin::users::new_form)
+        .service(admin::users::create)
+        .service(admin::users::detail)
+        .service(admin::users::edit_form)
+        .service(admin::users::edit)
+        .service(admin::users::access_form)
+        .service(admin::users::access)
+        .service(admin::users::active_form)
+        .service(admin::users::set_active)
+        .service(admin::users::password_form)
+        .service(admin::users::reset_password)
         .service(staff::overview)
         .configure(|cfg| keys::configure::<keys::OwnKeys>(cfg, "/account/keys"))
         .configure(|cfg| keys::configure::<keys::OrganizationKeys>(cfg, "/admin/keys"));

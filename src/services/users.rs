@@ -1,17 +1,35 @@
-//! Creating web users.
+//! Web users: creation, changes by administrators and `users.manage` holders, API key access,
+//! deactivation (which ends the user's sessions and stops their personal keys), passwords and
+//! one-time set-password links. The organization always keeps an active administrator.
+//!
+//! Who may do what: administrators manage every user of their organization; holders of
+//! `users.manage` manage users who are not administrators, but may neither make anyone an
+//! administrator nor hand out roles (that would let them grant themselves more).
 
-use diesel::PgConnection;
+use chrono::{Duration, Utc};
+use diesel::{OptionalExtension, PgConnection};
+use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::{
-    db::models::{StaffAccount, User, user::NewUser},
+    db::models::{
+        Role, StaffAccount, User,
+        password_link::PasswordLink,
+        session,
+        user::{NewUser, UserChanges},
+    },
     domain::{Email, Permission, text::clean_line},
-    error::{AppError, FieldErrors},
+    error::{AppError, FieldErrors, invalid},
+    secrets::random_token,
     services::{
         Actor,
         actor::ActorKind,
         audit::{self, Entry, Target},
     },
 };
+
+/// How long a set-password link works.
+pub const LINK_LIFETIME_HOURS: i64 = 72;
 
 /// Input of [`create`]; the password is already hashed (hashing happens off the executor).
 #[derive(Debug, Clone)]
@@ -31,22 +49,64 @@ pub fn email_in_use(conn: &mut PgConnection, email: &Email) -> Result<bool, AppE
         || StaffAccount::find_by_email(conn, email.as_str())?.is_some())
 }
 
-/// Whether `actor` may create users in `organization_id`: the operator, or an administrator
-/// or `users.manage` holder of that organization.
-fn may_create(conn: &mut PgConnection, actor: &Actor, organization_id: i64) -> Result<bool, AppError> {
-    Ok(match &actor.kind {
-        ActorKind::System { .. } => true,
+/// The acting web user's standing in `organization_id`.
+#[derive(Debug, Clone, Copy)]
+struct Manager {
+    is_admin: bool,
+}
+
+/// Checks that `actor` may manage users of `organization_id` (the operator may too).
+fn manager(conn: &mut PgConnection, actor: &Actor, organization_id: i64) -> Result<Manager, AppError> {
+    match &actor.kind {
+        ActorKind::System { .. } => Ok(Manager { is_admin: true }),
         ActorKind::User { id, organization_id: own, .. } if *own == organization_id => {
             let user = User::find_in_org(conn, organization_id, *id)?;
-            user.effective_permissions(conn)?.contains(Permission::UsersManage)
+            if user.active && user.effective_permissions(conn)?.contains(Permission::UsersManage) {
+                Ok(Manager { is_admin: user.is_admin })
+            } else {
+                Err(AppError::Forbidden)
+            }
         }
-        _ => false,
-    })
+        _ => Err(AppError::Forbidden),
+    }
+}
+
+/// Loads `user_id` for a change by `actor`: another organization's user is "not found"; an
+/// administrator may be changed by administrators only.
+fn target(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    organization_id: i64,
+    user_id: i64,
+) -> Result<(User, Manager), AppError> {
+    let manager = manager(conn, actor, organization_id)?;
+    let user = User::find_in_org(conn, organization_id, user_id).optional()?.ok_or(AppError::NotFound)?;
+    if user.is_admin && !manager.is_admin {
+        return Err(AppError::Forbidden);
+    }
+    Ok((user, manager))
+}
+
+/// Refuses a change that would leave the organization without an active administrator.
+fn keep_an_admin(conn: &mut PgConnection, user: &User) -> Result<(), AppError> {
+    let admins = User::lock_active_admins(conn, user.organization_id)?;
+    if user.is_admin && user.active && admins.iter().all(|id| *id == user.id) {
+        return Err(AppError::Conflict(format!(
+            "{} is the last active administrator of the organization. Make another user an administrator first.",
+            user.display_name
+        )));
+    }
+    Ok(())
+}
+
+fn user_target(user: &User) -> Target {
+    Target::new("user", user.id, &user.email)
 }
 
 /// Creates a web user in `input.organization_id`.
 pub fn create(conn: &mut PgConnection, actor: &Actor, input: CreateUser) -> Result<User, AppError> {
-    if !may_create(conn, actor, input.organization_id)? {
+    let manager = manager(conn, actor, input.organization_id)?;
+    if input.is_admin && !manager.is_admin {
         return Err(AppError::Forbidden);
     }
     let mut errors = FieldErrors::new();
@@ -75,8 +135,205 @@ pub fn create(conn: &mut PgConnection, actor: &Actor, input: CreateUser) -> Resu
         actor,
         Entry::new("user.create")
             .organization(Some(user.organization_id))
-            .target(Target::new("user", user.id, &user.email))
-            .details(serde_json::json!({ "is_admin": user.is_admin, "api_key_access": user.api_key_access })),
+            .target(user_target(&user))
+            .details(json!({ "is_admin": user.is_admin, "api_key_access": user.api_key_access })),
+    )?;
+    Ok(user)
+}
+
+/// Changes a user's name, administrator flag and roles. `is_admin` and `role_ids` may only
+/// be given by administrators.
+pub fn update(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    organization_id: i64,
+    user_id: i64,
+    display_name: &str,
+    is_admin: Option<bool>,
+    role_ids: Option<Vec<i64>>,
+) -> Result<User, AppError> {
+    let (user, manager) = target(conn, actor, organization_id, user_id)?;
+    if (is_admin.is_some() || role_ids.is_some()) && !manager.is_admin {
+        return Err(AppError::Forbidden);
+    }
+    let display_name = clean_line(display_name, 1, 100, "display name").map_err(|e| invalid("display_name", e))?;
+    if is_admin == Some(false) && user.is_admin {
+        keep_an_admin(conn, &user)?;
+    }
+    let changes = UserChanges { display_name: Some(display_name), is_admin, ..UserChanges::default() };
+    let updated = User::update(conn, user.id, &changes)?;
+    let mut details = json!({});
+    if updated.display_name != user.display_name {
+        details["display_name"] = json!({ "from": user.display_name, "to": updated.display_name });
+    }
+    if updated.is_admin != user.is_admin {
+        details["is_admin"] = json!(updated.is_admin);
+    }
+    if let Some(role_ids) = role_ids {
+        let mut role_ids = role_ids;
+        role_ids.sort_unstable();
+        role_ids.dedup();
+        for id in &role_ids {
+            Role::find_in_org(conn, organization_id, *id)
+                .optional()?
+                .ok_or_else(|| invalid("roles", "Choose roles from the list."))?;
+        }
+        let mut before = Role::ids_of_user(conn, user.id)?;
+        before.sort_unstable();
+        if before != role_ids {
+            Role::set_user_roles(conn, organization_id, user.id, &role_ids)?;
+            audit::record(
+                conn,
+                actor,
+                Entry::new("user.role_change")
+                    .organization(Some(organization_id))
+                    .target(user_target(&updated))
+                    .details(json!({ "from": before, "to": role_ids })),
+            )?;
+        }
+    }
+    if details.as_object().is_some_and(|d| !d.is_empty()) {
+        audit::record(
+            conn,
+            actor,
+            Entry::new("user.update")
+                .organization(Some(organization_id))
+                .target(user_target(&updated))
+                .details(details),
+        )?;
+    }
+    Ok(updated)
+}
+
+/// Grants or revokes API key access. Revoking stops the user's personal keys at once (the
+/// verification caches learn it through the database's change notices).
+pub fn set_api_key_access(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    organization_id: i64,
+    user_id: i64,
+    granted: bool,
+) -> Result<User, AppError> {
+    let (user, _) = target(conn, actor, organization_id, user_id)?;
+    if user.api_key_access == granted {
+        return Ok(user);
+    }
+    let updated =
+        User::update(conn, user.id, &UserChanges { api_key_access: Some(granted), ..UserChanges::default() })?;
+    let action = if granted { "user.api_key_access_grant" } else { "user.api_key_access_revoke" };
+    audit::record(conn, actor, Entry::new(action).organization(Some(organization_id)).target(user_target(&updated)))?;
+    Ok(updated)
+}
+
+/// Deactivates (ending every session of the user at once and stopping their personal keys)
+/// or reactivates a user.
+pub fn set_active(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    organization_id: i64,
+    user_id: i64,
+    active: bool,
+) -> Result<User, AppError> {
+    let (user, _) = target(conn, actor, organization_id, user_id)?;
+    if user.active == active {
+        return Ok(user);
+    }
+    if !active {
+        keep_an_admin(conn, &user)?;
+    }
+    let updated = User::update(conn, user.id, &UserChanges { active: Some(active), ..UserChanges::default() })?;
+    let ended = if active { 0 } else { session::delete_for_user(conn, user.id)? };
+    let action = if active { "user.reactivate" } else { "user.deactivate" };
+    audit::record(
+        conn,
+        actor,
+        Entry::new(action)
+            .organization(Some(organization_id))
+            .target(user_target(&updated))
+            .details(json!({ "sessions_ended": ended })),
+    )?;
+    Ok(updated)
+}
+
+/// Resets a user's password: to `password_hash` chosen by a manager, or (with `None`) to
+/// none at all, so the old one stops working until the user sets a new one through a link.
+/// Either way the user's sessions end.
+pub fn reset_password(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    organization_id: i64,
+    user_id: i64,
+    password_hash: Option<String>,
+) -> Result<User, AppError> {
+    let (user, _) = target(conn, actor, organization_id, user_id)?;
+    let updated =
+        User::update(conn, user.id, &UserChanges { password_hash: Some(password_hash), ..UserChanges::default() })?;
+    let ended = session::delete_for_user(conn, user.id)?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new("user.password_reset")
+            .organization(Some(organization_id))
+            .target(user_target(&updated))
+            .details(json!({ "sessions_ended": ended })),
+    )?;
+    Ok(updated)
+}
+
+fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Issues a one-time link with which the user sets their own password; returns the token
+/// (to be shown once). Earlier links stop working.
+pub fn issue_password_link(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    organization_id: i64,
+    user_id: i64,
+) -> Result<String, AppError> {
+    let (user, _) = target(conn, actor, organization_id, user_id)?;
+    let token = random_token(32);
+    let expires_at = Utc::now() + Duration::hours(LINK_LIFETIME_HOURS);
+    PasswordLink::insert(conn, user.id, &token_hash(&token), expires_at)?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new("user.password_link")
+            .organization(Some(organization_id))
+            .target(user_target(&user))
+            .details(json!({ "expires_at": expires_at })),
+    )?;
+    Ok(token)
+}
+
+/// The user a set-password token belongs to, if it still works.
+pub fn user_of_link(conn: &mut PgConnection, token: &str) -> Result<Option<User>, AppError> {
+    match PasswordLink::find_usable(conn, &token_hash(token))? {
+        Some(link) => Ok(Some(User::find(conn, link.user_id)?)),
+        None => Ok(None),
+    }
+}
+
+/// Sets the password through a one-time link (used up by this); the user's sessions end.
+pub fn use_password_link(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    token: &str,
+    password_hash: String,
+) -> Result<User, AppError> {
+    let link = PasswordLink::find_usable(conn, &token_hash(token))?.ok_or(AppError::NotFound)?;
+    PasswordLink::mark_used(conn, link.id)?;
+    let user = User::update(
+        conn,
+        link.user_id,
+        &UserChanges { password_hash: Some(Some(password_hash)), ..UserChanges::default() },
+    )?;
+    session::delete_for_user(conn, user.id)?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new("user.password_set").organization(Some(user.organization_id)).target(user_target(&user)),
     )?;
     Ok(user)
 }

@@ -250,8 +250,13 @@ impl TestApp {
 
     /// A client signed in as `email` (with the fixtures' password).
     pub async fn signed_in(&self, email: &str) -> TestClient {
+        self.signed_in_with(email, PASSWORD).await
+    }
+
+    /// A client signed in as `email` with `password`.
+    pub async fn signed_in_with(&self, email: &str, password: &str) -> TestClient {
         let client = self.client();
-        let response = client.login(email, PASSWORD).await;
+        let response = client.login(email, password).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "login of {email} should succeed");
         client
     }

@@ -48,6 +48,47 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Changes to a user; `None` leaves a column as it is.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub display_name: Option<String>,
+    pub is_admin: Option<bool>,
+    pub api_key_access: Option<bool>,
+    pub active: Option<bool>,
+    pub password_hash: Option<Option<String>>,
+}
+
+/// Orders of the user list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserSort {
+    #[default]
+    Name,
+    Email,
+    LastLogin,
+    Newest,
+}
+
+impl UserSort {
+    pub fn from_code(code: &str) -> Self {
+        match code {
+            "email" => UserSort::Email,
+            "last_login" => UserSort::LastLogin,
+            "newest" => UserSort::Newest,
+            _ => UserSort::Name,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            UserSort::Name => "name",
+            UserSort::Email => "email",
+            UserSort::LastLogin => "last_login",
+            UserSort::Newest => "newest",
+        }
+    }
+}
+
 #[derive(Debug, Insertable)]
 #[diesel(table_name = users)]
 pub struct NewUser<'a> {
@@ -139,6 +180,55 @@ impl User {
             .order((users::display_name.asc(), users::id.asc()))
             .select(User::as_select())
             .load(conn)
+    }
+
+    /// One page of an organization's users matching `search` (name or email), sorted.
+    pub fn list_for_admin(
+        conn: &mut PgConnection,
+        organization_id: i64,
+        search: &str,
+        sort: UserSort,
+        page: i64,
+        per_page: i64,
+    ) -> QueryResult<(Vec<User>, i64)> {
+        let filtered = || {
+            let mut query = users::table.filter(users::organization_id.eq(organization_id)).into_boxed();
+            if !search.is_empty() {
+                let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+                query = query.filter(users::display_name.ilike(pattern.clone()).or(users::email.ilike(pattern)));
+            }
+            query
+        };
+        let total: i64 = filtered().count().get_result(conn)?;
+        let query = filtered();
+        let query = match sort {
+            UserSort::Name => query.order((users::display_name.asc(), users::id.asc())),
+            UserSort::Email => query.order(users::email.asc()),
+            UserSort::LastLogin => query.order((users::last_login_at.desc().nulls_last(), users::id.asc())),
+            UserSort::Newest => query.order((users::created_at.desc(), users::id.desc())),
+        };
+        let rows = query.limit(per_page).offset(page * per_page).select(User::as_select()).load(conn)?;
+        Ok((rows, total))
+    }
+
+    /// Locks and returns the active administrators of an organization (changes that could
+    /// remove the last one serialize on these rows).
+    pub fn lock_active_admins(conn: &mut PgConnection, organization_id: i64) -> QueryResult<Vec<i64>> {
+        users::table
+            .filter(users::organization_id.eq(organization_id))
+            .filter(users::is_admin.eq(true))
+            .filter(users::active.eq(true))
+            .select(users::id)
+            .for_update()
+            .load(conn)
+    }
+
+    /// Applies `changes` to the user.
+    pub fn update(conn: &mut PgConnection, id: i64, changes: &UserChanges) -> QueryResult<User> {
+        diesel::update(users::table.find(id))
+            .set((changes, users::updated_at.eq(diesel::dsl::now)))
+            .returning(User::as_returning())
+            .get_result(conn)
     }
 
     /// The user's effective permissions (SPEC §2).

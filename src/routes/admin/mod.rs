@@ -1,5 +1,7 @@
 //! The Admin area of an organization.
 
+pub mod users;
+
 use actix_web::{HttpResponse, get, web};
 use askama::Template;
 

@@ -1,0 +1,358 @@
+//! Admin → Users: listing, creating (password or one-time link), editing, roles, API key
+//! access, deactivation, password resets, the last-administrator rule, and tenancy.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use keyward::{
+    db::models::{Organization, User},
+    domain::Permission,
+};
+use reqwest::{StatusCode, header};
+use serde_json::Value;
+
+use crate::helpers::{PASSWORD, TestApp, audit_count, fixtures, http_client, keys, location, spawn_app, user};
+
+struct World {
+    app: TestApp,
+    org: Organization,
+}
+
+async fn world() -> World {
+    let app = spawn_app().await;
+    let mut conn = app.conn();
+    let org = fixtures::organization(&mut conn, "acme");
+    fixtures::UserBuilder::new(&org, "admin@acme.test").admin().insert(&mut conn);
+    fixtures::UserBuilder::new(&org, "bob@acme.test").api_key_access().may_grant(&["positions.read"]).insert(&mut conn);
+    let other = fixtures::organization(&mut conn, "globex");
+    fixtures::UserBuilder::new(&other, "admin@globex.test").admin().insert(&mut conn);
+    drop(conn);
+    World { app, org }
+}
+
+async fn verify_code(app: &TestApp, secret: &str) -> String {
+    let response = http_client().post(app.url("/api/v1/verify")).bearer_auth(secret).send().await.unwrap();
+    response.json::<Value>().await.unwrap()["code"].as_str().unwrap().to_string()
+}
+
+/// Polls until `secret` verifies as `code` (cache invalidation is asynchronous), at most 1 s.
+async fn verifies_as(app: &TestApp, secret: &str, code: &str) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(1) {
+        if verify_code(app, secret).await == code {
+            return true;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+fn link_in(html: &str) -> String {
+    let start = html.find("/password/").expect("a set-password link");
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].to_string()
+}
+
+#[actix_web::test]
+async fn the_user_list_searches_sorts_and_pages() {
+    let World { app, org } = world().await;
+    for i in 0..30 {
+        fixtures::UserBuilder::new(&org, &format!("member{i:02}@acme.test")).insert(&mut app.conn());
+    }
+    let admin = app.signed_in("admin@acme.test").await;
+    let (status, page) = admin.page("/admin/users").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Showing 1–25 of 32"), "only this organization's users");
+    assert!(!page.contains("admin@globex.test"));
+    let (_, page2) = admin.page("/admin/users?page=2").await;
+    assert!(page2.contains("Showing 26–32 of 32"));
+    let (_, found) = admin.page("/admin/users?q=MEMBER0").await;
+    assert!(found.contains("of 10<") && found.contains("member05@acme.test"));
+    let (_, by_email) = admin.page("/admin/users?sort=email").await;
+    assert!(by_email.find("admin@acme.test").unwrap() < by_email.find("bob@acme.test").unwrap());
+    let (_, none) = admin.page("/admin/users?q=zzz").await;
+    assert!(none.contains("No user matches"));
+}
+
+#[actix_web::test]
+async fn a_new_colleague_gets_a_one_time_link_and_can_then_sign_in() {
+    let World { app, .. } = world().await;
+    let admin = app.signed_in("admin@acme.test").await;
+    admin.page("/admin/users/new").await;
+    let response = admin
+        .post(
+            "/admin/users",
+            &[
+                ("email", "Nina@Acme.test"),
+                ("display_name", "Nina New"),
+                ("api_key_access", "on"),
+                ("password_mode", "link"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get(header::CACHE_CONTROL).unwrap().to_str().unwrap().contains("no-store"));
+    let page = response.text().await.unwrap();
+    assert!(page.contains("shown only once"));
+    let link = link_in(&page);
+    let nina = user(&app, "nina@acme.test");
+    assert!(nina.api_key_access && nina.password_hash.is_none());
+    assert_eq!(app.client().login("nina@acme.test", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+
+    // Nina opens the link and sets her password.
+    let nina_client = app.client();
+    let (status, form) = nina_client.page(&link).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(form.contains("nina@acme.test"));
+    let mismatch = nina_client.post(&link, &[("password", "a fine password"), ("confirm", "another one!!")]).await;
+    assert_eq!(mismatch.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    nina_client.page(&link).await;
+    let response = nina_client.post(&link, &[("password", "a fine password"), ("confirm", "a fine password")]).await;
+    assert_eq!(location(&response), "/login");
+    assert_eq!(app.client().login("nina@acme.test", "a fine password").await.status(), StatusCode::SEE_OTHER);
+    // The link worked once.
+    assert_eq!(app.client().get(&link).await.status(), StatusCode::BAD_REQUEST);
+    for action in ["user.create", "user.password_link", "user.password_set"] {
+        assert_eq!(audit_count(&app, action), 1, "{action}");
+    }
+    // With API key access she may create keys.
+    let nina_in = app.signed_in_with("nina@acme.test", "a fine password").await;
+    let (_, keys_page) = nina_in.page("/account/keys").await;
+    assert!(keys_page.contains("href=\"/account/keys/new\""));
+}
+
+#[actix_web::test]
+async fn creating_with_a_password_roles_and_bad_input() {
+    let World { app, org } = world().await;
+    let role =
+        keyward::db::models::Role::insert(&mut app.conn(), org.id, "Key managers", "", &[Permission::KeysManage])
+            .unwrap();
+    let admin = app.signed_in("admin@acme.test").await;
+    admin.page("/admin/users/new").await;
+    let response = admin
+        .post(
+            "/admin/users",
+            &[
+                ("email", "kim@acme.test"),
+                ("display_name", "Kim"),
+                ("password_mode", "password"),
+                ("password", "kims password"),
+                ("role", &role.id.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(location(&response), "/admin/users");
+    let kim = app.signed_in_with("kim@acme.test", "kims password").await;
+    assert_eq!(kim.get("/admin/keys").await.status(), StatusCode::OK, "the role grants Key: Manage");
+
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![("email", "kim@acme.test"), ("display_name", "Again"), ("password_mode", "link")], "already exists"),
+        (vec![("email", "not an email"), ("display_name", "X"), ("password_mode", "link")], "like name@example.com"),
+        (vec![("email", "z@acme.test"), ("display_name", ""), ("password_mode", "link")], "Enter a display name"),
+        (
+            vec![
+                ("email", "z@acme.test"),
+                ("display_name", "Zed"),
+                ("password_mode", "password"),
+                ("password", "short"),
+            ],
+            "at least 10",
+        ),
+    ];
+    for (fields, message) in cases {
+        admin.page("/admin/users/new").await;
+        let response = admin.post("/admin/users", &fields).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{fields:?}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains(message), "{message}: {body}");
+        assert!(body.contains(&format!("value=\"{}\"", fields[0].1)), "the email is kept");
+    }
+}
+
+#[actix_web::test]
+async fn a_user_manager_cannot_create_administrators_or_touch_them() {
+    let World { app, org } = world().await;
+    fixtures::UserBuilder::new(&org, "hr@acme.test").role(&[Permission::UsersManage]).insert(&mut app.conn());
+    let admin_id = user(&app, "admin@acme.test").id;
+    let hr = app.signed_in("hr@acme.test").await;
+    assert_eq!(hr.page("/admin/users").await.0, StatusCode::OK);
+    hr.page("/admin/users/new").await;
+    let ok = hr
+        .post("/admin/users", &[("email", "temp@acme.test"), ("display_name", "Temp"), ("password_mode", "link")])
+        .await;
+    assert_eq!(ok.status(), StatusCode::OK, "may create ordinary users");
+    let response = hr
+        .post(
+            "/admin/users",
+            &[("email", "boss@acme.test"), ("display_name", "Boss"), ("is_admin", "on"), ("password_mode", "link")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "may not create administrators");
+    assert!(User::find_by_email(&mut app.conn(), "boss@acme.test").unwrap().is_none());
+    for path in ["deactivate", "password", "edit"] {
+        hr.page("/admin/users").await;
+        let response = hr
+            .post(&format!("/admin/users/{admin_id}/{path}"), &[("display_name", "Pwned"), ("password_mode", "link")])
+            .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path} on an administrator");
+    }
+    assert!(user(&app, "admin@acme.test").active);
+    // Nor may they give themselves roles.
+    let hr_id = user(&app, "hr@acme.test").id;
+    hr.page("/admin/users").await;
+    let response = hr.post(&format!("/admin/users/{hr_id}/edit"), &[("display_name", "HR"), ("is_admin", "on")]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(!user(&app, "hr@acme.test").is_admin, "is_admin from a non-administrator is ignored");
+}
+
+#[actix_web::test]
+async fn revoking_api_key_access_stops_personal_keys_at_once() {
+    let World { app, .. } = world().await;
+    let bob = user(&app, "bob@acme.test");
+    let (_, secret) = keys::personal(&mut app.conn(), &app.hasher, &bob, "Bob's key");
+    assert_eq!(verify_code(&app, &secret).await, "VALID");
+    let bob_client = app.signed_in("bob@acme.test").await;
+    assert!(bob_client.page("/account/keys").await.1.contains("Bob&#39;s key"), "bob sees his key");
+
+    let admin = app.signed_in("admin@acme.test").await;
+    let (_, confirm) = admin.page(&format!("/admin/users/{}/access", bob.id)).await;
+    assert!(confirm.contains("Revoke API key access from bob?") && confirm.contains("stop working at once"));
+    let response =
+        admin.post(&format!("/admin/users/{}/access", bob.id), &[("grant", "0"), ("return_to", "/admin/users")]).await;
+    assert_eq!(location(&response), "/admin/users");
+    let (_, list) = admin.page("/admin/users").await;
+    assert!(list.contains("Revoked API key access from bob"));
+    assert!(!user(&app, "bob@acme.test").api_key_access);
+    assert!(verifies_as(&app, &secret, "DISABLED").await, "the key stops within a second");
+    let (_, bob_keys) = bob_client.page("/account/keys").await;
+    assert!(bob_keys.contains("API key access has not been granted"), "on bob's next request");
+
+    admin.page("/admin/users").await;
+    admin.post(&format!("/admin/users/{}/access", bob.id), &[("grant", "1")]).await;
+    assert!(verifies_as(&app, &secret, "VALID").await);
+    assert_eq!(audit_count(&app, "user.api_key_access_revoke"), 1);
+    assert_eq!(audit_count(&app, "user.api_key_access_grant"), 1);
+}
+
+#[actix_web::test]
+async fn deactivation_ends_sessions_and_personal_keys_but_not_proxied_keys() {
+    let World { app, .. } = world().await;
+    let bob = user(&app, "bob@acme.test");
+    let (_, personal) = keys::personal(&mut app.conn(), &app.hasher, &bob, "Personal");
+    let (_, proxied) = keys::organization(&mut app.conn(), &app.hasher, &bob, "Proxied through bob");
+    let bob_client = app.signed_in("bob@acme.test").await;
+    assert_eq!(bob_client.page("/account").await.0, StatusCode::OK);
+
+    let admin = app.signed_in("admin@acme.test").await;
+    admin.page("/admin/users").await;
+    let response = admin.post(&format!("/admin/users/{}/deactivate", bob.id), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let sessions: i64 = keyward::db::schema::sessions::table
+        .filter(keyward::db::schema::sessions::user_id.eq(bob.id))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(sessions, 0, "every session of bob ended");
+    assert_eq!(bob_client.get("/account").await.status(), StatusCode::SEE_OTHER);
+    assert!(verifies_as(&app, &personal, "DISABLED").await);
+    assert_eq!(verify_code(&app, &proxied).await, "VALID", "organization keys keep working through their proxy");
+    assert_eq!(app.client().login("bob@acme.test", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+
+    admin.page("/admin/users").await;
+    admin.post(&format!("/admin/users/{}/reactivate", bob.id), &[]).await;
+    assert_eq!(app.client().login("bob@acme.test", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    assert!(verifies_as(&app, &personal, "VALID").await);
+}
+
+#[actix_web::test]
+async fn the_last_administrator_cannot_be_deactivated_or_demoted() {
+    let World { app, org } = world().await;
+    let admin_id = user(&app, "admin@acme.test").id;
+    let admin = app.signed_in("admin@acme.test").await;
+    admin.page("/admin/users").await;
+    let response = admin.post(&format!("/admin/users/{admin_id}/deactivate"), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, page) = admin.page(&location(&response)).await;
+    assert!(page.contains("last active administrator"), "{page}");
+    assert!(user(&app, "admin@acme.test").active);
+    let response = admin.post(&format!("/admin/users/{admin_id}/edit"), &[("display_name", "Admin")]).await;
+    let (_, page) = admin.page(&location(&response)).await;
+    assert!(page.contains("last active administrator"));
+    assert!(user(&app, "admin@acme.test").is_admin, "still an administrator");
+
+    // With a second administrator, the first may step down.
+    fixtures::UserBuilder::new(&org, "second@acme.test").admin().insert(&mut app.conn());
+    admin.page("/admin/users").await;
+    admin.post(&format!("/admin/users/{admin_id}/edit"), &[("display_name", "Former admin")]).await;
+    assert!(!user(&app, "admin@acme.test").is_admin);
+    let second_id = user(&app, "second@acme.test").id;
+    let second = app.signed_in("second@acme.test").await;
+    second.page("/admin/users").await;
+    second.post(&format!("/admin/users/{second_id}/deactivate"), &[]).await;
+    assert!(user(&app, "second@acme.test").active, "now the last one");
+}
+
+#[actix_web::test]
+async fn resetting_a_password_ends_sessions_and_the_old_password() {
+    let World { app, .. } = world().await;
+    let bob = user(&app, "bob@acme.test");
+    let bob_client = app.signed_in("bob@acme.test").await;
+    let admin = app.signed_in("admin@acme.test").await;
+    admin.page(&format!("/admin/users/{}/password", bob.id)).await;
+    let response = admin
+        .post(
+            &format!("/admin/users/{}/password", bob.id),
+            &[("password_mode", "password"), ("password", "brand new password")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(bob_client.get("/account").await.status(), StatusCode::SEE_OTHER, "signed out");
+    assert_eq!(app.client().login("bob@acme.test", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.client().login("bob@acme.test", "brand new password").await.status(), StatusCode::SEE_OTHER);
+
+    admin.page(&format!("/admin/users/{}/password", bob.id)).await;
+    let response = admin.post(&format!("/admin/users/{}/password", bob.id), &[("password_mode", "link")]).await;
+    let link = link_in(&response.text().await.unwrap());
+    assert_eq!(
+        app.client().login("bob@acme.test", "brand new password").await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the old one stopped"
+    );
+    let client = app.client();
+    client.page(&link).await;
+    client.post(&link, &[("password", "third password!"), ("confirm", "third password!")]).await;
+    assert_eq!(app.client().login("bob@acme.test", "third password!").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(audit_count(&app, "user.password_reset"), 2);
+}
+
+#[actix_web::test]
+async fn users_of_another_organization_are_not_found() {
+    let World { app, .. } = world().await;
+    let foreign = user(&app, "admin@globex.test");
+    let admin = app.signed_in("admin@acme.test").await;
+    for path in ["", "/edit", "/access", "/deactivate", "/password"] {
+        assert_eq!(
+            admin.get(&format!("/admin/users/{}{path}", foreign.id)).await.status(),
+            StatusCode::NOT_FOUND,
+            "GET {path}"
+        );
+    }
+    admin.page("/admin/users").await;
+    for path in ["/edit", "/access", "/deactivate", "/password"] {
+        let response = admin
+            .post(
+                &format!("/admin/users/{}{path}", foreign.id),
+                &[("display_name", "x"), ("grant", "0"), ("password_mode", "link")],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "POST {path}");
+    }
+    let unchanged = user(&app, "admin@globex.test");
+    assert!(unchanged.active && unchanged.is_admin);
+    for bad in ["/admin/users/0", "/admin/users/-1", "/admin/users/99999999999999999999", "/admin/users/abc"] {
+        assert_eq!(admin.get(bad).await.status(), StatusCode::NOT_FOUND, "{bad}");
+    }
+    // A plain member may not open the page at all.
+    let bob = app.signed_in("bob@acme.test").await;
+    assert_eq!(bob.get("/admin/users").await.status(), StatusCode::FORBIDDEN);
+}
