@@ -3,11 +3,14 @@
 //! with its audit event; callers run it inside one transaction.
 
 pub mod actor;
+pub mod admin;
+pub mod assets;
 pub mod audit;
 pub mod demo;
 pub mod keys;
 pub mod login;
 pub mod organizations;
+pub mod roles;
 pub mod staff;
 pub mod users;
 

@@ -108,3 +108,84 @@ mod tests {
         }
     }
 }
+
+/// New key policy values, as entered.
+#[derive(Debug, Clone)]
+pub struct PolicyInput {
+    pub default_lifetime_days: String,
+    pub max_lifetime_days: String,
+    pub allow_never_expires: bool,
+    pub default_grace_minutes: String,
+}
+
+/// Changes an organization's key policy (administrators). It applies to keys created,
+/// edited and re-keyed from now on; existing keys keep their expiry.
+pub fn update_policy(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    organization_id: i64,
+    input: &PolicyInput,
+) -> Result<Organization, AppError> {
+    use diesel::prelude::*;
+
+    use crate::db::schema::organizations;
+    crate::services::admin::require_admin(conn, actor, organization_id)?;
+    let before = Organization::find(conn, organization_id)?;
+    let mut errors = FieldErrors::new();
+    let days = |text: &str, field: &'static str, errors: &mut FieldErrors| -> Option<i32> {
+        match text.trim().parse::<i32>() {
+            Ok(days) if (1..=3650).contains(&days) => Some(days),
+            _ => {
+                errors.add(field, "Enter a number of days from 1 to 3650.");
+                None
+            }
+        }
+    };
+    let default_days = days(&input.default_lifetime_days, "default_lifetime_days", &mut errors);
+    let max_days = if input.max_lifetime_days.trim().is_empty() {
+        Some(None)
+    } else {
+        days(&input.max_lifetime_days, "max_lifetime_days", &mut errors).map(Some)
+    };
+    let grace = match input.default_grace_minutes.trim().parse::<i32>() {
+        Ok(minutes) if crate::services::keys::GRACE_CHOICES.iter().any(|(m, _)| *m == minutes) => Some(minutes),
+        _ => {
+            errors.add("default_grace_minutes", "Choose one of the offered grace periods.");
+            None
+        }
+    };
+    if let (Some(default), Some(Some(max))) = (default_days, max_days)
+        && default > max
+    {
+        errors.add("default_lifetime_days", "The default lifetime cannot be longer than the maximum.");
+    }
+    errors.into_result()?;
+    let (default_days, max_days, grace) = (default_days.expect("validated"), max_days.expect("validated"), grace.expect("validated"));
+    let updated: Organization = diesel::update(organizations::table.find(organization_id))
+        .set((
+            organizations::key_default_lifetime_days.eq(default_days),
+            organizations::key_max_lifetime_days.eq(max_days),
+            organizations::key_allow_never_expires.eq(input.allow_never_expires),
+            organizations::key_default_grace_minutes.eq(grace),
+            organizations::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Organization::as_returning())
+        .get_result(conn)?;
+    let snapshot = |o: &Organization| {
+        serde_json::json!({
+            "default_lifetime_days": o.key_default_lifetime_days,
+            "max_lifetime_days": o.key_max_lifetime_days,
+            "allow_never_expires": o.key_allow_never_expires,
+            "default_grace_minutes": o.key_default_grace_minutes,
+        })
+    };
+    audit::record(
+        conn,
+        actor,
+        Entry::new("organization.policy_update")
+            .organization(Some(organization_id))
+            .target(Target::new("organization", organization_id, &updated.name))
+            .details(serde_json::json!({ "from": snapshot(&before), "to": snapshot(&updated) })),
+    )?;
+    Ok(updated)
+}

@@ -1,5 +1,8 @@
 //! The Admin area of an organization.
 
+pub mod assets;
+pub mod policy;
+pub mod roles;
 pub mod users;
 
 use actix_web::{HttpResponse, get, web};

@@ -1,0 +1,350 @@
+//! Admin → Assets: assets (vehicles, devices, sites…) and asset groups that keys can be
+//! limited to. Administrators only.
+
+use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::{
+    auth::{
+        OrgAdmin,
+        session::{self, FlashLevel},
+    },
+    db::models::asset::{Asset, AssetGroup},
+    error::{AppError, AppResult, FieldErrors},
+    routes::{extract::HtmlForm, keys::form::Choice},
+    services::assets,
+    state::AppState,
+    views::{PageContext, Section, confirm::ConfirmPage, redirect, render, render_with_status},
+};
+
+const BASE: &str = "/admin/assets";
+
+fn id(req: &HttpRequest) -> AppResult<i64> {
+    req.match_info().get("id").and_then(|id| id.parse().ok()).filter(|id| *id > 0).ok_or(AppError::NotFound)
+}
+
+fn ids(values: &[String]) -> Vec<i64> {
+    values.iter().filter_map(|v| v.parse().ok()).collect()
+}
+
+struct AssetRow {
+    id: i64,
+    code: String,
+    name: String,
+    groups: Vec<String>,
+}
+
+struct GroupRow {
+    id: i64,
+    name: String,
+    members: i64,
+}
+
+#[derive(Template)]
+#[template(path = "admin/assets/list.html")]
+struct ListPage {
+    ctx: PageContext,
+    assets: Vec<AssetRow>,
+    groups: Vec<GroupRow>,
+}
+
+#[get("/admin/assets")]
+pub async fn list(admin: OrgAdmin, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let organization_id = admin.organization.id;
+    let (assets, groups, group_names, counts) = state
+        .db
+        .run(move |conn| {
+            Ok((
+                Asset::list_for_org(conn, organization_id)?,
+                AssetGroup::list_for_org(conn, organization_id)?,
+                Asset::group_names(conn, organization_id)?,
+                AssetGroup::member_counts(conn, organization_id)?,
+            ))
+        })
+        .await?;
+    let mut group_names = group_names;
+    let assets = assets
+        .into_iter()
+        .map(|a| AssetRow { groups: group_names.remove(&a.id).unwrap_or_default(), id: a.id, code: a.code, name: a.name })
+        .collect();
+    let groups = groups
+        .into_iter()
+        .map(|g| GroupRow { members: counts.get(&g.id).copied().unwrap_or(0), id: g.id, name: g.name })
+        .collect();
+    let ctx = PageContext::for_user(&admin, "Assets", Section::AdminAssets)?;
+    render(&ListPage { ctx, assets, groups })
+}
+
+// ---------------------------------------------------------------------------------------
+// Assets
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AssetForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    group: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/assets/asset_form.html")]
+struct AssetFormPage {
+    ctx: PageContext,
+    heading: String,
+    action_url: String,
+    creating: bool,
+    values: AssetForm,
+    errors: FieldErrors,
+    groups: Vec<Choice>,
+}
+
+async fn asset_form(
+    admin: &OrgAdmin,
+    state: &AppState,
+    editing: Option<i64>,
+    values: AssetForm,
+    errors: FieldErrors,
+) -> AppResult<AssetFormPage> {
+    let organization_id = admin.organization.id;
+    let groups = state.db.run(move |conn| Ok(AssetGroup::list_for_org(conn, organization_id)?)).await?;
+    let groups = groups
+        .into_iter()
+        .map(|g| Choice { checked: values.group.contains(&g.id.to_string()), value: g.id.to_string(), label: g.name, hint: String::new() })
+        .collect();
+    let (heading, action_url) = match editing {
+        None => ("New asset".to_string(), BASE.to_string()),
+        Some(id) => (format!("Edit {}", values.code), format!("{BASE}/{id}/edit")),
+    };
+    let ctx = PageContext::for_user(admin, &heading, Section::AdminAssets)?;
+    Ok(AssetFormPage { ctx, heading, action_url, creating: editing.is_none(), values, errors, groups })
+}
+
+#[get("/admin/assets/new")]
+pub async fn new_asset(admin: OrgAdmin, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    render(&asset_form(&admin, &state, None, AssetForm::default(), FieldErrors::new()).await?)
+}
+
+async fn save_asset(admin: OrgAdmin, state: web::Data<AppState>, editing: Option<i64>, values: AssetForm) -> AppResult<HttpResponse> {
+    let actor = admin.actor();
+    let organization_id = admin.organization.id;
+    let submitted = values.clone();
+    let result = state
+        .db
+        .transaction(move |conn| match editing {
+            None => assets::create_asset(conn, &actor, organization_id, &submitted.code, &submitted.name, &ids(&submitted.group)),
+            Some(id) => assets::update_asset(conn, &actor, organization_id, id, &submitted.name, &ids(&submitted.group)),
+        })
+        .await;
+    match result {
+        Ok(asset) => {
+            let verb = if editing.is_some() { "Saved" } else { "Added" };
+            session::flash(&admin.session, FlashLevel::Success, format!("{verb} {} ({}).", asset.name, asset.code));
+            Ok(redirect(BASE))
+        }
+        Err(AppError::Invalid(errors)) => {
+            render_with_status(&asset_form(&admin, &state, editing, values, errors).await?, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[post("/admin/assets")]
+pub async fn create_asset(admin: OrgAdmin, state: web::Data<AppState>, form: HtmlForm<AssetForm>) -> AppResult<HttpResponse> {
+    save_asset(admin, state, None, form.into_inner()).await
+}
+
+#[get("/admin/assets/{id}/edit")]
+pub async fn edit_asset_form(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let asset_id = id(&req)?;
+    let organization_id = admin.organization.id;
+    let (asset, groups) = state
+        .db
+        .run(move |conn| {
+            let asset = Asset::find_in_org(conn, organization_id, asset_id)?;
+            Ok((asset, AssetGroup::ids_of_asset(conn, asset_id)?))
+        })
+        .await?;
+    let values = AssetForm { code: asset.code, name: asset.name, group: groups.iter().map(|g| g.to_string()).collect() };
+    render(&asset_form(&admin, &state, Some(asset_id), values, FieldErrors::new()).await?)
+}
+
+#[post("/admin/assets/{id}/edit")]
+pub async fn edit_asset(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>, form: HtmlForm<AssetForm>) -> AppResult<HttpResponse> {
+    let asset_id = id(&req)?;
+    save_asset(admin, state, Some(asset_id), form.into_inner()).await
+}
+
+#[get("/admin/assets/{id}/delete")]
+pub async fn delete_asset_form(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let asset_id = id(&req)?;
+    let organization_id = admin.organization.id;
+    let (asset, keys) = state
+        .db
+        .run(move |conn| Ok((Asset::find_in_org(conn, organization_id, asset_id)?, Asset::keys_limited_to(conn, asset_id)?.len())))
+        .await?;
+    let heading = format!("Delete {} ({})?", asset.name, asset.code);
+    let ctx = PageContext::for_user(&admin, &heading, Section::AdminAssets)?;
+    render(&ConfirmPage {
+        ctx,
+        heading,
+        message: "The asset leaves its groups and every key limited to it.".into(),
+        note: (keys > 0).then(|| format!("{keys} key(s) are limited to this asset; they lose access to it at once.")),
+        detail: None,
+        action_url: format!("{BASE}/{asset_id}/delete"),
+        button: "Delete asset",
+        danger: true,
+        with_reason: false,
+        hidden: vec![],
+        cancel_href: BASE.into(),
+        return_to: BASE.into(),
+    })
+}
+
+#[post("/admin/assets/{id}/delete")]
+pub async fn delete_asset(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let asset_id = id(&req)?;
+    let actor = admin.actor();
+    let organization_id = admin.organization.id;
+    let asset = state.db.transaction(move |conn| assets::delete_asset(conn, &actor, organization_id, asset_id)).await?;
+    session::flash(&admin.session, FlashLevel::Success, format!("Deleted {} ({}).", asset.name, asset.code));
+    Ok(redirect(BASE))
+}
+
+// ---------------------------------------------------------------------------------------
+// Groups
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GroupForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    asset: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/assets/group_form.html")]
+struct GroupFormPage {
+    ctx: PageContext,
+    heading: String,
+    action_url: String,
+    values: GroupForm,
+    errors: FieldErrors,
+    assets: Vec<Choice>,
+}
+
+async fn group_form(
+    admin: &OrgAdmin,
+    state: &AppState,
+    editing: Option<i64>,
+    values: GroupForm,
+    errors: FieldErrors,
+) -> AppResult<GroupFormPage> {
+    let organization_id = admin.organization.id;
+    let assets = state.db.run(move |conn| Ok(Asset::list_for_org(conn, organization_id)?)).await?;
+    let assets = assets
+        .into_iter()
+        .map(|a| Choice {
+            checked: values.asset.contains(&a.id.to_string()),
+            value: a.id.to_string(),
+            label: format!("{} · {}", a.code, a.name),
+            hint: String::new(),
+        })
+        .collect();
+    let (heading, action_url) = match editing {
+        None => ("New asset group".to_string(), format!("{BASE}/groups")),
+        Some(id) => (format!("Edit {}", values.name), format!("{BASE}/groups/{id}/edit")),
+    };
+    let ctx = PageContext::for_user(admin, &heading, Section::AdminAssets)?;
+    Ok(GroupFormPage { ctx, heading, action_url, values, errors, assets })
+}
+
+#[get("/admin/assets/groups/new")]
+pub async fn new_group(admin: OrgAdmin, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    render(&group_form(&admin, &state, None, GroupForm::default(), FieldErrors::new()).await?)
+}
+
+async fn save_group(admin: OrgAdmin, state: web::Data<AppState>, editing: Option<i64>, values: GroupForm) -> AppResult<HttpResponse> {
+    let actor = admin.actor();
+    let organization_id = admin.organization.id;
+    let submitted = values.clone();
+    let result = state
+        .db
+        .transaction(move |conn| match editing {
+            None => assets::create_group(conn, &actor, organization_id, &submitted.name, &ids(&submitted.asset)),
+            Some(id) => assets::update_group(conn, &actor, organization_id, id, &submitted.name, &ids(&submitted.asset)),
+        })
+        .await;
+    match result {
+        Ok(group) => {
+            let verb = if editing.is_some() { "Saved" } else { "Created" };
+            session::flash(&admin.session, FlashLevel::Success, format!("{verb} the group {}.", group.name));
+            Ok(redirect(BASE))
+        }
+        Err(AppError::Invalid(errors)) => {
+            render_with_status(&group_form(&admin, &state, editing, values, errors).await?, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[post("/admin/assets/groups")]
+pub async fn create_group(admin: OrgAdmin, state: web::Data<AppState>, form: HtmlForm<GroupForm>) -> AppResult<HttpResponse> {
+    save_group(admin, state, None, form.into_inner()).await
+}
+
+#[get("/admin/assets/groups/{id}/edit")]
+pub async fn edit_group_form(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let group_id = id(&req)?;
+    let organization_id = admin.organization.id;
+    let (group, members) = state
+        .db
+        .run(move |conn| Ok((AssetGroup::find_in_org(conn, organization_id, group_id)?, AssetGroup::member_ids(conn, group_id)?)))
+        .await?;
+    let values = GroupForm { name: group.name, asset: members.iter().map(|m| m.to_string()).collect() };
+    render(&group_form(&admin, &state, Some(group_id), values, FieldErrors::new()).await?)
+}
+
+#[post("/admin/assets/groups/{id}/edit")]
+pub async fn edit_group(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>, form: HtmlForm<GroupForm>) -> AppResult<HttpResponse> {
+    let group_id = id(&req)?;
+    save_group(admin, state, Some(group_id), form.into_inner()).await
+}
+
+#[get("/admin/assets/groups/{id}/delete")]
+pub async fn delete_group_form(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let group_id = id(&req)?;
+    let organization_id = admin.organization.id;
+    let (group, keys) = state
+        .db
+        .run(move |conn| Ok((AssetGroup::find_in_org(conn, organization_id, group_id)?, AssetGroup::keys_limited_to(conn, group_id)?.len())))
+        .await?;
+    let heading = format!("Delete the group {}?", group.name);
+    let ctx = PageContext::for_user(&admin, &heading, Section::AdminAssets)?;
+    render(&ConfirmPage {
+        ctx,
+        heading,
+        message: "The assets themselves stay; only the group goes.".into(),
+        note: (keys > 0).then(|| format!("{keys} key(s) are limited to this group; they lose access to its assets at once.")),
+        detail: None,
+        action_url: format!("{BASE}/groups/{group_id}/delete"),
+        button: "Delete group",
+        danger: true,
+        with_reason: false,
+        hidden: vec![],
+        cancel_href: BASE.into(),
+        return_to: BASE.into(),
+    })
+}
+
+#[post("/admin/assets/groups/{id}/delete")]
+pub async fn delete_group(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let group_id = id(&req)?;
+    let actor = admin.actor();
+    let organization_id = admin.organization.id;
+    let group = state.db.transaction(move |conn| assets::delete_group(conn, &actor, organization_id, group_id)).await?;
+    session::flash(&admin.session, FlashLevel::Success, format!("Deleted the group {}.", group.name));
+    Ok(redirect(BASE))
+}

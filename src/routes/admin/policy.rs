@@ -1,0 +1,77 @@
+//! Admin → Key policy: default and maximum key lifetime, never-expiring keys, default re-key
+//! grace. Administrators only.
+
+use actix_web::{HttpResponse, get, http::StatusCode, post, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::{
+    auth::{
+        OrgAdmin,
+        session::{self, FlashLevel},
+    },
+    error::{AppError, AppResult, FieldErrors},
+    routes::extract::HtmlForm,
+    services::{keys::GRACE_CHOICES, organizations::{self, PolicyInput}},
+    state::AppState,
+    views::{PageContext, Section, redirect, render, render_with_status},
+};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PolicyForm {
+    #[serde(default)]
+    default_lifetime_days: String,
+    #[serde(default)]
+    max_lifetime_days: String,
+    #[serde(default)]
+    allow_never_expires: Option<String>,
+    #[serde(default)]
+    default_grace_minutes: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/policy.html")]
+struct PolicyPage {
+    ctx: PageContext,
+    values: PolicyForm,
+    errors: FieldErrors,
+    grace_choices: Vec<(i32, &'static str)>,
+}
+
+fn page(admin: &OrgAdmin, values: PolicyForm, errors: FieldErrors) -> AppResult<PolicyPage> {
+    let ctx = PageContext::for_user(admin, "Key policy", Section::AdminPolicy)?;
+    Ok(PolicyPage { ctx, values, errors, grace_choices: GRACE_CHOICES.to_vec() })
+}
+
+#[get("/admin/policy")]
+pub async fn show(admin: OrgAdmin) -> AppResult<HttpResponse> {
+    let org = &admin.organization;
+    let values = PolicyForm {
+        default_lifetime_days: org.key_default_lifetime_days.to_string(),
+        max_lifetime_days: org.key_max_lifetime_days.map(|d| d.to_string()).unwrap_or_default(),
+        allow_never_expires: org.key_allow_never_expires.then(|| "on".into()),
+        default_grace_minutes: org.key_default_grace_minutes.to_string(),
+    };
+    render(&page(&admin, values, FieldErrors::new())?)
+}
+
+#[post("/admin/policy")]
+pub async fn update(admin: OrgAdmin, state: web::Data<AppState>, form: HtmlForm<PolicyForm>) -> AppResult<HttpResponse> {
+    let values = form.into_inner();
+    let input = PolicyInput {
+        default_lifetime_days: values.default_lifetime_days.clone(),
+        max_lifetime_days: values.max_lifetime_days.clone(),
+        allow_never_expires: values.allow_never_expires.is_some(),
+        default_grace_minutes: values.default_grace_minutes.clone(),
+    };
+    let actor = admin.actor();
+    let organization_id = admin.organization.id;
+    match state.db.transaction(move |conn| organizations::update_policy(conn, &actor, organization_id, &input)).await {
+        Ok(_) => {
+            session::flash(&admin.session, FlashLevel::Success, "Saved the key policy. It applies to keys created, edited and re-keyed from now on.");
+            Ok(redirect("/admin/policy"))
+        }
+        Err(AppError::Invalid(errors)) => render_with_status(&page(&admin, values, errors)?, StatusCode::UNPROCESSABLE_ENTITY),
+        Err(e) => Err(e),
+    }
+}
