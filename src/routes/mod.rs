@@ -67,6 +67,8 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
         .service(admin::assets::edit_asset)
         .service(admin::assets::delete_asset_form)
         .service(admin::assets::delete_asset)
+        .service(admin::audit::list)
+        .service(admin::audit::export)
         .service(admin::policy::show)
         .service(admin::policy::update)
         .service(staff::overview)

@@ -24,7 +24,11 @@ pub fn parse_code(input: &str) -> Result<String, String> {
         && code.len() <= 64
         && code.as_bytes()[0].is_ascii_alphanumeric()
         && code.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b));
-    if valid { Ok(code.to_string()) } else { Err("Use 1–64 letters, digits, dots, dashes, underscores or colons.".into()) }
+    if valid {
+        Ok(code.to_string())
+    } else {
+        Err("Use 1–64 letters, digits, dots, dashes, underscores or colons.".into())
+    }
 }
 
 fn asset_target(asset: &Asset) -> Target {
@@ -56,7 +60,14 @@ pub fn create_asset(
     let asset = Asset::insert(conn, organization_id, &code.expect("validated"), &name.expect("validated"))?;
     let groups = group_ids_in_org(conn, organization_id, group_ids)?;
     AssetGroup::set_groups_of_asset(conn, organization_id, asset.id, &groups)?;
-    audit::record(conn, actor, Entry::new("asset.create").organization(Some(organization_id)).target(asset_target(&asset)).details(json!({ "groups": groups })))?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new("asset.create")
+            .organization(Some(organization_id))
+            .target(asset_target(&asset))
+            .details(json!({ "groups": groups })),
+    )?;
     Ok(asset)
 }
 
@@ -85,7 +96,12 @@ pub fn update_asset(
     Ok(renamed)
 }
 
-pub fn delete_asset(conn: &mut PgConnection, actor: &Actor, organization_id: i64, asset_id: i64) -> Result<Asset, AppError> {
+pub fn delete_asset(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    organization_id: i64,
+    asset_id: i64,
+) -> Result<Asset, AppError> {
     require_admin(conn, actor, organization_id)?;
     let asset = Asset::find_in_org(conn, organization_id, asset_id).optional()?.ok_or(AppError::NotFound)?;
     let keys = Asset::keys_limited_to(conn, asset.id)?;
@@ -93,7 +109,10 @@ pub fn delete_asset(conn: &mut PgConnection, actor: &Actor, organization_id: i64
     audit::record(
         conn,
         actor,
-        Entry::new("asset.delete").organization(Some(organization_id)).target(asset_target(&asset)).details(json!({ "keys_losing_it": keys })),
+        Entry::new("asset.delete")
+            .organization(Some(organization_id))
+            .target(asset_target(&asset))
+            .details(json!({ "keys_losing_it": keys })),
     )?;
     Ok(asset)
 }
@@ -112,7 +131,14 @@ pub fn create_group(
     }
     let members = asset_ids_in_org(conn, organization_id, asset_ids)?;
     let group = AssetGroup::insert(conn, organization_id, &name, &members)?;
-    audit::record(conn, actor, Entry::new("asset_group.create").organization(Some(organization_id)).target(group_target(&group)).details(json!({ "assets": members })))?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new("asset_group.create")
+            .organization(Some(organization_id))
+            .target(group_target(&group))
+            .details(json!({ "assets": members })),
+    )?;
     Ok(group)
 }
 
@@ -127,7 +153,10 @@ pub fn update_group(
     require_admin(conn, actor, organization_id)?;
     let group = AssetGroup::find_in_org(conn, organization_id, group_id).optional()?.ok_or(AppError::NotFound)?;
     let name = clean_line(name, 1, 100, "name").map_err(|e| invalid("name", e))?;
-    if AssetGroup::list_for_org(conn, organization_id)?.iter().any(|g| g.id != group.id && g.name.eq_ignore_ascii_case(&name)) {
+    if AssetGroup::list_for_org(conn, organization_id)?
+        .iter()
+        .any(|g| g.id != group.id && g.name.eq_ignore_ascii_case(&name))
+    {
         return Err(invalid("name", "A group with this name exists already."));
     }
     let renamed = AssetGroup::rename(conn, group.id, &name)?;
@@ -144,7 +173,12 @@ pub fn update_group(
     Ok(renamed)
 }
 
-pub fn delete_group(conn: &mut PgConnection, actor: &Actor, organization_id: i64, group_id: i64) -> Result<AssetGroup, AppError> {
+pub fn delete_group(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    organization_id: i64,
+    group_id: i64,
+) -> Result<AssetGroup, AppError> {
     require_admin(conn, actor, organization_id)?;
     let group = AssetGroup::find_in_org(conn, organization_id, group_id).optional()?.ok_or(AppError::NotFound)?;
     let keys = AssetGroup::keys_limited_to(conn, group.id)?;
@@ -152,7 +186,10 @@ pub fn delete_group(conn: &mut PgConnection, actor: &Actor, organization_id: i64
     audit::record(
         conn,
         actor,
-        Entry::new("asset_group.delete").organization(Some(organization_id)).target(group_target(&group)).details(json!({ "keys_losing_it": keys })),
+        Entry::new("asset_group.delete")
+            .organization(Some(organization_id))
+            .target(group_target(&group))
+            .details(json!({ "keys_losing_it": keys })),
     )?;
     Ok(group)
 }

@@ -160,7 +160,8 @@ pub fn update_policy(
         errors.add("default_lifetime_days", "The default lifetime cannot be longer than the maximum.");
     }
     errors.into_result()?;
-    let (default_days, max_days, grace) = (default_days.expect("validated"), max_days.expect("validated"), grace.expect("validated"));
+    let (default_days, max_days, grace) =
+        (default_days.expect("validated"), max_days.expect("validated"), grace.expect("validated"));
     let updated: Organization = diesel::update(organizations::table.find(organization_id))
         .set((
             organizations::key_default_lifetime_days.eq(default_days),

@@ -66,7 +66,9 @@ pub fn parse(
 }
 
 fn taken(conn: &mut PgConnection, organization_id: i64, name: &str, except: Option<i64>) -> Result<bool, AppError> {
-    Ok(Role::list_for_org(conn, organization_id)?.iter().any(|r| r.name.eq_ignore_ascii_case(name) && Some(r.id) != except))
+    Ok(Role::list_for_org(conn, organization_id)?
+        .iter()
+        .any(|r| r.name.eq_ignore_ascii_case(name) && Some(r.id) != except))
 }
 
 fn details(input: &RoleInput) -> serde_json::Value {
@@ -76,7 +78,12 @@ fn details(input: &RoleInput) -> serde_json::Value {
     })
 }
 
-pub fn create(conn: &mut PgConnection, actor: &Actor, organization_id: i64, input: RoleInput) -> Result<Role, AppError> {
+pub fn create(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    organization_id: i64,
+    input: RoleInput,
+) -> Result<Role, AppError> {
     require_admin(conn, actor, organization_id)?;
     if taken(conn, organization_id, &input.name, None)? {
         return Err(crate::error::invalid("name", "A role with this name exists already."));
@@ -86,12 +93,21 @@ pub fn create(conn: &mut PgConnection, actor: &Actor, organization_id: i64, inpu
     audit::record(
         conn,
         actor,
-        Entry::new("role.create").organization(Some(organization_id)).target(Target::new("role", role.id, &role.name)).details(details(&input)),
+        Entry::new("role.create")
+            .organization(Some(organization_id))
+            .target(Target::new("role", role.id, &role.name))
+            .details(details(&input)),
     )?;
     Ok(role)
 }
 
-pub fn update(conn: &mut PgConnection, actor: &Actor, organization_id: i64, role_id: i64, input: RoleInput) -> Result<Role, AppError> {
+pub fn update(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    organization_id: i64,
+    role_id: i64,
+    input: RoleInput,
+) -> Result<Role, AppError> {
     require_admin(conn, actor, organization_id)?;
     Role::find_in_org(conn, organization_id, role_id).optional()?.ok_or(AppError::NotFound)?;
     if taken(conn, organization_id, &input.name, Some(role_id))? {
@@ -102,7 +118,10 @@ pub fn update(conn: &mut PgConnection, actor: &Actor, organization_id: i64, role
     audit::record(
         conn,
         actor,
-        Entry::new("role.update").organization(Some(organization_id)).target(Target::new("role", role.id, &role.name)).details(details(&input)),
+        Entry::new("role.update")
+            .organization(Some(organization_id))
+            .target(Target::new("role", role.id, &role.name))
+            .details(details(&input)),
     )?;
     Ok(role)
 }

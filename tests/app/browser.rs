@@ -365,3 +365,80 @@ async fn without_javascript_create_and_delete_work_as_plain_pages() {
     browser.find(".empty-state").await;
     browser.close().await;
 }
+
+/// An organization with an administrator and a member without API key access.
+async fn admin_world() -> TestApp {
+    let app = spawn_app().await;
+    let mut conn = app.conn();
+    let org = fixtures::organization(&mut conn, "acme");
+    fixtures::UserBuilder::new(&org, "admin@acme.test").admin().insert(&mut conn);
+    fixtures::UserBuilder::new(&org, "carol@acme.test").insert(&mut conn);
+    drop(conn);
+    app
+}
+
+#[actix_web::test]
+async fn an_administrator_creates_a_user_in_a_dialog_and_copies_the_set_password_link() {
+    let app = admin_world().await;
+    let browser = Browser::open(&app, true).await;
+    browser.sign_in("admin@acme.test").await;
+    browser.goto("/admin/users").await;
+    browser.open_dialog(".page-head a[data-dialog]").await;
+    assert_eq!(
+        browser.js("return document.activeElement.id").await,
+        json!("user-email"),
+        "focus lands on the first field"
+    );
+    browser.find("dialog #user-email").await.send_keys("nina@acme.test").await.unwrap();
+    browser.find("dialog #user-name").await.send_keys("Nina New").await.unwrap();
+    browser.find("dialog #user-access").await.click().await.unwrap();
+    browser.find("dialog button[type=submit]").await.click().await.unwrap();
+
+    let link = browser.find("dialog[open] #password-link").await.prop("value").await.unwrap().unwrap();
+    assert!(link.contains("/password/"), "{link}");
+    browser.find("dialog[open] button[data-copy]").await.click().await.unwrap();
+    browser.wait_for_text("dialog[open] [data-copy-status]", "Copied").await;
+    browser.find("dialog[open] [data-dialog-done]").await.click().await.unwrap();
+    browser.wait_gone("dialog[open]").await;
+    browser.wait_for_text("tr[data-user='nina@acme.test']", "Nina New").await;
+    assert!(!browser.client.source().await.unwrap().contains(&link), "the link is gone from the page");
+    let nina = user(&app, "nina@acme.test");
+    assert!(nina.api_key_access);
+
+    // The link works in the browser too.
+    browser.client.goto(&link).await.unwrap();
+    browser.find("#new-password").await.send_keys("nina's new password").await.unwrap();
+    browser.find("#confirm-password").await.send_keys("nina's new password").await.unwrap();
+    browser.find("form button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text(".flash-success", "Your password is set").await;
+    browser.close().await;
+}
+
+#[actix_web::test]
+async fn the_api_key_access_switch_confirms_and_flips_at_once() {
+    let app = admin_world().await;
+    let browser = Browser::open(&app, true).await;
+    browser.sign_in("admin@acme.test").await;
+    browser.goto("/admin/users").await;
+    let switch = "tr[data-user='carol@acme.test'] a[role=switch]";
+    assert_eq!(browser.find(switch).await.attr("aria-checked").await.unwrap().as_deref(), Some("false"));
+    browser.find(switch).await.click().await.unwrap();
+    browser.wait_for_text("dialog[open] h1", "Grant API key access to carol?").await;
+    browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text(".flash-success", "Granted API key access to carol").await;
+    assert_eq!(browser.find(switch).await.attr("aria-checked").await.unwrap().as_deref(), Some("true"));
+    assert!(user(&app, "carol@acme.test").api_key_access);
+
+    browser.find(switch).await.click().await.unwrap();
+    browser.wait_for_text("dialog[open] h1", "Revoke API key access from carol?").await;
+    // Cancel leaves it as it was.
+    browser.find("dialog[open] [data-dialog-close]").await.click().await.unwrap();
+    browser.wait_gone("dialog[open]").await;
+    assert!(user(&app, "carol@acme.test").api_key_access);
+    browser.find(switch).await.click().await.unwrap();
+    browser.find("dialog[open] button.danger").await.click().await.unwrap();
+    browser.wait_for_text(".flash-success", "Revoked API key access from carol").await;
+    assert_eq!(browser.find(switch).await.attr("aria-checked").await.unwrap().as_deref(), Some("false"));
+    assert!(!user(&app, "carol@acme.test").api_key_access);
+    browser.close().await;
+}

@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod admin_matrix;
+mod admin_settings;
 mod admin_users;
 mod auth;
 mod browser;

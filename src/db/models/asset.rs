@@ -153,12 +153,18 @@ impl AssetGroup {
 
     /// Ids of the groups asset `asset_id` belongs to.
     pub fn ids_of_asset(conn: &mut PgConnection, asset_id: i64) -> QueryResult<Vec<i64>> {
-        asset_group_members::table.filter(asset_group_members::asset_id.eq(asset_id)).select(asset_group_members::asset_group_id).load(conn)
+        asset_group_members::table
+            .filter(asset_group_members::asset_id.eq(asset_id))
+            .select(asset_group_members::asset_group_id)
+            .load(conn)
     }
 
     /// Ids of the group's member assets.
     pub fn member_ids(conn: &mut PgConnection, id: i64) -> QueryResult<Vec<i64>> {
-        asset_group_members::table.filter(asset_group_members::asset_group_id.eq(id)).select(asset_group_members::asset_id).load(conn)
+        asset_group_members::table
+            .filter(asset_group_members::asset_group_id.eq(id))
+            .select(asset_group_members::asset_id)
+            .load(conn)
     }
 
     /// Replaces the members of group `id` (assets of `organization_id` only, which the foreign keys enforce).
@@ -178,7 +184,12 @@ impl AssetGroup {
     }
 
     /// Replaces the groups asset `asset_id` belongs to.
-    pub fn set_groups_of_asset(conn: &mut PgConnection, organization_id: i64, asset_id: i64, group_ids: &[i64]) -> QueryResult<()> {
+    pub fn set_groups_of_asset(
+        conn: &mut PgConnection,
+        organization_id: i64,
+        asset_id: i64,
+        group_ids: &[i64],
+    ) -> QueryResult<()> {
         diesel::delete(asset_group_members::table.filter(asset_group_members::asset_id.eq(asset_id))).execute(conn)?;
         let rows: Vec<_> = group_ids
             .iter()

@@ -42,7 +42,88 @@ pub struct NewAuditEvent<'a> {
     pub details: serde_json::Value,
 }
 
+/// Filters of the audit log page (all optional).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Part of the actor's label (email, key name).
+    pub actor: Option<String>,
+    /// An action (`key.create`) or a prefix ending in a dot (`key.`).
+    pub action: Option<String>,
+    /// Part of the target's label, or its exact id.
+    pub target: Option<String>,
+    pub result: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive upper bound.
+    pub until: Option<DateTime<Utc>>,
+}
+
+fn like(text: &str) -> String {
+    format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
+type BoxedEvents<'a> = audit_events::BoxedQuery<'a, diesel::pg::Pg>;
+
 impl AuditEvent {
+    fn filtered(organization_id: i64, filter: &AuditFilter) -> BoxedEvents<'static> {
+        let mut query = audit_events::table.filter(audit_events::organization_id.eq(organization_id)).into_boxed();
+        if let Some(actor) = &filter.actor {
+            query = query.filter(audit_events::actor_label.ilike(like(actor)));
+        }
+        if let Some(action) = &filter.action {
+            query = if action.ends_with('.') {
+                query.filter(audit_events::action.like(format!("{}%", action.replace('%', "").replace('_', "\\_"))))
+            } else {
+                query.filter(audit_events::action.eq(action.clone()))
+            };
+        }
+        if let Some(target) = &filter.target {
+            query = query
+                .filter(audit_events::target_label.ilike(like(target)).or(audit_events::target_id.eq(target.clone())));
+        }
+        if let Some(result) = &filter.result {
+            query = query.filter(audit_events::result.eq(result.clone()));
+        }
+        if let Some(from) = filter.from {
+            query = query.filter(audit_events::occurred_at.ge(from));
+        }
+        if let Some(until) = filter.until {
+            query = query.filter(audit_events::occurred_at.lt(until));
+        }
+        query
+    }
+
+    /// One page of an organization's events, newest first, and the number matching.
+    pub fn search(
+        conn: &mut PgConnection,
+        organization_id: i64,
+        filter: &AuditFilter,
+        page: i64,
+        per_page: i64,
+    ) -> QueryResult<(Vec<AuditEvent>, i64)> {
+        let total = Self::filtered(organization_id, filter).count().get_result(conn)?;
+        let rows = Self::filtered(organization_id, filter)
+            .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
+            .limit(per_page)
+            .offset(page * per_page)
+            .select(AuditEvent::as_select())
+            .load(conn)?;
+        Ok((rows, total))
+    }
+
+    /// The newest `limit` matching events (CSV export).
+    pub fn export(
+        conn: &mut PgConnection,
+        organization_id: i64,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> QueryResult<Vec<AuditEvent>> {
+        Self::filtered(organization_id, filter)
+            .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
+            .limit(limit)
+            .select(AuditEvent::as_select())
+            .load(conn)
+    }
+
     pub fn insert(conn: &mut PgConnection, event: &NewAuditEvent<'_>) -> QueryResult<()> {
         diesel::insert_into(audit_events::table).values(event).execute(conn).map(|_| ())
     }

@@ -66,7 +66,12 @@ pub async fn list(admin: OrgAdmin, state: web::Data<AppState>) -> AppResult<Http
     let mut group_names = group_names;
     let assets = assets
         .into_iter()
-        .map(|a| AssetRow { groups: group_names.remove(&a.id).unwrap_or_default(), id: a.id, code: a.code, name: a.name })
+        .map(|a| AssetRow {
+            groups: group_names.remove(&a.id).unwrap_or_default(),
+            id: a.id,
+            code: a.code,
+            name: a.name,
+        })
         .collect();
     let groups = groups
         .into_iter()
@@ -112,7 +117,12 @@ async fn asset_form(
     let groups = state.db.run(move |conn| Ok(AssetGroup::list_for_org(conn, organization_id)?)).await?;
     let groups = groups
         .into_iter()
-        .map(|g| Choice { checked: values.group.contains(&g.id.to_string()), value: g.id.to_string(), label: g.name, hint: String::new() })
+        .map(|g| Choice {
+            checked: values.group.contains(&g.id.to_string()),
+            value: g.id.to_string(),
+            label: g.name,
+            hint: String::new(),
+        })
         .collect();
     let (heading, action_url) = match editing {
         None => ("New asset".to_string(), BASE.to_string()),
@@ -127,15 +137,29 @@ pub async fn new_asset(admin: OrgAdmin, state: web::Data<AppState>) -> AppResult
     render(&asset_form(&admin, &state, None, AssetForm::default(), FieldErrors::new()).await?)
 }
 
-async fn save_asset(admin: OrgAdmin, state: web::Data<AppState>, editing: Option<i64>, values: AssetForm) -> AppResult<HttpResponse> {
+async fn save_asset(
+    admin: OrgAdmin,
+    state: web::Data<AppState>,
+    editing: Option<i64>,
+    values: AssetForm,
+) -> AppResult<HttpResponse> {
     let actor = admin.actor();
     let organization_id = admin.organization.id;
     let submitted = values.clone();
     let result = state
         .db
         .transaction(move |conn| match editing {
-            None => assets::create_asset(conn, &actor, organization_id, &submitted.code, &submitted.name, &ids(&submitted.group)),
-            Some(id) => assets::update_asset(conn, &actor, organization_id, id, &submitted.name, &ids(&submitted.group)),
+            None => assets::create_asset(
+                conn,
+                &actor,
+                organization_id,
+                &submitted.code,
+                &submitted.name,
+                &ids(&submitted.group),
+            ),
+            Some(id) => {
+                assets::update_asset(conn, &actor, organization_id, id, &submitted.name, &ids(&submitted.group))
+            }
         })
         .await;
     match result {
@@ -144,15 +168,20 @@ async fn save_asset(admin: OrgAdmin, state: web::Data<AppState>, editing: Option
             session::flash(&admin.session, FlashLevel::Success, format!("{verb} {} ({}).", asset.name, asset.code));
             Ok(redirect(BASE))
         }
-        Err(AppError::Invalid(errors)) => {
-            render_with_status(&asset_form(&admin, &state, editing, values, errors).await?, StatusCode::UNPROCESSABLE_ENTITY)
-        }
+        Err(AppError::Invalid(errors)) => render_with_status(
+            &asset_form(&admin, &state, editing, values, errors).await?,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         Err(e) => Err(e),
     }
 }
 
 #[post("/admin/assets")]
-pub async fn create_asset(admin: OrgAdmin, state: web::Data<AppState>, form: HtmlForm<AssetForm>) -> AppResult<HttpResponse> {
+pub async fn create_asset(
+    admin: OrgAdmin,
+    state: web::Data<AppState>,
+    form: HtmlForm<AssetForm>,
+) -> AppResult<HttpResponse> {
     save_asset(admin, state, None, form.into_inner()).await
 }
 
@@ -167,23 +196,35 @@ pub async fn edit_asset_form(admin: OrgAdmin, req: HttpRequest, state: web::Data
             Ok((asset, AssetGroup::ids_of_asset(conn, asset_id)?))
         })
         .await?;
-    let values = AssetForm { code: asset.code, name: asset.name, group: groups.iter().map(|g| g.to_string()).collect() };
+    let values =
+        AssetForm { code: asset.code, name: asset.name, group: groups.iter().map(|g| g.to_string()).collect() };
     render(&asset_form(&admin, &state, Some(asset_id), values, FieldErrors::new()).await?)
 }
 
 #[post("/admin/assets/{id}/edit")]
-pub async fn edit_asset(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>, form: HtmlForm<AssetForm>) -> AppResult<HttpResponse> {
+pub async fn edit_asset(
+    admin: OrgAdmin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: HtmlForm<AssetForm>,
+) -> AppResult<HttpResponse> {
     let asset_id = id(&req)?;
     save_asset(admin, state, Some(asset_id), form.into_inner()).await
 }
 
 #[get("/admin/assets/{id}/delete")]
-pub async fn delete_asset_form(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub async fn delete_asset_form(
+    admin: OrgAdmin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     let asset_id = id(&req)?;
     let organization_id = admin.organization.id;
     let (asset, keys) = state
         .db
-        .run(move |conn| Ok((Asset::find_in_org(conn, organization_id, asset_id)?, Asset::keys_limited_to(conn, asset_id)?.len())))
+        .run(move |conn| {
+            Ok((Asset::find_in_org(conn, organization_id, asset_id)?, Asset::keys_limited_to(conn, asset_id)?.len()))
+        })
         .await?;
     let heading = format!("Delete {} ({})?", asset.name, asset.code);
     let ctx = PageContext::for_user(&admin, &heading, Section::AdminAssets)?;
@@ -266,7 +307,12 @@ pub async fn new_group(admin: OrgAdmin, state: web::Data<AppState>) -> AppResult
     render(&group_form(&admin, &state, None, GroupForm::default(), FieldErrors::new()).await?)
 }
 
-async fn save_group(admin: OrgAdmin, state: web::Data<AppState>, editing: Option<i64>, values: GroupForm) -> AppResult<HttpResponse> {
+async fn save_group(
+    admin: OrgAdmin,
+    state: web::Data<AppState>,
+    editing: Option<i64>,
+    values: GroupForm,
+) -> AppResult<HttpResponse> {
     let actor = admin.actor();
     let organization_id = admin.organization.id;
     let submitted = values.clone();
@@ -274,7 +320,9 @@ async fn save_group(admin: OrgAdmin, state: web::Data<AppState>, editing: Option
         .db
         .transaction(move |conn| match editing {
             None => assets::create_group(conn, &actor, organization_id, &submitted.name, &ids(&submitted.asset)),
-            Some(id) => assets::update_group(conn, &actor, organization_id, id, &submitted.name, &ids(&submitted.asset)),
+            Some(id) => {
+                assets::update_group(conn, &actor, organization_id, id, &submitted.name, &ids(&submitted.asset))
+            }
         })
         .await;
     match result {
@@ -283,15 +331,20 @@ async fn save_group(admin: OrgAdmin, state: web::Data<AppState>, editing: Option
             session::flash(&admin.session, FlashLevel::Success, format!("{verb} the group {}.", group.name));
             Ok(redirect(BASE))
         }
-        Err(AppError::Invalid(errors)) => {
-            render_with_status(&group_form(&admin, &state, editing, values, errors).await?, StatusCode::UNPROCESSABLE_ENTITY)
-        }
+        Err(AppError::Invalid(errors)) => render_with_status(
+            &group_form(&admin, &state, editing, values, errors).await?,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         Err(e) => Err(e),
     }
 }
 
 #[post("/admin/assets/groups")]
-pub async fn create_group(admin: OrgAdmin, state: web::Data<AppState>, form: HtmlForm<GroupForm>) -> AppResult<HttpResponse> {
+pub async fn create_group(
+    admin: OrgAdmin,
+    state: web::Data<AppState>,
+    form: HtmlForm<GroupForm>,
+) -> AppResult<HttpResponse> {
     save_group(admin, state, None, form.into_inner()).await
 }
 
@@ -301,25 +354,41 @@ pub async fn edit_group_form(admin: OrgAdmin, req: HttpRequest, state: web::Data
     let organization_id = admin.organization.id;
     let (group, members) = state
         .db
-        .run(move |conn| Ok((AssetGroup::find_in_org(conn, organization_id, group_id)?, AssetGroup::member_ids(conn, group_id)?)))
+        .run(move |conn| {
+            Ok((AssetGroup::find_in_org(conn, organization_id, group_id)?, AssetGroup::member_ids(conn, group_id)?))
+        })
         .await?;
     let values = GroupForm { name: group.name, asset: members.iter().map(|m| m.to_string()).collect() };
     render(&group_form(&admin, &state, Some(group_id), values, FieldErrors::new()).await?)
 }
 
 #[post("/admin/assets/groups/{id}/edit")]
-pub async fn edit_group(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>, form: HtmlForm<GroupForm>) -> AppResult<HttpResponse> {
+pub async fn edit_group(
+    admin: OrgAdmin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: HtmlForm<GroupForm>,
+) -> AppResult<HttpResponse> {
     let group_id = id(&req)?;
     save_group(admin, state, Some(group_id), form.into_inner()).await
 }
 
 #[get("/admin/assets/groups/{id}/delete")]
-pub async fn delete_group_form(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub async fn delete_group_form(
+    admin: OrgAdmin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     let group_id = id(&req)?;
     let organization_id = admin.organization.id;
     let (group, keys) = state
         .db
-        .run(move |conn| Ok((AssetGroup::find_in_org(conn, organization_id, group_id)?, AssetGroup::keys_limited_to(conn, group_id)?.len())))
+        .run(move |conn| {
+            Ok((
+                AssetGroup::find_in_org(conn, organization_id, group_id)?,
+                AssetGroup::keys_limited_to(conn, group_id)?.len(),
+            ))
+        })
         .await?;
     let heading = format!("Delete the group {}?", group.name);
     let ctx = PageContext::for_user(&admin, &heading, Section::AdminAssets)?;
@@ -327,7 +396,8 @@ pub async fn delete_group_form(admin: OrgAdmin, req: HttpRequest, state: web::Da
         ctx,
         heading,
         message: "The assets themselves stay; only the group goes.".into(),
-        note: (keys > 0).then(|| format!("{keys} key(s) are limited to this group; they lose access to its assets at once.")),
+        note: (keys > 0)
+            .then(|| format!("{keys} key(s) are limited to this group; they lose access to its assets at once.")),
         detail: None,
         action_url: format!("{BASE}/groups/{group_id}/delete"),
         button: "Delete group",

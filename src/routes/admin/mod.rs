@@ -1,6 +1,7 @@
 //! The Admin area of an organization.
 
 pub mod assets;
+pub mod audit;
 pub mod policy;
 pub mod roles;
 pub mod users;

@@ -12,7 +12,10 @@ use crate::{
     },
     error::{AppError, AppResult, FieldErrors},
     routes::extract::HtmlForm,
-    services::{keys::GRACE_CHOICES, organizations::{self, PolicyInput}},
+    services::{
+        keys::GRACE_CHOICES,
+        organizations::{self, PolicyInput},
+    },
     state::AppState,
     views::{PageContext, Section, redirect, render, render_with_status},
 };
@@ -56,7 +59,11 @@ pub async fn show(admin: OrgAdmin) -> AppResult<HttpResponse> {
 }
 
 #[post("/admin/policy")]
-pub async fn update(admin: OrgAdmin, state: web::Data<AppState>, form: HtmlForm<PolicyForm>) -> AppResult<HttpResponse> {
+pub async fn update(
+    admin: OrgAdmin,
+    state: web::Data<AppState>,
+    form: HtmlForm<PolicyForm>,
+) -> AppResult<HttpResponse> {
     let values = form.into_inner();
     let input = PolicyInput {
         default_lifetime_days: values.default_lifetime_days.clone(),
@@ -68,10 +75,16 @@ pub async fn update(admin: OrgAdmin, state: web::Data<AppState>, form: HtmlForm<
     let organization_id = admin.organization.id;
     match state.db.transaction(move |conn| organizations::update_policy(conn, &actor, organization_id, &input)).await {
         Ok(_) => {
-            session::flash(&admin.session, FlashLevel::Success, "Saved the key policy. It applies to keys created, edited and re-keyed from now on.");
+            session::flash(
+                &admin.session,
+                FlashLevel::Success,
+                "Saved the key policy. It applies to keys created, edited and re-keyed from now on.",
+            );
             Ok(redirect("/admin/policy"))
         }
-        Err(AppError::Invalid(errors)) => render_with_status(&page(&admin, values, errors)?, StatusCode::UNPROCESSABLE_ENTITY),
+        Err(AppError::Invalid(errors)) => {
+            render_with_status(&page(&admin, values, errors)?, StatusCode::UNPROCESSABLE_ENTITY)
+        }
         Err(e) => Err(e),
     }
 }

@@ -125,7 +125,12 @@ async fn form_page(
         .collect();
     let actions = catalog
         .into_iter()
-        .map(|a| Choice { checked: values.action.contains(&a.code), value: a.code.clone(), label: a.code, hint: a.description })
+        .map(|a| Choice {
+            checked: values.action.contains(&a.code),
+            value: a.code.clone(),
+            label: a.code,
+            hint: a.description,
+        })
         .collect();
     let ctx = PageContext::for_user(admin, &heading, Section::AdminRoles)?;
     Ok(FormPage { ctx, heading, action_url, values, errors, permissions, actions })
@@ -138,7 +143,12 @@ pub async fn new_form(admin: OrgAdmin, state: web::Data<AppState>) -> AppResult<
 }
 
 /// Saves a new role (`id` None) or changes one.
-async fn save(admin: OrgAdmin, state: web::Data<AppState>, id: Option<i64>, values: RoleForm) -> AppResult<HttpResponse> {
+async fn save(
+    admin: OrgAdmin,
+    state: web::Data<AppState>,
+    id: Option<i64>,
+    values: RoleForm,
+) -> AppResult<HttpResponse> {
     let actor = admin.actor();
     let organization_id = admin.organization.id;
     let submitted = values.clone();
@@ -204,12 +214,25 @@ pub async fn edit_form(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppSt
         actions_mode: if role.all_api_actions { "all".into() } else { "selected".into() },
         action: actions,
     };
-    let page = form_page(&admin, &state, format!("Edit {}", role.name), format!("{BASE}/{id}/edit"), values, FieldErrors::new()).await?;
+    let page = form_page(
+        &admin,
+        &state,
+        format!("Edit {}", role.name),
+        format!("{BASE}/{id}/edit"),
+        values,
+        FieldErrors::new(),
+    )
+    .await?;
     render(&page)
 }
 
 #[post("/admin/roles/{id}/edit")]
-pub async fn edit(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>, form: HtmlForm<RoleForm>) -> AppResult<HttpResponse> {
+pub async fn edit(
+    admin: OrgAdmin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: HtmlForm<RoleForm>,
+) -> AppResult<HttpResponse> {
     let id = role_id(&req)?;
     save(admin, state, Some(id), form.into_inner()).await
 }
@@ -221,7 +244,10 @@ pub async fn delete_form(admin: OrgAdmin, req: HttpRequest, state: web::Data<App
     let (role, holders) = state
         .db
         .run(move |conn| {
-            Ok((Role::find_in_org(conn, organization_id, id)?, Role::member_counts(conn, organization_id)?.get(&id).copied().unwrap_or(0)))
+            Ok((
+                Role::find_in_org(conn, organization_id, id)?,
+                Role::member_counts(conn, organization_id)?.get(&id).copied().unwrap_or(0),
+            ))
         })
         .await?;
     let heading = format!("Delete the role \"{}\"?", role.name);
