@@ -129,6 +129,65 @@ fn session_actor(
     Ok(actor)
 }
 
+/// The session's actor for `kind`; an account of the other kind trying to change something
+/// here (a support specialist posting to an organization's pages, say) is refused and the
+/// attempt recorded as denied in the audit log.
+async fn signed_in_as(
+    req: &HttpRequest,
+    session: &Session,
+    kind: SessionKind,
+    state: &AppState,
+) -> Result<SessionActor, AppError> {
+    match session_actor(req, session, kind, state) {
+        Err(AppError::Forbidden) if !matches!(*req.method(), Method::GET | Method::HEAD) => {
+            if let Some(actor) = session::actor(session) {
+                record_wrong_area(state, req, actor).await;
+            }
+            Err(AppError::Forbidden)
+        }
+        other => other,
+    }
+}
+
+async fn record_wrong_area(state: &AppState, req: &HttpRequest, actor: SessionActor) {
+    let client_ip = ClientIp::of(req);
+    let details = serde_json::json!({ "method": req.method().as_str(), "path": req.path() });
+    let result = state
+        .db
+        .transaction(move |conn| {
+            let actor = match actor.kind {
+                SessionKind::User => {
+                    let user = User::find(conn, actor.id)?;
+                    Actor {
+                        kind: ActorKind::User {
+                            id: user.id,
+                            organization_id: user.organization_id,
+                            email: user.email,
+                            is_admin: user.is_admin,
+                        },
+                        client_ip,
+                    }
+                }
+                SessionKind::Staff => {
+                    let staff = StaffAccount::find(conn, actor.id)?;
+                    Actor { kind: ActorKind::Staff { id: staff.id, email: staff.email }, client_ip }
+                }
+            };
+            crate::services::audit::record(
+                conn,
+                &actor,
+                crate::services::audit::Entry::new("access.denied")
+                    .outcome(crate::services::audit::Outcome::Denied)
+                    .details(details),
+            )?;
+            Ok(())
+        })
+        .await;
+    if let Err(e) = result {
+        log::warn!("cannot record a denied attempt: {e}");
+    }
+}
+
 impl FromRequest for CurrentUser {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
@@ -138,7 +197,7 @@ impl FromRequest for CurrentUser {
         Box::pin(async move {
             let state = state(&req)?;
             let session = req.get_session();
-            let actor = session_actor(&req, &session, SessionKind::User, &state)?;
+            let actor = signed_in_as(&req, &session, SessionKind::User, &state).await?;
             let loaded = state
                 .db
                 .run(move |conn| {
@@ -182,7 +241,7 @@ impl FromRequest for CurrentStaff {
         Box::pin(async move {
             let state = state(&req)?;
             let session = req.get_session();
-            let actor = session_actor(&req, &session, SessionKind::Staff, &state)?;
+            let actor = signed_in_as(&req, &session, SessionKind::Staff, &state).await?;
             let staff = state.db.run(move |conn| Ok(StaffAccount::find(conn, actor.id).optional()?)).await?;
             match staff {
                 Some(staff) if staff.active => Ok(CurrentStaff { staff, session, client_ip: ClientIp::of(&req) }),

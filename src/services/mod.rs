@@ -10,6 +10,7 @@ pub mod demo;
 pub mod keys;
 pub mod login;
 pub mod organizations;
+pub mod platform;
 pub mod roles;
 pub mod staff;
 pub mod users;

@@ -41,6 +41,15 @@ impl Organization {
         organizations::table.order(organizations::name.asc()).select(Organization::as_select()).load(conn)
     }
 
+    /// The client organizations of a service provider.
+    pub fn list_for_provider(conn: &mut PgConnection, service_provider_id: i64) -> QueryResult<Vec<Organization>> {
+        organizations::table
+            .filter(organizations::service_provider_id.eq(service_provider_id))
+            .order(organizations::name.asc())
+            .select(Organization::as_select())
+            .load(conn)
+    }
+
     pub fn insert(conn: &mut PgConnection, new: &NewOrganization<'_>) -> QueryResult<Organization> {
         diesel::insert_into(organizations::table).values(new).returning(Organization::as_returning()).get_result(conn)
     }

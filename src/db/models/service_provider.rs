@@ -26,6 +26,13 @@ impl ServiceProvider {
             .get_result(conn)
     }
 
+    pub fn rename(conn: &mut PgConnection, id: i64, name: &str) -> QueryResult<ServiceProvider> {
+        diesel::update(service_providers::table.find(id))
+            .set((service_providers::name.eq(name), service_providers::updated_at.eq(diesel::dsl::now)))
+            .returning(ServiceProvider::as_returning())
+            .get_result(conn)
+    }
+
     pub fn list_all(conn: &mut PgConnection) -> QueryResult<Vec<ServiceProvider>> {
         service_providers::table.order(service_providers::name.asc()).select(ServiceProvider::as_select()).load(conn)
     }

@@ -52,6 +52,22 @@ impl StaffAccount {
         Ok(rows.into_iter().collect())
     }
 
+    pub fn list_all(conn: &mut PgConnection) -> QueryResult<Vec<StaffAccount>> {
+        staff_accounts::table.order(staff_accounts::email.asc()).select(StaffAccount::as_select()).load(conn)
+    }
+
+    /// Locks the active staff accounts (changes that could remove the last one serialize here).
+    pub fn lock_active(conn: &mut PgConnection) -> QueryResult<Vec<i64>> {
+        staff_accounts::table.filter(staff_accounts::active.eq(true)).select(staff_accounts::id).for_update().load(conn)
+    }
+
+    pub fn set_active(conn: &mut PgConnection, id: i64, active: bool) -> QueryResult<StaffAccount> {
+        diesel::update(staff_accounts::table.find(id))
+            .set((staff_accounts::active.eq(active), staff_accounts::updated_at.eq(diesel::dsl::now)))
+            .returning(StaffAccount::as_returning())
+            .get_result(conn)
+    }
+
     pub fn record_login(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
         diesel::update(staff_accounts::table.find(id))
             .set(staff_accounts::last_login_at.eq(diesel::dsl::now))

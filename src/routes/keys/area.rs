@@ -7,8 +7,8 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    auth::CurrentUser,
-    db::models::api_key::KeyListScope,
+    auth::{CurrentStaff, CurrentUser},
+    db::models::{ServiceProvider, api_key::KeyListScope},
     domain::Permission,
     error::{AppError, AppResult},
     services::{Actor, keys::NewKeyOwner},
@@ -35,6 +35,60 @@ pub trait KeyArea: FromRequest<Error = AppError> + 'static {
     /// Why keys cannot be created or managed here, if they cannot.
     fn blocked_reason(&self) -> Option<String> {
         None
+    }
+}
+
+/// Staff → Service providers → a provider's keys (support staff only).
+pub struct ProviderKeys {
+    pub staff: CurrentStaff,
+    pub provider: ServiceProvider,
+}
+
+impl FromRequest for ProviderKeys {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let staff = CurrentStaff::from_request(req, payload);
+        let provider_id =
+            req.match_info().get("provider_id").and_then(|id| id.parse::<i64>().ok()).filter(|id| *id > 0);
+        let state = req.app_data::<actix_web::web::Data<crate::state::AppState>>().cloned();
+        Box::pin(async move {
+            let staff = staff.await?;
+            let (Some(provider_id), Some(state)) = (provider_id, state) else { return Err(AppError::NotFound) };
+            let provider = state.db.run(move |conn| Ok(ServiceProvider::find(conn, provider_id)?)).await?;
+            Ok(ProviderKeys { staff, provider })
+        })
+    }
+}
+
+impl KeyArea for ProviderKeys {
+    fn base(&self) -> String {
+        format!("/staff/providers/{}/keys", self.provider.id)
+    }
+    fn actor(&self) -> Actor {
+        self.staff.actor()
+    }
+    fn session(&self) -> &Session {
+        &self.staff.session
+    }
+    fn context(&self, title: &str) -> AppResult<PageContext> {
+        PageContext::for_staff(&self.staff, title, Section::StaffProviders)
+    }
+    fn scope(&self) -> KeyListScope {
+        KeyListScope::ServiceProvider(self.provider.id)
+    }
+    fn new_owner(&self) -> NewKeyOwner {
+        NewKeyOwner::ServiceProvider { service_provider_id: self.provider.id }
+    }
+    fn title(&self) -> &'static str {
+        "Service-provider API keys"
+    }
+    fn description(&self) -> &'static str {
+        "Keys of this service provider (its admin panel / Locator Control Manager). Only support staff create them."
+    }
+    fn shows_owner(&self) -> bool {
+        false
     }
 }
 

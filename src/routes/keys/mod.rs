@@ -8,7 +8,7 @@ pub mod view;
 
 use actix_web::web;
 
-pub use area::{KeyArea, OrganizationKeys, OwnKeys};
+pub use area::{KeyArea, OrganizationKeys, OwnKeys, ProviderKeys};
 use handlers::Confirmed;
 
 /// Mounts the key pages of area `A` under `base` (e.g. `/account/keys`).

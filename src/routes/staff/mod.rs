@@ -1,17 +1,30 @@
-//! The staff console of the platform's support specialists.
+//! The staff console of the platform's support specialists: service providers and their
+//! keys, client organizations (read-only, incident deactivation of keys), the API action
+//! catalog, and staff accounts.
 
-use actix_web::{HttpResponse, get, web};
+pub mod accounts;
+pub mod actions;
+pub mod organizations;
+pub mod providers;
+
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use askama::Template;
 
 use crate::{
     auth::CurrentStaff,
     db::models::{Organization, ServiceProvider},
-    error::AppResult,
+    error::{AppError, AppResult},
     state::AppState,
     views::{PageContext, Section, render},
 };
 
+/// A positive id from the path segment `name`.
+pub fn path_id(req: &HttpRequest, name: &str) -> AppResult<i64> {
+    req.match_info().get(name).and_then(|id| id.parse().ok()).filter(|id| *id > 0).ok_or(AppError::NotFound)
+}
+
 struct OrganizationRow {
+    id: i64,
     name: String,
     slug: String,
     provider: String,
@@ -21,25 +34,32 @@ struct OrganizationRow {
 #[template(path = "staff/overview.html")]
 struct OverviewPage {
     ctx: PageContext,
-    providers: Vec<String>,
+    providers: Vec<ServiceProvider>,
     organizations: Vec<OrganizationRow>,
+}
+
+/// Client organizations with their provider's name (shared by the overview and the list).
+fn organization_rows(providers: &[ServiceProvider], organizations: Vec<Organization>) -> Vec<OrganizationRow> {
+    organizations
+        .into_iter()
+        .map(|o| OrganizationRow {
+            provider: o
+                .service_provider_id
+                .and_then(|id| providers.iter().find(|p| p.id == id))
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| "—".into()),
+            id: o.id,
+            name: o.name,
+            slug: o.slug,
+        })
+        .collect()
 }
 
 #[get("/staff")]
 pub async fn overview(staff: CurrentStaff, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let (providers, organizations) =
         state.db.run(|conn| Ok((ServiceProvider::list_all(conn)?, Organization::list_all(conn)?))).await?;
-    let provider_name = |id: Option<i64>| {
-        id.and_then(|id| providers.iter().find(|p| p.id == id)).map(|p| p.name.clone()).unwrap_or_else(|| "—".into())
-    };
-    let organizations = organizations
-        .iter()
-        .map(|o| OrganizationRow {
-            name: o.name.clone(),
-            slug: o.slug.clone(),
-            provider: provider_name(o.service_provider_id),
-        })
-        .collect();
+    let organizations = organization_rows(&providers, organizations);
     let ctx = PageContext::for_staff(&staff, "Staff console", Section::StaffHome)?;
-    render(&OverviewPage { ctx, providers: providers.iter().map(|p| p.name.clone()).collect(), organizations })
+    render(&OverviewPage { ctx, providers, organizations })
 }

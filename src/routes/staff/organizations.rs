@@ -1,0 +1,253 @@
+//! Staff → Organizations: a client's users and key metadata, read-only, for support work.
+//! Staff may deactivate a client key in an incident (with a reason, audited). Creating or
+//! re-keying a client's keys is refused here explicitly (and audited), as everywhere else.
+
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::{
+    auth::{
+        CurrentStaff,
+        session::{self, FlashLevel},
+    },
+    db::models::{
+        ApiKey, Organization, Role, ServiceProvider, User,
+        api_key::{KeyListFilter, KeyListScope},
+        user::UserSort,
+    },
+    domain::text::clean_line,
+    error::{AppError, AppResult},
+    keys::format::{is_public_id, looks_like_secret},
+    routes::{
+        extract::HtmlForm,
+        keys::view::{self, KeyRow},
+        staff::path_id,
+    },
+    services::keys::{KeyOp, lifecycle},
+    state::AppState,
+    views::{
+        PageContext, Section,
+        confirm::ConfirmPage,
+        pager::{Pager, page_index},
+        redirect, render,
+        time::Stamp,
+    },
+};
+
+const PER_PAGE: i64 = 25;
+
+#[derive(Template)]
+#[template(path = "staff/organizations.html")]
+struct ListPage {
+    ctx: PageContext,
+    rows: Vec<super::OrganizationRow>,
+}
+
+#[get("/staff/organizations")]
+pub async fn list(staff: CurrentStaff, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let (providers, organizations) =
+        state.db.run(|conn| Ok((ServiceProvider::list_all(conn)?, Organization::list_all(conn)?))).await?;
+    let rows = super::organization_rows(&providers, organizations);
+    let ctx = PageContext::for_staff(&staff, "Organizations", Section::StaffOrganizations)?;
+    render(&ListPage { ctx, rows })
+}
+
+struct UserRow {
+    display_name: String,
+    email: String,
+    is_admin: bool,
+    active: bool,
+    api_key_access: bool,
+    roles: Vec<String>,
+    last_login: Option<Stamp>,
+}
+
+#[derive(Template)]
+#[template(path = "staff/organization.html")]
+struct DetailPage {
+    ctx: PageContext,
+    organization: Organization,
+    users: Vec<UserRow>,
+    users_total: i64,
+    keys: Vec<KeyRow>,
+    pager: Pager,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    page: Option<i64>,
+}
+
+#[get("/staff/organizations/{id}")]
+pub async fn detail(
+    staff: CurrentStaff,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> AppResult<HttpResponse> {
+    let id = path_id(&req, "id")?;
+    let page = page_index(query.page);
+    let base = format!("/staff/organizations/{id}/keys");
+    let row_base = base.clone();
+    let (organization, users, users_total, roles, keys, keys_total) = state
+        .db
+        .run(move |conn| {
+            let organization = Organization::find(conn, id)?;
+            let (users, users_total) = User::list_for_admin(conn, id, "", UserSort::Name, 0, 200)?;
+            let roles = Role::names_by_user(conn, &users.iter().map(|u| u.id).collect::<Vec<_>>())?;
+            let filter = KeyListFilter { page, per_page: PER_PAGE, ..KeyListFilter::default() };
+            let (keys, keys_total) = ApiKey::list(conn, KeyListScope::Organization(id), &filter)?;
+            let keys = view::rows(conn, &keys, &row_base)?;
+            Ok((organization, users, users_total, roles, keys, keys_total))
+        })
+        .await?;
+    let mut roles = roles;
+    let users = users
+        .into_iter()
+        .map(|u| UserRow {
+            roles: roles.remove(&u.id).unwrap_or_default(),
+            last_login: Stamp::maybe(u.last_login_at),
+            display_name: u.display_name,
+            email: u.email,
+            is_admin: u.is_admin,
+            active: u.active,
+            api_key_access: u.api_key_access || u.is_admin,
+        })
+        .collect();
+    let pager = Pager::new(&format!("/staff/organizations/{id}"), &[], page, PER_PAGE, keys.len(), keys_total);
+    let ctx = PageContext::for_staff(&staff, &organization.name, Section::StaffOrganizations)?;
+    render(&DetailPage { ctx, organization, users, users_total, keys, pager })
+}
+
+fn key_path(req: &HttpRequest) -> AppResult<(i64, String)> {
+    let id = path_id(req, "id")?;
+    let public_id = req.match_info().get("public_id").unwrap_or_default();
+    if is_public_id(public_id) { Ok((id, public_id.to_string())) } else { Err(AppError::NotFound) }
+}
+
+/// Loads client key `public_id` of organization `organization_id` for staff (metadata only).
+async fn client_key(
+    state: &AppState,
+    staff: &CurrentStaff,
+    organization_id: i64,
+    public_id: String,
+) -> AppResult<ApiKey> {
+    let actor = staff.actor();
+    state
+        .db
+        .transaction(move |conn| {
+            let (key, _) = lifecycle::lock(conn, &actor, &public_id, KeyOp::View)?;
+            if key.organization_id == Some(organization_id) { Ok(key) } else { Err(AppError::NotFound) }
+        })
+        .await
+}
+
+#[get("/staff/organizations/{id}/keys/{public_id}/deactivate")]
+pub async fn deactivate_form(
+    staff: CurrentStaff,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let (id, public_id) = key_path(&req)?;
+    let key = client_key(&state, &staff, id, public_id).await?;
+    let heading = format!("Deactivate the client's key \"{}\"?", key.name);
+    let back = format!("/staff/organizations/{id}");
+    let ctx = PageContext::for_staff(&staff, &heading, Section::StaffOrganizations)?;
+    render(&ConfirmPage {
+        ctx,
+        heading,
+        message: "Incident deactivation: integrations using this key stop working at once. The organization's administrators can reactivate it.".into(),
+        note: Some("Give a reason; it is recorded in the organization's audit log.".into()),
+        detail: Some(key.masked()),
+        action_url: format!("{back}/keys/{}/deactivate", key.public_id),
+        button: "Deactivate key",
+        danger: true,
+        with_reason: true,
+        hidden: vec![],
+        cancel_href: back.clone(),
+        return_to: back,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReasonForm {
+    #[serde(default)]
+    reason: String,
+}
+
+#[post("/staff/organizations/{id}/keys/{public_id}/deactivate")]
+pub async fn deactivate(
+    staff: CurrentStaff,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: HtmlForm<ReasonForm>,
+) -> AppResult<HttpResponse> {
+    let (id, public_id) = key_path(&req)?;
+    let reason = clean_line(&form.0.reason, 1, 500, "reason")
+        .map_err(|_| AppError::BadRequest("Give a reason for deactivating a client's key.".into()))?;
+    if looks_like_secret(&reason) {
+        return Err(AppError::BadRequest("A reason must not contain a key or any other secret.".into()));
+    }
+    let actor = staff.actor();
+    let key = state
+        .db
+        .transaction(move |conn| {
+            let (key, _) = lifecycle::lock(conn, &actor, &public_id, KeyOp::Deactivate)?;
+            if key.organization_id != Some(id) {
+                return Err(AppError::NotFound);
+            }
+            lifecycle::set_active(conn, &actor, &public_id, false, Some(&reason))
+        })
+        .await?;
+    state.verifier.cache.invalidate(&format!("key:{}", key.public_id));
+    session::flash(&staff.session, FlashLevel::Success, format!("Deactivated the client's key \"{}\".", key.name));
+    Ok(redirect(&format!("/staff/organizations/{id}")))
+}
+
+/// Staff never create or re-key a client's keys: such requests are refused and recorded.
+async fn refuse(
+    staff: CurrentStaff,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    action: &'static str,
+) -> AppResult<HttpResponse> {
+    let id = path_id(&req, "id")?;
+    let public_id = req.match_info().get("public_id").map(str::to_string);
+    let actor = staff.actor();
+    state
+        .db
+        .transaction(move |conn| {
+            let organization = Organization::find(conn, id)?;
+            crate::services::audit::record(
+                conn,
+                &actor,
+                crate::services::audit::Entry::new(action)
+                    .organization(Some(organization.id))
+                    .target(crate::services::audit::Target::new("api_key", public_id.unwrap_or_default(), ""))
+                    .outcome(crate::services::audit::Outcome::Denied)
+                    .details(serde_json::json!({ "reason": "support staff never create or re-key a client's keys" })),
+            )?;
+            Ok(())
+        })
+        .await?;
+    Err(AppError::Forbidden)
+}
+
+#[post("/staff/organizations/{id}/keys")]
+pub async fn refuse_create(
+    staff: CurrentStaff,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> AppResult<HttpResponse> {
+    refuse(staff, state, req, "key.create").await
+}
+
+#[post("/staff/organizations/{id}/keys/{public_id}/rekey")]
+pub async fn refuse_rekey(
+    staff: CurrentStaff,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> AppResult<HttpResponse> {
+    refuse(staff, state, req, "key.rekey").await
+}

@@ -1,0 +1,196 @@
+//! Staff → Service providers: list, create, rename, and a provider's page (its client
+//! organizations and a way to its keys, which are managed by the shared key pages).
+
+use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::{
+    auth::{
+        CurrentStaff,
+        session::{self, FlashLevel},
+    },
+    db::models::{
+        ApiKey, Organization, ServiceProvider,
+        api_key::{KeyListFilter, KeyListScope},
+    },
+    error::{AppError, AppResult},
+    routes::{extract::HtmlForm, staff::path_id},
+    services::platform,
+    state::AppState,
+    views::{PageContext, Section, redirect, render, render_with_status},
+};
+
+struct ProviderRow {
+    id: i64,
+    name: String,
+    organizations: usize,
+}
+
+#[derive(Template)]
+#[template(path = "staff/providers.html")]
+struct ListPage {
+    ctx: PageContext,
+    rows: Vec<ProviderRow>,
+}
+
+#[get("/staff/providers")]
+pub async fn list(staff: CurrentStaff, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let (providers, organizations) =
+        state.db.run(|conn| Ok((ServiceProvider::list_all(conn)?, Organization::list_all(conn)?))).await?;
+    let rows = providers
+        .into_iter()
+        .map(|p| ProviderRow {
+            organizations: organizations.iter().filter(|o| o.service_provider_id == Some(p.id)).count(),
+            id: p.id,
+            name: p.name,
+        })
+        .collect();
+    let ctx = PageContext::for_staff(&staff, "Service providers", Section::StaffProviders)?;
+    render(&ListPage { ctx, rows })
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NameForm {
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Template)]
+#[template(path = "staff/provider_form.html")]
+struct FormPage {
+    ctx: PageContext,
+    heading: String,
+    action_url: String,
+    cancel_href: String,
+    name: String,
+    error: Option<String>,
+}
+
+#[get("/staff/providers/new")]
+pub async fn new_form(staff: CurrentStaff) -> AppResult<HttpResponse> {
+    let ctx = PageContext::for_staff(&staff, "New service provider", Section::StaffProviders)?;
+    render(&FormPage {
+        ctx,
+        heading: "New service provider".into(),
+        action_url: "/staff/providers".into(),
+        cancel_href: "/staff/providers".into(),
+        name: String::new(),
+        error: None,
+    })
+}
+
+/// Creates (`id` None) or renames a provider, showing the form again on invalid input.
+async fn save(
+    staff: CurrentStaff,
+    state: web::Data<AppState>,
+    id: Option<i64>,
+    name: String,
+) -> AppResult<HttpResponse> {
+    let actor = staff.actor();
+    let submitted = name.clone();
+    let result = state
+        .db
+        .transaction(move |conn| match id {
+            None => platform::create_provider(conn, &actor, &submitted),
+            Some(id) => platform::rename_provider(conn, &actor, id, &submitted),
+        })
+        .await;
+    match result {
+        Ok(provider) => {
+            let message = if id.is_some() {
+                format!("Renamed to {}.", provider.name)
+            } else {
+                format!("Added {}.", provider.name)
+            };
+            session::flash(&staff.session, FlashLevel::Success, message);
+            Ok(redirect(&format!("/staff/providers/{}", provider.id)))
+        }
+        Err(AppError::Invalid(errors)) => {
+            let (heading, action_url, cancel_href) = match id {
+                None => {
+                    ("New service provider".to_string(), "/staff/providers".to_string(), "/staff/providers".to_string())
+                }
+                Some(id) => (
+                    "Rename service provider".to_string(),
+                    format!("/staff/providers/{id}/rename"),
+                    format!("/staff/providers/{id}"),
+                ),
+            };
+            let ctx = PageContext::for_staff(&staff, &heading, Section::StaffProviders)?;
+            render_with_status(
+                &FormPage {
+                    ctx,
+                    heading,
+                    action_url,
+                    cancel_href,
+                    name,
+                    error: errors.get("name").map(str::to_string),
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[post("/staff/providers")]
+pub async fn create(
+    staff: CurrentStaff,
+    state: web::Data<AppState>,
+    form: HtmlForm<NameForm>,
+) -> AppResult<HttpResponse> {
+    save(staff, state, None, form.into_inner().name).await
+}
+
+#[get("/staff/providers/{id}/rename")]
+pub async fn rename_form(staff: CurrentStaff, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let id = path_id(&req, "id")?;
+    let provider = state.db.run(move |conn| Ok(ServiceProvider::find(conn, id)?)).await?;
+    let ctx = PageContext::for_staff(&staff, "Rename service provider", Section::StaffProviders)?;
+    render(&FormPage {
+        ctx,
+        heading: "Rename service provider".into(),
+        action_url: format!("/staff/providers/{id}/rename"),
+        cancel_href: format!("/staff/providers/{id}"),
+        name: provider.name,
+        error: None,
+    })
+}
+
+#[post("/staff/providers/{id}/rename")]
+pub async fn rename(
+    staff: CurrentStaff,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: HtmlForm<NameForm>,
+) -> AppResult<HttpResponse> {
+    let id = path_id(&req, "id")?;
+    save(staff, state, Some(id), form.into_inner().name).await
+}
+
+#[derive(Template)]
+#[template(path = "staff/provider.html")]
+struct DetailPage {
+    ctx: PageContext,
+    provider: ServiceProvider,
+    organizations: Vec<Organization>,
+    keys: i64,
+}
+
+#[get("/staff/providers/{id}")]
+pub async fn detail(staff: CurrentStaff, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let id = path_id(&req, "id")?;
+    let (provider, organizations, keys) = state
+        .db
+        .run(move |conn| {
+            let provider = ServiceProvider::find(conn, id)?;
+            let organizations = Organization::list_for_provider(conn, id)?;
+            let filter = KeyListFilter { per_page: 1, ..KeyListFilter::default() };
+            let (_, keys) = ApiKey::list(conn, KeyListScope::ServiceProvider(id), &filter)?;
+            Ok((provider, organizations, keys))
+        })
+        .await?;
+    let ctx = PageContext::for_staff(&staff, &provider.name, Section::StaffProviders)?;
+    render(&DetailPage { ctx, provider, organizations, keys })
+}
