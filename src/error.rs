@@ -10,8 +10,8 @@ use askama::Template;
 /// Everything a browser-facing handler can fail with.
 #[derive(Debug)]
 pub enum AppError {
-    /// Not signed in: redirect to the login page.
-    LoginRequired,
+    /// Not signed in: redirect to the login page, which returns to the page named here.
+    LoginRequired(Option<String>),
     /// Signed in, but this area is not for this account.
     Forbidden,
     /// Missing, or belonging to another organization (which must look the same).
@@ -95,7 +95,7 @@ pub type AppResult<T> = Result<T, AppError>;
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AppError::LoginRequired => f.write_str("login required"),
+            AppError::LoginRequired(_) => f.write_str("login required"),
             AppError::Forbidden => f.write_str("forbidden"),
             AppError::NotFound => f.write_str("not found"),
             AppError::BadRequest(m) => write!(f, "bad request: {m}"),
@@ -151,7 +151,7 @@ struct ErrorPage<'a> {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AppError::LoginRequired => StatusCode::SEE_OTHER,
+            AppError::LoginRequired(_) => StatusCode::SEE_OTHER,
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -164,8 +164,13 @@ impl ResponseError for AppError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let AppError::LoginRequired = self {
-            return HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish();
+        if let AppError::LoginRequired(next) = self {
+            let next = next.as_deref().and_then(|path| crate::views::paths::safe_local_path(path, "/"));
+            let location = match next {
+                Some(path) => format!("/login?{}", serde_html_form::to_string([("next", path)]).unwrap_or_default()),
+                None => "/login".to_string(),
+            };
+            return HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish();
         }
         if let AppError::Internal(detail) = self {
             log::error!("internal error: {detail}");
@@ -189,7 +194,7 @@ impl ResponseError for AppError {
                 "Temporarily unavailable",
                 "Keyward cannot reach its database right now. Please try again in a moment.",
             ),
-            AppError::Internal(_) | AppError::LoginRequired => {
+            AppError::Internal(_) | AppError::LoginRequired(_) => {
                 ("Something went wrong", "The problem has been logged. Please try again.")
             }
         };

@@ -17,9 +17,6 @@ use crate::{
     state::AppState,
 };
 
-/// Session key of the page to return to after signing in.
-pub const RETURN_TO: &str = "return_to";
-
 /// A signed-in, active web user with their organization and effective permissions.
 #[derive(Clone)]
 pub struct CurrentUser {
@@ -105,7 +102,7 @@ fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
 }
 
 /// The session's actor, if it is of `kind` and within the absolute timeout. Otherwise
-/// remembers the page (for GET) so that signing in returns to it.
+/// names the page (for GET) so that signing in returns to it.
 fn session_actor(
     req: &HttpRequest,
     session: &Session,
@@ -113,15 +110,15 @@ fn session_actor(
     state: &AppState,
 ) -> Result<SessionActor, AppError> {
     let Some(actor) = session::actor(session) else {
-        if req.method() == Method::GET {
-            let _ = session.insert(RETURN_TO, req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"));
-        }
-        return Err(AppError::LoginRequired);
+        // The page to come back to travels in the login URL, not the session: anonymous
+        // requests must not create session rows.
+        let next = (req.method() == Method::GET).then(|| req.uri().path_and_query().map(|p| p.as_str().to_string()));
+        return Err(AppError::LoginRequired(next.flatten()));
     };
     let age = chrono::Utc::now().timestamp() - actor.signed_in_at;
     if age < 0 || age as u64 > state.session_max.as_secs() {
         session::sign_out(session);
-        return Err(AppError::LoginRequired);
+        return Err(AppError::LoginRequired(None));
     }
     if actor.kind != kind {
         return Err(AppError::Forbidden);
@@ -212,7 +209,7 @@ impl FromRequest for CurrentUser {
                 .await?;
             let Some((user, organization, permissions)) = loaded else {
                 session::sign_out(&session);
-                return Err(AppError::LoginRequired);
+                return Err(AppError::LoginRequired(None));
             };
             Ok(CurrentUser { user, organization, permissions, session, client_ip: ClientIp::of(&req) })
         })
@@ -247,7 +244,7 @@ impl FromRequest for CurrentStaff {
                 Some(staff) if staff.active => Ok(CurrentStaff { staff, session, client_ip: ClientIp::of(&req) }),
                 _ => {
                     session::sign_out(&session);
-                    Err(AppError::LoginRequired)
+                    Err(AppError::LoginRequired(None))
                 }
             }
         })

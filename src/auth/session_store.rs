@@ -99,8 +99,11 @@ impl SessionStore for PgSessionStore {
         if updated {
             return Ok(session_key);
         }
-        // The session was ended (logout, deactivation) or expired meanwhile: never revive
-        // the old key; start a fresh session for whatever the request stored.
+        // The session was ended (logout, password reset, deactivation) or expired meanwhile:
+        // never revive the old key, and never carry the sign-in over; start a fresh,
+        // anonymous session for whatever else the request stored.
+        let mut session_state = session_state;
+        session_state.remove("actor");
         self.save(session_state, ttl).await.map_err(|e| match e {
             SaveError::Serialization(e) => UpdateError::Serialization(e),
             SaveError::Other(e) => UpdateError::Other(e),

@@ -1,5 +1,7 @@
-//! The client's IP address, taken from the connection (or, when the operator says a trusted
-//! proxy sets it, from `Forwarded` / `X-Forwarded-For`).
+//! The client's IP address, taken from the connection, or, when the operator says a trusted
+//! proxy sits in front (`KEYWARD_TRUST_FORWARDED`), from the address that proxy appended:
+//! the *rightmost* entry of `X-Forwarded-For` (or the last `for=` of `Forwarded`). Entries
+//! further left come from the client and can say anything.
 
 use std::{
     future::{Ready, ready},
@@ -20,7 +22,7 @@ impl ClientIp {
     pub fn of(req: &HttpRequest) -> Self {
         let trust = req.app_data::<web::Data<TrustForwarded>>().is_some_and(|t| t.0);
         let addr = if trust {
-            req.connection_info().realip_remote_addr().and_then(parse_host)
+            forwarded_by_proxy(req).or_else(|| req.peer_addr().map(|a| a.ip()))
         } else {
             req.peer_addr().map(|a| a.ip())
         };
@@ -32,7 +34,22 @@ impl ClientIp {
     }
 }
 
-/// `realip_remote_addr` may carry a port (`1.2.3.4:5678`, `[::1]:80`) or not.
+/// The address the nearest (trusted) proxy saw: the last `X-Forwarded-For` entry, else the
+/// last `for=` of `Forwarded`.
+fn forwarded_by_proxy(req: &HttpRequest) -> Option<IpAddr> {
+    let headers = req.headers();
+    if let Some(value) = headers.get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).last() {
+        return value.rsplit(',').next().map(str::trim).and_then(parse_host);
+    }
+    let forwarded = headers.get_all("forwarded").filter_map(|v| v.to_str().ok()).last()?;
+    let last = forwarded.rsplit(',').next()?;
+    last.split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| name.eq_ignore_ascii_case("for"))
+        .and_then(|(_, value)| parse_host(value.trim_matches('"')))
+}
+
+/// Forwarded addresses may carry a port (`1.2.3.4:5678`, `[::1]:80`) or not.
 fn parse_host(value: &str) -> Option<IpAddr> {
     if let Ok(ip) = value.parse() {
         return Some(ip);
@@ -54,7 +71,24 @@ impl FromRequest for ClientIp {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_host;
+    use super::*;
+
+    #[test]
+    fn the_proxys_own_entry_is_the_rightmost() {
+        use actix_web::test::TestRequest;
+        let req = TestRequest::default()
+            .insert_header(("X-Forwarded-For", "6.6.6.6, 203.0.113.9"))
+            .app_data(web::Data::new(TrustForwarded(true)))
+            .to_http_request();
+        assert_eq!(ClientIp::of(&req).0.unwrap().to_string(), "203.0.113.9", "not the client-supplied 6.6.6.6");
+        let req = TestRequest::default()
+            .insert_header(("Forwarded", "for=6.6.6.6, for=\"[2001:db8::1]:4711\""))
+            .app_data(web::Data::new(TrustForwarded(true)))
+            .to_http_request();
+        assert_eq!(ClientIp::of(&req).0.unwrap().to_string(), "2001:db8::1");
+        let untrusted = TestRequest::default().insert_header(("X-Forwarded-For", "6.6.6.6")).to_http_request();
+        assert_ne!(ClientIp::of(&untrusted).0.map(|ip| ip.to_string()).as_deref(), Some("6.6.6.6"));
+    }
 
     #[test]
     fn forwarded_addresses_with_and_without_ports_parse() {

@@ -6,15 +6,12 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::{
-    auth::{
-        actor::RETURN_TO,
-        session::{self as typed, ActorKind, FlashLevel},
-    },
+    auth::session::{self as typed, ActorKind, FlashLevel},
     domain::ClientIp,
     error::AppResult,
     services::login::{self as login_service, LoginError, SignedIn, WINDOW_MINUTES},
     state::AppState,
-    views::{PageContext, redirect, render, render_with_status},
+    views::{PageContext, paths::safe_local_path, redirect, render, render_with_status},
 };
 
 #[derive(Template)]
@@ -22,6 +19,8 @@ use crate::{
 struct LoginPage {
     ctx: PageContext,
     email: String,
+    /// The page to return to after signing in (already checked to be local).
+    next: String,
     error: Option<String>,
     notice: Option<&'static str>,
 }
@@ -29,6 +28,7 @@ struct LoginPage {
 #[derive(Debug, Deserialize)]
 pub struct LoginQuery {
     signed_out: Option<String>,
+    next: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,6 +37,8 @@ pub struct LoginForm {
     email: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    next: String,
 }
 
 /// `/`: the signed-in account's home, or the login page.
@@ -56,12 +58,13 @@ pub async fn login_form(session: Session, query: web::Query<LoginQuery>) -> AppR
     }
     let notice = query.signed_out.is_some().then_some("You have been signed out.");
     let ctx = PageContext::anonymous(&session, "Sign in")?;
-    render(&LoginPage { ctx, email: String::new(), error: None, notice })
+    let next = query.next.as_deref().and_then(return_path).unwrap_or_default();
+    render(&LoginPage { ctx, email: String::new(), next, error: None, notice })
 }
 
-/// Only local paths are followed after sign-in (no open redirect).
-fn safe_return_path(path: Option<String>) -> Option<String> {
-    path.filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.starts_with("/\\") && p != "/login")
+/// Only local paths are followed after sign-in (no open redirect, no loop back to login).
+fn return_path(path: &str) -> Option<String> {
+    safe_local_path(path, "/").filter(|p| !p.starts_with("/login") && !p.starts_with("/logout"))
 }
 
 #[post("/login")]
@@ -75,8 +78,7 @@ pub async fn login(
     let result = login_service::sign_in(&state.db, &form.email, form.password, ClientIp::of(&req)).await;
     let (status, error) = match result {
         Ok(signed_in) => {
-            let return_to = safe_return_path(session.get::<String>(RETURN_TO).ok().flatten());
-            session.remove(RETURN_TO);
+            let return_to = return_path(&form.next);
             let (kind, id, name, landing) = match &signed_in {
                 SignedIn::User(user) => (ActorKind::User, user.id, user.display_name.clone(), "/account"),
                 SignedIn::Staff(staff) => (ActorKind::Staff, staff.id, staff.display_name.clone(), "/staff"),
@@ -93,7 +95,16 @@ pub async fn login(
         Err(LoginError::Other(e)) => return Err(e),
     };
     let ctx = PageContext::anonymous(&session, "Sign in")?;
-    render_with_status(&LoginPage { ctx, email: form.email, error: Some(error), notice: None }, status)
+    render_with_status(
+        &LoginPage {
+            ctx,
+            email: form.email,
+            next: return_path(&form.next).unwrap_or_default(),
+            error: Some(error),
+            notice: None,
+        },
+        status,
+    )
 }
 
 /// Sign out: the session ends in the store, so its cookie is useless from now on.
@@ -105,13 +116,13 @@ pub async fn logout(session: Session) -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
-    use super::safe_return_path;
+    use super::return_path;
 
     #[test]
     fn only_local_paths_are_returned_to() {
-        assert_eq!(safe_return_path(Some("/admin/keys?page=2".into())).as_deref(), Some("/admin/keys?page=2"));
-        for bad in ["//evil.example", "https://evil.example", "/\\evil.example", "/login"] {
-            assert_eq!(safe_return_path(Some(bad.into())), None, "{bad}");
+        assert_eq!(return_path("/admin/keys?page=2").as_deref(), Some("/admin/keys?page=2"));
+        for bad in ["//evil.example", "https://evil.example", "/\\evil.example", "/login", "/logout", "/a\nb"] {
+            assert_eq!(return_path(bad), None, "{bad}");
         }
     }
 }

@@ -2,9 +2,11 @@
 //! deactivation (which ends the user's sessions and stops their personal keys), passwords and
 //! one-time set-password links. The organization always keeps an active administrator.
 //!
-//! Who may do what: administrators manage every user of their organization; holders of
-//! `users.manage` manage users who are not administrators, but may neither make anyone an
-//! administrator nor hand out roles (that would let them grant themselves more).
+//! Who may do what: administrators manage every user of their organization. Holders of
+//! `users.manage` who are not administrators may neither make anyone an administrator nor
+//! hand out roles, may not change their own access or password here, and may act only on
+//! users who hold nothing they do not hold themselves (permissions and API actions): taking
+//! over such an account through a password reset gains them nothing.
 
 use chrono::{Duration, Utc};
 use diesel::{OptionalExtension, PgConnection};
@@ -50,19 +52,42 @@ pub fn email_in_use(conn: &mut PgConnection, email: &Email) -> Result<bool, AppE
 }
 
 /// The acting web user's standing in `organization_id`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Manager {
+    id: Option<i64>,
     is_admin: bool,
+    permissions: crate::domain::PermissionSet,
+    ceiling: crate::db::models::user::ActionCeiling,
+}
+
+/// What a manager is about to do to a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Name (and, for administrators, administrator flag and roles).
+    Profile,
+    /// Access, activation, password: what could hand the account's rights to someone else.
+    Sensitive,
 }
 
 /// Checks that `actor` may manage users of `organization_id` (the operator may too).
 fn manager(conn: &mut PgConnection, actor: &Actor, organization_id: i64) -> Result<Manager, AppError> {
     match &actor.kind {
-        ActorKind::System { .. } => Ok(Manager { is_admin: true }),
+        ActorKind::System { .. } => Ok(Manager {
+            id: None,
+            is_admin: true,
+            permissions: crate::domain::PermissionSet::all(),
+            ceiling: crate::db::models::user::ActionCeiling::All,
+        }),
         ActorKind::User { id, organization_id: own, .. } if *own == organization_id => {
             let user = User::find_in_org(conn, organization_id, *id)?;
-            if user.active && user.effective_permissions(conn)?.contains(Permission::UsersManage) {
-                Ok(Manager { is_admin: user.is_admin })
+            let permissions = user.effective_permissions(conn)?;
+            if user.active && permissions.contains(Permission::UsersManage) {
+                Ok(Manager {
+                    id: Some(user.id),
+                    is_admin: user.is_admin,
+                    permissions,
+                    ceiling: user.action_ceiling(conn)?,
+                })
             } else {
                 Err(AppError::Forbidden)
             }
@@ -71,18 +96,35 @@ fn manager(conn: &mut PgConnection, actor: &Actor, organization_id: i64) -> Resu
     }
 }
 
-/// Loads `user_id` for a change by `actor`: another organization's user is "not found"; an
-/// administrator may be changed by administrators only.
+/// Loads `user_id` for a `change` by `actor`: another organization's user is "not found";
+/// non-administrators may not change administrators, nor (sensitively) themselves, nor
+/// anyone holding a permission or API action they do not hold.
 fn target(
     conn: &mut PgConnection,
     actor: &Actor,
     organization_id: i64,
     user_id: i64,
+    change: Change,
 ) -> Result<(User, Manager), AppError> {
+    use crate::db::models::user::ActionCeiling;
     let manager = manager(conn, actor, organization_id)?;
     let user = User::find_in_org(conn, organization_id, user_id).optional()?.ok_or(AppError::NotFound)?;
-    if user.is_admin && !manager.is_admin {
+    if manager.is_admin {
+        return Ok((user, manager));
+    }
+    if user.is_admin || (change == Change::Sensitive && manager.id == Some(user.id)) {
         return Err(AppError::Forbidden);
+    }
+    if manager.id != Some(user.id) {
+        let holds_more = user.effective_permissions(conn)?.iter().any(|p| !manager.permissions.contains(p))
+            || match (&manager.ceiling, user.action_ceiling(conn)?) {
+                (ActionCeiling::All, _) => false,
+                (ActionCeiling::Only(_), ActionCeiling::All) => true,
+                (ActionCeiling::Only(mine), ActionCeiling::Only(theirs)) => !theirs.is_subset(mine),
+            };
+        if holds_more {
+            return Err(AppError::Forbidden);
+        }
     }
     Ok((user, manager))
 }
@@ -152,7 +194,7 @@ pub fn update(
     is_admin: Option<bool>,
     role_ids: Option<Vec<i64>>,
 ) -> Result<User, AppError> {
-    let (user, manager) = target(conn, actor, organization_id, user_id)?;
+    let (user, manager) = target(conn, actor, organization_id, user_id, Change::Profile)?;
     if (is_admin.is_some() || role_ids.is_some()) && !manager.is_admin {
         return Err(AppError::Forbidden);
     }
@@ -214,7 +256,7 @@ pub fn set_api_key_access(
     user_id: i64,
     granted: bool,
 ) -> Result<User, AppError> {
-    let (user, _) = target(conn, actor, organization_id, user_id)?;
+    let (user, _) = target(conn, actor, organization_id, user_id, Change::Sensitive)?;
     if user.api_key_access == granted {
         return Ok(user);
     }
@@ -234,7 +276,7 @@ pub fn set_active(
     user_id: i64,
     active: bool,
 ) -> Result<User, AppError> {
-    let (user, _) = target(conn, actor, organization_id, user_id)?;
+    let (user, _) = target(conn, actor, organization_id, user_id, Change::Sensitive)?;
     if user.active == active {
         return Ok(user);
     }
@@ -265,7 +307,7 @@ pub fn reset_password(
     user_id: i64,
     password_hash: Option<String>,
 ) -> Result<User, AppError> {
-    let (user, _) = target(conn, actor, organization_id, user_id)?;
+    let (user, _) = target(conn, actor, organization_id, user_id, Change::Sensitive)?;
     let updated =
         User::update(conn, user.id, &UserChanges { password_hash: Some(password_hash), ..UserChanges::default() })?;
     let ended = session::delete_for_user(conn, user.id)?;
@@ -292,7 +334,7 @@ pub fn issue_password_link(
     organization_id: i64,
     user_id: i64,
 ) -> Result<String, AppError> {
-    let (user, _) = target(conn, actor, organization_id, user_id)?;
+    let (user, _) = target(conn, actor, organization_id, user_id, Change::Sensitive)?;
     let token = random_token(32);
     let expires_at = Utc::now() + Duration::hours(LINK_LIFETIME_HOURS);
     PasswordLink::insert(conn, user.id, &token_hash(&token), expires_at)?;

@@ -4,6 +4,7 @@
 pub mod confirm;
 pub mod nav;
 pub mod pager;
+pub mod paths;
 pub mod time;
 
 use actix_session::Session;

@@ -237,6 +237,10 @@ async fn the_audit_log_filters_pages_and_exports_csv() {
     let (_, future) = admin.page(&format!("/admin/audit?from={}", today + chrono::Duration::days(1))).await;
     assert!(future.contains("No events match"));
     assert_eq!(admin.get("/admin/audit?from=yesterday").await.status(), StatusCode::BAD_REQUEST);
+    for extreme in ["to=+262142-12-31", "to=262143-12-31", "from=-262143-01-01", "to=0000-01-01"] {
+        assert_eq!(admin.get(&format!("/admin/audit?{extreme}")).await.status(), StatusCode::BAD_REQUEST, "{extreme}");
+    }
+    assert_eq!(admin.get("/admin/audit?to=9999-12-31").await.status(), StatusCode::OK);
 
     let response = admin.get("/admin/audit.csv?action=key.create").await;
     assert_eq!(response.status(), StatusCode::OK);

@@ -206,6 +206,52 @@ async fn a_user_manager_cannot_create_administrators_or_touch_them() {
 }
 
 #[actix_web::test]
+async fn a_user_manager_cannot_take_over_accounts_that_hold_more_than_they_do() {
+    let World { app, org } = world().await;
+    let mut conn = app.conn();
+    fixtures::UserBuilder::new(&org, "hr@acme.test").role(&[Permission::UsersManage]).insert(&mut conn);
+    let auditor =
+        fixtures::UserBuilder::new(&org, "auditor@acme.test").role(&[Permission::AuditRead]).insert(&mut conn);
+    let keyman = fixtures::UserBuilder::new(&org, "keys@acme.test").role(&[Permission::KeysManage]).insert(&mut conn);
+    let plain = fixtures::UserBuilder::new(&org, "carol@acme.test").insert(&mut conn);
+    let hr_id = user(&app, "hr@acme.test").id;
+    drop(conn);
+    let hr = app.signed_in("hr@acme.test").await;
+
+    for target in [&auditor, &keyman] {
+        for (path, fields) in [
+            ("password", vec![("password_mode", "password"), ("password", "hijacked password")]),
+            ("password", vec![("password_mode", "link")]),
+            ("deactivate", vec![]),
+            ("access", vec![("grant", "1")]),
+        ] {
+            hr.page("/admin/users").await;
+            let response = hr.post(&format!("/admin/users/{}/{path}", target.id), &fields).await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path} on {}", target.email);
+        }
+    }
+    assert_eq!(app.client().login("auditor@acme.test", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.client().login("keys@acme.test", "hijacked password").await.status(), StatusCode::UNAUTHORIZED);
+
+    // Nor may they hand themselves API key access.
+    hr.page("/admin/users").await;
+    let response = hr.post(&format!("/admin/users/{hr_id}/access"), &[("grant", "1")]).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(!user(&app, "hr@acme.test").api_key_access);
+
+    // Users holding nothing more remain theirs to manage.
+    hr.page("/admin/users").await;
+    let response = hr
+        .post(
+            &format!("/admin/users/{}/password", plain.id),
+            &[("password_mode", "password"), ("password", "a new password!")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.client().login("carol@acme.test", "a new password!").await.status(), StatusCode::SEE_OTHER);
+}
+
+#[actix_web::test]
 async fn revoking_api_key_access_stops_personal_keys_at_once() {
     let World { app, .. } = world().await;
     let bob = user(&app, "bob@acme.test");

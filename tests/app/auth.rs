@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use keyward::db::schema::{sessions, users};
 use reqwest::StatusCode;
 
-use crate::helpers::{PASSWORD, audit_count, fixtures, location, spawn_app};
+use crate::helpers::{PASSWORD, audit_count, csrf_token, fixtures, location, spawn_app};
 
 #[actix_web::test]
 async fn a_web_user_signs_in_and_lands_on_their_account() {
@@ -73,13 +73,13 @@ async fn signing_in_renews_the_session_key_and_the_csrf_token() {
     let client = app.client();
     let (_, login_page) = client.page("/login").await;
     let before = client.cookie().expect("the login page starts a session");
-    let token_before = crate::helpers::csrf_token(&login_page).unwrap();
+    let token_before = csrf_token(&login_page).unwrap();
 
     client.login("ann@acme.test", PASSWORD).await;
     let after = client.cookie().expect("signed in");
     assert_ne!(before, after, "a pre-login session key must not survive sign-in");
     let (_, account) = client.page("/account").await;
-    assert_ne!(crate::helpers::csrf_token(&account).unwrap(), token_before);
+    assert_ne!(csrf_token(&account).unwrap(), token_before);
 
     // The pre-login cookie is not a way in.
     client.set_cookie(Some(before));
@@ -102,10 +102,20 @@ async fn logout_makes_the_old_cookie_useless() {
     assert_eq!(remaining, 0, "the session is deleted from the store");
 
     // Replaying the old cookie gets nowhere.
-    client.set_cookie(Some(cookie));
+    client.set_cookie(Some(cookie.clone()));
     let replay = client.get("/account").await;
     assert_eq!(replay.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&replay), "/login");
+    assert_eq!(location(&replay), "/login?next=%2Faccount");
+
+    // A request that writes to the replayed session (the login page stores a CSRF token)
+    // recreates its row, but never with the signed-out actor in it.
+    client.set_cookie(Some(cookie));
+    let (status, _) = client.page("/login").await;
+    assert_eq!(status, StatusCode::OK);
+    let replay = client.post("/logout", &[]).await;
+    assert_eq!(replay.status(), StatusCode::SEE_OTHER);
+    let replay = client.get("/account").await;
+    assert_eq!(location(&replay), "/login?next=%2Faccount", "the revived session is not signed in");
 }
 
 #[actix_web::test]
@@ -163,10 +173,37 @@ async fn signing_in_returns_to_the_page_first_asked_for() {
     let org = fixtures::organization(&mut app.conn(), "acme");
     fixtures::UserBuilder::new(&org, "ann@acme.test").admin().insert(&mut app.conn());
     let client = app.client();
-    let response = client.get("/admin").await;
-    assert_eq!(location(&response), "/login");
-    let response = client.login("ann@acme.test", PASSWORD).await;
-    assert_eq!(location(&response), "/admin");
+    let response = client.get("/admin/keys?page=2").await;
+    assert_eq!(location(&response), "/login?next=%2Fadmin%2Fkeys%3Fpage%3D2");
+    let stored: i64 = sessions::table.count().get_result(&mut *app.conn()).unwrap();
+    assert_eq!(stored, 0, "an anonymous request stores no session");
+
+    let (_, body) = client.page(&location(&response)).await;
+    assert!(body.contains(r#"name="next" value="/admin/keys?page=2""#), "{body}");
+    let token = csrf_token(&body).unwrap();
+    let fields = [("csrf_token", token.as_str()), ("email", "ann@acme.test"), ("password", PASSWORD)];
+    let mut with_next = fields.to_vec();
+    with_next.push(("next", "/admin/keys?page=2"));
+    let response = client.post_raw("/login", &with_next).await;
+    assert_eq!(location(&response), "/admin/keys?page=2");
+}
+
+#[actix_web::test]
+async fn signing_in_never_follows_a_foreign_or_malformed_next() {
+    let app = spawn_app().await;
+    let org = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::UserBuilder::new(&org, "ann@acme.test").insert(&mut app.conn());
+    for next in ["https://evil.example/", "//evil.example/x", "/account\r\nSet-Cookie: a=b", "/login", "/\\evil"] {
+        let client = app.client();
+        let (status, body) = client.page(&format!("/login?next={}", next.replace('/', "%2F"))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!body.contains(r#"name="next""#), "{next:?} is not carried in the form");
+        let token = csrf_token(&body).unwrap();
+        let fields =
+            [("csrf_token", token.as_str()), ("email", "ann@acme.test"), ("password", PASSWORD), ("next", next)];
+        let response = client.post_raw("/login", &fields).await;
+        assert_eq!(location(&response), "/account", "{next:?}");
+    }
 }
 
 #[actix_web::test]

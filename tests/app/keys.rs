@@ -355,7 +355,7 @@ async fn assets_of_another_organization_cannot_be_put_on_a_key() {
 async fn rename_edit_deactivate_and_reactivate_are_applied_and_audited() {
     let Acme { app, .. } = acme().await;
     let bob_user = crate::helpers::user(&app, "bob@acme.test");
-    let (key, _) = keys::create(
+    let (key, secret) = keys::create(
         &mut app.conn(),
         &app.hasher,
         keyward::services::keys::NewKeyOwner::Personal {
@@ -377,6 +377,13 @@ async fn rename_edit_deactivate_and_reactivate_are_applied_and_audited() {
 
     let response = bob.post(&format!("{base}/rename"), &[("name", "")]).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    bob.page(&format!("{base}/rename")).await;
+    let response =
+        bob.post(&format!("{base}/rename"), &[("name", "Newer"), ("return_to", "/account/keys\r\nX-Evil: 1")]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "a malformed return path falls back, never a 500");
+    assert_eq!(location(&response), base, "to the key's own page");
+    bob.page(&format!("{base}/rename")).await;
+    bob.post(&format!("{base}/rename"), &[("name", "New name")]).await;
 
     let expires = in_a_month();
     bob.page(&format!("{base}/edit")).await;
@@ -409,6 +416,11 @@ async fn rename_edit_deactivate_and_reactivate_are_applied_and_audited() {
 
     let (_, confirm) = bob.page(&format!("{base}/deactivate")).await;
     assert!(confirm.contains("Deactivate &#34;New name&#34;?"));
+    let leaky = format!("pasted by mistake: {secret}");
+    let response = bob.post(&format!("{base}/deactivate"), &[("reason", &leaky)]).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "a reason holding a key is refused");
+    assert!(keys::reload(&mut app.conn(), &key).unwrap().active);
+    bob.page(&format!("{base}/deactivate")).await;
     let response = bob.post(&format!("{base}/deactivate"), &[("reason", "rotating vendors")]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let deactivated = keys::reload(&mut app.conn(), &key).unwrap();
@@ -421,7 +433,8 @@ async fn rename_edit_deactivate_and_reactivate_are_applied_and_audited() {
     assert!(reactivated.active);
     assert_eq!(reactivated.expires_at, deactivated.expires_at, "reactivation never extends the expiry");
 
-    for action in ["key.rename", "key.update", "key.deactivate", "key.reactivate"] {
+    assert_eq!(audit_count(&app, "key.rename"), 3, "New name, Newer, New name again");
+    for action in ["key.update", "key.deactivate", "key.reactivate"] {
         assert_eq!(audit_count(&app, action), 1, "{action}");
     }
 }

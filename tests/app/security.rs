@@ -112,10 +112,16 @@ async fn a_form_post_with_another_content_type_is_refused() {
 #[actix_web::test]
 async fn anonymous_visitors_are_sent_to_the_login_page() {
     let app = spawn_app().await;
-    for path in ["/", "/account", "/account/keys", "/admin", "/staff"] {
+    for (path, login) in [
+        ("/", "/login"),
+        ("/account", "/login?next=%2Faccount"),
+        ("/account/keys", "/login?next=%2Faccount%2Fkeys"),
+        ("/admin", "/login?next=%2Fadmin"),
+        ("/staff", "/login?next=%2Fstaff"),
+    ] {
         let response = app.client().get(path).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
-        assert_eq!(location(&response), "/login", "{path}");
+        assert_eq!(location(&response), login, "{path}");
     }
 }
 

@@ -282,7 +282,9 @@ async fn malformed_requests_get_clear_json_errors() {
     assert_eq!((status, json["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
     let big = "x".repeat(2 * 1024 * 1024);
     let response = client.post(app.url("/api/v1/verify")).bearer_auth(&secret).body(big).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, json, _) = split(response).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(json["error"].is_string(), "the API answers in JSON even here: {json}");
 }
 
 #[actix_web::test]

@@ -3,6 +3,11 @@
 //!
 //! A generation counter guards against a race: a lookup that loaded a key from the database
 //! while an invalidation arrived must not put its (possibly stale) result in the cache.
+//!
+//! Entries are trusted only while the listener has recently proved its connection (a
+//! `LISTEN` or heartbeat within [`COHERENCE_WINDOW`]). After that they are *stale*: the
+//! verifier reloads the key, and falls back to the stale entry only when the database cannot
+//! answer, for at most [`DISCONNECTED_TRUST`] (during an outage nobody can change keys).
 
 use std::{
     collections::HashMap,
@@ -17,10 +22,12 @@ use super::CachedKey;
 
 /// How long "no such key" is remembered. Creating a key invalidates it at once anyway.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
-/// How long cached keys stay trusted while the listener is disconnected. During a database
-/// outage nobody can change keys, so known keys keep working; but a partition that cuts only
-/// this instance off must not keep a revoked key alive for long.
+/// How long cached keys stay usable, after the listener lost touch, when the database cannot
+/// be reached either. During an outage nobody can change keys, so known keys keep working;
+/// a partition that cuts off only this instance is covered by reloading from the database.
 pub const DISCONNECTED_TRUST: Duration = Duration::from_secs(300);
+/// Entries are trusted this long after the listener last proved its connection.
+pub const COHERENCE_WINDOW: Duration = Duration::from_secs(6);
 /// Beyond this many entries the cache starts over (a bound on memory, not an expected case).
 const MAX_ENTRIES: usize = 200_000;
 
@@ -34,38 +41,58 @@ enum Entry {
 #[derive(Debug, Clone)]
 pub enum Lookup {
     Found(Arc<CachedKey>),
+    /// Known, but the cache cannot currently vouch for it: reload, use only if that fails.
+    Stale(Arc<CachedKey>),
     Missing,
     Unknown,
 }
 
 /// The cache.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyCache {
     entries: RwLock<HashMap<String, Entry>>,
     generation: AtomicU64,
     enabled: bool,
-    /// Set while the listener is disconnected: entries are not trusted after this moment.
-    trusted_until: RwLock<Option<Instant>>,
+    /// Milliseconds since `origin` until which entries are trusted.
+    coherent_until: AtomicU64,
+    origin: Instant,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        Self::new(true)
+    }
 }
 
 impl KeyCache {
     pub fn new(enabled: bool) -> Self {
-        Self { entries: RwLock::default(), generation: AtomicU64::new(0), enabled, trusted_until: RwLock::default() }
+        Self {
+            entries: RwLock::default(),
+            generation: AtomicU64::new(0),
+            enabled,
+            coherent_until: AtomicU64::new(0),
+            origin: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
     }
 
     pub fn get(&self, public_id: &str) -> Lookup {
         if !self.enabled {
             return Lookup::Unknown;
         }
-        if let Some(until) = *self.trusted_until.read().expect("the key cache lock is never poisoned")
-            && Instant::now() > until
-        {
-            return Lookup::Unknown;
-        }
+        let now = self.now_ms();
+        let coherent_until = self.coherent_until.load(Ordering::Acquire);
+        let coherent = now <= coherent_until;
         let entries = self.entries.read().expect("the key cache lock is never poisoned");
         match entries.get(public_id) {
-            Some(Entry::Found(key)) => Lookup::Found(Arc::clone(key)),
-            Some(Entry::Missing { until }) if *until > Instant::now() => Lookup::Missing,
+            Some(Entry::Found(key)) if coherent => Lookup::Found(Arc::clone(key)),
+            Some(Entry::Found(key)) if now - coherent_until <= DISCONNECTED_TRUST.as_millis() as u64 => {
+                Lookup::Stale(Arc::clone(key))
+            }
+            Some(Entry::Missing { until }) if coherent && *until > Instant::now() => Lookup::Missing,
             _ => Lookup::Unknown,
         }
     }
@@ -116,17 +143,22 @@ impl KeyCache {
         entries.retain(|_, e| matches!(e, Entry::Found(_)));
     }
 
-    /// The listener lost its connection: keep serving known keys for [`DISCONNECTED_TRUST`].
+    /// The listener proved its connection (LISTEN or heartbeat): trust entries for a while.
+    pub fn confirm_coherent(&self) {
+        let until = self.now_ms() + COHERENCE_WINDOW.as_millis() as u64;
+        self.coherent_until.fetch_max(until, Ordering::AcqRel);
+    }
+
+    /// The listener lost its connection: stop trusting entries now.
     pub fn disconnected(&self) {
-        let mut until = self.trusted_until.write().expect("the key cache lock is never poisoned");
-        until.get_or_insert(Instant::now() + DISCONNECTED_TRUST);
+        self.coherent_until.store(self.now_ms().saturating_sub(1), Ordering::Release);
     }
 
     /// The listener is connected again: forget everything (notifications sent meanwhile were
     /// missed) and trust what is loaded from now on.
     pub fn resynchronize(&self) {
         self.clear();
-        *self.trusted_until.write().expect("the key cache lock is never poisoned") = None;
+        self.confirm_coherent();
     }
 
     /// Forgets everything.

@@ -23,7 +23,17 @@ use super::KeyCache;
 /// Channel the triggers notify on.
 pub const CHANNEL: &str = "keyward_keys";
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
-const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Each heartbeat renews the cache's trust (see `cache::COHERENCE_WINDOW`, three of these).
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// libpq settings that make a dead TCP connection fail within seconds rather than the
+/// minutes of default retransmission (ignored on Unix sockets, where that cannot happen).
+const LIVENESS: &[(&str, &str)] = &[
+    ("keepalives", "1"),
+    ("keepalives_idle", "5"),
+    ("keepalives_interval", "2"),
+    ("keepalives_count", "2"),
+    ("tcp_user_timeout", "5000"),
+];
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// The running listener; stops when [`ListenerHandle::stop`] is called or it is dropped.
@@ -105,9 +115,22 @@ fn run(url: &str, cache: &KeyCache, stop: &AtomicBool, connected: &AtomicBool) {
 }
 
 fn listen(url: &str) -> Result<PgConnection, String> {
-    let mut conn = PgConnection::establish(url).map_err(|e| e.to_string())?;
+    let mut conn = PgConnection::establish(&with_liveness(url)).map_err(|e| e.to_string())?;
+    diesel::sql_query("SET statement_timeout = 3000").execute(&mut conn).map_err(|e| e.to_string())?;
     diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn).map_err(|e| e.to_string())?;
     Ok(conn)
+}
+
+/// `url` (a URI or a `key=value` string) with [`LIVENESS`] settings added.
+fn with_liveness(url: &str) -> String {
+    if url.contains("://") {
+        let params: Vec<String> = LIVENESS.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}{}", params.join("&"))
+    } else {
+        let params: Vec<String> = LIVENESS.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{url} {}", params.join(" "))
+    }
 }
 
 /// Applies notifications until the connection fails (returns the error) or stop is asked.
@@ -124,6 +147,7 @@ fn pump(conn: &mut PgConnection, cache: &KeyCache, stop: &AtomicBool) -> Option<
             if let Err(e) = diesel::sql_query("SELECT 1").execute(conn) {
                 return Some(e.to_string());
             }
+            cache.confirm_coherent();
             last_heartbeat = Instant::now();
         }
         std::thread::sleep(POLL_INTERVAL);
@@ -135,5 +159,17 @@ fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
     let until = Instant::now() + total;
     while Instant::now() < until && !stop.load(Ordering::Acquire) {
         std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_liveness;
+
+    #[test]
+    fn liveness_settings_fit_both_connection_string_forms() {
+        assert!(with_liveness("postgres://db/keyward").starts_with("postgres://db/keyward?keepalives=1&"));
+        assert!(with_liveness("postgres://db/keyward?sslmode=require").contains("sslmode=require&keepalives=1"));
+        assert!(with_liveness("host='/run' dbname='keyward'").ends_with("tcp_user_timeout=5000"));
     }
 }

@@ -62,7 +62,8 @@ pub fn load(conn: &mut PgConnection, public_id: &str) -> QueryResult<Option<Cach
     let owner = key.owner();
     let (owner_allowed, attribute_to) = match owner {
         KeyOwner::User(user_id) => {
-            let user = User::find(conn, user_id)?;
+            // The owner may vanish between the two reads: then so did the key.
+            let Some(user) = User::find(conn, user_id).optional()? else { return Ok(None) };
             let permissions = user.effective_permissions(conn)?;
             // A personal key never does more than its owner may do now.
             if let ActionCeiling::Only(ids) = user.action_ceiling(conn)? {

@@ -197,6 +197,13 @@ impl Verifier {
             _ if self.throttle.is_blocked(attempt.client_ip) => return Ok(Verdict::bare(Code::RateLimited)),
             cache::Lookup::Missing => None,
             cache::Lookup::Unknown => self.load(parsed.public_id).await?,
+            // The cache cannot vouch for it right now: ask the database, and fall back to
+            // what we knew only if the database cannot answer either.
+            cache::Lookup::Stale(known) => match self.load(parsed.public_id).await {
+                Ok(fresh) => fresh,
+                Err(AppError::Unavailable) => Some(known),
+                Err(e) => return Err(e),
+            },
         };
         let Some(key) = key else {
             self.throttle.failed(attempt.client_ip);

@@ -12,6 +12,11 @@ use std::{
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
+/// Requests whose address is unknown share one bucket rather than escaping the limit.
+fn bucket(ip: Option<IpAddr>) -> IpAddr {
+    ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
 /// The invalid-attempt limiter.
 #[derive(Debug)]
 pub struct Throttle {
@@ -27,14 +32,14 @@ impl Throttle {
     }
 
     pub fn is_blocked(&self, ip: Option<IpAddr>) -> bool {
-        let Some(ip) = ip else { return false };
+        let ip = bucket(ip);
         let blocked = self.blocked.read().expect("the throttle lock is never poisoned");
         blocked.get(&ip).is_some_and(|until| *until > Instant::now())
     }
 
     /// Counts an invalid attempt from `ip`.
     pub fn failed(&self, ip: Option<IpAddr>) {
-        let Some(ip) = ip else { return };
+        let ip = bucket(ip);
         if let Err(not_until) = self.limiter.check_key(&ip) {
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             let until = Instant::now() + wait.max(Duration::from_millis(100));
@@ -67,5 +72,9 @@ mod tests {
         assert!(throttle.is_blocked(Some(ip)));
         assert!(!throttle.is_blocked(Some(other)));
         assert!(!throttle.is_blocked(None));
+        for _ in 0..4 {
+            throttle.failed(None);
+        }
+        assert!(throttle.is_blocked(None), "unknown addresses are limited together");
     }
 }

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, get, http::header, web};
 use askama::Template;
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 
 use crate::{
@@ -73,9 +73,12 @@ fn clean(value: &Option<String>) -> Option<String> {
 fn date(value: &Option<String>, field: &str) -> AppResult<Option<NaiveDate>> {
     match clean(value) {
         None => Ok(None),
+        // Four-digit years only: the database's timestamps end long before chrono's do.
         Some(text) => NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+            .ok()
+            .filter(|d| (1..=9999).contains(&chrono::Datelike::year(d)))
             .map(Some)
-            .map_err(|_| AppError::BadRequest(format!("The {field} date must look like 2026-01-31."))),
+            .ok_or_else(|| AppError::BadRequest(format!("The {field} date must look like 2026-01-31."))),
     }
 }
 
@@ -92,7 +95,7 @@ impl AuditQuery {
             result,
             from: date(&self.from, "from")?.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()),
             until: date(&self.to, "to")?
-                .map(|d| (d + Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight").and_utc()),
+                .map(|d| (d + chrono::Days::new(1)).and_hms_opt(0, 0, 0).expect("midnight").and_utc()),
         })
     }
 

@@ -56,7 +56,7 @@ fn user_id(req: &HttpRequest) -> AppResult<i64> {
 
 /// `given` if it is a page of the user admin, else `fallback`.
 fn return_path(given: &str, fallback: String) -> String {
-    if given.starts_with(BASE) && !given.contains("//") && !given.contains('\\') { given.to_string() } else { fallback }
+    crate::views::paths::safe_local_path(given, BASE).unwrap_or(fallback)
 }
 
 // ---------------------------------------------------------------------------------------

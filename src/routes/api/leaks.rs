@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     domain::ClientIp,
     keys::ParsedKey,
-    routes::api::ApiError,
+    routes::api::{ApiBody, ApiError},
     services::{
         Actor,
         keys::lifecycle::{self, LeakReport},
@@ -38,8 +38,8 @@ pub struct Labelled {
 }
 
 #[post("/leaks")]
-pub async fn report(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let reports: Vec<Reported> = serde_json::from_slice(&body).map_err(|e| {
+pub async fn report(req: HttpRequest, state: web::Data<AppState>, body: ApiBody) -> Result<HttpResponse, ApiError> {
+    let reports: Vec<Reported> = serde_json::from_slice(&body.0).map_err(|e| {
         ApiError::BadRequest(format!(
             "The body must be a JSON array of {{\"token\", \"type\", \"url\", \"source\"}}: {e}"
         ))
@@ -48,14 +48,16 @@ pub async fn report(req: HttpRequest, state: web::Data<AppState>, body: web::Byt
         return Err(ApiError::BadRequest(format!("At most {MAX_REPORTS} reports per request.")));
     }
     let client_ip = ClientIp::of(&req);
+    // Checked once, before any report is acted on, so a batch is answered whole or not at all.
+    if state.verifier.throttle.is_blocked(client_ip.0) {
+        return Ok(HttpResponse::TooManyRequests().json(
+            serde_json::json!({ "error": "rate_limited", "message": "Too many invalid reports; try again later." }),
+        ));
+    }
     let mut answers = Vec::with_capacity(reports.len());
     for reported in reports {
         let mut real = false;
         if ParsedKey::parse(&reported.token).is_some() {
-            if state.verifier.throttle.is_blocked(client_ip.0) {
-                return Ok(HttpResponse::TooManyRequests()
-                    .json(serde_json::json!({ "error": "rate_limited", "message": "Too many invalid reports; try again later." })));
-            }
             let (token, hasher) = (reported.token.clone(), state.hasher.clone());
             let report = LeakReport {
                 token_type: reported.token_type.clone(),

@@ -11,6 +11,32 @@ use actix_web::web;
 
 pub use error::ApiError;
 
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web::Bytes};
+use futures_util::future::LocalBoxFuture;
+
+/// A request body read for the API: too large or unreadable bodies become JSON errors
+/// (the API always answers in JSON), not the framework's plain-text ones.
+#[derive(Debug)]
+pub struct ApiBody(pub Bytes);
+
+impl FromRequest for ApiBody {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = Bytes::from_request(req, payload);
+        Box::pin(async move {
+            body.await.map(ApiBody).map_err(|e| {
+                if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest(format!("The request body could not be read: {e}"))
+                }
+            })
+        })
+    }
+}
+
 /// Largest request body accepted by the API (a leak report batch).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     domain::ClientIp,
     keys::verifier::{Attempt, Code, Verdict},
-    routes::api::ApiError,
+    routes::api::{ApiBody, ApiError},
     state::AppState,
 };
 
@@ -117,8 +117,8 @@ async fn decide(
 }
 
 #[post("/verify")]
-pub async fn verify(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let body = parse_body(&req, &body)?;
+pub async fn verify(req: HttpRequest, state: web::Data<AppState>, body: ApiBody) -> Result<HttpResponse, ApiError> {
+    let body = parse_body(&req, &body.0)?;
     decide(&state, &req, body.action.as_deref(), body.asset.as_deref()).await
 }
 

@@ -58,12 +58,7 @@ fn public_id(req: &HttpRequest) -> AppResult<String> {
 
 /// `given` when it is a page of this area, else `fallback` (no open redirects).
 fn return_path(area: &impl KeyArea, given: &str, fallback: String) -> String {
-    let base = area.base();
-    if given.starts_with(&base) && !given.contains("//") && !given.contains('\\') {
-        given.to_string()
-    } else {
-        fallback
-    }
+    crate::views::paths::safe_local_path(given, &area.base()).unwrap_or(fallback)
 }
 
 fn not_blocked(area: &impl KeyArea) -> AppResult<()> {
@@ -94,11 +89,24 @@ async fn perform<T: Send + 'static>(
     result
 }
 
-/// Loads a key of this area that the actor may see (or `NotFound`).
+/// Loads a key of this area that the actor may see (or `NotFound`), without locking it:
+/// pages that only show a key or a form must not hold up changes to it.
 async fn visible_key(state: &AppState, area: &impl KeyArea, public_id: String, op: KeyOp) -> AppResult<ApiKey> {
     let (actor, scope) = (area.actor(), area.scope());
     let id = public_id.clone();
-    perform(state, &area.actor(), op, &id, move |conn| in_area(conn, &actor, scope, &public_id, op)).await
+    let result = state
+        .db
+        .run(move |conn| {
+            let key = lifecycle::visible(conn, &actor, &public_id, op)?;
+            if key.is_in(scope) { Ok(key) } else { Err(AppError::NotFound) }
+        })
+        .await;
+    if let Err(AppError::Forbidden | AppError::NotFound) = &result {
+        let actor = area.actor();
+        let action = op.audit_action();
+        state.db.transaction(move |conn| lifecycle::record_denied(conn, &actor, action, &id)).await?;
+    }
+    result
 }
 
 /// Locks a key for `op`, refusing keys outside the area (an administrator's Account pages

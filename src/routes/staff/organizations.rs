@@ -18,7 +18,7 @@ use crate::{
     },
     domain::text::clean_line,
     error::{AppError, AppResult},
-    keys::format::{is_public_id, looks_like_secret},
+    keys::format::is_public_id,
     routes::{
         extract::HtmlForm,
         keys::view::{self, KeyRow},
@@ -186,9 +186,6 @@ pub async fn deactivate(
     let (id, public_id) = key_path(&req)?;
     let reason = clean_line(&form.0.reason, 1, 500, "reason")
         .map_err(|_| AppError::BadRequest("Give a reason for deactivating a client's key.".into()))?;
-    if looks_like_secret(&reason) {
-        return Err(AppError::BadRequest("A reason must not contain a key or any other secret.".into()));
-    }
     let actor = staff.actor();
     let key = state
         .db

@@ -234,6 +234,16 @@ pub fn create(
             {
                 continue;
             }
+            // The same form was submitted twice at once and the other submission won: this
+            // one is its replay (the unique index waited for the other to commit).
+            Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, info))
+                if info.constraint_name() == Some("api_keys_create_token_key") =>
+            {
+                let token = request.form_token.as_deref().unwrap_or_default();
+                let existing = ApiKey::find_by_create_token(conn, token)?.ok_or(AppError::NotFound)?;
+                access::check(actor, user.as_ref(), &existing, KeyOp::View)?;
+                return Ok(Created::Replayed(existing));
+            }
             Err(e) => return Err(e.into()),
         }
     };
@@ -243,6 +253,14 @@ pub fn create(
     details["environment"] = json!(key.environment);
     audit::record(conn, actor, entry("key.create", &key).details(details))?;
     Ok(Created::New { key, secret })
+}
+
+/// The key, if `actor` may `op` it, without locking it (pages that only show a key).
+pub fn visible(conn: &mut PgConnection, actor: &Actor, public_id: &str, op: KeyOp) -> Result<ApiKey, AppError> {
+    let user = access::user_context(conn, actor)?;
+    let key = ApiKey::find_by_public_id(conn, public_id)?.ok_or(AppError::NotFound)?;
+    access::check(actor, user.as_ref(), &key, op)?;
+    Ok(key)
 }
 
 /// Locks the key and checks `op`; a missing key is `NotFound`.
@@ -311,6 +329,9 @@ pub fn set_active(
     reason: Option<&str>,
 ) -> Result<ApiKey, AppError> {
     let op = if active { KeyOp::Reactivate } else { KeyOp::Deactivate };
+    if reason.is_some_and(crate::keys::format::looks_like_secret) {
+        return Err(AppError::BadRequest("A reason must not contain a key or any other secret.".into()));
+    }
     let (key, _) = lock(conn, actor, public_id, op)?;
     if key.active == active {
         return Ok(key);
