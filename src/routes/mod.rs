@@ -74,6 +74,7 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
         .service(staff::overview)
         .service(staff::providers::list)
         .service(staff::providers::new_form)
+        .service(staff::providers::select)
         .service(staff::providers::create)
         .service(staff::providers::detail)
         .service(staff::providers::rename_form)

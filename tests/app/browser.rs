@@ -366,6 +366,38 @@ async fn without_javascript_create_and_delete_work_as_plain_pages() {
     browser.close().await;
 }
 
+#[actix_web::test]
+async fn support_staff_select_a_provider_and_create_its_key_in_a_dialog() {
+    let app = spawn_app().await;
+    let provider = {
+        let mut conn = app.conn();
+        fixtures::staff(&mut conn, "sam@support.test");
+        keyward::db::models::ServiceProvider::insert(&mut conn, "Fleetlink").unwrap()
+    };
+    let browser = Browser::open(&app, true).await;
+    browser.sign_in("sam@support.test").await;
+    browser.goto("/staff").await;
+    browser.find("#select-provider").await;
+    browser.find("form[action='/staff/providers/select'] button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text("h1", "Service-provider API keys").await;
+    browser.find(".empty-state").await;
+
+    browser.open_dialog(".page-head a[data-dialog]").await;
+    browser.find("dialog #key-name").await.send_keys("Locator Control Manager").await.unwrap();
+    browser.find("dialog button[type=submit]").await.click().await.unwrap();
+    let secret = browser.find("dialog[open] #new-key").await.prop("value").await.unwrap().unwrap();
+    let parsed = ParsedKey::parse(&secret).expect("a real key");
+    browser.find("dialog[open] [data-dialog-done]").await.click().await.unwrap();
+    browser.wait_for_text("tr[data-key]", "Locator Control Manager").await;
+    assert!(!browser.client.source().await.unwrap().contains(&secret), "shown once");
+
+    let key =
+        keyward::db::models::ApiKey::find_by_public_id(&mut app.conn(), parsed.public_id).unwrap().expect("stored");
+    assert_eq!(key.owner_service_provider_id, Some(provider.id));
+    assert!(app.hasher.matches(&secret, &key.secret_hash));
+    browser.close().await;
+}
+
 /// An organization with an administrator and a member without API key access.
 async fn admin_world() -> TestApp {
     let app = spawn_app().await;

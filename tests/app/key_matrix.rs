@@ -1,12 +1,19 @@
-//! The authorization matrix of key operations: every kind of actor × every key operation ×
-//! a personal and an organization key, in both key areas and across organizations. Each
-//! cell checks the HTTP answer and, for refusals, that the key did not change.
+//! The authorization matrix of key operations: every kind of actor (support staff included)
+//! × every key operation × a personal, an organization and a service-provider key, in the
+//! three key areas and across organizations. Each cell checks the HTTP answer and, for
+//! refusals, that the key did not change.
 
 use diesel::prelude::*;
 use keyward::{
-    db::{models::ApiKey, schema::api_keys},
+    db::{
+        models::{ApiKey, ServiceProvider},
+        schema::api_keys,
+    },
     domain::Permission,
-    services::{Actor, keys::lifecycle},
+    services::{
+        Actor,
+        keys::{NewKeyOwner, lifecycle},
+    },
 };
 use reqwest::StatusCode;
 
@@ -49,22 +56,35 @@ impl Who {
 enum Area {
     Account,
     Admin,
+    /// Staff → a service provider's keys.
+    Provider,
 }
 
+const AREAS: [Area; 3] = [Area::Account, Area::Admin, Area::Provider];
+
 impl Area {
-    fn base(self) -> &'static str {
+    fn base(self, app: &TestApp) -> String {
         match self {
-            Area::Account => "/account/keys",
-            Area::Admin => "/admin/keys",
+            Area::Account => "/account/keys".into(),
+            Area::Admin => "/admin/keys".into(),
+            Area::Provider => format!("/staff/providers/{}/keys", provider_id(app)),
         }
     }
+}
+
+/// The one service provider of the world (Acme's).
+fn provider_id(app: &TestApp) -> i64 {
+    ServiceProvider::list_all(&mut app.conn()).unwrap()[0].id
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Personal,
     Organization,
+    Provider,
 }
+
+const KINDS: [Kind; 3] = [Kind::Personal, Kind::Organization, Kind::Provider];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -96,20 +116,27 @@ enum Expect {
     Allowed,
     Forbidden,
     NotFound,
+    /// 403 or 404: staff asking a provider's area for a client key get either, depending on
+    /// whether the operation is one staff may never do (403) or one outside the area (404).
+    Refused,
 }
 
 /// The rules of SPEC §3, written as a table.
 fn expected(who: Who, area: Area, kind: Kind) -> Expect {
     use Expect::*;
     match (who, area) {
+        // A provider's keys: support staff only, and only that provider's keys.
+        (Who::Staff, Area::Provider) if kind == Kind::Provider => Allowed,
+        (Who::Staff, Area::Provider) => Refused,
+        (_, Area::Provider) => Forbidden,
         (Who::Staff, _) => Forbidden,
         // Account pages: only with API key access, and only one's own personal keys.
         (Who::Member | Who::Manager, Area::Account) => Forbidden,
         (Who::Owner, Area::Account) if kind == Kind::Personal => Allowed,
         (_, Area::Account) => NotFound,
         // Admin pages: administrators and "Key: Manage", inside their organization.
-        (Who::Admin | Who::Manager, Area::Admin) => Allowed,
-        (Who::ForeignAdmin, Area::Admin) => NotFound,
+        (Who::Admin | Who::Manager, Area::Admin) if kind != Kind::Provider => Allowed,
+        (Who::Admin | Who::Manager | Who::ForeignAdmin, Area::Admin) => NotFound,
         (_, Area::Admin) => Forbidden,
     }
 }
@@ -123,7 +150,16 @@ async fn world() -> World {
     let app = spawn_app().await;
     {
         let mut conn = app.conn();
-        let acme = fixtures::organization(&mut conn, "acme");
+        let provider = ServiceProvider::insert(&mut conn, "Fleetlink").unwrap();
+        let acme = keyward::db::models::Organization::insert(
+            &mut conn,
+            &keyward::db::models::organization::NewOrganization {
+                slug: "acme",
+                name: "Acme",
+                service_provider_id: Some(provider.id),
+            },
+        )
+        .unwrap();
         let globex = fixtures::organization(&mut conn, "globex");
         fixtures::UserBuilder::new(&acme, Who::Member.email()).insert(&mut conn);
         fixtures::UserBuilder::new(&acme, Who::Owner.email())
@@ -154,6 +190,11 @@ fn fresh_key(app: &TestApp, kind: Kind, op: Op) -> ApiKey {
     let (key, _) = match kind {
         Kind::Personal => keys::personal(&mut conn, &app.hasher, &user(app, Who::Owner.email()), "Matrix key"),
         Kind::Organization => keys::organization(&mut conn, &app.hasher, &user(app, "proxy@acme.test"), "Matrix key"),
+        Kind::Provider => {
+            let owner = NewKeyOwner::ServiceProvider { service_provider_id: provider_id(app) };
+            let settings = keys::settings(&mut conn, None);
+            keys::create(&mut conn, &app.hasher, owner, "Matrix key", settings)
+        }
     };
     let system = Actor::system("test");
     match op {
@@ -170,7 +211,7 @@ fn fresh_key(app: &TestApp, kind: Kind, op: Op) -> ApiKey {
 
 /// Performs `op` on `key` through `area` and returns the final status.
 async fn attempt(client: &TestClient, app: &TestApp, area: Area, kind: Kind, key: &ApiKey, op: Op) -> StatusCode {
-    let base = format!("{}/{}", area.base(), key.public_id);
+    let base = format!("{}/{}", area.base(app), key.public_id);
     // A page of the same app, so POSTs carry this session's CSRF token.
     client.page("/login").await;
     client.page("/").await;
@@ -235,8 +276,8 @@ async fn every_actor_may_do_exactly_what_the_rules_allow_with_every_key() {
     let World { app, clients } = world().await;
     let mut failures = Vec::new();
     for (who, client) in &clients {
-        for area in [Area::Account, Area::Admin] {
-            for kind in [Kind::Personal, Kind::Organization] {
+        for area in AREAS {
+            for kind in KINDS {
                 let expect = expected(*who, area, kind);
                 for op in OPS {
                     let key = fresh_key(&app, kind, op);
@@ -248,6 +289,7 @@ async fn every_actor_may_do_exactly_what_the_rules_allow_with_every_key() {
                         }
                         Expect::Forbidden => status == StatusCode::FORBIDDEN && !changed,
                         Expect::NotFound => status == StatusCode::NOT_FOUND && !changed,
+                        Expect::Refused => matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) && !changed,
                     };
                     if !ok {
                         failures.push(format!(
@@ -267,10 +309,10 @@ async fn every_actor_may_create_exactly_the_keys_the_rules_allow() {
     let expires = (chrono::Utc::now() + chrono::Duration::days(10)).date_naive().to_string();
     let mut failures = Vec::new();
     for (who, client) in &clients {
-        for area in [Area::Account, Area::Admin] {
+        for area in AREAS {
             let before: i64 = api_keys::table.count().get_result(&mut *app.conn()).unwrap();
             client.page("/login").await;
-            let (status, page) = client.page(&format!("{}/new", area.base())).await;
+            let (status, page) = client.page(&format!("{}/new", area.base(&app))).await;
             let token = page
                 .find("name=\"form_token\" value=\"")
                 .map(|i| page[i + 25..i + 25 + page[i + 25..].find('"').unwrap()].to_string())
@@ -286,7 +328,7 @@ async fn every_actor_may_create_exactly_the_keys_the_rules_allow() {
                     .to_string();
             let response = client
                 .post(
-                    area.base(),
+                    &area.base(&app),
                     &[
                         ("form_token", token.as_str()),
                         ("name", "Created in the matrix"),
@@ -301,6 +343,7 @@ async fn every_actor_may_create_exactly_the_keys_the_rules_allow() {
             let allowed = match (who, area) {
                 (Who::Owner | Who::Peer | Who::Admin | Who::ForeignAdmin, Area::Account) => true,
                 (Who::Admin | Who::ForeignAdmin, Area::Admin) => true,
+                (Who::Staff, Area::Provider) => true,
                 // A "Key: Manage" role may create organization keys, within its own grants
                 // (none here), so it may create none that carry positions.read.
                 _ => false,
@@ -363,13 +406,16 @@ async fn the_service_rules_alone_refuse_what_the_matrix_refuses() {
         KeyOp::Delete,
     ];
     let mut failures = Vec::new();
-    for kind in [Kind::Personal, Kind::Organization] {
+    for kind in KINDS {
         let key = fresh_key(&app, kind, Op::View);
         for who in EVERYONE {
             let actor = actor_of(&mut conn, who);
             for op in ops {
                 let result = conn.transaction(|conn| lock(conn, &actor, &key.public_id, op).map(|_| ()));
                 let expected = match who {
+                    // Only staff manage a service provider's keys.
+                    Who::Staff if kind == Kind::Provider => "ok",
+                    _ if kind == Kind::Provider => "not found",
                     Who::Admin | Who::Manager => "ok",
                     Who::Owner if kind == Kind::Personal => "ok",
                     // Staff may view client keys and deactivate them in an incident.

@@ -15,19 +15,19 @@ use reqwest::{StatusCode, header};
 use crate::helpers::{TestApp, TestClient, audit_count, csrf_token, fixtures, keys, location, spawn_app};
 
 /// The hidden `form_token` of a page.
-fn form_token(html: &str) -> String {
+pub(crate) fn form_token(html: &str) -> String {
     let start = html.find("name=\"form_token\" value=\"").expect("a form token") + "name=\"form_token\" value=\"".len();
     html[start..start + html[start..].find('"').unwrap()].to_string()
 }
 
 /// The key shown on a show-once page.
-fn shown_secret(html: &str) -> Option<String> {
+pub(crate) fn shown_secret(html: &str) -> Option<String> {
     let start = html.find("value=\"kw_")? + "value=\"".len();
     Some(html[start..start + html[start..].find('"').unwrap()].to_string())
 }
 
 /// Opens `base/new` and submits it with `fields` (CSRF and form token added).
-async fn submit_new(
+pub(crate) async fn submit_new(
     client: &TestClient,
     base: &str,
     fields: &[(&str, &str)],

@@ -12,4 +12,5 @@ mod cli;
 mod key_matrix;
 mod keys;
 mod security;
+mod staff;
 mod verify;

@@ -57,7 +57,12 @@ pub fn load(conn: &mut PgConnection, public_id: &str) -> QueryResult<Option<Cach
     let Some(key) = ApiKey::find_by_public_id(conn, public_id)? else {
         return Ok(None);
     };
-    let mut actions = if key.all_actions { Scope::All } else { Scope::Only(key_action_codes(conn, key.id)?) };
+    // Catalog changes notify `all`, so a cached catalog is as fresh as the key itself.
+    let mut actions = if key.all_actions {
+        Scope::Catalog(active_action_codes(conn, None)?)
+    } else {
+        Scope::Only(key_action_codes(conn, key.id)?)
+    };
     let assets = if key.all_assets { Scope::All } else { Scope::Only(key_asset_codes(conn, key.id)?) };
     let owner = key.owner();
     let (owner_allowed, attribute_to) = match owner {
@@ -69,7 +74,7 @@ pub fn load(conn: &mut PgConnection, public_id: &str) -> QueryResult<Option<Cach
             if let ActionCeiling::Only(ids) = user.action_ceiling(conn)? {
                 let allowed = active_action_codes(conn, Some(&ids))?;
                 actions = match actions {
-                    Scope::All => Scope::Only(allowed),
+                    Scope::All | Scope::Catalog(_) => Scope::Only(allowed),
                     Scope::Only(codes) => Scope::Only(codes.intersection(&allowed).cloned().collect()),
                 };
             }

@@ -33,7 +33,11 @@ pub use usage::UsageRecorder;
 /// "All" or a list (of action codes, of asset codes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
+    /// Anything (assets are the API's own identifiers, not a closed list).
     All,
+    /// Every entry of the API actions catalog, as it stands: shown as "all", but a code that
+    /// is unknown or retired is still refused.
+    Catalog(BTreeSet<String>),
     Only(BTreeSet<String>),
 }
 
@@ -41,7 +45,7 @@ impl Scope {
     pub fn allows(&self, item: &str) -> bool {
         match self {
             Scope::All => true,
-            Scope::Only(items) => items.contains(item),
+            Scope::Catalog(items) | Scope::Only(items) => items.contains(item),
         }
     }
 }
@@ -49,7 +53,7 @@ impl Scope {
 impl Serialize for Scope {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Scope::All => serializer.serialize_str("all"),
+            Scope::All | Scope::Catalog(_) => serializer.serialize_str("all"),
             Scope::Only(items) => items.serialize(serializer),
         }
     }
@@ -350,6 +354,9 @@ mod tests {
     #[test]
     fn scopes_serialize_as_all_or_a_list() {
         assert_eq!(serde_json::to_string(&Scope::All).unwrap(), "\"all\"");
+        let catalog = Scope::Catalog(["a".to_string()].into());
+        assert_eq!(serde_json::to_string(&catalog).unwrap(), "\"all\"");
+        assert!(catalog.allows("a") && !catalog.allows("retired.action"));
         let only = Scope::Only(["b".to_string(), "a".to_string()].into());
         assert_eq!(serde_json::to_string(&only).unwrap(), "[\"a\",\"b\"]");
     }

@@ -50,6 +50,23 @@ pub async fn list(staff: CurrentStaff, state: web::Data<AppState>) -> AppResult<
     render(&ListPage { ctx, rows })
 }
 
+#[derive(Debug, Deserialize)]
+pub struct SelectQuery {
+    id: Option<i64>,
+}
+
+/// "Select service provider": the chosen provider's keys (a plain GET form, no JavaScript).
+#[get("/staff/providers/select")]
+pub async fn select(
+    _staff: CurrentStaff,
+    state: web::Data<AppState>,
+    query: web::Query<SelectQuery>,
+) -> AppResult<HttpResponse> {
+    let id = query.id.filter(|id| *id > 0).ok_or(AppError::NotFound)?;
+    let provider = state.db.run(move |conn| Ok(ServiceProvider::find(conn, id)?)).await?;
+    Ok(redirect(&format!("/staff/providers/{}/keys", provider.id)))
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct NameForm {
     #[serde(default)]
