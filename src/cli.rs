@@ -19,8 +19,19 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,
-    /// Seed the demo data set (a service provider, two organizations, users, assets, a staff account).
-    SeedDemo,
+    /// Seed the demo data set (a service provider, two organizations, users, assets, a staff
+    /// account); with --users/--keys, also fill an organization with that many more.
+    SeedDemo {
+        /// Add this many users (demo password) to the organization.
+        #[arg(long, default_value_t = 0)]
+        users: usize,
+        /// Add this many keys (personal keys of users with API key access, and organization keys).
+        #[arg(long, default_value_t = 0)]
+        keys: usize,
+        /// The organization to fill (its slug).
+        #[arg(long, default_value = crate::services::demo::DEMO_ORG_SLUG)]
+        org: String,
+    },
     /// Create a support staff account. Password from KEYWARD_PASSWORD or a prompt.
     CreateStaff {
         #[arg(long)]

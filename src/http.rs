@@ -1,6 +1,7 @@
 //! HTTP-wide middleware: security headers on every response and one log line per request
-//! (with a request id, echoed in `X-Request-Id`). Paths are logged without query strings,
-//! and request bodies and headers never, so no secret reaches the log.
+//! (with a request id, echoed in `X-Request-Id`, and the server time and database queries,
+//! echoed in `Server-Timing`). Paths are logged without query strings, and request bodies and
+//! headers never, so no secret reaches the log.
 
 use std::{
     sync::{
@@ -10,6 +11,7 @@ use std::{
     time::Instant,
 };
 
+use crate::db::query_count::{self, QueryCount};
 use actix_web::{
     Error,
     body::MessageBody,
@@ -62,7 +64,8 @@ pub async fn request_log(
     let request_id = next_request_id();
     let method = req.method().clone();
     let path = req.path().to_owned();
-    let mut response = match next.call(req).await {
+    let queries = QueryCount::default();
+    let mut response = match query_count::counting(queries.clone(), next.call(req)).await {
         Ok(response) => response,
         Err(error) => {
             // Middleware below turns its errors into responses; anything else is still logged.
@@ -75,11 +78,15 @@ pub async fn request_log(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
     }
-    let elapsed = started.elapsed();
+    let (millis, queries) = (started.elapsed().as_secs_f64() * 1e3, queries.get());
+    // Server time and query count, for browsers' developer tools and the page benchmark.
+    if let Ok(value) = HeaderValue::from_str(&format!("app;dur={millis:.2}, db;desc=\"{queries} queries\"")) {
+        response.headers_mut().insert(HeaderName::from_static("server-timing"), value);
+    }
     if status.is_server_error() {
-        log::warn!("{request_id} {method} {path} {} {:.1}ms", status.as_u16(), elapsed.as_secs_f64() * 1e3);
+        log::warn!("{request_id} {method} {path} {} {millis:.1}ms {queries}q", status.as_u16());
     } else {
-        log::info!("{request_id} {method} {path} {} {:.1}ms", status.as_u16(), elapsed.as_secs_f64() * 1e3);
+        log::info!("{request_id} {method} {path} {} {millis:.1}ms {queries}q", status.as_u16());
     }
     Ok(response)
 }

@@ -1,12 +1,15 @@
 //! Opening the database for a command: the embedded cluster (started if needed, stopped
 //! again afterwards if this command started it) or the server of `DATABASE_URL`.
 
+use diesel::{OptionalExtension, RunQueryDsl};
+
 use crate::{
     config::{Config, DatabaseSource},
-    db,
+    db::{self, models::Organization},
     devdb::{self, Durability, EmbeddedCluster},
     domain::NewPassword,
-    services::demo,
+    keys::KeyHasher,
+    services::{demo, demo_volume},
 };
 
 /// The database a command works on.
@@ -47,6 +50,33 @@ impl DatabaseHandle {
         let password = NewPassword::parse(demo::DEMO_PASSWORD).expect("the demo password satisfies the policy");
         let hash = crate::auth::password::hash_now(&password);
         demo::seed(&mut conn, &hash).map_err(|e| e.to_string())
+    }
+
+    /// Adds `volume` users and keys to the organization `slug` (see `demo_volume`).
+    pub fn seed_volume(&self, config: &Config, slug: &str, volume: demo_volume::Volume) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        let secret = config.resolve_secret().map_err(|e| e.to_string())?;
+        let hasher = KeyHasher::new(secret.derive().key_pepper);
+        let mut conn = db::connect(&self.url)?;
+        let organization = Organization::find_by_slug(&mut conn, slug)
+            .optional()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("there is no organization with slug {slug:?}"))?;
+        let password = NewPassword::parse(demo::DEMO_PASSWORD).expect("the demo password satisfies the policy");
+        let hash = crate::auth::password::hash_now(&password);
+        let seed = u64::from(started.elapsed().subsec_nanos()) ^ 0x6b65_7977_6172_6421;
+        let added =
+            demo_volume::fill(&mut conn, &hasher, &organization, &hash, volume, seed).map_err(|e| e.to_string())?;
+        // Fresh statistics, so the first queries after a bulk load get good plans.
+        diesel::sql_query("ANALYZE").execute(&mut conn).map_err(|e| e.to_string())?;
+        println!(
+            "Added {} users, {} keys and {} audit events to {slug} in {:.1} s.",
+            added.users,
+            added.keys,
+            added.audit_events,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
     }
 
     /// Stops the embedded cluster if this process started it.

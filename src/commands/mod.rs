@@ -31,13 +31,16 @@ pub fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::SeedDemo => {
+        Command::SeedDemo { users, keys, org } => {
             let db = DatabaseHandle::open(&config)?;
             db.migrate()?;
             if db.seed_demo()? {
                 println!("Seeded the demo data set.");
             } else {
                 println!("The demo data set is already present.");
+            }
+            if users > 0 || keys > 0 {
+                db.seed_volume(&config, &org, crate::services::demo_volume::Volume { users, keys })?;
             }
             print!("{}", crate::services::demo::credentials_text(&format!("http://{}", config.addr)));
             Ok(())

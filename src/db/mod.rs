@@ -1,8 +1,11 @@
 //! The database: the r2d2 pool, the bounded bridge from async handlers to blocking Diesel
 //! work, and the embedded migrations.
 
+pub mod count;
 pub mod models;
+pub mod query_count;
 pub mod schema;
+pub mod search;
 
 use std::{sync::Arc, time::Duration};
 
@@ -53,6 +56,8 @@ struct SessionSettings {
 
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        // Queries are counted per request (`query_count`), for Server-Timing and the tests.
+        conn.set_instrumentation(query_count::instrumentation());
         // A stuck statement must turn into an error, not a hung request.
         conn.batch_execute(&format!(
             "SET statement_timeout = {}; SET idle_in_transaction_session_timeout = {}; \
@@ -108,13 +113,14 @@ impl Database {
             .map_err(|_| AppError::Unavailable)?
             .map_err(|_| AppError::Unavailable)?;
         let pool = self.pool.clone();
+        let count = query_count::current();
         actix_web::web::block(move || {
             let _permit = permit;
             let mut conn = pool.get().map_err(|e| {
                 log::warn!("database connection unavailable: {e}");
                 AppError::Unavailable
             })?;
-            work(&mut conn)
+            query_count::attributed_to(count, || work(&mut conn))
         })
         .await
         .map_err(|e| AppError::Internal(format!("blocking task failed: {e}")))?

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod assets;
 pub mod audit;
 pub mod demo;
+pub mod demo_volume;
 pub mod keys;
 pub mod login;
 pub mod organizations;

@@ -1,24 +1,37 @@
 //! Pagination of list pages: "Showing 26–50 of 240" with Previous/Next links that keep the
 //! list's filters. Pages are numbered from 1 in URLs.
+//!
+//! Lists count and page through at most [`MAX_COUNTED`] rows: counting or skipping more
+//! costs more than the page is worth at 100,000 keys, and nobody reads that far. Beyond it
+//! the bar says "more than 10,000" and points to the filters.
+
+/// The most rows a list counts and pages through.
+pub const MAX_COUNTED: i64 = 10_000;
 
 /// The pagination bar of one page of a list.
 #[derive(Debug, Clone)]
 pub struct Pager {
     pub first: i64,
     pub last: i64,
+    /// The number of matching rows, at most [`MAX_COUNTED`].
     pub total: i64,
+    /// More rows match than were counted (`total` is a lower bound).
+    pub more: bool,
     pub prev_href: Option<String>,
     pub next_href: Option<String>,
 }
 
-/// The 0-based page index asked for by `?page=N` (1-based, bounded).
-pub fn page_index(page: Option<i64>) -> i64 {
-    page.unwrap_or(1).clamp(1, 1_000_000) - 1
+/// The 0-based page index asked for by `?page=N` (1-based, bounded to the counted rows).
+pub fn page_index(page: Option<i64>, per_page: i64) -> i64 {
+    page.unwrap_or(1).clamp(1, (MAX_COUNTED / per_page.max(1)).max(1)) - 1
 }
 
 impl Pager {
-    /// `params` are the list's current filters (empty values are left out of the links).
+    /// `params` are the list's current filters (empty values are left out of the links);
+    /// `total` is a count bounded by `MAX_COUNTED + 1` (see `db::count`).
     pub fn new(base: &str, params: &[(&str, &str)], page: i64, per_page: i64, shown: usize, total: i64) -> Self {
+        let more = total > MAX_COUNTED;
+        let total = total.min(MAX_COUNTED);
         let href = |page: i64| {
             let mut pairs: Vec<(&str, String)> =
                 params.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (*k, v.to_string())).collect();
@@ -34,6 +47,7 @@ impl Pager {
             first: first.min(last.max(0) + 1).min(total.max(1)),
             last,
             total,
+            more,
             prev_href: (page > 0).then(|| href(page - 1)),
             next_href: (last < total).then(|| href(page + 1)),
         }
@@ -52,7 +66,17 @@ mod tests {
         assert_eq!(pager.next_href.as_deref(), Some("/admin/users?q=ann&page=3"));
         let last = Pager::new("/x", &[], 3, 25, 5, 80);
         assert!(last.next_href.is_none());
-        assert_eq!(page_index(Some(0)), 0);
-        assert_eq!(page_index(Some(-4)), 0);
+        assert_eq!(page_index(Some(0), 25), 0);
+        assert_eq!(page_index(Some(-4), 25), 0);
+    }
+
+    #[test]
+    fn beyond_the_counted_rows_the_bar_asks_for_filters() {
+        assert_eq!(page_index(Some(1_000_000), 25), 399, "no deeper than the counted rows");
+        let deep = Pager::new("/x", &[], 399, 25, 25, MAX_COUNTED + 1);
+        assert!(deep.more && deep.next_href.is_none());
+        assert_eq!((deep.first, deep.last, deep.total), (9_976, 10_000, 10_000));
+        let exact = Pager::new("/x", &[], 0, 25, 25, 30);
+        assert!(!exact.more && exact.next_href.is_some());
     }
 }

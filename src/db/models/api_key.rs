@@ -3,6 +3,10 @@
 
 use std::collections::HashMap;
 
+use crate::{
+    db::{count::CountRows, search::SearchPatterns},
+    views::pager::MAX_COUNTED,
+};
 use chrono::{DateTime, Duration, Utc};
 use diesel::{dsl::now, prelude::*};
 use ipnetwork::IpNetwork;
@@ -256,24 +260,27 @@ impl ApiKey {
             query = query.filter(api_keys::expires_at.gt(now)).filter(api_keys::expires_at.le(horizon));
         }
         if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
-            let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            let SearchPatterns { first, second } = SearchPatterns::of(search);
             query = query.filter(
                 api_keys::name
-                    .ilike(pattern.clone())
+                    .ilike(first.clone())
+                    .or(api_keys::name.ilike(second.clone()))
                     .or(api_keys::public_id.eq(search.to_string()))
-                    .or(api_keys::comment.ilike(pattern)),
+                    .or(api_keys::comment.ilike(first))
+                    .or(api_keys::comment.ilike(second)),
             );
         }
         query
     }
 
-    /// One page of keys, newest first, and the total number matching.
+    /// One page of keys, newest first, and the number matching (up to `MAX_COUNTED + 1`).
     pub fn list(
         conn: &mut PgConnection,
         scope: KeyListScope,
         filter: &KeyListFilter,
     ) -> QueryResult<(Vec<ApiKey>, i64)> {
-        let total: i64 = Self::filtered(scope, filter).count().get_result(conn)?;
+        let counted = Self::filtered(scope, filter).select(api_keys::id).limit(MAX_COUNTED + 1);
+        let total: i64 = CountRows(counted).get_result(conn)?;
         let per_page = filter.per_page.clamp(1, 200);
         let rows = Self::filtered(scope, filter)
             .order((api_keys::created_at.desc(), api_keys::id.desc()))

@@ -1,5 +1,9 @@
 //! Audit events: written through `services::audit`, read by the audit log pages.
 
+use crate::{
+    db::{count::CountRows, search::SearchPatterns},
+    views::pager::MAX_COUNTED,
+};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use ipnetwork::IpNetwork;
@@ -57,17 +61,14 @@ pub struct AuditFilter {
     pub until: Option<DateTime<Utc>>,
 }
 
-fn like(text: &str) -> String {
-    format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
-}
-
 type BoxedEvents<'a> = audit_events::BoxedQuery<'a, diesel::pg::Pg>;
 
 impl AuditEvent {
     fn filtered(organization_id: i64, filter: &AuditFilter) -> BoxedEvents<'static> {
         let mut query = audit_events::table.filter(audit_events::organization_id.eq(organization_id)).into_boxed();
         if let Some(actor) = &filter.actor {
-            query = query.filter(audit_events::actor_label.ilike(like(actor)));
+            let SearchPatterns { first, second } = SearchPatterns::of(actor);
+            query = query.filter(audit_events::actor_label.ilike(first).or(audit_events::actor_label.ilike(second)));
         }
         if let Some(action) = &filter.action {
             query = if action.ends_with('.') {
@@ -77,8 +78,13 @@ impl AuditEvent {
             };
         }
         if let Some(target) = &filter.target {
-            query = query
-                .filter(audit_events::target_label.ilike(like(target)).or(audit_events::target_id.eq(target.clone())));
+            let SearchPatterns { first, second } = SearchPatterns::of(target);
+            query = query.filter(
+                audit_events::target_label
+                    .ilike(first)
+                    .or(audit_events::target_label.ilike(second))
+                    .or(audit_events::target_id.eq(target.clone())),
+            );
         }
         if let Some(result) = &filter.result {
             query = query.filter(audit_events::result.eq(result.clone()));
@@ -92,7 +98,8 @@ impl AuditEvent {
         query
     }
 
-    /// One page of an organization's events, newest first, and the number matching.
+    /// One page of an organization's events, newest first, and the number matching (up to
+    /// `MAX_COUNTED + 1`).
     pub fn search(
         conn: &mut PgConnection,
         organization_id: i64,
@@ -100,7 +107,8 @@ impl AuditEvent {
         page: i64,
         per_page: i64,
     ) -> QueryResult<(Vec<AuditEvent>, i64)> {
-        let total = Self::filtered(organization_id, filter).count().get_result(conn)?;
+        let counted = Self::filtered(organization_id, filter).select(audit_events::id).limit(MAX_COUNTED + 1);
+        let total = CountRows(counted).get_result(conn)?;
         let rows = Self::filtered(organization_id, filter)
             .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
             .limit(per_page)

@@ -1,5 +1,9 @@
 //! Web users: members of exactly one organization.
 
+use crate::{
+    db::{count::CountRows, search::SearchPatterns},
+    views::pager::MAX_COUNTED,
+};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
@@ -194,12 +198,18 @@ impl User {
         let filtered = || {
             let mut query = users::table.filter(users::organization_id.eq(organization_id)).into_boxed();
             if !search.is_empty() {
-                let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-                query = query.filter(users::display_name.ilike(pattern.clone()).or(users::email.ilike(pattern)));
+                let SearchPatterns { first, second } = SearchPatterns::of(search);
+                query = query.filter(
+                    users::display_name
+                        .ilike(first.clone())
+                        .or(users::display_name.ilike(second.clone()))
+                        .or(users::email.ilike(first))
+                        .or(users::email.ilike(second)),
+                );
             }
             query
         };
-        let total: i64 = filtered().count().get_result(conn)?;
+        let total: i64 = CountRows(filtered().select(users::id).limit(MAX_COUNTED + 1)).get_result(conn)?;
         let query = filtered();
         let query = match sort {
             UserSort::Name => query.order((users::display_name.asc(), users::id.asc())),

@@ -173,7 +173,7 @@ pub async fn list(
 ) -> AppResult<HttpResponse> {
     reader(&user)?;
     let filter = query.filter()?;
-    let page = page_index(query.page);
+    let page = page_index(query.page, PER_PAGE);
     let organization_id = user.organization.id;
     let search = filter.clone();
     let (events, total) =

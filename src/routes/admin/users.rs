@@ -100,7 +100,7 @@ pub async fn list(
 ) -> AppResult<HttpResponse> {
     let q: String = query.q.as_deref().unwrap_or_default().trim().chars().take(100).collect();
     let sort = UserSort::from_code(query.sort.as_deref().unwrap_or_default());
-    let page = page_index(query.page);
+    let page = page_index(query.page, PER_PAGE);
     let organization_id = manager.0.organization.id;
     let search = q.clone();
     let (users, total, roles, keys) = state

@@ -166,7 +166,7 @@ pub async fn list<A: KeyArea>(
     let base = area.base();
     let query = query.into_inner();
     let blocked = area.blocked_reason();
-    let page = page_index(query.page);
+    let page = page_index(query.page, PER_PAGE);
     let filter = KeyListFilter {
         owner: match query.owner.as_deref() {
             Some("organization") if area.shows_owner() => OwnerFilter::Organization,

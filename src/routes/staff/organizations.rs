@@ -87,7 +87,7 @@ pub async fn detail(
     query: web::Query<PageQuery>,
 ) -> AppResult<HttpResponse> {
     let id = path_id(&req, "id")?;
-    let page = page_index(query.page);
+    let page = page_index(query.page, PER_PAGE);
     let base = format!("/staff/organizations/{id}/keys");
     let row_base = base.clone();
     let (organization, users, users_total, roles, keys, keys_total) = state

@@ -1,0 +1,13 @@
+DROP INDEX audit_events_target_id_idx;
+DROP INDEX audit_events_target_label_trgm_idx;
+DROP INDEX audit_events_actor_label_trgm_idx;
+DROP INDEX audit_events_organization_action_time_idx;
+DROP INDEX users_email_trgm_idx;
+DROP INDEX users_display_name_trgm_idx;
+DROP INDEX users_organization_created_idx;
+DROP INDEX users_organization_last_login_idx;
+DROP INDEX users_organization_email_idx;
+DROP INDEX users_organization_name_idx;
+CREATE INDEX users_organization_id_idx ON users (organization_id);
+DROP INDEX api_keys_comment_trgm_idx;
+DROP INDEX api_keys_name_trgm_idx;
