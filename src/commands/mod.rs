@@ -34,12 +34,16 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::SeedDemo { users, keys, org } => {
             let db = DatabaseHandle::open(&config)?;
             db.migrate()?;
-            if db.seed_demo()? {
-                println!("Seeded the demo data set.");
-            } else {
-                println!("The demo data set is already present.");
+            let volume = users > 0 || keys > 0;
+            // Filling another organization does not need (or get) the demo data set.
+            if !volume || org == crate::services::demo::DEMO_ORG_SLUG {
+                if db.seed_demo()? {
+                    println!("Seeded the demo data set.");
+                } else {
+                    println!("The demo data set is already present.");
+                }
             }
-            if users > 0 || keys > 0 {
+            if volume {
                 db.seed_volume(&config, &org, crate::services::demo_volume::Volume { users, keys })?;
             }
             print!("{}", crate::services::demo::credentials_text(&format!("http://{}", config.addr)));

@@ -106,6 +106,57 @@ async fn operators_create_an_organization_users_and_staff_who_can_then_sign_in()
 }
 
 #[actix_web::test]
+async fn seed_demo_fills_an_organization_with_users_keys_and_their_audit_trail() {
+    use keyward::db::schema::{api_keys, audit_events, users};
+    let app = spawn_app().await;
+    crate::helpers::fixtures::organization(&mut app.conn(), "initech");
+    let url = TestServer::get().url(&app.database);
+    let dir = scratch_dir("seed-volume");
+    let run = |args: &[&str]| {
+        keyward(&dir).env("DATABASE_URL", &url).env("KEYWARD_SECRET", SECRET).args(args).output().unwrap()
+    };
+    let output = run(&["seed-demo", "--users", "40", "--keys", "150", "--org", "initech"]);
+    assert!(output.status.success(), "{:?}", text(&output));
+    assert!(
+        text(&output).0.contains("Added 40 users, 150 keys and 190 audit events to initech"),
+        "{:?}",
+        text(&output)
+    );
+    let mut conn = app.conn();
+    let org_id: i64 = organizations::table
+        .filter(organizations::slug.eq("initech"))
+        .select(organizations::id)
+        .first(&mut conn)
+        .unwrap();
+    let keys: i64 = api_keys::table.filter(api_keys::organization_id.eq(org_id)).count().get_result(&mut conn).unwrap();
+    let people: i64 = users::table.filter(users::organization_id.eq(org_id)).count().get_result(&mut conn).unwrap();
+    let events: i64 =
+        audit_events::table.filter(audit_events::organization_id.eq(org_id)).count().get_result(&mut conn).unwrap();
+    assert_eq!((people, keys, events), (40, 150, 190));
+    // Personal keys belong to users with API key access, in the same organization.
+    let stray: i64 = api_keys::table
+        .inner_join(users::table.on(users::id.nullable().eq(api_keys::owner_user_id)))
+        .filter(users::api_key_access.eq(false).or(users::organization_id.ne(org_id)))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(stray, 0);
+    assert!(
+        organizations::table.filter(organizations::slug.eq("acme")).count().get_result::<i64>(&mut conn).unwrap() == 0,
+        "filling another organization does not seed the demo data set"
+    );
+    // Seeded users sign in with the demo password.
+    let email: String =
+        users::table.filter(users::organization_id.eq(org_id)).select(users::email).first(&mut conn).unwrap();
+    drop(conn);
+    assert_eq!(app.client().login(&email, "keyward-demo").await.status(), StatusCode::SEE_OTHER);
+
+    let output = run(&["seed-demo", "--users", "1", "--org", "nowhere"]);
+    assert!(!output.status.success());
+    assert!(text(&output).1.contains("no organization with slug \"nowhere\""), "{:?}", text(&output));
+}
+
+#[actix_web::test]
 async fn bad_operator_input_exits_non_zero_and_changes_nothing() {
     let app = spawn_app().await;
     let url = TestServer::get().url(&app.database);
