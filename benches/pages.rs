@@ -1,0 +1,360 @@
+//! The page benchmark (SPEC §8, "large organizations stay fast"): server time of every list
+//! page at 10,000 users and 100,000 keys, and of sign-in, key creation and verification in
+//! that organization beside a small one, measured in one run.
+//!
+//! Run with `cargo bench --bench pages` (release build). It starts a private PostgreSQL
+//! cluster in `target/`, seeds the demo data set, fills Acme with `BENCH_USERS` (10,000)
+//! users and `BENCH_KEYS` (100,000) keys through `keyward seed-demo`'s bulk loader, and asks
+//! each page `BENCH_REQUESTS` (40) times after a warm-up, one request at a time. Times are
+//! the server's own (`Server-Timing`), so the load generator's share of the two cores does
+//! not count; the query count of each page is printed beside them.
+
+use std::{path::PathBuf, time::Duration};
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use keyward::{
+    db::{
+        Database, PoolOptions,
+        models::{Organization, User},
+    },
+    devdb::{DATABASE_NAME, Durability, EmbeddedCluster},
+    domain::NewPassword,
+    keys::{Environment, KeyHasher},
+    secrets::MasterSecret,
+    services::{
+        Actor, demo,
+        demo_volume::{self, Volume},
+        keys::{ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest, lifecycle},
+    },
+    startup::{AppSettings, Application},
+};
+use reqwest::{Client, Response, header};
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Server time (ms) and query count from a response's `Server-Timing` header.
+fn server_timing(response: &Response) -> (f64, u32) {
+    let timing = response.headers().get("server-timing").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let millis = timing
+        .split("app;dur=")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    let queries = timing
+        .split("db;desc=\"")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (millis, queries)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// A signed-in browser session: one cookie, the CSRF token of the last page.
+struct Session {
+    base: String,
+    http: Client,
+    cookie: String,
+}
+
+impl Session {
+    async fn sign_in(base: &str, email: &str) -> (Session, f64) {
+        let http = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let page = http.get(format!("{base}/login")).send().await.unwrap();
+        let cookie = session_cookie(&page).expect("a session cookie");
+        let token = csrf_token(&page.text().await.unwrap());
+        let response = http
+            .post(format!("{base}/login"))
+            .header(header::COOKIE, &cookie)
+            .form(&[("csrf_token", token.as_str()), ("email", email), ("password", demo::DEMO_PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "{email} signs in");
+        let (millis, _) = server_timing(&response);
+        let cookie = session_cookie(&response).expect("a renewed session cookie");
+        (Session { base: base.to_string(), http, cookie }, millis)
+    }
+
+    async fn get(&self, path: &str) -> Response {
+        self.http.get(format!("{}{path}", self.base)).header(header::COOKIE, &self.cookie).send().await.unwrap()
+    }
+
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header(header::COOKIE, &self.cookie)
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+fn session_cookie(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().to_string())
+        .find(|pair| pair.starts_with("keyward_session=") && pair.len() > "keyward_session=".len())
+}
+
+fn csrf_token(html: &str) -> String {
+    hidden(html, "csrf_token")
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("a {name} field")) + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_string()
+}
+
+/// p50, p95 and queries of `requests` GETs of `path` (after a warm-up).
+async fn time_page(session: &Session, path: &str, requests: usize) -> (f64, f64, u32) {
+    for _ in 0..3 {
+        let response = session.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        response.bytes().await.unwrap();
+    }
+    let mut times = Vec::with_capacity(requests);
+    let mut queries = 0;
+    for _ in 0..requests {
+        let response = session.get(path).await;
+        let (millis, q) = server_timing(&response);
+        response.bytes().await.unwrap();
+        times.push(millis);
+        queries = q;
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (percentile(&times, 0.5), percentile(&times, 0.95), queries)
+}
+
+/// Keys created through the key service, with their secrets (for the verification timings).
+fn keys_with_secrets(conn: &mut PgConnection, hasher: &KeyHasher, owner_email: &str, count: usize) -> Vec<String> {
+    let owner = User::find_by_email(conn, owner_email).unwrap().unwrap();
+    (0..count)
+        .map(|i| {
+            let request = NewKeyRequest {
+                owner: NewKeyOwner::Personal { user_id: owner.id, organization_id: owner.organization_id },
+                name: format!("Benchmark key {i}"),
+                environment: Environment::Live,
+                settings: KeySettings {
+                    comment: String::new(),
+                    actions: ActionScope::All,
+                    assets: AssetScope::All,
+                    cidrs: vec![],
+                    expires_at: None,
+                    proxy_user_id: None,
+                },
+                form_token: None,
+            };
+            let created = conn.transaction(|conn| lifecycle::create(conn, &Actor::system("bench"), hasher, request));
+            match created.unwrap() {
+                Created::New { secret, .. } => secret.expose().to_string(),
+                Created::Replayed(_) => unreachable!("no form token"),
+            }
+        })
+        .collect()
+}
+
+/// Server-time p50/p95 of verifying each secret once (uncached: the first call loads the
+/// key) and then again (cached).
+async fn time_verify(base: &str, secrets: &[String]) -> [(f64, f64); 2] {
+    let http = Client::new();
+    let mut rounds = [Vec::new(), Vec::new()];
+    for round in &mut rounds {
+        for secret in secrets {
+            let response = http
+                .post(format!("{base}/api/v1/verify"))
+                .bearer_auth(secret)
+                .json(&serde_json::json!({ "action": "positions.read" }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            round.push(server_timing(&response).0);
+            response.bytes().await.unwrap();
+        }
+        round.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    }
+    rounds.map(|times| (percentile(&times, 0.5), percentile(&times, 0.95)))
+}
+
+/// Server-time p50/p95 of creating `count` personal keys through the browser form.
+async fn time_key_creation(session: &Session, count: usize) -> (f64, f64) {
+    let expires = (chrono::Utc::now() + chrono::Duration::days(30)).date_naive().to_string();
+    let mut times = Vec::new();
+    for i in 0..count {
+        let form = session.get("/account/keys/new").await.text().await.unwrap();
+        let (csrf, token) = (csrf_token(&form), hidden(&form, "form_token"));
+        let name = format!("Created in the benchmark {i}");
+        let response = session
+            .post(
+                "/account/keys",
+                &[
+                    ("csrf_token", csrf.as_str()),
+                    ("form_token", token.as_str()),
+                    ("name", name.as_str()),
+                    ("actions_mode", "all"),
+                    ("assets_mode", "all"),
+                    ("expires_on", expires.as_str()),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), 200, "the key is created and shown");
+        times.push(server_timing(&response).0);
+        response.bytes().await.unwrap();
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (percentile(&times, 0.5), percentile(&times, 0.95))
+}
+
+fn main() {
+    let users = env_number("BENCH_USERS", 10_000) as usize;
+    let key_count = env_number("BENCH_KEYS", 100_000) as usize;
+    let requests = env_number("BENCH_REQUESTS", 40) as usize;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("bench-pages-cluster");
+    let _ = std::fs::remove_dir_all(&root);
+    let mut cluster = EmbeddedCluster::start(&root, Durability::Throwaway).expect("start the benchmark cluster");
+    let url = cluster.connection_string(DATABASE_NAME);
+    let secret = MasterSecret::generate();
+    let hasher = KeyHasher::new(secret.derive().key_pepper);
+
+    let mut conn = PgConnection::establish(&url).unwrap();
+    keyward::db::run_migrations(&mut conn).unwrap();
+    let password = NewPassword::parse(demo::DEMO_PASSWORD).unwrap();
+    demo::seed(&mut conn, &keyward::auth::password::hash_now(&password)).unwrap();
+    let acme = Organization::find_by_slug(&mut conn, demo::DEMO_ORG_SLUG).unwrap();
+    let started = std::time::Instant::now();
+    let hash = keyward::auth::password::hash_now(&password);
+    let added = demo_volume::fill(&mut conn, &hasher, &acme, &hash, Volume { users, keys: key_count }, 42).unwrap();
+    let seeding = started.elapsed().as_secs_f64();
+    diesel::sql_query("VACUUM ANALYZE").execute(&mut conn).unwrap();
+    let acme_secrets = keys_with_secrets(&mut conn, &hasher, "alice@acme.example", 100);
+    let globex_secrets = keys_with_secrets(&mut conn, &hasher, "grace@globex.example", 100);
+    // The seeded user holding the most personal keys: the heaviest "own keys" page.
+    let heavy: String = diesel::sql_query(
+        "SELECT u.email FROM users u JOIN api_keys k ON k.owner_user_id = u.id \
+         GROUP BY u.email ORDER BY count(*) DESC LIMIT 1",
+    )
+    .get_result::<HeavyUser>(&mut conn)
+    .unwrap()
+    .email;
+    drop(conn);
+
+    let provider_id = acme.service_provider_id.expect("Acme has a provider");
+    let report = actix_web::rt::System::new().block_on(async {
+        let db = Database::new(
+            &url,
+            &PoolOptions {
+                size: 10,
+                checkout_timeout: Duration::from_secs(3),
+                statement_timeout: Duration::from_secs(5),
+            },
+        );
+        let app = Application::build(AppSettings {
+            db,
+            keys: secret.derive(),
+            addr: "127.0.0.1:0".parse().unwrap(),
+            cookie_secure: false,
+            trust_forwarded: false,
+            session_idle: Duration::from_secs(3600),
+            session_max: Duration::from_secs(3600),
+            workers: Some(2),
+            verify_cache: true,
+            invalid_attempts_per_minute: 1_000_000,
+        })
+        .unwrap();
+        let base = format!("http://{}", app.local_addr());
+        let handle = app.handle();
+        actix_web::rt::spawn(app.run_until_stopped());
+
+        let (alice, _) = Session::sign_in(&base, "alice@acme.example").await;
+        let (owner, _) = Session::sign_in(&base, &heavy).await;
+        let (support, _) = Session::sign_in(&base, "support@keyward.example").await;
+        let pages: Vec<(&Session, String)> = vec![
+            (&alice, "/admin/users".into()),
+            (&alice, "/admin/users?q=ana".into()),
+            (&alice, "/admin/users?q=li&sort=last_login".into()),
+            (&alice, "/admin/users?sort=email&page=300".into()),
+            (&alice, "/admin/keys".into()),
+            (&alice, "/admin/keys?q=export".into()),
+            (&alice, "/admin/keys?q=e".into()),
+            (&alice, "/admin/keys?state=expired".into()),
+            (&alice, "/admin/keys?owner=organization&expiring=1".into()),
+            (&alice, "/admin/keys?page=400".into()),
+            (&alice, "/admin/audit".into()),
+            (&alice, "/admin/audit?action=key.".into()),
+            (&alice, "/admin/audit?target=dispatch".into()),
+            (&alice, "/admin/audit?actor=seed&page=200".into()),
+            (&owner, "/account/keys".into()),
+            (&owner, "/account/keys?q=sync".into()),
+            (&support, "/staff".into()),
+            (&support, "/staff/organizations".into()),
+            (&support, format!("/staff/organizations/{}", acme.id)),
+            (&support, format!("/staff/organizations/{}?page=300", acme.id)),
+            (&support, format!("/staff/providers/{provider_id}")),
+            (&support, format!("/staff/providers/{provider_id}/keys")),
+        ];
+        let mut rows = Vec::new();
+        for (session, path) in &pages {
+            let (p50, p95, queries) = time_page(session, path, requests).await;
+            rows.push((path.clone(), p50, p95, queries));
+        }
+
+        let mut logins = [Vec::new(), Vec::new()];
+        for _ in 0..10 {
+            for (i, email) in ["alice@acme.example", "grace@globex.example"].iter().enumerate() {
+                logins[i].push(Session::sign_in(&base, email).await.1);
+            }
+        }
+        let logins = logins.map(|mut times| {
+            times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            (percentile(&times, 0.5), percentile(&times, 0.95))
+        });
+        let (grace, _) = Session::sign_in(&base, "grace@globex.example").await;
+        let creation = [time_key_creation(&alice, 20).await, time_key_creation(&grace, 20).await];
+        let verify = [time_verify(&base, &acme_secrets).await, time_verify(&base, &globex_secrets).await];
+        handle.stop(true).await;
+        (rows, logins, creation, verify)
+    });
+    cluster.stop();
+    let _ = std::fs::remove_dir_all(&root);
+
+    let (rows, logins, creation, verify) = report;
+    println!(
+        "\nPage benchmark: {} users and {} keys added to Acme in {seeding:.1} s; {requests} requests per page, release build, server time (Server-Timing)",
+        added.users, added.keys
+    );
+    println!("{:<48} {:>8} {:>8} {:>8}", "page", "p50 ms", "p95 ms", "queries");
+    for (path, p50, p95, queries) in &rows {
+        println!("{path:<48} {p50:>8.2} {p95:>8.2} {queries:>8}");
+    }
+    let (worst_path, _, worst, _) =
+        rows.iter().max_by(|a, b| a.2.partial_cmp(&b.2).unwrap()).expect("pages were measured");
+    println!(
+        "\ntarget: every list page p95 < 50 ms: worst {worst:.2} ms ({worst_path}) -> {}",
+        if *worst < 50.0 { "met" } else { "NOT met" }
+    );
+    println!("\nOther operations, Acme ({} keys) beside Globex (a handful), server time p50 / p95 ms:", added.keys);
+    println!("{:<24} {:>18} {:>18}", "operation", "Acme", "Globex");
+    let pair = |(p50, p95): (f64, f64)| format!("{p50:.2} / {p95:.2}");
+    println!("{:<24} {:>18} {:>18}", "sign in (argon2)", pair(logins[0]), pair(logins[1]));
+    println!("{:<24} {:>18} {:>18}", "create a key", pair(creation[0]), pair(creation[1]));
+    println!("{:<24} {:>18} {:>18}", "verify (uncached)", pair(verify[0][0]), pair(verify[1][0]));
+    println!("{:<24} {:>18} {:>18}", "verify (cached)", pair(verify[0][1]), pair(verify[1][1]));
+}
+
+#[derive(diesel::QueryableByName)]
+struct HeavyUser {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    email: String,
+}
