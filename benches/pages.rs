@@ -301,6 +301,8 @@ fn main() {
             (&support, "/staff/organizations".into()),
             (&support, format!("/staff/organizations/{}", acme.id)),
             (&support, format!("/staff/organizations/{}?page=300", acme.id)),
+            (&support, format!("/staff/organizations/{}/users?q=ana", acme.id)),
+            (&support, format!("/staff/organizations/{}/users?page=300", acme.id)),
             (&support, format!("/staff/providers/{provider_id}")),
             (&support, format!("/staff/providers/{provider_id}/keys")),
         ];

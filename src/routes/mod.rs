@@ -81,6 +81,7 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
         .service(staff::providers::rename)
         .service(staff::organizations::list)
         .service(staff::organizations::detail)
+        .service(staff::organizations::user_list)
         .service(staff::organizations::deactivate_form)
         .service(staff::organizations::deactivate)
         .service(staff::organizations::refuse_create)

@@ -107,6 +107,7 @@ async fn list_pages_issue_the_same_number_of_queries_for_few_rows_and_many() {
         format!("/staff/providers/{sp}/keys"),
         "/staff/organizations".to_string(),
         format!("/staff/organizations/{org}"),
+        format!("/staff/organizations/{org}/users?q=a"),
         "/staff/actions".to_string(),
         "/staff/accounts".to_string(),
     ];

@@ -237,6 +237,11 @@ async fn staff_browse_a_client_read_only_and_deactivate_a_key_in_an_incident() {
     assert!(page.contains("Dispatch board") && page.contains(&key.masked()));
     assert!(!page.contains(&secret) && !page.contains("/rekey") && !page.contains("New API key"), "read-only");
 
+    // Every user, searchable, on the organization's users page.
+    let (status, users) = sam.page(&format!("{org_page}/users?q=bob")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(users.contains("bob@acme.test") && !users.contains("admin@acme.test"), "{users}");
+
     let deactivate = format!("{org_page}/keys/{}/deactivate", key.public_id);
     let (status, confirm) = sam.page(&deactivate).await;
     assert_eq!(status, StatusCode::OK);

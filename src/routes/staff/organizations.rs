@@ -70,13 +70,57 @@ struct DetailPage {
     organization: Organization,
     users: Vec<UserRow>,
     users_total: i64,
+    /// More users than shown here: the users page has them all.
+    users_more: bool,
+    /// More users than lists count (`users_total` is a lower bound).
+    users_capped: bool,
     keys: Vec<KeyRow>,
+    pager: Pager,
+}
+
+#[derive(Template)]
+#[template(path = "staff/organization_users.html")]
+struct UsersPage {
+    ctx: PageContext,
+    organization: Organization,
+    users: Vec<UserRow>,
+    q: String,
     pager: Pager,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct PageQuery {
     page: Option<i64>,
+    #[serde(default)]
+    q: String,
+}
+
+/// Users shown on the organization's page itself (the users page has the rest).
+const USERS_ON_DETAIL: i64 = 10;
+
+/// One page of an organization's users with their roles, for the staff views.
+fn user_rows(
+    conn: &mut diesel::PgConnection,
+    organization_id: i64,
+    search: &str,
+    page: i64,
+    per_page: i64,
+) -> AppResult<(Vec<UserRow>, i64)> {
+    let (users, total) = User::list_for_admin(conn, organization_id, search, UserSort::Name, page, per_page)?;
+    let mut roles = Role::names_by_user(conn, &users.iter().map(|u| u.id).collect::<Vec<_>>())?;
+    let rows = users
+        .into_iter()
+        .map(|u| UserRow {
+            roles: roles.remove(&u.id).unwrap_or_default(),
+            last_login: Stamp::maybe(u.last_login_at),
+            display_name: u.display_name,
+            email: u.email,
+            is_admin: u.is_admin,
+            active: u.active,
+            api_key_access: u.api_key_access || u.is_admin,
+        })
+        .collect();
+    Ok((rows, total))
 }
 
 #[get("/staff/organizations/{id}")]
@@ -90,34 +134,45 @@ pub async fn detail(
     let page = page_index(query.page, PER_PAGE);
     let base = format!("/staff/organizations/{id}/keys");
     let row_base = base.clone();
-    let (organization, users, users_total, roles, keys, keys_total) = state
+    let (organization, (users, users_total), keys, keys_total) = state
         .db
         .run(move |conn| {
             let organization = Organization::find(conn, id)?;
-            let (users, users_total) = User::list_for_admin(conn, id, "", UserSort::Name, 0, 200)?;
-            let roles = Role::names_by_user(conn, &users.iter().map(|u| u.id).collect::<Vec<_>>())?;
+            let users = user_rows(conn, id, "", 0, USERS_ON_DETAIL)?;
             let filter = KeyListFilter { page, per_page: PER_PAGE, ..KeyListFilter::default() };
             let (keys, keys_total) = ApiKey::list(conn, KeyListScope::Organization(id), &filter)?;
             let keys = view::rows(conn, &keys, &row_base)?;
-            Ok((organization, users, users_total, roles, keys, keys_total))
+            Ok((organization, users, keys, keys_total))
         })
         .await?;
-    let mut roles = roles;
-    let users = users
-        .into_iter()
-        .map(|u| UserRow {
-            roles: roles.remove(&u.id).unwrap_or_default(),
-            last_login: Stamp::maybe(u.last_login_at),
-            display_name: u.display_name,
-            email: u.email,
-            is_admin: u.is_admin,
-            active: u.active,
-            api_key_access: u.api_key_access || u.is_admin,
-        })
-        .collect();
+    let users_more = users_total > users.len() as i64;
+    let users_capped = users_total > crate::views::pager::MAX_COUNTED;
+    let users_total = users_total.min(crate::views::pager::MAX_COUNTED);
     let pager = Pager::new(&format!("/staff/organizations/{id}"), &[], page, PER_PAGE, keys.len(), keys_total);
     let ctx = PageContext::for_staff(&staff, &organization.name, Section::StaffOrganizations)?;
-    render(&DetailPage { ctx, organization, users, users_total, keys, pager })
+    render(&DetailPage { ctx, organization, users, users_total, users_more, users_capped, keys, pager })
+}
+
+/// Every user of a client organization (read-only), searchable and paged.
+#[get("/staff/organizations/{id}/users")]
+pub async fn user_list(
+    staff: CurrentStaff,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> AppResult<HttpResponse> {
+    let id = path_id(&req, "id")?;
+    let page = page_index(query.page, PER_PAGE);
+    let q = query.q.trim().chars().take(100).collect::<String>();
+    let search = q.clone();
+    let (organization, (users, total)) = state
+        .db
+        .run(move |conn| Ok((Organization::find(conn, id)?, user_rows(conn, id, &search, page, PER_PAGE)?)))
+        .await?;
+    let base = format!("/staff/organizations/{id}/users");
+    let pager = Pager::new(&base, &[("q", q.as_str())], page, PER_PAGE, users.len(), total);
+    let ctx = PageContext::for_staff(&staff, format!("Users of {}", organization.name), Section::StaffOrganizations)?;
+    render(&UsersPage { ctx, organization, users, q, pager })
 }
 
 fn key_path(req: &HttpRequest) -> AppResult<(i64, String)> {
