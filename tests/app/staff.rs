@@ -439,3 +439,28 @@ async fn staff_accounts_are_managed_and_one_always_stays_active() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.client().login("kim@support.test", PASSWORD).await.status(), StatusCode::SEE_OTHER);
 }
+
+#[actix_web::test]
+async fn staff_search_and_page_through_client_organizations() {
+    let Platform { app, provider, .. } = platform().await;
+    for i in 0..30 {
+        fixtures::organization(&mut app.conn(), &format!("tenant-{i:02}"));
+    }
+    let sam = app.signed_in("sam@support.test").await;
+    let (_, first) = sam.page("/staff/organizations").await;
+    assert_eq!(first.matches("data-org=").count(), 25);
+    assert!(first.contains("of 31") && first.contains("rel=\"next\""), "paged");
+    let (_, second) = sam.page("/staff/organizations?page=2").await;
+    assert_eq!(second.matches("data-org=").count(), 6);
+
+    let (_, found) = sam.page("/staff/organizations?q=tenant-0").await;
+    assert_eq!(found.matches("data-org=").count(), 10, "tenant-00 … tenant-09");
+    let (_, none) = sam.page("/staff/organizations?q=nothing-like-this").await;
+    assert!(none.contains("No organization matches"));
+
+    let (_, clients) = sam.page(&format!("/staff/organizations?provider={}", provider.id)).await;
+    assert_eq!(clients.matches("data-org=").count(), 1);
+    assert!(clients.contains("Acme Haulage") && clients.contains("of Fleetlink"));
+    let (_, overview) = sam.page("/staff").await;
+    assert!(overview.contains("All organizations, with search"));
+}

@@ -1,9 +1,14 @@
 //! Organizations (tenants) and their key policy.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::schema::organizations;
+use crate::{
+    db::{count::CountRows, schema::organizations, search::SearchPatterns},
+    views::pager::MAX_COUNTED,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = organizations)]
@@ -37,17 +42,50 @@ impl Organization {
         organizations::table.filter(organizations::slug.eq(slug)).select(Organization::as_select()).first(conn)
     }
 
-    pub fn list_all(conn: &mut PgConnection) -> QueryResult<Vec<Organization>> {
-        organizations::table.order(organizations::name.asc()).select(Organization::as_select()).load(conn)
+    /// One page of organizations by name, optionally of one provider or matching `search`
+    /// (name or slug), and the number matching (up to `MAX_COUNTED + 1`).
+    pub fn list_page(
+        conn: &mut PgConnection,
+        provider: Option<i64>,
+        search: &str,
+        page: i64,
+        per_page: i64,
+    ) -> QueryResult<(Vec<Organization>, i64)> {
+        let filtered = || {
+            let mut query = organizations::table.into_boxed();
+            if let Some(provider) = provider {
+                query = query.filter(organizations::service_provider_id.eq(provider));
+            }
+            if !search.is_empty() {
+                let SearchPatterns { first, second } = SearchPatterns::of(search);
+                query = query.filter(
+                    organizations::name
+                        .ilike(first.clone())
+                        .or(organizations::name.ilike(second.clone()))
+                        .or(organizations::slug.ilike(first))
+                        .or(organizations::slug.ilike(second)),
+                );
+            }
+            query
+        };
+        let total = CountRows(filtered().select(organizations::id).limit(MAX_COUNTED + 1)).get_result(conn)?;
+        let rows = filtered()
+            .order((organizations::name.asc(), organizations::id.asc()))
+            .limit(per_page)
+            .offset(page * per_page)
+            .select(Organization::as_select())
+            .load(conn)?;
+        Ok((rows, total))
     }
 
-    /// The client organizations of a service provider.
-    pub fn list_for_provider(conn: &mut PgConnection, service_provider_id: i64) -> QueryResult<Vec<Organization>> {
-        organizations::table
-            .filter(organizations::service_provider_id.eq(service_provider_id))
-            .order(organizations::name.asc())
-            .select(Organization::as_select())
-            .load(conn)
+    /// The number of client organizations of each service provider.
+    pub fn counts_by_provider(conn: &mut PgConnection) -> QueryResult<HashMap<i64, i64>> {
+        let counts: Vec<(Option<i64>, i64)> = organizations::table
+            .filter(organizations::service_provider_id.is_not_null())
+            .group_by(organizations::service_provider_id)
+            .select((organizations::service_provider_id, diesel::dsl::count_star()))
+            .load(conn)?;
+        Ok(counts.into_iter().filter_map(|(provider, count)| provider.map(|p| (p, count))).collect())
     }
 
     pub fn insert(conn: &mut PgConnection, new: &NewOrganization<'_>) -> QueryResult<Organization> {

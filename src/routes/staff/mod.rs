@@ -36,7 +36,11 @@ struct OverviewPage {
     ctx: PageContext,
     providers: Vec<ServiceProvider>,
     organizations: Vec<OrganizationRow>,
+    organizations_total: i64,
 }
+
+/// Organizations on the console's front page (the Organizations page has them all).
+const OVERVIEW_ORGANIZATIONS: i64 = 10;
 
 /// Client organizations with their provider's name (shared by the overview and the list).
 fn organization_rows(providers: &[ServiceProvider], organizations: Vec<Organization>) -> Vec<OrganizationRow> {
@@ -57,9 +61,13 @@ fn organization_rows(providers: &[ServiceProvider], organizations: Vec<Organizat
 
 #[get("/staff")]
 pub async fn overview(staff: CurrentStaff, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let (providers, organizations) =
-        state.db.run(|conn| Ok((ServiceProvider::list_all(conn)?, Organization::list_all(conn)?))).await?;
+    let (providers, (organizations, organizations_total)) = state
+        .db
+        .run(|conn| {
+            Ok((ServiceProvider::list_all(conn)?, Organization::list_page(conn, None, "", 0, OVERVIEW_ORGANIZATIONS)?))
+        })
+        .await?;
     let organizations = organization_rows(&providers, organizations);
     let ctx = PageContext::for_staff(&staff, "Staff console", Section::StaffHome)?;
-    render(&OverviewPage { ctx, providers, organizations })
+    render(&OverviewPage { ctx, providers, organizations, organizations_total })
 }

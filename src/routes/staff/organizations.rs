@@ -42,15 +42,49 @@ const PER_PAGE: i64 = 25;
 struct ListPage {
     ctx: PageContext,
     rows: Vec<super::OrganizationRow>,
+    q: String,
+    /// The provider whose clients are listed, if the list is narrowed to one.
+    provider: Option<ServiceProvider>,
+    pager: Pager,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    provider: Option<i64>,
+    page: Option<i64>,
 }
 
 #[get("/staff/organizations")]
-pub async fn list(staff: CurrentStaff, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let (providers, organizations) =
-        state.db.run(|conn| Ok((ServiceProvider::list_all(conn)?, Organization::list_all(conn)?))).await?;
+pub async fn list(
+    staff: CurrentStaff,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> AppResult<HttpResponse> {
+    let ListQuery { q, provider, page } = query.into_inner();
+    let q = q.trim().chars().take(100).collect::<String>();
+    let page = page_index(page, PER_PAGE);
+    let search = q.clone();
+    let (providers, (organizations, total)) = state
+        .db
+        .run(move |conn| {
+            Ok((ServiceProvider::list_all(conn)?, Organization::list_page(conn, provider, &search, page, PER_PAGE)?))
+        })
+        .await?;
+    let provider = provider.and_then(|id| providers.iter().find(|p| p.id == id).cloned());
+    let provider_param = provider.as_ref().map(|p| p.id.to_string()).unwrap_or_default();
+    let pager = Pager::new(
+        "/staff/organizations",
+        &[("q", q.as_str()), ("provider", provider_param.as_str())],
+        page,
+        PER_PAGE,
+        organizations.len(),
+        total,
+    );
     let rows = super::organization_rows(&providers, organizations);
     let ctx = PageContext::for_staff(&staff, "Organizations", Section::StaffOrganizations)?;
-    render(&ListPage { ctx, rows })
+    render(&ListPage { ctx, rows, q, provider, pager })
 }
 
 struct UserRow {

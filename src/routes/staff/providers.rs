@@ -24,7 +24,7 @@ use crate::{
 struct ProviderRow {
     id: i64,
     name: String,
-    organizations: usize,
+    organizations: i64,
 }
 
 #[derive(Template)]
@@ -36,15 +36,11 @@ struct ListPage {
 
 #[get("/staff/providers")]
 pub async fn list(staff: CurrentStaff, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let (providers, organizations) =
-        state.db.run(|conn| Ok((ServiceProvider::list_all(conn)?, Organization::list_all(conn)?))).await?;
+    let (providers, mut counts) =
+        state.db.run(|conn| Ok((ServiceProvider::list_all(conn)?, Organization::counts_by_provider(conn)?))).await?;
     let rows = providers
         .into_iter()
-        .map(|p| ProviderRow {
-            organizations: organizations.iter().filter(|o| o.service_provider_id == Some(p.id)).count(),
-            id: p.id,
-            name: p.name,
-        })
+        .map(|p| ProviderRow { organizations: counts.remove(&p.id).unwrap_or(0), id: p.id, name: p.name })
         .collect();
     let ctx = PageContext::for_staff(&staff, "Service providers", Section::StaffProviders)?;
     render(&ListPage { ctx, rows })
@@ -191,23 +187,25 @@ pub async fn rename(
 struct DetailPage {
     ctx: PageContext,
     provider: ServiceProvider,
+    /// The first client organizations (by name), and how many there are.
     organizations: Vec<Organization>,
+    organizations_total: i64,
     keys: i64,
 }
 
 #[get("/staff/providers/{id}")]
 pub async fn detail(staff: CurrentStaff, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let id = path_id(&req, "id")?;
-    let (provider, organizations, keys) = state
+    let (provider, (organizations, organizations_total), keys) = state
         .db
         .run(move |conn| {
             let provider = ServiceProvider::find(conn, id)?;
-            let organizations = Organization::list_for_provider(conn, id)?;
+            let (organizations, organizations_total) = Organization::list_page(conn, Some(id), "", 0, 25)?;
             let filter = KeyListFilter { per_page: 1, ..KeyListFilter::default() };
             let (_, keys) = ApiKey::list(conn, KeyListScope::ServiceProvider(id), &filter)?;
-            Ok((provider, organizations, keys))
+            Ok((provider, (organizations, organizations_total), keys))
         })
         .await?;
     let ctx = PageContext::for_staff(&staff, &provider.name, Section::StaffProviders)?;
-    render(&DetailPage { ctx, provider, organizations, keys })
+    render(&DetailPage { ctx, provider, organizations, organizations_total, keys })
 }
