@@ -16,7 +16,10 @@ use actix_web::{
 };
 
 use crate::{
-    auth::{csrf, session_store::PgSessionStore},
+    auth::{
+        csrf,
+        session_store::{self, PgSessionStore},
+    },
     db::{Database, models::session as session_rows},
     domain::client_ip::TrustForwarded,
     error::AppError,
@@ -121,6 +124,7 @@ impl Application {
                     web::scope("")
                         .wrap(from_fn(csrf::protect))
                         .wrap(sessions)
+                        .wrap(from_fn(session_store::unavailable_as_503))
                         .configure(routes::configure_pages)
                         .default_service(web::to(routes::not_found)),
                 )

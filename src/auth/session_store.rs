@@ -3,11 +3,22 @@
 //! The cookie carries only a random session key; the table is keyed by its SHA-256, so a
 //! copy of the table cannot be replayed as cookies. Rows record the signed-in account so
 //! that deactivating it can end all of its sessions at once.
+//!
+//! When the database cannot be reached, actix-session would fail the request with a bare
+//! 500. Instead the store notes the failure for the request being served and carries on
+//! (an empty session, nothing stored), and [`unavailable_as_503`] answers that request with
+//! the "temporarily unavailable" page, like any page that needs the database.
 
-use std::collections::HashMap;
+use std::{cell::Cell, collections::HashMap};
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
-use actix_web::cookie::time::Duration;
+use actix_web::{
+    ResponseError,
+    body::{EitherBody, MessageBody},
+    cookie::time::Duration,
+    dev::{ServiceRequest, ServiceResponse},
+    middleware::Next,
+};
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
@@ -19,6 +30,42 @@ use crate::{
     },
     secrets::random_token,
 };
+
+tokio::task_local! {
+    /// Whether the store failed while serving this request (set by [`unavailable_as_503`]).
+    static STORE_FAILED: Cell<bool>;
+}
+
+/// Notes a failure of the store for the request being served; false outside a request
+/// (then the caller reports the error as such).
+fn noted_for_request(error: &crate::error::AppError) -> bool {
+    let noted = STORE_FAILED.try_with(|failed| failed.set(true)).is_ok();
+    if noted {
+        log::warn!("session store unavailable: {error}");
+    }
+    noted
+}
+
+/// Middleware around the session middleware: a request during which the session store
+/// failed is answered with the 503 page (whatever its handler made of the empty session).
+pub async fn unavailable_as_503<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let (response, failed) = STORE_FAILED
+        .scope(Cell::new(false), async {
+            let response = next.call(req).await;
+            (response, STORE_FAILED.with(Cell::get))
+        })
+        .await;
+    let response = response?;
+    if !failed {
+        return Ok(response.map_into_left_body());
+    }
+    let (request, _) = response.into_parts();
+    let page = crate::error::AppError::Unavailable.error_response();
+    Ok(ServiceResponse::new(request, page).map_into_right_body())
+}
 
 /// The PostgreSQL session store.
 #[derive(Clone, Debug)]
@@ -62,11 +109,11 @@ fn row(id: String, state: &SessionState, ttl: &Duration) -> Result<SessionRow, s
 impl SessionStore for PgSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
         let id = hash_key(session_key.as_ref());
-        let state = self
-            .db
-            .run(move |conn| Ok(rows::load(conn, &id)?))
-            .await
-            .map_err(|e| LoadError::Other(anyhow::anyhow!("{e}")))?;
+        let state = match self.db.run(move |conn| Ok(rows::load(conn, &id)?)).await {
+            Ok(state) => state,
+            Err(e) if noted_for_request(&e) => return Ok(None),
+            Err(e) => return Err(LoadError::Other(anyhow::anyhow!("{e}"))),
+        };
         match state {
             None => Ok(None),
             Some(value) => serde_json::from_value(value).map(Some).map_err(|e| LoadError::Deserialization(e.into())),
@@ -76,11 +123,12 @@ impl SessionStore for PgSessionStore {
     async fn save(&self, session_state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
         let key = new_key();
         let row = row(hash_key(key.as_ref()), &session_state, ttl).map_err(|e| SaveError::Serialization(e.into()))?;
-        self.db
-            .run(move |conn| Ok(rows::insert(conn, &row)?))
-            .await
-            .map_err(|e| SaveError::Other(anyhow::anyhow!("{e}")))?;
-        Ok(key)
+        match self.db.run(move |conn| Ok(rows::insert(conn, &row)?)).await {
+            // The key of a session that was never stored: the response is replaced anyway.
+            Err(e) if noted_for_request(&e) => Ok(key),
+            Err(e) => Err(SaveError::Other(anyhow::anyhow!("{e}"))),
+            Ok(()) => Ok(key),
+        }
     }
 
     async fn update(
@@ -91,11 +139,11 @@ impl SessionStore for PgSessionStore {
     ) -> Result<SessionKey, UpdateError> {
         let existing = row(hash_key(session_key.as_ref()), &session_state, ttl)
             .map_err(|e| UpdateError::Serialization(e.into()))?;
-        let updated = self
-            .db
-            .run(move |conn| Ok(rows::update(conn, &existing)?))
-            .await
-            .map_err(|e| UpdateError::Other(anyhow::anyhow!("{e}")))?;
+        let updated = match self.db.run(move |conn| Ok(rows::update(conn, &existing)?)).await {
+            Ok(updated) => updated,
+            Err(e) if noted_for_request(&e) => return Ok(session_key),
+            Err(e) => return Err(UpdateError::Other(anyhow::anyhow!("{e}"))),
+        };
         if updated {
             return Ok(session_key);
         }
@@ -113,12 +161,18 @@ impl SessionStore for PgSessionStore {
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
         let id = hash_key(session_key.as_ref());
         let expires_at = expiry(ttl);
-        self.db.run(move |conn| Ok(rows::touch(conn, &id, expires_at)?)).await.map_err(|e| anyhow::anyhow!("{e}"))
+        match self.db.run(move |conn| Ok(rows::touch(conn, &id, expires_at)?)).await {
+            Err(e) if !noted_for_request(&e) => Err(anyhow::anyhow!("{e}")),
+            _ => Ok(()),
+        }
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
         let id = hash_key(session_key.as_ref());
-        self.db.run(move |conn| Ok(rows::delete(conn, &id)?)).await.map_err(|e| anyhow::anyhow!("{e}"))
+        match self.db.run(move |conn| Ok(rows::delete(conn, &id)?)).await {
+            Err(e) if !noted_for_request(&e) => Err(anyhow::anyhow!("{e}")),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -177,6 +177,9 @@ pub struct SpawnOptions {
     pub secret: Option<MasterSecret>,
     /// Use this connection string instead of the shared test server (fault tests).
     pub url: Option<String>,
+    /// Pool checkout and statement timeouts (bounded-wait tests).
+    pub checkout_timeout: Duration,
+    pub statement_timeout: Duration,
 }
 
 impl Default for SpawnOptions {
@@ -189,6 +192,8 @@ impl Default for SpawnOptions {
             database: None,
             secret: None,
             url: None,
+            checkout_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -209,7 +214,11 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
     let url = options.url.clone().unwrap_or_else(|| server.url(&database));
     let db = Database::new(
         &url,
-        &PoolOptions { size: 4, checkout_timeout: Duration::from_secs(3), statement_timeout: Duration::from_secs(5) },
+        &PoolOptions {
+            size: 4,
+            checkout_timeout: options.checkout_timeout,
+            statement_timeout: options.statement_timeout,
+        },
     );
     let secret = options.secret.clone().unwrap_or_else(MasterSecret::generate);
     let hasher = keyward::keys::KeyHasher::new(secret.derive().key_pepper);

@@ -11,6 +11,7 @@ mod browser;
 mod cli;
 mod key_matrix;
 mod keys;
+mod resilience;
 mod scale;
 mod security;
 mod staff;

@@ -33,6 +33,8 @@ const LIVENESS: &[(&str, &str)] = &[
     ("keepalives_interval", "2"),
     ("keepalives_count", "2"),
     ("tcp_user_timeout", "5000"),
+    // Named, so an operator (and the fault tests) can tell it from the pool's connections.
+    ("application_name", "keyward-listener"),
 ];
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -170,6 +172,6 @@ mod tests {
     fn liveness_settings_fit_both_connection_string_forms() {
         assert!(with_liveness("postgres://db/keyward").starts_with("postgres://db/keyward?keepalives=1&"));
         assert!(with_liveness("postgres://db/keyward?sslmode=require").contains("sslmode=require&keepalives=1"));
-        assert!(with_liveness("host='/run' dbname='keyward'").ends_with("tcp_user_timeout=5000"));
+        assert!(with_liveness("host='/run' dbname='keyward'").contains(" tcp_user_timeout=5000"));
     }
 }

@@ -1,0 +1,182 @@
+//! Database faults: an outage (the test cluster stopped and started again), a lost listener
+//! connection (its backend terminated) and a stuck database (a table lock held): pages answer
+//! the 503 page, verification fails closed, `/healthz` and static files keep answering, and
+//! everything recovers by itself.
+
+use std::time::{Duration, Instant};
+
+use diesel::{Connection, PgConnection, RunQueryDsl, connection::SimpleConnection};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    PrivateCluster, SpawnOptions, TestApp, TestServer, fixtures, http_client, keys, spawn_app, spawn_app_with,
+};
+
+async fn verify_code(app: &TestApp, secret: &str) -> (StatusCode, String) {
+    let response = http_client()
+        .post(app.url("/api/v1/verify"))
+        .bearer_auth(secret)
+        .json(&json!({ "action": "positions.read" }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or_default();
+    (status, body["code"].as_str().or(body["error"].as_str()).unwrap_or_default().to_string())
+}
+
+/// Polls `check` every 50 ms until it holds, for at most `limit`.
+async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// A user with a personal key, signed in; returns the key's secret.
+async fn bob_with_a_key(app: &TestApp) -> (crate::helpers::TestClient, String) {
+    let mut conn = app.conn();
+    let org = fixtures::organization(&mut conn, "acme");
+    let bob = fixtures::UserBuilder::new(&org, "bob@acme.test")
+        .api_key_access()
+        .may_grant(&["positions.read"])
+        .insert(&mut conn);
+    let (_, secret) = keys::personal(&mut conn, &app.hasher, &bob, "Resilient");
+    drop(conn);
+    (app.signed_in("bob@acme.test").await, secret)
+}
+
+#[actix_web::test]
+async fn pages_answer_503_during_an_outage_and_recover_without_a_restart() {
+    let cluster = PrivateCluster::start("pages-outage");
+    let app = cluster.spawn_app().await;
+    let (bob, _) = bob_with_a_key(&app).await;
+    assert_eq!(bob.get("/account/keys").await.status(), StatusCode::OK);
+
+    cluster.stop();
+    for (client, path) in [(&bob, "/account/keys"), (&bob, "/account"), (&app.client(), "/login")] {
+        let started = Instant::now();
+        let response = client.get(path).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("Temporarily unavailable") && body.contains("<html"), "the 503 page for {path}");
+        assert!(started.elapsed() < Duration::from_secs(5), "answered quickly");
+    }
+    let client = http_client();
+    assert_eq!(client.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(client.get(app.url("/static/app.css")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(client.get(app.url("/readyz")).send().await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    cluster.start_again();
+    let recovered =
+        within(Duration::from_secs(15), async || bob.get("/account/keys").await.status() == StatusCode::OK).await;
+    assert!(recovered, "the same session works again once the database is back");
+}
+
+#[actix_web::test]
+async fn a_lost_listener_reconnects_and_resynchronizes_the_cache() {
+    let app = spawn_app().await;
+    let (_, secret) = bob_with_a_key(&app).await;
+    let url = TestServer::get().url(&app.database);
+    // Verified twice: the second answer comes from the cache.
+    assert_eq!(verify_code(&app, &secret).await.1, "VALID");
+    assert_eq!(verify_code(&app, &secret).await.1, "VALID");
+
+    // A change whose notification is lost (the trigger is off for it): the cache cannot
+    // know, and keeps its answer...
+    let mut conn = PgConnection::establish(&url).unwrap();
+    conn.batch_execute(
+        "BEGIN; ALTER TABLE api_keys DISABLE TRIGGER api_keys_notify_update; \
+         UPDATE api_keys SET active = false; \
+         ALTER TABLE api_keys ENABLE TRIGGER api_keys_notify_update; COMMIT;",
+    )
+    .unwrap();
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(verify_code(&app, &secret).await.1, "VALID", "still the cached answer");
+
+    // ...until the listener's connection is lost: on reconnecting it resynchronizes.
+    let terminated: Vec<Terminated> = diesel::sql_query(
+        "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity \
+         WHERE application_name = 'keyward-listener' AND datname = current_database()",
+    )
+    .load(&mut conn)
+    .unwrap();
+    assert_eq!(terminated.len(), 1, "the listener had one connection");
+    let disabled = within(Duration::from_secs(5), async || verify_code(&app, &secret).await.1 == "DISABLED").await;
+    assert!(disabled, "the missed change is seen after the reconnect");
+    let reconnected: Vec<Terminated> = diesel::sql_query(
+        "SELECT true AS done FROM pg_stat_activity \
+         WHERE application_name = 'keyward-listener' AND datname = current_database()",
+    )
+    .load(&mut conn)
+    .unwrap();
+    assert_eq!(reconnected.len(), 1, "listening again");
+}
+
+#[derive(diesel::QueryableByName)]
+struct Terminated {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    #[expect(dead_code, reason = "only the number of rows matters")]
+    done: bool,
+}
+
+#[actix_web::test]
+async fn a_stuck_database_turns_into_quick_503s_while_health_and_static_files_answer() {
+    let app = spawn_app_with(SpawnOptions {
+        statement_timeout: Duration::from_millis(800),
+        checkout_timeout: Duration::from_millis(800),
+        ..SpawnOptions::default()
+    })
+    .await;
+    let (bob, _) = bob_with_a_key(&app).await;
+    let uncached = {
+        let bob_user = crate::helpers::user(&app, "bob@acme.test");
+        keys::personal(&mut app.conn(), &app.hasher, &bob_user, "Never verified").1
+    };
+    let url = TestServer::get().url(&app.database);
+
+    // Another session holds an exclusive lock on the keys table.
+    let mut holder = PgConnection::establish(&url).unwrap();
+    holder.batch_execute("BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE").unwrap();
+
+    // Ten pages and verifications at once: more than the pool holds.
+    let started = Instant::now();
+    let mut requests = Vec::new();
+    for i in 0..10 {
+        let (client, app_url, secret) = (bob.http.clone(), app.url(""), uncached.clone());
+        let cookie = bob.cookie().unwrap();
+        requests.push(actix_web::rt::spawn(async move {
+            if i % 2 == 0 {
+                client.get(format!("{app_url}/account/keys")).header("cookie", cookie).send().await.unwrap().status()
+            } else {
+                client
+                    .post(format!("{app_url}/api/v1/verify"))
+                    .bearer_auth(secret)
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        }));
+    }
+    // Meanwhile liveness and static files answer at once.
+    let health_started = Instant::now();
+    let client = http_client();
+    assert_eq!(client.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(client.get(app.url("/static/app.js")).send().await.unwrap().status(), StatusCode::OK);
+    assert!(health_started.elapsed() < Duration::from_millis(500), "not held up by the stuck database");
+    for request in requests {
+        assert_eq!(request.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert!(started.elapsed() < Duration::from_secs(6), "503s within a few timeouts: {:?}", started.elapsed());
+
+    holder.batch_execute("COMMIT").unwrap();
+    assert_eq!(bob.get("/account/keys").await.status(), StatusCode::OK);
+    assert_eq!(verify_code(&app, &uncached).await.1, "VALID");
+}
