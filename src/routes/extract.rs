@@ -1,6 +1,7 @@
 //! `HtmlForm<T>`: form bodies as browsers send them, with repeated fields (`action=a&action=b`)
 //! collected into `Vec`s (`web::Form`'s serde_urlencoded cannot), and parse failures as a
-//! clear 400 page rather than a plain-text error.
+//! clear 400 page rather than a plain-text error. NUL characters are refused in forms and
+//! addresses alike: no text Keyward keeps may hold one (PostgreSQL cannot store it).
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web::Bytes};
 use futures_util::future::LocalBoxFuture;
@@ -26,9 +27,48 @@ impl<T: DeserializeOwned + 'static> FromRequest for HtmlForm<T> {
         let body = Bytes::from_request(req, payload);
         Box::pin(async move {
             let body = body.await.map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))?;
+            if contains_nul(&body) {
+                return Err(AppError::BadRequest("Text may not contain NUL characters.".into()));
+            }
             serde_html_form::from_bytes(&body)
                 .map(HtmlForm)
                 .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))
         })
+    }
+}
+
+/// A positive id from the path segment `name`; anything else (negative, zero, too large,
+/// not a number) is "not found".
+pub fn path_id(req: &HttpRequest, name: &str) -> Result<i64, AppError> {
+    req.match_info().get(name).and_then(|id| id.parse().ok()).filter(|id| *id > 0).ok_or(AppError::NotFound)
+}
+
+/// Whether URL-encoded `bytes` hold a NUL character, raw or percent-encoded.
+pub fn contains_nul(bytes: &[u8]) -> bool {
+    bytes.contains(&0) || bytes.windows(3).any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
+}
+
+/// Middleware: an address (path or query) with a NUL character is a 400, before any handler.
+pub async fn refuse_nul_in_address(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let address = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or_default();
+    if contains_nul(address.as_bytes()) {
+        let error = AppError::BadRequest("Addresses may not contain NUL characters.".into());
+        return Ok(req.error_response(error).map_into_right_body());
+    }
+    next.call(req).await.map(actix_web::dev::ServiceResponse::map_into_left_body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_nul;
+
+    #[test]
+    fn nul_characters_are_found_raw_or_encoded() {
+        assert!(contains_nul(b"name=a%00b"));
+        assert!(contains_nul(&[b'a', 0]));
+        assert!(!contains_nul(b"name=100%25&x=%200"));
     }
 }

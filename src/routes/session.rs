@@ -9,6 +9,7 @@ use crate::{
     auth::session::{self as typed, ActorKind, FlashLevel},
     domain::ClientIp,
     error::AppResult,
+    routes::extract::HtmlForm,
     services::login::{self as login_service, LoginError, SignedIn, WINDOW_MINUTES},
     state::AppState,
     views::{PageContext, paths::safe_local_path, redirect, render, render_with_status},
@@ -72,7 +73,7 @@ pub async fn login(
     req: HttpRequest,
     session: Session,
     state: web::Data<AppState>,
-    form: web::Form<LoginForm>,
+    form: HtmlForm<LoginForm>,
 ) -> AppResult<HttpResponse> {
     let form = form.into_inner();
     let result = login_service::sign_in(&state.db, &form.email, form.password, ClientIp::of(&req)).await;

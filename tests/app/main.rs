@@ -7,6 +7,7 @@ mod admin_matrix;
 mod admin_settings;
 mod admin_users;
 mod auth;
+mod bad_input;
 mod browser;
 mod cli;
 mod key_matrix;

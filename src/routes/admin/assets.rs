@@ -21,7 +21,7 @@ use crate::{
 const BASE: &str = "/admin/assets";
 
 fn id(req: &HttpRequest) -> AppResult<i64> {
-    req.match_info().get("id").and_then(|id| id.parse().ok()).filter(|id| *id > 0).ok_or(AppError::NotFound)
+    crate::routes::extract::path_id(req, "id")
 }
 
 fn ids(values: &[String]) -> Vec<i64> {

@@ -22,7 +22,7 @@ use crate::{
 const BASE: &str = "/admin/roles";
 
 fn role_id(req: &HttpRequest) -> AppResult<i64> {
-    req.match_info().get("id").and_then(|id| id.parse().ok()).filter(|id| *id > 0).ok_or(AppError::NotFound)
+    crate::routes::extract::path_id(req, "id")
 }
 
 struct RoleRow {

@@ -51,7 +51,7 @@ fn context(manager: &UserManager, title: &str) -> AppResult<PageContext> {
 }
 
 fn user_id(req: &HttpRequest) -> AppResult<i64> {
-    req.match_info().get("id").and_then(|id| id.parse().ok()).filter(|id| *id > 0).ok_or(AppError::NotFound)
+    crate::routes::extract::path_id(req, "id")
 }
 
 /// `given` if it is a page of the user admin, else `fallback`.

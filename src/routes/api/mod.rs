@@ -15,7 +15,8 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web::Bytes};
 use futures_util::future::LocalBoxFuture;
 
 /// A request body read for the API: too large or unreadable bodies become JSON errors
-/// (the API always answers in JSON), not the framework's plain-text ones.
+/// (the API always answers in JSON), not the framework's plain-text ones; bodies with NUL
+/// characters (raw or `\u0000`) are refused.
 #[derive(Debug)]
 pub struct ApiBody(pub Bytes);
 
@@ -26,13 +27,18 @@ impl FromRequest for ApiBody {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let body = Bytes::from_request(req, payload);
         Box::pin(async move {
-            body.await.map(ApiBody).map_err(|e| {
+            let body = body.await.map_err(|e| {
                 if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge
                 } else {
                     ApiError::BadRequest(format!("The request body could not be read: {e}"))
                 }
-            })
+            })?;
+            // No text Keyward keeps may hold a NUL character (PostgreSQL cannot store it).
+            if body.contains(&0) || body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+                return Err(ApiError::BadRequest("Text may not contain NUL characters.".into()));
+            }
+            Ok(ApiBody(body))
         })
     }
 }

@@ -7,21 +7,18 @@ pub mod actions;
 pub mod organizations;
 pub mod providers;
 
-use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_web::{HttpResponse, get, web};
 use askama::Template;
 
 use crate::{
     auth::CurrentStaff,
     db::models::{Organization, ServiceProvider},
-    error::{AppError, AppResult},
+    error::AppResult,
     state::AppState,
     views::{PageContext, Section, render},
 };
 
-/// A positive id from the path segment `name`.
-pub fn path_id(req: &HttpRequest, name: &str) -> AppResult<i64> {
-    req.match_info().get(name).and_then(|id| id.parse().ok()).filter(|id| *id > 0).ok_or(AppError::NotFound)
-}
+pub use crate::routes::extract::path_id;
 
 struct OrganizationRow {
     id: i64,
