@@ -202,7 +202,7 @@ fn fresh_key(app: &TestApp, kind: Kind, op: Op) -> ApiKey {
             lifecycle::set_active(&mut conn, &system, &key.public_id, false, None).unwrap();
         }
         Op::EndGrace => {
-            lifecycle::rekey(&mut conn, &system, &app.hasher, &key.public_id, 60, None).unwrap();
+            lifecycle::rekey(&mut conn, &system, &app.hasher, &key.public_id, 60, None, None).unwrap();
         }
         _ => {}
     }

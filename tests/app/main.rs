@@ -10,6 +10,7 @@ mod auth;
 mod bad_input;
 mod browser;
 mod cli;
+mod concurrency;
 mod key_matrix;
 mod keys;
 mod resilience;

@@ -292,12 +292,13 @@ async fn the_old_secret_works_during_its_grace_period_with_deprecation_headers()
     let Acme { app, bob, .. } = acme().await;
     let (key, old) = keys::personal(&mut app.conn(), &app.hasher, &bob, "Rotating");
     assert_eq!(verify(&app, &old, json!({})).await.0, StatusCode::OK);
-    let new = match lifecycle::rekey(&mut app.conn(), &Actor::system("test"), &app.hasher, &key.public_id, 60, None)
-        .unwrap()
-    {
-        lifecycle::Rekeyed::New { secret, .. } => secret.expose().to_string(),
-        lifecycle::Rekeyed::Replayed(_) => unreachable!(),
-    };
+    let new =
+        match lifecycle::rekey(&mut app.conn(), &Actor::system("test"), &app.hasher, &key.public_id, 60, None, None)
+            .unwrap()
+        {
+            lifecycle::Rekeyed::New { secret, .. } => secret.expose().to_string(),
+            lifecycle::Rekeyed::Replayed(_) => unreachable!(),
+        };
     // The re-key reached the cache: the old secret now answers as rotating.
     let started = Instant::now();
     let (status, body, headers) = loop {

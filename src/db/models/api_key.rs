@@ -195,6 +195,12 @@ impl ApiKey {
         self.previous_secret_hash.is_some() && self.previous_secret_expires_at.is_some_and(|e| e > at)
     }
 
+    /// Which secret the key has now ("original", or when it was last re-keyed): re-key forms
+    /// carry it, so that a re-key based on an outdated view is refused.
+    pub fn secret_version(&self) -> String {
+        self.rekeyed_at.map_or_else(|| "original".into(), |at| at.timestamp_micros().to_string())
+    }
+
     /// `kw_live_7Hq2xK9d…T4pz`: enough to recognize a key, nothing to use it.
     pub fn masked(&self) -> String {
         format!("kw_{}_{}…{}", self.environment, self.public_id, self.secret_last4)

@@ -749,6 +749,8 @@ struct RekeyPage {
     rotating: bool,
     options: Vec<GraceOption>,
     form_token: String,
+    /// The secret this form is about to replace (see `ApiKey::secret_version`).
+    secret_version: String,
     return_to: String,
 }
 
@@ -758,6 +760,8 @@ pub struct RekeyForm {
     grace_minutes: String,
     #[serde(default)]
     form_token: String,
+    #[serde(default)]
+    secret_version: String,
 }
 
 fn grace_options(default_minutes: i32, selected: i32) -> Vec<GraceOption> {
@@ -806,9 +810,10 @@ pub async fn rekey_form<A: KeyArea>(
         cancel_href: return_to.clone(),
         rotating: key.is_rotating_at(Utc::now()),
         masked: key.masked(),
-        name: key.name,
+        name: key.name.clone(),
         options: grace_options(policy.default_grace_minutes, policy.default_grace_minutes),
         form_token: random_token(24),
+        secret_version: key.secret_version(),
         return_to,
     })
 }
@@ -826,6 +831,7 @@ pub async fn rekey<A: KeyArea>(
         form.grace_minutes.trim().parse().map_err(|_| AppError::BadRequest("Choose a grace period.".into()))?;
     let token = form.form_token.trim().to_string();
     let token = (token.len() >= 16 && token.len() <= 64).then_some(token);
+    let seen = Some(form.secret_version.trim().to_string()).filter(|v| !v.is_empty());
     let actor = area.actor();
     let hasher = state.hasher.clone();
     let (id, scope) = (public_id.clone(), area.scope());
@@ -833,7 +839,7 @@ pub async fn rekey<A: KeyArea>(
         let actor = actor.clone();
         move |conn| {
             in_area(conn, &actor, scope, &id, KeyOp::Rekey)?;
-            lifecycle::rekey(conn, &actor, &hasher, &id, grace, token.as_deref())
+            lifecycle::rekey(conn, &actor, &hasher, &id, grace, token.as_deref(), seen.as_deref())
         }
     })
     .await?;

@@ -347,7 +347,8 @@ pub fn set_active(
 
 /// Gives a key a new secret. The old one keeps working for `grace_minutes` (0: stops now);
 /// a previous secret still in grace ends at once. The key's expiry is clamped to the
-/// current policy. `token` makes a replayed form a no-op.
+/// current policy. `token` makes a replayed form a no-op; `seen_version` (the form's view of
+/// the secret) turns a re-key that lost a race into a conflict.
 pub fn rekey(
     conn: &mut PgConnection,
     actor: &Actor,
@@ -355,10 +356,18 @@ pub fn rekey(
     public_id: &str,
     grace_minutes: i32,
     token: Option<&str>,
+    seen_version: Option<&str>,
 ) -> Result<Rekeyed, AppError> {
     let (key, _) = lock(conn, actor, public_id, KeyOp::Rekey)?;
     if token.is_some() && key.rekey_token.as_deref() == token {
         return Ok(Rekeyed::Replayed(key));
+    }
+    // Re-keys of one key serialize on its row lock; one made from a form that showed an
+    // older secret lost a race: its author must not silently replace the winner's secret.
+    if seen_version.is_some_and(|seen| seen != key.secret_version()) {
+        return Err(AppError::Conflict(
+            "Someone re-keyed this key a moment ago, and its new secret was shown to them. Open the key again and re-key it if you still need to.".into(),
+        ));
     }
     let now = Utc::now();
     if key.is_expired_at(now) {
