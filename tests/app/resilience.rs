@@ -180,3 +180,63 @@ async fn a_stuck_database_turns_into_quick_503s_while_health_and_static_files_an
     assert_eq!(bob.get("/account/keys").await.status(), StatusCode::OK);
     assert_eq!(verify_code(&app, &uncached).await.1, "VALID");
 }
+
+#[actix_web::test]
+async fn a_change_whose_audit_event_fails_is_not_made_and_no_secret_is_shown() {
+    let app = spawn_app().await;
+    let (bob, _) = bob_with_a_key(&app).await;
+    let key = {
+        use diesel::prelude::*;
+        keyward::db::schema::api_keys::table
+            .select(keyward::db::models::ApiKey::as_select())
+            .first(&mut *app.conn())
+            .unwrap()
+    };
+    let mut conn = PgConnection::establish(&TestServer::get().url(&app.database)).unwrap();
+    conn.batch_execute(
+        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'audit refused by the test'; END $$; \
+         CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events FOR EACH ROW \
+         WHEN (NEW.action IN ('key.create', 'key.rename', 'key.rekey')) EXECUTE FUNCTION refuse_audit();",
+    )
+    .unwrap();
+    let base = format!("/account/keys/{}", key.public_id);
+
+    bob.page(&format!("{base}/rename")).await;
+    let response = bob.post(&format!("{base}/rename"), &[("name", "Never renamed")]).await;
+    assert!(response.status().is_server_error());
+    let (_, form) = bob.page(&format!("{base}/rekey")).await;
+    let response = bob
+        .post(&format!("{base}/rekey"), &[("grace_minutes", "0"), ("form_token", &crate::keys::form_token(&form))])
+        .await;
+    assert!(response.status().is_server_error());
+    assert!(!response.text().await.unwrap().contains("kw_live_"), "no secret without its key");
+    let expires = (chrono::Utc::now() + chrono::Duration::days(30)).date_naive().to_string();
+    let (status, body, _) = crate::keys::submit_new(
+        &bob,
+        "/account/keys",
+        &[
+            ("name", "Never created"),
+            ("actions_mode", "selected"),
+            ("action", "positions.read"),
+            ("expires_on", &expires),
+        ],
+    )
+    .await;
+    assert!(status.is_server_error());
+    assert!(!body.contains("kw_live_"), "no secret without its key");
+
+    let now = keys::reload(&mut app.conn(), &key).unwrap();
+    assert_eq!((now.name.as_str(), &now.secret_hash), ("Resilient", &key.secret_hash), "nothing changed");
+    let count: i64 = {
+        use diesel::prelude::*;
+        keyward::db::schema::api_keys::table.count().get_result(&mut *app.conn()).unwrap()
+    };
+    assert_eq!(count, 1, "no key without its audit event");
+
+    conn.batch_execute("DROP TRIGGER refuse_audit ON audit_events").unwrap();
+    bob.page(&format!("{base}/rename")).await;
+    let response = bob.post(&format!("{base}/rename"), &[("name", "Renamed at last")]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(crate::helpers::audit_count(&app, "key.rename"), 1);
+}
