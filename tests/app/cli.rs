@@ -288,3 +288,52 @@ async fn the_embedded_default_starts_seeds_serves_and_stops_cleanly() {
     let (_, stderr) = text(&child.wait_with_output().unwrap());
     assert!(!stderr.contains("seeded the demo data set"), "{stderr}");
 }
+
+#[actix_web::test]
+async fn sigterm_lets_in_flight_requests_finish_and_writes_the_last_use_batch() {
+    use diesel::connection::SimpleConnection;
+    let app = spawn_app().await;
+    let url = TestServer::get().url(&app.database);
+    let hasher =
+        keyward::keys::KeyHasher::new(keyward::secrets::MasterSecret::from_base64(SECRET).unwrap().derive().key_pepper);
+    let org = crate::helpers::fixtures::organization(&mut app.conn(), "acme");
+    let bob = crate::helpers::fixtures::UserBuilder::new(&org, "bob@acme.test")
+        .api_key_access()
+        .may_grant(&["positions.read"])
+        .insert(&mut app.conn());
+    let (used, used_secret) = crate::helpers::keys::personal(&mut app.conn(), &hasher, &bob, "Used before the stop");
+    let (_, in_flight_secret) = crate::helpers::keys::personal(&mut app.conn(), &hasher, &bob, "Asked during the stop");
+
+    let dir = scratch_dir("graceful");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = keyward(&dir)
+        .env("DATABASE_URL", &url)
+        .env("KEYWARD_SECRET", SECRET)
+        .env("KEYWARD_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_healthy(&base, &mut child).await;
+    let verify = |secret: String| {
+        let base = base.clone();
+        async move { http_client().post(format!("{base}/api/v1/verify")).bearer_auth(secret).send().await.unwrap().status() }
+    };
+    assert_eq!(verify(used_secret).await, StatusCode::OK);
+
+    // A request held up by a lock is in flight when SIGTERM arrives.
+    let mut holder = PgConnection::establish(&url).unwrap();
+    holder.batch_execute("BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE").unwrap();
+    let in_flight = actix_web::rt::spawn(verify(in_flight_secret));
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    assert!(child.try_wait().unwrap().is_none(), "still serving the request in flight");
+    holder.batch_execute("COMMIT").unwrap();
+    assert_eq!(in_flight.await.unwrap(), StatusCode::OK, "the request in flight finished");
+    assert!(stop(&mut child).success(), "a clean exit");
+
+    let last_used = crate::helpers::keys::reload(&mut app.conn(), &used).unwrap().last_used_at;
+    assert!(last_used.is_some(), "the last-use batch was written on the way out");
+}
