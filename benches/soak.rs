@@ -1,0 +1,331 @@
+//! The soak and fault run: a mixed load (verifications, list pages, renames, key creation)
+//! for a bounded time, through a database restart in the middle, then an account of every
+//! change the application acknowledged.
+//!
+//! Run with `cargo bench --bench soak` (release build). It starts a private PostgreSQL
+//! cluster in `target/`, seeds the demo data, starts the application and drives it with
+//! `SOAK_WORKERS` (8) concurrent browser sessions and API clients for `SOAK_SECONDS` (30).
+//! At a third of the run the cluster is stopped at once (every connection cut) for
+//! `SOAK_OUTAGE_SECONDS` (3), then started again. Afterwards it checks that
+//!
+//! - every acknowledged rename and key creation is in the database with exactly one audit
+//!   event, and
+//! - no request got a 5xx outside the outage window (the outage itself plus
+//!   `SOAK_RECOVERY_SECONDS` (5) for the application to notice the database is back),
+//!
+//! prints the counts and exits non-zero if either fails.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use diesel::{Connection, ExpressionMethods, PgConnection, QueryDsl, RunQueryDsl};
+use keyward::{
+    db::{
+        Database, PoolOptions,
+        models::User,
+        schema::{api_keys, audit_events},
+    },
+    devdb::{DATABASE_NAME, Durability, EmbeddedCluster},
+    domain::NewPassword,
+    keys::{Environment, KeyHasher, ParsedKey},
+    secrets::MasterSecret,
+    services::{
+        Actor, demo,
+        keys::{ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest, lifecycle},
+    },
+    startup::{AppSettings, Application},
+};
+
+mod common;
+use common::{Session, csrf_token, hidden, percentile, server_timing};
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// What one request was and how it ended, at what time since the start.
+#[derive(Debug, Clone)]
+struct Outcome {
+    at: Duration,
+    kind: &'static str,
+    status: u16,
+    server_ms: f64,
+}
+
+/// Changes the application acknowledged (a redirect after a rename, a shown secret).
+#[derive(Debug, Default)]
+struct Acknowledged {
+    renames: Vec<String>,
+    created: Vec<String>,
+}
+
+struct Shared {
+    started: Instant,
+    outcomes: Mutex<Vec<Outcome>>,
+    acknowledged: Mutex<Acknowledged>,
+}
+
+impl Shared {
+    fn record(&self, kind: &'static str, response: &reqwest::Response) {
+        let outcome = Outcome {
+            at: self.started.elapsed(),
+            kind,
+            status: response.status().as_u16(),
+            server_ms: server_timing(response).0,
+        };
+        self.outcomes.lock().unwrap().push(outcome);
+    }
+}
+
+fn seed_keys(conn: &mut PgConnection, hasher: &KeyHasher, count: usize) -> Vec<(String, String)> {
+    let alice = User::find_by_email(conn, "alice@acme.example").unwrap().unwrap();
+    (0..count)
+        .map(|i| {
+            let request = NewKeyRequest {
+                owner: NewKeyOwner::Personal { user_id: alice.id, organization_id: alice.organization_id },
+                name: format!("Soak key {i}"),
+                environment: Environment::Live,
+                settings: KeySettings {
+                    comment: String::new(),
+                    actions: ActionScope::All,
+                    assets: AssetScope::All,
+                    cidrs: vec![],
+                    expires_at: None,
+                    proxy_user_id: None,
+                },
+                form_token: None,
+            };
+            match conn.transaction(|conn| lifecycle::create(conn, &Actor::system("soak"), hasher, request)).unwrap() {
+                Created::New { key, secret } => (key.public_id, secret.expose().to_string()),
+                Created::Replayed(_) => unreachable!("no form token"),
+            }
+        })
+        .collect()
+}
+
+/// One worker: a signed-in administrator doing a mix of everything until `until`.
+async fn worker(id: usize, base: String, keys: Arc<Vec<(String, String)>>, shared: Arc<Shared>, until: Instant) {
+    let (session, _) = Session::sign_in(&base, "alice@acme.example").await;
+    let api = reqwest::Client::new();
+    let expires = (chrono::Utc::now() + chrono::Duration::days(30)).date_naive().to_string();
+    let mut n = 0usize;
+    while Instant::now() < until {
+        n += 1;
+        let (public_id, secret) = &keys[(id * 7919 + n) % keys.len()];
+        match n % 10 {
+            0..4 => {
+                let response = api
+                    .post(format!("{base}/api/v1/verify"))
+                    .bearer_auth(secret)
+                    .json(&serde_json::json!({ "action": "positions.read" }))
+                    .send()
+                    .await
+                    .unwrap();
+                shared.record("verify", &response);
+            }
+            4..6 => {
+                let response = session.get("/account/keys?q=soak").await;
+                shared.record("list", &response);
+            }
+            6..9 => {
+                let page = session.get(&format!("/account/keys/{public_id}/rename")).await;
+                shared.record("rename form", &page);
+                if page.status() != 200 {
+                    continue;
+                }
+                let token = csrf_token(&page.text().await.unwrap());
+                let name = format!("soak {id}-{n}");
+                let response = session
+                    .post(&format!("/account/keys/{public_id}/rename"), &[("csrf_token", &token), ("name", &name)])
+                    .await;
+                shared.record("rename", &response);
+                if response.status() == 303 {
+                    shared.acknowledged.lock().unwrap().renames.push(name);
+                }
+            }
+            _ => {
+                let page = session.get("/account/keys/new").await;
+                shared.record("create form", &page);
+                if page.status() != 200 {
+                    continue;
+                }
+                let form = page.text().await.unwrap();
+                let (token, form_token) = (csrf_token(&form), hidden(&form, "form_token"));
+                let name = format!("soak created {id}-{n}");
+                let response = session
+                    .post(
+                        "/account/keys",
+                        &[
+                            ("csrf_token", token.as_str()),
+                            ("form_token", form_token.as_str()),
+                            ("name", name.as_str()),
+                            ("actions_mode", "all"),
+                            ("expires_on", expires.as_str()),
+                        ],
+                    )
+                    .await;
+                shared.record("create", &response);
+                if response.status() == 200 {
+                    let body = response.text().await.unwrap();
+                    if let Some(start) = body.find("value=\"kw_") {
+                        let secret = &body[start + 7..start + 7 + body[start + 7..].find('"').unwrap()];
+                        let public_id = ParsedKey::parse(secret).expect("a shown key").public_id.to_string();
+                        shared.acknowledged.lock().unwrap().created.push(public_id);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn main() {
+    let seconds = env_number("SOAK_SECONDS", 30);
+    let workers = env_number("SOAK_WORKERS", 8) as usize;
+    let outage = Duration::from_secs(env_number("SOAK_OUTAGE_SECONDS", 3));
+    let recovery = Duration::from_secs(env_number("SOAK_RECOVERY_SECONDS", 5));
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("soak-cluster");
+    let _ = std::fs::remove_dir_all(&root);
+    let mut cluster = EmbeddedCluster::start(&root, Durability::Throwaway).expect("start the soak cluster");
+    let url = cluster.connection_string(DATABASE_NAME);
+    let secret = MasterSecret::generate();
+    let hasher = KeyHasher::new(secret.derive().key_pepper);
+    let mut conn = PgConnection::establish(&url).unwrap();
+    keyward::db::run_migrations(&mut conn).unwrap();
+    let password = NewPassword::parse(demo::DEMO_PASSWORD).unwrap();
+    demo::seed(&mut conn, &keyward::auth::password::hash_now(&password)).unwrap();
+    let keys = Arc::new(seed_keys(&mut conn, &hasher, 40));
+    drop(conn);
+
+    let shared = Arc::new(Shared {
+        started: Instant::now(),
+        outcomes: Mutex::new(Vec::new()),
+        acknowledged: Mutex::new(Acknowledged::default()),
+    });
+    let window = actix_web::rt::System::new().block_on(async {
+        let db = Database::new(
+            &url,
+            &PoolOptions {
+                size: 10,
+                checkout_timeout: Duration::from_secs(1),
+                statement_timeout: Duration::from_secs(2),
+            },
+        );
+        let app = Application::build(AppSettings {
+            db,
+            keys: secret.derive(),
+            addr: "127.0.0.1:0".parse().unwrap(),
+            cookie_secure: false,
+            trust_forwarded: false,
+            session_idle: Duration::from_secs(3600),
+            session_max: Duration::from_secs(3600),
+            workers: Some(2),
+            verify_cache: true,
+            invalid_attempts_per_minute: 1_000_000,
+        })
+        .unwrap();
+        let base = format!("http://{}", app.local_addr());
+        let handle = app.handle();
+        actix_web::rt::spawn(app.run_until_stopped());
+
+        let until = Instant::now() + Duration::from_secs(seconds);
+        let tasks: Vec<_> = (0..workers)
+            .map(|id| actix_web::rt::spawn(worker(id, base.clone(), Arc::clone(&keys), Arc::clone(&shared), until)))
+            .collect();
+        actix_web::rt::time::sleep(Duration::from_secs(seconds / 3)).await;
+        let outage_started = shared.started.elapsed();
+        cluster.stop_now();
+        actix_web::rt::time::sleep(outage).await;
+        cluster.restart().expect("restart the soak cluster");
+        let outage_ended = shared.started.elapsed();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        handle.stop(true).await;
+        (outage_started, outage_ended + recovery)
+    });
+
+    // The account: every acknowledged change is there, with exactly one audit event.
+    let mut conn = PgConnection::establish(&url).unwrap();
+    let acknowledged = shared.acknowledged.lock().unwrap();
+    let mut lost = Vec::new();
+    for name in &acknowledged.renames {
+        let events: i64 = audit_events::table
+            .filter(audit_events::action.eq("key.rename"))
+            .filter(audit_events::target_label.eq(name))
+            .filter(audit_events::result.eq("success"))
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        if events != 1 {
+            lost.push(format!("rename to {name:?}: {events} audit events"));
+        }
+    }
+    for public_id in &acknowledged.created {
+        let rows: i64 =
+            api_keys::table.filter(api_keys::public_id.eq(public_id)).count().get_result(&mut conn).unwrap();
+        let events: i64 = audit_events::table
+            .filter(audit_events::action.eq("key.create"))
+            .filter(audit_events::target_id.eq(public_id))
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        if rows != 1 || events != 1 {
+            lost.push(format!("created {public_id}: {rows} rows, {events} audit events"));
+        }
+    }
+    drop(conn);
+    cluster.stop();
+    let _ = std::fs::remove_dir_all(&root);
+
+    let outcomes = shared.outcomes.lock().unwrap();
+    let in_window = |o: &Outcome| o.at >= window.0 && o.at <= window.1;
+    let mut by_kind: BTreeMap<&str, BTreeMap<u16, usize>> = BTreeMap::new();
+    for outcome in outcomes.iter() {
+        *by_kind.entry(outcome.kind).or_default().entry(outcome.status).or_default() += 1;
+    }
+    let stray: Vec<&Outcome> = outcomes.iter().filter(|o| o.status >= 500 && !in_window(o)).collect();
+    let mut times: Vec<f64> = outcomes.iter().filter(|o| !in_window(o)).map(|o| o.server_ms).collect();
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+
+    println!(
+        "\nSoak: {workers} workers for {seconds} s, database stopped at {:.1} s for {} s (window until {:.1} s)",
+        window.0.as_secs_f64(),
+        outage.as_secs(),
+        window.1.as_secs_f64()
+    );
+    println!("{:<14} statuses", "request");
+    for (kind, statuses) in &by_kind {
+        let list: Vec<String> = statuses.iter().map(|(status, count)| format!("{status}: {count}")).collect();
+        println!("{kind:<14} {}", list.join(", "));
+    }
+    if !times.is_empty() {
+        println!(
+            "server time outside the outage: p50 {:.2} ms, p95 {:.2} ms, {} requests",
+            percentile(&times, 0.5),
+            percentile(&times, 0.95),
+            times.len()
+        );
+    }
+    println!(
+        "acknowledged: {} renames, {} created keys; lost or doubled: {}",
+        acknowledged.renames.len(),
+        acknowledged.created.len(),
+        lost.len()
+    );
+    println!("5xx outside the outage window: {}", stray.len());
+    for problem in lost.iter().take(10) {
+        println!("  {problem}");
+    }
+    for outcome in stray.iter().take(10) {
+        println!("  {outcome:?}");
+    }
+    let passed = lost.is_empty() && stray.is_empty() && !acknowledged.renames.is_empty();
+    println!("result: {}", if passed { "PASSED" } else { "FAILED" });
+    if !passed {
+        std::process::exit(1);
+    }
+}
