@@ -13,25 +13,23 @@ use std::{path::PathBuf, time::Duration};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use keyward::{
-    db::{
-        Database, PoolOptions,
-        models::{Organization, User},
-    },
+    db::models::Organization,
     devdb::{DATABASE_NAME, Durability, EmbeddedCluster},
     domain::NewPassword,
-    keys::{Environment, KeyHasher},
+    keys::KeyHasher,
     secrets::MasterSecret,
     services::{
-        Actor, demo,
+        demo,
         demo_volume::{self, Volume},
-        keys::{ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest, lifecycle},
     },
-    startup::{AppSettings, Application},
 };
 use reqwest::Client;
 
 mod common;
-use common::{Session, csrf_token, hidden, percentile, server_timing};
+use common::{
+    app::{Setup, application, keys_with_secrets},
+    http::{Session, csrf_token, hidden, percentile, server_timing},
+};
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -55,34 +53,6 @@ async fn time_page(session: &Session, path: &str, requests: usize) -> (f64, f64,
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     (percentile(&times, 0.5), percentile(&times, 0.95), queries)
-}
-
-/// Keys created through the key service, with their secrets (for the verification timings).
-fn keys_with_secrets(conn: &mut PgConnection, hasher: &KeyHasher, owner_email: &str, count: usize) -> Vec<String> {
-    let owner = User::find_by_email(conn, owner_email).unwrap().unwrap();
-    (0..count)
-        .map(|i| {
-            let request = NewKeyRequest {
-                owner: NewKeyOwner::Personal { user_id: owner.id, organization_id: owner.organization_id },
-                name: format!("Benchmark key {i}"),
-                environment: Environment::Live,
-                settings: KeySettings {
-                    comment: String::new(),
-                    actions: ActionScope::All,
-                    assets: AssetScope::All,
-                    cidrs: vec![],
-                    expires_at: None,
-                    proxy_user_id: None,
-                },
-                form_token: None,
-            };
-            let created = conn.transaction(|conn| lifecycle::create(conn, &Actor::system("bench"), hasher, request));
-            match created.unwrap() {
-                Created::New { secret, .. } => secret.expose().to_string(),
-                Created::Replayed(_) => unreachable!("no form token"),
-            }
-        })
-        .collect()
 }
 
 /// Server-time p50/p95 of verifying each secret once (uncached: the first call loads the
@@ -158,8 +128,9 @@ fn main() {
     let added = demo_volume::fill(&mut conn, &hasher, &acme, &hash, Volume { users, keys: key_count }, 42).unwrap();
     let seeding = started.elapsed().as_secs_f64();
     diesel::sql_query("VACUUM ANALYZE").execute(&mut conn).unwrap();
-    let acme_secrets = keys_with_secrets(&mut conn, &hasher, "alice@acme.example", 100);
-    let globex_secrets = keys_with_secrets(&mut conn, &hasher, "grace@globex.example", 100);
+    let secrets_of = |keys: Vec<(String, String)>| keys.into_iter().map(|(_, secret)| secret).collect::<Vec<_>>();
+    let acme_secrets = secrets_of(keys_with_secrets(&mut conn, &hasher, "alice@acme.example", 100));
+    let globex_secrets = secrets_of(keys_with_secrets(&mut conn, &hasher, "grace@globex.example", 100));
     // The seeded user holding the most personal keys: the heaviest "own keys" page.
     let heavy: String = diesel::sql_query(
         "SELECT u.email FROM users u JOIN api_keys k ON k.owner_user_id = u.id \
@@ -172,27 +143,16 @@ fn main() {
 
     let provider_id = acme.service_provider_id.expect("Acme has a provider");
     let report = actix_web::rt::System::new().block_on(async {
-        let db = Database::new(
+        let app = application(
             &url,
-            &PoolOptions {
-                size: 10,
+            &secret,
+            Setup {
+                workers: 2,
+                verify_cache: true,
                 checkout_timeout: Duration::from_secs(3),
                 statement_timeout: Duration::from_secs(5),
             },
         );
-        let app = Application::build(AppSettings {
-            db,
-            keys: secret.derive(),
-            addr: "127.0.0.1:0".parse().unwrap(),
-            cookie_secure: false,
-            trust_forwarded: false,
-            session_idle: Duration::from_secs(3600),
-            session_max: Duration::from_secs(3600),
-            workers: Some(2),
-            verify_cache: true,
-            invalid_attempts_per_minute: 1_000_000,
-        })
-        .unwrap();
         let base = format!("http://{}", app.local_addr());
         let handle = app.handle();
         actix_web::rt::spawn(app.run_until_stopped());

@@ -24,24 +24,19 @@ use std::{
 
 use diesel::{Connection, ExpressionMethods, PgConnection, QueryDsl, RunQueryDsl};
 use keyward::{
-    db::{
-        Database, PoolOptions,
-        models::User,
-        schema::{api_keys, audit_events},
-    },
+    db::schema::{api_keys, audit_events},
     devdb::{DATABASE_NAME, Durability, EmbeddedCluster},
     domain::NewPassword,
-    keys::{Environment, KeyHasher, ParsedKey},
+    keys::{KeyHasher, ParsedKey},
     secrets::MasterSecret,
-    services::{
-        Actor, demo,
-        keys::{ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest, lifecycle},
-    },
-    startup::{AppSettings, Application},
+    services::demo,
 };
 
 mod common;
-use common::{Session, csrf_token, hidden, percentile, server_timing};
+use common::{
+    app::{Setup, application, keys_with_secrets},
+    http::{Session, csrf_token, hidden, percentile, server_timing},
+};
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -79,32 +74,6 @@ impl Shared {
         };
         self.outcomes.lock().unwrap().push(outcome);
     }
-}
-
-fn seed_keys(conn: &mut PgConnection, hasher: &KeyHasher, count: usize) -> Vec<(String, String)> {
-    let alice = User::find_by_email(conn, "alice@acme.example").unwrap().unwrap();
-    (0..count)
-        .map(|i| {
-            let request = NewKeyRequest {
-                owner: NewKeyOwner::Personal { user_id: alice.id, organization_id: alice.organization_id },
-                name: format!("Soak key {i}"),
-                environment: Environment::Live,
-                settings: KeySettings {
-                    comment: String::new(),
-                    actions: ActionScope::All,
-                    assets: AssetScope::All,
-                    cidrs: vec![],
-                    expires_at: None,
-                    proxy_user_id: None,
-                },
-                form_token: None,
-            };
-            match conn.transaction(|conn| lifecycle::create(conn, &Actor::system("soak"), hasher, request)).unwrap() {
-                Created::New { key, secret } => (key.public_id, secret.expose().to_string()),
-                Created::Replayed(_) => unreachable!("no form token"),
-            }
-        })
-        .collect()
 }
 
 /// One worker: a signed-in administrator doing a mix of everything until `until`.
@@ -197,7 +166,7 @@ fn main() {
     keyward::db::run_migrations(&mut conn).unwrap();
     let password = NewPassword::parse(demo::DEMO_PASSWORD).unwrap();
     demo::seed(&mut conn, &keyward::auth::password::hash_now(&password)).unwrap();
-    let keys = Arc::new(seed_keys(&mut conn, &hasher, 40));
+    let keys = Arc::new(keys_with_secrets(&mut conn, &hasher, "alice@acme.example", 40));
     drop(conn);
 
     let shared = Arc::new(Shared {
@@ -206,27 +175,16 @@ fn main() {
         acknowledged: Mutex::new(Acknowledged::default()),
     });
     let window = actix_web::rt::System::new().block_on(async {
-        let db = Database::new(
+        let app = application(
             &url,
-            &PoolOptions {
-                size: 10,
+            &secret,
+            Setup {
+                workers: 2,
+                verify_cache: true,
                 checkout_timeout: Duration::from_secs(1),
                 statement_timeout: Duration::from_secs(2),
             },
         );
-        let app = Application::build(AppSettings {
-            db,
-            keys: secret.derive(),
-            addr: "127.0.0.1:0".parse().unwrap(),
-            cookie_secure: false,
-            trust_forwarded: false,
-            session_idle: Duration::from_secs(3600),
-            session_max: Duration::from_secs(3600),
-            workers: Some(2),
-            verify_cache: true,
-            invalid_attempts_per_minute: 1_000_000,
-        })
-        .unwrap();
         let base = format!("http://{}", app.local_addr());
         let handle = app.handle();
         actix_web::rt::spawn(app.run_until_stopped());

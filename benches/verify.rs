@@ -27,19 +27,16 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Request, body::Bytes};
 use hyper_util::rt::TokioIo;
 use keyward::{
-    db::{
-        Database, PoolOptions,
-        models::{Organization, organization::NewOrganization, user::NewUser},
-    },
+    db::models::{Organization, organization::NewOrganization, user::NewUser},
     devdb::{DATABASE_NAME, Durability, EmbeddedCluster},
-    keys::{Environment, KeyHasher},
+    keys::KeyHasher,
     secrets::MasterSecret,
-    services::{
-        Actor,
-        keys::{ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest, lifecycle},
-    },
-    startup::{AppSettings, Application},
+    startup::Application,
 };
+
+#[path = "common/app.rs"]
+mod app;
+use app::{Setup, application, keys_with_secrets};
 
 const KEYS: usize = 1000;
 
@@ -153,7 +150,7 @@ fn seed(url: &str, hasher: &KeyHasher) -> Vec<String> {
     conn.transaction(|conn| {
         let org =
             Organization::insert(conn, &NewOrganization { slug: "bench", name: "Bench", service_provider_id: None })?;
-        let user = keyward::db::models::User::insert(
+        keyward::db::models::User::insert(
             conn,
             &NewUser {
                 organization_id: org.id,
@@ -164,50 +161,20 @@ fn seed(url: &str, hasher: &KeyHasher) -> Vec<String> {
                 api_key_access: true,
             },
         )?;
-        let mut secrets = Vec::with_capacity(KEYS);
-        for i in 0..KEYS {
-            let request = NewKeyRequest {
-                owner: NewKeyOwner::Personal { user_id: user.id, organization_id: org.id },
-                name: format!("Bench key {i}"),
-                environment: Environment::Live,
-                settings: KeySettings {
-                    comment: String::new(),
-                    actions: ActionScope::All,
-                    assets: AssetScope::All,
-                    cidrs: vec![],
-                    expires_at: None,
-                    proxy_user_id: None,
-                },
-                form_token: None,
-            };
-            match lifecycle::create(conn, &Actor::system("bench"), hasher, request)? {
-                Created::New { secret, .. } => secrets.push(secret.expose().to_string()),
-                Created::Replayed(_) => unreachable!(),
-            }
-        }
-        Ok::<_, keyward::error::AppError>(secrets)
+        Ok::<_, keyward::error::AppError>(())
     })
-    .unwrap()
+    .unwrap();
+    keys_with_secrets(&mut conn, hasher, "bench@bench.test", KEYS).into_iter().map(|(_, secret)| secret).collect()
 }
 
 fn app(url: &str, secret: &MasterSecret, cache: bool) -> Application {
-    let db = Database::new(
-        url,
-        &PoolOptions { size: 10, checkout_timeout: Duration::from_secs(3), statement_timeout: Duration::from_secs(5) },
-    );
-    Application::build(AppSettings {
-        db,
-        keys: secret.derive(),
-        addr: "127.0.0.1:0".parse().unwrap(),
-        cookie_secure: false,
-        trust_forwarded: false,
-        session_idle: Duration::from_secs(1800),
-        session_max: Duration::from_secs(3600),
-        workers: Some(env_number("BENCH_SERVER_WORKERS", 1) as usize),
+    let setup = Setup {
+        workers: env_number("BENCH_SERVER_WORKERS", 1) as usize,
         verify_cache: cache,
-        invalid_attempts_per_minute: 1_000_000,
-    })
-    .unwrap()
+        checkout_timeout: Duration::from_secs(3),
+        statement_timeout: Duration::from_secs(5),
+    };
+    application(url, secret, setup)
 }
 
 /// `(steal, total)` jiffies of all CPUs so far, from `/proc/stat` (steal: time the hypervisor
