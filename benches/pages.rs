@@ -9,15 +9,12 @@
 //! the server's own (`Server-Timing`), so the load generator's share of the two cores does
 //! not count; the query count of each page is printed beside them.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel::RunQueryDsl;
 use keyward::{
     db::models::Organization,
-    devdb::{DATABASE_NAME, Durability, EmbeddedCluster},
     domain::NewPassword,
-    keys::KeyHasher,
-    secrets::MasterSecret,
     services::{
         demo,
         demo_volume::{self, Volume},
@@ -27,7 +24,7 @@ use reqwest::Client;
 
 mod common;
 use common::{
-    app::{Setup, application, keys_with_secrets},
+    app::{DemoCluster, Setup, application, keys_with_secrets, serve},
     http::{Session, csrf_token, hidden, percentile, server_timing},
 };
 
@@ -111,26 +108,19 @@ fn main() {
     let users = env_number("BENCH_USERS", 10_000) as usize;
     let key_count = env_number("BENCH_KEYS", 100_000) as usize;
     let requests = env_number("BENCH_REQUESTS", 40) as usize;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("bench-pages-cluster");
-    let _ = std::fs::remove_dir_all(&root);
-    let mut cluster = EmbeddedCluster::start(&root, Durability::Throwaway).expect("start the benchmark cluster");
-    let url = cluster.connection_string(DATABASE_NAME);
-    let secret = MasterSecret::generate();
-    let hasher = KeyHasher::new(secret.derive().key_pepper);
-
-    let mut conn = PgConnection::establish(&url).unwrap();
-    keyward::db::run_migrations(&mut conn).unwrap();
-    let password = NewPassword::parse(demo::DEMO_PASSWORD).unwrap();
-    demo::seed(&mut conn, &keyward::auth::password::hash_now(&password)).unwrap();
+    let demo_cluster = DemoCluster::start("bench-pages-cluster");
+    let (url, secret, hasher) = (&demo_cluster.url, &demo_cluster.secret, &demo_cluster.hasher);
+    let mut conn = demo_cluster.connect();
     let acme = Organization::find_by_slug(&mut conn, demo::DEMO_ORG_SLUG).unwrap();
     let started = std::time::Instant::now();
+    let password = NewPassword::parse(demo::DEMO_PASSWORD).unwrap();
     let hash = keyward::auth::password::hash_now(&password);
-    let added = demo_volume::fill(&mut conn, &hasher, &acme, &hash, Volume { users, keys: key_count }, 42).unwrap();
+    let added = demo_volume::fill(&mut conn, hasher, &acme, &hash, Volume { users, keys: key_count }, 42).unwrap();
     let seeding = started.elapsed().as_secs_f64();
     diesel::sql_query("VACUUM ANALYZE").execute(&mut conn).unwrap();
     let secrets_of = |keys: Vec<(String, String)>| keys.into_iter().map(|(_, secret)| secret).collect::<Vec<_>>();
-    let acme_secrets = secrets_of(keys_with_secrets(&mut conn, &hasher, "alice@acme.example", 100));
-    let globex_secrets = secrets_of(keys_with_secrets(&mut conn, &hasher, "grace@globex.example", 100));
+    let acme_secrets = secrets_of(keys_with_secrets(&mut conn, hasher, "alice@acme.example", 100));
+    let globex_secrets = secrets_of(keys_with_secrets(&mut conn, hasher, "grace@globex.example", 100));
     // The seeded user holding the most personal keys: the heaviest "own keys" page.
     let heavy: String = diesel::sql_query(
         "SELECT u.email FROM users u JOIN api_keys k ON k.owner_user_id = u.id \
@@ -143,19 +133,14 @@ fn main() {
 
     let provider_id = acme.service_provider_id.expect("Acme has a provider");
     let report = actix_web::rt::System::new().block_on(async {
-        let app = application(
-            &url,
-            &secret,
-            Setup {
-                workers: 2,
-                verify_cache: true,
-                checkout_timeout: Duration::from_secs(3),
-                statement_timeout: Duration::from_secs(5),
-            },
-        );
-        let base = format!("http://{}", app.local_addr());
-        let handle = app.handle();
-        actix_web::rt::spawn(app.run_until_stopped());
+        let setup = Setup {
+            workers: 2,
+            verify_cache: true,
+            checkout_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(5),
+        };
+        let (addr, handle) = serve(application(url, secret, setup));
+        let base = format!("http://{addr}");
 
         let (alice, _) = Session::sign_in(&base, "alice@acme.example").await;
         let (owner, _) = Session::sign_in(&base, &heavy).await;
@@ -208,8 +193,7 @@ fn main() {
         handle.stop(true).await;
         (rows, logins, creation, verify)
     });
-    cluster.stop();
-    let _ = std::fs::remove_dir_all(&root);
+    drop(demo_cluster);
 
     let (rows, logins, creation, verify) = report;
     println!(

@@ -17,24 +17,19 @@
 
 use std::{
     collections::BTreeMap,
-    path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use diesel::{Connection, ExpressionMethods, PgConnection, QueryDsl, RunQueryDsl};
+use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
 use keyward::{
     db::schema::{api_keys, audit_events},
-    devdb::{DATABASE_NAME, Durability, EmbeddedCluster},
-    domain::NewPassword,
-    keys::{KeyHasher, ParsedKey},
-    secrets::MasterSecret,
-    services::demo,
+    keys::ParsedKey,
 };
 
 mod common;
 use common::{
-    app::{Setup, application, keys_with_secrets},
+    app::{DemoCluster, Setup, application, keys_with_secrets, serve},
     http::{Session, csrf_token, hidden, percentile, server_timing},
 };
 
@@ -156,17 +151,10 @@ fn main() {
     let workers = env_number("SOAK_WORKERS", 8) as usize;
     let outage = Duration::from_secs(env_number("SOAK_OUTAGE_SECONDS", 3));
     let recovery = Duration::from_secs(env_number("SOAK_RECOVERY_SECONDS", 5));
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("soak-cluster");
-    let _ = std::fs::remove_dir_all(&root);
-    let mut cluster = EmbeddedCluster::start(&root, Durability::Throwaway).expect("start the soak cluster");
-    let url = cluster.connection_string(DATABASE_NAME);
-    let secret = MasterSecret::generate();
-    let hasher = KeyHasher::new(secret.derive().key_pepper);
-    let mut conn = PgConnection::establish(&url).unwrap();
-    keyward::db::run_migrations(&mut conn).unwrap();
-    let password = NewPassword::parse(demo::DEMO_PASSWORD).unwrap();
-    demo::seed(&mut conn, &keyward::auth::password::hash_now(&password)).unwrap();
-    let keys = Arc::new(keys_with_secrets(&mut conn, &hasher, "alice@acme.example", 40));
+    let demo_cluster = DemoCluster::start("soak-cluster");
+    let (url, secret) = (&demo_cluster.url, &demo_cluster.secret);
+    let mut conn = demo_cluster.connect();
+    let keys = Arc::new(keys_with_secrets(&mut conn, &demo_cluster.hasher, "alice@acme.example", 40));
     drop(conn);
 
     let shared = Arc::new(Shared {
@@ -175,19 +163,14 @@ fn main() {
         acknowledged: Mutex::new(Acknowledged::default()),
     });
     let window = actix_web::rt::System::new().block_on(async {
-        let app = application(
-            &url,
-            &secret,
-            Setup {
-                workers: 2,
-                verify_cache: true,
-                checkout_timeout: Duration::from_secs(1),
-                statement_timeout: Duration::from_secs(2),
-            },
-        );
-        let base = format!("http://{}", app.local_addr());
-        let handle = app.handle();
-        actix_web::rt::spawn(app.run_until_stopped());
+        let setup = Setup {
+            workers: 2,
+            verify_cache: true,
+            checkout_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(2),
+        };
+        let (addr, handle) = serve(application(url, secret, setup));
+        let base = format!("http://{addr}");
 
         let until = Instant::now() + Duration::from_secs(seconds);
         let tasks: Vec<_> = (0..workers)
@@ -195,9 +178,9 @@ fn main() {
             .collect();
         actix_web::rt::time::sleep(Duration::from_secs(seconds / 3)).await;
         let outage_started = shared.started.elapsed();
-        cluster.stop_now();
+        demo_cluster.cluster.stop_now();
         actix_web::rt::time::sleep(outage).await;
-        cluster.restart().expect("restart the soak cluster");
+        demo_cluster.cluster.restart().expect("restart the soak cluster");
         let outage_ended = shared.started.elapsed();
         for task in tasks {
             task.await.unwrap();
@@ -207,7 +190,7 @@ fn main() {
     });
 
     // The account: every acknowledged change is there, with exactly one audit event.
-    let mut conn = PgConnection::establish(&url).unwrap();
+    let mut conn = demo_cluster.connect();
     let acknowledged = shared.acknowledged.lock().unwrap();
     let mut lost = Vec::new();
     for name in &acknowledged.renames {
@@ -236,8 +219,7 @@ fn main() {
         }
     }
     drop(conn);
-    cluster.stop();
-    let _ = std::fs::remove_dir_all(&root);
+    drop(demo_cluster);
 
     let outcomes = shared.outcomes.lock().unwrap();
     let in_window = |o: &Outcome| o.at >= window.0 && o.at <= window.1;

@@ -14,7 +14,6 @@
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -22,21 +21,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use diesel::Connection;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, body::Bytes};
 use hyper_util::rt::TokioIo;
-use keyward::{
-    db::models::{Organization, organization::NewOrganization, user::NewUser},
-    devdb::{DATABASE_NAME, Durability, EmbeddedCluster},
-    keys::KeyHasher,
-    secrets::MasterSecret,
-    startup::Application,
-};
+use keyward::{secrets::MasterSecret, startup::Application};
 
 #[path = "common/app.rs"]
 mod app;
-use app::{Setup, application, keys_with_secrets};
+use app::{DemoCluster, Setup, application, keys_with_secrets, serve};
 
 const KEYS: usize = 1000;
 
@@ -144,29 +136,6 @@ async fn measure(target: Target, connections: usize, warmup: Duration, duration:
     }
 }
 
-fn seed(url: &str, hasher: &KeyHasher) -> Vec<String> {
-    let mut conn = diesel::PgConnection::establish(url).unwrap();
-    keyward::db::run_migrations(&mut conn).unwrap();
-    conn.transaction(|conn| {
-        let org =
-            Organization::insert(conn, &NewOrganization { slug: "bench", name: "Bench", service_provider_id: None })?;
-        keyward::db::models::User::insert(
-            conn,
-            &NewUser {
-                organization_id: org.id,
-                email: "bench@bench.test",
-                display_name: "Bench",
-                password_hash: None,
-                is_admin: true,
-                api_key_access: true,
-            },
-        )?;
-        Ok::<_, keyward::error::AppError>(())
-    })
-    .unwrap();
-    keys_with_secrets(&mut conn, hasher, "bench@bench.test", KEYS).into_iter().map(|(_, secret)| secret).collect()
-}
-
 fn app(url: &str, secret: &MasterSecret, cache: bool) -> Application {
     let setup = Setup {
         workers: env_number("BENCH_SERVER_WORKERS", 1) as usize,
@@ -195,21 +164,16 @@ fn main() {
     let seconds = env_number("BENCH_SECONDS", 2);
     let rounds = env_number("BENCH_ROUNDS", 5) as usize;
     let connections = env_number("BENCH_CONNECTIONS", 64) as usize;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("bench-cluster");
-    let _ = std::fs::remove_dir_all(&root);
-    let mut cluster = EmbeddedCluster::start(&root, Durability::Throwaway).expect("start the benchmark cluster");
-    let url = cluster.connection_string(DATABASE_NAME);
-    let secret = MasterSecret::generate();
-    let keys = Arc::new(seed(&url, &KeyHasher::new(secret.derive().key_pepper)));
+    let demo_cluster = DemoCluster::start("bench-cluster");
+    let (url, secret) = (&demo_cluster.url, &demo_cluster.secret);
+    let keys = keys_with_secrets(&mut demo_cluster.connect(), &demo_cluster.hasher, "alice@acme.example", KEYS);
+    let keys = Arc::new(keys.into_iter().map(|(_, secret)| secret).collect::<Vec<_>>());
 
     let (steal_before, total_before) = cpu_jiffies();
     let rounds_measured = actix_web::rt::System::new().block_on(async {
-        let cached = app(&url, &secret, true);
-        let uncached = app(&url, &secret, false);
-        let (cached_addr, uncached_addr) = (cached.local_addr(), uncached.local_addr());
-        let handles = [cached.handle(), uncached.handle()];
-        actix_web::rt::spawn(cached.run_until_stopped());
-        actix_web::rt::spawn(uncached.run_until_stopped());
+        let (cached_addr, cached) = serve(app(url, secret, true));
+        let (uncached_addr, uncached) = serve(app(url, secret, false));
+        let handles = [cached, uncached];
         // The load generator runs on its own runtime, beside the server's workers.
         let client_threads = env_number("BENCH_CLIENT_THREADS", 1) as usize;
         let client =
@@ -259,8 +223,7 @@ fn main() {
         rounds_measured
     });
     let (steal_after, total_after) = cpu_jiffies();
-    cluster.stop();
-    let _ = std::fs::remove_dir_all(&root);
+    drop(demo_cluster);
     let steal = 100.0 * (steal_after - steal_before) as f64 / (total_after - total_before).max(1) as f64;
 
     // Pool each endpoint's rounds: median throughput, latencies over all rounds.

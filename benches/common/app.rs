@@ -1,18 +1,66 @@
-//! The application as the benchmarks run it, and keys whose secrets they know.
+//! The application as the benchmarks run it: a private cluster with the demo data, the
+//! server on a free port, and keys whose secrets they know.
 
-use std::time::Duration;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use actix_web::dev::ServerHandle;
 use diesel::{Connection, PgConnection};
 use keyward::{
     db::{Database, PoolOptions, models::User},
+    devdb::{DATABASE_NAME, Durability, EmbeddedCluster},
+    domain::NewPassword,
     keys::{Environment, KeyHasher},
     secrets::MasterSecret,
     services::{
-        Actor,
+        Actor, demo,
         keys::{ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest, lifecycle},
     },
     startup::{AppSettings, Application},
 };
+
+/// A throwaway PostgreSQL cluster in `target/<name>` with the schema and the demo data set,
+/// and a fresh master secret; stopped and removed when dropped.
+pub struct DemoCluster {
+    pub cluster: EmbeddedCluster,
+    pub url: String,
+    pub secret: MasterSecret,
+    pub hasher: KeyHasher,
+    root: PathBuf,
+}
+
+impl DemoCluster {
+    pub fn start(name: &str) -> Self {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join(name);
+        let _ = std::fs::remove_dir_all(&root);
+        let cluster = EmbeddedCluster::start(&root, Durability::Throwaway).expect("start the benchmark cluster");
+        let url = cluster.connection_string(DATABASE_NAME);
+        let mut conn = PgConnection::establish(&url).unwrap();
+        keyward::db::run_migrations(&mut conn).unwrap();
+        let password = NewPassword::parse(demo::DEMO_PASSWORD).unwrap();
+        demo::seed(&mut conn, &keyward::auth::password::hash_now(&password)).unwrap();
+        let secret = MasterSecret::generate();
+        let hasher = KeyHasher::new(secret.derive().key_pepper);
+        Self { cluster, url, secret, hasher, root }
+    }
+
+    pub fn connect(&self) -> PgConnection {
+        PgConnection::establish(&self.url).unwrap()
+    }
+}
+
+impl Drop for DemoCluster {
+    fn drop(&mut self) {
+        self.cluster.stop();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Runs `app` on the current actix system: its address and a handle to stop it.
+pub fn serve(app: Application) -> (SocketAddr, ServerHandle) {
+    let (addr, handle) = (app.local_addr(), app.handle());
+    actix_web::rt::spawn(app.run_until_stopped());
+    (addr, handle)
+}
 
 /// How the benchmark wants the application: server workers, the key cache, and the pool's
 /// checkout and statement timeouts.
