@@ -25,7 +25,7 @@ use reqwest::Client;
 mod common;
 use common::{
     app::{DemoCluster, Setup, application, keys_with_secrets, serve},
-    http::{Session, csrf_token, hidden, percentile, server_timing},
+    http::{Session, percentile, server_timing},
 };
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -77,25 +77,10 @@ async fn time_verify(base: &str, secrets: &[String]) -> [(f64, f64); 2] {
 
 /// Server-time p50/p95 of creating `count` personal keys through the browser form.
 async fn time_key_creation(session: &Session, count: usize) -> (f64, f64) {
-    let expires = (chrono::Utc::now() + chrono::Duration::days(30)).date_naive().to_string();
     let mut times = Vec::new();
     for i in 0..count {
         let form = session.get("/account/keys/new").await.text().await.unwrap();
-        let (csrf, token) = (csrf_token(&form), hidden(&form, "form_token"));
-        let name = format!("Created in the benchmark {i}");
-        let response = session
-            .post(
-                "/account/keys",
-                &[
-                    ("csrf_token", csrf.as_str()),
-                    ("form_token", token.as_str()),
-                    ("name", name.as_str()),
-                    ("actions_mode", "all"),
-                    ("assets_mode", "all"),
-                    ("expires_on", expires.as_str()),
-                ],
-            )
-            .await;
+        let response = session.create_key(&form, &format!("Created in the benchmark {i}")).await;
         assert_eq!(response.status(), 200, "the key is created and shown");
         times.push(server_timing(&response).0);
         response.bytes().await.unwrap();

@@ -30,7 +30,7 @@ use keyward::{
 mod common;
 use common::{
     app::{DemoCluster, Setup, application, keys_with_secrets, serve},
-    http::{Session, csrf_token, hidden, percentile, server_timing},
+    http::{Session, csrf_token, percentile, server_timing},
 };
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -75,7 +75,6 @@ impl Shared {
 async fn worker(id: usize, base: String, keys: Arc<Vec<(String, String)>>, shared: Arc<Shared>, until: Instant) {
     let (session, _) = Session::sign_in(&base, "alice@acme.example").await;
     let api = reqwest::Client::new();
-    let expires = (chrono::Utc::now() + chrono::Duration::days(30)).date_naive().to_string();
     let mut n = 0usize;
     while Instant::now() < until {
         n += 1;
@@ -118,20 +117,7 @@ async fn worker(id: usize, base: String, keys: Arc<Vec<(String, String)>>, share
                     continue;
                 }
                 let form = page.text().await.unwrap();
-                let (token, form_token) = (csrf_token(&form), hidden(&form, "form_token"));
-                let name = format!("soak created {id}-{n}");
-                let response = session
-                    .post(
-                        "/account/keys",
-                        &[
-                            ("csrf_token", token.as_str()),
-                            ("form_token", form_token.as_str()),
-                            ("name", name.as_str()),
-                            ("actions_mode", "all"),
-                            ("expires_on", expires.as_str()),
-                        ],
-                    )
-                    .await;
+                let response = session.create_key(&form, &format!("soak created {id}-{n}")).await;
                 shared.record("create", &response);
                 if response.status() == 200 {
                     let body = response.text().await.unwrap();

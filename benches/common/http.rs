@@ -56,6 +56,22 @@ impl Session {
         self.http.get(format!("{}{path}", self.base)).header(header::COOKIE, &self.cookie).send().await.unwrap()
     }
 
+    /// Submits the "New API key" form `form` (the page's HTML) for a personal key `name`
+    /// with every action, expiring in 30 days.
+    pub async fn create_key(&self, form: &str, name: &str) -> Response {
+        let expires = (chrono::Utc::now() + chrono::Duration::days(30)).date_naive().to_string();
+        let (csrf, token) = (csrf_token(form), hidden(form, "form_token"));
+        let fields = [
+            ("csrf_token", csrf.as_str()),
+            ("form_token", token.as_str()),
+            ("name", name),
+            ("actions_mode", "all"),
+            ("assets_mode", "all"),
+            ("expires_on", expires.as_str()),
+        ];
+        self.post("/account/keys", &fields).await
+    }
+
     pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
         self.http
             .post(format!("{}{path}", self.base))
