@@ -145,9 +145,13 @@ async fn seed_demo_fills_an_organization_with_users_keys_and_their_audit_trail()
         organizations::table.filter(organizations::slug.eq("acme")).count().get_result::<i64>(&mut conn).unwrap() == 0,
         "filling another organization does not seed the demo data set"
     );
-    // Seeded users sign in with the demo password.
-    let email: String =
-        users::table.filter(users::organization_id.eq(org_id)).select(users::email).first(&mut conn).unwrap();
+    // Seeded users (the active ones: some are deactivated) sign in with the demo password.
+    let email: String = users::table
+        .filter(users::organization_id.eq(org_id))
+        .filter(users::active.eq(true))
+        .select(users::email)
+        .first(&mut conn)
+        .unwrap();
     drop(conn);
     assert_eq!(app.client().login(&email, "keyward-demo").await.status(), StatusCode::SEE_OTHER);
 
@@ -326,7 +330,20 @@ async fn sigterm_lets_in_flight_requests_finish_and_writes_the_last_use_batch() 
     let mut holder = PgConnection::establish(&url).unwrap();
     holder.batch_execute("BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE").unwrap();
     let in_flight = actix_web::rt::spawn(verify(in_flight_secret));
-    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let mut watcher = PgConnection::establish(&url).unwrap();
+    let started = Instant::now();
+    loop {
+        let waiting: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        )
+        .get_result(&mut watcher)
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "the request reaches the database");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
     assert!(child.try_wait().unwrap().is_none(), "still serving the request in flight");

@@ -128,8 +128,8 @@ struct Terminated {
 #[actix_web::test]
 async fn a_stuck_database_turns_into_quick_503s_while_health_and_static_files_answer() {
     let app = spawn_app_with(SpawnOptions {
-        statement_timeout: Duration::from_millis(800),
-        checkout_timeout: Duration::from_millis(800),
+        statement_timeout: Duration::from_millis(1500),
+        checkout_timeout: Duration::from_millis(1500),
         ..SpawnOptions::default()
     })
     .await;
@@ -170,11 +170,11 @@ async fn a_stuck_database_turns_into_quick_503s_while_health_and_static_files_an
     let client = http_client();
     assert_eq!(client.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(client.get(app.url("/static/app.js")).send().await.unwrap().status(), StatusCode::OK);
-    assert!(health_started.elapsed() < Duration::from_millis(500), "not held up by the stuck database");
+    assert!(health_started.elapsed() < Duration::from_millis(1000), "not held up by the stuck database");
     for request in requests {
         assert_eq!(request.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
     }
-    assert!(started.elapsed() < Duration::from_secs(6), "503s within a few timeouts: {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(10), "503s within a few timeouts: {:?}", started.elapsed());
 
     holder.batch_execute("COMMIT").unwrap();
     assert_eq!(bob.get("/account/keys").await.status(), StatusCode::OK);
