@@ -454,6 +454,29 @@ async fn leaked_keys_are_deactivated_at_once_and_the_report_is_audited() {
 
     let bad = http_client().post(app.url("/api/v1/leaks")).json(&json!({ "token": "x" })).send().await.unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    // The leaked secret never works again: reactivation waits for a re-key, which ends it at
+    // once whatever grace period is chosen.
+    let owner = app.signed_in("bob@acme.test").await;
+    let base = format!("/account/keys/{}", key.public_id);
+    let (_, page) = owner.page(&base).await;
+    assert!(page.contains("Its secret leaked: re-key it, then reactivate."));
+    let refused = owner.post(&format!("{base}/reactivate"), &[]).await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert!(refused.text().await.unwrap().contains("Re-key it first"));
+    assert!(!keys::reload(&mut app.conn(), &key).unwrap().active);
+    let new =
+        match lifecycle::rekey(&mut app.conn(), &Actor::system("test"), &app.hasher, &key.public_id, 60, None, None)
+            .unwrap()
+        {
+            lifecycle::Rekeyed::New { secret, .. } => secret.expose().to_string(),
+            lifecycle::Rekeyed::Replayed(_) => unreachable!(),
+        };
+    let rekeyed = keys::reload(&mut app.conn(), &key).unwrap();
+    assert!(rekeyed.previous_secret_hash.is_none(), "no grace for a leaked secret");
+    assert_eq!(owner.post(&format!("{base}/reactivate"), &[]).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(eventually(&app, &new, "VALID").await, "VALID");
+    assert_eq!(eventually(&app, &secret, "NOT_FOUND").await, "NOT_FOUND");
 }
 
 #[actix_web::test]

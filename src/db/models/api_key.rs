@@ -411,6 +411,14 @@ impl ApiKey {
             .get_result(conn)
     }
 
+    /// Replaces an inactive key's deactivation reason (the key stays inactive).
+    pub fn set_deactivation_reason(conn: &mut PgConnection, key_id: i64, reason: &str) -> QueryResult<ApiKey> {
+        diesel::update(api_keys::table.find(key_id))
+            .set((api_keys::deactivation_reason.eq(reason), api_keys::updated_at.eq(now)))
+            .returning(ApiKey::as_returning())
+            .get_result(conn)
+    }
+
     /// Installs a new secret. With a grace period the current secret becomes the previous
     /// one until `previous_expires_at`; any older previous secret ends now, so at most two
     /// secrets are ever valid.

@@ -151,6 +151,8 @@ pub struct KeyDetail {
     pub rekeyed: Option<Stamp>,
     pub deactivated: Option<Stamp>,
     pub deactivation_reason: Option<String>,
+    /// Deactivated because its secret leaked, and not re-keyed since: re-key before reactivating.
+    pub leaked: bool,
     pub history: Vec<HistoryRow>,
 }
 
@@ -182,6 +184,7 @@ pub fn detail(conn: &mut PgConnection, key: &ApiKey, base: &str) -> Result<KeyDe
         rekeyed: Stamp::maybe(key.rekeyed_at),
         deactivated: if key.active { None } else { Stamp::maybe(key.deactivated_at) },
         deactivation_reason: if key.active { None } else { key.deactivation_reason.clone() },
+        leaked: !key.active && key.deactivation_reason.as_deref() == Some(crate::services::keys::lifecycle::LEAKED),
         history,
         row,
     })

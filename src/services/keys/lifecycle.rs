@@ -320,6 +320,13 @@ pub fn update(
     Ok(updated)
 }
 
+/// The deactivation reason of a key whose secret was reported as leaked. Such a key is not
+/// reactivated with that secret: it must be re-keyed first (which ends every old secret).
+pub const LEAKED: &str = "Reported as leaked";
+
+/// What a leaked key says after its re-key (it can then be reactivated).
+pub const LEAK_REKEYED: &str = "Reported as leaked; re-keyed since";
+
 /// Deactivates or reactivates a key; effective at once. Reactivation never extends expiry.
 pub fn set_active(
     conn: &mut PgConnection,
@@ -335,6 +342,11 @@ pub fn set_active(
     let (key, _) = lock(conn, actor, public_id, op)?;
     if key.active == active {
         return Ok(key);
+    }
+    if active && key.deactivation_reason.as_deref() == Some(LEAKED) {
+        return Err(AppError::Conflict(
+            "This key's secret was reported as leaked, so it cannot work again. Re-key it first: that ends every old secret and shows a new one; then reactivate it.".into(),
+        ));
     }
     let changed = ApiKey::set_active(conn, key.id, active, reason)?;
     let details = match reason {
@@ -375,6 +387,9 @@ pub fn rekey(
     }
     let owner = OwnerContext::of_key(conn, &key)?;
     let policy = policy_of(&owner);
+    // A leaked secret gets no grace period: it ends now, whatever the form said.
+    let leaked = key.deactivation_reason.as_deref() == Some(LEAKED);
+    let grace_minutes = if leaked { 0 } else { grace_minutes };
     if !is_offered_grace(grace_minutes, &policy) {
         let mut errors = FieldErrors::new();
         errors.add("grace", "Choose one of the offered grace periods.");
@@ -389,7 +404,7 @@ pub fn rekey(
         (current, _) => current,
     };
     let ended_previous = key.is_rotating_at(now);
-    let rekeyed = ApiKey::rekey(
+    let mut rekeyed = ApiKey::rekey(
         conn,
         &key,
         &hasher.hash(secret.expose()),
@@ -405,8 +420,12 @@ pub fn rekey(
             "grace_minutes": grace_minutes,
             "old_secret_valid_until": previous_expires_at,
             "ended_earlier_grace": ended_previous,
+            "replaced_leaked_secret": leaked,
         })),
     )?;
+    if leaked {
+        rekeyed = ApiKey::set_deactivation_reason(conn, rekeyed.id, LEAK_REKEYED)?;
+    }
     Ok(Rekeyed::New { key: rekeyed, secret })
 }
 
@@ -504,7 +523,8 @@ pub fn report_leak(
         return Ok(false);
     }
     let was_active = key.active;
-    let key = if was_active { ApiKey::set_active(conn, key.id, false, Some("Reported as leaked"))? } else { key };
+    // Even an inactive key is marked: its secret must not work again once reactivated.
+    let key = ApiKey::set_active(conn, key.id, false, Some(LEAKED))?;
     let clip = |s: &str| s.chars().take(500).collect::<String>();
     audit::record(
         conn,
