@@ -60,6 +60,13 @@ struct Manager {
     ceiling: crate::db::models::user::ActionCeiling,
 }
 
+impl Manager {
+    /// API key access is `keys.own`: nobody hands it out without holding it.
+    fn may_grant_key_access(&self) -> bool {
+        self.is_admin || self.permissions.contains(Permission::KeysOwn)
+    }
+}
+
 /// What a manager is about to do to a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Change {
@@ -148,7 +155,7 @@ fn user_target(user: &User) -> Target {
 /// Creates a web user in `input.organization_id`.
 pub fn create(conn: &mut PgConnection, actor: &Actor, input: CreateUser) -> Result<User, AppError> {
     let manager = manager(conn, actor, input.organization_id)?;
-    if input.is_admin && !manager.is_admin {
+    if input.is_admin && !manager.is_admin || input.api_key_access && !manager.may_grant_key_access() {
         return Err(AppError::Forbidden);
     }
     let mut errors = FieldErrors::new();
@@ -256,7 +263,10 @@ pub fn set_api_key_access(
     user_id: i64,
     granted: bool,
 ) -> Result<User, AppError> {
-    let (user, _) = target(conn, actor, organization_id, user_id, Change::Sensitive)?;
+    let (user, manager) = target(conn, actor, organization_id, user_id, Change::Sensitive)?;
+    if granted && !manager.may_grant_key_access() {
+        return Err(AppError::Forbidden);
+    }
     if user.api_key_access == granted {
         return Ok(user);
     }

@@ -239,6 +239,27 @@ async fn a_user_manager_cannot_take_over_accounts_that_hold_more_than_they_do() 
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(!user(&app, "hr@acme.test").api_key_access);
 
+    // API key access is keys.own, which HR does not hold: they cannot hand it out either.
+    hr.page("/admin/users").await;
+    let response = hr.post(&format!("/admin/users/{}/access", plain.id), &[("grant", "1")]).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(!user(&app, "carol@acme.test").api_key_access);
+    hr.page("/admin/users/new").await;
+    let response = hr
+        .post(
+            "/admin/users",
+            &[
+                ("email", "dev@acme.test"),
+                ("display_name", "Dev"),
+                ("api_key_access", "on"),
+                ("password_mode", "password"),
+                ("password", "a chosen password"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(User::find_by_email(&mut app.conn(), "dev@acme.test").unwrap().is_none());
+
     // Users holding nothing more remain theirs to manage.
     hr.page("/admin/users").await;
     let response = hr
