@@ -151,7 +151,8 @@ impl KeyCache {
 
     /// The listener lost its connection: stop trusting entries now.
     pub fn disconnected(&self) {
-        self.coherent_until.store(self.now_ms().saturating_sub(1), Ordering::Release);
+        // The first loss counts: repeated failed reconnects must not extend `DISCONNECTED_TRUST`.
+        self.coherent_until.fetch_min(self.now_ms().saturating_sub(1), Ordering::AcqRel);
     }
 
     /// The listener is connected again: forget everything (notifications sent meanwhile were
@@ -174,5 +175,24 @@ impl KeyCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_first_loss_of_the_listener_starts_the_disconnected_trust() {
+        let cache = KeyCache::new(true);
+        cache.confirm_coherent();
+        cache.disconnected();
+        let first = cache.coherent_until.load(Ordering::Acquire);
+        std::thread::sleep(Duration::from_millis(20));
+        // Failed reconnects keep reporting the loss; the clock keeps running from the first.
+        cache.disconnected();
+        assert_eq!(cache.coherent_until.load(Ordering::Acquire), first);
+        cache.resynchronize();
+        assert!(cache.coherent_until.load(Ordering::Acquire) > first, "trusted again once reconnected");
     }
 }

@@ -167,6 +167,10 @@ impl Verdict {
     }
 }
 
+/// How long stale cache entries are answered without asking the database, after a reload
+/// found it unavailable.
+const UNAVAILABLE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The verifier of one instance.
 #[derive(Debug)]
 pub struct Verifier {
@@ -175,6 +179,9 @@ pub struct Verifier {
     pub throttle: Throttle,
     hasher: KeyHasher,
     db: Database,
+    /// Milliseconds since `started` until which the database counts as unavailable.
+    unavailable_until_ms: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
 }
 
 impl Verifier {
@@ -185,6 +192,8 @@ impl Verifier {
             throttle: Throttle::new(invalid_per_minute),
             hasher,
             db,
+            unavailable_until_ms: std::sync::atomic::AtomicU64::new(0),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -203,9 +212,15 @@ impl Verifier {
             cache::Lookup::Unknown => self.load(parsed.public_id).await?,
             // The cache cannot vouch for it right now: ask the database, and fall back to
             // what we knew only if the database cannot answer either.
+            // Right after a failed reload the database is not asked again for a moment, so
+            // an outage does not make every known key wait for the pool's timeouts.
+            cache::Lookup::Stale(known) if self.database_recently_unavailable() => Some(known),
             cache::Lookup::Stale(known) => match self.load(parsed.public_id).await {
                 Ok(fresh) => fresh,
-                Err(AppError::Unavailable) => Some(known),
+                Err(AppError::Unavailable) => {
+                    self.note_database_unavailable();
+                    Some(known)
+                }
                 Err(e) => return Err(e),
             },
         };
@@ -230,6 +245,16 @@ impl Verifier {
             self.usage.record(key.id, now, attempt.client_ip, previous);
         }
         Ok(Verdict { code, key: Some(key), sunset })
+    }
+
+    fn database_recently_unavailable(&self) -> bool {
+        (self.started.elapsed().as_millis() as u64)
+            < self.unavailable_until_ms.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn note_database_unavailable(&self) {
+        let until = self.started.elapsed() + UNAVAILABLE_BACKOFF;
+        self.unavailable_until_ms.store(until.as_millis() as u64, std::sync::atomic::Ordering::Release);
     }
 
     async fn load(&self, public_id: &str) -> Result<Option<Arc<CachedKey>>, AppError> {
