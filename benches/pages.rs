@@ -100,7 +100,8 @@ fn main() {
     let started = std::time::Instant::now();
     let password = NewPassword::parse(demo::DEMO_PASSWORD).unwrap();
     let hash = keyward::auth::password::hash_now(&password);
-    let added = demo_volume::fill(&mut conn, hasher, &acme, &hash, Volume { users, keys: key_count }, 42).unwrap();
+    let added =
+        demo_volume::fill(&mut conn, hasher, &acme, Some(&hash), Volume { users, keys: key_count }, 42).unwrap();
     let seeding = started.elapsed().as_secs_f64();
     diesel::sql_query("VACUUM ANALYZE").execute(&mut conn).unwrap();
     let secrets_of = |keys: Vec<(String, String)>| keys.into_iter().map(|(_, secret)| secret).collect::<Vec<_>>();

@@ -31,6 +31,10 @@ pub enum Command {
         /// The organization to fill (its slug).
         #[arg(long, default_value = crate::services::demo::DEMO_ORG_SLUG)]
         org: String,
+        /// Give the added users the demo password (otherwise they cannot sign in until
+        /// someone sets their password): never on an organization with real people.
+        #[arg(long)]
+        demo_password: bool,
     },
     /// Create a support staff account. Password from KEYWARD_PASSWORD or a prompt.
     CreateStaff {

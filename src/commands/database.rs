@@ -53,7 +53,13 @@ impl DatabaseHandle {
     }
 
     /// Adds `volume` users and keys to the organization `slug` (see `demo_volume`).
-    pub fn seed_volume(&self, config: &Config, slug: &str, volume: demo_volume::Volume) -> Result<(), String> {
+    pub fn seed_volume(
+        &self,
+        config: &Config,
+        slug: &str,
+        volume: demo_volume::Volume,
+        demo_password: bool,
+    ) -> Result<(), String> {
         let started = std::time::Instant::now();
         let secret = config.resolve_secret().map_err(|e| e.to_string())?;
         let hasher = KeyHasher::new(secret.derive().key_pepper);
@@ -62,11 +68,17 @@ impl DatabaseHandle {
             .optional()
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("there is no organization with slug {slug:?}"))?;
-        let password = NewPassword::parse(demo::DEMO_PASSWORD).expect("the demo password satisfies the policy");
-        let hash = crate::auth::password::hash_now(&password);
+        let hash = demo_password.then(|| {
+            let password = NewPassword::parse(demo::DEMO_PASSWORD).expect("the demo password satisfies the policy");
+            crate::auth::password::hash_now(&password)
+        });
         let seed = u64::from(started.elapsed().subsec_nanos()) ^ 0x6b65_7977_6172_6421;
-        let added =
-            demo_volume::fill(&mut conn, &hasher, &organization, &hash, volume, seed).map_err(|e| e.to_string())?;
+        let added = demo_volume::fill(&mut conn, &hasher, &organization, hash.as_deref(), volume, seed).map_err(
+            |e| match e {
+                crate::error::AppError::BadRequest(message) => message,
+                other => other.to_string(),
+            },
+        )?;
         // Fresh statistics, so the first queries after a bulk load get good plans.
         diesel::sql_query("ANALYZE").execute(&mut conn).map_err(|e| e.to_string())?;
         println!(

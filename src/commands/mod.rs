@@ -31,7 +31,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::SeedDemo { users, keys, org } => {
+        Command::SeedDemo { users, keys, org, demo_password } => {
             let db = DatabaseHandle::open(&config)?;
             db.migrate()?;
             let volume = users > 0 || keys > 0;
@@ -44,7 +44,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             if volume {
-                db.seed_volume(&config, &org, crate::services::demo_volume::Volume { users, keys })?;
+                db.seed_volume(&config, &org, crate::services::demo_volume::Volume { users, keys }, demo_password)?;
             }
             print!("{}", crate::services::demo::credentials_text(&format!("http://{}", config.addr)));
             Ok(())

@@ -145,13 +145,15 @@ const KEY_NAMES: &[&str] = &[
 ];
 
 /// Adds `volume` users and keys (and an audit event for each) to `organization`, in one
-/// transaction. `seed` makes the data reproducible; `password_hash` is given to every user
-/// (demo data: everyone signs in with the demo password).
+/// transaction. `seed` makes the data reproducible. `password_hash` is given to every added
+/// user (demo data: they sign in with the demo password); without it they cannot sign in
+/// until someone sets their password. Keys belong to (or stand behind) any user of the
+/// organization, those it had and those added.
 pub fn fill(
     conn: &mut PgConnection,
     hasher: &KeyHasher,
     organization: &Organization,
-    password_hash: &str,
+    password_hash: Option<&str>,
     volume: Volume,
     seed: u64,
 ) -> Result<Added, AppError> {
@@ -175,7 +177,7 @@ pub fn fill(
                         organization.slug
                     ),
                     display_name: format!("{first} {last}"),
-                    password_hash: Some(password_hash),
+                    password_hash,
                     api_key_access: rng.random_bool(0.6),
                     active,
                     last_login_at: (active && rng.random_bool(0.8)).then(|| days_ago(&mut rng, 90)),
@@ -210,8 +212,19 @@ pub fn fill(
             .collect();
         assign_integrator_role(conn, organization.id, &people)?;
 
-        let holders: Vec<i64> = people.iter().filter(|(_, access, _)| *access).map(|(id, ..)| id).copied().collect();
-        let anyone: Vec<i64> = people.iter().map(|(id, ..)| *id).collect();
+        let everyone: Vec<(i64, bool, bool)> = users::table
+            .filter(users::organization_id.eq(organization.id))
+            .select((users::id, users::api_key_access, users::is_admin))
+            .load(conn)?;
+        if everyone.is_empty() && volume.keys > 0 {
+            return Err(AppError::BadRequest(format!(
+                "{} has no users to own keys or stand behind them: add some with --users.",
+                organization.slug
+            )));
+        }
+        let holders: Vec<i64> =
+            everyone.iter().filter(|(_, access, admin)| *access || *admin).map(|(id, ..)| *id).collect();
+        let anyone: Vec<i64> = everyone.iter().map(|(id, ..)| *id).collect();
         let catalog: Vec<i64> = ApiAction::list_active(conn)?.into_iter().map(|a| a.id).collect();
         let mut actions_of: HashMap<String, Vec<i64>> = HashMap::new();
         let mut keys = Vec::with_capacity(volume.keys);

@@ -115,7 +115,10 @@ async fn seed_demo_fills_an_organization_with_users_keys_and_their_audit_trail()
     let run = |args: &[&str]| {
         keyward(&dir).env("DATABASE_URL", &url).env("KEYWARD_SECRET", SECRET).args(args).output().unwrap()
     };
-    let output = run(&["seed-demo", "--users", "40", "--keys", "150", "--org", "initech"]);
+    let output = run(&["seed-demo", "--keys", "5", "--org", "initech"]);
+    assert!(!output.status.success());
+    assert!(text(&output).1.contains("initech has no users to own keys"), "{:?}", text(&output));
+    let output = run(&["seed-demo", "--users", "40", "--keys", "150", "--org", "initech", "--demo-password"]);
     assert!(output.status.success(), "{:?}", text(&output));
     assert!(
         text(&output).0.contains("Added 40 users, 150 keys and 190 audit events to initech"),
@@ -154,6 +157,20 @@ async fn seed_demo_fills_an_organization_with_users_keys_and_their_audit_trail()
         .unwrap();
     drop(conn);
     assert_eq!(app.client().login(&email, "keyward-demo").await.status(), StatusCode::SEE_OTHER);
+
+    // More keys for the users it has; users added without --demo-password cannot sign in.
+    let output = run(&["seed-demo", "--users", "3", "--keys", "10", "--org", "initech"]);
+    assert!(output.status.success(), "{:?}", text(&output));
+    let mut conn = app.conn();
+    let keys: i64 = api_keys::table.filter(api_keys::organization_id.eq(org_id)).count().get_result(&mut conn).unwrap();
+    let without_password: i64 = users::table
+        .filter(users::organization_id.eq(org_id))
+        .filter(users::password_hash.is_null())
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!((keys, without_password), (160, 3));
+    drop(conn);
 
     let output = run(&["seed-demo", "--users", "1", "--org", "nowhere"]);
     assert!(!output.status.success());

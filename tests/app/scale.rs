@@ -64,8 +64,15 @@ fn grow(world: &World, n: usize, round: usize) {
         let owner = NewKeyOwner::ServiceProvider { service_provider_id: provider.id };
         keys::create(&mut conn, &app.hasher, owner, &format!("Provider {round}-{i}"), settings);
     }
-    demo_volume::fill(&mut conn, &app.hasher, org, &PASSWORD_HASH, Volume { users: n * 2, keys: n * 2 }, round as u64)
-        .unwrap();
+    demo_volume::fill(
+        &mut conn,
+        &app.hasher,
+        org,
+        Some(&PASSWORD_HASH),
+        Volume { users: n * 2, keys: n * 2 },
+        round as u64,
+    )
+    .unwrap();
 }
 
 /// `(path, queries, table rows)` of each list page, as `client` sees it.
