@@ -423,6 +423,22 @@ async fn invalid_attempts_are_throttled_per_address_without_slowing_valid_keys()
 }
 
 #[actix_web::test]
+async fn a_batch_of_guessed_leak_reports_stops_at_the_attempt_limit() {
+    let Acme { app, .. } = acme_with(SpawnOptions { invalid_attempts_per_minute: 3, ..SpawnOptions::default() }).await;
+    let guesses: Vec<Value> = (0..50)
+        .map(|_| {
+            let token = GeneratedKey::generate(Environment::Live).expose().to_string();
+            json!({ "token": token, "type": "keyward_api_key", "url": "https://example.com", "source": "content" })
+        })
+        .collect();
+    let response = http_client().post(app.url("/api/v1/leaks")).json(&guesses).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let timing = response.headers()["server-timing"].to_str().unwrap().to_string();
+    let queries: u32 = timing.split("db;desc=\"").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(queries < 30, "the database saw a handful of the 50 guesses, not all: {queries} queries");
+}
+
+#[actix_web::test]
 async fn leaked_keys_are_deactivated_at_once_and_the_report_is_audited() {
     let Acme { app, bob, .. } = acme().await;
     let (key, secret) = keys::personal(&mut app.conn(), &app.hasher, &bob, "Leaky");
