@@ -117,8 +117,8 @@ impl Application {
                 }))
                 .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
                 .app_data(web::PayloadConfig::new(FORM_LIMIT))
-                .wrap(security_headers(cookie_secure).into_iter().fold(DefaultHeaders::new(), DefaultHeaders::add))
                 .wrap(from_fn(routes::extract::refuse_nul_in_address))
+                .wrap(security_headers(cookie_secure).into_iter().fold(DefaultHeaders::new(), DefaultHeaders::add))
                 .wrap(from_fn(request_log))
                 .configure(routes::configure_public)
                 .service(

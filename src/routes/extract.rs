@@ -55,8 +55,14 @@ pub async fn refuse_nul_in_address(
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     let address = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or_default();
     if contains_nul(address.as_bytes()) {
-        let error = AppError::BadRequest("Addresses may not contain NUL characters.".into());
-        return Ok(req.error_response(error).map_into_right_body());
+        const MESSAGE: &str = "Addresses may not contain NUL characters.";
+        // The API answers in JSON, the pages with the error page.
+        let response = if req.path().starts_with("/api/") {
+            req.error_response(crate::routes::api::ApiError::BadRequest(MESSAGE.into()))
+        } else {
+            req.error_response(AppError::BadRequest(MESSAGE.into()))
+        };
+        return Ok(response.map_into_right_body());
     }
     next.call(req).await.map(actix_web::dev::ServiceResponse::map_into_left_body)
 }

@@ -172,6 +172,14 @@ async fn malformed_paths_queries_and_forms_get_a_4xx_and_store_nothing() {
         }
     }
 
+    // The refusal of a NUL in the address carries the security headers, and is JSON on the API.
+    let page = admin.get("/admin/users?q=%00").await;
+    assert!(page.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+    let api_answer = api.get(app.url("/api/v1/me?x=%00")).send().await.unwrap();
+    assert_eq!(api_answer.status(), reqwest::StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = api_answer.json().await.unwrap();
+    assert!(body["error"].is_string(), "{body}");
+
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(stored(&app), before, "nothing was stored");
 }

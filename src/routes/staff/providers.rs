@@ -18,7 +18,7 @@ use crate::{
     routes::{extract::HtmlForm, staff::path_id},
     services::platform,
     state::AppState,
-    views::{PageContext, Section, redirect, render, render_with_status},
+    views::{PageContext, Section, pager::MAX_COUNTED, redirect, render, render_with_status},
 };
 
 struct ProviderRow {
@@ -190,7 +190,9 @@ struct DetailPage {
     /// The first client organizations (by name), and how many there are.
     organizations: Vec<Organization>,
     organizations_total: i64,
+    /// The number of its keys, counted up to `MAX_COUNTED` (`keys_more`: there are more).
     keys: i64,
+    keys_more: bool,
 }
 
 #[get("/staff/providers/{id}")]
@@ -207,5 +209,6 @@ pub async fn detail(staff: CurrentStaff, req: HttpRequest, state: web::Data<AppS
         })
         .await?;
     let ctx = PageContext::for_staff(&staff, &provider.name, Section::StaffProviders)?;
-    render(&DetailPage { ctx, provider, organizations, organizations_total, keys })
+    let (keys, keys_more) = (keys.min(MAX_COUNTED), keys > MAX_COUNTED);
+    render(&DetailPage { ctx, provider, organizations, organizations_total, keys, keys_more })
 }
