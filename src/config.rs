@@ -7,7 +7,7 @@
 //! | `KEYWARD_DATA_DIR` | embedded cluster and generated secrets | `./keyward-data` |
 //! | `KEYWARD_SECRET` | master secret, ≥ 32 bytes, base64 | generated into the data dir in embedded mode; required with `DATABASE_URL` |
 //! | `KEYWARD_COOKIE_SECURE` | send cookies with `Secure` | `true`, except in embedded mode on a loopback address |
-//! | `KEYWARD_TRUST_FORWARDED` | take the client address from `Forwarded`/`X-Forwarded-For` | `false` |
+//! | `KEYWARD_TRUST_FORWARDED` | the header a trusted proxy sets: `x-forwarded-for` (or `true`) or `forwarded` | `false` |
 //! | `KEYWARD_POOL_SIZE` | database connections per instance | `10` |
 //! | `KEYWARD_DB_CHECKOUT_TIMEOUT_MS` | longest wait for a pooled connection | `3000` |
 //! | `KEYWARD_STATEMENT_TIMEOUT_MS` | longest a single SQL statement may run | `5000` |
@@ -18,6 +18,7 @@
 //! | `KEYWARD_VERIFY_INVALID_PER_MINUTE` | invalid verification attempts allowed per client address per minute | `60` |
 //! | `RUST_LOG` | log filter | `info` |
 
+use crate::domain::client_ip::TrustForwarded;
 use std::{
     env,
     net::SocketAddr,
@@ -47,7 +48,7 @@ pub struct Config {
     /// Given explicitly; in embedded mode [`Config::resolve_secret`] generates one if absent.
     pub secret: Option<MasterSecret>,
     pub cookie_secure: bool,
-    pub trust_forwarded: bool,
+    pub trust_forwarded: TrustForwarded,
     pub pool_size: u32,
     pub db_checkout_timeout: Duration,
     pub statement_timeout: Duration,
@@ -97,7 +98,14 @@ impl Config {
         }
         let embedded_loopback = matches!(database, DatabaseSource::Embedded) && addr.ip().is_loopback();
         let cookie_secure = parse_bool("KEYWARD_COOKIE_SECURE", &lookup)?.unwrap_or(!embedded_loopback);
-        let trust_forwarded = parse_bool("KEYWARD_TRUST_FORWARDED", &lookup)?.unwrap_or(false);
+        let trust_forwarded = match lookup("KEYWARD_TRUST_FORWARDED") {
+            None => TrustForwarded::No,
+            Some(value) => TrustForwarded::parse(&value).ok_or_else(|| {
+                ConfigError(format!(
+                    "KEYWARD_TRUST_FORWARDED must be false, x-forwarded-for or forwarded (the header your proxy sets), not {value:?}"
+                ))
+            })?,
+        };
         let pool_size: u32 = parse_or("KEYWARD_POOL_SIZE", &lookup, Some(10))?;
         if pool_size == 0 {
             return Err(ConfigError("KEYWARD_POOL_SIZE must be at least 1.".into()));

@@ -44,7 +44,7 @@ pub struct AppSettings {
     pub keys: DerivedKeys,
     pub addr: SocketAddr,
     pub cookie_secure: bool,
-    pub trust_forwarded: bool,
+    pub trust_forwarded: TrustForwarded,
     pub session_idle: Duration,
     pub session_max: Duration,
     pub workers: Option<usize>,
@@ -83,7 +83,7 @@ impl Application {
         let key_listener = listener::spawn(settings.db.url().to_string(), Arc::clone(&verifier));
         let state =
             web::Data::new(AppState { db: settings.db.clone(), session_max: settings.session_max, hasher, verifier });
-        let trust = web::Data::new(TrustForwarded(settings.trust_forwarded));
+        let trust = web::Data::new(settings.trust_forwarded);
         let shared_state = state.clone();
         let store = PgSessionStore::new(settings.db.clone());
         let cookie_key = Key::from(&settings.keys.cookie_key);

@@ -82,7 +82,7 @@ pub fn application(url: &str, secret: &MasterSecret, setup: Setup) -> Applicatio
         keys: secret.derive(),
         addr: "127.0.0.1:0".parse().unwrap(),
         cookie_secure: false,
-        trust_forwarded: false,
+        trust_forwarded: keyward::domain::client_ip::TrustForwarded::No,
         session_idle: Duration::from_secs(3600),
         session_max: Duration::from_secs(3600),
         workers: Some(setup.workers),

@@ -1,7 +1,8 @@
-//! The client's IP address, taken from the connection, or, when the operator says a trusted
-//! proxy sits in front (`KEYWARD_TRUST_FORWARDED`), from the address that proxy appended:
-//! the *rightmost* entry of `X-Forwarded-For` (or the last `for=` of `Forwarded`). Entries
-//! further left come from the client and can say anything.
+//! The client's IP address, taken from the connection, or, when the operator names the
+//! header a trusted proxy sets (`KEYWARD_TRUST_FORWARDED`), from the address that proxy
+//! appended: the *rightmost* entry of `X-Forwarded-For`, or the last `for=` of `Forwarded`.
+//! Entries further left, and the header the proxy does not set, come from the client and can
+//! say anything, so only the one named header is read.
 
 use std::{
     future::{Ready, ready},
@@ -10,9 +11,28 @@ use std::{
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
-/// Whether forwarded headers are trusted; stored as app data at start-up.
-#[derive(Debug, Clone, Copy)]
-pub struct TrustForwarded(pub bool);
+/// Which forwarded header, if any, a trusted proxy sets; stored as app data at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustForwarded {
+    /// No proxy: the connection's address.
+    No,
+    /// The proxy appends to `X-Forwarded-For`.
+    XForwardedFor,
+    /// The proxy appends to `Forwarded` (RFC 7239).
+    Forwarded,
+}
+
+impl TrustForwarded {
+    /// `KEYWARD_TRUST_FORWARDED`: `false`, `x-forwarded-for` (also `true`) or `forwarded`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "0" | "false" | "no" | "off" => Some(Self::No),
+            "1" | "true" | "yes" | "on" | "x-forwarded-for" => Some(Self::XForwardedFor),
+            "forwarded" => Some(Self::Forwarded),
+            _ => None,
+        }
+    }
+}
 
 /// The address requests are attributed to (audit log, throttling, IP allow-lists).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,13 +40,13 @@ pub struct ClientIp(pub Option<IpAddr>);
 
 impl ClientIp {
     pub fn of(req: &HttpRequest) -> Self {
-        let trust = req.app_data::<web::Data<TrustForwarded>>().is_some_and(|t| t.0);
-        let addr = if trust {
-            forwarded_by_proxy(req).or_else(|| req.peer_addr().map(|a| a.ip()))
-        } else {
-            req.peer_addr().map(|a| a.ip())
+        let trust = req.app_data::<web::Data<TrustForwarded>>().map_or(TrustForwarded::No, |t| *t.get_ref());
+        let forwarded = match trust {
+            TrustForwarded::No => None,
+            TrustForwarded::XForwardedFor => last_x_forwarded_for(req),
+            TrustForwarded::Forwarded => last_forwarded_for(req),
         };
-        Self(addr)
+        Self(forwarded.or_else(|| req.peer_addr().map(|a| a.ip())))
     }
 
     pub fn network(self) -> Option<ipnetwork::IpNetwork> {
@@ -34,14 +54,15 @@ impl ClientIp {
     }
 }
 
-/// The address the nearest (trusted) proxy saw: the last `X-Forwarded-For` entry, else the
-/// last `for=` of `Forwarded`.
-fn forwarded_by_proxy(req: &HttpRequest) -> Option<IpAddr> {
-    let headers = req.headers();
-    if let Some(value) = headers.get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).last() {
-        return value.rsplit(',').next().map(str::trim).and_then(parse_host);
-    }
-    let forwarded = headers.get_all("forwarded").filter_map(|v| v.to_str().ok()).last()?;
+/// The address the nearest proxy saw, by `X-Forwarded-For`: its last entry.
+fn last_x_forwarded_for(req: &HttpRequest) -> Option<IpAddr> {
+    let value = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).last()?;
+    value.rsplit(',').next().map(str::trim).and_then(parse_host)
+}
+
+/// The address the nearest proxy saw, by `Forwarded`: the last element's `for=`.
+fn last_forwarded_for(req: &HttpRequest) -> Option<IpAddr> {
+    let forwarded = req.headers().get_all("forwarded").filter_map(|v| v.to_str().ok()).last()?;
     let last = forwarded.rsplit(',').next()?;
     last.split(';')
         .filter_map(|pair| pair.trim().split_once('='))
@@ -74,20 +95,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_proxys_own_entry_is_the_rightmost() {
+    fn only_the_named_header_counts_and_its_rightmost_entry() {
         use actix_web::test::TestRequest;
-        let req = TestRequest::default()
-            .insert_header(("X-Forwarded-For", "6.6.6.6, 203.0.113.9"))
-            .app_data(web::Data::new(TrustForwarded(true)))
-            .to_http_request();
-        assert_eq!(ClientIp::of(&req).0.unwrap().to_string(), "203.0.113.9", "not the client-supplied 6.6.6.6");
-        let req = TestRequest::default()
-            .insert_header(("Forwarded", "for=6.6.6.6, for=\"[2001:db8::1]:4711\""))
-            .app_data(web::Data::new(TrustForwarded(true)))
-            .to_http_request();
-        assert_eq!(ClientIp::of(&req).0.unwrap().to_string(), "2001:db8::1");
-        let untrusted = TestRequest::default().insert_header(("X-Forwarded-For", "6.6.6.6")).to_http_request();
-        assert_ne!(ClientIp::of(&untrusted).0.map(|ip| ip.to_string()).as_deref(), Some("6.6.6.6"));
+        let request = |trust: TrustForwarded| {
+            TestRequest::default()
+                .insert_header(("X-Forwarded-For", "6.6.6.6, 203.0.113.9"))
+                .insert_header(("Forwarded", "for=7.7.7.7, for=\"[2001:db8::1]:4711\""))
+                .app_data(web::Data::new(trust))
+                .to_http_request()
+        };
+        let xff = ClientIp::of(&request(TrustForwarded::XForwardedFor)).0.unwrap().to_string();
+        assert_eq!(xff, "203.0.113.9", "not the client-supplied 6.6.6.6, nor the Forwarded header");
+        let forwarded = ClientIp::of(&request(TrustForwarded::Forwarded)).0.unwrap().to_string();
+        assert_eq!(forwarded, "2001:db8::1", "not the client-supplied X-Forwarded-For");
+        let untrusted = ClientIp::of(&request(TrustForwarded::No)).0.map(|ip| ip.to_string());
+        assert!(untrusted.as_deref() != Some("203.0.113.9") && untrusted.as_deref() != Some("2001:db8::1"));
+    }
+
+    #[test]
+    fn the_setting_names_the_header() {
+        assert_eq!(TrustForwarded::parse("true"), Some(TrustForwarded::XForwardedFor));
+        assert_eq!(TrustForwarded::parse("X-Forwarded-For"), Some(TrustForwarded::XForwardedFor));
+        assert_eq!(TrustForwarded::parse("forwarded"), Some(TrustForwarded::Forwarded));
+        assert_eq!(TrustForwarded::parse("false"), Some(TrustForwarded::No));
+        assert_eq!(TrustForwarded::parse("both"), None);
     }
 
     #[test]

@@ -227,7 +227,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         keys: secret.derive(),
         addr: "127.0.0.1:0".parse().unwrap(),
         cookie_secure: false,
-        trust_forwarded: false,
+        trust_forwarded: keyward::domain::client_ip::TrustForwarded::No,
         session_idle: options.session_idle,
         session_max: options.session_max,
         workers: Some(2),

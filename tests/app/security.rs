@@ -215,7 +215,7 @@ async fn without_a_database_healthz_is_alive_readyz_and_pages_are_unavailable() 
         keys: MasterSecret::generate().derive(),
         addr: "127.0.0.1:0".parse().unwrap(),
         cookie_secure: false,
-        trust_forwarded: false,
+        trust_forwarded: keyward::domain::client_ip::TrustForwarded::No,
         session_idle: Duration::from_secs(60),
         session_max: Duration::from_secs(60),
         workers: Some(1),
