@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::CachedKey;
+use super::{CachedKey, Catalog};
 
 /// How long "no such key" is remembered. Creating a key invalidates it at once anyway.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
@@ -56,6 +56,9 @@ pub struct KeyCache {
     /// Milliseconds since `origin` until which entries are trusted.
     coherent_until: AtomicU64,
     origin: Instant,
+    /// The API action catalog, shared by every cached all-actions key; dropped with the
+    /// entries on `all` (catalog changes notify `all`).
+    catalog: RwLock<Option<Catalog>>,
 }
 
 impl Default for KeyCache {
@@ -72,6 +75,7 @@ impl KeyCache {
             enabled,
             coherent_until: AtomicU64::new(0),
             origin: Instant::now(),
+            catalog: RwLock::default(),
         }
     }
 
@@ -121,6 +125,20 @@ impl KeyCache {
         entries.insert(public_id.to_string(), entry);
     }
 
+    /// The cached action catalog, if any.
+    pub fn catalog(&self) -> Option<Catalog> {
+        self.catalog.read().expect("the catalog lock is never poisoned").clone()
+    }
+
+    /// Remembers the catalog read by a load, unless anything was invalidated since `generation`.
+    pub fn set_catalog(&self, catalog: Catalog, generation: u64) {
+        // Under the entries' lock, like `insert`, so an invalidation cannot slip in between.
+        let _entries = self.entries.write().expect("the key cache lock is never poisoned");
+        if self.enabled && self.generation.load(Ordering::Acquire) == generation {
+            *self.catalog.write().expect("the catalog lock is never poisoned") = Some(catalog);
+        }
+    }
+
     /// Applies one notification payload: `key:<public id>`, `user:<id>`, `org:<id>` or `all`.
     pub fn invalidate(&self, payload: &str) {
         let mut entries = self.entries.write().expect("the key cache lock is never poisoned");
@@ -137,7 +155,10 @@ impl KeyCache {
                 Ok(id) => entries.retain(|_, e| !matches!(e, Entry::Found(k) if k.organization_id == Some(id))),
                 Err(_) => entries.clear(),
             },
-            _ => entries.clear(),
+            _ => {
+                entries.clear();
+                *self.catalog.write().expect("the catalog lock is never poisoned") = None;
+            }
         }
         // Negative entries are cheap to rebuild; drop them all so a new key is never refused.
         entries.retain(|_, e| matches!(e, Entry::Found(_)));
@@ -167,6 +188,7 @@ impl KeyCache {
         let mut entries = self.entries.write().expect("the key cache lock is never poisoned");
         self.generation.fetch_add(1, Ordering::AcqRel);
         entries.clear();
+        *self.catalog.write().expect("the catalog lock is never poisoned") = None;
     }
 
     pub fn len(&self) -> usize {
@@ -194,5 +216,21 @@ mod tests {
         assert_eq!(cache.coherent_until.load(Ordering::Acquire), first);
         cache.resynchronize();
         assert!(cache.coherent_until.load(Ordering::Acquire) > first, "trusted again once reconnected");
+    }
+
+    #[test]
+    fn one_catalog_is_shared_until_the_catalog_changes() {
+        let cache = KeyCache::new(true);
+        let catalog: Catalog = Arc::new(["positions.read".to_string()].into());
+        let stale = cache.generation();
+        cache.invalidate("key:abc");
+        cache.set_catalog(Arc::clone(&catalog), stale);
+        assert!(cache.catalog().is_none(), "read before an invalidation: not kept");
+        cache.set_catalog(Arc::clone(&catalog), cache.generation());
+        assert!(cache.catalog().is_some_and(|c| Arc::ptr_eq(&c, &catalog)));
+        cache.invalidate("user:7");
+        assert!(cache.catalog().is_some(), "a user's change leaves the catalog");
+        cache.invalidate("all");
+        assert!(cache.catalog().is_none(), "catalog changes notify all");
     }
 }

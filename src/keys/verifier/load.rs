@@ -2,7 +2,7 @@
 //! (asset groups expanded, retired actions dropped), and for personal keys the owner's state
 //! and current action ceiling applied.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, sync::Arc};
 
 use diesel::prelude::*;
 
@@ -12,7 +12,7 @@ use crate::{
         schema::{api_actions, api_key_actions, api_key_asset_groups, api_key_assets, asset_group_members, assets},
     },
     domain::Permission,
-    keys::verifier::{CachedKey, Scope},
+    keys::verifier::{CachedKey, Catalog, Scope},
 };
 
 fn active_action_codes(conn: &mut PgConnection, ids: Option<&BTreeSet<i64>>) -> QueryResult<BTreeSet<String>> {
@@ -52,14 +52,24 @@ fn key_asset_codes(conn: &mut PgConnection, key_id: i64) -> QueryResult<BTreeSet
     Ok(direct.into_iter().chain(via_groups).collect())
 }
 
-/// The cache record of `public_id`, or `None` if there is no such key.
-pub fn load(conn: &mut PgConnection, public_id: &str) -> QueryResult<Option<CachedKey>> {
+/// The cache record of `public_id` (`None` if there is no such key), and the action catalog
+/// if it had to be read (an all-actions key, and `catalog`, the cached one, was `None`).
+/// Catalog changes notify `all`, so a cached catalog is as fresh as the keys themselves.
+pub fn load(
+    conn: &mut PgConnection,
+    public_id: &str,
+    catalog: Option<Catalog>,
+) -> QueryResult<(Option<CachedKey>, Option<Catalog>)> {
     let Some(key) = ApiKey::find_by_public_id(conn, public_id)? else {
-        return Ok(None);
+        return Ok((None, None));
     };
-    // Catalog changes notify `all`, so a cached catalog is as fresh as the key itself.
+    let mut read_catalog = None;
     let mut actions = if key.all_actions {
-        Scope::Catalog(active_action_codes(conn, None)?)
+        let catalog = match catalog {
+            Some(catalog) => catalog,
+            None => read_catalog.insert(Arc::new(active_action_codes(conn, None)?)).clone(),
+        };
+        Scope::Catalog(catalog)
     } else {
         Scope::Only(key_action_codes(conn, key.id)?)
     };
@@ -68,7 +78,7 @@ pub fn load(conn: &mut PgConnection, public_id: &str) -> QueryResult<Option<Cach
     let (owner_allowed, attribute_to) = match owner {
         KeyOwner::User(user_id) => {
             // The owner may vanish between the two reads: then so did the key.
-            let Some(user) = User::find(conn, user_id).optional()? else { return Ok(None) };
+            let Some(user) = User::find(conn, user_id).optional()? else { return Ok((None, read_catalog)) };
             let permissions = user.effective_permissions(conn)?;
             // A personal key never does more than its owner may do now.
             if let ActionCeiling::Only(ids) = user.action_ceiling(conn)? {
@@ -112,7 +122,7 @@ pub fn load(conn: &mut PgConnection, public_id: &str) -> QueryResult<Option<Cach
         answer_fields: String::new(),
     };
     cached.answer_fields = answer_fields(&cached);
-    Ok(Some(cached))
+    Ok((Some(cached), read_catalog))
 }
 
 /// The key's part of a verification answer: `"key_id":…,"expires_at":…` (no braces), in the

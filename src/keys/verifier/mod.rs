@@ -30,14 +30,18 @@ pub use cache::KeyCache;
 pub use throttle::Throttle;
 pub use usage::UsageRecorder;
 
+/// The codes of the API actions catalog (not retired), shared by every all-actions key.
+pub type Catalog = Arc<BTreeSet<String>>;
+
 /// "All" or a list (of action codes, of asset codes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// Anything (assets are the API's own identifiers, not a closed list).
     All,
     /// Every entry of the API actions catalog, as it stands: shown as "all", but a code that
-    /// is unknown or retired is still refused.
-    Catalog(BTreeSet<String>),
+    /// is unknown or retired is still refused. One copy is shared by all keys (see
+    /// `KeyCache::catalog`).
+    Catalog(Catalog),
     Only(BTreeSet<String>),
 }
 
@@ -45,7 +49,8 @@ impl Scope {
     pub fn allows(&self, item: &str) -> bool {
         match self {
             Scope::All => true,
-            Scope::Catalog(items) | Scope::Only(items) => items.contains(item),
+            Scope::Catalog(items) => items.contains(item),
+            Scope::Only(items) => items.contains(item),
         }
     }
 }
@@ -259,8 +264,12 @@ impl Verifier {
 
     async fn load(&self, public_id: &str) -> Result<Option<Arc<CachedKey>>, AppError> {
         let generation = self.cache.generation();
-        let id = public_id.to_string();
-        let loaded = self.db.run(move |conn| Ok(load::load(conn, &id)?)).await?.map(Arc::new);
+        let (id, known_catalog) = (public_id.to_string(), self.cache.catalog());
+        let (loaded, catalog) = self.db.run(move |conn| Ok(load::load(conn, &id, known_catalog)?)).await?;
+        let loaded = loaded.map(Arc::new);
+        if let Some(catalog) = catalog {
+            self.cache.set_catalog(catalog, generation);
+        }
         self.cache.insert(public_id, loaded.clone(), generation);
         Ok(loaded)
     }
@@ -379,7 +388,7 @@ mod tests {
     #[test]
     fn scopes_serialize_as_all_or_a_list() {
         assert_eq!(serde_json::to_string(&Scope::All).unwrap(), "\"all\"");
-        let catalog = Scope::Catalog(["a".to_string()].into());
+        let catalog = Scope::Catalog(Arc::new(["a".to_string()].into()));
         assert_eq!(serde_json::to_string(&catalog).unwrap(), "\"all\"");
         assert!(catalog.allows("a") && !catalog.allows("retired.action"));
         let only = Scope::Only(["b".to_string(), "a".to_string()].into());
