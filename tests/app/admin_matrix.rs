@@ -105,10 +105,21 @@ fn expected(who: Who, op: Op) -> StatusCode {
                 NO
             }
         }
-        ToggleAccess | DeactivateUser => {
+        DeactivateUser => {
             if foreign {
                 GONE
             } else if users {
+                DONE
+            } else {
+                NO
+            }
+        }
+        // Granting API key access hands out `keys.own`: only administrators and holders of it
+        // (the user manager holds only `users.manage`).
+        ToggleAccess => {
+            if foreign {
+                GONE
+            } else if admin {
                 DONE
             } else {
                 NO
