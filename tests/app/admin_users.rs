@@ -239,8 +239,12 @@ async fn a_user_manager_cannot_take_over_accounts_that_hold_more_than_they_do() 
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(!user(&app, "hr@acme.test").api_key_access);
 
-    // API key access is keys.own, which HR does not hold: they cannot hand it out either.
-    hr.page("/admin/users").await;
+    // API key access is keys.own, which HR does not hold: they cannot hand it out either (and
+    // are not offered to).
+    let (_, list) = hr.page("/admin/users").await;
+    assert!(!list.contains(&format!("/admin/users/{}/access", plain.id)), "no switch to grant it");
+    let (_, form) = hr.page("/admin/users/new").await;
+    assert!(!form.contains("name=\"api_key_access\""));
     let response = hr.post(&format!("/admin/users/{}/access", plain.id), &[("grant", "1")]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(!user(&app, "carol@acme.test").api_key_access);

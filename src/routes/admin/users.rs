@@ -46,6 +46,11 @@ impl actix_web::FromRequest for UserManager {
     }
 }
 
+/// Whether the manager may hand out API key access (`keys.own`): only if they hold it.
+fn may_grant_access(manager: &UserManager) -> bool {
+    manager.0.user.is_admin || manager.0.permissions.contains(Permission::KeysOwn)
+}
+
 fn context(manager: &UserManager, title: &str) -> AppResult<PageContext> {
     PageContext::for_user(&manager.0, title, Section::AdminUsers)
 }
@@ -90,6 +95,7 @@ struct ListPage {
     sort: &'static str,
     may_create: bool,
     pager: Pager,
+    may_grant_access: bool,
 }
 
 #[get("/admin/users")]
@@ -128,7 +134,8 @@ pub async fn list(
         .collect();
     let pager = Pager::new(BASE, &[("q", q.as_str()), ("sort", sort.code())], page, PER_PAGE, rows.len(), total);
     let ctx = context(&manager, "Users")?;
-    render(&ListPage { ctx, rows, q, sort: sort.code(), may_create: true, pager })
+    let may_grant_access = may_grant_access(&manager);
+    render(&ListPage { ctx, rows, q, sort: sort.code(), may_create: true, may_grant_access, pager })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -171,6 +178,7 @@ struct FormPage {
     errors: FieldErrors,
     roles: Vec<RoleChoice>,
     may_grant_admin: bool,
+    may_grant_access: bool,
     email_shown: String,
 }
 
@@ -195,6 +203,7 @@ pub async fn new_form(manager: UserManager, state: web::Data<AppState>) -> AppRe
         errors: FieldErrors::new(),
         roles,
         may_grant_admin: manager.0.user.is_admin,
+        may_grant_access: may_grant_access(&manager),
         email_shown: String::new(),
     })
 }
@@ -233,6 +242,7 @@ pub async fn create(
 ) -> AppResult<HttpResponse> {
     let values = form.into_inner();
     let is_admin_manager = manager.0.user.is_admin;
+    let grants_access = may_grant_access(&manager);
     let mut errors = FieldErrors::new();
     let by_link = values.password_mode != "password";
     let password = if by_link { None } else { errors.take("password", NewPassword::parse(&values.password)) };
@@ -302,6 +312,7 @@ pub async fn create(
                     errors,
                     roles,
                     may_grant_admin: is_admin_manager,
+                    may_grant_access: grants_access,
                     email_shown: String::new(),
                 },
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -325,6 +336,7 @@ struct DetailPage {
     last_login: Option<Stamp>,
     created: Stamp,
     may_change: bool,
+    may_grant_access: bool,
     is_self: bool,
 }
 
@@ -354,6 +366,7 @@ pub async fn detail(manager: UserManager, req: HttpRequest, state: web::Data<App
         last_login: Stamp::maybe(user.last_login_at),
         created: Stamp::new(user.created_at),
         is_self: user.id == manager.0.user.id,
+        may_grant_access: may_grant_access(&manager),
         user,
         roles,
         keys,
@@ -393,6 +406,7 @@ pub async fn edit_form(manager: UserManager, req: HttpRequest, state: web::Data<
         errors: FieldErrors::new(),
         roles,
         may_grant_admin: manager.0.user.is_admin,
+        may_grant_access: may_grant_access(&manager),
         email_shown: user.email,
     })
 }
@@ -409,6 +423,7 @@ pub async fn edit(
     let actor = manager.0.actor();
     let organization_id = manager.0.organization.id;
     let admin = manager.0.user.is_admin;
+    let grants_access = may_grant_access(&manager);
     let (name, is_admin) = (values.display_name.clone(), admin.then(|| values.is_admin.is_some()));
     let role_ids: Option<Vec<i64>> = admin.then(|| values.role.iter().filter_map(|r| r.parse().ok()).collect());
     let result = state
@@ -442,6 +457,7 @@ pub async fn edit(
                     errors,
                     roles,
                     may_grant_admin: admin,
+                    may_grant_access: grants_access,
                     email_shown: user.email,
                 },
                 StatusCode::UNPROCESSABLE_ENTITY,
