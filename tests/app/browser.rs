@@ -398,6 +398,58 @@ async fn support_staff_select_a_provider_and_create_its_key_in_a_dialog() {
     browser.close().await;
 }
 
+#[actix_web::test]
+async fn support_staff_add_a_provider_retire_an_action_and_deactivate_a_client_key_in_dialogs() {
+    let app = spawn_app().await;
+    let (org, key) = {
+        let mut conn = app.conn();
+        fixtures::staff(&mut conn, "sam@support.test");
+        let org = fixtures::organization(&mut conn, "acme");
+        let bob = fixtures::UserBuilder::new(&org, "bob@acme.test")
+            .api_key_access()
+            .may_grant(&["positions.read", "vehicles.read"])
+            .insert(&mut conn);
+        let (key, _) = keys::personal(&mut conn, &app.hasher, &bob, "Leaky dispatch");
+        (org, key)
+    };
+    let browser = Browser::open(&app, true).await;
+    browser.sign_in("sam@support.test").await;
+
+    // A new service provider, in a dialog.
+    browser.goto("/staff/providers").await;
+    browser.open_dialog(".page-head a[data-dialog]").await;
+    browser.find("dialog[open] #provider-name").await.send_keys("Northwind Telematics").await.unwrap();
+    browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text(".flash-success", "Added Northwind Telematics.").await;
+
+    // Retiring an action: the confirmation says how many keys lose it.
+    let positions: i64 = {
+        use diesel::prelude::*;
+        use keyward::db::schema::api_actions;
+        api_actions::table
+            .filter(api_actions::code.eq("positions.read"))
+            .select(api_actions::id)
+            .first(&mut *app.conn())
+            .unwrap()
+    };
+    browser.goto("/staff/actions").await;
+    browser.open_dialog(&format!("a[href='/staff/actions/{positions}/retire']")).await;
+    browser.wait_for_text("dialog[open]", "1 key(s) list this action").await;
+    browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text(".flash-success", "Retired positions.read; 1 key(s) lost it.").await;
+
+    // An incident: the client's key is deactivated with a reason.
+    browser.goto(&format!("/staff/organizations/{}", org.id)).await;
+    browser.open_dialog(&format!("a[href$='/keys/{}/deactivate']", key.public_id)).await;
+    browser.find("dialog[open] #confirm-reason").await.send_keys("Found in a public gist").await.unwrap();
+    browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text(".flash-success", "Deactivated the client").await;
+    let stopped = keys::reload(&mut app.conn(), &key).unwrap();
+    assert!(!stopped.active);
+    assert_eq!(stopped.deactivation_reason.as_deref(), Some("Found in a public gist"));
+    browser.close().await;
+}
+
 /// An organization with an administrator and a member without API key access.
 async fn admin_world() -> TestApp {
     let app = spawn_app().await;
