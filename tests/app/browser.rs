@@ -447,6 +447,31 @@ async fn support_staff_add_a_provider_retire_an_action_and_deactivate_a_client_k
     let stopped = keys::reload(&mut app.conn(), &key).unwrap();
     assert!(!stopped.active);
     assert_eq!(stopped.deactivation_reason.as_deref(), Some("Found in a public gist"));
+
+    // A new action, whose bad code is explained inside the dialog.
+    browser.goto("/staff/actions").await;
+    browser.open_dialog(".page-head a[data-dialog]").await;
+    browser.find("dialog[open] #action-code").await.send_keys("Trips").await.unwrap();
+    browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text("dialog[open]", "dotted lower-case").await;
+    let code = browser.find("dialog[open] #action-code").await;
+    code.clear().await.unwrap();
+    code.send_keys("trips.read").await.unwrap();
+    browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text(".flash-success", "trips.read").await;
+
+    // A new staff account, then deactivated.
+    browser.goto("/staff/accounts").await;
+    browser.open_dialog(".page-head a[data-dialog]").await;
+    browser.find("dialog[open] #staff-email").await.send_keys("kim@support.test").await.unwrap();
+    browser.find("dialog[open] #staff-name").await.send_keys("Kim").await.unwrap();
+    browser.find("dialog[open] #staff-password").await.send_keys("a long enough password").await.unwrap();
+    browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text("table", "kim@support.test").await;
+    let kim = keyward::db::models::StaffAccount::find_by_email(&mut app.conn(), "kim@support.test").unwrap().unwrap();
+    browser.open_dialog(&format!("a[href='/staff/accounts/{}/deactivate']", kim.id)).await;
+    browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text(".flash-success", "Deactivated kim@support.test.").await;
     browser.close().await;
 }
 
