@@ -3,6 +3,9 @@
 //!
 //! Throttling counts the `login.failure` events of the audit log, so every instance behind
 //! the load balancer sees the same counts and the limit cannot be multiplied by instances.
+//! Failures on one account count per client address first: someone who knows a colleague's
+//! email cannot lock them out from their own machine. A much higher limit for the account
+//! from all addresses together bounds distributed guessing.
 
 use chrono::{Duration, Utc};
 
@@ -21,8 +24,12 @@ use crate::{
     },
 };
 
-/// Failed attempts per account within [`WINDOW_MINUTES`] before the account is throttled.
-pub const ACCOUNT_LIMIT: i64 = 5;
+/// Failed attempts on one account from one address within [`WINDOW_MINUTES`] before that
+/// address is throttled for the account.
+pub const ACCOUNT_FROM_ADDRESS_LIMIT: i64 = 5;
+/// Failed attempts on one account from all addresses within [`WINDOW_MINUTES`] before the
+/// account is throttled.
+pub const ACCOUNT_LIMIT: i64 = 50;
 /// Failed attempts per client address within [`WINDOW_MINUTES`] before it is throttled.
 pub const IP_LIMIT: i64 = 20;
 pub const WINDOW_MINUTES: i64 = 15;
@@ -83,7 +90,8 @@ pub async fn sign_in(
     let (throttled, account) = db
         .run(move |conn| {
             let since = Utc::now() - Duration::minutes(WINDOW_MINUTES);
-            let by_account = AuditEvent::count_login_failures_for_account(conn, &lookup_email, since)?;
+            let (by_account, by_account_from_here) =
+                AuditEvent::count_login_failures_for_account(conn, &lookup_email, client_ip.network(), since)?;
             let by_ip = match client_ip.network() {
                 Some(ip) => AuditEvent::count_login_failures_from_ip(conn, ip, since)?,
                 None => 0,
@@ -92,7 +100,9 @@ pub async fn sign_in(
                 Some(user) => Some(Account::User(user)),
                 None => StaffAccount::find_by_email(conn, &lookup_email)?.map(Account::Staff),
             };
-            Ok((by_account >= ACCOUNT_LIMIT || by_ip >= IP_LIMIT, account))
+            let throttled =
+                by_account_from_here >= ACCOUNT_FROM_ADDRESS_LIMIT || by_account >= ACCOUNT_LIMIT || by_ip >= IP_LIMIT;
+            Ok((throttled, account))
         })
         .await?;
 

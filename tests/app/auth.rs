@@ -212,7 +212,7 @@ async fn repeated_failures_throttle_the_account_even_with_the_right_password() {
     let org = fixtures::organization(&mut app.conn(), "acme");
     fixtures::UserBuilder::new(&org, "ann@acme.test").insert(&mut app.conn());
     let client = app.client();
-    for _ in 0..keyward::services::login::ACCOUNT_LIMIT {
+    for _ in 0..keyward::services::login::ACCOUNT_FROM_ADDRESS_LIMIT {
         assert_eq!(client.login("ann@acme.test", "wrong password!").await.status(), StatusCode::UNAUTHORIZED);
     }
     let throttled = client.login("ann@acme.test", PASSWORD).await;
@@ -236,4 +236,53 @@ async fn repeated_failures_from_one_address_throttle_every_account() {
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
     assert_eq!(client.login("ann@acme.test", PASSWORD).await.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// Signs in from the client address `from` (sent as the trusted `X-Forwarded-For`).
+async fn login_from(app: &crate::helpers::TestApp, from: &str, email: &str, password: &str) -> StatusCode {
+    let http = crate::helpers::http_client();
+    let page = http.get(app.url("/login")).header("x-forwarded-for", from).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let token = csrf_token(&page.text().await.unwrap()).unwrap();
+    http.post(app.url("/login"))
+        .header("x-forwarded-for", from)
+        .header("cookie", cookie)
+        .form(&[("csrf_token", token.as_str()), ("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[actix_web::test]
+async fn one_address_cannot_lock_an_account_out_but_many_together_throttle_it() {
+    use keyward::services::login::{ACCOUNT_FROM_ADDRESS_LIMIT, ACCOUNT_LIMIT};
+    let app = crate::helpers::spawn_app_with(crate::helpers::SpawnOptions {
+        trust_forwarded: keyward::domain::client_ip::TrustForwarded::XForwardedFor,
+        ..Default::default()
+    })
+    .await;
+    let org = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::UserBuilder::new(&org, "ann@acme.test").insert(&mut app.conn());
+
+    // Someone who knows Ann's email guesses from their machine: they stop themselves only.
+    for _ in 0..ACCOUNT_FROM_ADDRESS_LIMIT {
+        assert_eq!(login_from(&app, "198.51.100.1", "ann@acme.test", "guess!guess!").await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(login_from(&app, "198.51.100.1", "ann@acme.test", PASSWORD).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(login_from(&app, "203.0.113.7", "ann@acme.test", PASSWORD).await, StatusCode::SEE_OTHER, "Ann is not");
+
+    // Many addresses together reach the account's own limit (the refused attempt above
+    // counts as a failure too).
+    let mut failures = ACCOUNT_FROM_ADDRESS_LIMIT + 1;
+    let mut address = 10;
+    while failures < ACCOUNT_LIMIT {
+        for _ in 0..ACCOUNT_FROM_ADDRESS_LIMIT.min(ACCOUNT_LIMIT - failures) {
+            let status = login_from(&app, &format!("198.51.100.{address}"), "ann@acme.test", "guess!guess!").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            failures += 1;
+        }
+        address += 1;
+    }
+    assert_eq!(login_from(&app, "203.0.113.8", "ann@acme.test", PASSWORD).await, StatusCode::TOO_MANY_REQUESTS);
 }

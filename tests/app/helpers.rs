@@ -180,6 +180,8 @@ pub struct SpawnOptions {
     /// Pool checkout and statement timeouts (bounded-wait tests).
     pub checkout_timeout: Duration,
     pub statement_timeout: Duration,
+    /// The forwarded header to trust (tests that act from several client addresses).
+    pub trust_forwarded: keyward::domain::client_ip::TrustForwarded,
 }
 
 impl Default for SpawnOptions {
@@ -194,6 +196,7 @@ impl Default for SpawnOptions {
             url: None,
             checkout_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(5),
+            trust_forwarded: keyward::domain::client_ip::TrustForwarded::No,
         }
     }
 }
@@ -227,7 +230,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         keys: secret.derive(),
         addr: "127.0.0.1:0".parse().unwrap(),
         cookie_secure: false,
-        trust_forwarded: keyward::domain::client_ip::TrustForwarded::No,
+        trust_forwarded: options.trust_forwarded,
         session_idle: options.session_idle,
         session_max: options.session_max,
         workers: Some(2),
