@@ -692,3 +692,33 @@ async fn forms_and_pages_are_guarded_by_csrf_and_sign_in() {
     assert_eq!(app.client().get("/account/keys").await.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.client().get("/admin/keys").await.status(), StatusCode::SEE_OTHER);
 }
+
+#[actix_web::test]
+async fn an_expired_key_stays_expired() {
+    let Acme { app, .. } = acme().await;
+    let bob_user = crate::helpers::user(&app, "bob@acme.test");
+    let (key, _) = keys::personal(&mut app.conn(), &app.hasher, &bob_user, "Ran out");
+    diesel::update(api_keys::table.filter(api_keys::id.eq(key.id)))
+        .set(api_keys::expires_at.eq(chrono::Utc::now() - chrono::Duration::days(1)))
+        .execute(&mut *app.conn())
+        .unwrap();
+    let expired = keys::reload(&mut app.conn(), &key).unwrap();
+    let bob = app.signed_in("bob@acme.test").await;
+    let base = format!("/account/keys/{}", key.public_id);
+    let (_, page) = bob.page(&base).await;
+    assert!(!page.contains(&format!("{base}/edit")) && !page.contains(&format!("{base}/rekey")), "not offered");
+
+    let later = in_a_month();
+    let response = bob
+        .post(
+            &format!("{base}/edit"),
+            &[("actions_mode", "selected"), ("action", "positions.read"), ("expires_on", &later)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(response.text().await.unwrap().contains("stays expired"));
+    assert_eq!(keys::reload(&mut app.conn(), &key).unwrap().expires_at, expired.expires_at);
+    // Renaming and deleting still work.
+    bob.page(&format!("{base}/rename")).await;
+    assert_eq!(bob.post(&format!("{base}/rename"), &[("name", "Ran out (old)")]).await.status(), StatusCode::SEE_OTHER);
+}

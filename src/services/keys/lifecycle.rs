@@ -292,7 +292,7 @@ pub fn rename(conn: &mut PgConnection, actor: &Actor, public_id: &str, name: &st
     Ok(renamed)
 }
 
-/// Changes a key's settings (comment, scopes, IP ranges, expiry, proxy).
+/// Changes a key's settings (comment, scopes, IP ranges, expiry, proxy); not of an expired key.
 pub fn update(
     conn: &mut PgConnection,
     actor: &Actor,
@@ -300,6 +300,13 @@ pub fn update(
     settings: KeySettings,
 ) -> Result<ApiKey, AppError> {
     let (key, user) = lock(conn, actor, public_id, KeyOp::Edit)?;
+    // A later expiry date would bring an expired key back to life: expired keys stay
+    // expired (they can still be renamed, looked at and deleted).
+    if key.is_expired_at(Utc::now()) {
+        return Err(AppError::Conflict(
+            "This key has expired and stays expired; create a new key instead of editing this one.".into(),
+        ));
+    }
     let owner = OwnerContext::of_key(conn, &key)?;
     let existing_actions = ApiKey::action_ids(conn, key.id)?;
     check_actions(user.as_ref(), &owner, &settings.actions, Some((&key, &existing_actions)))?;
