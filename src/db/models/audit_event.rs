@@ -137,7 +137,9 @@ impl AuditEvent {
     }
 
     /// Failed logins on the account `email` since `since`: from anywhere, and from `ip`
-    /// (no address: those without one), in one query (login throttling).
+    /// (no address: those without one), in one query (login throttling). Attempts refused
+    /// by the throttle itself (`denied`) do not count: an address that keeps trying after
+    /// its own limit must not push the account over its limit for everyone.
     pub fn count_login_failures_for_account(
         conn: &mut PgConnection,
         email: &str,
@@ -147,6 +149,7 @@ impl AuditEvent {
         let addresses: Vec<Option<IpNetwork>> = audit_events::table
             .filter(audit_events::action.eq("login.failure"))
             .filter(audit_events::target_label.eq(email))
+            .filter(audit_events::result.eq("failure"))
             .filter(audit_events::occurred_at.gt(since))
             .select(audit_events::client_ip)
             .limit(1000)
