@@ -518,14 +518,26 @@ pub fn report_leak(
     let Some(parsed) = crate::keys::ParsedKey::parse(token) else {
         return Ok(false);
     };
+    let now = Utc::now();
+    let matches = |key: &ApiKey| {
+        let current = hasher.matches(token, &key.secret_hash);
+        let previous = !current
+            && key.is_rotating_at(now)
+            && key.previous_secret_hash.as_ref().is_some_and(|hash| hasher.matches(token, hash));
+        (current, previous)
+    };
+    // Only a real secret locks the key's row: guesses with known public ids must not hold up
+    // changes to those keys.
+    let Some(key) = ApiKey::find_by_public_id(conn, parsed.public_id)? else {
+        return Ok(false);
+    };
+    if matches(&key) == (false, false) {
+        return Ok(false);
+    }
     let Some(key) = ApiKey::find_by_public_id_for_update(conn, parsed.public_id)? else {
         return Ok(false);
     };
-    let now = Utc::now();
-    let current = hasher.matches(token, &key.secret_hash);
-    let previous = !current
-        && key.is_rotating_at(now)
-        && key.previous_secret_hash.as_ref().is_some_and(|hash| hasher.matches(token, hash));
+    let (current, previous) = matches(&key);
     if !current && !previous {
         return Ok(false);
     }
