@@ -53,7 +53,7 @@ pub struct KeyCache {
     entries: RwLock<HashMap<String, Entry>>,
     generation: AtomicU64,
     enabled: bool,
-    /// Milliseconds since `origin` until which entries are trusted.
+    /// Milliseconds since `origin` before which entries are trusted.
     coherent_until: AtomicU64,
     origin: Instant,
     /// The API action catalog, shared by every cached all-actions key; dropped with the
@@ -89,7 +89,7 @@ impl KeyCache {
         }
         let now = self.now_ms();
         let coherent_until = self.coherent_until.load(Ordering::Acquire);
-        let coherent = now <= coherent_until;
+        let coherent = now < coherent_until;
         let entries = self.entries.read().expect("the key cache lock is never poisoned");
         match entries.get(public_id) {
             Some(Entry::Found(key)) if coherent => Lookup::Found(Arc::clone(key)),
@@ -125,8 +125,17 @@ impl KeyCache {
         entries.insert(public_id.to_string(), entry);
     }
 
-    /// The cached action catalog, if any.
+    /// Whether the listener currently vouches for what is cached.
+    fn coherent(&self) -> bool {
+        self.now_ms() < self.coherent_until.load(Ordering::Acquire)
+    }
+
+    /// The cached action catalog, if any and if the listener vouches for it (while it does
+    /// not, a retired action would go unnoticed: loads read the catalog afresh).
     pub fn catalog(&self) -> Option<Catalog> {
+        if !self.coherent() {
+            return None;
+        }
         self.catalog.read().expect("the catalog lock is never poisoned").clone()
     }
 
@@ -134,7 +143,7 @@ impl KeyCache {
     pub fn set_catalog(&self, catalog: Catalog, generation: u64) {
         // Under the entries' lock, like `insert`, so an invalidation cannot slip in between.
         let _entries = self.entries.write().expect("the key cache lock is never poisoned");
-        if self.enabled && self.generation.load(Ordering::Acquire) == generation {
+        if self.enabled && self.coherent() && self.generation.load(Ordering::Acquire) == generation {
             *self.catalog.write().expect("the catalog lock is never poisoned") = Some(catalog);
         }
     }
@@ -173,7 +182,7 @@ impl KeyCache {
     /// The listener lost its connection: stop trusting entries now.
     pub fn disconnected(&self) {
         // The first loss counts: repeated failed reconnects must not extend `DISCONNECTED_TRUST`.
-        self.coherent_until.fetch_min(self.now_ms().saturating_sub(1), Ordering::AcqRel);
+        self.coherent_until.fetch_min(self.now_ms(), Ordering::AcqRel);
     }
 
     /// The listener is connected again: forget everything (notifications sent meanwhile were
@@ -221,6 +230,7 @@ mod tests {
     #[test]
     fn one_catalog_is_shared_until_the_catalog_changes() {
         let cache = KeyCache::new(true);
+        cache.confirm_coherent();
         let catalog: Catalog = Arc::new(["positions.read".to_string()].into());
         let stale = cache.generation();
         cache.invalidate("key:abc");
@@ -232,5 +242,8 @@ mod tests {
         assert!(cache.catalog().is_some(), "a user's change leaves the catalog");
         cache.invalidate("all");
         assert!(cache.catalog().is_none(), "catalog changes notify all");
+        cache.set_catalog(Arc::clone(&catalog), cache.generation());
+        cache.disconnected();
+        assert!(cache.catalog().is_none(), "not trusted while the listener is away");
     }
 }
