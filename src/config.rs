@@ -7,7 +7,7 @@
 //! | `KEYWARD_DATA_DIR` | embedded cluster and generated secrets | `./keyward-data` |
 //! | `KEYWARD_SECRET` | master secret, ≥ 32 bytes, base64 | generated into the data dir in embedded mode; required with `DATABASE_URL` |
 //! | `KEYWARD_COOKIE_SECURE` | send cookies with `Secure` | `true`, except in embedded mode on a loopback address |
-//! | `KEYWARD_TRUST_FORWARDED` | the header a trusted proxy sets: `x-forwarded-for` (or `true`) or `forwarded` | `false` |
+//! | `KEYWARD_TRUST_FORWARDED` | the header a trusted proxy sets: `x-forwarded-for` or `forwarded` | `false` |
 //! | `KEYWARD_POOL_SIZE` | database connections per instance | `10` |
 //! | `KEYWARD_DB_CHECKOUT_TIMEOUT_MS` | longest wait for a pooled connection | `3000` |
 //! | `KEYWARD_STATEMENT_TIMEOUT_MS` | longest a single SQL statement may run | `5000` |

@@ -23,11 +23,12 @@ pub enum TrustForwarded {
 }
 
 impl TrustForwarded {
-    /// `KEYWARD_TRUST_FORWARDED`: `false`, `x-forwarded-for` (also `true`) or `forwarded`.
+    /// `KEYWARD_TRUST_FORWARDED`: `false`, `x-forwarded-for` or `forwarded`. A bare `true`
+    /// is refused: trusting a header the proxy does not set lets clients forge it.
     pub fn parse(value: &str) -> Option<Self> {
         match value.trim().to_ascii_lowercase().as_str() {
             "" | "0" | "false" | "no" | "off" => Some(Self::No),
-            "1" | "true" | "yes" | "on" | "x-forwarded-for" => Some(Self::XForwardedFor),
+            "x-forwarded-for" => Some(Self::XForwardedFor),
             "forwarded" => Some(Self::Forwarded),
             _ => None,
         }
@@ -41,12 +42,16 @@ pub struct ClientIp(pub Option<IpAddr>);
 impl ClientIp {
     pub fn of(req: &HttpRequest) -> Self {
         let trust = req.app_data::<web::Data<TrustForwarded>>().map_or(TrustForwarded::No, |t| *t.get_ref());
+        let peer = || req.peer_addr().map(|a| a.ip());
+        // `None`: the header is absent (a request that did not come through the proxy).
+        // `Some(None)`: the proxy's entry cannot be read, so the address is unknown (never
+        // the proxy's own, which allow-lists of internal ranges might accept).
         let forwarded = match trust {
-            TrustForwarded::No => None,
-            TrustForwarded::XForwardedFor => last_x_forwarded_for(req),
-            TrustForwarded::Forwarded => last_forwarded_for(req),
+            TrustForwarded::No => return Self(peer()),
+            TrustForwarded::XForwardedFor => last_entry(req, "x-forwarded-for").map(|entry| entry.and_then(parse_host)),
+            TrustForwarded::Forwarded => last_entry(req, "forwarded").map(|entry| entry.and_then(forwarded_for)),
         };
-        Self(forwarded.or_else(|| req.peer_addr().map(|a| a.ip())))
+        Self(forwarded.unwrap_or_else(peer))
     }
 
     pub fn network(self) -> Option<ipnetwork::IpNetwork> {
@@ -54,17 +59,19 @@ impl ClientIp {
     }
 }
 
-/// The address the nearest proxy saw, by `X-Forwarded-For`: its last entry.
-fn last_x_forwarded_for(req: &HttpRequest) -> Option<IpAddr> {
-    let value = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).last()?;
-    value.rsplit(',').next().map(str::trim).and_then(parse_host)
+/// The last comma-separated entry of the last `name` header (the one the nearest proxy
+/// appended), read from its raw bytes: `None` if there is no such header, `Some(None)` if its
+/// last entry is not text.
+fn last_entry<'a>(req: &'a HttpRequest, name: &str) -> Option<Option<&'a str>> {
+    let value = req.headers().get_all(name).last()?;
+    let entry = value.as_bytes().rsplit(|b| *b == b',').next().unwrap_or_default();
+    Some(std::str::from_utf8(entry).ok().map(str::trim))
 }
 
-/// The address the nearest proxy saw, by `Forwarded`: the last element's `for=`.
-fn last_forwarded_for(req: &HttpRequest) -> Option<IpAddr> {
-    let forwarded = req.headers().get_all("forwarded").filter_map(|v| v.to_str().ok()).last()?;
-    let last = forwarded.rsplit(',').next()?;
-    last.split(';')
+/// The address of a `Forwarded` element's `for=` parameter.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    element
+        .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| name.eq_ignore_ascii_case("for"))
         .and_then(|(_, value)| parse_host(value.trim_matches('"')))
@@ -113,8 +120,24 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_entry_leaves_the_address_unknown_not_the_proxys() {
+        use actix_web::{http::header::HeaderValue, test::TestRequest};
+        let req = TestRequest::default()
+            .insert_header(("X-Forwarded-For", HeaderValue::from_bytes(b"1.2.3.4, \x80").unwrap()))
+            .peer_addr("10.0.0.5:40000".parse().unwrap())
+            .app_data(web::Data::new(TrustForwarded::XForwardedFor))
+            .to_http_request();
+        assert_eq!(ClientIp::of(&req).0, None);
+        let direct = TestRequest::default()
+            .peer_addr("10.0.0.5:40000".parse().unwrap())
+            .app_data(web::Data::new(TrustForwarded::XForwardedFor))
+            .to_http_request();
+        assert_eq!(ClientIp::of(&direct).0.unwrap().to_string(), "10.0.0.5", "no header: the connection's address");
+    }
+
+    #[test]
     fn the_setting_names_the_header() {
-        assert_eq!(TrustForwarded::parse("true"), Some(TrustForwarded::XForwardedFor));
+        assert_eq!(TrustForwarded::parse("true"), None, "which header?");
         assert_eq!(TrustForwarded::parse("X-Forwarded-For"), Some(TrustForwarded::XForwardedFor));
         assert_eq!(TrustForwarded::parse("forwarded"), Some(TrustForwarded::Forwarded));
         assert_eq!(TrustForwarded::parse("false"), Some(TrustForwarded::No));
