@@ -1,17 +1,16 @@
 //! Admin → Users: listing, creating (password or one-time link), editing, roles, API key
 //! access, deactivation, password resets, the last-administrator rule, and tenancy.
 
-use std::time::{Duration, Instant};
-
 use diesel::prelude::*;
 use keyward::{
     db::models::{Organization, User},
     domain::Permission,
 };
 use reqwest::{StatusCode, header};
-use serde_json::Value;
 
-use crate::helpers::{PASSWORD, TestApp, audit_count, fixtures, http_client, keys, location, spawn_app, user};
+use crate::helpers::{
+    PASSWORD, TestApp, audit_count, fixtures, keys, location, spawn_app, user, verifies_as, verify_code,
+};
 
 struct World {
     app: TestApp,
@@ -28,23 +27,6 @@ async fn world() -> World {
     fixtures::UserBuilder::new(&other, "admin@globex.test").admin().insert(&mut conn);
     drop(conn);
     World { app, org }
-}
-
-async fn verify_code(app: &TestApp, secret: &str) -> String {
-    let response = http_client().post(app.url("/api/v1/verify")).bearer_auth(secret).send().await.unwrap();
-    response.json::<Value>().await.unwrap()["code"].as_str().unwrap().to_string()
-}
-
-/// Polls until `secret` verifies as `code` (cache invalidation is asynchronous), at most 1 s.
-async fn verifies_as(app: &TestApp, secret: &str, code: &str) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(1) {
-        if verify_code(app, secret).await == code {
-            return true;
-        }
-        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
 }
 
 fn link_in(html: &str) -> String {
@@ -281,7 +263,7 @@ async fn revoking_api_key_access_stops_personal_keys_at_once() {
     let World { app, .. } = world().await;
     let bob = user(&app, "bob@acme.test");
     let (_, secret) = keys::personal(&mut app.conn(), &app.hasher, &bob, "Bob's key");
-    assert_eq!(verify_code(&app, &secret).await, "VALID");
+    assert_eq!(verify_code(&app, &secret, None).await, "VALID");
     let bob_client = app.signed_in("bob@acme.test").await;
     assert!(bob_client.page("/account/keys").await.1.contains("Bob&#39;s key"), "bob sees his key");
 
@@ -294,13 +276,13 @@ async fn revoking_api_key_access_stops_personal_keys_at_once() {
     let (_, list) = admin.page("/admin/users").await;
     assert!(list.contains("Revoked API key access from bob"));
     assert!(!user(&app, "bob@acme.test").api_key_access);
-    assert!(verifies_as(&app, &secret, "DISABLED").await, "the key stops within a second");
+    assert!(verifies_as(&app, &secret, None, "DISABLED").await, "the key stops within a second");
     let (_, bob_keys) = bob_client.page("/account/keys").await;
     assert!(bob_keys.contains("API key access has not been granted"), "on bob's next request");
 
     admin.page("/admin/users").await;
     admin.post(&format!("/admin/users/{}/access", bob.id), &[("grant", "1")]).await;
-    assert!(verifies_as(&app, &secret, "VALID").await);
+    assert!(verifies_as(&app, &secret, None, "VALID").await);
     assert_eq!(audit_count(&app, "user.api_key_access_revoke"), 1);
     assert_eq!(audit_count(&app, "user.api_key_access_grant"), 1);
 }
@@ -325,14 +307,14 @@ async fn deactivation_ends_sessions_and_personal_keys_but_not_proxied_keys() {
         .unwrap();
     assert_eq!(sessions, 0, "every session of bob ended");
     assert_eq!(bob_client.get("/account").await.status(), StatusCode::SEE_OTHER);
-    assert!(verifies_as(&app, &personal, "DISABLED").await);
-    assert_eq!(verify_code(&app, &proxied).await, "VALID", "organization keys keep working through their proxy");
+    assert!(verifies_as(&app, &personal, None, "DISABLED").await);
+    assert_eq!(verify_code(&app, &proxied, None).await, "VALID", "organization keys keep working through their proxy");
     assert_eq!(app.client().login("bob@acme.test", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
 
     admin.page("/admin/users").await;
     admin.post(&format!("/admin/users/{}/reactivate", bob.id), &[]).await;
     assert_eq!(app.client().login("bob@acme.test", PASSWORD).await.status(), StatusCode::SEE_OTHER);
-    assert!(verifies_as(&app, &personal, "VALID").await);
+    assert!(verifies_as(&app, &personal, None, "VALID").await);
 }
 
 #[actix_web::test]

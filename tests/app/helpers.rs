@@ -568,6 +568,35 @@ impl Drop for PrivateCluster {
     }
 }
 
+/// The code `secret` verifies as (for `action`, if given), or the API's error code.
+pub async fn verify_code(app: &TestApp, secret: &str, action: Option<&str>) -> String {
+    let body = match action {
+        Some(action) => serde_json::json!({ "action": action }),
+        None => serde_json::json!({}),
+    };
+    let response = http_client().post(app.url("/api/v1/verify")).bearer_auth(secret).json(&body).send().await.unwrap();
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    answer["code"].as_str().or(answer["error"].as_str()).unwrap_or_default().to_string()
+}
+
+/// Polls `check` every 20 ms until it holds, for at most `limit` (for what happens
+/// asynchronously: cache invalidation, reconnecting).
+pub async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Whether `secret` comes to verify as `code` (for `action`) within two seconds.
+pub async fn verifies_as(app: &TestApp, secret: &str, action: Option<&str>, code: &str) -> bool {
+    within(Duration::from_secs(2), async || verify_code(app, secret, action).await == code).await
+}
+
 /// The user with `email` (fixtures).
 pub fn user(app: &TestApp, email: &str) -> keyward::db::models::User {
     keyward::db::models::User::find_by_email(&mut app.conn(), email).unwrap().expect("the user exists")

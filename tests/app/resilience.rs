@@ -7,36 +7,12 @@ use std::time::{Duration, Instant};
 
 use diesel::{Connection, PgConnection, RunQueryDsl, connection::SimpleConnection};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{
     PrivateCluster, SpawnOptions, TestApp, TestServer, fixtures, http_client, keys, spawn_app, spawn_app_with,
+    verify_code, within,
 };
-
-async fn verify_code(app: &TestApp, secret: &str) -> (StatusCode, String) {
-    let response = http_client()
-        .post(app.url("/api/v1/verify"))
-        .bearer_auth(secret)
-        .json(&json!({ "action": "positions.read" }))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or_default();
-    (status, body["code"].as_str().or(body["error"].as_str()).unwrap_or_default().to_string())
-}
-
-/// Polls `check` every 50 ms until it holds, for at most `limit`.
-async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if check().await {
-            return true;
-        }
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
 
 /// A user with a personal key, signed in; returns the key's secret.
 async fn bob_with_a_key(app: &TestApp) -> (crate::helpers::TestClient, String) {
@@ -84,8 +60,8 @@ async fn a_lost_listener_reconnects_and_resynchronizes_the_cache() {
     let (_, secret) = bob_with_a_key(&app).await;
     let url = TestServer::get().url(&app.database);
     // Verified twice: the second answer comes from the cache.
-    assert_eq!(verify_code(&app, &secret).await.1, "VALID");
-    assert_eq!(verify_code(&app, &secret).await.1, "VALID");
+    assert_eq!(verify_code(&app, &secret, Some("positions.read")).await, "VALID");
+    assert_eq!(verify_code(&app, &secret, Some("positions.read")).await, "VALID");
 
     // A change whose notification is lost (the trigger is off for it): the cache cannot
     // know, and keeps its answer...
@@ -97,7 +73,7 @@ async fn a_lost_listener_reconnects_and_resynchronizes_the_cache() {
     )
     .unwrap();
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(verify_code(&app, &secret).await.1, "VALID", "still the cached answer");
+    assert_eq!(verify_code(&app, &secret, Some("positions.read")).await, "VALID", "still the cached answer");
 
     // ...until the listener's connection is lost: on reconnecting it resynchronizes.
     let terminated: Vec<Terminated> = diesel::sql_query(
@@ -107,7 +83,9 @@ async fn a_lost_listener_reconnects_and_resynchronizes_the_cache() {
     .load(&mut conn)
     .unwrap();
     assert_eq!(terminated.len(), 1, "the listener had one connection");
-    let disabled = within(Duration::from_secs(5), async || verify_code(&app, &secret).await.1 == "DISABLED").await;
+    let disabled =
+        within(Duration::from_secs(5), async || verify_code(&app, &secret, Some("positions.read")).await == "DISABLED")
+            .await;
     assert!(disabled, "the missed change is seen after the reconnect");
     let reconnected: Vec<Terminated> = diesel::sql_query(
         "SELECT true AS done FROM pg_stat_activity \
@@ -178,7 +156,7 @@ async fn a_stuck_database_turns_into_quick_503s_while_health_and_static_files_an
 
     holder.batch_execute("COMMIT").unwrap();
     assert_eq!(bob.get("/account/keys").await.status(), StatusCode::OK);
-    assert_eq!(verify_code(&app, &uncached).await.1, "VALID");
+    assert_eq!(verify_code(&app, &uncached, Some("positions.read")).await, "VALID");
 }
 
 #[actix_web::test]
