@@ -136,26 +136,29 @@ impl AuditEvent {
         diesel::insert_into(audit_events::table).values(event).execute(conn).map(|_| ())
     }
 
-    /// Failed logins on the account `email` since `since`: from anywhere, and from `ip`
-    /// (no address: those without one), in one query (login throttling). Attempts refused
-    /// by the throttle itself (`denied`) do not count: an address that keeps trying after
-    /// its own limit must not push the account over its limit for everyone.
+    /// Failed logins on the account `email` since `since` (login throttling): from anywhere,
+    /// and from `ip` (or, without one, from no address). Attempts refused by the throttle
+    /// itself (`denied`) do not count: an address that keeps trying after its own limit must
+    /// not push the account over its limit for everyone.
     pub fn count_login_failures_for_account(
         conn: &mut PgConnection,
         email: &str,
         ip: Option<IpNetwork>,
         since: DateTime<Utc>,
     ) -> QueryResult<(i64, i64)> {
-        let addresses: Vec<Option<IpNetwork>> = audit_events::table
-            .filter(audit_events::action.eq("login.failure"))
-            .filter(audit_events::target_label.eq(email))
-            .filter(audit_events::result.eq("failure"))
-            .filter(audit_events::occurred_at.gt(since))
-            .select(audit_events::client_ip)
-            .limit(1000)
-            .load(conn)?;
-        let from_here = addresses.iter().filter(|address| **address == ip).count();
-        Ok((addresses.len() as i64, from_here as i64))
+        let failures = || {
+            audit_events::table
+                .filter(audit_events::action.eq("login.failure"))
+                .filter(audit_events::target_label.eq(email))
+                .filter(audit_events::result.eq("failure"))
+                .filter(audit_events::occurred_at.gt(since))
+                .into_boxed()
+        };
+        let from_here = match ip {
+            Some(ip) => failures().filter(audit_events::client_ip.eq(ip)),
+            None => failures().filter(audit_events::client_ip.is_null()),
+        };
+        Ok((failures().count().get_result(conn)?, from_here.count().get_result(conn)?))
     }
 
     /// Failed logins from `ip` since `since` (login throttling).
