@@ -4,6 +4,14 @@
 //! hold no whole trigram, so a substring search would read every row; they match the start
 //! of the text or of a word instead (`term%`, `% term%`), which the same indexes answer.
 
+/// The longest search term kept (in characters); the rest of what was typed is dropped.
+pub const MAX_TERM_CHARS: usize = 100;
+
+/// A search box's text as a term: trimmed and bounded (empty: no search).
+pub fn term(typed: &str) -> String {
+    typed.trim().chars().take(MAX_TERM_CHARS).collect()
+}
+
 /// The two patterns a term matches by (the same twice for substring search), to be joined
 /// with `OR` on each searched column.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -60,10 +60,15 @@ struct Manager {
     ceiling: crate::db::models::user::ActionCeiling,
 }
 
+/// Whether a manager may give API key access: it is `keys.own`, and nobody hands out what
+/// they do not hold (the pages use this too, to offer the switch only to those who may).
+pub fn may_grant_key_access(is_admin: bool, permissions: &crate::domain::PermissionSet) -> bool {
+    is_admin || permissions.contains(Permission::KeysOwn)
+}
+
 impl Manager {
-    /// API key access is `keys.own`: nobody hands it out without holding it.
     fn may_grant_key_access(&self) -> bool {
-        self.is_admin || self.permissions.contains(Permission::KeysOwn)
+        may_grant_key_access(self.is_admin, &self.permissions)
     }
 }
 

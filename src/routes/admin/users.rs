@@ -46,9 +46,9 @@ impl actix_web::FromRequest for UserManager {
     }
 }
 
-/// Whether the manager may hand out API key access (`keys.own`): only if they hold it.
+/// Whether the manager may hand out API key access (the service's rule).
 fn may_grant_access(manager: &UserManager) -> bool {
-    manager.0.user.is_admin || manager.0.permissions.contains(Permission::KeysOwn)
+    users::may_grant_key_access(manager.0.user.is_admin, &manager.0.permissions)
 }
 
 fn context(manager: &UserManager, title: &str) -> AppResult<PageContext> {
@@ -104,7 +104,7 @@ pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
-    let q: String = query.q.as_deref().unwrap_or_default().trim().chars().take(100).collect();
+    let q = crate::db::search::term(query.q.as_deref().unwrap_or_default());
     let sort = UserSort::from_code(query.sort.as_deref().unwrap_or_default());
     let page = page_index(query.page, PER_PAGE);
     let organization_id = manager.0.organization.id;

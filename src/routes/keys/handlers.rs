@@ -81,6 +81,18 @@ async fn perform<T: Send + 'static>(
         // This instance need not wait for its own change notice to come back.
         state.verifier.cache.invalidate(&format!("key:{public_id}"));
     }
+    audit_if_denied(state, actor, op, public_id, result).await
+}
+
+/// Passes `result` on; a refusal (forbidden, or not found) is first audited as a denied
+/// attempt at `op` on `public_id`.
+async fn audit_if_denied<T>(
+    state: &AppState,
+    actor: &Actor,
+    op: KeyOp,
+    public_id: &str,
+    result: AppResult<T>,
+) -> AppResult<T> {
     if let Err(AppError::Forbidden | AppError::NotFound) = &result {
         let (actor, public_id) = (actor.clone(), public_id.to_string());
         let action = op.audit_action();
@@ -92,21 +104,15 @@ async fn perform<T: Send + 'static>(
 /// Loads a key of this area that the actor may see (or `NotFound`), without locking it:
 /// pages that only show a key or a form must not hold up changes to it.
 async fn visible_key(state: &AppState, area: &impl KeyArea, public_id: String, op: KeyOp) -> AppResult<ApiKey> {
-    let (actor, scope) = (area.actor(), area.scope());
-    let id = public_id.clone();
+    let (actor, scope, id) = (area.actor(), area.scope(), public_id.clone());
     let result = state
         .db
         .run(move |conn| {
-            let key = lifecycle::visible(conn, &actor, &public_id, op)?;
+            let key = lifecycle::visible(conn, &actor, &id, op)?;
             if key.is_in(scope) { Ok(key) } else { Err(AppError::NotFound) }
         })
         .await;
-    if let Err(AppError::Forbidden | AppError::NotFound) = &result {
-        let actor = area.actor();
-        let action = op.audit_action();
-        state.db.transaction(move |conn| lifecycle::record_denied(conn, &actor, action, &id)).await?;
-    }
-    result
+    audit_if_denied(state, &area.actor(), op, &public_id, result).await
 }
 
 /// Locks a key for `op`, refusing keys outside the area (an administrator's Account pages
@@ -180,7 +186,7 @@ pub async fn list<A: KeyArea>(
             _ => StateFilter::Any,
         },
         expiring_soon: query.expiring.is_some(),
-        search: query.q.as_ref().map(|q| q.trim().chars().take(100).collect()),
+        search: query.q.as_deref().map(crate::db::search::term),
         page,
         per_page: PER_PAGE,
     };

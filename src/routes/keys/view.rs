@@ -184,7 +184,7 @@ pub fn detail(conn: &mut PgConnection, key: &ApiKey, base: &str) -> Result<KeyDe
         rekeyed: Stamp::maybe(key.rekeyed_at),
         deactivated: if key.active { None } else { Stamp::maybe(key.deactivated_at) },
         deactivation_reason: if key.active { None } else { key.deactivation_reason.clone() },
-        leaked: !key.active && key.deactivation_reason.as_deref() == Some(crate::services::keys::lifecycle::LEAKED),
+        leaked: crate::services::keys::lifecycle::is_leaked(key),
         history,
         row,
     })

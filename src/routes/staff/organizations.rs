@@ -63,7 +63,7 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
     let ListQuery { q, provider, page } = query.into_inner();
-    let q = q.trim().chars().take(100).collect::<String>();
+    let q = crate::db::search::term(&q);
     let page = page_index(page, PER_PAGE);
     let search = q.clone();
     let (providers, (organizations, total)) = state
@@ -197,7 +197,7 @@ pub async fn user_list(
 ) -> AppResult<HttpResponse> {
     let id = path_id(&req, "id")?;
     let page = page_index(query.page, PER_PAGE);
-    let q = query.q.trim().chars().take(100).collect::<String>();
+    let q = crate::db::search::term(&query.q);
     let search = q.clone();
     let (organization, (users, total)) = state
         .db
@@ -225,8 +225,8 @@ async fn client_key(
     let actor = staff.actor();
     state
         .db
-        .transaction(move |conn| {
-            let (key, _) = lifecycle::lock(conn, &actor, &public_id, KeyOp::View)?;
+        .run(move |conn| {
+            let key = lifecycle::visible(conn, &actor, &public_id, KeyOp::View)?;
             if key.organization_id == Some(organization_id) { Ok(key) } else { Err(AppError::NotFound) }
         })
         .await
@@ -279,7 +279,9 @@ pub async fn deactivate(
     let key = state
         .db
         .transaction(move |conn| {
-            let (key, _) = lifecycle::lock(conn, &actor, &public_id, KeyOp::Deactivate)?;
+            // Which organization a key belongs to never changes: checked without a lock,
+            // which `set_active` takes.
+            let key = lifecycle::visible(conn, &actor, &public_id, KeyOp::Deactivate)?;
             if key.organization_id != Some(id) {
                 return Err(AppError::NotFound);
             }

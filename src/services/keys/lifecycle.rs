@@ -334,6 +334,11 @@ pub const LEAKED: &str = "Reported as leaked";
 /// What a leaked key says after its re-key (it can then be reactivated).
 pub const LEAK_REKEYED: &str = "Reported as leaked; re-keyed since";
 
+/// Whether `key`'s secret was reported as leaked and it has not been re-keyed since.
+pub fn is_leaked(key: &ApiKey) -> bool {
+    !key.active && key.deactivation_reason.as_deref() == Some(LEAKED)
+}
+
 /// Deactivates or reactivates a key; effective at once. Reactivation never extends expiry.
 pub fn set_active(
     conn: &mut PgConnection,
@@ -350,7 +355,7 @@ pub fn set_active(
     if key.active == active {
         return Ok(key);
     }
-    if active && key.deactivation_reason.as_deref() == Some(LEAKED) {
+    if active && is_leaked(&key) {
         return Err(AppError::Conflict(
             "This key's secret was reported as leaked, so it cannot work again. Re-key it first: that ends every old secret and shows a new one; then reactivate it.".into(),
         ));
@@ -395,7 +400,7 @@ pub fn rekey(
     let owner = OwnerContext::of_key(conn, &key)?;
     let policy = policy_of(&owner);
     // A leaked secret gets no grace period: it ends now, whatever the form said.
-    let leaked = key.deactivation_reason.as_deref() == Some(LEAKED);
+    let leaked = is_leaked(&key);
     let grace_minutes = if leaked { 0 } else { grace_minutes };
     if !is_offered_grace(grace_minutes, &policy) {
         let mut errors = FieldErrors::new();
