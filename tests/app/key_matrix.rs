@@ -30,13 +30,15 @@ enum Who {
     Admin,
     /// A member with a "Key: Manage" role.
     Manager,
+    /// A member with a "Key: Manage" role who may grant `positions.read` only.
+    Lead,
     /// The administrator of another organization.
     ForeignAdmin,
     Staff,
 }
 
-const EVERYONE: [Who; 7] =
-    [Who::Member, Who::Owner, Who::Peer, Who::Admin, Who::Manager, Who::ForeignAdmin, Who::Staff];
+const EVERYONE: [Who; 8] =
+    [Who::Member, Who::Owner, Who::Peer, Who::Admin, Who::Manager, Who::Lead, Who::ForeignAdmin, Who::Staff];
 
 impl Who {
     fn email(self) -> &'static str {
@@ -46,6 +48,7 @@ impl Who {
             Who::Peer => "peer@acme.test",
             Who::Admin => "admin@acme.test",
             Who::Manager => "manager@acme.test",
+            Who::Lead => "lead@acme.test",
             Who::ForeignAdmin => "admin@globex.test",
             Who::Staff => "staff@platform.test",
         }
@@ -122,21 +125,28 @@ enum Expect {
 }
 
 /// The rules of SPEC §3, written as a table.
-fn expected(who: Who, area: Area, kind: Kind) -> Expect {
+fn expected(who: Who, area: Area, kind: Kind, op: Op) -> Expect {
     use Expect::*;
     match (who, area) {
+        // The manager may grant no action at all: no secret of a key with actions (the
+        // personal key is someone else's besides), and no reactivation of one.
+        (Who::Manager, Area::Admin) if kind != Kind::Provider && matches!(op, Op::Rekey | Op::Reactivate) => Forbidden,
+        // The lead may grant positions.read: he reactivates the personal key (positions.read)
+        // but obtains no secret of someone else's personal key, nor of an all-actions key.
+        (Who::Lead, Area::Admin) if op == Op::Rekey && kind != Kind::Provider => Forbidden,
+        (Who::Lead, Area::Admin) if op == Op::Reactivate && kind == Kind::Organization => Forbidden,
         // A provider's keys: support staff only, and only that provider's keys.
         (Who::Staff, Area::Provider) if kind == Kind::Provider => Allowed,
         (Who::Staff, Area::Provider) => Refused,
         (_, Area::Provider) => Forbidden,
         (Who::Staff, _) => Forbidden,
         // Account pages: only with API key access, and only one's own personal keys.
-        (Who::Member | Who::Manager, Area::Account) => Forbidden,
+        (Who::Member | Who::Manager | Who::Lead, Area::Account) => Forbidden,
         (Who::Owner, Area::Account) if kind == Kind::Personal => Allowed,
         (_, Area::Account) => NotFound,
         // Admin pages: administrators and "Key: Manage", inside their organization.
-        (Who::Admin | Who::Manager, Area::Admin) if kind != Kind::Provider => Allowed,
-        (Who::Admin | Who::Manager | Who::ForeignAdmin, Area::Admin) => NotFound,
+        (Who::Admin | Who::Manager | Who::Lead, Area::Admin) if kind != Kind::Provider => Allowed,
+        (Who::Admin | Who::Manager | Who::Lead | Who::ForeignAdmin, Area::Admin) => NotFound,
         (_, Area::Admin) => Forbidden,
     }
 }
@@ -172,6 +182,10 @@ async fn world() -> World {
             .insert(&mut conn);
         fixtures::UserBuilder::new(&acme, Who::Admin.email()).admin().insert(&mut conn);
         fixtures::UserBuilder::new(&acme, Who::Manager.email()).role(&[Permission::KeysManage]).insert(&mut conn);
+        fixtures::UserBuilder::new(&acme, Who::Lead.email())
+            .role(&[Permission::KeysManage])
+            .may_grant(&["positions.read"])
+            .insert(&mut conn);
         fixtures::UserBuilder::new(&acme, "proxy@acme.test").inactive().insert(&mut conn);
         fixtures::UserBuilder::new(&globex, Who::ForeignAdmin.email()).admin().may_grant_all().insert(&mut conn);
         fixtures::staff(&mut conn, Who::Staff.email());
@@ -278,8 +292,8 @@ async fn every_actor_may_do_exactly_what_the_rules_allow_with_every_key() {
     for (who, client) in &clients {
         for area in AREAS {
             for kind in KINDS {
-                let expect = expected(*who, area, kind);
                 for op in OPS {
+                    let expect = expected(*who, area, kind, op);
                     let key = fresh_key(&app, kind, op);
                     let status = attempt(client, &app, area, kind, &key, op).await;
                     let changed = took_effect(&app, &key, op);
@@ -344,6 +358,8 @@ async fn every_actor_may_create_exactly_the_keys_the_rules_allow() {
                 (Who::Owner | Who::Peer | Who::Admin | Who::ForeignAdmin, Area::Account) => true,
                 (Who::Admin | Who::ForeignAdmin, Area::Admin) => true,
                 (Who::Staff, Area::Provider) => true,
+                // The lead may grant positions.read, and the proxy is no administrator.
+                (Who::Lead, Area::Admin) => true,
                 // A "Key: Manage" role may create organization keys, within its own grants
                 // (none here), so it may create none that carry positions.read.
                 _ => false,
@@ -364,37 +380,43 @@ async fn every_actor_may_create_exactly_the_keys_the_rules_allow() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// `who` as the services see them.
+fn actor_of(conn: &mut PgConnection, who: Who) -> Actor {
+    use keyward::{db::models::StaffAccount, services::actor::ActorKind};
+    let client_ip = keyward::domain::ClientIp(None);
+    if who == Who::Staff {
+        let staff = StaffAccount::find_by_email(conn, who.email()).unwrap().unwrap();
+        return Actor { kind: ActorKind::Staff { id: staff.id, email: staff.email }, client_ip };
+    }
+    let u = keyward::db::models::User::find_by_email(conn, who.email()).unwrap().unwrap();
+    Actor {
+        kind: ActorKind::User { id: u.id, organization_id: u.organization_id, email: u.email, is_admin: u.is_admin },
+        client_ip,
+    }
+}
+
+/// What a service call ended in, in the words of the expectation tables.
+fn outcome<T>(result: Result<T, keyward::error::AppError>) -> &'static str {
+    use keyward::error::AppError;
+    match result {
+        Ok(_) => "ok",
+        Err(AppError::Forbidden) => "forbidden",
+        Err(AppError::NotFound) => "not found",
+        Err(AppError::Invalid(_) | AppError::BadRequest(_)) => "invalid",
+        Err(_) => "other",
+    }
+}
+
 /// The service rules on their own (without the areas' scope checks in front of them), so a
 /// hole in either layer is caught.
 #[actix_web::test]
 async fn the_service_rules_alone_refuse_what_the_matrix_refuses() {
     use keyward::{
-        db::models::StaffAccount,
         error::AppError,
-        services::{
-            actor::ActorKind,
-            keys::{KeyOp, lifecycle::lock},
-        },
+        services::keys::{KeyOp, lifecycle::lock},
     };
     let World { app, .. } = world().await;
     let mut conn = app.conn();
-    let actor_of = |conn: &mut PgConnection, who: Who| -> Actor {
-        let client_ip = keyward::domain::ClientIp(None);
-        if who == Who::Staff {
-            let staff = StaffAccount::find_by_email(conn, who.email()).unwrap().unwrap();
-            return Actor { kind: ActorKind::Staff { id: staff.id, email: staff.email }, client_ip };
-        }
-        let u = keyward::db::models::User::find_by_email(conn, who.email()).unwrap().unwrap();
-        Actor {
-            kind: ActorKind::User {
-                id: u.id,
-                organization_id: u.organization_id,
-                email: u.email,
-                is_admin: u.is_admin,
-            },
-            client_ip,
-        }
-    };
     let ops = [
         KeyOp::View,
         KeyOp::Rename,
@@ -416,7 +438,7 @@ async fn the_service_rules_alone_refuse_what_the_matrix_refuses() {
                     // Only staff manage a service provider's keys.
                     Who::Staff if kind == Kind::Provider => "ok",
                     _ if kind == Kind::Provider => "not found",
-                    Who::Admin | Who::Manager => "ok",
+                    Who::Admin | Who::Manager | Who::Lead => "ok",
                     Who::Owner if kind == Kind::Personal => "ok",
                     // Staff may view client keys and deactivate them in an incident.
                     Who::Staff if matches!(op, KeyOp::View | KeyOp::Deactivate) => "ok",
@@ -436,4 +458,159 @@ async fn the_service_rules_alone_refuse_what_the_matrix_refuses() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Who the service is asked to create a key for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NewFor {
+    /// A personal key of the actor themselves.
+    Themselves,
+    /// A personal key of the key owner (someone else, for everyone but the owner).
+    TheOwner,
+    /// An organization key of Acme attributed to a plain (inactive) user.
+    Acme,
+    /// An organization key of Acme attributed to its administrator.
+    AcmeAsAdmin,
+    Provider,
+}
+
+/// The creation rules of SPEC §3 as a table: `actions` is None for all actions.
+fn expected_creation(who: Who, new_for: NewFor, actions: Option<&str>) -> &'static str {
+    // What each actor may grant (None: everything).
+    let may_grant = |action: Option<&str>, grants: Option<&[&str]>| match (action, grants) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(action), Some(grants)) => grants.contains(&action),
+    };
+    let grants: Option<&[&str]> = match who {
+        Who::Admin | Who::ForeignAdmin | Who::Staff => None,
+        Who::Owner | Who::Peer | Who::Lead => Some(&["positions.read"]),
+        Who::Member | Who::Manager => Some(&[]),
+    };
+    let has_key_access = matches!(who, Who::Owner | Who::Peer | Who::Admin | Who::ForeignAdmin);
+    let manages_keys = matches!(who, Who::Admin | Who::Manager | Who::Lead);
+    match (who, new_for) {
+        (Who::Staff, NewFor::Provider) => "ok",
+        (_, NewFor::Provider) | (Who::Staff, _) => "forbidden",
+        // Nobody creates someone else's personal key.
+        (Who::Owner, NewFor::TheOwner) | (_, NewFor::Themselves) if !has_key_access => "forbidden",
+        (who, NewFor::TheOwner) if who != Who::Owner => "forbidden",
+        (_, NewFor::Themselves | NewFor::TheOwner) if may_grant(actions, grants) => "ok",
+        (_, NewFor::Themselves | NewFor::TheOwner) => "invalid",
+        (_, NewFor::Acme | NewFor::AcmeAsAdmin) if !manages_keys => "forbidden",
+        (_, _) if !may_grant(actions, grants) => "invalid",
+        // Only administrators obtain a secret attributed to an administrator.
+        (who, NewFor::AcmeAsAdmin) if who != Who::Admin => "forbidden",
+        _ => "ok",
+    }
+}
+
+/// Creation, re-key and reactivation straight through the services, for every actor: the
+/// routes' checks in front of them cannot hide a hole in the rules.
+#[actix_web::test]
+async fn the_service_rules_alone_decide_who_obtains_which_secret() {
+    use keyward::{
+        db::models::Organization,
+        keys::Environment,
+        services::keys::{NewKeyRequest, lifecycle},
+    };
+    let World { app, .. } = world().await;
+    let mut conn = app.conn();
+    let acme = Organization::find_by_slug(&mut conn, "acme").unwrap();
+    let (owner, admin, proxy) =
+        (user(&app, Who::Owner.email()), user(&app, Who::Admin.email()), user(&app, "proxy@acme.test"));
+    let mut failures = Vec::new();
+    for who in EVERYONE {
+        let actor = actor_of(&mut conn, who);
+        for new_for in [NewFor::Themselves, NewFor::TheOwner, NewFor::Acme, NewFor::AcmeAsAdmin, NewFor::Provider] {
+            for actions in [None, Some("positions.read"), Some("vehicles.write")] {
+                let codes = actions.map(|a| [a]);
+                let mut settings = keys::settings(&mut conn, codes.as_ref().map(|c| &c[..]));
+                let owner_kind = match new_for {
+                    NewFor::Themselves => match &actor.kind {
+                        keyward::services::actor::ActorKind::User { id, organization_id, .. } => {
+                            NewKeyOwner::Personal { user_id: *id, organization_id: *organization_id }
+                        }
+                        _ => NewKeyOwner::Personal { user_id: owner.id, organization_id: acme.id },
+                    },
+                    NewFor::TheOwner => NewKeyOwner::Personal { user_id: owner.id, organization_id: acme.id },
+                    NewFor::Acme | NewFor::AcmeAsAdmin => {
+                        settings.proxy_user_id = Some(if new_for == NewFor::Acme { proxy.id } else { admin.id });
+                        NewKeyOwner::Organization { organization_id: acme.id }
+                    }
+                    NewFor::Provider => NewKeyOwner::ServiceProvider { service_provider_id: provider_id(&app) },
+                };
+                let request = NewKeyRequest {
+                    owner: owner_kind,
+                    name: "Service matrix".into(),
+                    environment: Environment::Live,
+                    settings,
+                    form_token: None,
+                };
+                let got = outcome(conn.transaction(|conn| lifecycle::create(conn, &actor, &app.hasher, request)));
+                // Staff "creating their own personal key" has no meaning: they have none.
+                let expected = if who == Who::Staff && new_for == NewFor::Themselves {
+                    "forbidden"
+                } else {
+                    expected_creation(who, new_for, actions)
+                };
+                if got != expected {
+                    failures.push(format!(
+                        "{who:?} creates for {new_for:?} with {actions:?}: expected {expected}, got {got}"
+                    ));
+                }
+            }
+        }
+    }
+
+    // Re-key and reactivate: the key's reach against the actor's grants.
+    let narrow_org = {
+        let mut settings = keys::settings(&mut conn, Some(&["positions.read"]));
+        settings.proxy_user_id = Some(proxy.id);
+        keys::create(&mut conn, &app.hasher, NewKeyOwner::Organization { organization_id: acme.id }, "Narrow", settings)
+            .0
+    };
+    let wide_org = keys::organization(&mut conn, &app.hasher, &proxy, "Wide").0;
+    let personal = keys::personal(&mut conn, &app.hasher, &owner, "Owner's").0;
+    for (label, key) in [("narrow org", &narrow_org), ("wide org", &wide_org), ("owner's personal", &personal)] {
+        for who in EVERYONE {
+            let actor = actor_of(&mut conn, who);
+            let visible = match who {
+                Who::Admin | Who::Manager | Who::Lead => Some(true),
+                Who::Owner if key.id == personal.id => Some(true),
+                Who::Staff => None,
+                _ => Some(false),
+            };
+            let rekey_expected = match (who, visible) {
+                (_, None) => "forbidden",
+                (_, Some(false)) => "not found",
+                (Who::Admin, _) | (Who::Owner, _) => "ok",
+                (Who::Lead, _) if key.id == narrow_org.id => "ok",
+                _ => "forbidden",
+            };
+            let reactivate_expected = match (who, visible) {
+                (_, None) => "forbidden",
+                (_, Some(false)) => "not found",
+                (Who::Admin, _) | (Who::Owner, _) => "ok",
+                (Who::Lead, _) if key.id != wide_org.id => "ok",
+                _ => "forbidden",
+            };
+            let rekeyed = outcome(
+                conn.transaction(|conn| lifecycle::rekey(conn, &actor, &app.hasher, &key.public_id, 0, None, None)),
+            );
+            let system = Actor::system("test");
+            conn.transaction(|conn| lifecycle::set_active(conn, &system, &key.public_id, false, None)).unwrap();
+            let reactivated =
+                outcome(conn.transaction(|conn| lifecycle::set_active(conn, &actor, &key.public_id, true, None)));
+            conn.transaction(|conn| lifecycle::set_active(conn, &system, &key.public_id, true, None)).unwrap();
+            for (op, got, expected) in
+                [("re-key", rekeyed, rekey_expected), ("reactivate", reactivated, reactivate_expected)]
+            {
+                if got != expected {
+                    failures.push(format!("{who:?} {op} {label}: expected {expected}, got {got}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} wrong:\n{}", failures.len(), failures.join("\n"));
 }

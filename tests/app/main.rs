@@ -9,6 +9,7 @@ mod admin_users;
 mod auth;
 mod bad_input;
 mod browser;
+mod ceiling;
 mod cli;
 mod concurrency;
 mod key_matrix;

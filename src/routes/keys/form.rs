@@ -16,6 +16,7 @@ use crate::{
         keys::{
             KeyForm, KeyPolicy,
             access::{self, OwnerContext},
+            ceiling,
             lifecycle::policy_of,
         },
     },
@@ -153,6 +154,7 @@ pub fn build(
             let proxies = matches!(owner, OwnerContext::Organization(_)).then(|| -> Result<Vec<Choice>, AppError> {
                 Ok(User::list_for_org(conn, org.id)?
                     .into_iter()
+                    .filter(|u| ceiling::may_attribute_to(actor, u) || values.proxy_user_id == u.id.to_string())
                     .map(|u| Choice {
                         checked: values.proxy_user_id == u.id.to_string(),
                         value: u.id.to_string(),

@@ -349,6 +349,10 @@ pub async fn create<A: KeyArea>(
             lifecycle::create(conn, &actor, &hasher, request)
         })
         .await;
+    if let Err(AppError::Forbidden) = &result {
+        let actor = area.actor();
+        state.db.transaction(move |conn| lifecycle::record_denied_create(conn, &actor)).await?;
+    }
     match result {
         Ok(Created::New { key, secret }) => {
             let ctx = area.context("Your new API key")?;

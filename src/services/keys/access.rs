@@ -5,7 +5,8 @@
 //! - other users manage only their own keys, and only with API key access;
 //! - support staff manage service-provider keys; of client keys they may only view metadata
 //!   and deactivate, never create or re-key (a re-key reveals a new secret);
-//! - a key never gets an action its creator (and, for personal keys, its owner) may not grant.
+//! - a key never gets an action its creator (and, for personal keys, its owner) may not grant;
+//!   what may be granted, and who obtains which secrets, is the ceiling rule in `ceiling`.
 
 use diesel::{OptionalExtension, PgConnection};
 

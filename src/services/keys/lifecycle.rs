@@ -19,6 +19,7 @@ use crate::{
         audit::{self, Entry, Outcome, Target},
         keys::{
             access::{self, KeyOp, OwnerContext, UserContext},
+            ceiling::{self, Issue, KeyReach},
             input::{ActionScope, AssetScope, KeySettings},
             policy::{KeyPolicy, is_offered_grace},
         },
@@ -183,6 +184,8 @@ pub fn create(
     let owner = owner_context(conn, request.owner)?;
     access::check_create(actor, user.as_ref(), &owner)?;
     check_actions(user.as_ref(), &owner, &request.settings.actions, None)?;
+    let reach = KeyReach::of_settings(&request.settings);
+    ceiling::check_issue(conn, actor, user.as_ref(), &owner, &reach, Issue::Create)?;
 
     let settings = &request.settings;
     let (organization_id, owner_user_id, owner_organization_id, owner_service_provider_id) = match request.owner {
@@ -310,6 +313,8 @@ pub fn update(
     let owner = OwnerContext::of_key(conn, &key)?;
     let existing_actions = ApiKey::action_ids(conn, key.id)?;
     check_actions(user.as_ref(), &owner, &settings.actions, Some((&key, &existing_actions)))?;
+    let before = KeyReach::of_key(conn, &key)?;
+    ceiling::check_edit(conn, actor, user.as_ref(), &owner, &before, &KeyReach::of_settings(&settings))?;
     let updated = ApiKey::update_settings(
         conn,
         key.id,
@@ -351,7 +356,7 @@ pub fn set_active(
     if reason.is_some_and(crate::keys::format::looks_like_secret) {
         return Err(AppError::BadRequest("A reason must not contain a key or any other secret.".into()));
     }
-    let (key, _) = lock(conn, actor, public_id, op)?;
+    let (key, user) = lock(conn, actor, public_id, op)?;
     if key.active == active {
         return Ok(key);
     }
@@ -359,6 +364,11 @@ pub fn set_active(
         return Err(AppError::Conflict(
             "This key's secret was reported as leaked, so it cannot work again. Re-key it first: that ends every old secret and shows a new one; then reactivate it.".into(),
         ));
+    }
+    if active {
+        let owner = OwnerContext::of_key(conn, &key)?;
+        let reach = KeyReach::of_key(conn, &key)?;
+        ceiling::check_issue(conn, actor, user.as_ref(), &owner, &reach, Issue::Reactivate)?;
     }
     let changed = ApiKey::set_active(conn, key.id, active, reason)?;
     let details = match reason {
@@ -382,7 +392,7 @@ pub fn rekey(
     token: Option<&str>,
     seen_version: Option<&str>,
 ) -> Result<Rekeyed, AppError> {
-    let (key, _) = lock(conn, actor, public_id, KeyOp::Rekey)?;
+    let (key, user) = lock(conn, actor, public_id, KeyOp::Rekey)?;
     if token.is_some() && key.rekey_token.as_deref() == token {
         return Ok(Rekeyed::Replayed(key));
     }
@@ -398,6 +408,8 @@ pub fn rekey(
         return Err(AppError::Conflict("This key has expired; create a new key instead of re-keying it.".into()));
     }
     let owner = OwnerContext::of_key(conn, &key)?;
+    let reach = KeyReach::of_key(conn, &key)?;
+    ceiling::check_issue(conn, actor, user.as_ref(), &owner, &reach, Issue::Rekey)?;
     let policy = policy_of(&owner);
     // A leaked secret gets no grace period: it ends now, whatever the form said.
     let leaked = is_leaked(&key);
@@ -494,6 +506,12 @@ pub fn record_denied(
             .outcome(Outcome::Denied),
     )?;
     Ok(())
+}
+
+/// Records a refused creation (the refused key was never written), in its own transaction.
+pub fn record_denied_create(conn: &mut PgConnection, actor: &Actor) -> Result<(), AppError> {
+    let entry = Entry::new("key.create").organization(actor.organization_id()).outcome(Outcome::Denied);
+    Ok(audit::record(conn, actor, entry)?)
 }
 
 /// `Owner` of a key for display and verification.

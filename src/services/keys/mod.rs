@@ -4,6 +4,7 @@
 //! writes the change with its audit event; callers run it in one transaction.
 
 pub mod access;
+pub mod ceiling;
 pub mod input;
 pub mod lifecycle;
 pub mod policy;
