@@ -24,8 +24,8 @@ pub enum AppError {
     Csrf,
     /// The change conflicts with the current state (duplicate name, concurrent change…).
     Conflict(String),
-    /// Too many attempts; the message says when to try again.
-    TooManyRequests(String),
+    /// Too many attempts; the message says when to try again, as does `Retry-After`.
+    TooManyRequests { message: String, retry_after_secs: u64 },
     /// The database cannot be reached or is too slow right now.
     Unavailable,
     /// A bug or an unexpected failure; the detail is logged, never shown.
@@ -102,7 +102,7 @@ impl std::fmt::Display for AppError {
             AppError::Invalid(errors) => write!(f, "invalid input: {errors}"),
             AppError::Csrf => f.write_str("missing or invalid CSRF token"),
             AppError::Conflict(m) => write!(f, "conflict: {m}"),
-            AppError::TooManyRequests(m) => write!(f, "too many requests: {m}"),
+            AppError::TooManyRequests { message, .. } => write!(f, "too many requests: {message}"),
             AppError::Unavailable => f.write_str("database unavailable"),
             AppError::Internal(m) => write!(f, "internal error: {m}"),
         }
@@ -157,7 +157,7 @@ impl ResponseError for AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -189,7 +189,7 @@ impl ResponseError for AppError {
                 "This form was open too long or came from another site. Go back, reload the page and try again.",
             ),
             AppError::Conflict(m) => ("Conflict", m),
-            AppError::TooManyRequests(m) => ("Too many attempts", m),
+            AppError::TooManyRequests { message, .. } => ("Too many attempts", message),
             AppError::Unavailable => (
                 "Temporarily unavailable",
                 "Keyward cannot reach its database right now. Please try again in a moment.",
@@ -203,8 +203,14 @@ impl ResponseError for AppError {
         let body = page.render().unwrap_or_else(|_| title.to_string());
         let mut response = HttpResponse::build(status);
         response.content_type("text/html; charset=utf-8");
-        if let AppError::Unavailable = self {
-            response.insert_header((header::RETRY_AFTER, "5"));
+        match self {
+            AppError::Unavailable => {
+                response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            AppError::TooManyRequests { retry_after_secs, .. } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
         }
         response.body(body)
     }

@@ -93,20 +93,18 @@ pub fn create_key(config: &Config, args: CreateKeyArgs) -> Result<(), String> {
             if days < 1 {
                 return Err(AppError::BadRequest("--expires-in-days must be at least 1".into()));
             }
-            if let Some(max) = policy.max_lifetime_days
-                && days > i64::from(max)
-            {
-                return Err(AppError::BadRequest(format!(
-                    "the key policy of {} allows at most {max} days",
-                    organization.slug
-                )));
-            }
+            // The policy's maximum is the key service's to enforce; this only keeps the
+            // date representable.
+            let expires_on = Utc::now()
+                .date_naive()
+                .checked_add_signed(Duration::days(days))
+                .ok_or_else(|| AppError::BadRequest(format!("--expires-in-days {days} is too far away")))?;
             let settings = KeySettings {
                 comment: String::new(),
                 actions,
                 assets: AssetScope::All,
                 cidrs: vec![],
-                expires_at: Some(end_of_day(Utc::now().date_naive() + Duration::days(days))),
+                expires_at: Some(end_of_day(expires_on)),
                 proxy_user_id: None,
             };
             let environment = if args.test { Environment::Test } else { Environment::Live };

@@ -131,6 +131,9 @@ diesel::table! {
         key_default_grace_minutes -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        key_quota_per_user -> Int4,
+        key_quota_per_organization -> Int4,
+        key_creations_per_hour -> Int4,
     }
 }
 

@@ -116,6 +116,9 @@ pub struct PolicyInput {
     pub max_lifetime_days: String,
     pub allow_never_expires: bool,
     pub default_grace_minutes: String,
+    pub quota_per_user: String,
+    pub quota_per_organization: String,
+    pub creations_per_hour: String,
 }
 
 /// Changes an organization's key policy (administrators). It applies to keys created,
@@ -159,15 +162,47 @@ pub fn update_policy(
     {
         errors.add("default_lifetime_days", "The default lifetime cannot be longer than the maximum.");
     }
+    // A quota left empty keeps its current value.
+    let whole = |text: &str, field: &'static str, max: i32, errors: &mut FieldErrors| -> Option<i32> {
+        match text.trim().parse::<i32>() {
+            Ok(n) if (1..=max).contains(&n) => Some(n),
+            _ => {
+                errors.add(field, format!("Enter a whole number from 1 to {max}."));
+                None
+            }
+        }
+    };
+    let or_current =
+        |text: &str, current: i32| if text.trim().is_empty() { current.to_string() } else { text.to_string() };
+    let per_user =
+        whole(&or_current(&input.quota_per_user, before.key_quota_per_user), "quota_per_user", 1_000_000, &mut errors);
+    let per_organization = whole(
+        &or_current(&input.quota_per_organization, before.key_quota_per_organization),
+        "quota_per_organization",
+        10_000_000,
+        &mut errors,
+    );
+    let per_hour = whole(
+        &or_current(&input.creations_per_hour, before.key_creations_per_hour),
+        "creations_per_hour",
+        1_000_000,
+        &mut errors,
+    );
+    let (Some(default_days), Some(max_days), Some(grace), Some(per_user), Some(per_organization), Some(per_hour)) =
+        (default_days, max_days, grace, per_user, per_organization, per_hour)
+    else {
+        return Err(AppError::Invalid(errors));
+    };
     errors.into_result()?;
-    let (default_days, max_days, grace) =
-        (default_days.expect("validated"), max_days.expect("validated"), grace.expect("validated"));
     let updated: Organization = diesel::update(organizations::table.find(organization_id))
         .set((
             organizations::key_default_lifetime_days.eq(default_days),
             organizations::key_max_lifetime_days.eq(max_days),
             organizations::key_allow_never_expires.eq(input.allow_never_expires),
             organizations::key_default_grace_minutes.eq(grace),
+            organizations::key_quota_per_user.eq(per_user),
+            organizations::key_quota_per_organization.eq(per_organization),
+            organizations::key_creations_per_hour.eq(per_hour),
             organizations::updated_at.eq(diesel::dsl::now),
         ))
         .returning(Organization::as_returning())
@@ -178,6 +213,9 @@ pub fn update_policy(
             "max_lifetime_days": o.key_max_lifetime_days,
             "allow_never_expires": o.key_allow_never_expires,
             "default_grace_minutes": o.key_default_grace_minutes,
+            "key_quota_per_user": o.key_quota_per_user,
+            "key_quota_per_organization": o.key_quota_per_organization,
+            "key_creations_per_hour": o.key_creations_per_hour,
         })
     };
     audit::record(

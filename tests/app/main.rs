@@ -14,6 +14,7 @@ mod cli;
 mod concurrency;
 mod key_matrix;
 mod keys;
+mod limits;
 mod resilience;
 mod scale;
 mod security;

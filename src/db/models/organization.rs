@@ -23,6 +23,12 @@ pub struct Organization {
     pub key_default_grace_minutes: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Live keys a web user may own or have created.
+    pub key_quota_per_user: i32,
+    /// Live keys the organization may have.
+    pub key_quota_per_organization: i32,
+    /// Keys a web user may create per hour.
+    pub key_creations_per_hour: i32,
 }
 
 #[derive(Debug, Insertable)]

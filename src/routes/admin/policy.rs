@@ -30,6 +30,23 @@ pub struct PolicyForm {
     allow_never_expires: Option<String>,
     #[serde(default)]
     default_grace_minutes: String,
+    #[serde(default)]
+    quota_per_user: String,
+    #[serde(default)]
+    quota_per_organization: String,
+    #[serde(default)]
+    creations_per_hour: String,
+}
+
+impl PolicyForm {
+    /// The entered value of one of the quota fields (the template loops over them).
+    pub fn quota_value(&self, field: &str) -> &str {
+        match field {
+            "quota_per_user" => &self.quota_per_user,
+            "quota_per_organization" => &self.quota_per_organization,
+            _ => &self.creations_per_hour,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -54,6 +71,9 @@ pub async fn show(admin: OrgAdmin) -> AppResult<HttpResponse> {
         max_lifetime_days: org.key_max_lifetime_days.map(|d| d.to_string()).unwrap_or_default(),
         allow_never_expires: org.key_allow_never_expires.then(|| "on".into()),
         default_grace_minutes: org.key_default_grace_minutes.to_string(),
+        quota_per_user: org.key_quota_per_user.to_string(),
+        quota_per_organization: org.key_quota_per_organization.to_string(),
+        creations_per_hour: org.key_creations_per_hour.to_string(),
     };
     render(&page(&admin, values, FieldErrors::new())?)
 }
@@ -70,6 +90,9 @@ pub async fn update(
         max_lifetime_days: values.max_lifetime_days.clone(),
         allow_never_expires: values.allow_never_expires.is_some(),
         default_grace_minutes: values.default_grace_minutes.clone(),
+        quota_per_user: values.quota_per_user.clone(),
+        quota_per_organization: values.quota_per_organization.clone(),
+        creations_per_hour: values.creations_per_hour.clone(),
     };
     let actor = admin.actor();
     let organization_id = admin.organization.id;

@@ -61,9 +61,7 @@ impl KeyFormView {
 
     pub fn policy_hint(&self) -> String {
         let mut hint = format!("Default: {} days.", self.policy.default_lifetime_days);
-        if let Some(max) = self.policy.max_lifetime_days {
-            hint.push_str(&format!(" At most {max} days."));
-        }
+        hint.push_str(&format!(" At most {} days.", self.policy.max_days()));
         hint
     }
 }
@@ -186,7 +184,7 @@ pub fn build(
         proxies,
         policy,
         today: today.to_string(),
-        latest: policy.latest_expiry_date(today).map(|d| d.to_string()),
+        latest: Some(policy.latest_expiry_date(today).to_string()),
         nothing_to_grant,
     })
 }

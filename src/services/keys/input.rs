@@ -158,13 +158,11 @@ pub fn parse_expiry(
     if date < today {
         return Err("The expiry date must not be in the past.".into());
     }
-    if let Some(latest) = policy.latest_expiry_date(today)
-        && date > latest
-    {
+    if date > policy.latest_expiry_date(today) {
         return Err(format!(
             "The key policy allows at most {} days: choose {} or earlier.",
-            policy.max_lifetime_days.unwrap_or_default(),
-            latest
+            policy.max_days(),
+            policy.latest_expiry_date(today)
         ));
     }
     Ok(Some(end_of_day(date)))
@@ -303,5 +301,6 @@ mod tests {
         let lax = KeyPolicy { allow_never_expires: true, max_lifetime_days: None, ..strict };
         assert_eq!(parse_expiry("", true, &lax, today).unwrap(), None);
         assert!(parse_expiry("2030-01-01", false, &lax, today).is_ok());
+        assert!(parse_expiry("9999-12-31", false, &lax, today).unwrap_err().contains("at most 3650 days"));
     }
 }

@@ -22,6 +22,7 @@ use crate::{
             ceiling::{self, Issue, KeyReach},
             input::{ActionScope, AssetScope, KeySettings},
             policy::{KeyPolicy, is_offered_grace},
+            quota,
         },
     },
 };
@@ -98,6 +99,15 @@ pub fn policy_of(owner: &OwnerContext) -> KeyPolicy {
         Some(org) => KeyPolicy::of_organization(org),
         None => KeyPolicy::platform_default(),
     }
+}
+
+/// Refuses an expiry the owner's policy does not allow, as a field error of the form.
+fn check_expiry(owner: &OwnerContext, settings: &KeySettings) -> Result<(), AppError> {
+    policy_of(owner).check_expiry(settings.expires_at, Utc::now()).map_err(|message| {
+        let mut errors = FieldErrors::new();
+        errors.add("expires_on", message);
+        AppError::Invalid(errors)
+    })
 }
 
 /// Refuses actions beyond what the granting user (and a personal key's owner) may grant.
@@ -184,8 +194,12 @@ pub fn create(
     let owner = owner_context(conn, request.owner)?;
     access::check_create(actor, user.as_ref(), &owner)?;
     check_actions(user.as_ref(), &owner, &request.settings.actions, None)?;
+    check_expiry(&owner, &request.settings)?;
     let reach = KeyReach::of_settings(&request.settings);
     ceiling::check_issue(conn, actor, user.as_ref(), &owner, &reach, Issue::Create)?;
+    if let Some(organization) = owner.organization() {
+        quota::check(conn, actor, organization)?;
+    }
 
     let settings = &request.settings;
     let (organization_id, owner_user_id, owner_organization_id, owner_service_provider_id) = match request.owner {
@@ -313,6 +327,7 @@ pub fn update(
     let owner = OwnerContext::of_key(conn, &key)?;
     let existing_actions = ApiKey::action_ids(conn, key.id)?;
     check_actions(user.as_ref(), &owner, &settings.actions, Some((&key, &existing_actions)))?;
+    check_expiry(&owner, &settings)?;
     let before = KeyReach::of_key(conn, &key)?;
     ceiling::check_edit(conn, actor, user.as_ref(), &owner, &before, &KeyReach::of_settings(&settings))?;
     let updated = ApiKey::update_settings(
@@ -422,10 +437,11 @@ pub fn rekey(
     let environment = Environment::from_code(&key.environment).unwrap_or(Environment::Live);
     let secret = GeneratedKey::with_public_id(environment, &key.public_id);
     let previous_expires_at = (grace_minutes > 0).then(|| now + Duration::minutes(i64::from(grace_minutes)));
-    let expires_at = match (key.expires_at, policy.latest_expiry(now)) {
-        (Some(at), Some(latest)) => Some(at.min(latest)),
-        (None, Some(latest)) if !policy.allow_never_expires => Some(latest),
-        (current, _) => current,
+    let latest = policy.latest_expiry(now);
+    let expires_at = match key.expires_at {
+        Some(at) => Some(at.min(latest)),
+        None if !policy.allow_never_expires => Some(latest),
+        None => None,
     };
     let ended_previous = key.is_rotating_at(now);
     let mut rekeyed = ApiKey::rekey(

@@ -8,6 +8,7 @@ pub mod ceiling;
 pub mod input;
 pub mod lifecycle;
 pub mod policy;
+pub mod quota;
 
 pub use access::{KeyOp, OwnerContext};
 pub use input::{ActionScope, AssetScope, KeyForm, KeySettings};
