@@ -153,6 +153,11 @@ async fn a_key_manager_obtains_no_secret_and_widens_no_key_beyond_his_own_grants
         assert_eq!(reload(&app, key).secret_hash, key.secret_hash, "{name} keeps its secret");
         assert_eq!(denied_events(&app, "key.rekey", key), 1, "the refusal of {name} is audited");
     }
+    // The key page does not offer what he may not do, and says why.
+    let (_, page) = lead.page(&format!("/admin/keys/{}", world_keys["admin org"].public_id)).await;
+    assert!(!page.contains("/rekey\"") && page.contains("You may still narrow, deactivate or delete it."));
+    let (_, page) = lead.page(&format!("/admin/keys/{}", world_keys["narrow org"].public_id)).await;
+    assert!(page.contains("/rekey\""), "a key within his grants offers a re-key");
     // Someone else's personal key hands its re-keyer a secret acting as that person.
     let owners = &world_keys["owner personal"];
     let response = lead.post(&format!("/admin/keys/{}/rekey", owners.public_id), &[("grace_minutes", "0")]).await;

@@ -399,7 +399,8 @@ pub async fn detail<A: KeyArea>(area: A, req: HttpRequest, state: web::Data<AppS
     let key = visible_key(&state, &area, public_id, KeyOp::View).await?;
     let base = area.base();
     let row_base = base.clone();
-    let detail = state.db.run(move |conn| view::detail(conn, &key, &row_base)).await?;
+    let actor = area.actor();
+    let detail = state.db.run(move |conn| view::detail(conn, &actor, &key, &row_base)).await?;
     let ctx = area.context(&detail.row.name)?;
     render(&DetailPage { ctx, base, detail })
 }

@@ -12,6 +12,10 @@ use crate::{
         api_key::{EXPIRING_SOON_DAYS, KeyOwner},
     },
     error::AppError,
+    services::{
+        Actor,
+        keys::{ceiling::Issue, lifecycle},
+    },
     views::time::Stamp,
 };
 
@@ -153,10 +157,13 @@ pub struct KeyDetail {
     pub deactivation_reason: Option<String>,
     /// Deactivated because its secret leaked, and not re-keyed since: re-key before reactivating.
     pub leaked: bool,
+    /// Whether the viewer may re-key it, or reactivate it (the ceiling rule).
+    pub may_rekey: bool,
+    pub may_reactivate: bool,
     pub history: Vec<HistoryRow>,
 }
 
-pub fn detail(conn: &mut PgConnection, key: &ApiKey, base: &str) -> Result<KeyDetail, AppError> {
+pub fn detail(conn: &mut PgConnection, actor: &Actor, key: &ApiKey, base: &str) -> Result<KeyDetail, AppError> {
     let row = rows(conn, std::slice::from_ref(key), base)?.remove(0);
     let history = AuditEvent::list_for_target(
         conn,
@@ -184,7 +191,9 @@ pub fn detail(conn: &mut PgConnection, key: &ApiKey, base: &str) -> Result<KeyDe
         rekeyed: Stamp::maybe(key.rekeyed_at),
         deactivated: if key.active { None } else { Stamp::maybe(key.deactivated_at) },
         deactivation_reason: if key.active { None } else { key.deactivation_reason.clone() },
-        leaked: crate::services::keys::lifecycle::is_leaked(key),
+        leaked: lifecycle::is_leaked(key),
+        may_rekey: lifecycle::may_issue(conn, actor, key, Issue::Rekey)?,
+        may_reactivate: key.active || lifecycle::may_issue(conn, actor, key, Issue::Reactivate)?,
         history,
         row,
     })

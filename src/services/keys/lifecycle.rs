@@ -280,6 +280,19 @@ pub fn visible(conn: &mut PgConnection, actor: &Actor, public_id: &str, op: KeyO
     Ok(key)
 }
 
+/// Whether `actor` may obtain a secret of `key` in the way `issue` says (re-key, reactivate),
+/// for the buttons a page offers; the operation itself checks again.
+pub fn may_issue(conn: &mut PgConnection, actor: &Actor, key: &ApiKey, issue: Issue) -> Result<bool, AppError> {
+    let user = access::user_context(conn, actor)?;
+    let owner = OwnerContext::of_key(conn, key)?;
+    let reach = KeyReach::of_key(conn, key)?;
+    match ceiling::check_issue(conn, actor, user.as_ref(), &owner, &reach, issue) {
+        Ok(()) => Ok(true),
+        Err(AppError::Forbidden) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Locks the key and checks `op`; a missing key is `NotFound`.
 pub fn lock(
     conn: &mut PgConnection,
