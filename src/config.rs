@@ -3,6 +3,7 @@
 //! | Variable | Meaning | Default |
 //! |---|---|---|
 //! | `DATABASE_URL` | PostgreSQL server to use | unset: the embedded private cluster in `KEYWARD_DATA_DIR` |
+//! | `KEYWARD_MIGRATE_URL` | with `DATABASE_URL`: the tables' owner, for migrations and `purge-audit` | unset: `DATABASE_URL` |
 //! | `KEYWARD_ADDR` | listen address | `127.0.0.1:8080` |
 //! | `KEYWARD_DATA_DIR` | embedded cluster and generated secrets | `./keyward-data` |
 //! | `KEYWARD_SECRET` | master secret, ≥ 32 bytes, base64 | generated into the data dir in embedded mode; required with `DATABASE_URL` |
@@ -43,6 +44,9 @@ pub enum DatabaseSource {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database: DatabaseSource,
+    /// The owner's connection string for migrations and the audit purge, when the
+    /// application's own `DATABASE_URL` names a least-privileged role.
+    pub migrate_url: Option<String>,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     /// Given explicitly; in embedded mode [`Config::resolve_secret`] generates one if absent.
@@ -120,7 +124,14 @@ impl Config {
         };
         let verify_cache = parse_bool("KEYWARD_VERIFY_CACHE", &lookup)?.unwrap_or(true);
         let invalid_attempts_per_minute: u32 = parse_or("KEYWARD_VERIFY_INVALID_PER_MINUTE", &lookup, Some(60))?;
+        let migrate_url = lookup("KEYWARD_MIGRATE_URL");
+        if migrate_url.is_some() && matches!(database, DatabaseSource::Embedded) {
+            return Err(ConfigError(
+                "KEYWARD_MIGRATE_URL goes with DATABASE_URL; the embedded cluster manages its own roles.".into(),
+            ));
+        }
         Ok(Self {
+            migrate_url,
             verify_cache,
             invalid_attempts_per_minute,
             database,
