@@ -6,6 +6,7 @@ mod helpers;
 mod admin_matrix;
 mod admin_settings;
 mod admin_users;
+mod audit_log;
 mod auth;
 mod bad_input;
 mod browser;
