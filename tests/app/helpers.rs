@@ -210,6 +210,8 @@ pub struct SpawnOptions {
     pub statement_timeout: Duration,
     /// The forwarded header to trust (tests that act from several client addresses).
     pub trust_forwarded: keyward::domain::client_ip::TrustForwarded,
+    /// The configured public origin (`KEYWARD_PUBLIC_URL`).
+    pub public_origin: Option<String>,
 }
 
 impl Default for SpawnOptions {
@@ -225,6 +227,7 @@ impl Default for SpawnOptions {
             checkout_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(5),
             trust_forwarded: keyward::domain::client_ip::TrustForwarded::No,
+            public_origin: None,
         }
     }
 }
@@ -257,6 +260,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         db: db.clone(),
         keys: secret.derive(),
         addr: "127.0.0.1:0".parse().unwrap(),
+        public_origin: options.public_origin.clone(),
         cookie_secure: false,
         trust_forwarded: options.trust_forwarded,
         session_idle: options.session_idle,

@@ -12,6 +12,7 @@ mod bad_input;
 mod browser;
 mod cli;
 mod concurrency;
+mod hygiene;
 mod key_matrix;
 mod keys;
 mod resilience;
