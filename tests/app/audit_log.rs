@@ -190,3 +190,37 @@ async fn purge_audit_removes_old_events_as_the_owner_and_records_itself_in_each_
     let error = refused(&mut app.owner_conn(), "DELETE FROM audit_events");
     assert!(error.contains("audit events cannot be changed or removed"), "{error}");
 }
+
+#[actix_web::test]
+async fn grant_app_role_gives_an_operators_role_what_the_application_needs_and_no_more() {
+    let app = spawn_app().await;
+    let server = TestServer::get();
+    let mut owner = app.owner_conn();
+    keyward::db::privileges::ensure_login_role(&mut owner, "keyward_ops_test").unwrap();
+    let dir = scratch_dir("grant");
+    let grant = |role: &str| {
+        keyward(&dir)
+            .env("DATABASE_URL", server.url(&app.database))
+            .env("KEYWARD_SECRET", SECRET)
+            .args(["grant-app-role", "--role", role])
+            .output()
+            .unwrap()
+    };
+    // The owner of the tables may never be the application's role.
+    let current: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>("current_user::text"))
+        .get_result(&mut owner)
+        .unwrap();
+    let output = grant(&current);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output).1.contains("does not own the tables"), "{:?}", text(&output));
+
+    let output = grant("keyward_ops_test");
+    assert!(output.status.success(), "{:?}", text(&output));
+    diesel::connection::SimpleConnection::batch_execute(&mut owner, "SET ROLE keyward_ops_test").unwrap();
+    let org = fixtures::organization(&mut owner, "acme");
+    audit::record(&mut owner, &Actor::system("test"), Entry::new("user.create").organization(Some(org.id))).unwrap();
+    let error = refused(&mut owner, "UPDATE audit_events SET actor_label = 'x'");
+    assert!(error.contains("permission denied"), "{error}");
+    let error = refused(&mut owner, "CREATE TABLE intruder (id int)");
+    assert!(error.contains("permission denied"), "{error}");
+}
