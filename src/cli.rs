@@ -82,6 +82,20 @@ pub enum Command {
         #[arg(long)]
         test: bool,
     },
+    /// Remove the audit events that occurred before a date, and record the purge in the log.
+    /// Runs as the owner of the tables (KEYWARD_MIGRATE_URL, else DATABASE_URL).
+    PurgeAudit {
+        /// The cutoff: a date (YYYY-MM-DD, midnight UTC) or an RFC 3339 timestamp.
+        #[arg(long)]
+        before: String,
+    },
+    /// Grant an existing database role what the application needs to run as it (rows of
+    /// every table; the audit log read and append only), as the owner of the tables.
+    GrantAppRole {
+        /// The role the server will connect as (it must not own the tables).
+        #[arg(long)]
+        role: String,
+    },
     /// Create a client organization.
     CreateOrg {
         #[arg(long)]

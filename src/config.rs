@@ -3,7 +3,9 @@
 //! | Variable | Meaning | Default |
 //! |---|---|---|
 //! | `DATABASE_URL` | PostgreSQL server to use | unset: the embedded private cluster in `KEYWARD_DATA_DIR` |
+//! | `KEYWARD_MIGRATE_URL` | with `DATABASE_URL`: the tables' owner, for migrations and `purge-audit` | unset: `DATABASE_URL` |
 //! | `KEYWARD_ADDR` | listen address | `127.0.0.1:8080` |
+//! | `KEYWARD_PUBLIC_URL` | the address browsers use (`https://keys.example.com`); forms must come from its origin | unset: the request's `Host` |
 //! | `KEYWARD_DATA_DIR` | embedded cluster and generated secrets | `./keyward-data` |
 //! | `KEYWARD_SECRET` | master secret, ≥ 32 bytes, base64 | generated into the data dir in embedded mode; required with `DATABASE_URL` |
 //! | `KEYWARD_COOKIE_SECURE` | send cookies with `Secure` | `true`, except in embedded mode on a loopback address |
@@ -43,7 +45,12 @@ pub enum DatabaseSource {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database: DatabaseSource,
+    /// The owner's connection string for migrations and the audit purge, when the
+    /// application's own `DATABASE_URL` names a least-privileged role.
+    pub migrate_url: Option<String>,
     pub addr: SocketAddr,
+    /// The origin (`scheme://host[:port]`) of the public URL, if configured.
+    pub public_origin: Option<String>,
     pub data_dir: PathBuf,
     /// Given explicitly; in embedded mode [`Config::resolve_secret`] generates one if absent.
     pub secret: Option<MasterSecret>,
@@ -120,7 +127,16 @@ impl Config {
         };
         let verify_cache = parse_bool("KEYWARD_VERIFY_CACHE", &lookup)?.unwrap_or(true);
         let invalid_attempts_per_minute: u32 = parse_or("KEYWARD_VERIFY_INVALID_PER_MINUTE", &lookup, Some(60))?;
+        let public_origin = lookup("KEYWARD_PUBLIC_URL").map(|url| public_origin(&url)).transpose()?;
+        let migrate_url = lookup("KEYWARD_MIGRATE_URL");
+        if migrate_url.is_some() && matches!(database, DatabaseSource::Embedded) {
+            return Err(ConfigError(
+                "KEYWARD_MIGRATE_URL goes with DATABASE_URL; the embedded cluster manages its own roles.".into(),
+            ));
+        }
         Ok(Self {
+            public_origin,
+            migrate_url,
             verify_cache,
             invalid_attempts_per_minute,
             database,
@@ -146,6 +162,23 @@ impl Config {
         }
         load_or_create_secret(&self.data_dir.join("secret"))
     }
+}
+
+/// The origin of `KEYWARD_PUBLIC_URL`: its scheme and authority, without path.
+fn public_origin(url: &str) -> Result<String, ConfigError> {
+    let url = url.trim();
+    let invalid = || {
+        ConfigError(format!(
+            "KEYWARD_PUBLIC_URL must be an http:// or https:// address such as https://keys.example.com, not {url:?}"
+        ))
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(invalid)?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if !matches!(scheme.as_str(), "http" | "https") || authority.is_empty() || authority.contains('@') {
+        return Err(invalid());
+    }
+    Ok(format!("{scheme}://{}", authority.to_ascii_lowercase()))
 }
 
 fn load_or_create_secret(path: &Path) -> Result<MasterSecret, ConfigError> {
@@ -227,6 +260,16 @@ mod tests {
         let secret = BASE64.encode([7u8; 16]);
         let error = config(&[("KEYWARD_SECRET", &secret)]).unwrap_err();
         assert!(error.0.contains("32 bytes"), "{error}");
+    }
+
+    #[test]
+    fn the_public_url_gives_the_origin_forms_must_come_from() {
+        let parsed = config(&[("KEYWARD_PUBLIC_URL", "HTTPS://Keys.Example.com/admin/")]).unwrap();
+        assert_eq!(parsed.public_origin.as_deref(), Some("https://keys.example.com"));
+        for bad in ["keys.example.com", "ftp://keys.example.com", "https://", "https://u@evil.example"] {
+            let error = config(&[("KEYWARD_PUBLIC_URL", bad)]).unwrap_err();
+            assert!(error.0.contains("KEYWARD_PUBLIC_URL"), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! its owner can enter (no TCP at all), trusts that socket, and is reused on the next start.
 //! PostgreSQL refuses to run as root, so when Keyward runs as root the server runs as the
 //! `postgres` system user. The test suite uses the same mechanism for its own cluster.
+//!
+//! The cluster's superuser owns the tables and runs the migrations; the application itself
+//! connects as the unprivileged `db::privileges::APP_ROLE` (see `commands::DatabaseHandle`).
 
 use std::{
     ffi::OsStr,
@@ -156,13 +159,19 @@ impl EmbeddedCluster {
         self.pg_command("pg_ctl").arg("status").arg("-D").arg(&self.pgdata).output().is_ok_and(|o| o.status.success())
     }
 
-    /// A libpq connection string for `database` over the cluster's Unix socket.
+    /// A libpq connection string for `database` over the cluster's Unix socket, as the
+    /// cluster's superuser (which owns the tables: migrations, the audit purge).
     pub fn connection_string(&self, database: &str) -> String {
+        self.connection_string_as(database, SUPERUSER)
+    }
+
+    /// A libpq connection string for `database` over the cluster's Unix socket, as `user`.
+    pub fn connection_string_as(&self, database: &str, user: &str) -> String {
         format!(
             "host='{}' dbname='{}' user='{}'",
             escape_conninfo(&self.socket_dir.display().to_string()),
             escape_conninfo(database),
-            SUPERUSER
+            escape_conninfo(user)
         )
     }
 

@@ -1,7 +1,8 @@
-//! HTTP-wide middleware: security headers on every response and one log line per request
+//! HTTP-wide middleware: security headers on every response, one log line per request
 //! (with a request id, echoed in `X-Request-Id`, and the server time and database queries,
-//! echoed in `Server-Timing`). Paths are logged without query strings, and request bodies and
-//! headers never, so no secret reaches the log.
+//! echoed in `Server-Timing`), 431 for an oversized request header, and `HEAD` answered like
+//! `GET`. Paths are logged without query strings, and request bodies and headers never, so no
+//! secret reaches the log.
 
 use std::{
     sync::{
@@ -13,10 +14,13 @@ use std::{
 
 use crate::db::query_count::{self, QueryCount};
 use actix_web::{
-    Error,
+    Error, HttpResponse,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
-    http::header::{self, HeaderName, HeaderValue},
+    http::{
+        Method, StatusCode,
+        header::{self, HeaderName, HeaderValue},
+    },
     middleware::Next,
 };
 
@@ -89,4 +93,35 @@ pub async fn request_log(
         log::info!("{request_id} {method} {path} {} {millis:.1}ms {queries}q", status.as_u16());
     }
     Ok(response)
+}
+
+/// Longest single request header (name and value) accepted. The HTTP parser itself only
+/// limits the whole head (128 KiB); no header Keyward reads comes near this.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Answers 431 to a request with a header over [`MAX_HEADER_BYTES`], before any handler.
+pub async fn refuse_oversized_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let oversized = req.headers().iter().any(|(name, value)| name.as_str().len() + value.len() > MAX_HEADER_BYTES);
+    if oversized {
+        let response = HttpResponse::build(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+            .content_type("text/plain; charset=utf-8")
+            .body("A request header is too large (the limit is 16 KiB per header).");
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
+
+/// Routes `HEAD` like `GET`, so every page answers it. The HTTP/1 encoder knows the request
+/// was `HEAD` and sends the headers (with the body's length) without the body.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    next.call(req).await
 }

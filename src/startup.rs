@@ -23,7 +23,7 @@ use crate::{
     db::{Database, models::session as session_rows},
     domain::client_ip::TrustForwarded,
     error::AppError,
-    http::{request_log, security_headers},
+    http::{head_as_get, refuse_oversized_headers, request_log, security_headers},
     keys::{
         KeyHasher,
         verifier::{
@@ -43,6 +43,8 @@ pub struct AppSettings {
     pub db: Database,
     pub keys: DerivedKeys,
     pub addr: SocketAddr,
+    /// The configured public origin (`KEYWARD_PUBLIC_URL`); forms must come from it.
+    pub public_origin: Option<String>,
     pub cookie_secure: bool,
     pub trust_forwarded: TrustForwarded,
     pub session_idle: Duration,
@@ -84,6 +86,7 @@ impl Application {
         let state =
             web::Data::new(AppState { db: settings.db.clone(), session_max: settings.session_max, hasher, verifier });
         let trust = web::Data::new(settings.trust_forwarded);
+        let site = web::Data::new(csrf::SiteOrigin::new(settings.public_origin.clone(), settings.cookie_secure));
         let shared_state = state.clone();
         let store = PgSessionStore::new(settings.db.clone());
         let cookie_key = Key::from(&settings.keys.cookie_key);
@@ -107,6 +110,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(trust.clone())
+                .app_data(site.clone())
                 .app_data(
                     web::FormConfig::default()
                         .limit(FORM_LIMIT)
@@ -118,6 +122,8 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
                 .app_data(web::PayloadConfig::new(FORM_LIMIT))
                 .wrap(from_fn(routes::extract::refuse_nul_in_address))
+                .wrap(from_fn(head_as_get))
+                .wrap(from_fn(refuse_oversized_headers))
                 .wrap(security_headers(cookie_secure).into_iter().fold(DefaultHeaders::new(), DefaultHeaders::add))
                 .wrap(from_fn(request_log))
                 .configure(routes::configure_public)

@@ -87,6 +87,7 @@ pub fn application(url: &str, secret: &MasterSecret, setup: Setup) -> Applicatio
         db,
         keys: secret.derive(),
         addr: "127.0.0.1:0".parse().unwrap(),
+        public_origin: None,
         cookie_secure: false,
         trust_forwarded: keyward::domain::client_ip::TrustForwarded::No,
         session_idle: Duration::from_secs(3600),

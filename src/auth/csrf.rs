@@ -2,8 +2,11 @@
 //! middleware so that no handler can forget it.
 //!
 //! A request whose method is not GET/HEAD/OPTIONS must (1) not be marked cross-site by the
-//! browser (`Sec-Fetch-Site`), and (2) carry a `csrf_token` form field equal, in constant
-//! time, to the token of its session. The body is read here and handed on unchanged.
+//! browser (`Sec-Fetch-Site`), (2) not name another site in `Origin` (`null` included: the
+//! browser hides the origin of sandboxed and privacy-sensitive contexts), and (3) carry a
+//! `csrf_token` form field equal, in constant time, to the token of its session. The body is
+//! read here and handed on unchanged. The bearer-key API (`/api/v1/…`) has no session and is
+//! not behind this middleware.
 
 use actix_session::SessionExt;
 use actix_web::{
@@ -12,7 +15,7 @@ use actix_web::{
     dev::{Payload, ServiceRequest, ServiceResponse},
     http::{Method, header},
     middleware::Next,
-    web::Bytes,
+    web::{self, Bytes},
 };
 use subtle::ConstantTimeEq;
 
@@ -20,6 +23,46 @@ use crate::{auth::session, error::AppError};
 
 /// Name of the hidden form field every form carries.
 pub const FIELD: &str = "csrf_token";
+
+/// This site's origin, as browsers write it in `Origin`.
+#[derive(Debug, Clone)]
+pub struct SiteOrigin {
+    /// The configured public URL's origin (`KEYWARD_PUBLIC_URL`), if any.
+    configured: Option<String>,
+    /// The site is served over HTTPS (secure cookies): a proxy may terminate TLS and talk
+    /// plain HTTP to us, so the request's own scheme would be wrong.
+    https: bool,
+}
+
+impl SiteOrigin {
+    pub fn new(configured: Option<String>, https: bool) -> Self {
+        Self { configured: configured.map(|o| normalize(&o)), https }
+    }
+
+    /// Whether `origin` (an `Origin` header) is another site than the one `req` reached.
+    fn is_foreign(&self, origin: &str, req: &ServiceRequest) -> bool {
+        let expected = match &self.configured {
+            Some(configured) => configured.clone(),
+            None => {
+                let info = req.connection_info();
+                let scheme = if self.https { "https" } else { info.scheme() };
+                normalize(&format!("{scheme}://{}", info.host()))
+            }
+        };
+        normalize(origin) != expected
+    }
+}
+
+/// `scheme://host[:port]` in lower case, without the scheme's default port or a trailing slash.
+fn normalize(origin: &str) -> String {
+    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    for (scheme, port) in [("http://", ":80"), ("https://", ":443")] {
+        if origin.starts_with(scheme) && origin.ends_with(port) {
+            return origin[..origin.len() - port.len()].to_string();
+        }
+    }
+    origin
+}
 
 /// The middleware function (`actix_web::middleware::from_fn(csrf::protect)`).
 pub async fn protect<B: MessageBody + 'static>(
@@ -34,7 +77,14 @@ pub async fn protect<B: MessageBody + 'static>(
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v != "same-origin" && v != "none");
-    if cross_site {
+    let site = req.app_data::<web::Data<SiteOrigin>>().map(|site| site.get_ref().clone());
+    let foreign_origin = match (req.headers().get(header::ORIGIN), site) {
+        (Some(origin), Some(site)) => origin.to_str().map_or(true, |origin| site.is_foreign(origin, &req)),
+        // Without the application's settings (never in the application), refuse any origin.
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if cross_site || foreign_origin {
         return Ok(req.error_response(AppError::Csrf).map_into_right_body());
     }
     let is_form = req
@@ -79,7 +129,16 @@ fn payload_of(body: Bytes) -> Payload {
 
 #[cfg(test)]
 mod tests {
-    use super::token_in;
+    use super::{normalize, token_in};
+
+    #[test]
+    fn origins_compare_without_case_default_ports_or_trailing_slashes() {
+        assert_eq!(normalize("HTTPS://Keys.Example.com:443/"), "https://keys.example.com");
+        assert_eq!(normalize("http://127.0.0.1:80"), "http://127.0.0.1");
+        assert_eq!(normalize("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(normalize("https://h:80"), "https://h:80");
+        assert_eq!(normalize("null"), "null");
+    }
 
     #[test]
     fn the_token_is_found_among_other_fields() {

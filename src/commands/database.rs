@@ -5,28 +5,41 @@ use diesel::{OptionalExtension, RunQueryDsl};
 
 use crate::{
     config::{Config, DatabaseSource},
-    db::{self, models::Organization},
+    db::{self, models::Organization, privileges},
     devdb::{self, Durability, EmbeddedCluster},
     domain::NewPassword,
     keys::KeyHasher,
     services::{demo, demo_volume},
 };
 
-/// The database a command works on.
+/// The database a command works on, and the two roles it is reached as.
 #[derive(Debug)]
 pub struct DatabaseHandle {
+    /// What the server and the commands connect as: in embedded mode the least-privileged
+    /// [`privileges::APP_ROLE`], otherwise `DATABASE_URL`.
     pub url: String,
+    /// The tables' owner, for migrations, statistics and the audit purge: in embedded mode
+    /// the cluster's superuser, otherwise `KEYWARD_MIGRATE_URL` or else `DATABASE_URL`.
+    pub owner_url: String,
     cluster: Option<EmbeddedCluster>,
 }
 
 impl DatabaseHandle {
     pub fn open(config: &Config) -> Result<Self, String> {
         match &config.database {
-            DatabaseSource::External(url) => Ok(Self { url: url.clone(), cluster: None }),
+            DatabaseSource::External(url) => Ok(Self {
+                url: url.clone(),
+                owner_url: config.migrate_url.clone().unwrap_or_else(|| url.clone()),
+                cluster: None,
+            }),
             DatabaseSource::Embedded => {
                 let cluster =
                     EmbeddedCluster::start(&config.data_dir, Durability::Durable).map_err(|e| e.to_string())?;
-                Ok(Self { url: cluster.connection_string(devdb::DATABASE_NAME), cluster: Some(cluster) })
+                Ok(Self {
+                    url: cluster.connection_string_as(devdb::DATABASE_NAME, privileges::APP_ROLE),
+                    owner_url: cluster.connection_string(devdb::DATABASE_NAME),
+                    cluster: Some(cluster),
+                })
             }
         }
     }
@@ -35,10 +48,32 @@ impl DatabaseHandle {
         self.cluster.is_some()
     }
 
-    /// Applies pending migrations; returns the names of those applied.
+    /// Applies pending migrations as the owner; returns the names of those applied. With
+    /// nothing pending it changes nothing, so a server whose `DATABASE_URL` may not change
+    /// the schema starts once `keyward migrate` has run as the owner. In embedded mode it
+    /// then (re)creates the application's role and its grants.
     pub fn migrate(&self) -> Result<Vec<String>, String> {
-        let mut conn = db::connect(&self.url)?;
-        db::run_migrations(&mut conn)
+        let mut conn = db::connect(&self.owner_url)?;
+        let applied =
+            if db::pending_migrations(&mut conn)?.is_empty() { Vec::new() } else { db::run_migrations(&mut conn)? };
+        if self.is_embedded() {
+            privileges::ensure_login_role(&mut conn, privileges::APP_ROLE)
+                .and_then(|()| privileges::grant_app_role(&mut conn, privileges::APP_ROLE))
+                .map_err(|e| format!("cannot set up the application's database role: {e}"))?;
+        }
+        Ok(applied)
+    }
+
+    /// Grants `role` the application's privileges (run as the owner; see `db::privileges`).
+    pub fn grant_app_role(&self, role: &str) -> Result<(), String> {
+        let mut conn = db::connect(&self.owner_url)?;
+        let usable = privileges::is_distinct_from_owner(&mut conn, role).map_err(|e| e.to_string())?;
+        if !usable {
+            return Err(format!(
+                "{role:?} must be an existing role that is no superuser and does not own the tables                  (create it with CREATE ROLE {role} LOGIN PASSWORD '…')"
+            ));
+        }
+        privileges::grant_app_role(&mut conn, role).map_err(|e| format!("cannot grant {role}: {e}"))
     }
 
     /// Seeds the demo data unless present; returns whether it seeded.
@@ -79,8 +114,9 @@ impl DatabaseHandle {
                 other => other.to_string(),
             },
         )?;
-        // Fresh statistics, so the first queries after a bulk load get good plans.
-        diesel::sql_query("ANALYZE").execute(&mut conn).map_err(|e| e.to_string())?;
+        // Fresh statistics, so the first queries after a bulk load get good plans (only the
+        // owner may gather them).
+        diesel::sql_query("ANALYZE").execute(&mut db::connect(&self.owner_url)?).map_err(|e| e.to_string())?;
         println!(
             "Added {} users, {} keys and {} audit events to {slug} in {:.1} s.",
             added.users,

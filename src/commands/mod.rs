@@ -3,6 +3,7 @@
 //! one clear sentence with a non-zero exit.
 
 mod accounts;
+mod audit;
 mod database;
 mod keys;
 mod serve;
@@ -52,6 +53,14 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::CreateStaff { email, name } => accounts::create_staff(&config, &email, name),
         Command::CreateUser { org, email, name, admin, api_key_access } => {
             accounts::create_user(&config, &org, &email, name, admin, api_key_access)
+        }
+        Command::PurgeAudit { before } => audit::purge_audit(&config, &before),
+        Command::GrantAppRole { role } => {
+            let db = DatabaseHandle::open(&config)?;
+            db.migrate()?;
+            db.grant_app_role(&role)?;
+            println!("Granted {role} what the application needs; serve with DATABASE_URL naming {role}.");
+            Ok(())
         }
         Command::CreateOrg { name, slug, provider } => accounts::create_org(&config, name, slug, provider),
         Command::CreateKey { org, owner, name, actions, expires_in_days, test } => {

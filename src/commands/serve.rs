@@ -38,6 +38,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         db,
         keys: secret.derive(),
         addr: config.addr,
+        public_origin: config.public_origin.clone(),
         cookie_secure: config.cookie_secure,
         trust_forwarded: config.trust_forwarded,
         session_idle: config.session_idle,

@@ -3,6 +3,7 @@
 
 pub mod count;
 pub mod models;
+pub mod privileges;
 pub mod query_count;
 pub mod schema;
 pub mod search;
@@ -150,6 +151,29 @@ pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, String> {
         .map_err(|e| format!("migration failed: {e}"));
     let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(conn);
     result
+}
+
+/// The migrations not yet applied, found by reading the migration ledger only: unlike
+/// Diesel's harness, this needs no right to create the ledger, so a role that may not
+/// change the schema can tell that there is nothing to do.
+pub fn pending_migrations(conn: &mut PgConnection) -> Result<Vec<String>, String> {
+    use diesel::migration::MigrationSource;
+    #[derive(diesel::QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+    // A missing ledger (a new database) means that everything is pending.
+    let applied: Vec<Applied> = conn
+        .transaction(|conn| diesel::sql_query("SELECT version FROM __diesel_schema_migrations").load(conn))
+        .unwrap_or_default();
+    let all = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS).map_err(|e| e.to_string())?;
+    Ok(all
+        .iter()
+        .map(|m| m.name())
+        .filter(|name| !applied.iter().any(|a| a.version == name.version().to_string()))
+        .map(|name| name.to_string())
+        .collect())
 }
 
 /// Opens a single connection (for commands and start-up), with a clear error.

@@ -1,7 +1,14 @@
 //! Signing in and out, and the front door that sends each account to its area.
 
 use actix_session::Session;
-use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use actix_web::{
+    HttpRequest, HttpResponse, get,
+    http::{
+        StatusCode,
+        header::{HeaderName, HeaderValue},
+    },
+    post, web,
+};
 use askama::Template;
 use serde::Deserialize;
 
@@ -108,11 +115,17 @@ pub async fn login(
     )
 }
 
-/// Sign out: the session ends in the store, so its cookie is useless from now on.
+/// Sign out: the session ends in the store, so its cookie is useless from now on, and the
+/// browser is told to forget what it kept of this site (a shared computer keeps nothing).
 #[post("/logout")]
 pub async fn logout(session: Session) -> HttpResponse {
     typed::sign_out(&session);
-    redirect("/login?signed_out=1")
+    let mut response = redirect("/login?signed_out=1");
+    response.headers_mut().insert(
+        HeaderName::from_static("clear-site-data"),
+        HeaderValue::from_static(r#""cache", "cookies", "storage""#),
+    );
+    response
 }
 
 #[cfg(test)]

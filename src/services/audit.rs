@@ -1,11 +1,15 @@
 //! Recording audit events. Services call [`record`] on the same connection, inside the same
-//! transaction, as the change it describes, so both commit or neither does.
+//! transaction, as the change it describes, so both commit or neither does. The log is
+//! append-only in the database itself; [`purge_before`] is the operator's one way to remove
+//! old events, and it records itself.
 
+use chrono::{DateTime, Utc};
 use diesel::{PgConnection, QueryResult};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{
     db::models::audit_event::{AuditEvent, NewAuditEvent},
+    error::AppError,
     services::actor::{Actor, ActorKind},
 };
 
@@ -117,4 +121,89 @@ pub fn record(conn: &mut PgConnection, actor: &Actor, entry: Entry) -> QueryResu
             details,
         },
     )
+}
+
+/// What [`purge_before`] removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purged {
+    /// Events removed, in all.
+    pub deleted: i64,
+    /// Organizations that lost events (each got an `audit.purge` event of its own).
+    pub organizations: usize,
+}
+
+/// Removes the audit events that occurred before `cutoff` and records the purge: one
+/// platform-wide `audit.purge` event with the total, and one in each organization that lost
+/// events, so its administrators see the gap explained. Call it inside a transaction, on a
+/// connection of the tables' owner: the append-only trigger lets a DELETE through only for
+/// the owner, only in a transaction that has named the cutoff, and only for older rows.
+pub fn purge_before(conn: &mut PgConnection, cutoff: DateTime<Utc>, now: DateTime<Utc>) -> Result<Purged, AppError> {
+    use diesel::{
+        RunQueryDsl,
+        sql_types::{BigInt, Bool, Nullable, Text, Timestamptz},
+    };
+    #[derive(diesel::QueryableByName)]
+    struct Owner {
+        #[diesel(sql_type = Bool)]
+        owns: bool,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Gone {
+        #[diesel(sql_type = Nullable<BigInt>)]
+        organization_id: Option<i64>,
+        #[diesel(sql_type = BigInt)]
+        deleted: i64,
+    }
+    if cutoff > now {
+        return Err(AppError::BadRequest("the cutoff is in the future: only past events can be purged".into()));
+    }
+    let owner: Owner = diesel::sql_query(
+        "SELECT pg_has_role(current_user, relowner, 'USAGE') AS owns FROM pg_class WHERE oid = 'audit_events'::regclass",
+    )
+    .get_result(conn)?;
+    if !owner.owns {
+        return Err(AppError::BadRequest(
+            "only the owner of the tables may purge the audit log: run purge-audit with KEYWARD_MIGRATE_URL \
+             (or DATABASE_URL) naming the role that runs the migrations"
+                .into(),
+        ));
+    }
+    let cutoff_text = cutoff.to_rfc3339();
+    diesel::sql_query("SELECT set_config('keyward.audit_purge', $1, true)")
+        .bind::<Text, _>(&cutoff_text)
+        .execute(conn)?;
+    let gone: Vec<Gone> = diesel::sql_query(
+        "WITH gone AS (DELETE FROM audit_events WHERE occurred_at < $1 RETURNING organization_id) \
+         SELECT organization_id, count(*) AS deleted FROM gone GROUP BY organization_id",
+    )
+    .bind::<Timestamptz, _>(cutoff)
+    .load(conn)?;
+    // Close the door again at once: nothing else in this transaction may delete events.
+    diesel::sql_query("SELECT set_config('keyward.audit_purge', '', true)").execute(conn)?;
+
+    let actor = Actor::system("purge-audit");
+    let mut purged = Purged { deleted: 0, organizations: 0 };
+    for group in &gone {
+        purged.deleted += group.deleted;
+        if let Some(organization_id) = group.organization_id {
+            purged.organizations += 1;
+            record(
+                conn,
+                &actor,
+                Entry::new("audit.purge")
+                    .organization(Some(organization_id))
+                    .details(json!({ "before": cutoff_text, "deleted": group.deleted })),
+            )?;
+        }
+    }
+    record(
+        conn,
+        &actor,
+        Entry::new("audit.purge").details(json!({
+            "before": cutoff_text,
+            "deleted": purged.deleted,
+            "organizations": purged.organizations,
+        })),
+    )?;
+    Ok(purged)
 }

@@ -13,16 +13,16 @@ use reqwest::StatusCode;
 
 use crate::helpers::{TestServer, http_client, location, spawn_app};
 
-const SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub(crate) const SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
-fn scratch_dir(name: &str) -> PathBuf {
+pub(crate) fn scratch_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", keyward::secrets::random_token(6)));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// `keyward` with a clean Keyward environment, run from an empty directory (no `.env`).
-fn keyward(dir: &Path) -> Command {
+pub(crate) fn keyward(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
     command.current_dir(dir).stdin(Stdio::null()).env("RUST_LOG", "info");
     for (name, _) in std::env::vars() {
@@ -33,7 +33,7 @@ fn keyward(dir: &Path) -> Command {
     command
 }
 
-fn text(output: &Output) -> (String, String) {
+pub(crate) fn text(output: &Output) -> (String, String) {
     (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
@@ -292,6 +292,19 @@ async fn the_embedded_default_starts_seeds_serves_and_stops_cleanly() {
     let response = client.login("alice@acme.example", keyward::services::demo::DEMO_PASSWORD).await;
     assert_eq!(location(&response), "/account");
     assert_eq!(client.get("/admin").await.status(), StatusCode::OK);
+    // The server and its key listener connect as the least-privileged role, not as the
+    // cluster's superuser who owns the tables.
+    let cluster = keyward::devdb::EmbeddedCluster::start(&dir.join("data"), keyward::devdb::Durability::Durable)
+        .expect("attach to the running cluster");
+    assert!(!cluster.started_here());
+    let roles = cluster
+        .psql(
+            keyward::devdb::DATABASE_NAME,
+            "SELECT string_agg(DISTINCT usename, ',') FROM pg_stat_activity \
+             WHERE application_name IN ('keyward', 'keyward-listener')",
+        )
+        .unwrap();
+    assert_eq!(roles.trim(), keyward::db::privileges::APP_ROLE, "the application's connections");
     assert!(stop(&mut child).success(), "a clean exit on SIGTERM");
     let output = child.wait_with_output().unwrap();
     let (stdout, stderr) = text(&output);

@@ -2,6 +2,10 @@
 //! in `target/tmp`, or `TEST_DATABASE_URL`), a migrated template database, `spawn_app()`
 //! building the real `Application` on port 0 against a fresh copy of it, and an HTTP client
 //! that keeps the session cookie where tests can see and replay it.
+//!
+//! As in the embedded default, the tables belong to the server's superuser (who migrates)
+//! and the application runs as the least-privileged `keyward_app` role, so every test also
+//! checks that the application needs no more than that role is granted.
 
 use std::{
     net::SocketAddr,
@@ -12,7 +16,10 @@ use std::{
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use keyward::{
-    db::{Database, PoolOptions},
+    db::{
+        Database, PoolOptions,
+        privileges::{self, APP_ROLE},
+    },
     devdb::{Durability, EmbeddedCluster},
     domain::NewPassword,
     secrets::MasterSecret,
@@ -30,8 +37,11 @@ pub static PASSWORD_HASH: LazyLock<String> =
 /// The PostgreSQL server all tests share.
 pub struct TestServer {
     embedded: Option<EmbeddedCluster>,
-    /// Connection string of a database on that server, with `{db}` where the name goes.
+    /// Connection string of a database on that server, with `{db}` where the name goes: as
+    /// the owner of the tables.
     pattern: String,
+    /// The same as the application's least-privileged role.
+    app_pattern: String,
     pub template: String,
 }
 
@@ -48,13 +58,16 @@ extern "C" fn stop_test_cluster() {
 impl TestServer {
     pub fn get() -> &'static TestServer {
         SERVER.get_or_init(|| {
-            let (embedded, pattern) = match std::env::var("TEST_DATABASE_URL") {
-                Ok(url) => (None, replace_database(&url, "{db}")),
+            let (embedded, pattern, app_pattern) = match std::env::var("TEST_DATABASE_URL") {
+                // On a server of the tester's, whose passwords we do not know, the app takes
+                // the role on connecting (the tester's role must be a member of it).
+                Ok(url) => (None, replace_database(&url, "{db}"), with_role(&replace_database(&url, "{db}"), APP_ROLE)),
                 Err(_) => {
                     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keyward-test-cluster");
                     let cluster = EmbeddedCluster::start(&root, Durability::Throwaway).expect("start the test cluster");
                     let pattern = cluster.connection_string("{db}");
-                    (Some(cluster), pattern)
+                    let app_pattern = cluster.connection_string_as("{db}", APP_ROLE);
+                    (Some(cluster), pattern, app_pattern)
                 }
             };
             if embedded.as_ref().is_some_and(EmbeddedCluster::started_here) {
@@ -64,14 +77,21 @@ impl TestServer {
                 }
             }
             let template = format!("keyward_tpl_{}", env!("KEYWARD_MIGRATIONS_FINGERPRINT"));
-            let server = TestServer { embedded, pattern, template };
+            let server = TestServer { embedded, pattern, app_pattern, template };
+            privileges::ensure_login_role(&mut server.admin(), APP_ROLE).expect("create the application's role");
             server.ensure_template();
             server
         })
     }
 
+    /// A connection string for `database` as the owner of the tables.
     pub fn url(&self, database: &str) -> String {
         self.pattern.replace("{db}", database)
+    }
+
+    /// A connection string for `database` as the application's least-privileged role.
+    pub fn app_url(&self, database: &str) -> String {
+        self.app_pattern.replace("{db}", database)
     }
 
     fn admin(&self) -> PgConnection {
@@ -91,6 +111,8 @@ impl TestServer {
         {
             let mut conn = PgConnection::establish(&self.url(&building)).unwrap();
             keyward::db::run_migrations(&mut conn).expect("migrate the template");
+            // Grants are copied with the template into every test database.
+            privileges::grant_app_role(&mut conn, APP_ROLE).expect("grant the application's role");
         }
         let renamed = diesel::sql_query(format!("ALTER DATABASE \"{building}\" RENAME TO \"{}\"", self.template))
             .execute(&mut admin);
@@ -139,6 +161,12 @@ fn database_exists(conn: &mut PgConnection, name: &str) -> bool {
     count.n > 0
 }
 
+/// `url` with the libpq option that makes the session take `role` once connected.
+fn with_role(url: &str, role: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options=-c%20role%3D{role}")
+}
+
 /// `postgres://u:p@h:5432/name?x=y` with the database name replaced.
 fn replace_database(url: &str, database: &str) -> String {
     let (base, query) = match url.split_once('?') {
@@ -182,6 +210,8 @@ pub struct SpawnOptions {
     pub statement_timeout: Duration,
     /// The forwarded header to trust (tests that act from several client addresses).
     pub trust_forwarded: keyward::domain::client_ip::TrustForwarded,
+    /// The configured public origin (`KEYWARD_PUBLIC_URL`).
+    pub public_origin: Option<String>,
 }
 
 impl Default for SpawnOptions {
@@ -197,6 +227,7 @@ impl Default for SpawnOptions {
             checkout_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(5),
             trust_forwarded: keyward::domain::client_ip::TrustForwarded::No,
+            public_origin: None,
         }
     }
 }
@@ -214,7 +245,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         (None, Some(_)) => keyward::devdb::DATABASE_NAME.to_string(),
         (None, None) => server.create_database(),
     };
-    let url = options.url.clone().unwrap_or_else(|| server.url(&database));
+    let url = options.url.clone().unwrap_or_else(|| server.app_url(&database));
     let db = Database::new(
         &url,
         &PoolOptions {
@@ -229,6 +260,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         db: db.clone(),
         keys: secret.derive(),
         addr: "127.0.0.1:0".parse().unwrap(),
+        public_origin: options.public_origin.clone(),
         cookie_secure: false,
         trust_forwarded: options.trust_forwarded,
         session_idle: options.session_idle,
@@ -250,9 +282,16 @@ impl TestApp {
         format!("http://{}{path}", self.address)
     }
 
-    /// A synchronous connection to this app's database, for fixtures and assertions.
+    /// A synchronous connection to this app's database, for fixtures and assertions: from
+    /// the app's own pool, so with the app's (least) privileges.
     pub fn conn(&self) -> keyward::db::PooledPg {
         self.db.get().expect("a database connection")
+    }
+
+    /// A connection to this app's database as the owner of the tables (the role that
+    /// migrates), for what the application itself may not do.
+    pub fn owner_conn(&self) -> PgConnection {
+        PgConnection::establish(&TestServer::get().url(&self.database)).expect("an owner's connection")
     }
 
     /// A browser-like client: keeps the session cookie, never follows redirects.
@@ -539,11 +578,14 @@ impl PrivateCluster {
         let cluster = EmbeddedCluster::start(&root, Durability::Throwaway).expect("start a private cluster");
         let mut conn = PgConnection::establish(&cluster.connection_string(keyward::devdb::DATABASE_NAME)).unwrap();
         keyward::db::run_migrations(&mut conn).unwrap();
+        privileges::ensure_login_role(&mut conn, APP_ROLE).unwrap();
+        privileges::grant_app_role(&mut conn, APP_ROLE).unwrap();
         Self { cluster, root }
     }
 
+    /// The application's connection string (its least-privileged role).
     pub fn url(&self) -> String {
-        self.cluster.connection_string(keyward::devdb::DATABASE_NAME)
+        self.cluster.connection_string_as(keyward::devdb::DATABASE_NAME, APP_ROLE)
     }
 
     /// An application on this cluster's database.
@@ -697,5 +739,6 @@ fn database_names_are_replaced_in_urls() {
         replace_database("postgres://u:p@h:5432/db?sslmode=disable", "x"),
         "postgres://u:p@h:5432/x?sslmode=disable"
     );
+    assert_eq!(with_role("postgres://h/x?a=b", "r"), "postgres://h/x?a=b&options=-c%20role%3Dr");
     assert_eq!(replace_database("postgres://h", "x"), "postgres://h/x");
 }

@@ -214,6 +214,7 @@ async fn without_a_database_healthz_is_alive_readyz_and_pages_are_unavailable() 
         db,
         keys: MasterSecret::generate().derive(),
         addr: "127.0.0.1:0".parse().unwrap(),
+        public_origin: None,
         cookie_secure: false,
         trust_forwarded: keyward::domain::client_ip::TrustForwarded::No,
         session_idle: Duration::from_secs(60),

@@ -10,7 +10,7 @@ use ipnetwork::IpNetwork;
 
 use crate::db::schema::audit_events;
 
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEvent {
     pub id: i64,
