@@ -323,7 +323,13 @@ impl Drop for TestApp {
 }
 
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        // Idle connections are dropped well before the server's 5 s keep-alive closes them:
+        // reusing one the server is closing fails the request (a flake on a busy machine).
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap()
 }
 
 /// Builds a [`TestClient`] for any base URL (e.g. a `keyward` process started by a test).
