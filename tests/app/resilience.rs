@@ -356,3 +356,38 @@ async fn idle_pool_connections_cut_together_cost_at_most_one_request() {
     assert!(failed <= 1, "{statuses:?}");
     assert!(statuses[1..].iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
 }
+
+#[actix_web::test]
+async fn a_committed_change_is_answered_as_committed_when_its_session_cannot_be_saved() {
+    use diesel::prelude::*;
+    use keyward::db::schema::{sessions, users};
+    let app =
+        spawn_app_with(SpawnOptions { statement_timeout: Duration::from_secs(1), ..SpawnOptions::default() }).await;
+    let mut conn = app.conn();
+    let org = fixtures::organization(&mut conn, "acme");
+    let admin_user = fixtures::UserBuilder::new(&org, "admin@acme.test").admin().insert(&mut conn);
+    let bob = fixtures::UserBuilder::new(&org, "bob@acme.test").insert(&mut conn);
+    drop(conn);
+    let admin = app.signed_in("admin@acme.test").await;
+    admin.page("/admin/users").await;
+
+    // Another session holds the administrator's session row: reading it works, writing it
+    // back runs into the statement timeout.
+    let mut holder = PgConnection::establish(&TestServer::get().url(&app.database)).unwrap();
+    holder.batch_execute("BEGIN").unwrap();
+    let held: Vec<String> = sessions::table
+        .filter(sessions::user_id.eq(admin_user.id))
+        .select(sessions::id)
+        .for_update()
+        .load(&mut holder)
+        .unwrap();
+    assert_eq!(held.len(), 1);
+
+    let response = admin.post(&format!("/admin/users/{}/deactivate", bob.id), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "answered as committed");
+    holder.batch_execute("COMMIT").unwrap();
+    let active: bool = users::table.find(bob.id).select(users::active).first(&mut *app.conn()).unwrap();
+    assert!(!active, "the deactivation committed");
+    assert_eq!(crate::helpers::audit_count(&app, "user.deactivate"), 1, "with its audit event");
+    assert_eq!(admin.get("/admin/users").await.status(), StatusCode::OK, "still signed in");
+}
