@@ -65,9 +65,10 @@ fn noted_for_request(error: &crate::error::AppError, failure: StoreFailure) -> b
 }
 
 /// Middleware around the session middleware. A request whose session could not be loaded
-/// is answered with the 503 page (whatever its handler made of the empty session). One
-/// whose session could not be saved afterwards keeps its handler's answer: the change it
-/// reports has committed, and only the session's news (a flash message) is lost.
+/// is answered with the 503 page (whatever its handler made of the empty session), and so
+/// is a page view whose session could not be saved. A form submission whose session could
+/// not be saved afterwards keeps its handler's answer: the change it reports has committed
+/// (or failed on its own), and only the session's news (a flash message) is lost.
 pub async fn unavailable_as_503<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
@@ -79,9 +80,12 @@ pub async fn unavailable_as_503<B: MessageBody + 'static>(
         })
         .await;
     let mut response = response?;
+    // A page view changed nothing: during an outage it gets the 503 page like any other
+    // (a login form without its session could not be submitted anyway).
+    let changed_something = !response.request().method().is_safe();
     match failed {
         StoreFailure::None => Ok(response.map_into_left_body()),
-        StoreFailure::Update | StoreFailure::NewSession => {
+        StoreFailure::Update | StoreFailure::NewSession if changed_something => {
             log::warn!(
                 "{} {} answered {} but its session was not saved; answering it anyway",
                 response.request().method(),
@@ -94,7 +98,7 @@ pub async fn unavailable_as_503<B: MessageBody + 'static>(
             }
             Ok(response.map_into_left_body())
         }
-        StoreFailure::Delete | StoreFailure::Load => {
+        StoreFailure::Update | StoreFailure::NewSession | StoreFailure::Delete | StoreFailure::Load => {
             let (request, _) = response.into_parts();
             let page = crate::error::AppError::Unavailable.error_response();
             Ok(ServiceResponse::new(request, page).map_into_right_body())
