@@ -118,26 +118,24 @@ impl From<diesel::result::Error> for AppError {
             Error::DatabaseError(Kind::SerializationFailure, _) => {
                 AppError::Conflict("Someone else changed this at the same time; please try again.".into())
             }
-            Error::DatabaseError(Kind::ClosedConnection, _) => AppError::Unavailable,
-            Error::DatabaseError(_, info) if is_unavailable(info.message()) => AppError::Unavailable,
+            // Diesel reports a lost connection by kind (libpq's connection status or a
+            // connection-class SQLSTATE), so no message needs to be searched for it.
+            Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, _)
+            | Error::BrokenTransactionManager => AppError::Unavailable,
+            // A commit whose outcome is unknown because the connection went away.
+            Error::RollbackErrorOnCommit { commit_error, .. } => AppError::from(*commit_error),
+            Error::DatabaseError(Kind::Unknown, info) if is_timeout(info.message()) => AppError::Unavailable,
             other => AppError::Internal(other.to_string()),
         }
     }
 }
 
-/// Statement timeouts, lock timeouts and lost connections are "try again later", not bugs.
-fn is_unavailable(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    [
-        "statement timeout",
-        "canceling statement",
-        "lock timeout",
-        "server closed the connection",
-        "terminating connection",
-        "connection",
-    ]
-    .iter()
-    .any(|needle| message.contains(needle))
+/// A statement cancelled by the server (statement or lock timeout, an operator's
+/// `pg_cancel_backend`, a replica conflict) is "try again later", not a bug. PostgreSQL
+/// reports these with SQLSTATE 57014/55P03/40001, which diesel does not expose, so the
+/// fixed start of the server's message is matched.
+fn is_timeout(message: &str) -> bool {
+    message.starts_with("canceling statement due to ")
 }
 
 #[derive(Template)]
@@ -213,5 +211,37 @@ impl ResponseError for AppError {
             _ => {}
         }
         response.body(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
+
+    use super::AppError;
+
+    fn database_error(kind: Kind, message: &str) -> AppError {
+        AppError::from(Error::DatabaseError(kind, Box::new(message.to_string())))
+    }
+
+    #[test]
+    fn lost_connections_and_timeouts_are_unavailable() {
+        for (kind, message) in [
+            (Kind::ClosedConnection, "terminating connection due to administrator command"),
+            (Kind::UnableToSendCommand, "no connection to the server"),
+            (Kind::Unknown, "canceling statement due to statement timeout"),
+            (Kind::Unknown, "canceling statement due to lock timeout"),
+        ] {
+            assert!(matches!(database_error(kind, message), AppError::Unavailable), "{message}");
+        }
+        assert!(matches!(AppError::from(Error::BrokenTransactionManager), AppError::Unavailable));
+    }
+
+    #[test]
+    fn a_bug_that_mentions_a_connection_is_not_an_outage() {
+        let error = database_error(Kind::Unknown, "column \"connection_id\" does not exist");
+        assert!(matches!(error, AppError::Internal(_)), "{error:?}");
+        let error = database_error(Kind::CheckViolation, "new row violates check constraint \"connection_limit\"");
+        assert!(matches!(error, AppError::Internal(_)), "{error:?}");
     }
 }

@@ -6,8 +6,10 @@
 //!
 //! When the database cannot be reached, actix-session would fail the request with a bare
 //! 500. Instead the store notes the failure for the request being served and carries on
-//! (an empty session, nothing stored), and [`unavailable_as_503`] answers that request with
-//! the "temporarily unavailable" page, like any page that needs the database.
+//! (an empty session, nothing stored), and [`unavailable_as_503`] decides: a session that
+//! could not be *loaded* gets the "temporarily unavailable" page, like any page that needs
+//! the database; a session that could not be *saved* after the handler answered keeps that
+//! answer, because the handler's change may well have committed (issue 13).
 
 use std::{cell::Cell, collections::HashMap};
 
@@ -31,40 +33,77 @@ use crate::{
     secrets::random_token,
 };
 
+/// How the store failed while serving a request, worst last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum StoreFailure {
+    None,
+    /// The session (changed or only its expiry extended) was not written back: the cookie
+    /// still names the stored session, which is merely stale.
+    Update,
+    /// A new session was not stored: the key about to be set as cookie names nothing.
+    NewSession,
+    /// A session to end (sign-out) was not deleted: it would stay usable by its cookie, so
+    /// the sign-out must not look done.
+    Delete,
+    /// The session could not be read: the handler ran without it.
+    Load,
+}
+
 tokio::task_local! {
-    /// Whether the store failed while serving this request (set by [`unavailable_as_503`]).
-    static STORE_FAILED: Cell<bool>;
+    /// The worst store failure while serving this request (see [`unavailable_as_503`]).
+    static STORE_FAILED: Cell<StoreFailure>;
 }
 
 /// Notes a failure of the store for the request being served; false outside a request
 /// (then the caller reports the error as such).
-fn noted_for_request(error: &crate::error::AppError) -> bool {
-    let noted = STORE_FAILED.try_with(|failed| failed.set(true)).is_ok();
+fn noted_for_request(error: &crate::error::AppError, failure: StoreFailure) -> bool {
+    let noted = STORE_FAILED.try_with(|failed| failed.set(failed.get().max(failure))).is_ok();
     if noted {
-        log::warn!("session store unavailable: {error}");
+        log::warn!("session store unavailable ({failure:?}): {error}");
     }
     noted
 }
 
-/// Middleware around the session middleware: a request during which the session store
-/// failed is answered with the 503 page (whatever its handler made of the empty session).
+/// Middleware around the session middleware. A request whose session could not be loaded
+/// is answered with the 503 page (whatever its handler made of the empty session), and so
+/// is a page view whose session could not be saved. A form submission whose session could
+/// not be saved afterwards keeps its handler's answer: the change it reports has committed
+/// (or failed on its own), and only the session's news (a flash message) is lost.
 pub async fn unavailable_as_503<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     let (response, failed) = STORE_FAILED
-        .scope(Cell::new(false), async {
+        .scope(Cell::new(StoreFailure::None), async {
             let response = next.call(req).await;
             (response, STORE_FAILED.with(Cell::get))
         })
         .await;
-    let response = response?;
-    if !failed {
-        return Ok(response.map_into_left_body());
+    let mut response = response?;
+    // A page view changed nothing: during an outage it gets the 503 page like any other
+    // (a login form without its session could not be submitted anyway).
+    let changed_something = !response.request().method().is_safe();
+    match failed {
+        StoreFailure::None => Ok(response.map_into_left_body()),
+        StoreFailure::Update | StoreFailure::NewSession if changed_something => {
+            log::warn!(
+                "{} {} answered {} but its session was not saved; answering it anyway",
+                response.request().method(),
+                response.request().path(),
+                response.status().as_u16()
+            );
+            if failed == StoreFailure::NewSession {
+                // Keep the browser's current cookie rather than one naming no session.
+                response.response_mut().headers_mut().remove(actix_web::http::header::SET_COOKIE);
+            }
+            Ok(response.map_into_left_body())
+        }
+        StoreFailure::Update | StoreFailure::NewSession | StoreFailure::Delete | StoreFailure::Load => {
+            let (request, _) = response.into_parts();
+            let page = crate::error::AppError::Unavailable.error_response();
+            Ok(ServiceResponse::new(request, page).map_into_right_body())
+        }
     }
-    let (request, _) = response.into_parts();
-    let page = crate::error::AppError::Unavailable.error_response();
-    Ok(ServiceResponse::new(request, page).map_into_right_body())
 }
 
 /// The PostgreSQL session store.
@@ -111,7 +150,7 @@ impl SessionStore for PgSessionStore {
         let id = hash_key(session_key.as_ref());
         let state = match self.db.run(move |conn| Ok(rows::load(conn, &id)?)).await {
             Ok(state) => state,
-            Err(e) if noted_for_request(&e) => return Ok(None),
+            Err(e) if noted_for_request(&e, StoreFailure::Load) => return Ok(None),
             Err(e) => return Err(LoadError::Other(anyhow::anyhow!("{e}"))),
         };
         match state {
@@ -124,8 +163,9 @@ impl SessionStore for PgSessionStore {
         let key = new_key();
         let row = row(hash_key(key.as_ref()), &session_state, ttl).map_err(|e| SaveError::Serialization(e.into()))?;
         match self.db.run(move |conn| Ok(rows::insert(conn, &row)?)).await {
-            // The key of a session that was never stored: the response is replaced anyway.
-            Err(e) if noted_for_request(&e) => Ok(key),
+            // The key of a session that was never stored: the middleware keeps it out of
+            // the response.
+            Err(e) if noted_for_request(&e, StoreFailure::NewSession) => Ok(key),
             Err(e) => Err(SaveError::Other(anyhow::anyhow!("{e}"))),
             Ok(()) => Ok(key),
         }
@@ -141,7 +181,7 @@ impl SessionStore for PgSessionStore {
             .map_err(|e| UpdateError::Serialization(e.into()))?;
         let updated = match self.db.run(move |conn| Ok(rows::update(conn, &existing)?)).await {
             Ok(updated) => updated,
-            Err(e) if noted_for_request(&e) => return Ok(session_key),
+            Err(e) if noted_for_request(&e, StoreFailure::Update) => return Ok(session_key),
             Err(e) => return Err(UpdateError::Other(anyhow::anyhow!("{e}"))),
         };
         if updated {
@@ -162,7 +202,7 @@ impl SessionStore for PgSessionStore {
         let id = hash_key(session_key.as_ref());
         let expires_at = expiry(ttl);
         match self.db.run(move |conn| Ok(rows::touch(conn, &id, expires_at)?)).await {
-            Err(e) if !noted_for_request(&e) => Err(anyhow::anyhow!("{e}")),
+            Err(e) if !noted_for_request(&e, StoreFailure::Update) => Err(anyhow::anyhow!("{e}")),
             _ => Ok(()),
         }
     }
@@ -170,7 +210,7 @@ impl SessionStore for PgSessionStore {
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
         let id = hash_key(session_key.as_ref());
         match self.db.run(move |conn| Ok(rows::delete(conn, &id)?)).await {
-            Err(e) if !noted_for_request(&e) => Err(anyhow::anyhow!("{e}")),
+            Err(e) if !noted_for_request(&e, StoreFailure::Delete) => Err(anyhow::anyhow!("{e}")),
             _ => Ok(()),
         }
     }

@@ -8,12 +8,18 @@ pub mod query_count;
 pub mod schema;
 pub mod search;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use diesel::{
     Connection, PgConnection, RunQueryDsl,
     connection::SimpleConnection,
-    r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection},
+    r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection, R2D2Connection},
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use tokio::sync::Semaphore;
@@ -34,7 +40,13 @@ pub struct Database {
     pool: PgPool,
     permits: Arc<Semaphore>,
     checkout_timeout: Duration,
+    /// Bumped whenever a connection is found lost (see [`Database::checkout`]).
+    losses: Arc<AtomicU64>,
 }
+
+/// The value of [`Database::losses`] when a pooled connection was last known to work,
+/// kept in the connection's r2d2 extensions.
+struct CheckedAt(u64);
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -86,6 +98,7 @@ impl Database {
             pool,
             permits: Arc::new(Semaphore::new(options.size as usize)),
             checkout_timeout: options.checkout_timeout,
+            losses: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -94,12 +107,14 @@ impl Database {
         &self.url
     }
 
+    /// Connections open and idle in the pool (tests and diagnostics).
+    pub fn idle_connections(&self) -> u32 {
+        self.pool.state().idle_connections
+    }
+
     /// A connection for synchronous code (commands, background threads, tests).
     pub fn get(&self) -> Result<PooledPg, AppError> {
-        self.pool.get().map_err(|e| {
-            log::warn!("database connection unavailable: {e}");
-            AppError::Unavailable
-        })
+        checkout(&self.pool, &self.losses)
     }
 
     /// Runs blocking Diesel work off the async executor, at most one job per pooled
@@ -113,15 +128,21 @@ impl Database {
             .await
             .map_err(|_| AppError::Unavailable)?
             .map_err(|_| AppError::Unavailable)?;
-        let pool = self.pool.clone();
+        let (pool, losses) = (self.pool.clone(), Arc::clone(&self.losses));
         let count = query_count::current();
         actix_web::web::block(move || {
             let _permit = permit;
-            let mut conn = pool.get().map_err(|e| {
-                log::warn!("database connection unavailable: {e}");
-                AppError::Unavailable
-            })?;
-            query_count::attributed_to(count, || work(&mut conn))
+            let mut conn = checkout(&pool, &losses)?;
+            let result = query_count::attributed_to(count, || work(&mut conn));
+            // Only a failure that looks like an outage costs the round trip of a check.
+            if matches!(result, Err(AppError::Unavailable)) && !is_alive(&mut conn) {
+                discard(&mut conn);
+                // Whatever cut this connection (a restart, `pg_terminate_backend`, a
+                // failover) has probably cut the idle ones too: have each checked before
+                // its next use rather than fail a request with it.
+                losses.fetch_add(1, Ordering::Relaxed);
+            }
+            result
         })
         .await
         .map_err(|e| AppError::Internal(format!("blocking task failed: {e}")))?
@@ -136,6 +157,51 @@ impl Database {
     {
         self.run(move |conn| conn.transaction(work)).await
     }
+}
+
+/// Checks a connection out of the pool. One that sat idle while a connection was found lost
+/// is validated first (a `SELECT 1`), so a killed idle connection costs no request; on the
+/// hot path (no loss since its last use) there is no extra round trip.
+fn checkout(pool: &PgPool, losses: &AtomicU64) -> Result<PooledPg, AppError> {
+    // Bounded: each failed validation drops a connection, and the pool holds at most max_size.
+    for _ in 0..=pool.max_size() {
+        let mut conn = pool.get().map_err(|e| {
+            log::warn!("database connection unavailable: {e}");
+            AppError::Unavailable
+        })?;
+        let now = losses.load(Ordering::Relaxed);
+        let checked = match PooledConnection::extensions(&conn).get::<CheckedAt>() {
+            // A connection made since the loss (or never used) is fresh.
+            None => true,
+            Some(CheckedAt(at)) => *at == now || is_alive(&mut conn),
+        };
+        if checked {
+            PooledConnection::extensions_mut(&mut conn).insert(CheckedAt(now));
+            return Ok(conn);
+        }
+        discard(&mut conn);
+    }
+    Err(AppError::Unavailable)
+}
+
+/// Whether the connection still reaches its server.
+fn is_alive(conn: &mut PooledPg) -> bool {
+    !conn.is_broken() && conn.ping().is_ok()
+}
+
+/// Makes r2d2 drop `conn` when it is returned instead of handing it out again.
+///
+/// A connection whose server side is gone fails each query with "no connection to the
+/// server" (`UnableToSendCommand`) before any result arrives, which leaves diesel's
+/// transaction manager valid, so `R2D2Connection::is_broken` stays false and the pool kept
+/// lending the dead connection out (issue 13: 503s for up to 45 s after
+/// `pg_terminate_backend`). Setting the transaction manager in error is how diesel itself
+/// marks a connection unusable; r2d2 asks exactly that through `has_broken`.
+fn discard(conn: &mut PooledPg) {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    log::info!("dropping a lost database connection from the pool");
+    let conn: &mut PgConnection = conn;
+    AnsiTransactionManager::transaction_manager_status_mut(conn).set_in_error();
 }
 
 /// Applies pending migrations, holding an advisory lock so that instances starting together
