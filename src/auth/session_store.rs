@@ -66,9 +66,10 @@ fn noted_for_request(error: &crate::error::AppError, failure: StoreFailure) -> b
 
 /// Middleware around the session middleware. A request whose session could not be loaded
 /// is answered with the 503 page (whatever its handler made of the empty session), and so
-/// is a page view whose session could not be saved. A form submission whose session could
-/// not be saved afterwards keeps its handler's answer: the change it reports has committed
-/// (or failed on its own), and only the session's news (a flash message) is lost.
+/// is a page view whose session could not be saved, or a sign-in whose new session could not
+/// be stored. A form submission whose existing session could not be saved afterwards keeps
+/// its handler's answer: the change it reports has committed (or failed on its own), and only
+/// the session's news (a flash message) is lost.
 pub async fn unavailable_as_503<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
@@ -79,25 +80,23 @@ pub async fn unavailable_as_503<B: MessageBody + 'static>(
             (response, STORE_FAILED.with(Cell::get))
         })
         .await;
-    let mut response = response?;
+    let response = response?;
     // A page view changed nothing: during an outage it gets the 503 page like any other
     // (a login form without its session could not be submitted anyway).
     let changed_something = !response.request().method().is_safe();
     match failed {
         StoreFailure::None => Ok(response.map_into_left_body()),
-        StoreFailure::Update | StoreFailure::NewSession if changed_something => {
+        StoreFailure::Update if changed_something => {
             log::warn!(
                 "{} {} answered {} but its session was not saved; answering it anyway",
                 response.request().method(),
                 response.request().path(),
                 response.status().as_u16()
             );
-            if failed == StoreFailure::NewSession {
-                // Keep the browser's current cookie rather than one naming no session.
-                response.response_mut().headers_mut().remove(actix_web::http::header::SET_COOKIE);
-            }
             Ok(response.map_into_left_body())
         }
+        // A new session is a sign-in: without it stored, answering "signed in" would only
+        // send the person back to the login page, so they are told to try again instead.
         StoreFailure::Update | StoreFailure::NewSession | StoreFailure::Delete | StoreFailure::Load => {
             let (request, _) = response.into_parts();
             let page = crate::error::AppError::Unavailable.error_response();
