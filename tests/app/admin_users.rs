@@ -22,7 +22,7 @@ async fn world() -> World {
     let mut conn = app.conn();
     let org = fixtures::organization(&mut conn, "acme");
     fixtures::UserBuilder::new(&org, "admin@acme.test").admin().insert(&mut conn);
-    fixtures::UserBuilder::new(&org, "bob@acme.test").api_key_access().may_grant(&["positions.read"]).insert(&mut conn);
+    fixtures::key_owner(&mut conn, &org, "bob@acme.test");
     let other = fixtures::organization(&mut conn, "globex");
     fixtures::UserBuilder::new(&other, "admin@globex.test").admin().insert(&mut conn);
     drop(conn);

@@ -49,10 +49,7 @@ async fn world() -> World {
         .may_grant(&["positions.read"])
         .insert(&mut conn);
     fixtures::UserBuilder::new(&acme, "manager@acme.test").role(&[Permission::KeysManage]).insert(&mut conn);
-    let owner = fixtures::UserBuilder::new(&acme, "owner@acme.test")
-        .api_key_access()
-        .may_grant(&["positions.read"])
-        .insert(&mut conn);
+    let owner = fixtures::key_owner(&mut conn, &acme, "owner@acme.test");
     let fleet = fixtures::UserBuilder::new(&acme, "fleet@acme.test")
         .api_key_access()
         .may_grant(&["positions.read", "vehicles.read"])

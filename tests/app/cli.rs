@@ -331,10 +331,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_writes_the_last_use_batch() 
     let hasher =
         keyward::keys::KeyHasher::new(keyward::secrets::MasterSecret::from_base64(SECRET).unwrap().derive().key_pepper);
     let org = crate::helpers::fixtures::organization(&mut app.conn(), "acme");
-    let bob = crate::helpers::fixtures::UserBuilder::new(&org, "bob@acme.test")
-        .api_key_access()
-        .may_grant(&["positions.read"])
-        .insert(&mut app.conn());
+    let bob = crate::helpers::fixtures::key_owner(&mut app.conn(), &org, "bob@acme.test");
     let (used, used_secret) = crate::helpers::keys::personal(&mut app.conn(), &hasher, &bob, "Used before the stop");
     let (_, in_flight_secret) = crate::helpers::keys::personal(&mut app.conn(), &hasher, &bob, "Asked during the stop");
 

@@ -21,10 +21,7 @@ use crate::{
 async fn bob() -> (TestApp, TestClient) {
     let app = spawn_app().await;
     let org = fixtures::organization(&mut app.conn(), "acme");
-    fixtures::UserBuilder::new(&org, "bob@acme.test")
-        .api_key_access()
-        .may_grant(&["positions.read"])
-        .insert(&mut app.conn());
+    fixtures::key_owner(&mut app.conn(), &org, "bob@acme.test");
     let client = app.signed_in("bob@acme.test").await;
     (app, client)
 }

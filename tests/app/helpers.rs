@@ -558,6 +558,11 @@ pub mod fixtures {
         }
     }
 
+    /// A member with API key access who may grant `positions.read`: the usual key owner.
+    pub fn key_owner(conn: &mut PgConnection, organization: &Organization, email: &str) -> User {
+        UserBuilder::new(organization, email).api_key_access().may_grant(&["positions.read"]).insert(conn)
+    }
+
     pub fn staff(conn: &mut PgConnection, email: &str) -> StaffAccount {
         StaffAccount::insert(
             conn,

@@ -28,10 +28,7 @@ async fn world() -> (TestApp, Organization) {
         let mut conn = app.conn();
         let org = fixtures::organization(&mut conn, "acme");
         fixtures::UserBuilder::new(&org, "admin@acme.test").admin().insert(&mut conn);
-        fixtures::UserBuilder::new(&org, "owner@acme.test")
-            .api_key_access()
-            .may_grant(&["positions.read"])
-            .insert(&mut conn);
+        fixtures::key_owner(&mut conn, &org, "owner@acme.test");
         org
     };
     (app, org)

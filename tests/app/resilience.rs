@@ -18,10 +18,7 @@ use crate::helpers::{
 async fn bob_with_a_key(app: &TestApp) -> (crate::helpers::TestClient, String) {
     let mut conn = app.conn();
     let org = fixtures::organization(&mut conn, "acme");
-    let bob = fixtures::UserBuilder::new(&org, "bob@acme.test")
-        .api_key_access()
-        .may_grant(&["positions.read"])
-        .insert(&mut conn);
+    let bob = fixtures::key_owner(&mut conn, &org, "bob@acme.test");
     let (_, secret) = keys::personal(&mut conn, &app.hasher, &bob, "Resilient");
     drop(conn);
     (app.signed_in("bob@acme.test").await, secret)
@@ -239,10 +236,7 @@ async fn killed_pool_connections_cost_only_the_requests_using_them_under_load() 
     let app = spawn_app().await;
     let mut conn = app.conn();
     let org = fixtures::organization(&mut conn, "acme");
-    let bob = fixtures::UserBuilder::new(&org, "bob@acme.test")
-        .api_key_access()
-        .may_grant(&["positions.read"])
-        .insert(&mut conn);
+    let bob = fixtures::key_owner(&mut conn, &org, "bob@acme.test");
     let keys: Vec<_> =
         (0..LOOPS).map(|i| keys::personal(&mut conn, &app.hasher, &bob, &format!("Loop {i}")).0).collect();
     drop(conn);

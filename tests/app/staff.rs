@@ -36,10 +36,7 @@ async fn platform() -> Platform {
     )
     .unwrap();
     fixtures::UserBuilder::new(&client, "admin@acme.test").admin().insert(&mut conn);
-    fixtures::UserBuilder::new(&client, "bob@acme.test")
-        .api_key_access()
-        .may_grant(&["positions.read"])
-        .insert(&mut conn);
+    fixtures::key_owner(&mut conn, &client, "bob@acme.test");
     fixtures::staff(&mut conn, "sam@support.test");
     fixtures::staff(&mut conn, "kim@support.test");
     drop(conn);
@@ -244,10 +241,7 @@ async fn staff_browse_a_client_read_only_and_deactivate_a_key_in_an_incident() {
 
     // A key of another organization is not reachable through this one.
     let other = fixtures::organization(&mut app.conn(), "globex");
-    let carol = fixtures::UserBuilder::new(&other, "carol@globex.test")
-        .api_key_access()
-        .may_grant(&["positions.read"])
-        .insert(&mut app.conn());
+    let carol = fixtures::key_owner(&mut app.conn(), &other, "carol@globex.test");
     let (foreign, _) = keys::personal(&mut app.conn(), &app.hasher, &carol, "Globex key");
     let response = sam.post(&format!("{org_page}/keys/{}/deactivate", foreign.public_id), &[("reason", "x")]).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);

@@ -549,10 +549,7 @@ async fn verification_fails_closed_while_the_database_is_down() {
     let app = cluster.spawn_app().await;
     let mut conn = app.conn();
     let org = fixtures::organization(&mut conn, "acme");
-    let bob = fixtures::UserBuilder::new(&org, "bob@acme.test")
-        .api_key_access()
-        .may_grant(&["positions.read"])
-        .insert(&mut conn);
+    let bob = fixtures::key_owner(&mut conn, &org, "bob@acme.test");
     let (cached_key, cached) = keys::personal(&mut conn, &app.hasher, &bob, "Cached");
     let (_, uncached) = keys::personal(&mut conn, &app.hasher, &bob, "Uncached");
     drop(conn);
