@@ -182,6 +182,8 @@ pub struct SpawnOptions {
     pub statement_timeout: Duration,
     /// The forwarded header to trust (tests that act from several client addresses).
     pub trust_forwarded: keyward::domain::client_ip::TrustForwarded,
+    /// Password hashing threads (tests of the bound set 1).
+    pub password_hashers: usize,
 }
 
 impl Default for SpawnOptions {
@@ -197,6 +199,7 @@ impl Default for SpawnOptions {
             checkout_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(5),
             trust_forwarded: keyward::domain::client_ip::TrustForwarded::No,
+            password_hashers: 2,
         }
     }
 }
@@ -234,6 +237,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         session_idle: options.session_idle,
         session_max: options.session_max,
         workers: Some(2),
+        password_hashers: options.password_hashers,
         verify_cache: options.verify_cache,
         invalid_attempts_per_minute: options.invalid_attempts_per_minute,
     })
