@@ -3,8 +3,8 @@
 //! One hash takes tens of milliseconds of CPU and 19 MiB of working memory (argon2's default
 //! parameters). The server therefore never hashes on the async executor nor on the shared
 //! blocking pool: [`PasswordHashers`] owns a fixed number of threads (by default one per CPU
-//! core, `KEYWARD_PASSWORD_HASHERS`), each with its own working memory allocated once and
-//! reused for every hash it computes. Requests beyond that wait their turn in a short queue.
+//! core, `KEYWARD_PASSWORD_HASHERS`), each with its own working memory allocated at start-up
+//! and reused for every hash it computes. Requests beyond that wait their turn in a short queue.
 //! So a burst of sign-ins — including failed ones for unknown emails, which hash too so that
 //! timing reveals nothing — costs at most one working memory per thread, however many come.
 //! (Fresh buffers per call on hundreds of blocking threads grew the process by several MB a
@@ -46,6 +46,12 @@ impl Memory {
 
     pub fn new() -> Self {
         Self(Vec::new())
+    }
+
+    /// Memory for the default parameters, allocated and touched now: a hashing thread's
+    /// footprint is then paid at start-up, visible from the first moment, and never grows.
+    pub fn reserved() -> Self {
+        Self(vec![Block::new(); Self::KEPT_BLOCKS])
     }
 
     /// Runs `f` with `count` blocks of memory.
@@ -165,8 +171,8 @@ impl PasswordHashers {
         let receiver = Arc::new(Mutex::new(receiver));
         for i in 0..threads {
             let receiver = Arc::clone(&receiver);
+            let mut memory = Memory::reserved();
             thread::Builder::new().name(format!("password-hasher-{i}")).spawn(move || {
-                let mut memory = Memory::new();
                 loop {
                     // One idle thread waits on the queue while holding the lock; the others
                     // wait for the lock. The lock is released before the job runs.
