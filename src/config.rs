@@ -16,6 +16,7 @@
 //! | `KEYWARD_SESSION_IDLE_MINUTES` | sign out after this long without a request | `30` |
 //! | `KEYWARD_SESSION_MAX_HOURS` | sign out this long after sign-in, whatever happens | `12` |
 //! | `KEYWARD_WORKERS` | HTTP worker threads | number of CPUs |
+//! | `KEYWARD_PASSWORD_HASHERS` | password hashes computed at once (each holds 19 MiB while the server runs) | number of CPUs |
 //! | `KEYWARD_VERIFY_CACHE` | serve known keys from memory (off only for measurements) | `true` |
 //! | `KEYWARD_VERIFY_INVALID_PER_MINUTE` | invalid verification attempts allowed per client address per minute | `60` |
 //! | `RUST_LOG` | log filter | `info` |
@@ -62,6 +63,8 @@ pub struct Config {
     pub session_idle: Duration,
     pub session_max: Duration,
     pub workers: Option<usize>,
+    /// Threads hashing passwords: the most hashes computed at once (and kept working memories).
+    pub password_hashers: usize,
     pub verify_cache: bool,
     pub invalid_attempts_per_minute: u32,
 }
@@ -125,6 +128,13 @@ impl Config {
             Some(value) => Some(parse_value::<usize>("KEYWARD_WORKERS", &value)?),
             None => None,
         };
+        // One hash keeps one core busy, so more hashers than cores only add memory (19 MiB
+        // each) and latency, never throughput.
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let password_hashers: usize = parse_or("KEYWARD_PASSWORD_HASHERS", &lookup, Some(cores))?;
+        if password_hashers == 0 {
+            return Err(ConfigError("KEYWARD_PASSWORD_HASHERS must be at least 1.".into()));
+        }
         let verify_cache = parse_bool("KEYWARD_VERIFY_CACHE", &lookup)?.unwrap_or(true);
         let invalid_attempts_per_minute: u32 = parse_or("KEYWARD_VERIFY_INVALID_PER_MINUTE", &lookup, Some(60))?;
         let public_origin = lookup("KEYWARD_PUBLIC_URL").map(|url| public_origin(&url)).transpose()?;
@@ -151,6 +161,7 @@ impl Config {
             session_idle: Duration::from_secs(idle_minutes.max(1) * 60),
             session_max: Duration::from_secs(max_hours.max(1) * 3600),
             workers,
+            password_hashers,
         })
     }
 
@@ -270,6 +281,15 @@ mod tests {
             let error = config(&[("KEYWARD_PUBLIC_URL", bad)]).unwrap_err();
             assert!(error.0.contains("KEYWARD_PUBLIC_URL"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn password_hashers_default_to_the_cores_and_cannot_be_zero() {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(config(&[]).unwrap().password_hashers, cores);
+        assert_eq!(config(&[("KEYWARD_PASSWORD_HASHERS", "3")]).unwrap().password_hashers, 3);
+        let error = config(&[("KEYWARD_PASSWORD_HASHERS", "0")]).unwrap_err();
+        assert!(error.0.contains("KEYWARD_PASSWORD_HASHERS"), "{error}");
     }
 
     #[test]

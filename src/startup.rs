@@ -18,6 +18,7 @@ use actix_web::{
 use crate::{
     auth::{
         csrf,
+        password::PasswordHashers,
         session_store::{self, PgSessionStore},
     },
     db::{Database, models::session as session_rows},
@@ -50,6 +51,8 @@ pub struct AppSettings {
     pub session_idle: Duration,
     pub session_max: Duration,
     pub workers: Option<usize>,
+    /// Threads hashing passwords: the most hashes computed at once.
+    pub password_hashers: usize,
     /// Serve known keys from memory (off only to measure the uncached path).
     pub verify_cache: bool,
     /// Invalid verification attempts allowed per client address per minute.
@@ -83,8 +86,14 @@ impl Application {
             settings.invalid_attempts_per_minute,
         ));
         let key_listener = listener::spawn(settings.db.url().to_string(), Arc::clone(&verifier));
-        let state =
-            web::Data::new(AppState { db: settings.db.clone(), session_max: settings.session_max, hasher, verifier });
+        let passwords = PasswordHashers::start(settings.password_hashers)?;
+        let state = web::Data::new(AppState {
+            db: settings.db.clone(),
+            session_max: settings.session_max,
+            hasher,
+            verifier,
+            passwords,
+        });
         let trust = web::Data::new(settings.trust_forwarded);
         let site = web::Data::new(csrf::SiteOrigin::new(settings.public_origin.clone(), settings.cookie_secure));
         let shared_state = state.clone();

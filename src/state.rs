@@ -3,6 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use crate::{
+    auth::password::PasswordHashers,
     db::Database,
     keys::{KeyHasher, verifier::Verifier},
 };
@@ -17,4 +18,6 @@ pub struct AppState {
     pub hasher: KeyHasher,
     /// The verification path: key cache, usage recorder, invalid-attempt throttle.
     pub verifier: Arc<Verifier>,
+    /// The bounded pool every password hash and check of a request runs on.
+    pub passwords: PasswordHashers,
 }

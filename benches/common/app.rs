@@ -93,6 +93,7 @@ pub fn application(url: &str, secret: &MasterSecret, setup: Setup) -> Applicatio
         session_idle: Duration::from_secs(3600),
         session_max: Duration::from_secs(3600),
         workers: Some(setup.workers),
+        password_hashers: 2,
         verify_cache: setup.verify_cache,
         invalid_attempts_per_minute: 1_000_000,
     })

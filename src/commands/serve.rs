@@ -44,6 +44,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         session_idle: config.session_idle,
         session_max: config.session_max,
         workers: config.workers,
+        password_hashers: config.password_hashers,
         verify_cache: config.verify_cache,
         invalid_attempts_per_minute: config.invalid_attempts_per_minute,
     };

@@ -6,10 +6,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::{
-    auth::{
-        password,
-        session::{self as typed, FlashLevel},
-    },
+    auth::session::{self as typed, FlashLevel},
     domain::{ClientIp, NewPassword},
     error::{AppError, AppResult},
     routes::extract::HtmlForm,
@@ -72,7 +69,7 @@ pub async fn set(
         Err(message) => Some(message.to_string()),
         Ok(_) if form.password != form.confirm => Some("The two passwords differ.".to_string()),
         Ok(password) => {
-            let hash = password::hash_blocking(password).await?;
+            let hash = state.passwords.hash(password).await?;
             let actor = Actor::anonymous(ClientIp::of(&req));
             let link = token.clone();
             state.db.transaction(move |conn| users::use_password_link(conn, &actor, &link, hash)).await.map_err(

@@ -83,7 +83,8 @@ pub async fn login(
     form: HtmlForm<LoginForm>,
 ) -> AppResult<HttpResponse> {
     let form = form.into_inner();
-    let result = login_service::sign_in(&state.db, &form.email, form.password, ClientIp::of(&req)).await;
+    let result =
+        login_service::sign_in(&state.db, &state.passwords, &form.email, form.password, ClientIp::of(&req)).await;
     let (status, error) = match result {
         Ok(signed_in) => {
             let return_to = return_path(&form.next);

@@ -10,7 +10,7 @@
 use chrono::{Duration, Utc};
 
 use crate::{
-    auth::password,
+    auth::password::PasswordHashers,
     db::{
         Database,
         models::{AuditEvent, StaffAccount, User},
@@ -79,6 +79,7 @@ impl Account {
 /// Checks `email` and `password` and records the attempt.
 pub async fn sign_in(
     db: &Database,
+    passwords: &PasswordHashers,
     email: &str,
     password: String,
     client_ip: ClientIp,
@@ -108,7 +109,7 @@ pub async fn sign_in(
 
     let stored_hash = account.as_ref().and_then(Account::password_hash);
     // Verify even when throttled or unknown so that timing reveals nothing.
-    let password_ok = password::verify_blocking(stored_hash, password).await?;
+    let password_ok = passwords.verify(stored_hash, password).await?;
     let success = password_ok && !throttled && account.as_ref().is_some_and(Account::active);
 
     db.transaction(move |conn| {

@@ -290,3 +290,44 @@ async fn one_address_cannot_lock_an_account_out_but_many_together_throttle_it() 
     }
     assert_eq!(login_from(&app, "203.0.113.8", "ann@acme.test", PASSWORD).await, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// With a single hashing thread every sign-in queues for it: each still gets its own
+/// answer (right password, wrong password, unknown email), none is lost or mixed up with
+/// another's, and the audit log records each once.
+#[actix_web::test]
+async fn with_one_password_hasher_concurrent_sign_ins_each_get_their_own_answer() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::SpawnOptions {
+        trust_forwarded: keyward::domain::client_ip::TrustForwarded::XForwardedFor,
+        password_hashers: 1,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(app.state.passwords.threads(), 1);
+    let org = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::UserBuilder::new(&org, "ann@acme.test").insert(&mut app.conn());
+    fixtures::UserBuilder::new(&org, "ben@acme.test").admin().insert(&mut app.conn());
+    fixtures::staff(&mut app.conn(), "sam@support.test");
+    let accounts = ["ann@acme.test", "ben@acme.test", "sam@support.test"];
+
+    let attempts: Vec<(String, String, &str, StatusCode)> = (0..24)
+        .map(|i| {
+            let from = format!("198.51.100.{}", i + 1);
+            let account = accounts[i % accounts.len()].to_string();
+            match i % 3 {
+                0 => (from, account, PASSWORD, StatusCode::SEE_OTHER),
+                1 => (from, account, "not the password", StatusCode::UNAUTHORIZED),
+                _ => (from, format!("nobody{i}@acme.test"), PASSWORD, StatusCode::UNAUTHORIZED),
+            }
+        })
+        .collect();
+    let statuses = futures_util::future::join_all(
+        attempts.iter().map(|(from, email, password, _)| login_from(&app, from, email, password)),
+    )
+    .await;
+
+    for ((from, email, password, expected), status) in attempts.iter().zip(statuses) {
+        assert_eq!(status, *expected, "{email} with {password:?} from {from}");
+    }
+    assert_eq!(audit_count(&app, "login.success"), 8);
+    assert_eq!(audit_count(&app, "login.failure"), 16);
+}

@@ -212,6 +212,8 @@ pub struct SpawnOptions {
     pub trust_forwarded: keyward::domain::client_ip::TrustForwarded,
     /// The configured public origin (`KEYWARD_PUBLIC_URL`).
     pub public_origin: Option<String>,
+    /// Password hashing threads (tests of the bound set 1).
+    pub password_hashers: usize,
 }
 
 impl Default for SpawnOptions {
@@ -228,6 +230,7 @@ impl Default for SpawnOptions {
             statement_timeout: Duration::from_secs(5),
             trust_forwarded: keyward::domain::client_ip::TrustForwarded::No,
             public_origin: None,
+            password_hashers: 2,
         }
     }
 }
@@ -266,6 +269,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         session_idle: options.session_idle,
         session_max: options.session_max,
         workers: Some(2),
+        password_hashers: options.password_hashers,
         verify_cache: options.verify_cache,
         invalid_attempts_per_minute: options.invalid_attempts_per_minute,
     })

@@ -220,6 +220,7 @@ async fn without_a_database_healthz_is_alive_readyz_and_pages_are_unavailable() 
         session_idle: Duration::from_secs(60),
         session_max: Duration::from_secs(60),
         workers: Some(1),
+        password_hashers: 1,
         verify_cache: true,
         invalid_attempts_per_minute: 60,
     })

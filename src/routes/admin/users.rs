@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::{
     auth::{
-        CurrentUser, password,
+        CurrentUser,
         session::{self, FlashLevel},
     },
     db::models::{ApiKey, Role, User, user::UserSort},
@@ -254,7 +254,7 @@ pub async fn create(
         return Err(AppError::Forbidden);
     }
     let hash = match (&password, errors.is_empty()) {
-        (Some(password), true) => Some(password::hash_blocking(password.clone()).await?),
+        (Some(password), true) => Some(state.passwords.hash(password.clone()).await?),
         _ => None,
     };
     let actor = manager.0.actor();
@@ -696,7 +696,7 @@ pub async fn reset_password(
                 );
             }
         };
-        let hash = password::hash_blocking(password).await?;
+        let hash = state.passwords.hash(password).await?;
         let user = state
             .db
             .transaction(move |conn| users::reset_password(conn, &actor, organization_id, id, Some(hash)))

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::{
     auth::{
-        CurrentStaff, password,
+        CurrentStaff,
         session::{self, FlashLevel},
     },
     db::models::StaffAccount,
@@ -90,7 +90,7 @@ pub async fn create(
     let password = errors.take("password", NewPassword::parse(&values.password));
     let result = match (password, errors.is_empty()) {
         (Some(password), true) => {
-            let hash = password::hash_blocking(password).await?;
+            let hash = state.passwords.hash(password).await?;
             let actor = staff.actor();
             let (email, name) = (values.email.clone(), values.display_name.clone());
             state.db.transaction(move |conn| staff_service::create(conn, &actor, &email, &name, Some(&hash))).await
