@@ -240,9 +240,7 @@ async fn create_shows_the_key_once_in_a_dialog_with_copy_and_done() {
     assert!(!source.contains(&secret), "the secret is not in the page any more");
     let key = keys::reload(
         &mut app.conn(),
-        &keyward::db::models::ApiKey::find_by_public_id(&mut app.conn(), ParsedKey::parse(&secret).unwrap().public_id)
-            .unwrap()
-            .unwrap(),
+        &keys::find(&mut app.conn(), ParsedKey::parse(&secret).unwrap().public_id).unwrap().unwrap(),
     )
     .unwrap();
     assert!(app.hasher.matches(&secret, &key.secret_hash));
@@ -391,8 +389,7 @@ async fn support_staff_select_a_provider_and_create_its_key_in_a_dialog() {
     browser.wait_for_text("tr[data-key]", "Locator Control Manager").await;
     assert!(!browser.client.source().await.unwrap().contains(&secret), "shown once");
 
-    let key =
-        keyward::db::models::ApiKey::find_by_public_id(&mut app.conn(), parsed.public_id).unwrap().expect("stored");
+    let key = keys::find(&mut app.conn(), parsed.public_id).unwrap().expect("stored");
     assert_eq!(key.owner_service_provider_id, Some(provider.id));
     assert!(app.hasher.matches(&secret, &key.secret_hash));
     browser.close().await;

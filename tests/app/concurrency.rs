@@ -5,10 +5,7 @@
 use diesel::prelude::*;
 use futures_util::future::join_all;
 use keyward::{
-    db::{
-        models::ApiKey,
-        schema::{api_keys, audit_events},
-    },
+    db::schema::{api_keys, audit_events},
     keys::ParsedKey,
 };
 use reqwest::StatusCode;
@@ -92,7 +89,7 @@ async fn a_create_form_submitted_twice_at_once_creates_one_key() {
     assert_eq!(shown.len(), 1, "the secret is shown once");
     let count: i64 = api_keys::table.count().get_result(&mut *app.conn()).unwrap();
     assert_eq!(count, 1, "one key");
-    let key = ApiKey::find_by_public_id(&mut app.conn(), ParsedKey::parse(&shown[0]).unwrap().public_id).unwrap();
+    let key = keys::find(&mut app.conn(), ParsedKey::parse(&shown[0]).unwrap().public_id).unwrap();
     assert!(key.is_some());
     assert_eq!(audit_count(&app, "key.create"), 1);
 }

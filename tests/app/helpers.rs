@@ -663,11 +663,14 @@ pub fn user(app: &TestApp, email: &str) -> keyward::db::models::User {
 pub mod keys {
     use diesel::PgConnection;
     use keyward::{
-        db::models::{ApiAction, ApiKey},
+        db::models::{ApiAction, ApiKey, api_key::KeyScope},
         keys::{Environment, KeyHasher},
         services::{
             Actor,
-            keys::{ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest, lifecycle},
+            keys::{
+                ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest,
+                lifecycle::{self, KeyRef},
+            },
         },
     };
 
@@ -737,7 +740,25 @@ pub mod keys {
     }
 
     pub fn reload(conn: &mut PgConnection, key: &ApiKey) -> Option<ApiKey> {
-        ApiKey::find_by_public_id(conn, &key.public_id).unwrap()
+        find(conn, &key.public_id).unwrap()
+    }
+
+    /// A key by its public id, read straight from the table: tests look across tenants.
+    pub fn find(conn: &mut PgConnection, public_id: &str) -> diesel::QueryResult<Option<ApiKey>> {
+        use diesel::prelude::*;
+        use keyward::db::schema::api_keys;
+        api_keys::table.filter(api_keys::public_id.eq(public_id)).select(ApiKey::as_select()).first(conn).optional()
+    }
+
+    /// `key` as the services name it, in the narrowest scope that holds it.
+    pub fn at(key: &ApiKey) -> KeyRef<'_> {
+        let scope = match (key.owner_service_provider_id, key.organization_id, key.owner_user_id) {
+            (Some(provider), ..) => KeyScope::ServiceProvider(provider),
+            (None, Some(organization_id), Some(user_id)) => KeyScope::OwnedBy { organization_id, user_id },
+            (None, Some(organization_id), None) => KeyScope::Organization(organization_id),
+            (None, None, _) => unreachable!("a key belongs to an organization or a provider"),
+        };
+        KeyRef { scope, public_id: &key.public_id }
     }
 }
 

@@ -213,10 +213,10 @@ fn fresh_key(app: &TestApp, kind: Kind, op: Op) -> ApiKey {
     let system = Actor::system("test");
     match op {
         Op::Reactivate => {
-            lifecycle::set_active(&mut conn, &system, &key.public_id, false, None).unwrap();
+            lifecycle::set_active(&mut conn, &system, keys::at(&key), false, None).unwrap();
         }
         Op::EndGrace => {
-            lifecycle::rekey(&mut conn, &system, &app.hasher, &key.public_id, 60, None, None).unwrap();
+            lifecycle::rekey(&mut conn, &system, &app.hasher, keys::at(&key), 60, None, None).unwrap();
         }
         _ => {}
     }
@@ -433,7 +433,7 @@ async fn the_service_rules_alone_refuse_what_the_matrix_refuses() {
         for who in EVERYONE {
             let actor = actor_of(&mut conn, who);
             for op in ops {
-                let result = conn.transaction(|conn| lock(conn, &actor, &key.public_id, op).map(|_| ()));
+                let result = conn.transaction(|conn| lock(conn, &actor, keys::at(&key), op).map(|_| ()));
                 let expected = match who {
                     // Only staff manage a service provider's keys.
                     Who::Staff if kind == Kind::Provider => "ok",
@@ -596,13 +596,13 @@ async fn the_service_rules_alone_decide_who_obtains_which_secret() {
                 _ => "forbidden",
             };
             let rekeyed = outcome(
-                conn.transaction(|conn| lifecycle::rekey(conn, &actor, &app.hasher, &key.public_id, 0, None, None)),
+                conn.transaction(|conn| lifecycle::rekey(conn, &actor, &app.hasher, keys::at(key), 0, None, None)),
             );
             let system = Actor::system("test");
-            conn.transaction(|conn| lifecycle::set_active(conn, &system, &key.public_id, false, None)).unwrap();
+            conn.transaction(|conn| lifecycle::set_active(conn, &system, keys::at(key), false, None)).unwrap();
             let reactivated =
-                outcome(conn.transaction(|conn| lifecycle::set_active(conn, &actor, &key.public_id, true, None)));
-            conn.transaction(|conn| lifecycle::set_active(conn, &system, &key.public_id, true, None)).unwrap();
+                outcome(conn.transaction(|conn| lifecycle::set_active(conn, &actor, keys::at(key), true, None)));
+            conn.transaction(|conn| lifecycle::set_active(conn, &system, keys::at(key), true, None)).unwrap();
             for (op, got, expected) in
                 [("re-key", rekeyed, rekey_expected), ("reactivate", reactivated, reactivate_expected)]
             {

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use futures_util::future::join_all;
 use keyward::{
     db::{
-        models::{ApiKey, Organization},
+        models::Organization,
         schema::{api_keys, organizations},
     },
     error::AppError,
@@ -140,7 +140,7 @@ async fn a_full_quota_is_said_in_the_dialog_and_expired_keys_do_not_count() {
 
     // The operator's commands are not limited.
     let created = keys::personal(&mut app.conn(), &app.hasher, &user(&app, "owner@acme.test"), "By the operator");
-    assert!(ApiKey::find_by_public_id(&mut app.conn(), &created.0.public_id).unwrap().is_some());
+    assert!(keys::find(&mut app.conn(), &created.0.public_id).unwrap().is_some());
 }
 
 #[actix_web::test]

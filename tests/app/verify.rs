@@ -126,7 +126,7 @@ async fn unknown_malformed_and_deleted_keys_are_not_found() {
         http_client().post(app.url("/api/v1/verify")).basic_auth(&secret, None::<&str>).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
-    lifecycle::delete(&mut app.conn(), &Actor::system("test"), &key.public_id).unwrap();
+    lifecycle::delete(&mut app.conn(), &Actor::system("test"), keys::at(&key)).unwrap();
     assert_eq!(eventually(&app, &secret, "NOT_FOUND").await, "NOT_FOUND");
 }
 
@@ -143,7 +143,7 @@ async fn expired_and_disabled_keys_are_refused() {
     assert_eq!(body["key_id"], json!(expired.public_id), "the holder learns which key it is");
 
     let (off, off_secret) = keys::personal(&mut app.conn(), &app.hasher, &bob, "Off");
-    lifecycle::set_active(&mut app.conn(), &Actor::system("test"), &off.public_id, false, None).unwrap();
+    lifecycle::set_active(&mut app.conn(), &Actor::system("test"), keys::at(&off), false, None).unwrap();
     let (status, body, _) = verify(&app, &off_secret, json!({})).await;
     assert_eq!((status, body["code"].clone()), (StatusCode::UNAUTHORIZED, json!("DISABLED")));
 
@@ -293,7 +293,7 @@ async fn the_old_secret_works_during_its_grace_period_with_deprecation_headers()
     let (key, old) = keys::personal(&mut app.conn(), &app.hasher, &bob, "Rotating");
     assert_eq!(verify(&app, &old, json!({})).await.0, StatusCode::OK);
     let new =
-        match lifecycle::rekey(&mut app.conn(), &Actor::system("test"), &app.hasher, &key.public_id, 60, None, None)
+        match lifecycle::rekey(&mut app.conn(), &Actor::system("test"), &app.hasher, keys::at(&key), 60, None, None)
             .unwrap()
         {
             lifecycle::Rekeyed::New { secret, .. } => secret.expose().to_string(),
@@ -490,7 +490,7 @@ async fn leaked_keys_are_deactivated_at_once_and_the_report_is_audited() {
     assert!(refused.text().await.unwrap().contains("Re-key it first"));
     assert!(!keys::reload(&mut app.conn(), &key).unwrap().active);
     let new =
-        match lifecycle::rekey(&mut app.conn(), &Actor::system("test"), &app.hasher, &key.public_id, 60, None, None)
+        match lifecycle::rekey(&mut app.conn(), &Actor::system("test"), &app.hasher, keys::at(&key), 60, None, None)
             .unwrap()
         {
             lifecycle::Rekeyed::New { secret, .. } => secret.expose().to_string(),

@@ -8,7 +8,13 @@ use crate::{
     views::pager::MAX_COUNTED,
 };
 use chrono::{DateTime, Duration, Utc};
-use diesel::{dsl::now, prelude::*};
+use diesel::{
+    dsl::now,
+    expression::BoxableExpression,
+    pg::Pg,
+    prelude::*,
+    sql_types::{Bool, Nullable},
+};
 use ipnetwork::IpNetwork;
 
 use crate::db::schema::{
@@ -117,15 +123,29 @@ pub struct KeySettingsChanges {
     pub proxy_user_id: Option<i64>,
 }
 
-/// Which keys a list shows.
+/// The keys an actor reaches in an area. Every look-up of a key for a person (lists, a key
+/// by its public id, its lock) puts the scope in its `WHERE`, so another tenant's key is
+/// never even read; only callers holding a key's secret look keys up across tenants
+/// ([`ApiKey::find_presented`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyListScope {
+pub enum KeyScope {
     /// A web user's own (personal) keys.
     OwnedBy { organization_id: i64, user_id: i64 },
     /// Every key of an organization (personal and organization keys).
     Organization(i64),
     /// The keys of a service provider.
     ServiceProvider(i64),
+}
+
+/// The condition of `scope` on `api_keys`, for the `WHERE` of every scoped query.
+fn in_scope(scope: KeyScope) -> Box<dyn BoxableExpression<api_keys::table, Pg, SqlType = Nullable<Bool>>> {
+    match scope {
+        KeyScope::OwnedBy { organization_id, user_id } => {
+            Box::new(api_keys::organization_id.eq(organization_id).and(api_keys::owner_user_id.eq(user_id)))
+        }
+        KeyScope::Organization(id) => Box::new(api_keys::organization_id.eq(id)),
+        KeyScope::ServiceProvider(id) => Box::new(api_keys::owner_service_provider_id.eq(id)),
+    }
 }
 
 /// Filter by kind of owner (organization lists only).
@@ -159,7 +179,7 @@ pub struct KeyListFilter {
     pub per_page: i64,
 }
 
-type BoxedKeys<'a> = api_keys::BoxedQuery<'a, diesel::pg::Pg>;
+type BoxedKeys<'a> = api_keys::BoxedQuery<'a, Pg>;
 
 impl ApiKey {
     pub fn owner(&self) -> KeyOwner {
@@ -168,17 +188,6 @@ impl ApiKey {
             (_, Some(id), _) => KeyOwner::Organization(id),
             (_, _, Some(id)) => KeyOwner::ServiceProvider(id),
             _ => unreachable!("the api_keys_exactly_one_owner constraint guarantees an owner"),
-        }
-    }
-
-    /// Whether this key is one of the keys `scope` lists.
-    pub fn is_in(&self, scope: KeyListScope) -> bool {
-        match scope {
-            KeyListScope::OwnedBy { organization_id, user_id } => {
-                self.organization_id == Some(organization_id) && self.owner_user_id == Some(user_id)
-            }
-            KeyListScope::Organization(id) => self.organization_id == Some(id),
-            KeyListScope::ServiceProvider(id) => self.owner_service_provider_id == Some(id),
         }
     }
 
@@ -214,14 +223,15 @@ impl ApiKey {
         diesel::insert_into(api_keys::table).values(new).returning(ApiKey::as_returning()).get_result(conn)
     }
 
-    /// A key by public id, whoever owns it; callers check access before showing anything.
-    pub fn find_by_public_id(conn: &mut PgConnection, public_id: &str) -> QueryResult<Option<ApiKey>> {
+    /// A key whose secret was presented (verification, leak reports), by its public id and
+    /// across tenants: callers must prove the secret before acting on the key. Everything
+    /// else finds keys within a [`KeyScope`].
+    pub fn find_presented(conn: &mut PgConnection, public_id: &str) -> QueryResult<Option<ApiKey>> {
         api_keys::table.filter(api_keys::public_id.eq(public_id)).select(ApiKey::as_select()).first(conn).optional()
     }
 
-    /// The same, locking the row for the rest of the transaction (concurrent changes of one
-    /// key serialize here).
-    pub fn find_by_public_id_for_update(conn: &mut PgConnection, public_id: &str) -> QueryResult<Option<ApiKey>> {
+    /// [`ApiKey::find_presented`], locking the row for the rest of the transaction.
+    pub fn lock_presented(conn: &mut PgConnection, public_id: &str) -> QueryResult<Option<ApiKey>> {
         api_keys::table
             .filter(api_keys::public_id.eq(public_id))
             .select(ApiKey::as_select())
@@ -230,22 +240,33 @@ impl ApiKey {
             .optional()
     }
 
-    pub fn find_by_create_token(conn: &mut PgConnection, token: &str) -> QueryResult<Option<ApiKey>> {
-        api_keys::table.filter(api_keys::create_token.eq(token)).select(ApiKey::as_select()).first(conn).optional()
+    /// The key with `public_id` within `scope`.
+    pub fn find_in(conn: &mut PgConnection, scope: KeyScope, public_id: &str) -> QueryResult<Option<ApiKey>> {
+        Self::scoped(scope).filter(api_keys::public_id.eq(public_id)).select(ApiKey::as_select()).first(conn).optional()
     }
 
-    fn scoped(scope: KeyListScope) -> BoxedKeys<'static> {
-        let query = api_keys::table.into_boxed();
-        match scope {
-            KeyListScope::OwnedBy { organization_id, user_id } => {
-                query.filter(api_keys::organization_id.eq(organization_id)).filter(api_keys::owner_user_id.eq(user_id))
-            }
-            KeyListScope::Organization(id) => query.filter(api_keys::organization_id.eq(id)),
-            KeyListScope::ServiceProvider(id) => query.filter(api_keys::owner_service_provider_id.eq(id)),
-        }
+    /// The same, locking the row for the rest of the transaction (concurrent changes of one
+    /// key serialize here).
+    pub fn lock_in(conn: &mut PgConnection, scope: KeyScope, public_id: &str) -> QueryResult<Option<ApiKey>> {
+        api_keys::table
+            .filter(in_scope(scope))
+            .filter(api_keys::public_id.eq(public_id))
+            .select(ApiKey::as_select())
+            .for_update()
+            .first(conn)
+            .optional()
     }
 
-    fn filtered(scope: KeyListScope, filter: &KeyListFilter) -> BoxedKeys<'static> {
+    /// The key a create form with `token` made, within `scope`.
+    pub fn find_by_create_token(conn: &mut PgConnection, scope: KeyScope, token: &str) -> QueryResult<Option<ApiKey>> {
+        Self::scoped(scope).filter(api_keys::create_token.eq(token)).select(ApiKey::as_select()).first(conn).optional()
+    }
+
+    fn scoped(scope: KeyScope) -> BoxedKeys<'static> {
+        api_keys::table.filter(in_scope(scope)).into_boxed()
+    }
+
+    fn filtered(scope: KeyScope, filter: &KeyListFilter) -> BoxedKeys<'static> {
         let mut query = Self::scoped(scope);
         query = match filter.owner {
             OwnerFilter::Any => query,
@@ -280,11 +301,7 @@ impl ApiKey {
     }
 
     /// One page of keys, newest first, and the number matching (up to `MAX_COUNTED + 1`).
-    pub fn list(
-        conn: &mut PgConnection,
-        scope: KeyListScope,
-        filter: &KeyListFilter,
-    ) -> QueryResult<(Vec<ApiKey>, i64)> {
+    pub fn list(conn: &mut PgConnection, scope: KeyScope, filter: &KeyListFilter) -> QueryResult<(Vec<ApiKey>, i64)> {
         let counted = Self::filtered(scope, filter).select(api_keys::id).limit(MAX_COUNTED + 1);
         let total: i64 = CountRows(counted).get_result(conn)?;
         let per_page = filter.per_page.clamp(1, 200);

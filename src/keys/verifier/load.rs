@@ -60,7 +60,7 @@ pub fn load(
     public_id: &str,
     catalog: Option<Catalog>,
 ) -> QueryResult<(Option<CachedKey>, Option<Catalog>)> {
-    let Some(key) = ApiKey::find_by_public_id(conn, public_id)? else {
+    let Some(key) = ApiKey::find_presented(conn, public_id)? else {
         return Ok((None, None));
     };
     let mut read_catalog = None;

@@ -8,7 +8,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::{
     auth::{CurrentStaff, CurrentUser},
-    db::models::{ServiceProvider, api_key::KeyListScope},
+    db::models::{ServiceProvider, api_key::KeyScope},
     domain::Permission,
     error::{AppError, AppResult},
     services::{Actor, keys::NewKeyOwner},
@@ -23,7 +23,7 @@ pub trait KeyArea: FromRequest<Error = AppError> + 'static {
     fn session(&self) -> &Session;
     fn context(&self, title: &str) -> AppResult<PageContext>;
     /// The keys this area lists.
-    fn scope(&self) -> KeyListScope;
+    fn scope(&self) -> KeyScope;
     /// The owner of keys created here.
     fn new_owner(&self) -> NewKeyOwner;
     /// Heading of the list page.
@@ -75,8 +75,8 @@ impl KeyArea for ProviderKeys {
     fn context(&self, title: &str) -> AppResult<PageContext> {
         PageContext::for_staff(&self.staff, title, Section::StaffProviders)
     }
-    fn scope(&self) -> KeyListScope {
-        KeyListScope::ServiceProvider(self.provider.id)
+    fn scope(&self) -> KeyScope {
+        KeyScope::ServiceProvider(self.provider.id)
     }
     fn new_owner(&self) -> NewKeyOwner {
         NewKeyOwner::ServiceProvider { service_provider_id: self.provider.id }
@@ -135,8 +135,8 @@ impl KeyArea for OwnKeys {
     fn context(&self, title: &str) -> AppResult<PageContext> {
         PageContext::for_user(&self.0, title, Section::AccountKeys)
     }
-    fn scope(&self) -> KeyListScope {
-        KeyListScope::OwnedBy { organization_id: self.0.organization.id, user_id: self.0.user.id }
+    fn scope(&self) -> KeyScope {
+        KeyScope::OwnedBy { organization_id: self.0.organization.id, user_id: self.0.user.id }
     }
     fn new_owner(&self) -> NewKeyOwner {
         NewKeyOwner::Personal { user_id: self.0.user.id, organization_id: self.0.organization.id }
@@ -174,8 +174,8 @@ impl KeyArea for OrganizationKeys {
     fn context(&self, title: &str) -> AppResult<PageContext> {
         PageContext::for_user(&self.0, title, Section::AdminKeys)
     }
-    fn scope(&self) -> KeyListScope {
-        KeyListScope::Organization(self.0.organization.id)
+    fn scope(&self) -> KeyScope {
+        KeyScope::Organization(self.0.organization.id)
     }
     fn new_owner(&self) -> NewKeyOwner {
         NewKeyOwner::Organization { organization_id: self.0.organization.id }

@@ -16,7 +16,7 @@ use crate::{
     auth::session::{self, FlashLevel},
     db::models::{
         ApiKey,
-        api_key::{KeyListFilter, KeyListScope, OwnerFilter, StateFilter},
+        api_key::{KeyListFilter, OwnerFilter, StateFilter},
     },
     error::{AppError, AppResult, FieldErrors},
     keys::format::is_public_id,
@@ -29,13 +29,10 @@ use crate::{
         },
     },
     secrets::random_token,
-    services::{
-        Actor,
-        keys::{
-            Created, GRACE_CHOICES, KeyForm, KeyOp, KeySettings, NewKeyRequest, Rekeyed,
-            input::{parse_environment, parse_name},
-            lifecycle::{self, owner_context, policy_of},
-        },
+    services::keys::{
+        Created, GRACE_CHOICES, KeyForm, KeyOp, KeySettings, NewKeyRequest, Rekeyed,
+        input::{parse_environment, parse_name},
+        lifecycle::{self, KeyRef, owner_context, policy_of},
     },
     state::AppState,
     views::{
@@ -68,35 +65,44 @@ fn not_blocked(area: &impl KeyArea) -> AppResult<()> {
     }
 }
 
-/// Runs `work` in a transaction; a refusal on an existing key is audited as a denied attempt.
+/// Runs `work` on the key `public_id` of `area` in a transaction; a refusal on an existing
+/// key is audited as a denied attempt. `work` gets the key's reference within the area's
+/// scope (an administrator's Account pages reach only their own keys, a provider's pages
+/// only that provider's keys).
 async fn perform<T: Send + 'static>(
     state: &AppState,
-    actor: &Actor,
+    area: &impl KeyArea,
     op: KeyOp,
     public_id: &str,
-    work: impl FnOnce(&mut diesel::PgConnection) -> AppResult<T> + Send + 'static,
+    work: impl FnOnce(&mut diesel::PgConnection, KeyRef<'_>) -> AppResult<T> + Send + 'static,
 ) -> AppResult<T> {
-    let result = state.db.transaction(work).await;
+    let (scope, id) = (area.scope(), public_id.to_string());
+    let result = state.db.transaction(move |conn| work(conn, KeyRef { scope, public_id: &id })).await;
     if result.is_ok() {
         // This instance need not wait for its own change notice to come back.
         state.verifier.cache.invalidate(&format!("key:{public_id}"));
     }
-    audit_if_denied(state, actor, op, public_id, result).await
+    audit_if_denied(state, area, op, public_id, result).await
 }
 
 /// Passes `result` on; a refusal (forbidden, or not found) is first audited as a denied
 /// attempt at `op` on `public_id`.
 async fn audit_if_denied<T>(
     state: &AppState,
-    actor: &Actor,
+    area: &impl KeyArea,
     op: KeyOp,
     public_id: &str,
     result: AppResult<T>,
 ) -> AppResult<T> {
     if let Err(AppError::Forbidden | AppError::NotFound) = &result {
-        let (actor, public_id) = (actor.clone(), public_id.to_string());
+        let (actor, scope, public_id) = (area.actor(), area.scope(), public_id.to_string());
         let action = op.audit_action();
-        state.db.transaction(move |conn| lifecycle::record_denied(conn, &actor, action, &public_id)).await?;
+        state
+            .db
+            .transaction(move |conn| {
+                lifecycle::record_denied(conn, &actor, action, KeyRef { scope, public_id: &public_id })
+            })
+            .await?;
     }
     result
 }
@@ -105,27 +111,8 @@ async fn audit_if_denied<T>(
 /// pages that only show a key or a form must not hold up changes to it.
 async fn visible_key(state: &AppState, area: &impl KeyArea, public_id: String, op: KeyOp) -> AppResult<ApiKey> {
     let (actor, scope, id) = (area.actor(), area.scope(), public_id.clone());
-    let result = state
-        .db
-        .run(move |conn| {
-            let key = lifecycle::visible(conn, &actor, &id, op)?;
-            if key.is_in(scope) { Ok(key) } else { Err(AppError::NotFound) }
-        })
-        .await;
-    audit_if_denied(state, &area.actor(), op, &public_id, result).await
-}
-
-/// Locks a key for `op`, refusing keys outside the area (an administrator's Account pages
-/// show only their own keys, a provider's pages only that provider's keys).
-fn in_area(
-    conn: &mut diesel::PgConnection,
-    actor: &Actor,
-    scope: KeyListScope,
-    public_id: &str,
-    op: KeyOp,
-) -> AppResult<ApiKey> {
-    let (key, _) = lifecycle::lock(conn, actor, public_id, op)?;
-    if key.is_in(scope) { Ok(key) } else { Err(AppError::NotFound) }
+    let result = state.db.run(move |conn| lifecycle::visible(conn, &actor, KeyRef { scope, public_id: &id }, op)).await;
+    audit_if_denied(state, area, op, &public_id, result).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -297,12 +284,13 @@ async fn form_again<A: KeyArea>(
 ) -> AppResult<HttpResponse> {
     let actor = area.actor();
     let base = area.base();
-    let new_owner = area.new_owner();
+    let (new_owner, scope) = (area.new_owner(), area.scope());
     let form = state
         .db
         .run(move |conn| match key_public_id {
             Some(public_id) => {
-                let key = ApiKey::find_by_public_id(conn, &public_id)?.ok_or(AppError::NotFound)?;
+                let at = KeyRef { scope, public_id: &public_id };
+                let key = lifecycle::visible(conn, &actor, at, KeyOp::Edit)?;
                 let owner = crate::services::keys::OwnerContext::of_key(conn, &key)?;
                 let url = format!("{base}/{public_id}/edit");
                 form::build(conn, &actor, &owner, Some(&key), values, errors, url)
@@ -461,16 +449,10 @@ pub async fn rename<A: KeyArea>(
     let public_id = public_id(&req)?;
     let form = form.into_inner();
     let actor = area.actor();
-    let (id, name) = (public_id.clone(), form.name.clone());
-    let scope = area.scope();
-    let result = perform(&state, &actor, KeyOp::Rename, &public_id, {
-        let actor = actor.clone();
-        move |conn| {
-            in_area(conn, &actor, scope, &id, KeyOp::Rename)?;
-            lifecycle::rename(conn, &actor, &id, &name)
-        }
-    })
-    .await;
+    let name = form.name.clone();
+    let result =
+        perform(&state, &area, KeyOp::Rename, &public_id, move |conn, at| lifecycle::rename(conn, &actor, at, &name))
+            .await;
     let detail_href = format!("{}/{public_id}", area.base());
     let return_to = return_path(&area, &form.return_to, detail_href.clone());
     match result {
@@ -537,17 +519,14 @@ pub async fn edit<A: KeyArea>(
     let public_id = public_id(&req)?;
     let mut values = form.into_inner();
     let actor = area.actor();
-    let (id, submitted, scope) = (public_id.clone(), values.clone(), area.scope());
-    let result = perform(&state, &actor, KeyOp::Edit, &public_id, {
-        let actor = actor.clone();
-        move |conn| {
-            let key = in_area(conn, &actor, scope, &id, KeyOp::Edit)?;
-            let owner = crate::services::keys::OwnerContext::of_key(conn, &key)?;
+    let submitted = values.clone();
+    let result = perform(&state, &area, KeyOp::Edit, &public_id, move |conn, at| {
+        lifecycle::update(conn, &actor, at, |conn, owner| {
             let mut errors = FieldErrors::new();
-            let settings = KeySettings::from_form(conn, &submitted, &owner, &policy_of(&owner), &mut errors)?;
+            let settings = KeySettings::from_form(conn, &submitted, owner, &policy_of(owner), &mut errors)?;
             errors.into_result()?;
-            lifecycle::update(conn, &actor, &id, settings.expect("validated"))
-        }
+            Ok(settings.expect("validated"))
+        })
     })
     .await;
     let detail_href = format!("{}/{public_id}", area.base());
@@ -715,18 +694,13 @@ pub async fn confirmed<A: KeyArea>(
     let form = form.into_inner();
     let actor = area.actor();
     let reason = crate::domain::text::clean_text(&form.reason, 500, "reason").map_err(AppError::BadRequest)?;
-    let (id, scope) = (public_id.clone(), area.scope());
-    let key = perform(&state, &actor, which.op(), &public_id, {
-        let actor = actor.clone();
-        move |conn| {
-            in_area(conn, &actor, scope, &id, which.op())?;
-            let reason = (!reason.is_empty()).then_some(reason);
-            match which {
-                Confirmed::Deactivate => lifecycle::set_active(conn, &actor, &id, false, reason.as_deref()),
-                Confirmed::Reactivate => lifecycle::set_active(conn, &actor, &id, true, None),
-                Confirmed::EndGrace => lifecycle::end_grace(conn, &actor, &id),
-                Confirmed::Delete => lifecycle::delete(conn, &actor, &id),
-            }
+    let key = perform(&state, &area, which.op(), &public_id, move |conn, at| {
+        let reason = (!reason.is_empty()).then_some(reason);
+        match which {
+            Confirmed::Deactivate => lifecycle::set_active(conn, &actor, at, false, reason.as_deref()),
+            Confirmed::Reactivate => lifecycle::set_active(conn, &actor, at, true, None),
+            Confirmed::EndGrace => lifecycle::end_grace(conn, &actor, at),
+            Confirmed::Delete => lifecycle::delete(conn, &actor, at),
         }
     })
     .await?;
@@ -845,13 +819,8 @@ pub async fn rekey<A: KeyArea>(
     let seen = Some(form.secret_version.trim().to_string()).filter(|v| !v.is_empty());
     let actor = area.actor();
     let hasher = state.hasher.clone();
-    let (id, scope) = (public_id.clone(), area.scope());
-    let result = perform(&state, &actor, KeyOp::Rekey, &public_id, {
-        let actor = actor.clone();
-        move |conn| {
-            in_area(conn, &actor, scope, &id, KeyOp::Rekey)?;
-            lifecycle::rekey(conn, &actor, &hasher, &id, grace, token.as_deref(), seen.as_deref())
-        }
+    let result = perform(&state, &area, KeyOp::Rekey, &public_id, move |conn, at| {
+        lifecycle::rekey(conn, &actor, &hasher, at, grace, token.as_deref(), seen.as_deref())
     })
     .await?;
     match result {

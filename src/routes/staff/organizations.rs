@@ -13,7 +13,7 @@ use crate::{
     },
     db::models::{
         ApiKey, Organization, Role, ServiceProvider, User,
-        api_key::{KeyListFilter, KeyListScope},
+        api_key::{KeyListFilter, KeyScope},
         user::UserSort,
     },
     domain::text::clean_line,
@@ -24,7 +24,10 @@ use crate::{
         keys::view::{self, KeyRow},
         staff::path_id,
     },
-    services::keys::{KeyOp, lifecycle},
+    services::keys::{
+        KeyOp,
+        lifecycle::{self, KeyRef},
+    },
     state::AppState,
     views::{
         PageContext, Section,
@@ -174,7 +177,7 @@ pub async fn detail(
             let organization = Organization::find(conn, id)?;
             let users = user_rows(conn, id, "", 0, USERS_ON_DETAIL)?;
             let filter = KeyListFilter { page, per_page: PER_PAGE, ..KeyListFilter::default() };
-            let (keys, keys_total) = ApiKey::list(conn, KeyListScope::Organization(id), &filter)?;
+            let (keys, keys_total) = ApiKey::list(conn, KeyScope::Organization(id), &filter)?;
             let keys = view::rows(conn, &keys, &row_base)?;
             Ok((organization, users, keys, keys_total))
         })
@@ -226,8 +229,8 @@ async fn client_key(
     state
         .db
         .run(move |conn| {
-            let key = lifecycle::visible(conn, &actor, &public_id, KeyOp::View)?;
-            if key.organization_id == Some(organization_id) { Ok(key) } else { Err(AppError::NotFound) }
+            let at = KeyRef { scope: KeyScope::Organization(organization_id), public_id: &public_id };
+            lifecycle::visible(conn, &actor, at, KeyOp::View)
         })
         .await
 }
@@ -279,13 +282,8 @@ pub async fn deactivate(
     let key = state
         .db
         .transaction(move |conn| {
-            // Which organization a key belongs to never changes: checked without a lock,
-            // which `set_active` takes.
-            let key = lifecycle::visible(conn, &actor, &public_id, KeyOp::Deactivate)?;
-            if key.organization_id != Some(id) {
-                return Err(AppError::NotFound);
-            }
-            lifecycle::set_active(conn, &actor, &public_id, false, Some(&reason))
+            let at = KeyRef { scope: KeyScope::Organization(id), public_id: &public_id };
+            lifecycle::set_active(conn, &actor, at, false, Some(&reason))
         })
         .await?;
     state.verifier.cache.invalidate(&format!("key:{}", key.public_id));

@@ -12,7 +12,7 @@ use crate::{
     },
     db::models::{
         ApiKey, Organization, ServiceProvider,
-        api_key::{KeyListFilter, KeyListScope},
+        api_key::{KeyListFilter, KeyScope},
     },
     error::{AppError, AppResult},
     routes::{extract::HtmlForm, staff::path_id},
@@ -204,7 +204,7 @@ pub async fn detail(staff: CurrentStaff, req: HttpRequest, state: web::Data<AppS
             let provider = ServiceProvider::find(conn, id)?;
             let (organizations, organizations_total) = Organization::list_page(conn, Some(id), "", 0, 25)?;
             let filter = KeyListFilter { per_page: 1, ..KeyListFilter::default() };
-            let (_, keys) = ApiKey::list(conn, KeyListScope::ServiceProvider(id), &filter)?;
+            let (_, keys) = ApiKey::list(conn, KeyScope::ServiceProvider(id), &filter)?;
             Ok((provider, (organizations, organizations_total), keys))
         })
         .await?;

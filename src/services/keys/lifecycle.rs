@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::{
     db::models::{
         ApiKey,
-        api_key::{KeyOwner, KeySettingsChanges, NewApiKey},
+        api_key::{KeyOwner, KeyScope, KeySettingsChanges, NewApiKey},
     },
     error::{AppError, FieldErrors},
     keys::{Environment, GeneratedKey, KeyHasher},
@@ -33,6 +33,25 @@ pub enum NewKeyOwner {
     Personal { user_id: i64, organization_id: i64 },
     Organization { organization_id: i64 },
     ServiceProvider { service_provider_id: i64 },
+}
+
+impl NewKeyOwner {
+    /// The scope the new key will be in (where a replayed create form finds it).
+    pub fn scope(self) -> KeyScope {
+        match self {
+            NewKeyOwner::Personal { user_id, organization_id } => KeyScope::OwnedBy { organization_id, user_id },
+            NewKeyOwner::Organization { organization_id } => KeyScope::Organization(organization_id),
+            NewKeyOwner::ServiceProvider { service_provider_id } => KeyScope::ServiceProvider(service_provider_id),
+        }
+    }
+}
+
+/// An existing key as a page names it: its public id, looked for within the area's scope
+/// only, so that another tenant's key is never even read.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRef<'a> {
+    pub scope: KeyScope,
+    pub public_id: &'a str,
 }
 
 /// A validated request to create a key.
@@ -186,7 +205,7 @@ pub fn create(
 ) -> Result<Created, AppError> {
     let user = access::user_context(conn, actor)?;
     if let Some(token) = &request.form_token
-        && let Some(existing) = ApiKey::find_by_create_token(conn, token)?
+        && let Some(existing) = ApiKey::find_by_create_token(conn, request.owner.scope(), token)?
     {
         access::check(actor, user.as_ref(), &existing, KeyOp::View)?;
         return Ok(Created::Replayed(existing));
@@ -257,7 +276,8 @@ pub fn create(
                 if info.constraint_name() == Some("api_keys_create_token_key") =>
             {
                 let token = request.form_token.as_deref().unwrap_or_default();
-                let existing = ApiKey::find_by_create_token(conn, token)?.ok_or(AppError::NotFound)?;
+                let existing =
+                    ApiKey::find_by_create_token(conn, request.owner.scope(), token)?.ok_or(AppError::NotFound)?;
                 access::check(actor, user.as_ref(), &existing, KeyOp::View)?;
                 return Ok(Created::Replayed(existing));
             }
@@ -273,9 +293,9 @@ pub fn create(
 }
 
 /// The key, if `actor` may `op` it, without locking it (pages that only show a key).
-pub fn visible(conn: &mut PgConnection, actor: &Actor, public_id: &str, op: KeyOp) -> Result<ApiKey, AppError> {
+pub fn visible(conn: &mut PgConnection, actor: &Actor, at: KeyRef<'_>, op: KeyOp) -> Result<ApiKey, AppError> {
     let user = access::user_context(conn, actor)?;
-    let key = ApiKey::find_by_public_id(conn, public_id)?.ok_or(AppError::NotFound)?;
+    let key = ApiKey::find_in(conn, at.scope, at.public_id)?.ok_or(AppError::NotFound)?;
     access::check(actor, user.as_ref(), &key, op)?;
     Ok(key)
 }
@@ -297,18 +317,18 @@ pub fn may_issue(conn: &mut PgConnection, actor: &Actor, key: &ApiKey, issue: Is
 pub fn lock(
     conn: &mut PgConnection,
     actor: &Actor,
-    public_id: &str,
+    at: KeyRef<'_>,
     op: KeyOp,
 ) -> Result<(ApiKey, Option<UserContext>), AppError> {
     let user = access::user_context(conn, actor)?;
-    let key = ApiKey::find_by_public_id_for_update(conn, public_id)?.ok_or(AppError::NotFound)?;
+    let key = ApiKey::lock_in(conn, at.scope, at.public_id)?.ok_or(AppError::NotFound)?;
     access::check(actor, user.as_ref(), &key, op)?;
     Ok((key, user))
 }
 
 /// Renames a key (its function is unaffected).
-pub fn rename(conn: &mut PgConnection, actor: &Actor, public_id: &str, name: &str) -> Result<ApiKey, AppError> {
-    let (key, _) = lock(conn, actor, public_id, KeyOp::Rename)?;
+pub fn rename(conn: &mut PgConnection, actor: &Actor, at: KeyRef<'_>, name: &str) -> Result<ApiKey, AppError> {
+    let (key, _) = lock(conn, actor, at, KeyOp::Rename)?;
     let name = super::input::parse_name(name).map_err(|e| {
         let mut errors = FieldErrors::new();
         errors.add("name", e);
@@ -323,13 +343,15 @@ pub fn rename(conn: &mut PgConnection, actor: &Actor, public_id: &str, name: &st
 }
 
 /// Changes a key's settings (comment, scopes, IP ranges, expiry, proxy); not of an expired key.
+/// `settings` turns what was submitted into settings for the key's owner, once the key is
+/// locked and its access checked (one lock per edit).
 pub fn update(
     conn: &mut PgConnection,
     actor: &Actor,
-    public_id: &str,
-    settings: KeySettings,
+    at: KeyRef<'_>,
+    settings: impl FnOnce(&mut PgConnection, &OwnerContext) -> Result<KeySettings, AppError>,
 ) -> Result<ApiKey, AppError> {
-    let (key, user) = lock(conn, actor, public_id, KeyOp::Edit)?;
+    let (key, user) = lock(conn, actor, at, KeyOp::Edit)?;
     // A later expiry date would bring an expired key back to life: expired keys stay
     // expired (they can still be renamed, looked at and deleted).
     if key.is_expired_at(Utc::now()) {
@@ -338,6 +360,7 @@ pub fn update(
         ));
     }
     let owner = OwnerContext::of_key(conn, &key)?;
+    let settings = settings(conn, &owner)?;
     let existing_actions = ApiKey::action_ids(conn, key.id)?;
     check_actions(user.as_ref(), &owner, &settings.actions, Some((&key, &existing_actions)))?;
     check_expiry(&owner, &settings)?;
@@ -376,7 +399,7 @@ pub fn is_leaked(key: &ApiKey) -> bool {
 pub fn set_active(
     conn: &mut PgConnection,
     actor: &Actor,
-    public_id: &str,
+    at: KeyRef<'_>,
     active: bool,
     reason: Option<&str>,
 ) -> Result<ApiKey, AppError> {
@@ -384,7 +407,7 @@ pub fn set_active(
     if reason.is_some_and(crate::keys::format::looks_like_secret) {
         return Err(AppError::BadRequest("A reason must not contain a key or any other secret.".into()));
     }
-    let (key, user) = lock(conn, actor, public_id, op)?;
+    let (key, user) = lock(conn, actor, at, op)?;
     if key.active == active {
         return Ok(key);
     }
@@ -415,12 +438,12 @@ pub fn rekey(
     conn: &mut PgConnection,
     actor: &Actor,
     hasher: &KeyHasher,
-    public_id: &str,
+    at: KeyRef<'_>,
     grace_minutes: i32,
     token: Option<&str>,
     seen_version: Option<&str>,
 ) -> Result<Rekeyed, AppError> {
-    let (key, user) = lock(conn, actor, public_id, KeyOp::Rekey)?;
+    let (key, user) = lock(conn, actor, at, KeyOp::Rekey)?;
     if token.is_some() && key.rekey_token.as_deref() == token {
         return Ok(Rekeyed::Replayed(key));
     }
@@ -483,8 +506,8 @@ pub fn rekey(
 }
 
 /// Ends a re-key grace period now: only the new secret works.
-pub fn end_grace(conn: &mut PgConnection, actor: &Actor, public_id: &str) -> Result<ApiKey, AppError> {
-    let (key, _) = lock(conn, actor, public_id, KeyOp::EndGrace)?;
+pub fn end_grace(conn: &mut PgConnection, actor: &Actor, at: KeyRef<'_>) -> Result<ApiKey, AppError> {
+    let (key, _) = lock(conn, actor, at, KeyOp::EndGrace)?;
     if key.previous_secret_hash.is_none() {
         return Ok(key);
     }
@@ -494,8 +517,8 @@ pub fn end_grace(conn: &mut PgConnection, actor: &Actor, public_id: &str) -> Res
 }
 
 /// Deletes a key for good; the audit log keeps its name, public id and owner.
-pub fn delete(conn: &mut PgConnection, actor: &Actor, public_id: &str) -> Result<ApiKey, AppError> {
-    let (key, _) = lock(conn, actor, public_id, KeyOp::Delete)?;
+pub fn delete(conn: &mut PgConnection, actor: &Actor, at: KeyRef<'_>) -> Result<ApiKey, AppError> {
+    let (key, _) = lock(conn, actor, at, KeyOp::Delete)?;
     ApiKey::delete(conn, key.id)?;
     let owner = key.owner();
     audit::record(
@@ -511,27 +534,30 @@ pub fn delete(conn: &mut PgConnection, actor: &Actor, public_id: &str) -> Result
 }
 
 /// Records an attempt the rules refused, in its own transaction (the refused change rolled
-/// back). Only attempts on keys that exist are recorded, so stale links are not "attacks".
+/// back). Only attempts on keys that exist within the actor's reach are recorded: a web user's
+/// organization (whatever area they tried), or the area's scope for staff. So stale links
+/// are not "attacks", and a probe of another tenant's public ids leaves nothing that tells
+/// the prober (or their administrators) whether those keys exist.
 pub fn record_denied(
     conn: &mut PgConnection,
     actor: &Actor,
     action: &'static str,
-    public_id: &str,
+    at: KeyRef<'_>,
 ) -> Result<(), AppError> {
-    let Some(key) = ApiKey::find_by_public_id(conn, public_id)? else {
+    let reach = match actor.organization_id() {
+        Some(organization_id) => KeyScope::Organization(organization_id),
+        None => at.scope,
+    };
+    let Some(key) = ApiKey::find_in(conn, reach, at.public_id)? else {
         return Ok(());
     };
-    // The event goes to the actor's organization (a user probing another tenant's key) or,
-    // for staff, to the key's own; the target label stays empty across tenants.
-    let same_tenant = actor.organization_id().is_none() || actor.organization_id() == key.organization_id;
-    let label = if same_tenant { key.name.clone() } else { String::new() };
-    let organization_id = actor.organization_id().or(key.organization_id);
     audit::record(
         conn,
         actor,
         Entry::new(action)
-            .organization(organization_id)
-            .target(Target::new("api_key", &key.public_id, label))
+            .organization(key.organization_id)
+            .service_provider(key.owner_service_provider_id)
+            .target(target(&key))
             .outcome(Outcome::Denied),
     )?;
     Ok(())
@@ -580,13 +606,13 @@ pub fn report_leak(
     };
     // Only a real secret locks the key's row: guesses with known public ids must not hold up
     // changes to those keys.
-    let Some(key) = ApiKey::find_by_public_id(conn, parsed.public_id)? else {
+    let Some(key) = ApiKey::find_presented(conn, parsed.public_id)? else {
         return Ok(false);
     };
     if matches(&key) == (false, false) {
         return Ok(false);
     }
-    let Some(key) = ApiKey::find_by_public_id_for_update(conn, parsed.public_id)? else {
+    let Some(key) = ApiKey::lock_presented(conn, parsed.public_id)? else {
         return Ok(false);
     };
     let (current, previous) = matches(&key);
