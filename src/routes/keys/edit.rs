@@ -1,0 +1,84 @@
+//! Editing a key's settings.
+
+use actix_web::{HttpResponse, web};
+
+use crate::{
+    auth::session::{self, FlashLevel},
+    error::{AppError, AppResult, FieldErrors},
+    routes::{
+        extract::HtmlForm,
+        keys::{
+            area::KeyArea,
+            form::{self},
+        },
+    },
+    services::keys::{
+        KeyForm, KeyOp, KeySettings,
+        lifecycle::{self, policy_of},
+    },
+    state::AppState,
+    views::{redirect, render},
+};
+
+use super::create::{FormPage, form_again};
+use super::flow::{KeyPath, ReturnQuery, not_blocked, perform, return_path, visible_key};
+
+pub async fn edit_form<A: KeyArea>(
+    area: A,
+    KeyPath(public_id): KeyPath,
+    state: web::Data<AppState>,
+    query: web::Query<ReturnQuery>,
+) -> AppResult<HttpResponse> {
+    not_blocked(&area)?;
+    let key = visible_key(&state, &area, public_id, KeyOp::Edit).await?;
+    let detail_href = format!("{}/{}", area.base(), key.public_id);
+    let return_to = return_path(&area, query.return_to.as_deref().unwrap_or_default(), detail_href.clone());
+    let actor = area.actor();
+    let form = state
+        .db
+        .run(move |conn| {
+            let owner = crate::services::keys::OwnerContext::of_key(conn, &key)?;
+            let values = form::edit_values(conn, &key, return_to)?;
+            form::build(conn, &actor, &owner, Some(&key), values, FieldErrors::new(), format!("{detail_href}/edit"))
+        })
+        .await?;
+    let heading = format!("Edit {}", form.values.name);
+    let ctx = area.context(&heading)?;
+    let cancel_href = form.values.return_to.clone();
+    render(&FormPage { ctx, heading, cancel_href, form })
+}
+
+pub async fn edit<A: KeyArea>(
+    area: A,
+    KeyPath(public_id): KeyPath,
+    state: web::Data<AppState>,
+    form: HtmlForm<KeyForm>,
+) -> AppResult<HttpResponse> {
+    not_blocked(&area)?;
+    let mut values = form.into_inner();
+    let actor = area.actor();
+    let submitted = values.clone();
+    let result = perform(&state, &area, KeyOp::Edit, &public_id, move |conn, at| {
+        lifecycle::update(conn, &actor, at, |conn, owner| {
+            let mut errors = FieldErrors::new();
+            let settings = KeySettings::from_form(conn, &submitted, owner, &policy_of(owner), &mut errors)?;
+            errors.into_result()?;
+            Ok(settings.expect("validated"))
+        })
+    })
+    .await;
+    let detail_href = format!("{}/{public_id}", area.base());
+    match result {
+        Ok(key) => {
+            session::flash(area.session(), FlashLevel::Success, format!("Saved the changes to \"{}\".", key.name));
+            Ok(redirect(&return_path(&area, &values.return_to, detail_href)))
+        }
+        Err(AppError::Invalid(errors)) => {
+            let key = visible_key(&state, &area, public_id.clone(), KeyOp::Edit).await?;
+            values.name = key.name;
+            values.return_to = return_path(&area, &values.return_to, detail_href);
+            form_again(&area, &state, Some(public_id), values, errors).await
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,128 @@
+//! The key list of an area: filters, search and pages.
+
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::{
+    db::models::{
+        ApiKey,
+        api_key::{KeyListFilter, OwnerFilter, StateFilter},
+    },
+    error::AppResult,
+    routes::keys::{
+        area::KeyArea,
+        view::{self, KeyRow},
+    },
+    state::AppState,
+    views::{
+        PageContext,
+        pager::{Pager, page_index},
+        render,
+    },
+};
+
+use super::flow::PER_PAGE;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    owner: Option<String>,
+    state: Option<String>,
+    expiring: Option<String>,
+    q: Option<String>,
+    page: Option<i64>,
+}
+
+/// The list's filter bar.
+pub struct ListView {
+    pub owner: String,
+    pub state: String,
+    pub expiring: bool,
+    pub q: String,
+    pub filtered: bool,
+}
+
+#[derive(Template)]
+#[template(path = "keys/list.html")]
+struct ListPage {
+    ctx: PageContext,
+    base: String,
+    title: &'static str,
+    description: &'static str,
+    shows_owner: bool,
+    blocked: Option<String>,
+    rows: Vec<KeyRow>,
+    list: ListView,
+    pager: Pager,
+}
+
+pub async fn list<A: KeyArea>(
+    area: A,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> AppResult<HttpResponse> {
+    let ctx = area.context(area.title())?;
+    let base = area.base();
+    let query = query.into_inner();
+    let blocked = area.blocked_reason();
+    let page = page_index(query.page, PER_PAGE);
+    let filter = KeyListFilter {
+        owner: match query.owner.as_deref() {
+            Some("organization") if area.shows_owner() => OwnerFilter::Organization,
+            Some("personal") if area.shows_owner() => OwnerFilter::Personal,
+            _ => OwnerFilter::Any,
+        },
+        state: match query.state.as_deref() {
+            Some("active") => StateFilter::Active,
+            Some("inactive") => StateFilter::Inactive,
+            Some("expired") => StateFilter::Expired,
+            _ => StateFilter::Any,
+        },
+        expiring_soon: query.expiring.is_some(),
+        search: query.q.as_deref().map(crate::db::search::term),
+        page,
+        per_page: PER_PAGE,
+    };
+    let (rows, total) = if blocked.is_some() {
+        (Vec::new(), 0)
+    } else {
+        let scope = area.scope();
+        let row_base = base.clone();
+        let filter = filter.clone();
+        state
+            .db
+            .run(move |conn| {
+                let (keys, total) = ApiKey::list(conn, scope, &filter)?;
+                Ok((view::rows(conn, &keys, &row_base)?, total))
+            })
+            .await?
+    };
+    let list = ListView {
+        owner: query.owner.clone().unwrap_or_default(),
+        state: query.state.clone().unwrap_or_default(),
+        expiring: filter.expiring_soon,
+        q: query.q.clone().unwrap_or_default(),
+        filtered: filter.owner != OwnerFilter::Any
+            || filter.state != StateFilter::Any
+            || filter.expiring_soon
+            || filter.search.as_deref().is_some_and(|s| !s.is_empty()),
+    };
+    let params = [
+        ("owner", list.owner.as_str()),
+        ("state", list.state.as_str()),
+        ("expiring", query.expiring.as_deref().unwrap_or_default()),
+        ("q", list.q.as_str()),
+    ];
+    let pager = Pager::new(&base, &params, page, PER_PAGE, rows.len(), total);
+    render(&ListPage {
+        pager,
+        ctx,
+        base,
+        title: area.title(),
+        description: area.description(),
+        shows_owner: area.shows_owner(),
+        blocked,
+        rows,
+        list,
+    })
+}
