@@ -3,6 +3,7 @@
 //! account is signed in, active, and of the right kind. The account is re-read on every
 //! request, so deactivation or a lost permission takes effect on the next request.
 
+use crate::services::audit::AuditAction;
 use actix_session::{Session, SessionExt};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::Method, web};
 use diesel::OptionalExtension;
@@ -173,7 +174,7 @@ async fn record_wrong_area(state: &AppState, req: &HttpRequest, actor: SessionAc
             crate::services::audit::record(
                 conn,
                 &actor,
-                crate::services::audit::Entry::new("access.denied")
+                crate::services::audit::Entry::new(AuditAction::AccessDenied)
                     .outcome(crate::services::audit::Outcome::Denied)
                     .details(details),
             )?;

@@ -3,6 +3,7 @@
 //! names are for people. Deleting an asset or group removes it from every key limited to it;
 //! the audit event lists those keys. A key limited only to deleted assets reaches nothing.
 
+use crate::services::audit::AuditAction;
 use diesel::{OptionalExtension, PgConnection};
 use serde_json::json;
 
@@ -63,7 +64,7 @@ pub fn create_asset(
     audit::record(
         conn,
         actor,
-        Entry::new("asset.create")
+        Entry::new(AuditAction::AssetCreate)
             .organization(Some(organization_id))
             .target(asset_target(&asset))
             .details(json!({ "groups": groups })),
@@ -88,7 +89,7 @@ pub fn update_asset(
     audit::record(
         conn,
         actor,
-        Entry::new("asset.update")
+        Entry::new(AuditAction::AssetUpdate)
             .organization(Some(organization_id))
             .target(asset_target(&renamed))
             .details(json!({ "name": { "from": asset.name, "to": renamed.name }, "groups": groups })),
@@ -109,7 +110,7 @@ pub fn delete_asset(
     audit::record(
         conn,
         actor,
-        Entry::new("asset.delete")
+        Entry::new(AuditAction::AssetDelete)
             .organization(Some(organization_id))
             .target(asset_target(&asset))
             .details(json!({ "keys_losing_it": keys })),
@@ -134,7 +135,7 @@ pub fn create_group(
     audit::record(
         conn,
         actor,
-        Entry::new("asset_group.create")
+        Entry::new(AuditAction::AssetGroupCreate)
             .organization(Some(organization_id))
             .target(group_target(&group))
             .details(json!({ "assets": members })),
@@ -165,7 +166,7 @@ pub fn update_group(
     audit::record(
         conn,
         actor,
-        Entry::new("asset_group.update")
+        Entry::new(AuditAction::AssetGroupUpdate)
             .organization(Some(organization_id))
             .target(group_target(&renamed))
             .details(json!({ "name": { "from": group.name, "to": renamed.name }, "assets": members })),
@@ -186,7 +187,7 @@ pub fn delete_group(
     audit::record(
         conn,
         actor,
-        Entry::new("asset_group.delete")
+        Entry::new(AuditAction::AssetGroupDelete)
             .organization(Some(organization_id))
             .target(group_target(&group))
             .details(json!({ "keys_losing_it": keys })),

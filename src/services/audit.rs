@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use diesel::{PgConnection, QueryResult};
 use serde_json::{Value, json};
 
+pub use crate::services::audit_action::AuditAction;
+
 use crate::{
     db::models::audit_event::{AuditEvent, NewAuditEvent},
     error::AppError,
@@ -48,7 +50,7 @@ impl Target {
 /// One audit event, before it is written.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub action: &'static str,
+    pub action: AuditAction,
     pub organization_id: Option<i64>,
     pub service_provider_id: Option<i64>,
     pub target: Option<Target>,
@@ -58,7 +60,7 @@ pub struct Entry {
 
 impl Entry {
     /// A successful `action`, in the actor's own organization (if any).
-    pub fn new(action: &'static str) -> Self {
+    pub fn new(action: AuditAction) -> Self {
         Self {
             action,
             organization_id: None,
@@ -112,7 +114,7 @@ pub fn record(conn: &mut PgConnection, actor: &Actor, entry: Entry) -> QueryResu
             actor_type,
             actor_id,
             actor_label: &actor_label,
-            action: entry.action,
+            action: entry.action.code(),
             target_type: target.map(|t| t.kind),
             target_id: target.map(|t| t.id.as_str()),
             target_label: target.map(|t| t.label.as_str()),
@@ -190,7 +192,7 @@ pub fn purge_before(conn: &mut PgConnection, cutoff: DateTime<Utc>, now: DateTim
             record(
                 conn,
                 &actor,
-                Entry::new("audit.purge")
+                Entry::new(AuditAction::AuditPurge)
                     .organization(Some(organization_id))
                     .details(json!({ "before": cutoff_text, "deleted": group.deleted })),
             )?;
@@ -199,7 +201,7 @@ pub fn purge_before(conn: &mut PgConnection, cutoff: DateTime<Utc>, now: DateTim
     record(
         conn,
         &actor,
-        Entry::new("audit.purge").details(json!({
+        Entry::new(AuditAction::AuditPurge).details(json!({
             "before": cutoff_text,
             "deleted": purged.deleted,
             "organizations": purged.organizations,

@@ -2,6 +2,7 @@
 //! a service provider, two organizations with administrators, users, roles and assets, and
 //! a support staff account. Every account's password is [`DEMO_PASSWORD`].
 
+use crate::services::audit::AuditAction;
 use diesel::{Connection, OptionalExtension, PgConnection};
 
 use crate::{
@@ -53,7 +54,7 @@ pub fn seed(conn: &mut PgConnection, password_hash: &str) -> Result<bool, AppErr
         crate::services::audit::record(
             conn,
             &actor,
-            crate::services::audit::Entry::new("service_provider.create")
+            crate::services::audit::Entry::new(AuditAction::ServiceProviderCreate)
                 .service_provider(Some(provider.id))
                 .target(crate::services::audit::Target::new("service_provider", provider.id, &provider.name)),
         )?;

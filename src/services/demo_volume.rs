@@ -8,6 +8,7 @@
 //! services would guarantee is kept by construction (one owner per key, keys of users with
 //! API key access, action lists from the live catalog, an audit event per created row).
 
+use crate::services::audit::AuditAction;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
@@ -202,7 +203,7 @@ pub fn fill(
                 organization_id: Some(organization.id),
                 actor_type: "system",
                 actor_label: "seed-demo",
-                action: "user.create",
+                action: AuditAction::UserCreate.code(),
                 target_type: Some("user"),
                 target_id: Some(id.to_string()),
                 target_label: Some(email.clone()),
@@ -302,7 +303,7 @@ pub fn fill(
             organization_id: Some(organization.id),
             actor_type: "system",
             actor_label: "seed-demo",
-            action: "key.create",
+            action: AuditAction::KeyCreate.code(),
             target_type: Some("api_key"),
             target_id: Some(key.public_id.clone()),
             target_label: Some(key.name.clone()),

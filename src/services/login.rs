@@ -7,6 +7,7 @@
 //! email cannot lock them out from their own machine. A much higher limit for the account
 //! from all addresses together bounds distributed guessing.
 
+use crate::services::audit::AuditAction;
 use chrono::{Duration, Utc};
 
 use crate::{
@@ -123,7 +124,7 @@ pub async fn sign_in(
             audit::record(
                 conn,
                 &actor,
-                Entry::new("login.failure")
+                Entry::new(AuditAction::LoginFailure)
                     .organization(organization_id)
                     .target(Target::new("account", "", email.clone()))
                     .outcome(if throttled { Outcome::Denied } else { Outcome::Failure })
@@ -146,7 +147,7 @@ pub async fn sign_in(
                 audit::record(
                     conn,
                     &actor,
-                    Entry::new("login.success").target(Target::new("user", user.id, &user.email)),
+                    Entry::new(AuditAction::LoginSuccess).target(Target::new("user", user.id, &user.email)),
                 )?;
                 SignedIn::User(user)
             }
@@ -156,7 +157,7 @@ pub async fn sign_in(
                 audit::record(
                     conn,
                     &actor,
-                    Entry::new("login.success").target(Target::new("staff", staff.id, &staff.email)),
+                    Entry::new(AuditAction::LoginSuccess).target(Target::new("staff", staff.id, &staff.email)),
                 )?;
                 SignedIn::Staff(staff)
             }

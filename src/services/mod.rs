@@ -6,6 +6,7 @@ pub mod actor;
 pub mod admin;
 pub mod assets;
 pub mod audit;
+pub mod audit_action;
 pub mod demo;
 pub mod demo_volume;
 pub mod keys;

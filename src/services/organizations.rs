@@ -1,5 +1,6 @@
 //! Creating organizations (tenants).
 
+use crate::services::audit::AuditAction;
 use diesel::{OptionalExtension, PgConnection};
 
 use crate::{
@@ -81,7 +82,7 @@ pub fn create(conn: &mut PgConnection, actor: &Actor, input: CreateOrganization)
     audit::record(
         conn,
         actor,
-        Entry::new("organization.create")
+        Entry::new(AuditAction::OrganizationCreate)
             .organization(Some(organization.id))
             .service_provider(organization.service_provider_id)
             .target(Target::new("organization", organization.id, &organization.name)),
@@ -221,7 +222,7 @@ pub fn update_policy(
     audit::record(
         conn,
         actor,
-        Entry::new("organization.policy_update")
+        Entry::new(AuditAction::OrganizationPolicyUpdate)
             .organization(Some(organization_id))
             .target(Target::new("organization", organization_id, &updated.name))
             .details(serde_json::json!({ "from": snapshot(&before), "to": snapshot(&updated) })),

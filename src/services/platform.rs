@@ -2,6 +2,7 @@
 //! actions, and staff accounts. Staff (and the operator) only; every change is audited with
 //! the staff account as actor.
 
+use crate::services::audit::AuditAction;
 use diesel::{OptionalExtension, PgConnection};
 use serde_json::json;
 
@@ -37,7 +38,9 @@ pub fn create_provider(conn: &mut PgConnection, actor: &Actor, name: &str) -> Re
     audit::record(
         conn,
         actor,
-        Entry::new("service_provider.create").service_provider(Some(provider.id)).target(provider_target(&provider)),
+        Entry::new(AuditAction::ServiceProviderCreate)
+            .service_provider(Some(provider.id))
+            .target(provider_target(&provider)),
     )?;
     Ok(provider)
 }
@@ -58,7 +61,7 @@ pub fn rename_provider(
     audit::record(
         conn,
         actor,
-        Entry::new("service_provider.rename")
+        Entry::new(AuditAction::ServiceProviderRename)
             .service_provider(Some(id))
             .target(provider_target(&renamed))
             .details(json!({ "from": provider.name, "to": renamed.name })),
@@ -102,7 +105,7 @@ pub fn create_action(
     audit::record(
         conn,
         actor,
-        Entry::new("api_action.create").target(Target::new("api_action", action.id, &action.code)),
+        Entry::new(AuditAction::ApiActionCreate).target(Target::new("api_action", action.id, &action.code)),
     )?;
     Ok(action)
 }
@@ -120,7 +123,7 @@ pub fn describe_action(
     audit::record(
         conn,
         actor,
-        Entry::new("api_action.describe").target(Target::new("api_action", action.id, &action.code)),
+        Entry::new(AuditAction::ApiActionDescribe).target(Target::new("api_action", action.id, &action.code)),
     )?;
     Ok(action)
 }
@@ -136,7 +139,7 @@ pub fn retire_action(conn: &mut PgConnection, actor: &Actor, id: i64) -> Result<
     audit::record(
         conn,
         actor,
-        Entry::new("api_action.retire")
+        Entry::new(AuditAction::ApiActionRetire)
             .target(Target::new("api_action", action.id, &action.code))
             .details(json!({ "keys_losing_it": keys })),
     )?;
@@ -164,7 +167,7 @@ pub fn set_staff_active(
     audit::record(
         conn,
         actor,
-        Entry::new(if active { "staff.reactivate" } else { "staff.deactivate" })
+        Entry::new(if active { AuditAction::StaffReactivate } else { AuditAction::StaffDeactivate })
             .target(Target::new("staff", changed.id, &changed.email))
             .details(json!({ "sessions_ended": ended })),
     )?;

@@ -1,6 +1,7 @@
 //! Custom roles of an organization: a name, permissions from the fixed catalog, and the API
 //! actions holders may put on keys. Administrators only.
 
+use crate::services::audit::AuditAction;
 use diesel::{OptionalExtension, PgConnection};
 use serde_json::json;
 
@@ -93,7 +94,7 @@ pub fn create(
     audit::record(
         conn,
         actor,
-        Entry::new("role.create")
+        Entry::new(AuditAction::RoleCreate)
             .organization(Some(organization_id))
             .target(Target::new("role", role.id, &role.name))
             .details(details(&input)),
@@ -118,7 +119,7 @@ pub fn update(
     audit::record(
         conn,
         actor,
-        Entry::new("role.update")
+        Entry::new(AuditAction::RoleUpdate)
             .organization(Some(organization_id))
             .target(Target::new("role", role.id, &role.name))
             .details(details(&input)),
@@ -134,7 +135,7 @@ pub fn delete(conn: &mut PgConnection, actor: &Actor, organization_id: i64, role
     audit::record(
         conn,
         actor,
-        Entry::new("role.delete")
+        Entry::new(AuditAction::RoleDelete)
             .organization(Some(organization_id))
             .target(Target::new("role", role.id, &role.name))
             .details(json!({ "holders": holders })),

@@ -1,5 +1,6 @@
 //! Creating support staff accounts.
 
+use crate::services::audit::AuditAction;
 use diesel::PgConnection;
 
 use crate::{
@@ -39,6 +40,10 @@ pub fn create(
         conn,
         &NewStaffAccount { email: email.as_str(), display_name: &display_name, password_hash },
     )?;
-    audit::record(conn, actor, Entry::new("staff.create").target(Target::new("staff", staff.id, &staff.email)))?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::StaffCreate).target(Target::new("staff", staff.id, &staff.email)),
+    )?;
     Ok(staff)
 }

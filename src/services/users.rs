@@ -8,6 +8,7 @@
 //! users who hold nothing they do not hold themselves (permissions and API actions): taking
 //! over such an account through a password reset gains them nothing.
 
+use crate::services::audit::AuditAction;
 use chrono::{Duration, Utc};
 use diesel::{OptionalExtension, PgConnection};
 use serde_json::json;
@@ -187,7 +188,7 @@ pub fn create(conn: &mut PgConnection, actor: &Actor, input: CreateUser) -> Resu
     audit::record(
         conn,
         actor,
-        Entry::new("user.create")
+        Entry::new(AuditAction::UserCreate)
             .organization(Some(user.organization_id))
             .target(user_target(&user))
             .details(json!({ "is_admin": user.is_admin, "api_key_access": user.api_key_access })),
@@ -239,7 +240,7 @@ pub fn update(
             audit::record(
                 conn,
                 actor,
-                Entry::new("user.role_change")
+                Entry::new(AuditAction::UserRoleChange)
                     .organization(Some(organization_id))
                     .target(user_target(&updated))
                     .details(json!({ "from": before, "to": role_ids })),
@@ -250,7 +251,7 @@ pub fn update(
         audit::record(
             conn,
             actor,
-            Entry::new("user.update")
+            Entry::new(AuditAction::UserUpdate)
                 .organization(Some(organization_id))
                 .target(user_target(&updated))
                 .details(details),
@@ -277,7 +278,7 @@ pub fn set_api_key_access(
     }
     let updated =
         User::update(conn, user.id, &UserChanges { api_key_access: Some(granted), ..UserChanges::default() })?;
-    let action = if granted { "user.api_key_access_grant" } else { "user.api_key_access_revoke" };
+    let action = if granted { AuditAction::UserApiKeyAccessGrant } else { AuditAction::UserApiKeyAccessRevoke };
     audit::record(conn, actor, Entry::new(action).organization(Some(organization_id)).target(user_target(&updated)))?;
     Ok(updated)
 }
@@ -300,7 +301,7 @@ pub fn set_active(
     }
     let updated = User::update(conn, user.id, &UserChanges { active: Some(active), ..UserChanges::default() })?;
     let ended = if active { 0 } else { session::delete_for_user(conn, user.id)? };
-    let action = if active { "user.reactivate" } else { "user.deactivate" };
+    let action = if active { AuditAction::UserReactivate } else { AuditAction::UserDeactivate };
     audit::record(
         conn,
         actor,
@@ -329,7 +330,7 @@ pub fn reset_password(
     audit::record(
         conn,
         actor,
-        Entry::new("user.password_reset")
+        Entry::new(AuditAction::UserPasswordReset)
             .organization(Some(organization_id))
             .target(user_target(&updated))
             .details(json!({ "sessions_ended": ended })),
@@ -356,7 +357,7 @@ pub fn issue_password_link(
     audit::record(
         conn,
         actor,
-        Entry::new("user.password_link")
+        Entry::new(AuditAction::UserPasswordLink)
             .organization(Some(organization_id))
             .target(user_target(&user))
             .details(json!({ "expires_at": expires_at })),
@@ -390,7 +391,7 @@ pub fn use_password_link(
     audit::record(
         conn,
         actor,
-        Entry::new("user.password_set").organization(Some(user.organization_id)).target(user_target(&user)),
+        Entry::new(AuditAction::UserPasswordSet).organization(Some(user.organization_id)).target(user_target(&user)),
     )?;
     Ok(user)
 }

@@ -255,7 +255,7 @@ async fn the_audit_log_filters_pages_and_exports_csv() {
     keyward::services::audit::record(
         &mut app.conn(),
         &keyward::services::Actor::system("test"),
-        keyward::services::audit::Entry::new("user.update")
+        keyward::services::audit::Entry::new(keyward::services::audit::AuditAction::UserUpdate)
             .organization(Some(org.id))
             .target(keyward::services::audit::Target::new("user", 1, "=HYPERLINK(\"http://evil\")")),
     )

@@ -35,7 +35,7 @@ fn organization_with_history(app: &TestApp, slug: &str) -> Organization {
         .insert(&mut conn);
     keys::personal(&mut conn, &app.hasher, &user, "Ann's key");
     let actor = Actor::system("test");
-    audit::record(&mut conn, &actor, Entry::new("user.create").organization(Some(org.id))).unwrap();
+    audit::record(&mut conn, &actor, Entry::new(audit::AuditAction::UserCreate).organization(Some(org.id))).unwrap();
     org
 }
 
@@ -218,7 +218,12 @@ async fn grant_app_role_gives_an_operators_role_what_the_application_needs_and_n
     assert!(output.status.success(), "{:?}", text(&output));
     diesel::connection::SimpleConnection::batch_execute(&mut owner, "SET ROLE keyward_ops_test").unwrap();
     let org = fixtures::organization(&mut owner, "acme");
-    audit::record(&mut owner, &Actor::system("test"), Entry::new("user.create").organization(Some(org.id))).unwrap();
+    audit::record(
+        &mut owner,
+        &Actor::system("test"),
+        Entry::new(audit::AuditAction::UserCreate).organization(Some(org.id)),
+    )
+    .unwrap();
     let error = refused(&mut owner, "UPDATE audit_events SET actor_label = 'x'");
     assert!(error.contains("permission denied"), "{error}");
     let error = refused(&mut owner, "CREATE TABLE intruder (id int)");

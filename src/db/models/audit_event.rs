@@ -1,5 +1,6 @@
 //! Audit events: written through `services::audit`, read by the audit log pages.
 
+use crate::services::audit::AuditAction;
 use crate::{
     db::{count::CountRows, search::SearchPatterns},
     views::pager::MAX_COUNTED,
@@ -148,7 +149,7 @@ impl AuditEvent {
     ) -> QueryResult<(i64, i64)> {
         let failures = || {
             audit_events::table
-                .filter(audit_events::action.eq("login.failure"))
+                .filter(audit_events::action.eq(AuditAction::LoginFailure.code()))
                 .filter(audit_events::target_label.eq(email))
                 .filter(audit_events::result.eq("failure"))
                 .filter(audit_events::occurred_at.gt(since))
@@ -168,7 +169,7 @@ impl AuditEvent {
         since: DateTime<Utc>,
     ) -> QueryResult<i64> {
         audit_events::table
-            .filter(audit_events::action.eq("login.failure"))
+            .filter(audit_events::action.eq(AuditAction::LoginFailure.code()))
             .filter(audit_events::client_ip.eq(ip))
             .filter(audit_events::occurred_at.gt(since))
             .count()

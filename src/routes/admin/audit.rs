@@ -1,6 +1,7 @@
 //! Admin → Audit log: the organization's events, filtered and paginated, and the same as a
 //! CSV download. For administrators and `audit.read` holders.
 
+use crate::services::audit::AuditAction;
 use actix_web::{HttpResponse, get, http::header, web};
 use askama::Template;
 use chrono::{NaiveDate, Utc};
@@ -23,37 +24,6 @@ use crate::{
 const PER_PAGE: i64 = 50;
 /// The CSV export holds at most this many events (the newest).
 pub const EXPORT_LIMIT: i64 = 100_000;
-
-/// Actions offered as suggestions in the filter.
-const KNOWN_ACTIONS: &[&str] = &[
-    "key.",
-    "key.create",
-    "key.rename",
-    "key.update",
-    "key.deactivate",
-    "key.reactivate",
-    "key.rekey",
-    "key.end_grace",
-    "key.delete",
-    "key.leak_report",
-    "user.",
-    "user.create",
-    "user.update",
-    "user.role_change",
-    "user.api_key_access_grant",
-    "user.api_key_access_revoke",
-    "user.deactivate",
-    "user.reactivate",
-    "user.password_reset",
-    "user.password_link",
-    "user.password_set",
-    "role.",
-    "asset.",
-    "asset_group.",
-    "organization.policy_update",
-    "login.success",
-    "login.failure",
-];
 
 #[derive(Debug, Default, Deserialize)]
 pub struct AuditQuery {
@@ -141,7 +111,7 @@ struct AuditPage {
     to: String,
     filtered: bool,
     csv_href: String,
-    known_actions: &'static [&'static str],
+    known_actions: Vec<&'static str>,
     pager: Pager,
 }
 
@@ -216,7 +186,7 @@ pub async fn list(
         } else {
             format!("/admin/audit.csv?{csv_query}")
         },
-        known_actions: KNOWN_ACTIONS,
+        known_actions: AuditAction::organization_filter_choices(),
         pager,
     })
 }

@@ -2,6 +2,7 @@
 //! Staff may deactivate a client key in an incident (with a reason, audited). Creating or
 //! re-keying a client's keys is refused here explicitly (and audited), as everywhere else.
 
+use crate::services::audit::AuditAction;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
@@ -296,7 +297,7 @@ async fn refuse(
     staff: CurrentStaff,
     state: web::Data<AppState>,
     req: HttpRequest,
-    action: &'static str,
+    action: AuditAction,
 ) -> AppResult<HttpResponse> {
     let id = path_id(&req, "id")?;
     let public_id = req.match_info().get("public_id").map(str::to_string);
@@ -326,7 +327,7 @@ pub async fn refuse_create(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> AppResult<HttpResponse> {
-    refuse(staff, state, req, "key.create").await
+    refuse(staff, state, req, AuditAction::KeyCreate).await
 }
 
 #[post("/staff/organizations/{id}/keys/{public_id}/rekey")]
@@ -335,5 +336,5 @@ pub async fn refuse_rekey(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> AppResult<HttpResponse> {
-    refuse(staff, state, req, "key.rekey").await
+    refuse(staff, state, req, AuditAction::KeyRekey).await
 }

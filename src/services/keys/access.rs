@@ -8,6 +8,7 @@
 //! - a key never gets an action its creator (and, for personal keys, its owner) may not grant;
 //!   what may be granted, and who obtains which secrets, is the ceiling rule in `ceiling`.
 
+use crate::services::audit::AuditAction;
 use diesel::{OptionalExtension, PgConnection};
 
 use crate::{
@@ -32,16 +33,16 @@ pub enum KeyOp {
 
 impl KeyOp {
     /// The audit action of this operation.
-    pub fn audit_action(self) -> &'static str {
+    pub fn audit_action(self) -> AuditAction {
         match self {
-            KeyOp::View => "key.view",
-            KeyOp::Rename => "key.rename",
-            KeyOp::Edit => "key.update",
-            KeyOp::Deactivate => "key.deactivate",
-            KeyOp::Reactivate => "key.reactivate",
-            KeyOp::Rekey => "key.rekey",
-            KeyOp::EndGrace => "key.end_grace",
-            KeyOp::Delete => "key.delete",
+            KeyOp::View => AuditAction::KeyView,
+            KeyOp::Rename => AuditAction::KeyRename,
+            KeyOp::Edit => AuditAction::KeyUpdate,
+            KeyOp::Deactivate => AuditAction::KeyDeactivate,
+            KeyOp::Reactivate => AuditAction::KeyReactivate,
+            KeyOp::Rekey => AuditAction::KeyRekey,
+            KeyOp::EndGrace => AuditAction::KeyEndGrace,
+            KeyOp::Delete => AuditAction::KeyDelete,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! the audit event. Secrets are generated here and returned to be shown once; only their
 //! keyed hashes are stored, and the audit log never sees either.
 
+use crate::services::audit::AuditAction;
 use chrono::{Duration, Utc};
 use diesel::{Connection, PgConnection};
 use serde_json::{Value, json};
@@ -85,7 +86,7 @@ fn target(key: &ApiKey) -> Target {
     Target::new("api_key", &key.public_id, &key.name)
 }
 
-fn entry(op_action: &'static str, key: &ApiKey) -> Entry {
+fn entry(op_action: AuditAction, key: &ApiKey) -> Entry {
     Entry::new(op_action)
         .organization(key.organization_id)
         .service_provider(key.owner_service_provider_id)
@@ -288,7 +289,7 @@ pub fn create(
     let mut details = scope_details(settings);
     details["owner"] = json!({ "type": key.owner().kind(), "id": key.owner().id() });
     details["environment"] = json!(key.environment);
-    audit::record(conn, actor, entry("key.create", &key).details(details))?;
+    audit::record(conn, actor, entry(AuditAction::KeyCreate, &key).details(details))?;
     Ok(Created::New { key, secret })
 }
 
@@ -338,7 +339,11 @@ pub fn rename(conn: &mut PgConnection, actor: &Actor, at: KeyRef<'_>, name: &str
         return Ok(key);
     }
     let renamed = ApiKey::rename(conn, key.id, &name)?;
-    audit::record(conn, actor, entry("key.rename", &renamed).details(json!({ "from": key.name, "to": renamed.name })))?;
+    audit::record(
+        conn,
+        actor,
+        entry(AuditAction::KeyRename, &renamed).details(json!({ "from": key.name, "to": renamed.name })),
+    )?;
     Ok(renamed)
 }
 
@@ -379,7 +384,7 @@ pub fn update(
         },
     )?;
     write_scopes(conn, &updated, &settings)?;
-    audit::record(conn, actor, entry("key.update", &updated).details(scope_details(&settings)))?;
+    audit::record(conn, actor, entry(AuditAction::KeyUpdate, &updated).details(scope_details(&settings)))?;
     Ok(updated)
 }
 
@@ -492,7 +497,7 @@ pub fn rekey(
     audit::record(
         conn,
         actor,
-        entry("key.rekey", &rekeyed).details(json!({
+        entry(AuditAction::KeyRekey, &rekeyed).details(json!({
             "grace_minutes": grace_minutes,
             "old_secret_valid_until": previous_expires_at,
             "ended_earlier_grace": ended_previous,
@@ -512,7 +517,7 @@ pub fn end_grace(conn: &mut PgConnection, actor: &Actor, at: KeyRef<'_>) -> Resu
         return Ok(key);
     }
     let ended = ApiKey::end_grace(conn, key.id)?;
-    audit::record(conn, actor, entry("key.end_grace", &ended))?;
+    audit::record(conn, actor, entry(AuditAction::KeyEndGrace, &ended))?;
     Ok(ended)
 }
 
@@ -524,7 +529,7 @@ pub fn delete(conn: &mut PgConnection, actor: &Actor, at: KeyRef<'_>) -> Result<
     audit::record(
         conn,
         actor,
-        entry("key.delete", &key).details(json!({
+        entry(AuditAction::KeyDelete, &key).details(json!({
             "owner": { "type": owner.kind(), "id": owner.id() },
             "masked": key.masked(),
             "created_at": key.created_at,
@@ -541,7 +546,7 @@ pub fn delete(conn: &mut PgConnection, actor: &Actor, at: KeyRef<'_>) -> Result<
 pub fn record_denied(
     conn: &mut PgConnection,
     actor: &Actor,
-    action: &'static str,
+    action: AuditAction,
     at: KeyRef<'_>,
 ) -> Result<(), AppError> {
     let reach = match actor.organization_id() {
@@ -565,7 +570,7 @@ pub fn record_denied(
 
 /// Records a refused creation (the refused key was never written), in its own transaction.
 pub fn record_denied_create(conn: &mut PgConnection, actor: &Actor) -> Result<(), AppError> {
-    let entry = Entry::new("key.create").organization(actor.organization_id()).outcome(Outcome::Denied);
+    let entry = Entry::new(AuditAction::KeyCreate).organization(actor.organization_id()).outcome(Outcome::Denied);
     Ok(audit::record(conn, actor, entry)?)
 }
 
@@ -626,7 +631,7 @@ pub fn report_leak(
     audit::record(
         conn,
         actor,
-        entry("key.leak_report", &key).details(json!({
+        entry(AuditAction::KeyLeakReport, &key).details(json!({
             "type": clip(&report.token_type),
             "url": clip(&report.url),
             "source": clip(&report.source),
