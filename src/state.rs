@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 use crate::{
     db::Database,
     keys::{KeyHasher, verifier::Verifier},
+    readiness::Readiness,
 };
 
 /// Shared application state, registered as `web::Data<AppState>`.
@@ -17,4 +18,6 @@ pub struct AppState {
     pub hasher: KeyHasher,
     /// The verification path: key cache, usage recorder, invalid-attempt throttle.
     pub verifier: Arc<Verifier>,
+    /// Whether the database is reachable and migrated yet (see `readiness`).
+    pub readiness: Arc<Readiness>,
 }
