@@ -422,6 +422,15 @@ async fn serve_waits_for_an_external_database_that_appears_later() {
         "the wait is logged: {}",
         log()
     );
+    // A one-shot command does not wait: it fails at once with one clear line.
+    let migrate = keyward(&dir)
+        .env("DATABASE_URL", server.url(&name))
+        .env("KEYWARD_SECRET", SECRET)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(migrate.status.code(), Some(1));
+    assert!(text(&migrate).1.contains("error: cannot connect to the database"), "{:?}", text(&migrate));
     // Let a few attempts fail (the backoff starts at half a second) before the database appears.
     actix_web::rt::time::sleep(Duration::from_secs(4)).await;
     assert!(child.try_wait().unwrap().is_none(), "still running: {}", log());
