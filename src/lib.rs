@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod readiness;
 pub mod routes;
 pub mod secrets;
 pub mod services;

@@ -1,5 +1,5 @@
 //! `Application::build`: binds the listener (port 0 in tests), wires the database, sessions,
-//! middleware and routes, and starts background jobs.
+//! middleware and routes, and starts background jobs (once the database is ready).
 
 use std::{io, net::SocketAddr, net::TcpListener, sync::Arc, time::Duration};
 
@@ -33,6 +33,7 @@ use crate::{
             usage,
         },
     },
+    readiness::{self, Readiness},
     routes,
     secrets::DerivedKeys,
     state::AppState,
@@ -74,8 +75,21 @@ const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 const FORM_LIMIT: usize = 64 * 1024;
 
 impl Application {
-    /// Binds `settings.addr` and starts serving (on the current actix system).
+    /// Binds `settings.addr` and starts serving (on the current actix system), with the
+    /// database ready (migrated) already.
     pub fn build(settings: AppSettings) -> io::Result<Self> {
+        Self::build_with(settings, Readiness::ready())
+    }
+
+    /// Binds and starts serving before the database is known to be usable: requests that
+    /// need it get a 503, and the key listener and background jobs wait, until
+    /// [`Readiness::set_ready`] is called on [`Application::readiness`].
+    pub fn build_waiting(settings: AppSettings) -> io::Result<Self> {
+        Self::build_with(settings, Readiness::waiting())
+    }
+
+    fn build_with(settings: AppSettings, readiness: Readiness) -> io::Result<Self> {
+        let readiness = Arc::new(readiness);
         let listener = TcpListener::bind(settings.addr)?;
         let local_addr = listener.local_addr()?;
         let hasher = KeyHasher::new(settings.keys.key_pepper);
@@ -85,7 +99,8 @@ impl Application {
             settings.verify_cache,
             settings.invalid_attempts_per_minute,
         ));
-        let key_listener = listener::spawn(settings.db.url().to_string(), Arc::clone(&verifier));
+        let key_listener =
+            listener::spawn(settings.db.url().to_string(), Arc::clone(&verifier), Arc::clone(&readiness));
         let passwords = PasswordHashers::start(settings.password_hashers)?;
         let state = web::Data::new(AppState {
             db: settings.db.clone(),
@@ -93,6 +108,7 @@ impl Application {
             hasher,
             verifier,
             passwords,
+            readiness,
         });
         let trust = web::Data::new(settings.trust_forwarded);
         let site = web::Data::new(csrf::SiteOrigin::new(settings.public_origin.clone(), settings.cookie_secure));
@@ -134,6 +150,7 @@ impl Application {
                 .wrap(from_fn(head_as_get))
                 .wrap(from_fn(refuse_oversized_headers))
                 .wrap(security_headers(cookie_secure).into_iter().fold(DefaultHeaders::new(), DefaultHeaders::add))
+                .wrap(from_fn(readiness::until_ready))
                 .wrap(from_fn(request_log))
                 .configure(routes::configure_public)
                 .service(
@@ -151,7 +168,7 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.run();
-        spawn_session_cleanup(settings.db);
+        spawn_session_cleanup(settings.db, Arc::clone(&shared_state.readiness));
         spawn_usage_flush(shared_state.clone());
         Ok(Self { server, local_addr, state: shared_state, listener: key_listener })
     }
@@ -159,6 +176,11 @@ impl Application {
     /// The shared state (tests use it to flush usage or look at the cache).
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
+    }
+
+    /// Whether the database is usable yet; `serve` sets it once connected and migrated.
+    pub fn readiness(&self) -> Arc<Readiness> {
+        Arc::clone(&self.state.readiness)
     }
 
     /// The address actually bound (the port is chosen by the OS when 0 was asked for).
@@ -191,6 +213,7 @@ impl Application {
 /// Writes last-use records and tidies the invalid-attempt throttle, every few seconds.
 fn spawn_usage_flush(state: web::Data<AppState>) {
     actix_web::rt::spawn(async move {
+        state.readiness.wait().await;
         let mut interval = actix_web::rt::time::interval(USAGE_FLUSH_INTERVAL);
         loop {
             interval.tick().await;
@@ -203,8 +226,9 @@ fn spawn_usage_flush(state: web::Data<AppState>) {
 }
 
 /// Deletes expired sessions every ten minutes.
-fn spawn_session_cleanup(db: Database) {
+fn spawn_session_cleanup(db: Database, readiness: Arc<Readiness>) {
     actix_web::rt::spawn(async move {
+        readiness.wait().await;
         let mut interval = actix_web::rt::time::interval(Duration::from_secs(600));
         loop {
             interval.tick().await;

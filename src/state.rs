@@ -6,6 +6,7 @@ use crate::{
     auth::password::PasswordHashers,
     db::Database,
     keys::{KeyHasher, verifier::Verifier},
+    readiness::Readiness,
 };
 
 /// Shared application state, registered as `web::Data<AppState>`.
@@ -20,4 +21,6 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// The bounded pool every password hash and check of a request runs on.
     pub passwords: PasswordHashers,
+    /// Whether the database is reachable and migrated yet (see `readiness`).
+    pub readiness: Arc<Readiness>,
 }

@@ -100,7 +100,8 @@ pub fn application(url: &str, secret: &MasterSecret, setup: Setup) -> Applicatio
     .unwrap()
 }
 
-/// `count` personal keys (every action, every asset, no expiry) of the user `owner_email`,
+/// `count` personal keys (every action, every asset, expiring in 30 days: the demo policy
+/// demands an expiry) of the user `owner_email`,
 /// created through the key service: `(public id, secret)` of each.
 pub fn keys_with_secrets(
     conn: &mut PgConnection,
@@ -120,7 +121,7 @@ pub fn keys_with_secrets(
                     actions: ActionScope::All,
                     assets: AssetScope::All,
                     cidrs: vec![],
-                    expires_at: None,
+                    expires_at: Some(chrono::Utc::now() + chrono::Duration::days(30)),
                     proxy_user_id: None,
                 },
                 form_token: None,

@@ -381,3 +381,76 @@ async fn sigterm_lets_in_flight_requests_finish_and_writes_the_last_use_batch() 
     let last_used = crate::helpers::keys::reload(&mut app.conn(), &used).unwrap().last_used_at;
     assert!(last_used.is_some(), "the last-use batch was written on the way out");
 }
+
+#[actix_web::test]
+async fn serve_waits_for_an_external_database_that_appears_later() {
+    let server = TestServer::get();
+    // A database that does not exist yet: the orchestrator is still starting it.
+    let name = format!("keyward_late_{}", keyward::secrets::random_token(6).to_lowercase().replace(['-', '_'], "x"));
+    let dir = scratch_dir("late-database");
+    let log_path = dir.join("stderr.log");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = keyward(&dir)
+        .env("DATABASE_URL", server.url(&name))
+        .env("KEYWARD_SECRET", SECRET)
+        .env("KEYWARD_ADDR", format!("127.0.0.1:{port}"))
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let waiting_lines = |log: &str| log.lines().filter(|line| line.contains("waiting for the database")).count();
+
+    wait_until_healthy(&base, &mut child).await;
+    let client = http_client();
+    let readyz = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(readyz.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(readyz.text().await.unwrap().contains("waiting for the database"));
+    let page = client.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE, "pages answer the unavailable page meanwhile");
+    assert!(page.text().await.unwrap().contains("Temporarily unavailable"));
+    let api = client.post(format!("{base}/api/v1/verify")).bearer_auth("kw_x").send().await.unwrap();
+    assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(api.json::<serde_json::Value>().await.unwrap()["error"], "unavailable");
+    assert!(
+        crate::helpers::within(Duration::from_secs(60), async || waiting_lines(&log()) > 0).await,
+        "the wait is logged: {}",
+        log()
+    );
+    // A one-shot command does not wait: it fails at once with one clear line.
+    let migrate = keyward(&dir)
+        .env("DATABASE_URL", server.url(&name))
+        .env("KEYWARD_SECRET", SECRET)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(migrate.status.code(), Some(1));
+    assert!(text(&migrate).1.contains("error: cannot connect to the database"), "{:?}", text(&migrate));
+    // Let a few attempts fail (the backoff starts at half a second) before the database appears.
+    actix_web::rt::time::sleep(Duration::from_secs(4)).await;
+    assert!(child.try_wait().unwrap().is_none(), "still running: {}", log());
+
+    let mut admin = PgConnection::establish(&server.url("postgres")).unwrap();
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).unwrap();
+    let ready = crate::helpers::within(Duration::from_secs(60), async || {
+        client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == StatusCode::OK)
+    })
+    .await;
+    assert!(ready, "ready once the database exists: {}", log());
+    assert_eq!(client.get(format!("{base}/login")).send().await.unwrap().status(), StatusCode::OK);
+    assert!(stop(&mut child).success());
+
+    let log = log();
+    let attempts: u64 = log
+        .split("the database is ready after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("readiness is logged: {log}"));
+    assert!(attempts >= 2, "{log}");
+    assert_eq!(waiting_lines(&log), 1, "the wait is logged once, not once per attempt ({attempts} attempts): {log}");
+    assert!(log.contains("applied"), "the late database was migrated: {log}");
+    server.drop_database(&name);
+}

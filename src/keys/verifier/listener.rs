@@ -19,6 +19,7 @@ use std::{
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
 use super::KeyCache;
+use crate::readiness::Readiness;
 
 /// Channel the triggers notify on.
 pub const CHANNEL: &str = "keyward_keys";
@@ -70,14 +71,23 @@ impl Drop for ListenerHandle {
     }
 }
 
-/// Starts listening on `url` for invalidations of the verifier's cache.
-pub fn spawn(url: String, verifier: Arc<super::Verifier>) -> ListenerHandle {
+/// Starts listening on `url` for invalidations of the verifier's cache, once `readiness`
+/// says the database is usable (before that, connecting would only log failures).
+pub fn spawn(url: String, verifier: Arc<super::Verifier>, readiness: Arc<Readiness>) -> ListenerHandle {
     let stop = Arc::new(AtomicBool::new(false));
     let connected = Arc::new(AtomicBool::new(false));
     let (thread_stop, thread_connected) = (Arc::clone(&stop), Arc::clone(&connected));
     let thread = std::thread::Builder::new()
         .name("keyward-listener".into())
-        .spawn(move || run(&url, &verifier.cache, &thread_stop, &thread_connected))
+        .spawn(move || {
+            while !readiness.is_ready() {
+                if thread_stop.load(Ordering::Acquire) {
+                    return;
+                }
+                std::thread::sleep(POLL_INTERVAL);
+            }
+            run(&url, &verifier.cache, &thread_stop, &thread_connected)
+        })
         .expect("spawn the listener thread");
     ListenerHandle { stop, connected, thread: Some(thread) }
 }
