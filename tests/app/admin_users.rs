@@ -379,6 +379,85 @@ async fn resetting_a_password_ends_sessions_and_the_old_password() {
 }
 
 #[actix_web::test]
+async fn confirmations_name_the_user_escaped_once_and_say_what_happens() {
+    let World { app, .. } = world().await;
+    let bob = user(&app, "bob@acme.test");
+    let admin = app.signed_in("admin@acme.test").await;
+    admin.page("/admin/users").await;
+    admin.post(&format!("/admin/users/{}/edit", bob.id), &[("display_name", "Bob O'Neil & Co")]).await;
+    // The texts come from text templates and are escaped by the page that shows them: once.
+    let name = "Bob O&#39;Neil &#38; Co";
+    let page = format!("/admin/users/{}", bob.id);
+    let confirm_and_do = async |change: &str, fields: &[(&str, &str)], texts: &[String], done: String| {
+        let (status, confirm) = admin.page(&format!("{page}/{change}")).await;
+        assert_eq!(status, StatusCode::OK, "{change}");
+        for text in texts {
+            assert!(confirm.contains(text.as_str()), "{change}: {text}");
+        }
+        admin.post(&format!("{page}/{change}"), fields).await;
+        let (_, after) = admin.page(&page).await;
+        assert!(after.contains(&done), "{change}: {done}");
+    };
+    confirm_and_do(
+        "deactivate",
+        &[],
+        &[
+            format!(">Deactivate {name}?</h1>"),
+            format!(
+                "{name} is signed out everywhere at once and cannot sign in; their personal keys stop working. \
+                 Organization keys they are the proxy of keep working."
+            ),
+        ],
+        format!("Deactivated {name}: signed out everywhere, personal keys stopped."),
+    )
+    .await;
+    confirm_and_do(
+        "reactivate",
+        &[],
+        &[format!(">Reactivate {name}?</h1>"), format!("{name} can sign in again.")],
+        format!("Reactivated {name}."),
+    )
+    .await;
+    confirm_and_do(
+        "access",
+        &[("grant", "0")],
+        &[
+            format!(">Revoke API key access from {name}?</h1>"),
+            format!(
+                "{name} can no longer manage API keys, and their personal keys stop working at once. \
+                 Organization keys they are the proxy of keep working."
+            ),
+        ],
+        format!("Revoked API key access from {name}; their personal keys no longer work."),
+    )
+    .await;
+    confirm_and_do(
+        "access",
+        &[("grant", "1")],
+        &[
+            format!(">Grant API key access to {name}?</h1>"),
+            format!("{name} will be able to create and manage their own API keys."),
+        ],
+        format!("Granted API key access to {name}."),
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn whoever_may_not_manage_users_learns_nothing_from_a_user_address() {
+    let World { app, .. } = world().await;
+    let bob = app.signed_in("bob@acme.test").await;
+    let stranger = app.client();
+    // Who is asking is settled before the id: a malformed id is no 404 for them.
+    for path in ["/admin/users/abc", "/admin/users/0/edit", "/admin/users/-1/access", "/admin/users/1/deactivate"] {
+        assert_eq!(bob.get(path).await.status(), StatusCode::FORBIDDEN, "{path}");
+        let response = stranger.get(path).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert!(location(&response).starts_with("/login"), "{path}");
+    }
+}
+
+#[actix_web::test]
 async fn users_of_another_organization_are_not_found() {
     let World { app, .. } = world().await;
     let foreign = user(&app, "admin@globex.test");

@@ -1,0 +1,76 @@
+//! Grant or revoke a user's API key access: the confirmation, then the change. The texts are in
+//! templates/admin/users/access.txt.
+
+use actix_web::{HttpResponse, get, post, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{Confirmation, ReturnQuery, UserPath, load_user, return_path, text};
+use crate::{
+    auth::session::{self, FlashLevel},
+    error::{AppError, AppResult},
+    routes::extract::HtmlForm,
+    services::users,
+    state::AppState,
+    views::redirect,
+};
+
+/// What is said about granting (`grant`) or revoking access for the user called `name`.
+#[derive(Template)]
+#[template(path = "admin/users/access.txt", blocks = ["heading", "message", "done"])]
+struct Texts<'a> {
+    grant: bool,
+    name: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ToggleForm {
+    #[serde(default)]
+    grant: String,
+    #[serde(default)]
+    return_to: String,
+}
+
+#[get("/admin/users/{id}/access")]
+pub async fn access_form(
+    UserPath { manager, id }: UserPath,
+    state: web::Data<AppState>,
+    query: web::Query<ReturnQuery>,
+) -> AppResult<HttpResponse> {
+    let user = load_user(&state, manager.0.organization.id, id).await?;
+    if user.is_admin {
+        return Err(AppError::Conflict("Administrators always have API key access.".into()));
+    }
+    let grant = !user.api_key_access;
+    let texts = Texts { grant, name: &user.display_name };
+    let confirmation = Confirmation {
+        heading: text(&texts.as_heading())?,
+        message: text(&texts.as_message())?,
+        action: "access",
+        button: if grant { "Grant access" } else { "Revoke access" },
+        danger: !grant,
+        hidden: vec![("grant", if grant { "1" } else { "0" }.into())],
+    };
+    confirmation.render(&manager, user, &query)
+}
+
+#[post("/admin/users/{id}/access")]
+pub async fn access(
+    UserPath { manager, id }: UserPath,
+    state: web::Data<AppState>,
+    form: HtmlForm<ToggleForm>,
+) -> AppResult<HttpResponse> {
+    let form = form.into_inner();
+    let grant = match form.grant.as_str() {
+        "1" => true,
+        "0" => false,
+        _ => return Err(AppError::BadRequest("Say whether to grant or revoke access.".into())),
+    };
+    let actor = manager.0.actor();
+    let organization_id = manager.0.organization.id;
+    let user =
+        state.db.transaction(move |conn| users::set_api_key_access(conn, &actor, organization_id, id, grant)).await?;
+    let done = text(&Texts { grant, name: &user.display_name }.as_done())?;
+    session::flash(&manager.0.session, FlashLevel::Success, done);
+    Ok(redirect(&return_path(&form.return_to, id)))
+}

@@ -1,0 +1,120 @@
+//! Create a user: the form, its submission, and the page that shows a one-time set-password
+//! link (also used by `password` when a reset sends a new link).
+
+use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use askama::Template;
+
+use super::{BASE, UserForm, UserManager, render_form};
+use crate::{
+    auth::session::{self, FlashLevel},
+    domain::NewPassword,
+    error::{AppError, AppResult, FieldErrors},
+    routes::extract::HtmlForm,
+    services::users::{self, CreateUser},
+    state::AppState,
+    views::{PageContext, redirect, render},
+};
+
+#[get("/admin/users/new")]
+pub async fn new_form(manager: UserManager, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let values = UserForm { password_mode: "link".into(), ..UserForm::default() };
+    render_form(&manager, &state, None, values, FieldErrors::new(), StatusCode::OK).await
+}
+
+#[derive(Template)]
+#[template(path = "admin/users/link.html")]
+struct LinkPage {
+    ctx: PageContext,
+    heading: String,
+    email: String,
+    link: String,
+    hours: i64,
+    done_href: String,
+}
+
+/// The page that shows a set-password link, once (no cache may keep it).
+pub(super) fn link_response(
+    manager: &UserManager,
+    req: &HttpRequest,
+    heading: String,
+    email: String,
+    token: &str,
+) -> AppResult<HttpResponse> {
+    let info = req.connection_info();
+    let link = format!("{}://{}/password/{token}", info.scheme(), info.host());
+    let ctx = manager.context(&heading)?;
+    render(&LinkPage { ctx, heading, email, link, hours: users::LINK_LIFETIME_HOURS, done_href: BASE.into() })
+}
+
+#[post("/admin/users")]
+pub async fn create(
+    manager: UserManager,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: HtmlForm<UserForm>,
+) -> AppResult<HttpResponse> {
+    let values = form.into_inner();
+    let is_admin_manager = manager.0.user.is_admin;
+    let mut errors = FieldErrors::new();
+    let by_link = values.password_mode != "password";
+    let password = if by_link { None } else { errors.take("password", NewPassword::parse(&values.password)) };
+    if values.is_admin.is_some() && !is_admin_manager {
+        return Err(AppError::Forbidden);
+    }
+    let role_ids = values.role_ids();
+    if !role_ids.is_empty() && !is_admin_manager {
+        return Err(AppError::Forbidden);
+    }
+    let hash = match (&password, errors.is_empty()) {
+        (Some(password), true) => Some(state.passwords.hash(password.clone()).await?),
+        _ => None,
+    };
+    let actor = manager.0.actor();
+    let organization_id = manager.0.organization.id;
+    let input = CreateUser {
+        organization_id,
+        email: values.email.clone(),
+        display_name: values.display_name.clone(),
+        password_hash: hash,
+        is_admin: values.is_admin.is_some(),
+        api_key_access: values.api_key_access.is_some(),
+    };
+    let result = if errors.is_empty() {
+        state
+            .db
+            .transaction(move |conn| {
+                let user = users::create(conn, &actor, input)?;
+                if !role_ids.is_empty() {
+                    users::update(conn, &actor, organization_id, user.id, &user.display_name, None, Some(role_ids))?;
+                }
+                let token = if by_link {
+                    Some(users::issue_password_link(conn, &actor, organization_id, user.id)?)
+                } else {
+                    None
+                };
+                Ok((user, token))
+            })
+            .await
+    } else {
+        Err(AppError::Invalid(errors))
+    };
+    match result {
+        Ok((user, Some(token))) => {
+            session::flash(&manager.0.session, FlashLevel::Success, format!("Created {}.", user.email));
+            link_response(&manager, &req, format!("{} can now set a password", user.display_name), user.email, &token)
+        }
+        Ok((user, None)) => {
+            session::flash(
+                &manager.0.session,
+                FlashLevel::Success,
+                format!("Created {} with the password you chose.", user.email),
+            );
+            Ok(redirect(BASE))
+        }
+        Err(AppError::Invalid(errors)) => {
+            let values = UserForm { password: String::new(), ..values };
+            render_form(&manager, &state, None, values, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => Err(e),
+    }
+}

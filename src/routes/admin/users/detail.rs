@@ -1,0 +1,61 @@
+//! One user's page: roles, effective permissions, keys, and the actions on them.
+
+use actix_web::{HttpResponse, get, web};
+use askama::Template;
+
+use super::UserPath;
+use crate::{
+    db::models::{ApiKey, Role, User},
+    domain::{Permission, PermissionSet},
+    error::AppResult,
+    state::AppState,
+    views::{PageContext, render, time::Stamp},
+};
+
+#[derive(Template)]
+#[template(path = "admin/users/detail.html")]
+struct DetailPage {
+    ctx: PageContext,
+    user: User,
+    roles: Vec<String>,
+    permissions: Vec<&'static str>,
+    keys: i64,
+    last_login: Option<Stamp>,
+    created: Stamp,
+    may_change: bool,
+    may_grant_access: bool,
+    is_self: bool,
+}
+
+#[get("/admin/users/{id}")]
+pub async fn detail(UserPath { manager, id }: UserPath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let organization_id = manager.0.organization.id;
+    let (user, roles, permissions, keys) = state
+        .db
+        .run(move |conn| {
+            let user = User::find_in_org(conn, organization_id, id)?;
+            let roles = Role::names_by_user(conn, &[id])?.remove(&id).unwrap_or_default();
+            let permissions = user.effective_permissions(conn)?;
+            let keys = ApiKey::count_by_owner(conn, &[id])?.get(&id).copied().unwrap_or(0);
+            Ok((user, roles, permissions, keys))
+        })
+        .await?;
+    let may_change = !user.is_admin || manager.0.user.is_admin;
+    let ctx = manager.context(&user.display_name)?;
+    render(&DetailPage {
+        ctx,
+        permissions: permission_labels(permissions),
+        last_login: Stamp::maybe(user.last_login_at),
+        created: Stamp::new(user.created_at),
+        is_self: user.id == manager.0.user.id,
+        may_grant_access: manager.may_grant_access(),
+        user,
+        roles,
+        keys,
+        may_change,
+    })
+}
+
+fn permission_labels(set: PermissionSet) -> Vec<&'static str> {
+    set.iter().map(Permission::label).collect()
+}

@@ -1,0 +1,70 @@
+//! Edit a user: name, and (for administrators) the administrator flag and roles.
+
+use actix_web::{HttpResponse, get, http::StatusCode, post, web};
+
+use super::{BASE, UserForm, UserPath, load_user, render_form};
+use crate::{
+    auth::session::{self, FlashLevel},
+    db::models::{Role, User},
+    error::{AppError, AppResult, FieldErrors},
+    routes::extract::HtmlForm,
+    services::users,
+    state::AppState,
+    views::redirect,
+};
+
+#[get("/admin/users/{id}/edit")]
+pub async fn edit_form(UserPath { manager, id }: UserPath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let organization_id = manager.0.organization.id;
+    let (user, role_ids) = state
+        .db
+        .run(move |conn| Ok((User::find_in_org(conn, organization_id, id)?, Role::ids_of_user(conn, id)?)))
+        .await?;
+    if user.is_admin && !manager.0.user.is_admin {
+        return Err(AppError::Forbidden);
+    }
+    let values = UserForm {
+        display_name: user.display_name.clone(),
+        is_admin: user.is_admin.then(|| "on".into()),
+        role: role_ids.iter().map(|r| r.to_string()).collect(),
+        ..UserForm::default()
+    };
+    render_form(&manager, &state, Some(&user), values, FieldErrors::new(), StatusCode::OK).await
+}
+
+#[post("/admin/users/{id}/edit")]
+pub async fn edit(
+    UserPath { manager, id }: UserPath,
+    state: web::Data<AppState>,
+    form: HtmlForm<UserForm>,
+) -> AppResult<HttpResponse> {
+    let values = form.into_inner();
+    let actor = manager.0.actor();
+    let organization_id = manager.0.organization.id;
+    let admin = manager.0.user.is_admin;
+    let (name, is_admin) = (values.display_name.clone(), admin.then(|| values.is_admin.is_some()));
+    let role_ids = admin.then(|| values.role_ids());
+    let result = state
+        .db
+        .transaction(move |conn| users::update(conn, &actor, organization_id, id, &name, is_admin, role_ids))
+        .await;
+    match result {
+        Ok(user) => {
+            session::flash(
+                &manager.0.session,
+                FlashLevel::Success,
+                format!("Saved the changes to {}.", user.display_name),
+            );
+            Ok(redirect(&format!("{BASE}/{id}")))
+        }
+        Err(AppError::Conflict(message)) => {
+            session::flash(&manager.0.session, FlashLevel::Error, message);
+            Ok(redirect(&format!("{BASE}/{id}")))
+        }
+        Err(AppError::Invalid(errors)) => {
+            let user = load_user(&state, organization_id, id).await?;
+            render_form(&manager, &state, Some(&user), values, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => Err(e),
+    }
+}

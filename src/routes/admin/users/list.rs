@@ -1,0 +1,91 @@
+//! The list of users: search, sort, pages.
+
+use actix_web::{HttpResponse, get, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{BASE, UserManager};
+use crate::{
+    db::models::{ApiKey, Role, User, user::UserSort},
+    error::AppResult,
+    state::AppState,
+    views::{
+        PageContext,
+        pager::{Pager, page_index},
+        render,
+        time::Stamp,
+    },
+};
+
+const PER_PAGE: i64 = 25;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    q: Option<String>,
+    sort: Option<String>,
+    page: Option<i64>,
+}
+
+struct UserRow {
+    id: i64,
+    display_name: String,
+    email: String,
+    is_admin: bool,
+    active: bool,
+    api_key_access: bool,
+    roles: Vec<String>,
+    keys: i64,
+    last_login: Option<Stamp>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/users/list.html")]
+struct ListPage {
+    ctx: PageContext,
+    rows: Vec<UserRow>,
+    q: String,
+    sort: &'static str,
+    may_create: bool,
+    pager: Pager,
+    may_grant_access: bool,
+}
+
+#[get("/admin/users")]
+pub async fn list(
+    manager: UserManager,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> AppResult<HttpResponse> {
+    let q = crate::db::search::term(query.q.as_deref().unwrap_or_default());
+    let sort = UserSort::from_code(query.sort.as_deref().unwrap_or_default());
+    let page = page_index(query.page, PER_PAGE);
+    let organization_id = manager.0.organization.id;
+    let search = q.clone();
+    let (users, total, roles, keys) = state
+        .db
+        .run(move |conn| {
+            let (users, total) = User::list_for_admin(conn, organization_id, &search, sort, page, PER_PAGE)?;
+            let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+            Ok((users, total, Role::names_by_user(conn, &ids)?, ApiKey::count_by_owner(conn, &ids)?))
+        })
+        .await?;
+    let (mut roles, keys) = (roles, keys);
+    let rows: Vec<UserRow> = users
+        .into_iter()
+        .map(|u| UserRow {
+            roles: roles.remove(&u.id).unwrap_or_default(),
+            keys: keys.get(&u.id).copied().unwrap_or(0),
+            last_login: Stamp::maybe(u.last_login_at),
+            id: u.id,
+            display_name: u.display_name,
+            email: u.email,
+            is_admin: u.is_admin,
+            active: u.active,
+            api_key_access: u.api_key_access || u.is_admin,
+        })
+        .collect();
+    let pager = Pager::new(BASE, &[("q", q.as_str()), ("sort", sort.code())], page, PER_PAGE, rows.len(), total);
+    let ctx = manager.context("Users")?;
+    let may_grant_access = manager.may_grant_access();
+    render(&ListPage { ctx, rows, q, sort: sort.code(), may_create: true, may_grant_access, pager })
+}

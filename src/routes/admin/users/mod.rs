@@ -1,0 +1,233 @@
+//! Admin → Users, for administrators and `users.manage` holders. One file per flow:
+//!
+//! - `list`: the list (search, sort, pages);
+//! - `create`: the new-user form and its submission (with an initial password, or a one-time
+//!   set-password link shown once on the link page);
+//! - `detail`: one user's page;
+//! - `edit`: name, administrator, roles;
+//! - `access`: grant or revoke API key access (confirmation, then the change);
+//! - `active`: deactivate or reactivate (confirmation, then the change);
+//! - `password`: reset the password (a new one now, or a new link).
+//!
+//! Here: what the flows share — the `UserManager` and `UserPath` extractors, the user form,
+//! and small helpers.
+
+pub mod access;
+pub mod active;
+pub mod create;
+pub mod detail;
+pub mod edit;
+pub mod list;
+pub mod password;
+
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, http::StatusCode};
+use askama::Template;
+use futures_util::future::LocalBoxFuture;
+use serde::Deserialize;
+
+use crate::{
+    auth::CurrentUser,
+    db::models::{Role, User},
+    domain::Permission,
+    error::{AppError, AppResult, FieldErrors},
+    services::users,
+    state::AppState,
+    views::{PageContext, Section, confirm::ConfirmPage, render, render_with_status},
+};
+
+const BASE: &str = "/admin/users";
+
+/// The signed-in user, if they may manage users.
+pub struct UserManager(pub CurrentUser);
+
+impl FromRequest for UserManager {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = CurrentUser::from_request(req, payload);
+        Box::pin(async move {
+            let user = user.await?;
+            user.require(Permission::UsersManage)?;
+            Ok(UserManager(user))
+        })
+    }
+}
+
+/// A page of one user (`/admin/users/{id}/…`): the manager asking, and the `{id}`, a positive
+/// number (anything else is "not found").
+pub struct UserPath {
+    pub manager: UserManager,
+    pub id: i64,
+}
+
+impl FromRequest for UserPath {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let manager = UserManager::from_request(req, payload);
+        let id = crate::routes::extract::path_id(req, "id");
+        // Who is asking is settled first, so a caller who may not manage users (or is signed out)
+        // learns nothing from the address: the same 403 or sign-in as for any other id.
+        Box::pin(async move {
+            let manager = manager.await?;
+            Ok(UserPath { manager, id: id? })
+        })
+    }
+}
+
+impl UserManager {
+    /// Whether the manager may hand out API key access (the service's rule).
+    fn may_grant_access(&self) -> bool {
+        users::may_grant_key_access(self.0.user.is_admin, &self.0.permissions)
+    }
+
+    fn context(&self, title: &str) -> AppResult<PageContext> {
+        PageContext::for_user(&self.0, title, Section::AdminUsers)
+    }
+}
+
+async fn load_user(state: &AppState, organization_id: i64, id: i64) -> AppResult<User> {
+    state.db.run(move |conn| Ok(User::find_in_org(conn, organization_id, id)?)).await
+}
+
+/// `given` if it is a page of the user admin, else the page of user `id`.
+fn return_path(given: &str, id: i64) -> String {
+    crate::views::paths::safe_local_path(given, BASE).unwrap_or_else(|| format!("{BASE}/{id}"))
+}
+
+/// One text of a confirmation or its outcome, from a text template (`*.txt`: not escaped here,
+/// since the page that shows it escapes it).
+fn text(template: &impl Template) -> AppResult<String> {
+    template.render().map_err(|e| AppError::Internal(format!("template: {e}")))
+}
+
+// ---------------------------------------------------------------------------------------
+// Confirmations, shared by `access` and `active`
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReturnQuery {
+    return_to: Option<String>,
+}
+
+/// An "are you sure?" page for a change to one user, posted to `{BASE}/{id}/{action}`.
+struct Confirmation<'a> {
+    heading: String,
+    message: String,
+    action: &'a str,
+    button: &'static str,
+    danger: bool,
+    hidden: Vec<(&'static str, String)>,
+}
+
+impl Confirmation<'_> {
+    fn render(self, manager: &UserManager, user: User, query: &ReturnQuery) -> AppResult<HttpResponse> {
+        let return_to = return_path(query.return_to.as_deref().unwrap_or_default(), user.id);
+        render(&ConfirmPage {
+            ctx: manager.context(&self.heading)?,
+            heading: self.heading,
+            message: self.message,
+            note: None,
+            detail: Some(user.email),
+            action_url: format!("{BASE}/{}/{}", user.id, self.action),
+            button: self.button,
+            danger: self.danger,
+            with_reason: false,
+            hidden: self.hidden,
+            cancel_href: return_to.clone(),
+            return_to,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The user form, shared by `create` and `edit`
+
+/// A role checkbox.
+struct RoleChoice {
+    id: i64,
+    name: String,
+    checked: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UserForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    is_admin: Option<String>,
+    #[serde(default)]
+    api_key_access: Option<String>,
+    #[serde(default)]
+    role: Vec<String>,
+    /// `password` (set one now) or `link` (a one-time link for the user).
+    #[serde(default)]
+    password_mode: String,
+    #[serde(default)]
+    password: String,
+}
+
+impl UserForm {
+    /// The chosen roles that are ids (anything else cannot be a role).
+    fn role_ids(&self) -> Vec<i64> {
+        self.role.iter().filter_map(|r| r.parse().ok()).collect()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/users/form.html")]
+struct FormPage {
+    ctx: PageContext,
+    creating: bool,
+    action_url: String,
+    cancel_href: String,
+    values: UserForm,
+    errors: FieldErrors,
+    roles: Vec<RoleChoice>,
+    may_grant_admin: bool,
+    may_grant_access: bool,
+    email_shown: String,
+}
+
+/// The user form, for a new user (`user` is `None`) or to edit `user`, with the roles in
+/// `values` checked.
+async fn render_form(
+    manager: &UserManager,
+    state: &AppState,
+    user: Option<&User>,
+    values: UserForm,
+    errors: FieldErrors,
+    status: StatusCode,
+) -> AppResult<HttpResponse> {
+    let organization_id = manager.0.organization.id;
+    let all = state.db.run(move |conn| Ok(Role::list_for_org(conn, organization_id)?)).await?;
+    let roles = all
+        .into_iter()
+        .map(|r| RoleChoice { checked: values.role.contains(&r.id.to_string()), id: r.id, name: r.name })
+        .collect();
+    let (ctx, action_url, cancel_href, email_shown) = match user {
+        None => (manager.context("New user")?, BASE.into(), BASE.into(), String::new()),
+        Some(user) => (
+            manager.context(&format!("Edit {}", user.display_name))?,
+            format!("{BASE}/{}/edit", user.id),
+            format!("{BASE}/{}", user.id),
+            user.email.clone(),
+        ),
+    };
+    let page = FormPage {
+        ctx,
+        creating: user.is_none(),
+        action_url,
+        cancel_href,
+        values,
+        errors,
+        roles,
+        may_grant_admin: manager.0.user.is_admin,
+        may_grant_access: manager.may_grant_access(),
+        email_shown,
+    };
+    render_with_status(&page, status)
+}
