@@ -59,13 +59,7 @@ async fn time_verify(base: &str, secrets: &[String]) -> [(f64, f64); 2] {
     let mut rounds = [Vec::new(), Vec::new()];
     for round in &mut rounds {
         for secret in secrets {
-            let response = http
-                .post(format!("{base}/api/v1/verify"))
-                .bearer_auth(secret)
-                .json(&serde_json::json!({ "action": "positions.read" }))
-                .send()
-                .await
-                .unwrap();
+            let response = common::http::verify(&http, base, secret).await;
             assert_eq!(response.status(), 200);
             round.push(server_timing(&response).0);
             response.bytes().await.unwrap();

@@ -81,13 +81,7 @@ async fn worker(id: usize, base: String, keys: Arc<Vec<(String, String)>>, share
         let (public_id, secret) = &keys[(id * 7919 + n) % keys.len()];
         match n % 10 {
             0..4 => {
-                let response = api
-                    .post(format!("{base}/api/v1/verify"))
-                    .bearer_auth(secret)
-                    .json(&serde_json::json!({ "action": "positions.read" }))
-                    .send()
-                    .await
-                    .unwrap();
+                let response = common::http::verify(&api, &base, secret).await;
                 shared.record("verify", &response);
             }
             4..6 => {

@@ -102,3 +102,14 @@ pub fn hidden(html: &str, name: &str) -> String {
     let start = html.find(&marker).unwrap_or_else(|| panic!("a {name} field")) + marker.len();
     html[start..start + html[start..].find('"').unwrap()].to_string()
 }
+
+/// Asks the verification API whether `secret` may read positions (the benchmarks' hot path).
+pub async fn verify(client: &Client, base: &str, secret: &str) -> Response {
+    client
+        .post(format!("{base}/api/v1/verify"))
+        .bearer_auth(secret)
+        .json(&serde_json::json!({ "action": "positions.read" }))
+        .send()
+        .await
+        .unwrap()
+}
