@@ -241,9 +241,18 @@ fn free_port() -> u16 {
 }
 
 async fn wait_until_healthy(base: &str, child: &mut std::process::Child) {
+    wait_for_ok(base, "/healthz", child).await;
+}
+
+/// Until the server also has its database (with `DATABASE_URL` it listens before that).
+async fn wait_until_ready(base: &str, child: &mut std::process::Child) {
+    wait_for_ok(base, "/readyz", child).await;
+}
+
+async fn wait_for_ok(base: &str, path: &str, child: &mut std::process::Child) {
     let started = Instant::now();
     loop {
-        if let Ok(response) = http_client().get(format!("{base}/healthz")).send().await
+        if let Ok(response) = http_client().get(format!("{base}{path}")).send().await
             && response.status() == StatusCode::OK
         {
             return;
@@ -251,7 +260,7 @@ async fn wait_until_healthy(base: &str, child: &mut std::process::Child) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("keyward exited early with {status}");
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "keyward did not become healthy");
+        assert!(started.elapsed() < Duration::from_secs(120), "keyward did not answer {path} with 200");
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -346,7 +355,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_writes_the_last_use_batch() 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until_healthy(&base, &mut child).await;
+    wait_until_ready(&base, &mut child).await;
     let verify = |secret: String| {
         let base = base.clone();
         async move { http_client().post(format!("{base}/api/v1/verify")).bearer_auth(secret).send().await.unwrap().status() }

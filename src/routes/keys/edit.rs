@@ -21,7 +21,7 @@ use crate::{
 };
 
 use super::create::{FormPage, form_again};
-use super::flow::{KeyPath, ReturnQuery, not_blocked, perform, return_path, visible_key};
+use super::flow::{KeyPath, ReturnQuery, not_blocked, open_dialog, perform, return_path, visible_key};
 
 pub async fn edit_form<A: KeyArea>(
     area: A,
@@ -29,10 +29,8 @@ pub async fn edit_form<A: KeyArea>(
     state: web::Data<AppState>,
     query: web::Query<ReturnQuery>,
 ) -> AppResult<HttpResponse> {
-    not_blocked(&area)?;
-    let key = visible_key(&state, &area, public_id, KeyOp::Edit).await?;
-    let detail_href = format!("{}/{}", area.base(), key.public_id);
-    let return_to = return_path(&area, query.return_to.as_deref().unwrap_or_default(), detail_href.clone());
+    let (key, detail_href, return_to) =
+        open_dialog(&state, &area, public_id, KeyOp::Edit, query.return_to.as_deref()).await?;
     let actor = area.actor();
     let form = state
         .db

@@ -104,3 +104,20 @@ pub(super) async fn visible_key(
 pub struct ReturnQuery {
     pub(super) return_to: Option<String>,
 }
+
+/// A key's dialog being opened: the area must not be blocked and the key visible for `op`.
+/// Gives the key, its page, and where the dialog returns to (a page of this area named by
+/// `return_to`, else the key's page).
+pub(super) async fn open_dialog(
+    state: &AppState,
+    area: &impl KeyArea,
+    public_id: String,
+    op: KeyOp,
+    return_to: Option<&str>,
+) -> AppResult<(ApiKey, String, String)> {
+    not_blocked(area)?;
+    let key = visible_key(state, area, public_id, op).await?;
+    let detail_href = format!("{}/{}", area.base(), key.public_id);
+    let return_to = return_path(area, return_to.unwrap_or_default(), detail_href.clone());
+    Ok((key, detail_href, return_to))
+}

@@ -19,7 +19,7 @@ use crate::{
 };
 
 use super::create::{SecretPage, secret_response};
-use super::flow::{KeyPath, ReturnQuery, not_blocked, perform, return_path, visible_key};
+use super::flow::{KeyPath, ReturnQuery, not_blocked, open_dialog, perform};
 
 /// A grace period option.
 pub struct GraceOption {
@@ -83,15 +83,13 @@ pub async fn rekey_form<A: KeyArea>(
     state: web::Data<AppState>,
     query: web::Query<ReturnQuery>,
 ) -> AppResult<HttpResponse> {
-    not_blocked(&area)?;
-    let key = visible_key(&state, &area, public_id, KeyOp::Rekey).await?;
+    let (key, detail_href, return_to) =
+        open_dialog(&state, &area, public_id, KeyOp::Rekey, query.return_to.as_deref()).await?;
     let policy_key = key.clone();
     let policy = state
         .db
         .run(move |conn| Ok(policy_of(&crate::services::keys::OwnerContext::of_key(conn, &policy_key)?)))
         .await?;
-    let detail_href = format!("{}/{}", area.base(), key.public_id);
-    let return_to = return_path(&area, query.return_to.as_deref().unwrap_or_default(), detail_href.clone());
     let ctx = area.context(&format!("Re-key {}", key.name))?;
     render(&RekeyPage {
         ctx,

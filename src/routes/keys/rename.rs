@@ -13,7 +13,7 @@ use crate::{
     views::{PageContext, redirect, render, render_with_status},
 };
 
-use super::flow::{KeyPath, ReturnQuery, not_blocked, perform, return_path, visible_key};
+use super::flow::{KeyPath, ReturnQuery, not_blocked, open_dialog, perform, return_path, visible_key};
 
 #[derive(Template)]
 #[template(path = "keys/rename.html")]
@@ -41,10 +41,8 @@ pub async fn rename_form<A: KeyArea>(
     state: web::Data<AppState>,
     query: web::Query<ReturnQuery>,
 ) -> AppResult<HttpResponse> {
-    not_blocked(&area)?;
-    let key = visible_key(&state, &area, public_id, KeyOp::Rename).await?;
-    let detail_href = format!("{}/{}", area.base(), key.public_id);
-    let return_to = return_path(&area, query.return_to.as_deref().unwrap_or_default(), detail_href.clone());
+    let (key, detail_href, return_to) =
+        open_dialog(&state, &area, public_id, KeyOp::Rename, query.return_to.as_deref()).await?;
     let ctx = area.context(&format!("Rename {}", key.name))?;
     render(&RenamePage {
         ctx,
