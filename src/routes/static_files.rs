@@ -1,21 +1,83 @@
-//! The stylesheet and script, compiled into the binary so the server needs no files beside it.
+//! The stylesheet and script, compiled into the binary so the server needs no files beside it,
+//! served under fingerprinted names (`/static/app.<hash>.css`) so that browsers may cache them
+//! for a year and a deploy never pairs old JavaScript with new markup. Templates take the URLs
+//! from `css_url()` / `js_url()` here, the only place that knows them.
+
+use std::sync::LazyLock;
 
 use actix_web::{HttpResponse, get, http::header, web};
+use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
 
-const APP_CSS: &str = include_str!("../../static/css/app.css");
-const APP_JS: &str = include_str!("../../static/js/app.js");
+/// A file the pages load, with the name it is served under.
+struct Asset {
+    /// `app.<hash>.css`: changes whenever the content does.
+    file_name: String,
+    url: String,
+    body: &'static str,
+    content_type: &'static str,
+}
 
+impl Asset {
+    fn new(stem: &str, extension: &str, body: &'static str, content_type: &'static str) -> Self {
+        let file_name = format!("{stem}.{}.{extension}", fingerprint(body.as_bytes()));
+        Self { url: format!("/static/{file_name}"), file_name, body, content_type }
+    }
+}
+
+static CSS: LazyLock<Asset> =
+    LazyLock::new(|| Asset::new("app", "css", include_str!("../../static/css/app.css"), "text/css; charset=utf-8"));
+static JS: LazyLock<Asset> =
+    LazyLock::new(|| Asset::new("app", "js", include_str!("../../static/js/app.js"), "text/javascript; charset=utf-8"));
+
+/// The content's fingerprint: the first 16 hex digits (64 bits) of its SHA-256, plenty to
+/// tell one release's file from another's.
+pub fn fingerprint(content: &[u8]) -> String {
+    Sha256::digest(content).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where the current stylesheet is served.
+pub fn css_url() -> &'static str {
+    &CSS.url
+}
+
+/// Where the current script is served.
+pub fn js_url() -> &'static str {
+    &JS.url
+}
+
+/// A fingerprinted file never changes, so it is cached for a year without revalidation. Any
+/// other name, including an earlier release's hash, is a 404 rather than a redirect to the
+/// current file: an old page must not run new JavaScript against its markup, and every page
+/// works without the script (dialogs are also standalone pages).
 #[get("/static/{name}")]
 pub async fn serve(name: web::Path<String>) -> Result<HttpResponse, AppError> {
-    let (body, content_type) = match name.as_str() {
-        "app.css" => (APP_CSS, "text/css; charset=utf-8"),
-        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
-        _ => return Err(AppError::NotFound),
-    };
+    let asset = [&*CSS, &*JS].into_iter().find(|asset| asset.file_name == *name).ok_or(AppError::NotFound)?;
     Ok(HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-        .body(body))
+        .content_type(asset.content_type)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
+        .body(asset.body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_follows_the_content() {
+        let before = fingerprint(b"body { color: black }");
+        assert_eq!(before.len(), 16);
+        assert!(before.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(before, fingerprint(b"body { color: black }"), "stable for the same content");
+        assert_ne!(before, fingerprint(b"body { color: white }"), "changes with the content");
+    }
+
+    #[test]
+    fn the_urls_name_the_current_content() {
+        let css = format!("/static/app.{}.css", fingerprint(include_bytes!("../../static/css/app.css")));
+        let js = format!("/static/app.{}.js", fingerprint(include_bytes!("../../static/js/app.js")));
+        assert_eq!(css_url(), css);
+        assert_eq!(js_url(), js);
+    }
 }

@@ -21,4 +21,5 @@ mod resilience;
 mod scale;
 mod security;
 mod staff;
+mod static_files;
 mod verify;

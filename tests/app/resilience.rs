@@ -42,7 +42,10 @@ async fn pages_answer_503_during_an_outage_and_recover_without_a_restart() {
     }
     let client = http_client();
     assert_eq!(client.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
-    assert_eq!(client.get(app.url("/static/app.css")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        client.get(app.url(keyward::routes::static_files::css_url())).send().await.unwrap().status(),
+        StatusCode::OK
+    );
     assert_eq!(client.get(app.url("/readyz")).send().await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
 
     cluster.start_again();
@@ -144,7 +147,10 @@ async fn a_stuck_database_turns_into_quick_503s_while_health_and_static_files_an
     let health_started = Instant::now();
     let client = http_client();
     assert_eq!(client.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
-    assert_eq!(client.get(app.url("/static/app.js")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        client.get(app.url(keyward::routes::static_files::js_url())).send().await.unwrap().status(),
+        StatusCode::OK
+    );
     assert!(health_started.elapsed() < Duration::from_millis(1000), "not held up by the stuck database");
     for request in requests {
         assert_eq!(request.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
