@@ -12,7 +12,7 @@ use actix_session::SessionExt;
 use actix_web::{
     Error,
     body::{EitherBody, MessageBody},
-    dev::{Payload, ServiceRequest, ServiceResponse},
+    dev::{ConnectionInfo, Payload, ServiceRequest, ServiceResponse},
     http::{Method, header},
     middleware::Next,
     web::{self, Bytes},
@@ -39,17 +39,22 @@ impl SiteOrigin {
         Self { configured: configured.map(|o| normalize(&o)), https }
     }
 
-    /// Whether `origin` (an `Origin` header) is another site than the one `req` reached.
-    fn is_foreign(&self, origin: &str, req: &ServiceRequest) -> bool {
-        let expected = match &self.configured {
+    /// This site's origin for a request that arrived with `info`: the configured public URL's,
+    /// else the request's host (over `https` when the site is). Absolute links (a set-password
+    /// link) are built on it too.
+    pub fn for_request(&self, info: &ConnectionInfo) -> String {
+        match &self.configured {
             Some(configured) => configured.clone(),
             None => {
-                let info = req.connection_info();
                 let scheme = if self.https { "https" } else { info.scheme() };
                 normalize(&format!("{scheme}://{}", info.host()))
             }
-        };
-        normalize(origin) != expected
+        }
+    }
+
+    /// Whether `origin` (an `Origin` header) is another site than the one `req` reached.
+    fn is_foreign(&self, origin: &str, req: &ServiceRequest) -> bool {
+        normalize(origin) != self.for_request(&req.connection_info())
     }
 }
 

@@ -488,3 +488,37 @@ async fn users_of_another_organization_are_not_found() {
     let bob = app.signed_in("bob@acme.test").await;
     assert_eq!(bob.get("/admin/users").await.status(), StatusCode::FORBIDDEN);
 }
+
+#[actix_web::test]
+async fn set_password_links_follow_the_configured_public_url_not_the_host_header() {
+    use crate::helpers::{SpawnOptions, csrf_token, spawn_app_with};
+    let app = spawn_app_with(SpawnOptions {
+        public_origin: Some("https://keys.example.com".into()),
+        ..SpawnOptions::default()
+    })
+    .await;
+    let org = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::UserBuilder::new(&org, "admin@acme.test").admin().insert(&mut app.conn());
+    let admin = app.signed_in("admin@acme.test").await;
+    let (_, form) = admin.page("/admin/users/new").await;
+    let token = csrf_token(&form).unwrap();
+    let fields = [
+        ("csrf_token", token.as_str()),
+        ("email", "nina@acme.test"),
+        ("display_name", "Nina New"),
+        ("password_mode", "link"),
+    ];
+    let response = admin
+        .http
+        .post(app.url("/admin/users"))
+        .header(header::COOKIE, admin.cookie().unwrap())
+        .header(header::HOST, "evil.example")
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = response.text().await.unwrap();
+    assert!(page.contains(&format!("https://keys.example.com{}", link_in(&page))), "{page}");
+    assert!(!page.contains("evil.example"));
+}

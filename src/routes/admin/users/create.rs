@@ -6,7 +6,10 @@ use askama::Template;
 
 use super::{BASE, UserForm, UserManager, render_form};
 use crate::{
-    auth::session::{self, FlashLevel},
+    auth::{
+        csrf::SiteOrigin,
+        session::{self, FlashLevel},
+    },
     domain::NewPassword,
     error::{AppError, AppResult, FieldErrors},
     routes::extract::HtmlForm,
@@ -40,8 +43,16 @@ pub(super) fn link_response(
     email: String,
     token: &str,
 ) -> AppResult<HttpResponse> {
-    let info = req.connection_info();
-    let link = format!("{}://{}/password/{token}", info.scheme(), info.host());
+    // The configured public URL when there is one: a link must not follow whatever `Host`
+    // the request carried.
+    let origin = match req.app_data::<web::Data<SiteOrigin>>() {
+        Some(site) => site.for_request(&req.connection_info()),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    };
+    let link = format!("{origin}/password/{token}");
     let ctx = manager.context(&heading)?;
     render(&LinkPage { ctx, heading, email, link, hours: users::LINK_LIFETIME_HOURS, done_href: BASE.into() })
 }
