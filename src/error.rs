@@ -121,13 +121,19 @@ impl From<diesel::result::Error> for AppError {
             // Diesel reports a lost connection by kind (libpq's connection status or a
             // connection-class SQLSTATE), so no message needs to be searched for it.
             Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, _)
-            | Error::BrokenTransactionManager => AppError::Unavailable,
+            | Error::BrokenTransactionManager => unavailable(&error),
             // A commit whose outcome is unknown because the connection went away.
             Error::RollbackErrorOnCommit { commit_error, .. } => AppError::from(*commit_error),
-            Error::DatabaseError(Kind::Unknown, info) if is_timeout(info.message()) => AppError::Unavailable,
+            Error::DatabaseError(Kind::Unknown, ref info) if is_timeout(info.message()) => unavailable(&error),
             other => AppError::Internal(other.to_string()),
         }
     }
+}
+
+/// A 503 whose cause is logged with the request it failed (the page only says "try again").
+fn unavailable(cause: &diesel::result::Error) -> AppError {
+    log::warn!("{} database unavailable: {cause}", crate::request_id::label());
+    AppError::Unavailable
 }
 
 /// A statement cancelled by the server (statement or lock timeout, an operator's
@@ -171,7 +177,7 @@ impl ResponseError for AppError {
             return HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish();
         }
         if let AppError::Internal(detail) = self {
-            log::error!("internal error: {detail}");
+            log::error!("{} internal error: {detail}", crate::request_id::label());
         }
         let summary;
         let (title, message): (&str, &str) = match self {

@@ -69,7 +69,9 @@ pub async fn request_log(
     let method = req.method().clone();
     let path = req.path().to_owned();
     let queries = QueryCount::default();
-    let mut response = match query_count::counting(queries.clone(), next.call(req)).await {
+    let id: std::sync::Arc<str> = std::sync::Arc::from(request_id.as_str());
+    let served = crate::request_id::scope(id, query_count::counting(queries.clone(), next.call(req)));
+    let mut response = match served.await {
         Ok(response) => response,
         Err(error) => {
             // Middleware below turns its errors into responses; anything else is still logged.

@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod readiness;
+pub mod request_id;
 pub mod routes;
 pub mod secrets;
 pub mod services;

@@ -59,7 +59,7 @@ tokio::task_local! {
 fn noted_for_request(error: &crate::error::AppError, failure: StoreFailure) -> bool {
     let noted = STORE_FAILED.try_with(|failed| failed.set(failed.get().max(failure))).is_ok();
     if noted {
-        log::warn!("session store unavailable ({failure:?}): {error}");
+        log::warn!("{} session store unavailable ({failure:?}): {error}", crate::request_id::label());
     }
     noted
 }

@@ -130,19 +130,22 @@ impl Database {
             .map_err(|_| AppError::Unavailable)?;
         let (pool, losses) = (self.pool.clone(), Arc::clone(&self.losses));
         let count = query_count::current();
+        let request = crate::request_id::current();
         actix_web::web::block(move || {
-            let _permit = permit;
-            let mut conn = checkout(&pool, &losses)?;
-            let result = query_count::attributed_to(count, || work(&mut conn));
-            // Only a failure that looks like an outage costs the round trip of a check.
-            if matches!(result, Err(AppError::Unavailable)) && !is_alive(&mut conn) {
-                discard(&mut conn);
-                // Whatever cut this connection (a restart, `pg_terminate_backend`, a
-                // failover) has probably cut the idle ones too: have each checked before
-                // its next use rather than fail a request with it.
-                losses.fetch_add(1, Ordering::Relaxed);
-            }
-            result
+            crate::request_id::attributed_to(request, || {
+                let _permit = permit;
+                let mut conn = checkout(&pool, &losses)?;
+                let result = query_count::attributed_to(count, || work(&mut conn));
+                // Only a failure that looks like an outage costs the round trip of a check.
+                if matches!(result, Err(AppError::Unavailable)) && !is_alive(&mut conn) {
+                    discard(&mut conn);
+                    // Whatever cut this connection (a restart, `pg_terminate_backend`, a
+                    // failover) has probably cut the idle ones too: have each checked before
+                    // its next use rather than fail a request with it.
+                    losses.fetch_add(1, Ordering::Relaxed);
+                }
+                result
+            })
         })
         .await
         .map_err(|e| AppError::Internal(format!("blocking task failed: {e}")))?
@@ -166,7 +169,7 @@ fn checkout(pool: &PgPool, losses: &AtomicU64) -> Result<PooledPg, AppError> {
     // Bounded: each failed validation drops a connection, and the pool holds at most max_size.
     for _ in 0..=pool.max_size() {
         let mut conn = pool.get().map_err(|e| {
-            log::warn!("database connection unavailable: {e}");
+            log::warn!("{} database connection unavailable: {e}", crate::request_id::label());
             AppError::Unavailable
         })?;
         let now = losses.load(Ordering::Relaxed);
