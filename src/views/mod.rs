@@ -90,6 +90,11 @@ pub fn render(page: &impl Template) -> AppResult<HttpResponse> {
     render_with_status(page, actix_web::http::StatusCode::OK)
 }
 
+/// A text template (a confirmation's sentences, a flash message) as a string.
+pub fn text(template: &impl Template) -> AppResult<String> {
+    template.render().map_err(|e| AppError::Internal(format!("template: {e}")))
+}
+
 /// Post/redirect/get: a 303 to `location`.
 pub fn redirect(location: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()

@@ -742,3 +742,31 @@ async fn an_expired_key_stays_expired() {
     bob.page(&format!("{base}/rename")).await;
     assert_eq!(bob.post(&format!("{base}/rename"), &[("name", "Ran out (old)")]).await.status(), StatusCode::SEE_OTHER);
 }
+
+#[actix_web::test]
+async fn confirmations_say_what_happens_and_name_the_key_escaped_once() {
+    let Acme { app, .. } = acme().await;
+    let bob_user = crate::helpers::user(&app, "bob@acme.test");
+    let (key, _) = keys::personal(&mut app.conn(), &app.hasher, &bob_user, "Fleet <sync> & co");
+    let bob = app.signed_in("bob@acme.test").await;
+    let base = format!("/account/keys/{}", key.public_id);
+    let (_, page) = bob.page(&format!("{base}/deactivate")).await;
+    assert!(page.contains("Deactivate &#34;Fleet &#60;sync&#62; &#38; co&#34;?"), "{page}");
+    assert!(page.contains("Integrations using this key stop working at once."));
+    let response = bob.post(&format!("{base}/deactivate"), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, detail) = bob.page(&base).await;
+    assert!(detail.contains("Deactivated &#34;Fleet &#60;sync&#62; &#38; co&#34;: it no longer works."), "{detail}");
+
+    // Reactivating says until when the key still works (it never extends the expiry) …
+    let (_, page) = bob.page(&format!("{base}/reactivate")).await;
+    let expires = key.expires_at.unwrap().format("%Y-%m-%d").to_string();
+    assert!(page.contains(&format!("It still expires on {expires} (reactivation never extends the expiry).")));
+    // … or that an expired key will not work again.
+    diesel::update(api_keys::table.find(key.id))
+        .set(api_keys::expires_at.eq(Some(chrono::Utc::now() - chrono::Duration::days(1))))
+        .execute(&mut *app.conn())
+        .unwrap();
+    let (_, page) = bob.page(&format!("{base}/reactivate")).await;
+    assert!(page.contains("reactivating it will not make it work."), "{page}");
+}

@@ -1,6 +1,7 @@
 //! The confirmed changes: deactivate, reactivate, end grace, delete.
 
 use actix_web::{HttpResponse, web};
+use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
@@ -11,7 +12,7 @@ use crate::{
     routes::{extract::HtmlForm, keys::area::KeyArea},
     services::keys::{KeyOp, lifecycle},
     state::AppState,
-    views::{confirm::ConfirmPage, redirect, render},
+    views::{confirm::ConfirmPage, redirect, render, text},
 };
 
 use super::flow::{KeyPath, ReturnQuery, not_blocked, perform, return_path, visible_key};
@@ -52,62 +53,45 @@ impl Confirmed {
         }
     }
 
-    fn page(self, key: &ApiKey) -> (String, String, Option<String>, &'static str, bool) {
-        let name = &key.name;
-        match self {
-            Confirmed::Deactivate => (
-                format!("Deactivate \"{name}\"?"),
-                "Integrations using this key stop working at once. You can reactivate it later.".into(),
-                None,
-                "Deactivate key",
-                true,
-            ),
-            Confirmed::Reactivate => {
-                let expiry = match key.expires_at {
-                    Some(at) if at <= Utc::now() => Some(format!(
-                        "This key expired on {}: reactivating it will not make it work.",
-                        at.format("%Y-%m-%d")
-                    )),
-                    Some(at) => Some(format!(
-                        "It still expires on {} (reactivation never extends the expiry).",
-                        at.format("%Y-%m-%d")
-                    )),
-                    None => None,
-                };
-                (
-                    format!("Reactivate \"{name}\"?"),
-                    "The key works again at once.".into(),
-                    expiry,
-                    "Reactivate key",
-                    false,
-                )
-            }
-            Confirmed::EndGrace => (
-                format!("End the grace period of \"{name}\" now?"),
-                "The old secret stops working at once; only the new secret works.".into(),
-                None,
-                "End grace period",
-                true,
-            ),
-            Confirmed::Delete => (
-                format!("Delete \"{name}\"?"),
-                format!(
-                    "Deleting the key \"{name}\" is permanent and cannot be undone. Any integration using it \
-                     stops working immediately. The audit log keeps a record that it existed."
-                ),
-                None,
-                "Delete key",
-                true,
-            ),
-        }
+    /// The confirmation's heading, message, note, button and whether it is dangerous. The
+    /// texts are in templates/keys/confirm.txt.
+    fn page(self, key: &ApiKey) -> AppResult<(String, String, Option<String>, &'static str, bool)> {
+        let texts = Texts::of(self, key);
+        let note = text(&texts.as_note())?;
+        let (button, danger) = match self {
+            Confirmed::Deactivate => ("Deactivate key", true),
+            Confirmed::Reactivate => ("Reactivate key", false),
+            Confirmed::EndGrace => ("End grace period", true),
+            Confirmed::Delete => ("Delete key", true),
+        };
+        Ok((text(&texts.as_heading())?, text(&texts.as_message())?, (!note.is_empty()).then_some(note), button, danger))
     }
 
-    fn done(self, key: &ApiKey) -> String {
-        match self {
-            Confirmed::Deactivate => format!("Deactivated \"{}\": it no longer works.", key.name),
-            Confirmed::Reactivate => format!("Reactivated \"{}\".", key.name),
-            Confirmed::EndGrace => format!("The old secret of \"{}\" no longer works.", key.name),
-            Confirmed::Delete => format!("Deleted \"{}\".", key.name),
+    /// The flash message once it is done.
+    fn done(self, key: &ApiKey) -> AppResult<String> {
+        text(&Texts::of(self, key).as_done())
+    }
+}
+
+/// What is said about confirming `op` on the key called `name`.
+#[derive(Template)]
+#[template(path = "keys/confirm.txt", blocks = ["heading", "message", "note", "done"])]
+struct Texts<'a> {
+    op: &'static str,
+    name: &'a str,
+    expired_on: Option<String>,
+    expires_on: Option<String>,
+}
+
+impl<'a> Texts<'a> {
+    fn of(which: Confirmed, key: &'a ApiKey) -> Self {
+        let date = |at: chrono::DateTime<Utc>| at.format("%Y-%m-%d").to_string();
+        let expired = key.expires_at.is_some_and(|at| at <= Utc::now());
+        Texts {
+            op: which.slug(),
+            name: &key.name,
+            expired_on: key.expires_at.filter(|_| expired).map(date),
+            expires_on: key.expires_at.filter(|_| !expired).map(date),
         }
     }
 }
@@ -127,7 +111,7 @@ pub async fn confirm_form<A: KeyArea>(
     if matches!(which, Confirmed::Delete) && return_to.starts_with(&detail_href) {
         return_to = area.base();
     }
-    let (heading, message, note, button, danger) = which.page(&key);
+    let (heading, message, note, button, danger) = which.page(&key)?;
     let ctx = area.context(&heading)?;
     render(&ConfirmPage {
         ctx,
@@ -170,7 +154,7 @@ pub async fn confirmed<A: KeyArea>(
         }
     })
     .await?;
-    session::flash(area.session(), FlashLevel::Success, which.done(&key));
+    session::flash(area.session(), FlashLevel::Success, which.done(&key)?);
     let detail_href = format!("{}/{public_id}", area.base());
     let mut target = return_path(&area, &form.return_to, detail_href.clone());
     if matches!(which, Confirmed::Delete) && target.starts_with(&detail_href) {

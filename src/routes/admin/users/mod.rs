@@ -97,11 +97,9 @@ fn return_path(given: &str, id: i64) -> String {
     crate::views::paths::safe_local_path(given, BASE).unwrap_or_else(|| format!("{BASE}/{id}"))
 }
 
-/// One text of a confirmation or its outcome, from a text template (`*.txt`: not escaped here,
-/// since the page that shows it escapes it).
-fn text(template: &impl Template) -> AppResult<String> {
-    template.render().map_err(|e| AppError::Internal(format!("template: {e}")))
-}
+// Texts of confirmations come from text templates (`*.txt`: not escaped by `views::text`,
+// since the page that shows them escapes them).
+pub(super) use crate::views::text;
 
 // ---------------------------------------------------------------------------------------
 // Confirmations, shared by `access` and `active`
