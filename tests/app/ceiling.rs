@@ -167,6 +167,8 @@ async fn a_key_manager_obtains_no_secret_and_widens_no_key_beyond_his_own_grants
     let (today_plus_30, later) = (date_in(30), date_in(200));
     let widening = [
         edit_fields(&[], &today_plus_30, &lead_id),
+        // Saving it as it is (a new comment only) is no narrowing either.
+        edit_fields(&[], &today_plus_30, &admin_id),
         edit_fields(&[], &later, &admin_id),
         edit_fields(&["vehicles.write"], &later, &admin_id),
     ];

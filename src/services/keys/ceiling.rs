@@ -112,6 +112,30 @@ impl KeyReach {
     }
 }
 
+impl KeyReach {
+    /// Whether this reach is within `before` and strictly smaller in some way: fewer actions,
+    /// assets or address ranges, or an earlier expiry date. Saving a key unchanged (or with
+    /// only a new comment) is not narrowing it.
+    pub fn narrows(&self, before: &KeyReach) -> bool {
+        let ids = |ids: &[i64]| ids.iter().copied().collect::<BTreeSet<i64>>();
+        let fewer_assets = match (&before.assets, &self.assets) {
+            (AssetScope::All, AssetScope::All) => false,
+            (AssetScope::Only { asset_ids, group_ids }, AssetScope::Only { asset_ids: now, group_ids: now_groups }) => {
+                ids(asset_ids) != ids(now) || ids(group_ids) != ids(now_groups)
+            }
+            _ => true,
+        };
+        let nets = |nets: &[IpNetwork]| nets.iter().map(|n| n.to_string()).collect::<BTreeSet<String>>();
+        let earlier = match (before.expires_at, self.expires_at) {
+            (None, Some(_)) => true,
+            (Some(limit), Some(at)) => at.date_naive() < limit.date_naive(),
+            _ => false,
+        };
+        self.is_within(before)
+            && (self.actions != before.actions || fewer_assets || nets(&self.cidrs) != nets(&before.cidrs) || earlier)
+    }
+}
+
 /// Whether `outer` allows every action of `inner`.
 pub fn covers(outer: &ActionCeiling, inner: &ActionCeiling) -> bool {
     match (outer, inner) {
@@ -219,8 +243,8 @@ pub fn check_issue(
     if covers(&grant, &effective) { Ok(()) } else { Err(AppError::Forbidden) }
 }
 
-/// Refuses (403) an edit from `before` to `after` that widens the key beyond what `actor` may
-/// grant. An edit that only narrows (or keeps) what the key can do is always allowed.
+/// Refuses (403) an edit from `before` to `after` that leaves the key beyond what `actor` may
+/// grant, unless it narrows the key: whoever cannot grant a key may only make it do less.
 pub fn check_edit(
     conn: &mut PgConnection,
     actor: &Actor,
@@ -229,13 +253,14 @@ pub fn check_edit(
     before: &KeyReach,
     after: &KeyReach,
 ) -> Result<(), AppError> {
-    if after.is_within(before) {
-        return Ok(());
-    }
     let proxy_allowed = !is_plain_user(actor)
         || after.proxy_user_id == before.proxy_user_id
         || !acts_as_admin(conn, owner, after.proxy_user_id)?;
-    if proxy_allowed && covers(&grantable(user, owner), &after.actions) { Ok(()) } else { Err(AppError::Forbidden) }
+    if (proxy_allowed && covers(&grantable(user, owner), &after.actions)) || after.narrows(before) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
 }
 
 #[cfg(test)]
@@ -299,6 +324,7 @@ mod tests {
         fewer.assets = AssetScope::Only { asset_ids: vec![2], group_ids: vec![] };
         assert!(fewer.is_within(&listed));
         assert!(!before.is_within(&listed), "all assets widens a list");
+        assert!(fewer.narrows(&listed) && !listed.narrows(&listed), "saving unchanged is no narrowing");
         let mut grouped = listed.clone();
         grouped.assets = AssetScope::Only { asset_ids: vec![1], group_ids: vec![7] };
         assert!(!grouped.is_within(&listed), "a new group widens");
