@@ -50,12 +50,12 @@ impl FromRequest for ProviderKeys {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let staff = CurrentStaff::from_request(req, payload);
-        let provider_id =
-            req.match_info().get("provider_id").and_then(|id| id.parse::<i64>().ok()).filter(|id| *id > 0);
+        let provider_id = crate::routes::extract::path_id(req, "provider_id");
         let state = req.app_data::<actix_web::web::Data<crate::state::AppState>>().cloned();
         Box::pin(async move {
+            // Who is asking is settled before the address is read, as for `UserPath`.
             let staff = staff.await?;
-            let (Some(provider_id), Some(state)) = (provider_id, state) else { return Err(AppError::NotFound) };
+            let (provider_id, Some(state)) = (provider_id?, state) else { return Err(AppError::NotFound) };
             let provider = state.db.run(move |conn| Ok(ServiceProvider::find(conn, provider_id)?)).await?;
             Ok(ProviderKeys { staff, provider })
         })
