@@ -1,6 +1,7 @@
 //! Actor extractors: a handler names the account it needs in its signature
-//! (`user: CurrentUser`, `admin: OrgAdmin`, `staff: CurrentStaff`) and only runs once that
-//! account is signed in, active, and of the right kind. The account is re-read on every
+//! (`user: CurrentUser`, `staff: CurrentStaff`, or a capability such as `admin: OrgAdmin`,
+//! see [`super::granted`]) and only runs once that account is signed in, active, and of the
+//! right kind. The account is re-read on every
 //! request, so deactivation or a lost permission takes effect on the next request.
 
 use crate::services::audit::AuditAction;
@@ -12,18 +13,18 @@ use futures_util::future::LocalBoxFuture;
 use crate::{
     auth::session::{self, ActorKind as SessionKind, SessionActor},
     db::models::{Organization, StaffAccount, User},
-    domain::{ClientIp, Permission, PermissionSet},
+    domain::{Capabilities, ClientIp},
     error::AppError,
     services::actor::{Actor, ActorKind},
     state::AppState,
 };
 
-/// A signed-in, active web user with their organization and effective permissions.
+/// A signed-in, active web user with their organization and capabilities (computed once, here).
 #[derive(Clone)]
 pub struct CurrentUser {
     pub user: User,
     pub organization: Organization,
-    pub permissions: PermissionSet,
+    pub can: Capabilities,
     pub session: Session,
     pub client_ip: ClientIp,
 }
@@ -41,19 +42,6 @@ impl std::fmt::Debug for CurrentStaff {
 }
 
 impl CurrentUser {
-    /// Fails with 403 unless the user holds `permission`.
-    pub fn require(&self, permission: Permission) -> Result<(), AppError> {
-        if self.permissions.contains(permission) { Ok(()) } else { Err(AppError::Forbidden) }
-    }
-
-    /// Whether any part of the Admin area is open to this user.
-    pub fn sees_admin(&self) -> bool {
-        self.user.is_admin
-            || [Permission::KeysManage, Permission::UsersManage, Permission::AuditRead]
-                .iter()
-                .any(|p| self.permissions.contains(*p))
-    }
-
     /// The user as the services and the audit log see them.
     pub fn actor(&self) -> Actor {
         Actor {
@@ -65,17 +53,6 @@ impl CurrentUser {
             },
             client_ip: self.client_ip,
         }
-    }
-}
-
-/// A signed-in organization administrator.
-#[derive(Debug, Clone)]
-pub struct OrgAdmin(pub CurrentUser);
-
-impl std::ops::Deref for OrgAdmin {
-    type Target = CurrentUser;
-    fn deref(&self) -> &CurrentUser {
-        &self.0
     }
 }
 
@@ -212,20 +189,8 @@ impl FromRequest for CurrentUser {
                 session::sign_out(&session);
                 return Err(AppError::LoginRequired(None));
             };
-            Ok(CurrentUser { user, organization, permissions, session, client_ip: ClientIp::of(&req) })
-        })
-    }
-}
-
-impl FromRequest for OrgAdmin {
-    type Error = AppError;
-    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let user = CurrentUser::from_request(req, payload);
-        Box::pin(async move {
-            let user = user.await?;
-            if user.user.is_admin { Ok(OrgAdmin(user)) } else { Err(AppError::Forbidden) }
+            let can = Capabilities::new(user.is_admin, permissions);
+            Ok(CurrentUser { user, organization, can, session, client_ip: ClientIp::of(&req) })
         })
     }
 }

@@ -3,8 +3,10 @@
 
 pub mod actor;
 pub mod csrf;
+pub mod granted;
 pub mod password;
 pub mod session;
 pub mod session_store;
 
-pub use actor::{CurrentStaff, CurrentUser, OrgAdmin};
+pub use actor::{CurrentStaff, CurrentUser};
+pub use granted::{AdminVisitor, AuditReader, Granted, KeyManager, OrgAdmin, UserManager};

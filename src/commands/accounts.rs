@@ -95,6 +95,7 @@ pub fn create_user(
         password_hash: Some(hash),
         is_admin: admin,
         api_key_access,
+        role_ids: vec![],
     };
     let user = conn.transaction(|conn| users::create(conn, &Actor::system("create-user"), input)).map_err(describe)?;
     println!("Created user {} in {} (id {}).", user.email, organization.slug, user.id);

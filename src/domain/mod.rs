@@ -1,11 +1,13 @@
 //! Parse-don't-validate types: once a value has one of these types it is known to be valid.
 
+pub mod capability;
 pub mod client_ip;
 pub mod email;
 pub mod password;
 pub mod permission;
 pub mod text;
 
+pub use capability::{Capabilities, Capability};
 pub use client_ip::ClientIp;
 pub use email::Email;
 pub use password::NewPassword;

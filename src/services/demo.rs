@@ -80,6 +80,7 @@ pub fn seed(conn: &mut PgConnection, password_hash: &str) -> Result<bool, AppErr
                     password_hash: Some(password_hash.into()),
                     is_admin: admin,
                     api_key_access: access,
+                    role_ids: vec![],
                 },
             )
         };

@@ -15,13 +15,14 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::{
+    db::models::user::ActionCeiling,
     db::models::{
         Role, StaffAccount, User,
         password_link::PasswordLink,
         session,
         user::{NewUser, UserChanges},
     },
-    domain::{Email, Permission, text::clean_line},
+    domain::{Capabilities, Capability, Email, text::clean_line},
     error::{AppError, FieldErrors, invalid},
     secrets::random_token,
     services::{
@@ -43,6 +44,8 @@ pub struct CreateUser {
     pub password_hash: Option<String>,
     pub is_admin: bool,
     pub api_key_access: bool,
+    /// Roles of the organization to give the user (administrators only).
+    pub role_ids: Vec<i64>,
 }
 
 /// Whether any web user or staff account signs in with `email` (one login form serves both,
@@ -56,51 +59,49 @@ pub fn email_in_use(conn: &mut PgConnection, email: &Email) -> Result<bool, AppE
 #[derive(Debug, Clone)]
 struct Manager {
     id: Option<i64>,
-    is_admin: bool,
-    permissions: crate::domain::PermissionSet,
-    ceiling: crate::db::models::user::ActionCeiling,
+    can: Capabilities,
+    ceiling: ActionCeiling,
 }
 
-/// Whether a manager may give API key access: it is `keys.own`, and nobody hands out what
-/// they do not hold (the pages use this too, to offer the switch only to those who may).
-pub fn may_grant_key_access(is_admin: bool, permissions: &crate::domain::PermissionSet) -> bool {
-    is_admin || permissions.contains(Permission::KeysOwn)
+/// What a manager may do to one user. The pages offer exactly these (so no button answers
+/// 403), and every change below checks the same value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Allowed {
+    /// Change the name.
+    pub profile: bool,
+    /// Make or unmake an administrator, assign roles.
+    pub admin_fields: bool,
+    /// Access, activation, password: what could hand the account's rights to someone else.
+    pub sensitive: bool,
+    /// Grant API key access (revoking needs only `sensitive`).
+    pub grant_key_access: bool,
 }
 
-impl Manager {
-    fn may_grant_key_access(&self) -> bool {
-        may_grant_key_access(self.is_admin, &self.permissions)
+impl Allowed {
+    /// Whether the access switch does something the manager may do for `user`.
+    pub fn key_access_switch(&self, user: &User) -> bool {
+        self.sensitive && !user.is_admin && (user.api_key_access || self.grant_key_access)
     }
 }
 
 /// What a manager is about to do to a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Change {
-    /// Name (and, for administrators, administrator flag and roles).
     Profile,
-    /// Access, activation, password: what could hand the account's rights to someone else.
     Sensitive,
 }
 
 /// Checks that `actor` may manage users of `organization_id` (the operator may too).
 fn manager(conn: &mut PgConnection, actor: &Actor, organization_id: i64) -> Result<Manager, AppError> {
     match &actor.kind {
-        ActorKind::System { .. } => Ok(Manager {
-            id: None,
-            is_admin: true,
-            permissions: crate::domain::PermissionSet::all(),
-            ceiling: crate::db::models::user::ActionCeiling::All,
-        }),
+        ActorKind::System { .. } => {
+            Ok(Manager { id: None, can: Capabilities::operator(), ceiling: ActionCeiling::All })
+        }
         ActorKind::User { id, organization_id: own, .. } if *own == organization_id => {
             let user = User::find_in_org(conn, organization_id, *id)?;
-            let permissions = user.effective_permissions(conn)?;
-            if user.active && permissions.contains(Permission::UsersManage) {
-                Ok(Manager {
-                    id: Some(user.id),
-                    is_admin: user.is_admin,
-                    permissions,
-                    ceiling: user.action_ceiling(conn)?,
-                })
+            let can = Capabilities::new(user.is_admin, user.effective_permissions(conn)?);
+            if user.active && can.allows(Capability::ManageUsers) {
+                Ok(Manager { id: Some(user.id), can, ceiling: user.action_ceiling(conn)? })
             } else {
                 Err(AppError::Forbidden)
             }
@@ -109,37 +110,85 @@ fn manager(conn: &mut PgConnection, actor: &Actor, organization_id: i64) -> Resu
     }
 }
 
-/// Loads `user_id` for a `change` by `actor`: another organization's user is "not found";
-/// non-administrators may not change administrators, nor (sensitively) themselves, nor
-/// anyone holding a permission or API action they do not hold.
+/// What `manager` may do to `user`: administrators everything; others nothing to
+/// administrators, nothing sensitive to themselves, and nothing to anyone holding a
+/// permission or API action they do not hold.
+fn allowed(conn: &mut PgConnection, manager: &Manager, user: &User) -> Result<Allowed, AppError> {
+    let grant_key_access = manager.can.allows(Capability::GrantKeyAccess);
+    if manager.can.is_admin() {
+        return Ok(Allowed { profile: true, admin_fields: true, sensitive: true, grant_key_access });
+    }
+    if user.is_admin {
+        return Ok(Allowed::default());
+    }
+    if manager.id == Some(user.id) {
+        return Ok(Allowed { profile: true, ..Allowed::default() });
+    }
+    let holds_more = user.effective_permissions(conn)?.iter().any(|p| !manager.can.permissions().contains(p))
+        || match (&manager.ceiling, user.action_ceiling(conn)?) {
+            (ActionCeiling::All, _) => false,
+            (ActionCeiling::Only(_), ActionCeiling::All) => true,
+            (ActionCeiling::Only(mine), ActionCeiling::Only(theirs)) => !theirs.is_subset(mine),
+        };
+    if holds_more {
+        return Ok(Allowed::default());
+    }
+    Ok(Allowed { profile: true, admin_fields: false, sensitive: true, grant_key_access })
+}
+
+/// User `user_id` of `organization_id` (another organization's is "not found") and what
+/// `actor` may do to them.
+pub fn allowed_changes(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    organization_id: i64,
+    user_id: i64,
+) -> Result<(User, Allowed), AppError> {
+    let manager = manager(conn, actor, organization_id)?;
+    let user = User::find_in_org(conn, organization_id, user_id).optional()?.ok_or(AppError::NotFound)?;
+    let allowed = allowed(conn, &manager, &user)?;
+    Ok((user, allowed))
+}
+
+/// What `actor` may do to each of `users` (of `organization_id`), in their order: what a
+/// list of users offers per row.
+pub fn allowed_for_each(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    organization_id: i64,
+    users: &[User],
+) -> Result<Vec<Allowed>, AppError> {
+    let manager = manager(conn, actor, organization_id)?;
+    users.iter().map(|user| allowed(conn, &manager, user)).collect()
+}
+
+/// Loads `user_id` for a `change` by `actor`, refusing what [`allowed_changes`] does not allow.
 fn target(
     conn: &mut PgConnection,
     actor: &Actor,
     organization_id: i64,
     user_id: i64,
     change: Change,
-) -> Result<(User, Manager), AppError> {
-    use crate::db::models::user::ActionCeiling;
-    let manager = manager(conn, actor, organization_id)?;
-    let user = User::find_in_org(conn, organization_id, user_id).optional()?.ok_or(AppError::NotFound)?;
-    if manager.is_admin {
-        return Ok((user, manager));
+) -> Result<(User, Allowed), AppError> {
+    let (user, allowed) = allowed_changes(conn, actor, organization_id, user_id)?;
+    let permitted = match change {
+        Change::Profile => allowed.profile,
+        Change::Sensitive => allowed.sensitive,
+    };
+    if permitted { Ok((user, allowed)) } else { Err(AppError::Forbidden) }
+}
+
+/// Checks that every role of `role_ids` is one of the organization's; returns them sorted,
+/// without repeats.
+fn roles_of_org(conn: &mut PgConnection, organization_id: i64, mut role_ids: Vec<i64>) -> Result<Vec<i64>, AppError> {
+    role_ids.sort_unstable();
+    role_ids.dedup();
+    for id in &role_ids {
+        Role::find_in_org(conn, organization_id, *id)
+            .optional()?
+            .ok_or_else(|| invalid("roles", "Choose roles from the list."))?;
     }
-    if user.is_admin || (change == Change::Sensitive && manager.id == Some(user.id)) {
-        return Err(AppError::Forbidden);
-    }
-    if manager.id != Some(user.id) {
-        let holds_more = user.effective_permissions(conn)?.iter().any(|p| !manager.permissions.contains(p))
-            || match (&manager.ceiling, user.action_ceiling(conn)?) {
-                (ActionCeiling::All, _) => false,
-                (ActionCeiling::Only(_), ActionCeiling::All) => true,
-                (ActionCeiling::Only(mine), ActionCeiling::Only(theirs)) => !theirs.is_subset(mine),
-            };
-        if holds_more {
-            return Err(AppError::Forbidden);
-        }
-    }
-    Ok((user, manager))
+    Ok(role_ids)
 }
 
 /// Refuses a change that would leave the organization without an active administrator.
@@ -158,10 +207,13 @@ fn user_target(user: &User) -> Target {
     Target::new("user", user.id, &user.email)
 }
 
-/// Creates a web user in `input.organization_id`.
+/// Creates a web user in `input.organization_id`, with their roles, in one step.
 pub fn create(conn: &mut PgConnection, actor: &Actor, input: CreateUser) -> Result<User, AppError> {
     let manager = manager(conn, actor, input.organization_id)?;
-    if input.is_admin && !manager.is_admin || input.api_key_access && !manager.may_grant_key_access() {
+    let administers = manager.can.allows(Capability::Administer);
+    if (input.is_admin || !input.role_ids.is_empty()) && !administers
+        || input.api_key_access && !manager.can.allows(Capability::GrantKeyAccess)
+    {
         return Err(AppError::Forbidden);
     }
     let mut errors = FieldErrors::new();
@@ -172,8 +224,11 @@ pub fn create(conn: &mut PgConnection, actor: &Actor, input: CreateUser) -> Resu
     {
         errors.add("email", "An account with this email address already exists.");
     }
-    errors.into_result()?;
-    let (email, display_name) = (email.expect("validated"), display_name.expect("validated"));
+    // A value is missing only when its field has an error.
+    let (Some(email), Some(display_name), true) = (email, display_name, errors.is_empty()) else {
+        return Err(AppError::Invalid(errors));
+    };
+    let role_ids = roles_of_org(conn, input.organization_id, input.role_ids)?;
     let user = User::insert(
         conn,
         &NewUser {
@@ -185,13 +240,16 @@ pub fn create(conn: &mut PgConnection, actor: &Actor, input: CreateUser) -> Resu
             api_key_access: input.api_key_access,
         },
     )?;
+    if !role_ids.is_empty() {
+        Role::set_user_roles(conn, input.organization_id, user.id, &role_ids)?;
+    }
     audit::record(
         conn,
         actor,
         Entry::new(AuditAction::UserCreate)
             .organization(Some(user.organization_id))
             .target(user_target(&user))
-            .details(json!({ "is_admin": user.is_admin, "api_key_access": user.api_key_access })),
+            .details(json!({ "is_admin": user.is_admin, "api_key_access": user.api_key_access, "roles": role_ids })),
     )?;
     Ok(user)
 }
@@ -207,8 +265,8 @@ pub fn update(
     is_admin: Option<bool>,
     role_ids: Option<Vec<i64>>,
 ) -> Result<User, AppError> {
-    let (user, manager) = target(conn, actor, organization_id, user_id, Change::Profile)?;
-    if (is_admin.is_some() || role_ids.is_some()) && !manager.is_admin {
+    let (user, allowed) = target(conn, actor, organization_id, user_id, Change::Profile)?;
+    if (is_admin.is_some() || role_ids.is_some()) && !allowed.admin_fields {
         return Err(AppError::Forbidden);
     }
     let display_name = clean_line(display_name, 1, 100, "display name").map_err(|e| invalid("display_name", e))?;
@@ -225,14 +283,7 @@ pub fn update(
         details["is_admin"] = json!(updated.is_admin);
     }
     if let Some(role_ids) = role_ids {
-        let mut role_ids = role_ids;
-        role_ids.sort_unstable();
-        role_ids.dedup();
-        for id in &role_ids {
-            Role::find_in_org(conn, organization_id, *id)
-                .optional()?
-                .ok_or_else(|| invalid("roles", "Choose roles from the list."))?;
-        }
+        let role_ids = roles_of_org(conn, organization_id, role_ids)?;
         let mut before = Role::ids_of_user(conn, user.id)?;
         before.sort_unstable();
         if before != role_ids {
@@ -269,8 +320,8 @@ pub fn set_api_key_access(
     user_id: i64,
     granted: bool,
 ) -> Result<User, AppError> {
-    let (user, manager) = target(conn, actor, organization_id, user_id, Change::Sensitive)?;
-    if granted && !manager.may_grant_key_access() {
+    let (user, allowed) = target(conn, actor, organization_id, user_id, Change::Sensitive)?;
+    if granted && !allowed.grant_key_access {
         return Err(AppError::Forbidden);
     }
     if user.api_key_access == granted {

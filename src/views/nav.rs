@@ -1,6 +1,9 @@
 //! The navigation: only what the signed-in account may use.
 
-use crate::{auth::CurrentUser, domain::Permission};
+use crate::{
+    auth::CurrentUser,
+    domain::{Capabilities, Capability},
+};
 
 /// The area a page belongs to, which marks its navigation entry as current.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,12 @@ fn item(label: &'static str, href: &'static str, section: Section, current: Sect
 
 impl Nav {
     pub fn for_user(user: &CurrentUser, current: Section) -> Self {
+        Self::for_capabilities(user.can, current)
+    }
+
+    /// The navigation of a web user who holds `can`: each admin page is listed exactly when
+    /// its handler's extractor would let them in.
+    pub fn for_capabilities(can: Capabilities, current: Section) -> Self {
         let mut groups = vec![NavGroup {
             label: "Account",
             items: vec![
@@ -55,26 +64,21 @@ impl Nav {
                 item("API keys", "/account/keys", Section::AccountKeys, current),
             ],
         }];
-        if user.sees_admin() {
-            let admin = user.user.is_admin;
-            let may = |p: Permission| user.permissions.contains(p);
-            let mut items = vec![item("Overview", "/admin", Section::AdminHome, current)];
-            if may(Permission::UsersManage) {
-                items.push(item("Users", "/admin/users", Section::AdminUsers, current));
-            }
-            if admin {
-                items.push(item("Roles", "/admin/roles", Section::AdminRoles, current));
-            }
-            if may(Permission::KeysManage) {
-                items.push(item("API keys", "/admin/keys", Section::AdminKeys, current));
-            }
-            if admin {
-                items.push(item("Assets", "/admin/assets", Section::AdminAssets, current));
-                items.push(item("Key policy", "/admin/policy", Section::AdminPolicy, current));
-            }
-            if may(Permission::AuditRead) {
-                items.push(item("Audit log", "/admin/audit", Section::AdminAudit, current));
-            }
+        if can.allows(Capability::EnterAdmin) {
+            let admin_pages = [
+                ("Overview", "/admin", Section::AdminHome, Capability::EnterAdmin),
+                ("Users", "/admin/users", Section::AdminUsers, Capability::ManageUsers),
+                ("Roles", "/admin/roles", Section::AdminRoles, Capability::Administer),
+                ("API keys", "/admin/keys", Section::AdminKeys, Capability::ManageKeys),
+                ("Assets", "/admin/assets", Section::AdminAssets, Capability::Administer),
+                ("Key policy", "/admin/policy", Section::AdminPolicy, Capability::Administer),
+                ("Audit log", "/admin/audit", Section::AdminAudit, Capability::ReadAudit),
+            ];
+            let items = admin_pages
+                .into_iter()
+                .filter(|(.., needs)| can.allows(*needs))
+                .map(|(label, href, section, _)| item(label, href, section, current))
+                .collect();
             groups.push(NavGroup { label: "Admin", items });
         }
         Self { groups }

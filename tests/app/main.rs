@@ -17,6 +17,7 @@ mod hygiene;
 mod key_matrix;
 mod keys;
 mod limits;
+mod offered;
 mod resilience;
 mod scale;
 mod security;

@@ -5,7 +5,7 @@ use askama::Template;
 
 use crate::{
     auth::CurrentUser,
-    domain::Permission,
+    domain::{Capability, Permission},
     error::AppResult,
     views::{PageContext, Section, render, time::Stamp},
 };
@@ -32,8 +32,8 @@ pub async fn overview(user: CurrentUser) -> AppResult<HttpResponse> {
         display_name: user.user.display_name.clone(),
         organization: user.organization.name.clone(),
         is_admin: user.user.is_admin,
-        may_own_keys: user.permissions.contains(Permission::KeysOwn),
-        permissions: user.permissions.iter().map(Permission::label).collect(),
+        may_own_keys: user.can.allows(Capability::OwnKeys),
+        permissions: user.can.permissions().iter().map(Permission::label).collect(),
         last_login: Stamp::maybe(user.user.last_login_at),
     })
 }

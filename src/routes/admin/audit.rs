@@ -8,9 +8,8 @@ use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 
 use crate::{
-    auth::CurrentUser,
+    auth::AuditReader,
     db::models::{AuditEvent, audit_event::AuditFilter},
-    domain::Permission,
     error::{AppError, AppResult},
     state::AppState,
     views::{
@@ -84,10 +83,6 @@ impl AuditQuery {
     }
 }
 
-fn reader(user: &CurrentUser) -> AppResult<()> {
-    user.require(Permission::AuditRead)
-}
-
 struct EventRow {
     at: Stamp,
     actor: String,
@@ -137,11 +132,10 @@ fn target_of(e: &AuditEvent) -> String {
 
 #[get("/admin/audit")]
 pub async fn list(
-    user: CurrentUser,
+    user: AuditReader,
     state: web::Data<AppState>,
     query: web::Query<AuditQuery>,
 ) -> AppResult<HttpResponse> {
-    reader(&user)?;
     let filter = query.filter()?;
     let page = page_index(query.page, PER_PAGE);
     let organization_id = user.organization.id;
@@ -199,11 +193,10 @@ fn cell(value: &str) -> String {
 
 #[get("/admin/audit.csv")]
 pub async fn export(
-    user: CurrentUser,
+    user: AuditReader,
     state: web::Data<AppState>,
     query: web::Query<AuditQuery>,
 ) -> AppResult<HttpResponse> {
-    reader(&user)?;
     let filter = query.filter()?;
     let organization_id = user.organization.id;
     let events =

@@ -10,10 +10,10 @@ use actix_web::{HttpResponse, get, web};
 use askama::Template;
 
 use crate::{
-    auth::CurrentUser,
+    auth::AdminVisitor,
     db::models::AuditEvent,
-    domain::Permission,
-    error::{AppError, AppResult},
+    domain::Capability,
+    error::AppResult,
     state::AppState,
     views::{PageContext, Section, render, time::Stamp},
 };
@@ -42,11 +42,8 @@ struct OverviewPage {
 }
 
 #[get("/admin")]
-pub async fn overview(user: CurrentUser, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    if !user.sees_admin() {
-        return Err(AppError::Forbidden);
-    }
-    let show_activity = user.permissions.contains(Permission::AuditRead);
+pub async fn overview(user: AdminVisitor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let show_activity = user.can.allows(Capability::ReadAudit);
     let organization_id = user.organization.id;
     let events = if show_activity {
         state.db.run(move |conn| Ok(AuditEvent::list_recent_for_org(conn, organization_id, 10)?)).await?

@@ -7,9 +7,9 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    auth::{CurrentStaff, CurrentUser},
+    auth::{CurrentStaff, CurrentUser, KeyManager},
     db::models::{ServiceProvider, api_key::KeyScope},
-    domain::Permission,
+    domain::Capability,
     error::{AppError, AppResult},
     services::{Actor, keys::NewKeyOwner},
     views::{PageContext, Section},
@@ -96,7 +96,7 @@ impl KeyArea for ProviderKeys {
 pub struct OwnKeys(pub CurrentUser);
 
 /// Admin → API keys: every key of the organization (administrators and `keys.manage`).
-pub struct OrganizationKeys(pub CurrentUser);
+pub struct OrganizationKeys(pub KeyManager);
 
 impl FromRequest for OwnKeys {
     type Error = AppError;
@@ -113,12 +113,8 @@ impl FromRequest for OrganizationKeys {
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let user = CurrentUser::from_request(req, payload);
-        Box::pin(async move {
-            let user = user.await?;
-            user.require(Permission::KeysManage)?;
-            Ok(OrganizationKeys(user))
-        })
+        let manager = KeyManager::from_request(req, payload);
+        Box::pin(async move { Ok(OrganizationKeys(manager.await?)) })
     }
 }
 
@@ -151,7 +147,7 @@ impl KeyArea for OwnKeys {
         false
     }
     fn blocked_reason(&self) -> Option<String> {
-        (!self.0.permissions.contains(Permission::KeysOwn)).then(|| {
+        (!self.0.can.allows(Capability::OwnKeys)).then(|| {
             format!(
                 "API key access has not been granted to you. An administrator of {} can turn on \
                  API key access for your account (Admin → Users).",

@@ -37,7 +37,10 @@ pub async fn access_form(
     state: web::Data<AppState>,
     query: web::Query<ReturnQuery>,
 ) -> AppResult<HttpResponse> {
-    let user = load_user(&state, manager.0.organization.id, id).await?;
+    let user = load_user(&state, &manager, id, |allowed, user| {
+        allowed.sensitive && (user.is_admin || allowed.key_access_switch(user))
+    })
+    .await?;
     if user.is_admin {
         return Err(AppError::Conflict("Administrators always have API key access.".into()));
     }

@@ -36,7 +36,7 @@ pub async fn active_form(
     query: web::Query<ReturnQuery>,
 ) -> AppResult<HttpResponse> {
     let activate = activates(&req);
-    let user = load_user(&state, manager.0.organization.id, id).await?;
+    let user = load_user(&state, &manager, id, |allowed, _| allowed.sensitive).await?;
     let texts = Texts { activate, name: &user.display_name };
     let confirmation = Confirmation {
         heading: text(&texts.as_heading())?,

@@ -10,7 +10,7 @@ use crate::{
         csrf::SiteOrigin,
         session::{self, FlashLevel},
     },
-    domain::NewPassword,
+    domain::{Capability, NewPassword},
     error::{AppError, AppResult, FieldErrors},
     routes::extract::HtmlForm,
     services::users::{self, CreateUser},
@@ -65,15 +65,12 @@ pub async fn create(
     form: HtmlForm<UserForm>,
 ) -> AppResult<HttpResponse> {
     let values = form.into_inner();
-    let is_admin_manager = manager.0.user.is_admin;
     let mut errors = FieldErrors::new();
     let by_link = values.password_mode != "password";
     let password = if by_link { None } else { errors.take("password", NewPassword::parse(&values.password)) };
-    if values.is_admin.is_some() && !is_admin_manager {
-        return Err(AppError::Forbidden);
-    }
     let role_ids = values.role_ids();
-    if !role_ids.is_empty() && !is_admin_manager {
+    // The service refuses these too; refusing here first spares a password hash.
+    if (values.is_admin.is_some() || !role_ids.is_empty()) && !manager.can.allows(Capability::Administer) {
         return Err(AppError::Forbidden);
     }
     let hash = match (&password, errors.is_empty()) {
@@ -89,15 +86,13 @@ pub async fn create(
         password_hash: hash,
         is_admin: values.is_admin.is_some(),
         api_key_access: values.api_key_access.is_some(),
+        role_ids,
     };
     let result = if errors.is_empty() {
         state
             .db
             .transaction(move |conn| {
                 let user = users::create(conn, &actor, input)?;
-                if !role_ids.is_empty() {
-                    users::update(conn, &actor, organization_id, user.id, &user.display_name, None, Some(role_ids))?;
-                }
                 let token = if by_link {
                     Some(users::issue_password_link(conn, &actor, organization_id, user.id)?)
                 } else {

@@ -8,6 +8,7 @@ use crate::{
     db::models::{ApiKey, Role, User},
     domain::{Permission, PermissionSet},
     error::AppResult,
+    services::users::{self, Allowed},
     state::AppState,
     views::{PageContext, render, time::Stamp},
 };
@@ -22,25 +23,24 @@ struct DetailPage {
     keys: i64,
     last_login: Option<Stamp>,
     created: Stamp,
-    may_change: bool,
-    may_grant_access: bool,
+    allowed: Allowed,
+    access_switch: bool,
     is_self: bool,
 }
 
 #[get("/admin/users/{id}")]
 pub async fn detail(UserPath { manager, id }: UserPath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let organization_id = manager.0.organization.id;
-    let (user, roles, permissions, keys) = state
+    let (organization_id, actor) = (manager.organization.id, manager.actor());
+    let (user, allowed, roles, permissions, keys) = state
         .db
         .run(move |conn| {
-            let user = User::find_in_org(conn, organization_id, id)?;
+            let (user, allowed) = users::allowed_changes(conn, &actor, organization_id, id)?;
             let roles = Role::names_by_user(conn, &[id])?.remove(&id).unwrap_or_default();
             let permissions = user.effective_permissions(conn)?;
             let keys = ApiKey::count_by_owner(conn, &[id])?.get(&id).copied().unwrap_or(0);
-            Ok((user, roles, permissions, keys))
+            Ok((user, allowed, roles, permissions, keys))
         })
         .await?;
-    let may_change = !user.is_admin || manager.0.user.is_admin;
     let ctx = manager.context(&user.display_name)?;
     render(&DetailPage {
         ctx,
@@ -48,11 +48,11 @@ pub async fn detail(UserPath { manager, id }: UserPath, state: web::Data<AppStat
         last_login: Stamp::maybe(user.last_login_at),
         created: Stamp::new(user.created_at),
         is_self: user.id == manager.0.user.id,
-        may_grant_access: manager.may_grant_access(),
+        access_switch: allowed.key_access_switch(&user),
+        allowed,
         user,
         roles,
         keys,
-        may_change,
     })
 }
 

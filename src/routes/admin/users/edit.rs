@@ -5,7 +5,8 @@ use actix_web::{HttpResponse, get, http::StatusCode, post, web};
 use super::{BASE, UserForm, UserPath, load_user, render_form};
 use crate::{
     auth::session::{self, FlashLevel},
-    db::models::{Role, User},
+    db::models::Role,
+    domain::Capability,
     error::{AppError, AppResult, FieldErrors},
     routes::extract::HtmlForm,
     services::users,
@@ -15,14 +16,8 @@ use crate::{
 
 #[get("/admin/users/{id}/edit")]
 pub async fn edit_form(UserPath { manager, id }: UserPath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let organization_id = manager.0.organization.id;
-    let (user, role_ids) = state
-        .db
-        .run(move |conn| Ok((User::find_in_org(conn, organization_id, id)?, Role::ids_of_user(conn, id)?)))
-        .await?;
-    if user.is_admin && !manager.0.user.is_admin {
-        return Err(AppError::Forbidden);
-    }
+    let user = load_user(&state, &manager, id, |allowed, _| allowed.profile).await?;
+    let role_ids = state.db.run(move |conn| Ok(Role::ids_of_user(conn, id)?)).await?;
     let values = UserForm {
         display_name: user.display_name.clone(),
         is_admin: user.is_admin.then(|| "on".into()),
@@ -41,7 +36,7 @@ pub async fn edit(
     let values = form.into_inner();
     let actor = manager.0.actor();
     let organization_id = manager.0.organization.id;
-    let admin = manager.0.user.is_admin;
+    let admin = manager.can.allows(Capability::Administer);
     let (name, is_admin) = (values.display_name.clone(), admin.then(|| values.is_admin.is_some()));
     let role_ids = admin.then(|| values.role_ids());
     let result = state
@@ -62,7 +57,7 @@ pub async fn edit(
             Ok(redirect(&format!("{BASE}/{id}")))
         }
         Err(AppError::Invalid(errors)) => {
-            let user = load_user(&state, organization_id, id).await?;
+            let user = load_user(&state, &manager, id, |allowed, _| allowed.profile).await?;
             render_form(&manager, &state, Some(&user), values, errors, StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(e) => Err(e),

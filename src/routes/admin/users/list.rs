@@ -8,6 +8,7 @@ use super::{BASE, UserManager};
 use crate::{
     db::models::{ApiKey, Role, User, user::UserSort},
     error::AppResult,
+    services::users,
     state::AppState,
     views::{
         PageContext,
@@ -33,6 +34,8 @@ struct UserRow {
     is_admin: bool,
     active: bool,
     api_key_access: bool,
+    /// Whether the manager may flip the access switch of this user.
+    access_switch: bool,
     roles: Vec<String>,
     keys: i64,
     last_login: Option<Stamp>,
@@ -47,7 +50,6 @@ struct ListPage {
     sort: &'static str,
     may_create: bool,
     pager: Pager,
-    may_grant_access: bool,
 }
 
 #[get("/admin/users")]
@@ -60,19 +62,22 @@ pub async fn list(
     let sort = UserSort::from_code(query.sort.as_deref().unwrap_or_default());
     let page = page_index(query.page, PER_PAGE);
     let organization_id = manager.0.organization.id;
-    let search = q.clone();
-    let (users, total, roles, keys) = state
+    let (search, actor) = (q.clone(), manager.actor());
+    let (users, allowed, total, roles, keys) = state
         .db
         .run(move |conn| {
             let (users, total) = User::list_for_admin(conn, organization_id, &search, sort, page, PER_PAGE)?;
+            let allowed = users::allowed_for_each(conn, &actor, organization_id, &users)?;
             let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-            Ok((users, total, Role::names_by_user(conn, &ids)?, ApiKey::count_by_owner(conn, &ids)?))
+            Ok((users, allowed, total, Role::names_by_user(conn, &ids)?, ApiKey::count_by_owner(conn, &ids)?))
         })
         .await?;
     let (mut roles, keys) = (roles, keys);
     let rows: Vec<UserRow> = users
         .into_iter()
-        .map(|u| UserRow {
+        .zip(allowed)
+        .map(|(u, allowed)| UserRow {
+            access_switch: allowed.key_access_switch(&u),
             roles: roles.remove(&u.id).unwrap_or_default(),
             keys: keys.get(&u.id).copied().unwrap_or(0),
             last_login: Stamp::maybe(u.last_login_at),
@@ -86,6 +91,5 @@ pub async fn list(
         .collect();
     let pager = Pager::new(BASE, &[("q", q.as_str()), ("sort", sort.code())], page, PER_PAGE, rows.len(), total);
     let ctx = manager.context("Users")?;
-    let may_grant_access = manager.may_grant_access();
-    render(&ListPage { ctx, rows, q, sort: sort.code(), may_create: true, may_grant_access, pager })
+    render(&ListPage { ctx, rows, q, sort: sort.code(), may_create: true, pager })
 }

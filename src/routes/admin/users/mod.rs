@@ -26,33 +26,16 @@ use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 
 use crate::{
-    auth::CurrentUser,
+    auth::UserManager,
     db::models::{Role, User},
-    domain::Permission,
+    domain::Capability,
     error::{AppError, AppResult, FieldErrors},
-    services::users,
+    services::users::{self, Allowed},
     state::AppState,
     views::{PageContext, Section, confirm::ConfirmPage, render, render_with_status},
 };
 
 const BASE: &str = "/admin/users";
-
-/// The signed-in user, if they may manage users.
-pub struct UserManager(pub CurrentUser);
-
-impl FromRequest for UserManager {
-    type Error = AppError;
-    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let user = CurrentUser::from_request(req, payload);
-        Box::pin(async move {
-            let user = user.await?;
-            user.require(Permission::UsersManage)?;
-            Ok(UserManager(user))
-        })
-    }
-}
 
 /// A page of one user (`/admin/users/{id}/…`): the manager asking, and the `{id}`, a positive
 /// number (anything else is "not found").
@@ -78,18 +61,23 @@ impl FromRequest for UserPath {
 }
 
 impl UserManager {
-    /// Whether the manager may hand out API key access (the service's rule).
-    fn may_grant_access(&self) -> bool {
-        users::may_grant_key_access(self.0.user.is_admin, &self.0.permissions)
-    }
-
     fn context(&self, title: &str) -> AppResult<PageContext> {
         PageContext::for_user(&self.0, title, Section::AdminUsers)
     }
 }
 
-async fn load_user(state: &AppState, organization_id: i64, id: i64) -> AppResult<User> {
-    state.db.run(move |conn| Ok(User::find_in_org(conn, organization_id, id)?)).await
+/// User `id` of the manager's organization, if the manager may do to them what `page_needs`
+/// asks of the service's [`Allowed`] (else 403): a form is never shown for a change that
+/// would be refused.
+async fn load_user(
+    state: &AppState,
+    manager: &UserManager,
+    id: i64,
+    page_needs: fn(&Allowed, &User) -> bool,
+) -> AppResult<User> {
+    let (actor, organization_id) = (manager.actor(), manager.organization.id);
+    let (user, allowed) = state.db.run(move |conn| users::allowed_changes(conn, &actor, organization_id, id)).await?;
+    if page_needs(&allowed, &user) { Ok(user) } else { Err(AppError::Forbidden) }
 }
 
 /// `given` if it is a page of the user admin, else the page of user `id`.
@@ -223,8 +211,8 @@ async fn render_form(
         values,
         errors,
         roles,
-        may_grant_admin: manager.0.user.is_admin,
-        may_grant_access: manager.may_grant_access(),
+        may_grant_admin: manager.can.allows(Capability::Administer),
+        may_grant_access: manager.can.allows(Capability::GrantKeyAccess),
         email_shown,
     };
     render_with_status(&page, status)

@@ -9,7 +9,7 @@ use crate::{
     auth::session::{self, FlashLevel},
     db::models::User,
     domain::NewPassword,
-    error::{AppError, AppResult},
+    error::AppResult,
     routes::extract::HtmlForm,
     services::users,
     state::AppState,
@@ -44,10 +44,7 @@ pub struct PasswordForm {
 
 #[get("/admin/users/{id}/password")]
 pub async fn password_form(UserPath { manager, id }: UserPath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let user = load_user(&state, manager.0.organization.id, id).await?;
-    if user.is_admin && !manager.0.user.is_admin {
-        return Err(AppError::Forbidden);
-    }
+    let user = load_user(&state, &manager, id, |allowed, _| allowed.sensitive).await?;
     PasswordPage::render(&manager, user, "link", None)
 }
 
@@ -65,7 +62,7 @@ pub async fn reset_password(
         let password = match NewPassword::parse(&form.password) {
             Ok(password) => password,
             Err(message) => {
-                let user = load_user(&state, organization_id, id).await?;
+                let user = load_user(&state, &manager, id, |allowed, _| allowed.sensitive).await?;
                 return PasswordPage::render(&manager, user, "password", Some(message.into()));
             }
         };
