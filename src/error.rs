@@ -45,6 +45,21 @@ impl FieldErrors {
         self.0.push((field, message.into()));
     }
 
+    /// The values of the fields that parsed (zipped into one `Option`) if no field failed,
+    /// else every error. A value is missing only when its field has an error, so no caller
+    /// needs to `expect` one.
+    pub fn finish<T>(self, values: Option<T>) -> Result<T, AppError> {
+        match values {
+            Some(values) if self.is_empty() => Ok(values),
+            _ => Err(AppError::Invalid(self)),
+        }
+    }
+
+    /// Adds every error of `other`.
+    pub fn extend(&mut self, other: FieldErrors) {
+        self.0.extend(other.0);
+    }
+
     /// The first message for `field`, if any.
     pub fn get(&self, field: &str) -> Option<&str> {
         self.0.iter().find(|(f, _)| *f == field).map(|(_, m)| m.as_str())

@@ -13,7 +13,7 @@ use keyward::{
     secrets::MasterSecret,
     services::{
         Actor, demo,
-        keys::{ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest, lifecycle},
+        keys::{ActionChoice, Created, ExpiryChoice, KeyInput, KeyName, NewKeyOwner, NewKeyRequest, lifecycle},
     },
     startup::{AppSettings, Application},
 };
@@ -114,16 +114,9 @@ pub fn keys_with_secrets(
         .map(|i| {
             let request = NewKeyRequest {
                 owner: NewKeyOwner::Personal { user_id: owner.id, organization_id: owner.organization_id },
-                name: format!("Benchmark key {i}"),
+                name: KeyName::parse(&format!("Benchmark key {i}")).unwrap(),
                 environment: Environment::Live,
-                settings: KeySettings {
-                    comment: String::new(),
-                    actions: ActionScope::All,
-                    assets: AssetScope::All,
-                    cidrs: vec![],
-                    expires_at: Some(chrono::Utc::now() + chrono::Duration::days(30)),
-                    proxy_user_id: None,
-                },
+                input: KeyInput { actions: ActionChoice::All, expiry: ExpiryChoice::InDays(30), ..KeyInput::default() },
                 form_token: None,
             };
             let created = conn.transaction(|conn| lifecycle::create(conn, &Actor::system("bench"), hasher, request));

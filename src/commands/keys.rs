@@ -1,24 +1,20 @@
 //! `keyward create-key`: a personal key for a user, printed alone on stdout so scripts can
 //! capture it (`KEY=$(keyward create-key …)`); everything else goes to stderr.
 
-use chrono::{Duration, Utc};
 use diesel::{Connection, OptionalExtension};
 
 use crate::{
     config::Config,
     db::{
         self,
-        models::{ApiAction, Organization, User, user::ActionCeiling},
+        models::{Organization, User},
     },
     error::AppError,
     keys::{Environment, KeyHasher},
     services::{
         Actor,
         keys::{
-            ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest, OwnerContext, access,
-            input::parse_name,
-            lifecycle::{self, owner_context, policy_of},
-            policy::end_of_day,
+            ActionChoice, ActionCode, Created, ExpiryChoice, KeyInput, KeyName, NewKeyOwner, NewKeyRequest, lifecycle,
         },
     },
 };
@@ -51,7 +47,20 @@ pub fn create_key(config: &Config, args: CreateKeyArgs) -> Result<(), String> {
     handle.migrate()?;
     let mut conn = db::connect(&handle.url)?;
     let hasher = KeyHasher::new(secret.derive().key_pepper);
-    let name = parse_name(&args.name).map_err(|e| format!("invalid --name: {e}"))?;
+    let name = KeyName::parse(&args.name).map_err(|e| format!("invalid --name: {e}"))?;
+    let actions = match &args.actions {
+        None => ActionChoice::OwnersDefault,
+        Some(codes) => ActionChoice::Only(
+            codes
+                .iter()
+                .filter(|c| !c.trim().is_empty())
+                .map(|c| ActionCode::parse(c))
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("invalid --actions: {e}"))?,
+        ),
+    };
+    let expiry = args.expires_in_days.map_or(ExpiryChoice::PolicyDefault, ExpiryChoice::InDays);
+    let environment = if args.test { Environment::Test } else { Environment::Live };
     let actor = Actor::system("create-key");
     let created = conn
         .transaction(|conn| {
@@ -62,54 +71,11 @@ pub fn create_key(config: &Config, args: CreateKeyArgs) -> Result<(), String> {
             let owner_user = User::find_by_email(conn, &email)?
                 .filter(|u| u.organization_id == organization.id)
                 .ok_or_else(|| AppError::BadRequest(format!("there is no user {email} in {}", organization.slug)))?;
-            let owner_kind = NewKeyOwner::Personal { user_id: owner_user.id, organization_id: organization.id };
-            let owner = owner_context(conn, owner_kind)?;
-            access::check_create(&actor, None, &owner)?;
-            let policy = policy_of(&owner);
-            let actions = match &args.actions {
-                None => match &owner {
-                    OwnerContext::User { owner, .. } => match &owner.ceiling {
-                        ActionCeiling::All => ActionScope::All,
-                        ActionCeiling::Only(ids) if ids.is_empty() => {
-                            return Err(AppError::BadRequest(format!("the roles of {email} allow no API actions")));
-                        }
-                        ActionCeiling::Only(ids) => ActionScope::Only(
-                            ApiAction::list_active(conn)?.into_iter().filter(|a| ids.contains(&a.id)).collect(),
-                        ),
-                    },
-                    _ => ActionScope::All,
-                },
-                Some(codes) => {
-                    let codes: Vec<String> =
-                        codes.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
-                    let found = ApiAction::find_active_by_codes(conn, &codes)?;
-                    if let Some(unknown) = codes.iter().find(|c| !found.iter().any(|a| &a.code == *c)) {
-                        return Err(AppError::BadRequest(format!("unknown API action {unknown:?}")));
-                    }
-                    ActionScope::Only(found)
-                }
-            };
-            let days = args.expires_in_days.map(i64::from).unwrap_or(i64::from(policy.default_lifetime_days));
-            if days < 1 {
-                return Err(AppError::BadRequest("--expires-in-days must be at least 1".into()));
-            }
-            // The policy's maximum is the key service's to enforce; this only keeps the
-            // date representable.
-            let expires_on = Utc::now()
-                .date_naive()
-                .checked_add_signed(Duration::days(days))
-                .ok_or_else(|| AppError::BadRequest(format!("--expires-in-days {days} is too far away")))?;
-            let settings = KeySettings {
-                comment: String::new(),
-                actions,
-                assets: AssetScope::All,
-                cidrs: vec![],
-                expires_at: Some(end_of_day(expires_on)),
-                proxy_user_id: None,
-            };
-            let environment = if args.test { Environment::Test } else { Environment::Live };
-            let request =
-                NewKeyRequest { owner: owner_kind, name: name.clone(), environment, settings, form_token: None };
+            let owner = NewKeyOwner::Personal { user_id: owner_user.id, organization_id: organization.id };
+            // The key service settles the rest as for the pages: the owner's default actions,
+            // unknown actions, the key policy.
+            let input = KeyInput { actions, expiry, ..KeyInput::default() };
+            let request = NewKeyRequest { owner, name: name.clone(), environment, input, form_token: None };
             lifecycle::create(conn, &actor, &hasher, request)
         })
         .map_err(describe)?;

@@ -57,8 +57,8 @@ pub fn create_asset(
     {
         errors.add("code", "An asset with this code exists already.");
     }
-    errors.into_result()?;
-    let asset = Asset::insert(conn, organization_id, &code.expect("validated"), &name.expect("validated"))?;
+    let (code, name) = errors.finish(code.zip(name))?;
+    let asset = Asset::insert(conn, organization_id, &code, &name)?;
     let groups = group_ids_in_org(conn, organization_id, group_ids)?;
     AssetGroup::set_groups_of_asset(conn, organization_id, asset.id, &groups)?;
     audit::record(

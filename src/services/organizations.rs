@@ -73,8 +73,7 @@ pub fn create(conn: &mut PgConnection, actor: &Actor, input: CreateOrganization)
     {
         errors.add("slug", format!("The slug {slug:?} is already taken."));
     }
-    errors.into_result()?;
-    let (name, slug) = (name.expect("validated"), slug.expect("validated"));
+    let (name, slug) = errors.finish(name.zip(slug))?;
     let organization = Organization::insert(
         conn,
         &NewOrganization { slug: &slug, name: &name, service_provider_id: input.service_provider_id },

@@ -100,8 +100,8 @@ pub fn create_action(
     {
         errors.add("code", "This action exists already (it may be retired).");
     }
-    errors.into_result()?;
-    let action = ApiAction::insert(conn, &code.expect("validated"), &description.expect("validated"))?;
+    let (code, description) = errors.finish(code.zip(description))?;
+    let action = ApiAction::insert(conn, &code, &description)?;
     audit::record(
         conn,
         actor,

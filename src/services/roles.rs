@@ -56,14 +56,8 @@ pub fn parse(
         }
         found.into_iter().map(|a| a.id).collect()
     };
-    errors.into_result()?;
-    Ok(RoleInput {
-        name: name.expect("validated"),
-        description: description.expect("validated"),
-        permissions: parsed,
-        all_api_actions: all,
-        api_action_ids,
-    })
+    let (name, description) = errors.finish(name.zip(description))?;
+    Ok(RoleInput { name, description, permissions: parsed, all_api_actions: all, api_action_ids })
 }
 
 fn taken(conn: &mut PgConnection, organization_id: i64, name: &str, except: Option<i64>) -> Result<bool, AppError> {

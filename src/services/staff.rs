@@ -34,8 +34,7 @@ pub fn create(
     {
         errors.add("email", "An account with this email address already exists.");
     }
-    errors.into_result()?;
-    let (email, display_name) = (email.expect("validated"), display_name.expect("validated"));
+    let (email, display_name) = errors.finish(email.zip(display_name))?;
     let staff = StaffAccount::insert(
         conn,
         &NewStaffAccount { email: email.as_str(), display_name: &display_name, password_hash },

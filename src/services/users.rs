@@ -224,10 +224,7 @@ pub fn create(conn: &mut PgConnection, actor: &Actor, input: CreateUser) -> Resu
     {
         errors.add("email", "An account with this email address already exists.");
     }
-    // A value is missing only when its field has an error.
-    let (Some(email), Some(display_name), true) = (email, display_name, errors.is_empty()) else {
-        return Err(AppError::Invalid(errors));
-    };
+    let (email, display_name) = errors.finish(email.zip(display_name))?;
     let role_ids = roles_of_org(conn, input.organization_id, input.role_ids)?;
     let user = User::insert(
         conn,

@@ -177,14 +177,14 @@ async fn assets_and_groups_are_managed_and_deleting_removes_them_from_keys() {
 
     // A key limited to the asset loses it when the asset is deleted.
     let bob = user(&app, "bob@acme.test");
-    let mut settings = keys::settings(&mut app.conn(), None);
+    let mut settings = keys::settings(None);
     settings.assets = AssetScope::Only { asset_ids: vec![asset.id], group_ids: vec![] };
     let (key, _) = keys::create(
         &mut app.conn(),
         &app.hasher,
         NewKeyOwner::Organization { organization_id: org.id },
         "Limited",
-        keyward::services::keys::KeySettings { proxy_user_id: Some(bob.id), ..settings },
+        keyward::services::keys::KeyInput { proxy_user_id: Some(bob.id), ..settings },
     );
     let (_, confirm) = admin.page(&format!("/admin/assets/{}/delete", asset.id)).await;
     assert!(confirm.contains("1 key(s) are limited to this asset"));

@@ -56,12 +56,12 @@ async fn world() -> World {
         .insert(&mut conn);
     let proxy = fixtures::UserBuilder::new(&acme, "proxy@acme.test").insert(&mut conn);
     let personal = |conn: &mut PgConnection, owner: &User, actions: Option<&[&str]>, name: &str| {
-        let settings = keys::settings(conn, actions);
+        let settings = keys::settings(actions);
         let owner_kind = NewKeyOwner::Personal { user_id: owner.id, organization_id: owner.organization_id };
         keys::create(conn, &app.hasher, owner_kind, name, settings).0
     };
     let organization = |conn: &mut PgConnection, proxy: &User, actions: Option<&[&str]>, name: &str| {
-        let mut settings = keys::settings(conn, actions);
+        let mut settings = keys::settings(actions);
         settings.proxy_user_id = Some(proxy.id);
         keys::create(conn, &app.hasher, NewKeyOwner::Organization { organization_id: acme.id }, name, settings).0
     };

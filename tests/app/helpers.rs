@@ -663,34 +663,24 @@ pub fn user(app: &TestApp, email: &str) -> keyward::db::models::User {
 pub mod keys {
     use diesel::PgConnection;
     use keyward::{
-        db::models::{ApiAction, ApiKey, api_key::KeyScope},
+        db::models::{ApiKey, api_key::KeyScope},
         keys::{Environment, KeyHasher},
         services::{
             Actor,
             keys::{
-                ActionScope, AssetScope, Created, KeySettings, NewKeyOwner, NewKeyRequest,
+                ActionChoice, ActionCode, Created, ExpiryChoice, KeyInput, KeyName, NewKeyOwner, NewKeyRequest,
                 lifecycle::{self, KeyRef},
             },
         },
     };
 
     /// Settings of a plain key: all assets, expiring in 30 days, with `actions` (None: all).
-    pub fn settings(conn: &mut PgConnection, actions: Option<&[&str]>) -> KeySettings {
+    pub fn settings(actions: Option<&[&str]>) -> KeyInput {
         let actions = match actions {
-            None => ActionScope::All,
-            Some(codes) => {
-                let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
-                ActionScope::Only(ApiAction::find_active_by_codes(conn, &codes).unwrap())
-            }
+            None => ActionChoice::All,
+            Some(codes) => ActionChoice::Only(codes.iter().map(|c| ActionCode::parse(c).unwrap()).collect()),
         };
-        KeySettings {
-            comment: String::new(),
-            actions,
-            assets: AssetScope::All,
-            cidrs: vec![],
-            expires_at: Some(chrono::Utc::now() + chrono::Duration::days(30)),
-            proxy_user_id: None,
-        }
+        KeyInput { actions, expiry: ExpiryChoice::InDays(30), ..KeyInput::default() }
     }
 
     /// Creates a key as the operator would; returns the key and its secret.
@@ -699,10 +689,10 @@ pub mod keys {
         hasher: &KeyHasher,
         owner: NewKeyOwner,
         name: &str,
-        settings: KeySettings,
+        input: KeyInput,
     ) -> (ApiKey, String) {
-        let request =
-            NewKeyRequest { owner, name: name.into(), environment: Environment::Live, settings, form_token: None };
+        let name = KeyName::parse(name).unwrap();
+        let request = NewKeyRequest { owner, name, environment: Environment::Live, input, form_token: None };
         use diesel::Connection;
         // One transaction, as in the application (one change notice per key).
         match conn.transaction(|conn| lifecycle::create(conn, &Actor::system("create-key"), hasher, request)).unwrap() {
@@ -718,7 +708,7 @@ pub mod keys {
         user: &keyward::db::models::User,
         name: &str,
     ) -> (ApiKey, String) {
-        let settings = settings(conn, Some(&["positions.read"]));
+        let settings = settings(Some(&["positions.read"]));
         create(
             conn,
             hasher,
@@ -734,7 +724,7 @@ pub mod keys {
         proxy: &keyward::db::models::User,
         name: &str,
     ) -> (ApiKey, String) {
-        let mut settings = settings(conn, None);
+        let mut settings = settings(None);
         settings.proxy_user_id = Some(proxy.id);
         create(conn, hasher, NewKeyOwner::Organization { organization_id: proxy.organization_id }, name, settings)
     }

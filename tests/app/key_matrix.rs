@@ -206,7 +206,7 @@ fn fresh_key(app: &TestApp, kind: Kind, op: Op) -> ApiKey {
         Kind::Organization => keys::organization(&mut conn, &app.hasher, &user(app, "proxy@acme.test"), "Matrix key"),
         Kind::Provider => {
             let owner = NewKeyOwner::ServiceProvider { service_provider_id: provider_id(app) };
-            let settings = keys::settings(&mut conn, None);
+            let settings = keys::settings(None);
             keys::create(&mut conn, &app.hasher, owner, "Matrix key", settings)
         }
     };
@@ -525,7 +525,7 @@ async fn the_service_rules_alone_decide_who_obtains_which_secret() {
         for new_for in [NewFor::Themselves, NewFor::TheOwner, NewFor::Acme, NewFor::AcmeAsAdmin, NewFor::Provider] {
             for actions in [None, Some("positions.read"), Some("vehicles.write")] {
                 let codes = actions.map(|a| [a]);
-                let mut settings = keys::settings(&mut conn, codes.as_ref().map(|c| &c[..]));
+                let mut settings = keys::settings(codes.as_ref().map(|c| &c[..]));
                 let owner_kind = match new_for {
                     NewFor::Themselves => match &actor.kind {
                         keyward::services::actor::ActorKind::User { id, organization_id, .. } => {
@@ -542,9 +542,9 @@ async fn the_service_rules_alone_decide_who_obtains_which_secret() {
                 };
                 let request = NewKeyRequest {
                     owner: owner_kind,
-                    name: "Service matrix".into(),
+                    name: keyward::services::keys::KeyName::parse("Service matrix").unwrap(),
                     environment: Environment::Live,
-                    settings,
+                    input: settings,
                     form_token: None,
                 };
                 let got = outcome(conn.transaction(|conn| lifecycle::create(conn, &actor, &app.hasher, request)));
@@ -565,7 +565,7 @@ async fn the_service_rules_alone_decide_who_obtains_which_secret() {
 
     // Re-key and reactivate: the key's reach against the actor's grants.
     let narrow_org = {
-        let mut settings = keys::settings(&mut conn, Some(&["positions.read"]));
+        let mut settings = keys::settings(Some(&["positions.read"]));
         settings.proxy_user_id = Some(proxy.id);
         keys::create(&mut conn, &app.hasher, NewKeyOwner::Organization { organization_id: acme.id }, "Narrow", settings)
             .0

@@ -363,7 +363,7 @@ async fn rename_edit_deactivate_and_reactivate_are_applied_and_audited() {
             organization_id: bob_user.organization_id,
         },
         "Old name",
-        keys::settings(&mut app.conn(), Some(&["positions.read"])),
+        keys::settings(Some(&["positions.read"])),
     );
     let bob = app.signed_in("bob@acme.test").await;
     let base = format!("/account/keys/{}", key.public_id);

@@ -12,7 +12,7 @@ use keyward::{
     keys::Environment,
     services::{
         Actor,
-        keys::{NewKeyOwner, NewKeyRequest, lifecycle, policy::end_of_day},
+        keys::{ExpiryChoice, KeyName, NewKeyOwner, NewKeyRequest, lifecycle},
     },
 };
 use reqwest::{StatusCode, header};
@@ -80,14 +80,14 @@ async fn an_expiry_beyond_the_policy_or_the_hard_ceiling_is_refused() {
     assert_eq!(keys::reload(&mut app.conn(), &key).unwrap().expires_at, key.expires_at);
 
     // The key service refuses it for every caller, the operator's commands included.
-    let mut settings = keys::settings(&mut app.conn(), Some(&["positions.read"]));
-    settings.expires_at = Some(end_of_day(chrono::NaiveDate::from_ymd_opt(9999, 12, 31).unwrap()));
+    let mut settings = keys::settings(Some(&["positions.read"]));
+    settings.expiry = ExpiryChoice::On(chrono::NaiveDate::from_ymd_opt(9999, 12, 31).unwrap());
     let owner_id = user(&app, "owner@acme.test").id;
     let request = NewKeyRequest {
         owner: NewKeyOwner::Personal { user_id: owner_id, organization_id: org.id },
-        name: "From a command".into(),
+        name: KeyName::parse("From a command").unwrap(),
         environment: Environment::Live,
-        settings,
+        input: settings,
         form_token: None,
     };
     let result = app.conn().transaction(|conn| lifecycle::create(conn, &Actor::system("test"), &app.hasher, request));

@@ -55,12 +55,12 @@ fn grow(world: &World, n: usize, round: usize) {
     let asset = Asset::insert(&mut conn, org.id, &format!("TRK-{round}"), "Truck").unwrap();
     let group = AssetGroup::insert(&mut conn, org.id, &format!("Depot {round}"), &[asset.id]).unwrap();
     for i in 0..n {
-        let mut settings = keys::settings(&mut conn, Some(&["positions.read", "vehicles.read"]));
+        let mut settings = keys::settings(Some(&["positions.read", "vehicles.read"]));
         settings.assets = AssetScope::Only { asset_ids: vec![asset.id], group_ids: vec![group.id] };
         let owner = NewKeyOwner::Personal { user_id: bob.id, organization_id: org.id };
         keys::create(&mut conn, &app.hasher, owner, &format!("Bob {round}-{i}"), settings);
         keys::organization(&mut conn, &app.hasher, &bob, &format!("Org {round}-{i}"));
-        let settings = keys::settings(&mut conn, None);
+        let settings = keys::settings(None);
         let owner = NewKeyOwner::ServiceProvider { service_provider_id: provider.id };
         keys::create(&mut conn, &app.hasher, owner, &format!("Provider {round}-{i}"), settings);
     }

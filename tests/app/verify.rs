@@ -197,7 +197,7 @@ async fn actions_assets_and_addresses_are_enforced() {
     let t2 = Asset::insert(&mut conn, bob.organization_id, "TRK-2", "Truck 2").unwrap();
     Asset::insert(&mut conn, bob.organization_id, "TRK-9", "Truck 9").unwrap();
     let group = AssetGroup::insert(&mut conn, bob.organization_id, "North", &[t2.id]).unwrap();
-    let mut settings = keys::settings(&mut conn, Some(&["positions.read"]));
+    let mut settings = keys::settings(Some(&["positions.read"]));
     settings.assets = AssetScope::Only { asset_ids: vec![t1.id], group_ids: vec![group.id] };
     settings.cidrs = vec!["127.0.0.0/8".parse().unwrap()];
     let (_, secret) = keys::create(
@@ -240,7 +240,7 @@ async fn actions_assets_and_addresses_are_enforced() {
         &app.hasher,
         NewKeyOwner::Personal { user_id: bob.id, organization_id: bob.organization_id },
         "Bob's widest",
-        keys::settings(&mut app.conn(), Some(&["positions.read", "vehicles.read"])),
+        keys::settings(Some(&["positions.read", "vehicles.read"])),
     );
     diesel::sql_query(
         "DELETE FROM role_api_actions WHERE api_action_id = (SELECT id FROM api_actions WHERE code = 'vehicles.read')",

@@ -15,12 +15,12 @@ use crate::{
         keys::{
             area::KeyArea,
             form::{self, KeyFormView},
+            submitted::{KeyForm, NewKeyHead, Parsed},
         },
     },
     secrets::random_token,
     services::keys::{
-        Created, KeyForm, KeyOp, KeySettings, NewKeyRequest,
-        input::{parse_environment, parse_name},
+        Created, KeyOp, NewKeyRequest,
         lifecycle::{self, KeyRef, owner_context, policy_of},
     },
     state::AppState,
@@ -114,27 +114,20 @@ pub async fn create<A: KeyArea>(
     not_blocked(&area)?;
     let values = form.into_inner();
     let (actor, owner_kind) = (area.actor(), area.new_owner());
-    let submitted = values.clone();
     let hasher = state.hasher.clone();
+    let Parsed { value: (head, input), mut errors } = values.parse_new();
     let result = state
         .db
-        .transaction(move |conn| {
-            let owner = owner_context(conn, owner_kind)?;
-            let policy = policy_of(&owner);
-            let mut errors = FieldErrors::new();
-            let name = errors.take("name", parse_name(&submitted.name));
-            let environment = errors.take("environment", parse_environment(&submitted.environment));
-            let settings = KeySettings::from_form(conn, &submitted, &owner, &policy, &mut errors)?;
-            errors.into_result()?;
-            let token = submitted.form_token.trim();
-            let request = NewKeyRequest {
-                owner: owner_kind,
-                name: name.expect("validated"),
-                environment: environment.expect("validated"),
-                settings: settings.expect("validated"),
-                form_token: (token.len() >= 16 && token.len() <= 64).then(|| token.to_string()),
-            };
-            lifecycle::create(conn, &actor, &hasher, request)
+        .transaction(move |conn| match head {
+            Some(NewKeyHead { name, environment, form_token }) if errors.is_empty() => {
+                let request = NewKeyRequest { owner: owner_kind, name, environment, input, form_token };
+                lifecycle::create(conn, &actor, &hasher, request)
+            }
+            _ => {
+                let owner = owner_context(conn, owner_kind)?;
+                errors.extend(lifecycle::input_errors(conn, &owner, input)?);
+                Err(AppError::Invalid(errors))
+            }
         })
         .await;
     if let Err(AppError::Forbidden) = &result {

@@ -10,12 +10,10 @@ use crate::{
         keys::{
             area::KeyArea,
             form::{self},
+            submitted::{KeyForm, Parsed},
         },
     },
-    services::keys::{
-        KeyForm, KeyOp, KeySettings,
-        lifecycle::{self, policy_of},
-    },
+    services::keys::{KeyOp, OwnerContext, lifecycle},
     state::AppState,
     views::{redirect, render},
 };
@@ -35,7 +33,7 @@ pub async fn edit_form<A: KeyArea>(
     let form = state
         .db
         .run(move |conn| {
-            let owner = crate::services::keys::OwnerContext::of_key(conn, &key)?;
+            let owner = OwnerContext::of_key(conn, &key)?;
             let values = form::edit_values(conn, &key, return_to)?;
             form::build(conn, &actor, &owner, Some(&key), values, FieldErrors::new(), format!("{detail_href}/edit"))
         })
@@ -55,14 +53,15 @@ pub async fn edit<A: KeyArea>(
     not_blocked(&area)?;
     let mut values = form.into_inner();
     let actor = area.actor();
-    let submitted = values.clone();
+    let Parsed { value: input, mut errors } = values.parse_settings();
     let result = perform(&state, &area, KeyOp::Edit, &public_id, move |conn, at| {
-        lifecycle::update(conn, &actor, at, |conn, owner| {
-            let mut errors = FieldErrors::new();
-            let settings = KeySettings::from_form(conn, &submitted, owner, &policy_of(owner), &mut errors)?;
-            errors.into_result()?;
-            Ok(settings.expect("validated"))
-        })
+        if errors.is_empty() {
+            return lifecycle::update(conn, &actor, at, input);
+        }
+        let key = lifecycle::visible(conn, &actor, at, KeyOp::Edit)?;
+        let owner = OwnerContext::of_key(conn, &key)?;
+        errors.extend(lifecycle::input_errors(conn, &owner, input)?);
+        Err(AppError::Invalid(errors))
     })
     .await;
     let detail_href = format!("{}/{public_id}", area.base());

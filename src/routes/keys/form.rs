@@ -5,6 +5,7 @@
 use chrono::Utc;
 use diesel::PgConnection;
 
+use super::submitted::KeyForm;
 use crate::{
     db::models::{
         ApiAction, ApiKey, User,
@@ -14,7 +15,7 @@ use crate::{
     services::{
         Actor,
         keys::{
-            KeyForm, KeyPolicy,
+            KeyPolicy,
             access::{self, OwnerContext},
             ceiling,
             lifecycle::policy_of,

@@ -11,6 +11,7 @@ pub mod form;
 mod list;
 mod rekey;
 mod rename;
+pub mod submitted;
 pub mod view;
 
 use actix_web::web;

@@ -6,9 +6,9 @@ use serde::Deserialize;
 
 use crate::{
     auth::session::{self, FlashLevel},
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, invalid},
     routes::{extract::HtmlForm, keys::area::KeyArea},
-    services::keys::{KeyOp, lifecycle},
+    services::keys::{KeyName, KeyOp, lifecycle},
     state::AppState,
     views::{PageContext, redirect, render, render_with_status},
 };
@@ -64,10 +64,13 @@ pub async fn rename<A: KeyArea>(
     not_blocked(&area)?;
     let form = form.into_inner();
     let actor = area.actor();
-    let name = form.name.clone();
-    let result =
-        perform(&state, &area, KeyOp::Rename, &public_id, move |conn, at| lifecycle::rename(conn, &actor, at, &name))
-            .await;
+    let result = match KeyName::parse(&form.name) {
+        Ok(name) => {
+            perform(&state, &area, KeyOp::Rename, &public_id, move |conn, at| lifecycle::rename(conn, &actor, at, name))
+                .await
+        }
+        Err(message) => Err(invalid("name", message)),
+    };
     let detail_href = format!("{}/{public_id}", area.base());
     let return_to = return_path(&area, &form.return_to, detail_href.clone());
     match result {

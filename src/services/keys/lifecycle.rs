@@ -21,7 +21,7 @@ use crate::{
         keys::{
             access::{self, KeyOp, OwnerContext, UserContext},
             ceiling::{self, Issue, KeyReach},
-            input::{ActionScope, AssetScope, KeySettings},
+            input::{ActionScope, AssetScope, KeyInput, KeyName, KeySettings},
             policy::{KeyPolicy, is_offered_grace},
             quota,
         },
@@ -55,13 +55,14 @@ pub struct KeyRef<'a> {
     pub public_id: &'a str,
 }
 
-/// A validated request to create a key.
+/// A request to create a key: what the pages, the operator's command and the management API
+/// ask for, in the same typed form.
 #[derive(Debug, Clone)]
 pub struct NewKeyRequest {
     pub owner: NewKeyOwner,
-    pub name: String,
+    pub name: KeyName,
     pub environment: Environment,
-    pub settings: KeySettings,
+    pub input: KeyInput,
     /// Idempotency token of the submitted form.
     pub form_token: Option<String>,
 }
@@ -197,6 +198,17 @@ fn write_scopes(conn: &mut PgConnection, key: &ApiKey, settings: &KeySettings) -
     Ok(())
 }
 
+/// The field errors the key service would raise for `input` for a key of `owner` (none if it
+/// is fine): a form whose other fields did not parse can still show every problem at once.
+pub fn input_errors(conn: &mut PgConnection, owner: &OwnerContext, input: KeyInput) -> Result<FieldErrors, AppError> {
+    let today = Utc::now().date_naive();
+    match KeySettings::resolve(conn, input, owner, &policy_of(owner), today) {
+        Ok(_) => Ok(FieldErrors::new()),
+        Err(AppError::Invalid(errors)) => Ok(errors),
+        Err(e) => Err(e),
+    }
+}
+
 /// Creates a key and returns its secret (to be shown once).
 pub fn create(
     conn: &mut PgConnection,
@@ -213,15 +225,15 @@ pub fn create(
     }
     let owner = owner_context(conn, request.owner)?;
     access::check_create(actor, user.as_ref(), &owner)?;
-    check_actions(user.as_ref(), &owner, &request.settings.actions, None)?;
-    check_expiry(&owner, &request.settings)?;
-    let reach = KeyReach::of_settings(&request.settings);
+    let settings = &KeySettings::resolve(conn, request.input, &owner, &policy_of(&owner), Utc::now().date_naive())?;
+    check_actions(user.as_ref(), &owner, &settings.actions, None)?;
+    check_expiry(&owner, settings)?;
+    let reach = KeyReach::of_settings(settings);
     ceiling::check_issue(conn, actor, user.as_ref(), &owner, &reach, Issue::Create)?;
     if let Some(organization) = owner.organization() {
         quota::check(conn, actor, organization)?;
     }
 
-    let settings = &request.settings;
     let (organization_id, owner_user_id, owner_organization_id, owner_service_provider_id) = match request.owner {
         NewKeyOwner::Personal { user_id, organization_id } => (Some(organization_id), Some(user_id), None, None),
         NewKeyOwner::Organization { organization_id } => (Some(organization_id), None, Some(organization_id), None),
@@ -249,7 +261,7 @@ pub fn create(
                     owner_user_id,
                     owner_organization_id,
                     owner_service_provider_id,
-                    name: &request.name,
+                    name: request.name.as_str(),
                     comment: &settings.comment,
                     all_actions: settings.actions == ActionScope::All,
                     all_assets: settings.assets == AssetScope::All,
@@ -328,17 +340,13 @@ pub fn lock(
 }
 
 /// Renames a key (its function is unaffected).
-pub fn rename(conn: &mut PgConnection, actor: &Actor, at: KeyRef<'_>, name: &str) -> Result<ApiKey, AppError> {
+pub fn rename(conn: &mut PgConnection, actor: &Actor, at: KeyRef<'_>, name: KeyName) -> Result<ApiKey, AppError> {
     let (key, _) = lock(conn, actor, at, KeyOp::Rename)?;
-    let name = super::input::parse_name(name).map_err(|e| {
-        let mut errors = FieldErrors::new();
-        errors.add("name", e);
-        AppError::Invalid(errors)
-    })?;
+    let name = name.as_str();
     if name == key.name {
         return Ok(key);
     }
-    let renamed = ApiKey::rename(conn, key.id, &name)?;
+    let renamed = ApiKey::rename(conn, key.id, name)?;
     audit::record(
         conn,
         actor,
@@ -348,14 +356,9 @@ pub fn rename(conn: &mut PgConnection, actor: &Actor, at: KeyRef<'_>, name: &str
 }
 
 /// Changes a key's settings (comment, scopes, IP ranges, expiry, proxy); not of an expired key.
-/// `settings` turns what was submitted into settings for the key's owner, once the key is
-/// locked and its access checked (one lock per edit).
-pub fn update(
-    conn: &mut PgConnection,
-    actor: &Actor,
-    at: KeyRef<'_>,
-    settings: impl FnOnce(&mut PgConnection, &OwnerContext) -> Result<KeySettings, AppError>,
-) -> Result<ApiKey, AppError> {
+/// `input` is settled for the key's owner once the key is locked and its access checked (one
+/// lock per edit).
+pub fn update(conn: &mut PgConnection, actor: &Actor, at: KeyRef<'_>, input: KeyInput) -> Result<ApiKey, AppError> {
     let (key, user) = lock(conn, actor, at, KeyOp::Edit)?;
     // A later expiry date would bring an expired key back to life: expired keys stay
     // expired (they can still be renamed, looked at and deleted).
@@ -365,7 +368,7 @@ pub fn update(
         ));
     }
     let owner = OwnerContext::of_key(conn, &key)?;
-    let settings = settings(conn, &owner)?;
+    let settings = KeySettings::resolve(conn, input, &owner, &policy_of(&owner), Utc::now().date_naive())?;
     let existing_actions = ApiKey::action_ids(conn, key.id)?;
     check_actions(user.as_ref(), &owner, &settings.actions, Some((&key, &existing_actions)))?;
     check_expiry(&owner, &settings)?;

@@ -11,6 +11,8 @@ pub mod policy;
 pub mod quota;
 
 pub use access::{KeyOp, OwnerContext};
-pub use input::{ActionScope, AssetScope, KeyForm, KeySettings};
+pub use input::{
+    ActionChoice, ActionCode, ActionScope, AssetScope, ExpiryChoice, KeyComment, KeyInput, KeyName, KeySettings,
+};
 pub use lifecycle::{Created, NewKeyOwner, NewKeyRequest, Rekeyed};
 pub use policy::{GRACE_CHOICES, KeyPolicy};
