@@ -35,16 +35,9 @@ pub enum Durability {
 }
 
 /// A problem starting or using the embedded cluster, worded for the operator.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct DevDbError(pub String);
-
-impl std::fmt::Display for DevDbError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DevDbError {}
 
 fn err(context: impl std::fmt::Display, error: impl std::fmt::Display) -> DevDbError {
     DevDbError(format!("{context}: {error}"))
