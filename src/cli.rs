@@ -1,16 +1,74 @@
-//! The command line: `keyward [serve]`, `migrate`, `seed-demo`, and the operator commands.
+//! The command line: `keyward [serve]`, `migrate`, `seed-demo`, and the operator commands,
+//! with the configuration options (each also an environment variable, see `config`).
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config::ConfigArgs;
 
 /// Keyward: self-hosted, multi-tenant API key management.
 ///
 /// With no DATABASE_URL, every command uses the embedded PostgreSQL cluster in
-/// KEYWARD_DATA_DIR (./keyward-data), starting it if needed.
+/// KEYWARD_DATA_DIR (./keyward-data), starting it if needed. Every option below also reads
+/// the environment variable shown with it, and a .env file in the working directory.
 #[derive(Debug, Parser)]
 #[command(name = "keyward", version, about, long_about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Log filter (env_logger syntax, e.g. info,keyward=debug).
+    #[arg(long = "log", env = "RUST_LOG", value_name = "FILTER", default_value = "info")]
+    pub log_filter: String,
+}
+
+impl Cli {
+    /// The command line and the environment (load `.env` first); on a bad value, prints
+    /// clap's message naming the option and its variable, and exits.
+    pub fn parse_with_env() -> Self {
+        let mut command = without_blank_variables(Self::command());
+        let matches = command.get_matches_mut();
+        Self::from_matches(&mut command, &matches).unwrap_or_else(|error| error.exit())
+    }
+
+    /// The command line alone, the environment ignored: for tests of the parsing.
+    pub fn try_parse_ignoring_env<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut command = Self::command().mut_args(|arg| arg.env(None));
+        let matches = command.try_get_matches_from_mut(args)?;
+        Self::from_matches(&mut command, &matches)
+    }
+
+    fn from_matches(command: &mut clap::Command, matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Self::from_arg_matches(matches).map_err(|error| error.format(command))
+    }
+}
+
+/// A configuration variable that is set but blank counts as unset, as it did before clap read
+/// them: deployment files often pass a variable through empty (`KEYWARD_PUBLIC_URL=${URL}`),
+/// and that should mean the default, not an invalid value.
+fn without_blank_variables(command: clap::Command) -> clap::Command {
+    command.mut_args(|arg| {
+        let blank = arg
+            .get_env()
+            .and_then(std::env::var_os)
+            .is_some_and(|value| value.to_str().is_some_and(|v| v.trim().is_empty()));
+        if blank { arg.env(None) } else { arg }
+    })
+}
+
+/// The password of an account a command creates.
+#[derive(Debug, clap::Args)]
+pub struct PasswordArg {
+    /// The new account's password; prefer the variable, since a command line is visible to
+    /// other users of the machine. Unset: asked twice at the terminal.
+    #[arg(long, env = "KEYWARD_PASSWORD", hide_env_values = true, value_name = "PASSWORD")]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -43,6 +101,8 @@ pub enum Command {
         /// Display name (defaults to the part of the email before @).
         #[arg(long)]
         name: Option<String>,
+        #[command(flatten)]
+        password: PasswordArg,
     },
     /// Create a web user in an organization. Password from KEYWARD_PASSWORD or a prompt.
     CreateUser {
@@ -60,6 +120,8 @@ pub enum Command {
         /// Grant API key access.
         #[arg(long)]
         api_key_access: bool,
+        #[command(flatten)]
+        password: PasswordArg,
     },
     /// Create a personal API key for a user and print it (the key alone) on stdout.
     CreateKey {

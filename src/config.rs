@@ -1,37 +1,103 @@
-//! Configuration from environment variables (and a `.env` file, loaded by `main`).
+//! Configuration: the options of `keyward` that each also read an environment variable (and
+//! a `.env` file, loaded by `main` before parsing), declared once with clap so that
+//! `keyward --help` lists every variable with its meaning and default. Clap parses each value
+//! on its own (with an error naming the variable); [`Config::from_args`] then checks the
+//! values that depend on each other and derives the rest.
 //!
-//! | Variable | Meaning | Default |
-//! |---|---|---|
-//! | `DATABASE_URL` | PostgreSQL server to use | unset: the embedded private cluster in `KEYWARD_DATA_DIR` |
-//! | `KEYWARD_MIGRATE_URL` | with `DATABASE_URL`: the tables' owner, for migrations and `purge-audit` | unset: `DATABASE_URL` |
-//! | `KEYWARD_ADDR` | listen address | `127.0.0.1:8080` |
-//! | `KEYWARD_PUBLIC_URL` | the address browsers use (`https://keys.example.com`); forms must come from its origin | unset: the request's `Host` |
-//! | `KEYWARD_DATA_DIR` | embedded cluster and generated secrets | `./keyward-data` |
-//! | `KEYWARD_SECRET` | master secret, ≥ 32 bytes, base64 | generated into the data dir in embedded mode; required with `DATABASE_URL` |
-//! | `KEYWARD_COOKIE_SECURE` | send cookies with `Secure` | `true`, except in embedded mode on a loopback address |
-//! | `KEYWARD_TRUST_FORWARDED` | the header a trusted proxy sets: `x-forwarded-for` or `forwarded` | `false` |
-//! | `KEYWARD_POOL_SIZE` | database connections per instance | `10` |
-//! | `KEYWARD_DB_CHECKOUT_TIMEOUT_MS` | longest wait for a pooled connection | `3000` |
-//! | `KEYWARD_STATEMENT_TIMEOUT_MS` | longest a single SQL statement may run | `5000` |
-//! | `KEYWARD_SESSION_IDLE_MINUTES` | sign out after this long without a request | `30` |
-//! | `KEYWARD_SESSION_MAX_HOURS` | sign out this long after sign-in, whatever happens | `12` |
-//! | `KEYWARD_WORKERS` | HTTP worker threads | number of CPUs |
-//! | `KEYWARD_PASSWORD_HASHERS` | password hashes computed at once (each holds 19 MiB while the server runs) | number of CPUs |
-//! | `KEYWARD_VERIFY_CACHE` | serve known keys from memory (off only for measurements) | `true` |
-//! | `KEYWARD_VERIFY_INVALID_PER_MINUTE` | invalid verification attempts allowed per client address per minute | `60` |
-//! | `RUST_LOG` | log filter | `info` |
+//! The values of secrets (`DATABASE_URL`, `KEYWARD_MIGRATE_URL`, `KEYWARD_SECRET`) are never
+//! printed, not even by `--help` (`hide_env_values`).
 
-use crate::domain::client_ip::TrustForwarded;
 use std::{
-    env,
+    io,
     net::SocketAddr,
     path::{Path, PathBuf},
+    str::FromStr,
     time::Duration,
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 
-use crate::secrets::MasterSecret;
+use crate::{domain::client_ip::TrustForwarded, secrets::MasterSecret};
+
+/// The configuration as given: one option per environment variable.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Configuration (each option also reads the environment variable shown)")]
+pub struct ConfigArgs {
+    /// PostgreSQL server to use (libpq URL or key=value string); with it, nothing is seeded.
+    /// Unset: the embedded private cluster in KEYWARD_DATA_DIR.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// With DATABASE_URL: the owner of the tables, for migrations, purge-audit and
+    /// grant-app-role, so that DATABASE_URL can name a least-privileged role. Unset: DATABASE_URL.
+    #[arg(long, env = "KEYWARD_MIGRATE_URL", hide_env_values = true, value_name = "URL")]
+    pub migrate_url: Option<String>,
+    /// Listen address.
+    #[arg(long, env = "KEYWARD_ADDR", value_name = "HOST:PORT", default_value = "127.0.0.1:8080",
+          value_parser = parsed::<SocketAddr>("KEYWARD_ADDR", "an address such as 127.0.0.1:8080"))]
+    pub addr: SocketAddr,
+    /// The address browsers use (https://keys.example.com): forms are accepted only from its
+    /// origin, and absolute links are built on it. Unset: the request's host.
+    #[arg(long, env = "KEYWARD_PUBLIC_URL", value_name = "URL", value_parser = public_origin)]
+    pub public_url: Option<String>,
+    /// Embedded cluster and generated secrets.
+    #[arg(long, env = "KEYWARD_DATA_DIR", value_name = "DIR", default_value = "./keyward-data")]
+    pub data_dir: PathBuf,
+    /// Master secret (≥ 32 bytes, base64) from which the key pepper and the cookie key are
+    /// derived. Unset: generated into the data dir in embedded mode; required with DATABASE_URL.
+    // Decoded in `Config::from_args`, not by clap: clap's error would quote the value.
+    #[arg(long, env = "KEYWARD_SECRET", hide_env_values = true, value_name = "BASE64")]
+    pub secret: Option<String>,
+    /// Send cookies with Secure. Unset: true, except in embedded mode on a loopback address.
+    #[arg(long, env = "KEYWARD_COOKIE_SECURE", value_name = "BOOL", action = clap::ArgAction::Set,
+          value_parser = boolean("KEYWARD_COOKIE_SECURE"))]
+    pub cookie_secure: Option<bool>,
+    /// Behind a proxy, the header it sets: x-forwarded-for or forwarded (only that header's
+    /// last entry is trusted).
+    #[arg(long, env = "KEYWARD_TRUST_FORWARDED", value_name = "HEADER", default_value = "false",
+          value_parser = trust_forwarded)]
+    pub trust_forwarded: TrustForwarded,
+    /// Database connections per instance.
+    #[arg(long, env = "KEYWARD_POOL_SIZE", value_name = "N", default_value = "10",
+          value_parser = at_least_one::<u32>("KEYWARD_POOL_SIZE"))]
+    pub pool_size: u32,
+    /// Longest wait for a pooled connection before answering 503.
+    #[arg(long, env = "KEYWARD_DB_CHECKOUT_TIMEOUT_MS", value_name = "MS", default_value = "3000",
+          value_parser = parsed::<u64>("KEYWARD_DB_CHECKOUT_TIMEOUT_MS", "a number of milliseconds"))]
+    pub db_checkout_timeout_ms: u64,
+    /// Longest a single SQL statement may run.
+    #[arg(long, env = "KEYWARD_STATEMENT_TIMEOUT_MS", value_name = "MS", default_value = "5000",
+          value_parser = parsed::<u64>("KEYWARD_STATEMENT_TIMEOUT_MS", "a number of milliseconds"))]
+    pub statement_timeout_ms: u64,
+    /// Sign out after this long without a request.
+    #[arg(long, env = "KEYWARD_SESSION_IDLE_MINUTES", value_name = "MINUTES", default_value = "30",
+          value_parser = parsed::<u64>("KEYWARD_SESSION_IDLE_MINUTES", "a number of minutes"))]
+    pub session_idle_minutes: u64,
+    /// Sign out this long after sign-in, whatever happens.
+    #[arg(long, env = "KEYWARD_SESSION_MAX_HOURS", value_name = "HOURS", default_value = "12",
+          value_parser = parsed::<u64>("KEYWARD_SESSION_MAX_HOURS", "a number of hours"))]
+    pub session_max_hours: u64,
+    /// HTTP worker threads. Unset: the number of CPUs.
+    #[arg(long, env = "KEYWARD_WORKERS", value_name = "N",
+          value_parser = at_least_one::<usize>("KEYWARD_WORKERS"))]
+    pub workers: Option<usize>,
+    /// Password hashes computed at once; each hashing thread keeps its 19 MiB of argon2
+    /// working memory. Unset: the number of CPUs.
+    #[arg(long, env = "KEYWARD_PASSWORD_HASHERS", value_name = "N",
+          value_parser = at_least_one::<usize>("KEYWARD_PASSWORD_HASHERS"))]
+    pub password_hashers: Option<usize>,
+    /// Serve known keys from memory (off only for measurements).
+    #[arg(long, env = "KEYWARD_VERIFY_CACHE", value_name = "BOOL", default_value = "true",
+          action = clap::ArgAction::Set, value_parser = boolean("KEYWARD_VERIFY_CACHE"))]
+    pub verify_cache: bool,
+    /// Invalid verification attempts allowed per client address per minute.
+    #[arg(long, env = "KEYWARD_VERIFY_INVALID_PER_MINUTE", value_name = "N", default_value = "60",
+          value_parser = parsed::<u32>("KEYWARD_VERIFY_INVALID_PER_MINUTE", "a whole number"))]
+    pub verify_invalid_per_minute: u32,
+    /// Directory of the PostgreSQL server binaries for the embedded cluster. Unset:
+    /// `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin.
+    #[arg(long, env = "KEYWARD_PG_BIN", value_name = "DIR")]
+    pub pg_bin: Option<PathBuf>,
+}
 
 /// Where the database comes from.
 #[derive(Debug, Clone)]
@@ -67,101 +133,78 @@ pub struct Config {
     pub password_hashers: usize,
     pub verify_cache: bool,
     pub invalid_attempts_per_minute: u32,
+    /// Where the embedded cluster's server binaries are, if given.
+    pub pg_bin: Option<PathBuf>,
 }
 
 /// A configuration problem, worded for the operator.
-#[derive(Debug)]
-pub struct ConfigError(pub String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "KEYWARD_SECRET is required when DATABASE_URL is set: generate one with \
+         `head -c 32 /dev/urandom | base64` and keep it safe (keys cannot be verified without it)."
+    )]
+    SecretRequired,
+    #[error("KEYWARD_MIGRATE_URL goes with DATABASE_URL; the embedded cluster manages its own roles.")]
+    MigrateUrlWithoutDatabase,
+    /// `KEYWARD_SECRET` is not a usable secret (the message never quotes it).
+    #[error("{0}")]
+    Secret(String),
+    /// The secret stored in the data directory cannot be used.
+    #[error("{}: {message}", path.display())]
+    StoredSecret { path: PathBuf, message: String },
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
-impl std::error::Error for ConfigError {}
-
 impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| env::var(name).ok().filter(|v| !v.trim().is_empty()))
-    }
-
-    /// Reads configuration through `lookup`, so tests can supply their own variables.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let database = match lookup("DATABASE_URL") {
+    /// Checks the values that depend on each other and derives the defaults that depend on
+    /// the mode (each value on its own was checked while parsing).
+    pub fn from_args(args: ConfigArgs) -> Result<Self, ConfigError> {
+        // A variable set but blank (as compose files leave unset ones) counts as unset.
+        let present = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+        let database = match present(args.database_url) {
             Some(url) => DatabaseSource::External(url),
             None => DatabaseSource::Embedded,
         };
-        let addr: SocketAddr = parse_or("KEYWARD_ADDR", &lookup, "127.0.0.1:8080".parse().ok())?;
-        let data_dir = PathBuf::from(lookup("KEYWARD_DATA_DIR").unwrap_or_else(|| "./keyward-data".into()));
-        let secret = match lookup("KEYWARD_SECRET") {
-            Some(value) => Some(MasterSecret::from_base64(&value).map_err(ConfigError)?),
-            None => None,
-        };
-        if secret.is_none() && matches!(database, DatabaseSource::External(_)) {
-            return Err(ConfigError(
-                "KEYWARD_SECRET is required when DATABASE_URL is set: generate one with \
-                 `head -c 32 /dev/urandom | base64` and keep it safe (keys cannot be verified without it)."
-                    .into(),
-            ));
+        let embedded = matches!(database, DatabaseSource::Embedded);
+        let secret = present(args.secret).map(|text| MasterSecret::from_base64(&text)).transpose();
+        let secret = secret.map_err(ConfigError::Secret)?;
+        if secret.is_none() && !embedded {
+            return Err(ConfigError::SecretRequired);
         }
-        let embedded_loopback = matches!(database, DatabaseSource::Embedded) && addr.ip().is_loopback();
-        let cookie_secure = parse_bool("KEYWARD_COOKIE_SECURE", &lookup)?.unwrap_or(!embedded_loopback);
-        let trust_forwarded = match lookup("KEYWARD_TRUST_FORWARDED") {
-            None => TrustForwarded::No,
-            Some(value) => TrustForwarded::parse(&value).ok_or_else(|| {
-                ConfigError(format!(
-                    "KEYWARD_TRUST_FORWARDED must be false, x-forwarded-for or forwarded (the header your proxy sets), not {value:?}"
-                ))
-            })?,
-        };
-        let pool_size: u32 = parse_or("KEYWARD_POOL_SIZE", &lookup, Some(10))?;
-        if pool_size == 0 {
-            return Err(ConfigError("KEYWARD_POOL_SIZE must be at least 1.".into()));
+        let migrate_url = present(args.migrate_url);
+        if migrate_url.is_some() && embedded {
+            return Err(ConfigError::MigrateUrlWithoutDatabase);
         }
-        let checkout_ms: u64 = parse_or("KEYWARD_DB_CHECKOUT_TIMEOUT_MS", &lookup, Some(3000))?;
-        let statement_ms: u64 = parse_or("KEYWARD_STATEMENT_TIMEOUT_MS", &lookup, Some(5000))?;
-        let idle_minutes: u64 = parse_or("KEYWARD_SESSION_IDLE_MINUTES", &lookup, Some(30))?;
-        let max_hours: u64 = parse_or("KEYWARD_SESSION_MAX_HOURS", &lookup, Some(12))?;
-        let workers = match lookup("KEYWARD_WORKERS") {
-            Some(value) => Some(parse_value::<usize>("KEYWARD_WORKERS", &value)?),
-            None => None,
-        };
+        let embedded_loopback = embedded && args.addr.ip().is_loopback();
         // One hash keeps one core busy, so more hashers than cores only add memory (19 MiB
         // each) and latency, never throughput.
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        let password_hashers: usize = parse_or("KEYWARD_PASSWORD_HASHERS", &lookup, Some(cores))?;
-        if password_hashers == 0 {
-            return Err(ConfigError("KEYWARD_PASSWORD_HASHERS must be at least 1.".into()));
-        }
-        let verify_cache = parse_bool("KEYWARD_VERIFY_CACHE", &lookup)?.unwrap_or(true);
-        let invalid_attempts_per_minute: u32 = parse_or("KEYWARD_VERIFY_INVALID_PER_MINUTE", &lookup, Some(60))?;
-        let public_origin = lookup("KEYWARD_PUBLIC_URL").map(|url| public_origin(&url)).transpose()?;
-        let migrate_url = lookup("KEYWARD_MIGRATE_URL");
-        if migrate_url.is_some() && matches!(database, DatabaseSource::Embedded) {
-            return Err(ConfigError(
-                "KEYWARD_MIGRATE_URL goes with DATABASE_URL; the embedded cluster manages its own roles.".into(),
-            ));
-        }
         Ok(Self {
-            public_origin,
-            migrate_url,
-            verify_cache,
-            invalid_attempts_per_minute,
             database,
-            addr,
-            data_dir,
+            migrate_url,
+            addr: args.addr,
+            public_origin: args.public_url,
+            data_dir: args.data_dir,
             secret,
-            cookie_secure,
-            trust_forwarded,
-            pool_size,
-            db_checkout_timeout: Duration::from_millis(checkout_ms.max(1)),
-            statement_timeout: Duration::from_millis(statement_ms.max(1)),
-            session_idle: Duration::from_secs(idle_minutes.max(1) * 60),
-            session_max: Duration::from_secs(max_hours.max(1) * 3600),
-            workers,
-            password_hashers,
+            cookie_secure: args.cookie_secure.unwrap_or(!embedded_loopback),
+            trust_forwarded: args.trust_forwarded,
+            pool_size: args.pool_size,
+            db_checkout_timeout: Duration::from_millis(args.db_checkout_timeout_ms.max(1)),
+            statement_timeout: Duration::from_millis(args.statement_timeout_ms.max(1)),
+            session_idle: Duration::from_secs(args.session_idle_minutes.max(1) * 60),
+            session_max: Duration::from_secs(args.session_max_hours.max(1) * 3600),
+            workers: args.workers,
+            password_hashers: args.password_hashers.unwrap_or(cores),
+            verify_cache: args.verify_cache,
+            invalid_attempts_per_minute: args.verify_invalid_per_minute,
+            pg_bin: args.pg_bin,
         })
     }
 
@@ -175,14 +218,44 @@ impl Config {
     }
 }
 
+/// A value parser for `T` whose error names the variable and what it expects.
+fn parsed<T: FromStr + Clone + Send + Sync + 'static>(
+    name: &'static str,
+    expected: &'static str,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
+    move |value| value.trim().parse().map_err(|_| format!("{name} must be {expected}"))
+}
+
+/// A value parser for a count that must be at least 1.
+fn at_least_one<T: FromStr + PartialOrd + From<u8> + Clone + Send + Sync + 'static>(
+    name: &'static str,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
+    move |value| match value.trim().parse::<T>() {
+        Ok(n) if n >= T::from(1) => Ok(n),
+        _ => Err(format!("{name} must be a whole number, at least 1")),
+    }
+}
+
+/// A value parser for the spellings of true and false operators use.
+fn boolean(name: &'static str) -> impl Fn(&str) -> Result<bool, String> + Clone + Send + Sync + 'static {
+    move |value| match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("{name} must be true or false")),
+    }
+}
+
+fn trust_forwarded(value: &str) -> Result<TrustForwarded, String> {
+    TrustForwarded::parse(value).ok_or_else(|| {
+        "KEYWARD_TRUST_FORWARDED must be false, x-forwarded-for or forwarded (the header your proxy sets)".into()
+    })
+}
+
 /// The origin of `KEYWARD_PUBLIC_URL`: its scheme and authority, without path.
-fn public_origin(url: &str) -> Result<String, ConfigError> {
+fn public_origin(url: &str) -> Result<String, String> {
     let url = url.trim();
-    let invalid = || {
-        ConfigError(format!(
-            "KEYWARD_PUBLIC_URL must be an http:// or https:// address such as https://keys.example.com, not {url:?}"
-        ))
-    };
+    let invalid =
+        || "KEYWARD_PUBLIC_URL must be an http:// or https:// address such as https://keys.example.com".to_string();
     let (scheme, rest) = url.split_once("://").ok_or_else(invalid)?;
     let scheme = scheme.to_ascii_lowercase();
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -194,55 +267,42 @@ fn public_origin(url: &str) -> Result<String, ConfigError> {
 
 fn load_or_create_secret(path: &Path) -> Result<MasterSecret, ConfigError> {
     if let Ok(text) = std::fs::read_to_string(path) {
-        return MasterSecret::from_base64(text.trim()).map_err(|e| ConfigError(format!("{}: {e}", path.display())));
+        return MasterSecret::from_base64(text.trim())
+            .map_err(|message| ConfigError::StoredSecret { path: path.to_owned(), message });
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| ConfigError(format!("cannot create {}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(|source| ConfigError::Io {
+            action: "create",
+            path: parent.to_owned(),
+            source,
+        })?;
     }
     let secret = MasterSecret::generate();
-    write_private_file(path, &BASE64.encode(secret.as_bytes()))
-        .map_err(|e| ConfigError(format!("cannot write {}: {e}", path.display())))?;
+    write_private_file(path, &BASE64.encode(secret.as_bytes())).map_err(|source| ConfigError::Io {
+        action: "write",
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(secret)
 }
 
-fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+fn write_private_file(path: &Path, contents: &str) -> io::Result<()> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     file.write_all(contents.as_bytes())?;
     file.write_all(b"\n")
 }
 
-fn parse_value<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {
-    value.trim().parse().map_err(|_| ConfigError(format!("{name} has an invalid value: {value:?}")))
-}
-
-fn parse_or<T: std::str::FromStr>(
-    name: &str,
-    lookup: &impl Fn(&str) -> Option<String>,
-    default: Option<T>,
-) -> Result<T, ConfigError> {
-    match lookup(name) {
-        Some(value) => parse_value(name, &value),
-        None => default.ok_or_else(|| ConfigError(format!("{name} is required"))),
-    }
-}
-
-fn parse_bool(name: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<bool>, ConfigError> {
-    match lookup(name).map(|v| v.trim().to_ascii_lowercase()) {
-        None => Ok(None),
-        Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(Some(true)),
-        Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(Some(false)),
-        Some(v) => Err(ConfigError(format!("{name} must be true or false, not {v:?}"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_lookup(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    /// The configuration from these options alone: the test process's environment is
+    /// ignored, so a developer's `DATABASE_URL` cannot change the outcome.
+    fn config(options: &[&str]) -> Result<Config, String> {
+        let args = crate::cli::Cli::try_parse_ignoring_env(std::iter::once("keyward").chain(options.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Config::from_args(args.config).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -250,36 +310,47 @@ mod tests {
         let config = config(&[]).unwrap();
         assert!(matches!(config.database, DatabaseSource::Embedded));
         assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.data_dir, PathBuf::from("./keyward-data"));
+        assert_eq!((config.pool_size, config.invalid_attempts_per_minute), (10, 60));
+        assert_eq!(config.db_checkout_timeout, Duration::from_secs(3));
+        assert_eq!(config.session_max, Duration::from_secs(12 * 3600));
         assert!(!config.cookie_secure);
+        assert!(config.verify_cache);
     }
 
     #[test]
     fn an_external_database_requires_a_master_secret() {
-        let error = config(&[("DATABASE_URL", "postgres://db/keyward")]).unwrap_err();
-        assert!(error.0.contains("KEYWARD_SECRET is required"), "{error}");
+        let error = config(&["--database-url", "postgres://db/keyward"]).unwrap_err();
+        assert!(error.contains("KEYWARD_SECRET is required"), "{error}");
     }
 
     #[test]
     fn an_external_database_defaults_to_secure_cookies() {
         let secret = BASE64.encode([7u8; 32]);
-        let config = config(&[("DATABASE_URL", "postgres://db/keyward"), ("KEYWARD_SECRET", &secret)]).unwrap();
+        let config = config(&["--database-url", "postgres://db/keyward", "--secret", &secret]).unwrap();
         assert!(config.cookie_secure);
+    }
+
+    #[test]
+    fn a_blank_database_url_means_the_embedded_cluster() {
+        let config = config(&["--database-url", " "]).unwrap();
+        assert!(matches!(config.database, DatabaseSource::Embedded));
     }
 
     #[test]
     fn a_short_secret_is_refused() {
         let secret = BASE64.encode([7u8; 16]);
-        let error = config(&[("KEYWARD_SECRET", &secret)]).unwrap_err();
-        assert!(error.0.contains("32 bytes"), "{error}");
+        let error = config(&["--secret", &secret]).unwrap_err();
+        assert!(error.contains("32 bytes"), "{error}");
     }
 
     #[test]
     fn the_public_url_gives_the_origin_forms_must_come_from() {
-        let parsed = config(&[("KEYWARD_PUBLIC_URL", "HTTPS://Keys.Example.com/admin/")]).unwrap();
+        let parsed = config(&["--public-url", "HTTPS://Keys.Example.com/admin/"]).unwrap();
         assert_eq!(parsed.public_origin.as_deref(), Some("https://keys.example.com"));
         for bad in ["keys.example.com", "ftp://keys.example.com", "https://", "https://u@evil.example"] {
-            let error = config(&[("KEYWARD_PUBLIC_URL", bad)]).unwrap_err();
-            assert!(error.0.contains("KEYWARD_PUBLIC_URL"), "{bad}: {error}");
+            let error = config(&["--public-url", bad]).unwrap_err();
+            assert!(error.contains("KEYWARD_PUBLIC_URL"), "{bad}: {error}");
         }
     }
 
@@ -287,14 +358,23 @@ mod tests {
     fn password_hashers_default_to_the_cores_and_cannot_be_zero() {
         let cores = std::thread::available_parallelism().unwrap().get();
         assert_eq!(config(&[]).unwrap().password_hashers, cores);
-        assert_eq!(config(&[("KEYWARD_PASSWORD_HASHERS", "3")]).unwrap().password_hashers, 3);
-        let error = config(&[("KEYWARD_PASSWORD_HASHERS", "0")]).unwrap_err();
-        assert!(error.0.contains("KEYWARD_PASSWORD_HASHERS"), "{error}");
+        assert_eq!(config(&["--password-hashers", "3"]).unwrap().password_hashers, 3);
+        let error = config(&["--password-hashers", "0"]).unwrap_err();
+        assert!(error.contains("KEYWARD_PASSWORD_HASHERS"), "{error}");
     }
 
     #[test]
-    fn bad_numbers_name_the_variable() {
-        let error = config(&[("KEYWARD_POOL_SIZE", "many")]).unwrap_err();
-        assert!(error.0.contains("KEYWARD_POOL_SIZE"), "{error}");
+    fn bad_values_name_the_variable() {
+        for (option, value, variable) in [
+            ("--pool-size", "many", "KEYWARD_POOL_SIZE"),
+            ("--pool-size", "0", "KEYWARD_POOL_SIZE"),
+            ("--addr", "localhost", "KEYWARD_ADDR"),
+            ("--cookie-secure", "maybe", "KEYWARD_COOKIE_SECURE"),
+            ("--trust-forwarded", "true", "KEYWARD_TRUST_FORWARDED"),
+            ("--session-idle-minutes", "soon", "KEYWARD_SESSION_IDLE_MINUTES"),
+        ] {
+            let error = config(&[option, value]).unwrap_err();
+            assert!(error.contains(variable), "{option} {value}: {error}");
+        }
     }
 }

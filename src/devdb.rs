@@ -35,16 +35,9 @@ pub enum Durability {
 }
 
 /// A problem starting or using the embedded cluster, worded for the operator.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct DevDbError(pub String);
-
-impl std::fmt::Display for DevDbError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DevDbError {}
 
 fn err(context: impl std::fmt::Display, error: impl std::fmt::Display) -> DevDbError {
     DevDbError(format!("{context}: {error}"))
@@ -69,9 +62,17 @@ struct SystemUser {
 
 impl EmbeddedCluster {
     /// Starts (initializing on first use) the cluster kept under `root`, or attaches to it if
-    /// it is already running.
+    /// it is already running; the server binaries are those of `KEYWARD_PG_BIN` if set (for
+    /// the tests and benchmarks, which have no command line of their own).
     pub fn start(root: &Path, durability: Durability) -> Result<Self, DevDbError> {
-        let bin_dir = find_server_binaries()?;
+        let pg_bin = std::env::var_os("KEYWARD_PG_BIN").filter(|dir| !dir.is_empty()).map(PathBuf::from);
+        Self::start_with(root, durability, pg_bin.as_deref())
+    }
+
+    /// [`EmbeddedCluster::start`] with the server binaries in `pg_bin` (the configured
+    /// `KEYWARD_PG_BIN`), else found as [`find_server_binaries`] says.
+    pub fn start_with(root: &Path, durability: Durability, pg_bin: Option<&Path>) -> Result<Self, DevDbError> {
+        let bin_dir = find_server_binaries(pg_bin)?;
         let run_as = postgres_user_if_root()?;
         fs::create_dir_all(root).map_err(|e| err(format!("cannot create {}", root.display()), e))?;
         let root = root.canonicalize().map_err(|e| err(format!("cannot resolve {}", root.display()), e))?;
@@ -259,14 +260,13 @@ impl EmbeddedCluster {
     }
 }
 
-/// Where the server binaries are: `KEYWARD_PG_BIN`, then `pg_config --bindir`, then the
-/// newest `/usr/lib/postgresql/<version>/bin`, then `PATH`.
-fn find_server_binaries() -> Result<PathBuf, DevDbError> {
+/// Where the server binaries are: `configured` (`KEYWARD_PG_BIN`), then `pg_config
+/// --bindir`, then the newest `/usr/lib/postgresql/<version>/bin`, then `PATH`.
+fn find_server_binaries(configured: Option<&Path>) -> Result<PathBuf, DevDbError> {
     let has_server = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    if let Ok(dir) = std::env::var("KEYWARD_PG_BIN") {
-        let dir = PathBuf::from(dir);
-        return if has_server(&dir) {
-            Ok(dir)
+    if let Some(dir) = configured {
+        return if has_server(dir) {
+            Ok(dir.to_owned())
         } else {
             Err(DevDbError(format!("KEYWARD_PG_BIN={} does not contain initdb and pg_ctl", dir.display())))
         };

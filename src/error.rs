@@ -7,28 +7,39 @@ use actix_web::{
 };
 use askama::Template;
 
-/// Everything a browser-facing handler can fail with.
-#[derive(Debug)]
+/// Everything a browser-facing handler can fail with. The `Display` text is for logs and the
+/// terminal; what a browser sees is chosen in [`ResponseError::error_response`].
+#[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// Not signed in: redirect to the login page, which returns to the page named here.
+    #[error("login required")]
     LoginRequired(Option<String>),
     /// Signed in, but this area is not for this account.
+    #[error("forbidden")]
     Forbidden,
     /// Missing, or belonging to another organization (which must look the same).
+    #[error("not found")]
     NotFound,
     /// The request itself is malformed.
+    #[error("bad request: {0}")]
     BadRequest(String),
     /// Form input that fails validation; handlers re-render the form with these (422).
+    #[error("invalid input: {0}")]
     Invalid(FieldErrors),
     /// A form was submitted without a valid CSRF token (or from another site).
+    #[error("missing or invalid CSRF token")]
     Csrf,
     /// The change conflicts with the current state (duplicate name, concurrent change…).
+    #[error("conflict: {0}")]
     Conflict(String),
     /// Too many attempts; the message says when to try again, as does `Retry-After`.
+    #[error("too many requests: {message}")]
     TooManyRequests { message: String, retry_after_secs: u64 },
     /// The database cannot be reached or is too slow right now.
+    #[error("database unavailable")]
     Unavailable,
     /// A bug or an unexpected failure; the detail is logged, never shown.
+    #[error("internal error: {0}")]
     Internal(String),
 }
 
@@ -106,23 +117,6 @@ pub fn invalid(field: &'static str, message: impl Into<String>) -> AppError {
 
 /// Result type of handlers and services.
 pub type AppResult<T> = Result<T, AppError>;
-
-impl std::fmt::Display for AppError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AppError::LoginRequired(_) => f.write_str("login required"),
-            AppError::Forbidden => f.write_str("forbidden"),
-            AppError::NotFound => f.write_str("not found"),
-            AppError::BadRequest(m) => write!(f, "bad request: {m}"),
-            AppError::Invalid(errors) => write!(f, "invalid input: {errors}"),
-            AppError::Csrf => f.write_str("missing or invalid CSRF token"),
-            AppError::Conflict(m) => write!(f, "conflict: {m}"),
-            AppError::TooManyRequests { message, .. } => write!(f, "too many requests: {message}"),
-            AppError::Unavailable => f.write_str("database unavailable"),
-            AppError::Internal(m) => write!(f, "internal error: {m}"),
-        }
-    }
-}
 
 impl From<diesel::result::Error> for AppError {
     fn from(error: diesel::result::Error) -> Self {

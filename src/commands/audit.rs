@@ -1,34 +1,32 @@
 //! `purge-audit`: the operator's one way to remove old audit events, as the tables' owner.
 
+use anyhow::anyhow;
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::Connection;
 
-use crate::{config::Config, db, error::AppError, services::audit};
+use crate::{config::Config, db, services::audit};
 
-use super::DatabaseHandle;
+use super::{DatabaseHandle, refused};
 
 /// `--before` as a UTC instant: a date (`2026-01-31`, meaning its midnight UTC) or an RFC 3339
 /// timestamp.
-pub fn parse_cutoff(value: &str) -> Result<DateTime<Utc>, String> {
+pub fn parse_cutoff(value: &str) -> anyhow::Result<DateTime<Utc>> {
     let value = value.trim();
     if let Ok(date) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
         return Ok(date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
     }
     DateTime::parse_from_rfc3339(value).map(|t| t.with_timezone(&Utc)).map_err(|_| {
-        format!("--before must be a date (YYYY-MM-DD, midnight UTC) or an RFC 3339 timestamp, not {value:?}")
+        anyhow!("--before must be a date (YYYY-MM-DD, midnight UTC) or an RFC 3339 timestamp, not {value:?}")
     })
 }
 
 /// Deletes the events that occurred before `before` and records the purge, in one transaction.
-pub fn purge_audit(config: &Config, before: &str) -> Result<(), String> {
+pub fn purge_audit(config: &Config, before: &str) -> anyhow::Result<()> {
     let cutoff = parse_cutoff(before)?;
     let handle = DatabaseHandle::open(config)?;
     handle.migrate()?;
     let mut conn = db::connect(&handle.owner_url)?;
-    let purged = conn.transaction(|conn| audit::purge_before(conn, cutoff, Utc::now())).map_err(|e| match e {
-        AppError::BadRequest(message) => message,
-        other => other.to_string(),
-    })?;
+    let purged = conn.transaction(|conn| audit::purge_before(conn, cutoff, Utc::now())).map_err(refused)?;
     println!(
         "Removed {} audit event(s) from before {} ({} organization(s)); the purge is recorded in the audit log.",
         purged.deleted,

@@ -1,6 +1,7 @@
 //! Opening the database for a command: the embedded cluster (started if needed, stopped
 //! again afterwards if this command started it) or the server of `DATABASE_URL`.
 
+use anyhow::{Context, anyhow, bail};
 use diesel::{OptionalExtension, RunQueryDsl};
 
 use crate::{
@@ -25,7 +26,7 @@ pub struct DatabaseHandle {
 }
 
 impl DatabaseHandle {
-    pub fn open(config: &Config) -> Result<Self, String> {
+    pub fn open(config: &Config) -> anyhow::Result<Self> {
         match &config.database {
             DatabaseSource::External(url) => Ok(Self {
                 url: url.clone(),
@@ -34,7 +35,7 @@ impl DatabaseHandle {
             }),
             DatabaseSource::Embedded => {
                 let cluster =
-                    EmbeddedCluster::start(&config.data_dir, Durability::Durable).map_err(|e| e.to_string())?;
+                    EmbeddedCluster::start_with(&config.data_dir, Durability::Durable, config.pg_bin.as_deref())?;
                 Ok(Self {
                     url: cluster.connection_string_as(devdb::DATABASE_NAME, privileges::APP_ROLE),
                     owner_url: cluster.connection_string(devdb::DATABASE_NAME),
@@ -52,39 +53,40 @@ impl DatabaseHandle {
     /// nothing pending it changes nothing, so a server whose `DATABASE_URL` may not change
     /// the schema starts once `keyward migrate` has run as the owner. In embedded mode it
     /// then (re)creates the application's role and its grants.
-    pub fn migrate(&self) -> Result<Vec<String>, String> {
+    pub fn migrate(&self) -> anyhow::Result<Vec<String>> {
         let mut conn = db::connect(&self.owner_url)?;
         let applied =
             if db::pending_migrations(&mut conn)?.is_empty() { Vec::new() } else { db::run_migrations(&mut conn)? };
         if self.is_embedded() {
             privileges::ensure_login_role(&mut conn, privileges::APP_ROLE)
                 .and_then(|()| privileges::grant_app_role(&mut conn, privileges::APP_ROLE))
-                .map_err(|e| format!("cannot set up the application's database role: {e}"))?;
+                .context("cannot set up the application's database role")?;
         }
         Ok(applied)
     }
 
     /// Grants `role` the application's privileges (run as the owner; see `db::privileges`).
-    pub fn grant_app_role(&self, role: &str) -> Result<(), String> {
+    pub fn grant_app_role(&self, role: &str) -> anyhow::Result<()> {
         let mut conn = db::connect(&self.owner_url)?;
-        let usable = privileges::is_distinct_from_owner(&mut conn, role).map_err(|e| e.to_string())?;
+        let usable = privileges::is_distinct_from_owner(&mut conn, role).context("cannot look up the role")?;
         if !usable {
-            return Err(format!(
-                "{role:?} must be an existing role that is no superuser and does not own the tables                  (create it with CREATE ROLE {role} LOGIN PASSWORD '…')"
-            ));
+            bail!(
+                "{role:?} must be an existing role that is no superuser and does not own the tables \
+                 (create it with CREATE ROLE {role} LOGIN PASSWORD '…')"
+            );
         }
-        privileges::grant_app_role(&mut conn, role).map_err(|e| format!("cannot grant {role}: {e}"))
+        privileges::grant_app_role(&mut conn, role).with_context(|| format!("cannot grant {role}"))
     }
 
     /// Seeds the demo data unless present; returns whether it seeded.
-    pub fn seed_demo(&self) -> Result<bool, String> {
+    pub fn seed_demo(&self) -> anyhow::Result<bool> {
         let mut conn = db::connect(&self.url)?;
-        if demo::is_seeded(&mut conn).map_err(|e| e.to_string())? {
+        if demo::is_seeded(&mut conn).context("cannot tell whether the demo data is present")? {
             return Ok(false);
         }
         let password = NewPassword::parse(demo::DEMO_PASSWORD).expect("the demo password satisfies the policy");
         let hash = crate::auth::password::hash_now(&password);
-        demo::seed(&mut conn, &hash).map_err(|e| e.to_string())
+        demo::seed(&mut conn, &hash).context("cannot seed the demo data set")
     }
 
     /// Adds `volume` users and keys to the organization `slug` (see `demo_volume`).
@@ -94,29 +96,25 @@ impl DatabaseHandle {
         slug: &str,
         volume: demo_volume::Volume,
         demo_password: bool,
-    ) -> Result<(), String> {
+    ) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
-        let secret = config.resolve_secret().map_err(|e| e.to_string())?;
+        let secret = config.resolve_secret()?;
         let hasher = KeyHasher::new(secret.derive().key_pepper);
         let mut conn = db::connect(&self.url)?;
         let organization = Organization::find_by_slug(&mut conn, slug)
             .optional()
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("there is no organization with slug {slug:?}"))?;
+            .context("cannot look up the organization")?
+            .ok_or_else(|| anyhow!("there is no organization with slug {slug:?}"))?;
         let hash = demo_password.then(|| {
             let password = NewPassword::parse(demo::DEMO_PASSWORD).expect("the demo password satisfies the policy");
             crate::auth::password::hash_now(&password)
         });
         let seed = u64::from(started.elapsed().subsec_nanos()) ^ 0x6b65_7977_6172_6421;
-        let added = demo_volume::fill(&mut conn, &hasher, &organization, hash.as_deref(), volume, seed).map_err(
-            |e| match e {
-                crate::error::AppError::BadRequest(message) => message,
-                other => other.to_string(),
-            },
-        )?;
+        let added = demo_volume::fill(&mut conn, &hasher, &organization, hash.as_deref(), volume, seed)
+            .map_err(super::refused)?;
         // Fresh statistics, so the first queries after a bulk load get good plans (only the
         // owner may gather them).
-        diesel::sql_query("ANALYZE").execute(&mut db::connect(&self.owner_url)?).map_err(|e| e.to_string())?;
+        diesel::sql_query("ANALYZE").execute(&mut db::connect(&self.owner_url)?).context("cannot gather statistics")?;
         println!(
             "Added {} users, {} keys and {} audit events to {slug} in {:.1} s.",
             added.users,

@@ -1,6 +1,7 @@
 //! `keyward create-key`: a personal key for a user, printed alone on stdout so scripts can
 //! capture it (`KEY=$(keyward create-key …)`); everything else goes to stderr.
 
+use anyhow::{anyhow, bail};
 use diesel::{Connection, OptionalExtension};
 
 use crate::{
@@ -19,7 +20,7 @@ use crate::{
     },
 };
 
-use super::DatabaseHandle;
+use super::{DatabaseHandle, refused};
 
 /// The arguments of `create-key`.
 #[derive(Debug)]
@@ -32,22 +33,13 @@ pub struct CreateKeyArgs {
     pub test: bool,
 }
 
-fn describe(error: AppError) -> String {
-    match error {
-        AppError::Invalid(errors) => errors.iter().map(|(_, m)| m.to_string()).collect::<Vec<_>>().join(" "),
-        AppError::Conflict(m) | AppError::BadRequest(m) => m,
-        AppError::Forbidden => "not allowed".into(),
-        other => other.to_string(),
-    }
-}
-
-pub fn create_key(config: &Config, args: CreateKeyArgs) -> Result<(), String> {
-    let secret = config.resolve_secret().map_err(|e| e.to_string())?;
+pub fn create_key(config: &Config, args: CreateKeyArgs) -> anyhow::Result<()> {
+    let secret = config.resolve_secret()?;
     let handle = DatabaseHandle::open(config)?;
     handle.migrate()?;
     let mut conn = db::connect(&handle.url)?;
     let hasher = KeyHasher::new(secret.derive().key_pepper);
-    let name = KeyName::parse(&args.name).map_err(|e| format!("invalid --name: {e}"))?;
+    let name = KeyName::parse(&args.name).map_err(|e| anyhow!("invalid --name: {e}"))?;
     let actions = match &args.actions {
         None => ActionChoice::OwnersDefault,
         Some(codes) => ActionChoice::Only(
@@ -56,7 +48,7 @@ pub fn create_key(config: &Config, args: CreateKeyArgs) -> Result<(), String> {
                 .filter(|c| !c.trim().is_empty())
                 .map(|c| ActionCode::parse(c))
                 .collect::<Result<_, _>>()
-                .map_err(|e| format!("invalid --actions: {e}"))?,
+                .map_err(|e| anyhow!("invalid --actions: {e}"))?,
         ),
     };
     let expiry = args.expires_in_days.map_or(ExpiryChoice::PolicyDefault, ExpiryChoice::InDays);
@@ -78,13 +70,13 @@ pub fn create_key(config: &Config, args: CreateKeyArgs) -> Result<(), String> {
             let request = NewKeyRequest { owner, name: name.clone(), environment, input, form_token: None };
             lifecycle::create(conn, &actor, &hasher, request)
         })
-        .map_err(describe)?;
+        .map_err(refused)?;
     match created {
         Created::New { key, secret } => {
             eprintln!("Created key {} ({}) for {}.", key.name, key.masked(), args.owner);
             println!("{}", secret.expose());
             Ok(())
         }
-        Created::Replayed(_) => Err("the key was not created".into()),
+        Created::Replayed(_) => bail!("the key was not created"),
     }
 }

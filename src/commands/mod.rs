@@ -8,16 +8,19 @@ mod database;
 mod keys;
 mod serve;
 
+use anyhow::anyhow;
+
 use crate::{
     cli::{Cli, Command},
     config::Config,
+    error::AppError,
 };
 
 pub use database::DatabaseHandle;
 
 /// Runs the parsed command line.
-pub fn run(cli: Cli) -> Result<(), String> {
-    let config = Config::from_env().map_err(|e| e.to_string())?;
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::from_args(cli.config)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve::serve(config),
         Command::Migrate => {
@@ -50,9 +53,11 @@ pub fn run(cli: Cli) -> Result<(), String> {
             print!("{}", crate::services::demo::credentials_text(&format!("http://{}", config.addr)));
             Ok(())
         }
-        Command::CreateStaff { email, name } => accounts::create_staff(&config, &email, name),
-        Command::CreateUser { org, email, name, admin, api_key_access } => {
-            accounts::create_user(&config, &org, &email, name, admin, api_key_access)
+        Command::CreateStaff { email, name, password } => {
+            accounts::create_staff(&config, &email, name, password.password)
+        }
+        Command::CreateUser { org, email, name, admin, api_key_access, password } => {
+            accounts::create_user(&config, &org, &email, name, admin, api_key_access, password.password)
         }
         Command::PurgeAudit { before } => audit::purge_audit(&config, &before),
         Command::GrantAppRole { role } => {
@@ -66,5 +71,16 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::CreateKey { org, owner, name, actions, expires_in_days, test } => {
             keys::create_key(&config, keys::CreateKeyArgs { org, owner, name, actions, expires_in_days, test })
         }
+    }
+}
+
+/// A service's refusal as the one sentence an operator needs: the validation messages or the
+/// conflict itself, without the category a log line would start with.
+fn refused(error: AppError) -> anyhow::Error {
+    match error {
+        AppError::Invalid(errors) => anyhow!(errors.iter().map(|(_, m)| m).collect::<Vec<_>>().join(" ")),
+        AppError::Conflict(message) | AppError::BadRequest(message) => anyhow!(message),
+        AppError::Forbidden => anyhow!("not allowed"),
+        other => other.into(),
     }
 }

@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+
 use crate::{
     config::Config,
     db::{self, Database, PoolOptions},
@@ -22,8 +24,8 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 /// it waits, without one line per attempt.
 const WAITING_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
-pub fn serve(config: Config) -> Result<(), String> {
-    let secret = config.resolve_secret().map_err(|e| e.to_string())?;
+pub fn serve(config: Config) -> anyhow::Result<()> {
+    let secret = config.resolve_secret()?;
     let handle = DatabaseHandle::open(&config)?;
     let base_url = format!("http://{}", config.addr);
     // This process started the embedded cluster, so it is there: prepare it before serving.
@@ -65,7 +67,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     let result = actix_web::rt::System::new().block_on(async move {
         let built =
             if external.is_some() { Application::build_waiting(settings) } else { Application::build(settings) };
-        let app = built.map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
+        let app = built.with_context(|| format!("cannot listen on {}", config.addr))?;
         println!("Keyward is listening on http://{}", app.local_addr());
         if let Some(handle) = external {
             let readiness = app.readiness();
@@ -77,9 +79,9 @@ pub fn serve(config: Config) -> Result<(), String> {
                     wait_for_database(&handle);
                     readiness.set_ready();
                 })
-                .map_err(|e| format!("cannot start waiting for the database: {e}"))?;
+                .context("cannot start waiting for the database")?;
         }
-        app.run_until_stopped().await.map_err(|e| format!("server error: {e}"))
+        app.run_until_stopped().await.context("server error")
     });
     if let Some(handle) = embedded.as_mut() {
         handle.close();
@@ -116,12 +118,12 @@ fn wait_for_database(handle: &DatabaseHandle) {
                     if last_logged.is_none() {
                         log::warn!(
                             "waiting for the database (retrying with backoff up to {} s; /readyz answers 503 \
-                             meanwhile): {error}",
+                             meanwhile): {error:#}",
                             MAX_RETRY_DELAY.as_secs()
                         );
                     } else {
                         log::warn!(
-                            "still waiting for the database after {attempt} attempts in {:.0} s: {error}",
+                            "still waiting for the database after {attempt} attempts in {:.0} s: {error:#}",
                             started.elapsed().as_secs_f64()
                         );
                     }

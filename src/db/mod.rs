@@ -16,6 +16,7 @@ use std::{
     time::Duration,
 };
 
+use anyhow::Context;
 use diesel::{
     Connection, PgConnection, RunQueryDsl,
     connection::SimpleConnection,
@@ -209,15 +210,15 @@ fn discard(conn: &mut PooledPg) {
 
 /// Applies pending migrations, holding an advisory lock so that instances starting together
 /// do not race.
-pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, String> {
+pub fn run_migrations(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
     const MIGRATION_LOCK: i64 = 0x006b_6579_7761_7264; // "keyward" in ASCII
     diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
         .execute(conn)
-        .map_err(|e| format!("cannot take the migration lock: {e}"))?;
+        .context("cannot take the migration lock")?;
     let result = conn
         .run_pending_migrations(MIGRATIONS)
         .map(|done| done.iter().map(|m| m.to_string()).collect())
-        .map_err(|e| format!("migration failed: {e}"));
+        .map_err(|e| anyhow::anyhow!(e).context("migration failed"));
     let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(conn);
     result
 }
@@ -225,7 +226,7 @@ pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, String> {
 /// The migrations not yet applied, found by reading the migration ledger only: unlike
 /// Diesel's harness, this needs no right to create the ledger, so a role that may not
 /// change the schema can tell that there is nothing to do.
-pub fn pending_migrations(conn: &mut PgConnection) -> Result<Vec<String>, String> {
+pub fn pending_migrations(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
     use diesel::migration::MigrationSource;
     #[derive(diesel::QueryableByName)]
     struct Applied {
@@ -236,7 +237,8 @@ pub fn pending_migrations(conn: &mut PgConnection) -> Result<Vec<String>, String
     let applied: Vec<Applied> = conn
         .transaction(|conn| diesel::sql_query("SELECT version FROM __diesel_schema_migrations").load(conn))
         .unwrap_or_default();
-    let all = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS).map_err(|e| e.to_string())?;
+    let all = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .map_err(|e| anyhow::anyhow!(e).context("cannot read the embedded migrations"))?;
     Ok(all
         .iter()
         .map(|m| m.name())
@@ -246,6 +248,6 @@ pub fn pending_migrations(conn: &mut PgConnection) -> Result<Vec<String>, String
 }
 
 /// Opens a single connection (for commands and start-up), with a clear error.
-pub fn connect(url: &str) -> Result<PgConnection, String> {
-    PgConnection::establish(url).map_err(|e| format!("cannot connect to the database: {e}"))
+pub fn connect(url: &str) -> anyhow::Result<PgConnection> {
+    PgConnection::establish(url).context("cannot connect to the database")
 }

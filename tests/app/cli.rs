@@ -48,6 +48,100 @@ fn help_lists_every_command() {
 }
 
 #[test]
+fn help_lists_every_variable_without_the_values_of_secrets() {
+    let database_url = "postgres://keyward:db-password-do-not-print@db.internal/keyward";
+    let migrate_url = "postgres://owner:owner-password-do-not-print@db.internal/keyward";
+    for flag in ["--help", "-h"] {
+        let output = keyward(&scratch_dir("help-env"))
+            .env("DATABASE_URL", database_url)
+            .env("KEYWARD_MIGRATE_URL", migrate_url)
+            .env("KEYWARD_SECRET", SECRET)
+            .env("KEYWARD_ADDR", "127.0.0.1:9191")
+            .arg(flag)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let (stdout, stderr) = text(&output);
+        for variable in [
+            "DATABASE_URL",
+            "KEYWARD_MIGRATE_URL",
+            "KEYWARD_ADDR",
+            "KEYWARD_PUBLIC_URL",
+            "KEYWARD_DATA_DIR",
+            "KEYWARD_SECRET",
+            "KEYWARD_COOKIE_SECURE",
+            "KEYWARD_TRUST_FORWARDED",
+            "KEYWARD_POOL_SIZE",
+            "KEYWARD_DB_CHECKOUT_TIMEOUT_MS",
+            "KEYWARD_STATEMENT_TIMEOUT_MS",
+            "KEYWARD_SESSION_IDLE_MINUTES",
+            "KEYWARD_SESSION_MAX_HOURS",
+            "KEYWARD_WORKERS",
+            "KEYWARD_PASSWORD_HASHERS",
+            "KEYWARD_VERIFY_CACHE",
+            "KEYWARD_VERIFY_INVALID_PER_MINUTE",
+            "KEYWARD_PG_BIN",
+            "RUST_LOG",
+        ] {
+            assert!(stdout.contains(&format!("[env: {variable}")), "{flag} lists {variable}: {stdout}");
+        }
+        for secret in ["db-password-do-not-print", "owner-password-do-not-print", SECRET] {
+            assert!(!stdout.contains(secret) && !stderr.contains(secret), "{flag} prints a secret: {stdout}");
+        }
+        // Values that are no secret are shown, so an operator sees what is in effect.
+        assert!(stdout.contains("[env: KEYWARD_ADDR=127.0.0.1:9191]"), "{stdout}");
+    }
+    let output = keyward(&scratch_dir("help-password"))
+        .env("KEYWARD_PASSWORD", "password-do-not-print")
+        .args(["create-user", "--help"])
+        .output()
+        .unwrap();
+    let (stdout, _) = text(&output);
+    assert!(stdout.contains("[env: KEYWARD_PASSWORD]"), "{stdout}");
+    assert!(!stdout.contains("password-do-not-print"), "{stdout}");
+}
+
+#[test]
+fn a_bad_configuration_value_is_refused_naming_its_variable() {
+    let dir = scratch_dir("bad-config");
+    for (variable, value) in [
+        ("KEYWARD_POOL_SIZE", "many"),
+        ("KEYWARD_ADDR", "localhost"),
+        ("KEYWARD_COOKIE_SECURE", "maybe"),
+        ("KEYWARD_TRUST_FORWARDED", "true"),
+        ("KEYWARD_PUBLIC_URL", "keys.example.com"),
+    ] {
+        // Refused while parsing, before any database is opened.
+        let output = keyward(&dir).env(variable, value).arg("migrate").output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{variable}={value}: {:?}", text(&output));
+        let (_, stderr) = text(&output);
+        assert!(stderr.contains(variable) && stderr.contains(value), "{variable}={value}: {stderr}");
+    }
+    // A bad secret is named, never quoted.
+    let bad_secret = "not-base64-but-still-secret";
+    let output = keyward(&dir).env("KEYWARD_SECRET", bad_secret).arg("migrate").output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{:?}", text(&output));
+    let (stdout, stderr) = text(&output);
+    assert!(stderr.contains("KEYWARD_SECRET must be base64"), "{stderr}");
+    assert!(!stdout.contains(bad_secret) && !stderr.contains(bad_secret), "{stderr}");
+}
+
+#[test]
+fn a_blank_variable_counts_as_unset() {
+    // Blank DATABASE_URL means the embedded cluster, where KEYWARD_MIGRATE_URL has no place;
+    // the blank pool size is its default rather than an invalid number.
+    let output = keyward(&scratch_dir("blank-config"))
+        .env("DATABASE_URL", "")
+        .env("KEYWARD_POOL_SIZE", " ")
+        .env("KEYWARD_MIGRATE_URL", "postgres://owner@db.internal/keyward")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{:?}", text(&output));
+    assert!(text(&output).1.contains("KEYWARD_MIGRATE_URL goes with DATABASE_URL"), "{:?}", text(&output));
+}
+
+#[test]
 fn an_unknown_command_or_missing_argument_fails_clearly() {
     let dir = scratch_dir("bad-args");
     let output = keyward(&dir).arg("frobnicate").output().unwrap();

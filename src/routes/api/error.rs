@@ -5,22 +5,22 @@ use serde_json::json;
 
 use crate::error::AppError;
 
-/// A request the API cannot answer with a verification verdict.
-#[derive(Debug)]
+/// A request the API cannot answer with a verification verdict. The `Display` text is for
+/// logs; the JSON body is chosen in [`ResponseError::error_response`].
+#[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Malformed request (body, headers, content type).
+    #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("not found")]
     NotFound,
+    #[error("payload too large")]
     PayloadTooLarge,
     /// The database cannot be reached and the answer is not known: fail closed.
+    #[error("database unavailable")]
     Unavailable,
+    #[error("internal error")]
     Internal,
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:?}")
-    }
 }
 
 impl From<AppError> for ApiError {
