@@ -116,7 +116,7 @@ fn session_actor(
         let next = (req.method() == Method::GET).then(|| req.uri().path_and_query().map(|p| p.as_str().to_string()));
         return Err(AppError::LoginRequired(next.flatten()));
     };
-    let age = chrono::Utc::now().timestamp() - actor.signed_in_at;
+    let age = state.clock.now().timestamp() - actor.signed_in_at;
     if age < 0 || age as u64 > state.session_max.as_secs() {
         session::sign_out(session);
         return Err(AppError::LoginRequired(None));

@@ -188,6 +188,8 @@ pub struct TestApp {
     pub secret: MasterSecret,
     /// The application's shared state (verifier, cache, usage recorder).
     pub state: actix_web::web::Data<keyward::state::AppState>,
+    /// Moves the application's clock (see [`TestApp::advance`]).
+    clock: keyward::clock::ClockHandle,
     handle: actix_web::dev::ServerHandle,
     owns_database: bool,
 }
@@ -259,6 +261,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
     );
     let secret = options.secret.clone().unwrap_or_else(MasterSecret::generate);
     let hasher = keyward::keys::KeyHasher::new(secret.derive().key_pepper);
+    let (clock, clock_handle) = keyward::clock::Clock::adjustable();
     let app = Application::build(AppSettings {
         db: db.clone(),
         keys: secret.derive(),
@@ -272,18 +275,30 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         password_hashers: options.password_hashers,
         verify_cache: options.verify_cache,
         invalid_attempts_per_minute: options.invalid_attempts_per_minute,
+        clock,
     })
     .expect("build the application");
     let address = app.local_addr();
     let handle = app.handle();
     let state = app.state();
     actix_web::rt::spawn(app.run_until_stopped());
-    TestApp { address, database, db, hasher, secret, handle, state, owns_database }
+    TestApp { address, database, db, hasher, secret, handle, state, clock: clock_handle, owns_database }
 }
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// Moves this application's clock forward by `by`: sessions, key expiry, grace periods
+    /// and the times on its pages all see the later time (the database's own `now()` does not).
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    /// The time as this application sees it.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.state.clock.now()
     }
 
     /// A synchronous connection to this app's database, for fixtures and assertions: from

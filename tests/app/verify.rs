@@ -133,11 +133,12 @@ async fn unknown_malformed_and_deleted_keys_are_not_found() {
 #[actix_web::test]
 async fn expired_and_disabled_keys_are_refused() {
     let Acme { app, bob, proxy } = acme().await;
-    let (expired, expired_secret) = keys::personal(&mut app.conn(), &app.hasher, &bob, "Expired");
-    diesel::update(api_keys::table.find(expired.id))
-        .set(api_keys::expires_at.eq(Some(chrono::Utc::now() - chrono::Duration::seconds(1))))
-        .execute(&mut *app.conn())
-        .unwrap();
+    let mut settings = keys::settings(&mut app.conn(), Some(&["positions.read"]));
+    settings.expires_at = Some(app.now() + chrono::Duration::hours(1));
+    let owner = NewKeyOwner::Personal { user_id: bob.id, organization_id: bob.organization_id };
+    let (expired, expired_secret) = keys::create(&mut app.conn(), &app.hasher, owner, "Expired", settings);
+    assert_eq!(verify(&app, &expired_secret, json!({})).await.0, StatusCode::OK, "valid for an hour");
+    app.advance(Duration::from_secs(3600));
     let (status, body, _) = verify(&app, &expired_secret, json!({})).await;
     assert_eq!((status, body["code"].clone()), (StatusCode::UNAUTHORIZED, json!("EXPIRED")));
     assert_eq!(body["key_id"], json!(expired.public_id), "the holder learns which key it is");
@@ -326,12 +327,11 @@ async fn the_old_secret_works_during_its_grace_period_with_deprecation_headers()
     let (_, page) = bob_client.page(&format!("/account/keys/{}", key.public_id)).await;
     assert!(page.contains("it is still being used"), "the detail page says so");
 
-    // The grace period ends (database time, no sleeping): the old secret stops.
-    diesel::update(api_keys::table.find(key.id))
-        .set(api_keys::previous_secret_expires_at.eq(Some(chrono::Utc::now() - chrono::Duration::seconds(1))))
-        .execute(&mut *app.conn())
-        .unwrap();
-    assert_eq!(eventually(&app, &old, "NOT_FOUND").await, "NOT_FOUND");
+    // The grace period (60 minutes) ends: the old secret stops.
+    app.advance(Duration::from_secs(59 * 60));
+    assert_eq!(verify(&app, &old, json!({})).await.1["rotating"], json!(true), "still in its grace period");
+    app.advance(Duration::from_secs(2 * 60));
+    assert_eq!(verify(&app, &old, json!({})).await.1["code"], json!("NOT_FOUND"));
     assert_eq!(verify(&app, &new, json!({})).await.0, StatusCode::OK);
 }
 
