@@ -21,11 +21,9 @@ struct World {
 async fn world() -> World {
     let app = spawn_app().await;
     let mut conn = app.conn();
-    let org = fixtures::organization(&mut conn, "acme");
-    fixtures::UserBuilder::new(&org, "admin@acme.test").admin().insert(&mut conn);
+    let org = fixtures::acme_and_globex(&mut conn);
+    // API key access, but no action he may grant.
     fixtures::UserBuilder::new(&org, "bob@acme.test").api_key_access().insert(&mut conn);
-    let other = fixtures::organization(&mut conn, "globex");
-    fixtures::UserBuilder::new(&other, "admin@globex.test").admin().insert(&mut conn);
     drop(conn);
     World { app, org }
 }

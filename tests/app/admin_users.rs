@@ -20,11 +20,8 @@ struct World {
 async fn world() -> World {
     let app = spawn_app().await;
     let mut conn = app.conn();
-    let org = fixtures::organization(&mut conn, "acme");
-    fixtures::UserBuilder::new(&org, "admin@acme.test").admin().insert(&mut conn);
+    let org = fixtures::acme_and_globex(&mut conn);
     fixtures::key_owner(&mut conn, &org, "bob@acme.test");
-    let other = fixtures::organization(&mut conn, "globex");
-    fixtures::UserBuilder::new(&other, "admin@globex.test").admin().insert(&mut conn);
     drop(conn);
     World { app, org }
 }

@@ -56,16 +56,10 @@ struct Acme {
 async fn acme() -> Acme {
     let app = spawn_app().await;
     let mut conn = app.conn();
-    let org = fixtures::organization(&mut conn, "acme");
-    fixtures::UserBuilder::new(&org, "admin@acme.test").admin().insert(&mut conn);
-    fixtures::UserBuilder::new(&org, "bob@acme.test")
-        .api_key_access()
-        .may_grant(&["positions.read", "vehicles.read"])
-        .insert(&mut conn);
+    let org = fixtures::acme_and_globex(&mut conn);
+    fixtures::reader(&mut conn, &org, "bob@acme.test");
     fixtures::UserBuilder::new(&org, "carol@acme.test").insert(&mut conn);
-    fixtures::UserBuilder::new(&org, "proxy@acme.test").inactive().insert(&mut conn);
-    let other = fixtures::organization(&mut conn, "globex");
-    fixtures::UserBuilder::new(&other, "admin@globex.test").admin().insert(&mut conn);
+    fixtures::inactive_proxy(&mut conn, &org, "proxy@acme.test");
     drop(conn);
     Acme { org_id: org.id, app }
 }

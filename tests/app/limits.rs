@@ -26,8 +26,7 @@ async fn world() -> (TestApp, Organization) {
     let app = spawn_app().await;
     let org = {
         let mut conn = app.conn();
-        let org = fixtures::organization(&mut conn, "acme");
-        fixtures::UserBuilder::new(&org, "admin@acme.test").admin().insert(&mut conn);
+        let (org, _) = fixtures::organization_with_admin(&mut conn, "acme");
         fixtures::key_owner(&mut conn, &org, "owner@acme.test");
         org
     };

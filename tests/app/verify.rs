@@ -47,11 +47,8 @@ async fn acme_with(options: SpawnOptions) -> Acme {
     let app = spawn_app_with(options).await;
     let mut conn = app.conn();
     let org = fixtures::organization(&mut conn, "acme");
-    let bob = fixtures::UserBuilder::new(&org, "bob@acme.test")
-        .api_key_access()
-        .may_grant(&["positions.read", "vehicles.read"])
-        .insert(&mut conn);
-    let proxy = fixtures::UserBuilder::new(&org, "proxy@acme.test").inactive().insert(&mut conn);
+    let bob = fixtures::reader(&mut conn, &org, "bob@acme.test");
+    let proxy = fixtures::inactive_proxy(&mut conn, &org, "proxy@acme.test");
     drop(conn);
     Acme { app, bob, proxy }
 }
