@@ -12,18 +12,16 @@ use keyward::{
 };
 use reqwest::{StatusCode, header};
 
-use crate::helpers::{TestApp, TestClient, audit_count, csrf_token, fixtures, keys, location, spawn_app};
+use crate::helpers::{Page, TestApp, TestClient, audit_count, csrf_token, fixtures, keys, location, spawn_app};
 
 /// The hidden `form_token` of a page.
 pub(crate) fn form_token(html: &str) -> String {
-    let start = html.find("name=\"form_token\" value=\"").expect("a form token") + "name=\"form_token\" value=\"".len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
+    Page::new(StatusCode::OK, html.to_string()).form_token()
 }
 
-/// The key shown on a show-once page.
+/// The key shown on a show-once page (in its read-only field).
 pub(crate) fn shown_secret(html: &str) -> Option<String> {
-    let start = html.find("value=\"kw_")? + "value=\"".len();
-    Some(html[start..start + html[start..].find('"').unwrap()].to_string())
+    Page::new(StatusCode::OK, html.to_string()).select("input#new-key").attr("value")
 }
 
 /// Opens `base/new` and submits it with `fields` (CSRF and form token added).
@@ -147,10 +145,10 @@ async fn replaying_the_create_form_creates_nothing_and_shows_nothing() {
 async fn a_user_without_api_key_access_is_told_why_and_cannot_create() {
     let Acme { app, .. } = acme().await;
     let carol = app.signed_in("carol@acme.test").await;
-    let (status, page) = carol.page("/account/keys").await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("API key access has not been granted to you"));
-    assert!(!page.contains("href=\"/account/keys/new\""));
+    let page = carol.open("/account/keys").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.says("API key access has not been granted to you"));
+    assert!(!page.links_to("/account/keys/new"), "no way to a form she may not use");
     assert_eq!(carol.get("/account/keys/new").await.status(), StatusCode::FORBIDDEN);
     let response = carol.post("/account/keys", &[("name", "sneaky"), ("expires_on", &in_a_month())]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
@@ -206,9 +204,10 @@ async fn a_key_never_gets_more_actions_than_its_creator_may_grant() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("You may not grant all actions"));
     // The form offers only what bob may grant.
-    let (_, form) = bob.page("/account/keys/new").await;
-    assert!(form.contains("value=\"positions.read\"") && !form.contains("value=\"vehicles.write\""));
-    assert!(!form.contains("id=\"actions-all\""));
+    let form = bob.open("/account/keys/new").await;
+    let offered = form.select("input[name=action]").attrs("value");
+    assert!(offered.contains(&"positions.read".to_string()) && !offered.contains(&"vehicles.write".to_string()));
+    assert!(!form.has("#actions-all"), "no choice of all actions");
 }
 
 #[actix_web::test]
@@ -271,10 +270,10 @@ async fn the_organizations_key_policy_bounds_the_expiry() {
         .execute(&mut *app.conn())
         .unwrap();
     let bob = app.signed_in("bob@acme.test").await;
-    let (_, form) = bob.page("/account/keys/new").await;
+    let form = bob.open("/account/keys/new").await;
     let default = (chrono::Utc::now() + chrono::Duration::days(60)).date_naive().to_string();
-    assert!(form.contains(&format!("value=\"{default}\"")), "the default expiry comes from the policy");
-    assert!(!form.contains("id=\"key-never\""), "never-expiring keys are not offered");
+    assert_eq!(form.field("expires_on"), Some(default), "the default expiry comes from the policy");
+    assert!(!form.has("#key-never"), "never-expiring keys are not offered");
     let too_late = (chrono::Utc::now() + chrono::Duration::days(91)).date_naive().to_string();
     let base = [("name", "Long"), ("actions_mode", "selected"), ("action", "positions.read")];
     let mut fields = base.to_vec();
@@ -592,27 +591,34 @@ async fn the_organization_list_filters_by_owner_state_and_expiry_and_paginates()
     drop(conn);
 
     let admin = app.signed_in("admin@acme.test").await;
-    let (_, page1) = admin.page("/admin/keys").await;
-    assert!(page1.contains("Showing 1–25 of 29"));
-    assert!(page1.contains("rel=\"next\""));
-    let (_, page2) = admin.page("/admin/keys?page=2").await;
-    assert!(page2.contains("Showing 26–29 of 29") && page2.contains("rel=\"prev\""));
+    // The pager's summary, and the names of the keys listed.
+    let showing = |page: &Page| page.select("nav.pagination > span:first-of-type").text();
+    let names = |page: &Page| page.select("tr[data-key] td:first-child a").texts();
+    let page1 = admin.open("/admin/keys").await;
+    assert_eq!(showing(&page1), "Showing 1–25 of 29");
+    assert_eq!(page1.select("tr[data-key]").len(), 25);
+    assert!(page1.has("a[rel=next]") && !page1.has("a[rel=prev]"));
+    let page2 = admin.open("/admin/keys?page=2").await;
+    assert_eq!(showing(&page2), "Showing 26–29 of 29");
+    assert!(page2.has("a[rel=prev]") && !page2.has("a[rel=next]"));
 
-    let (_, org_only) = admin.page("/admin/keys?owner=organization").await;
-    assert!(org_only.contains("Org bridge") && !org_only.contains("Personal 01"));
-    let (_, inactive) = admin.page("/admin/keys?state=inactive").await;
-    assert!(inactive.contains("Org bridge") && inactive.contains("of 1<"));
-    let (_, expiring) = admin.page("/admin/keys?expiring=1").await;
-    assert!(expiring.contains("Soon expiring") && expiring.contains("of 1<") && expiring.contains("Expires in 3 days"));
-    let (_, search) = admin.page("/admin/keys?q=personal+0").await;
-    assert!(search.contains("of 10<"), "search by name");
-    let (_, none) = admin.page("/admin/keys?q=nothing-like-this").await;
-    assert!(none.contains("No keys match these filters"));
+    let org_only = admin.open("/admin/keys?owner=organization").await;
+    assert_eq!(names(&org_only), ["Org bridge"]);
+    let inactive = admin.open("/admin/keys?state=inactive").await;
+    assert_eq!((showing(&inactive), names(&inactive)), ("Showing 1–1 of 1".into(), vec!["Org bridge".to_string()]));
+    let expiring = admin.open("/admin/keys?expiring=1").await;
+    assert_eq!(names(&expiring), ["Soon expiring"]);
+    assert!(expiring.select("tr[data-key]").text().contains("Expires in 3 days"), "{expiring}");
+    let search = admin.open("/admin/keys?q=personal+0").await;
+    assert_eq!(showing(&search), "Showing 1–10 of 10", "search by name");
+    let none = admin.open("/admin/keys?q=nothing-like-this").await;
+    assert!(none.select("tr[data-key]").is_empty() && none.says("No keys match these filters"));
 
     // Bob's own list shows only his keys, without the owner filter.
     let bob = app.signed_in("bob@acme.test").await;
-    let (_, own) = bob.page("/account/keys").await;
-    assert!(own.contains("of 28<") && !own.contains("Org bridge") && !own.contains("filter-owner"));
+    let own = bob.open("/account/keys").await;
+    assert_eq!(showing(&own), "Showing 1–25 of 28");
+    assert!(!names(&own).contains(&"Org bridge".to_string()) && !own.has("#filter-owner"));
 }
 
 #[actix_web::test]
@@ -719,8 +725,9 @@ async fn an_expired_key_stays_expired() {
     let expired = keys::reload(&mut app.conn(), &key).unwrap();
     let bob = app.signed_in("bob@acme.test").await;
     let base = format!("/account/keys/{}", key.public_id);
-    let (_, page) = bob.page(&base).await;
-    assert!(!page.contains(&format!("{base}/edit")) && !page.contains(&format!("{base}/rekey")), "not offered");
+    let page = bob.open(&base).await;
+    assert!(page.select("h1").text().contains("Ran out"), "the key's page: {page}");
+    assert!(!page.links_to(&format!("{base}/edit")) && !page.links_to(&format!("{base}/rekey")), "not offered");
 
     let later = in_a_month();
     let response = bob
