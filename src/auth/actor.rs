@@ -6,6 +6,7 @@
 use crate::services::audit::AuditAction;
 use actix_session::{Session, SessionExt};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::Method, web};
+use chrono::{DateTime, Utc};
 use diesel::OptionalExtension;
 use futures_util::future::LocalBoxFuture;
 
@@ -26,6 +27,8 @@ pub struct CurrentUser {
     pub permissions: PermissionSet,
     pub session: Session,
     pub client_ip: ClientIp,
+    /// The application's clock at this request.
+    pub now: DateTime<Utc>,
 }
 
 impl std::fmt::Debug for CurrentUser {
@@ -64,6 +67,7 @@ impl CurrentUser {
                 is_admin: self.user.is_admin,
             },
             client_ip: self.client_ip,
+            now: self.now,
         }
     }
 }
@@ -85,6 +89,8 @@ pub struct CurrentStaff {
     pub staff: StaffAccount,
     pub session: Session,
     pub client_ip: ClientIp,
+    /// The application's clock at this request.
+    pub now: DateTime<Utc>,
 }
 
 impl CurrentStaff {
@@ -92,6 +98,7 @@ impl CurrentStaff {
         Actor {
             kind: ActorKind::Staff { id: self.staff.id, email: self.staff.email.clone() },
             client_ip: self.client_ip,
+            now: self.now,
         }
     }
 }
@@ -149,6 +156,7 @@ async fn signed_in_as(
 
 async fn record_wrong_area(state: &AppState, req: &HttpRequest, actor: SessionActor) {
     let client_ip = ClientIp::of(req);
+    let now = state.clock.now();
     let details = serde_json::json!({ "method": req.method().as_str(), "path": req.path() });
     let result = state
         .db
@@ -164,11 +172,12 @@ async fn record_wrong_area(state: &AppState, req: &HttpRequest, actor: SessionAc
                             is_admin: user.is_admin,
                         },
                         client_ip,
+                        now,
                     }
                 }
                 SessionKind::Staff => {
                     let staff = StaffAccount::find(conn, actor.id)?;
-                    Actor { kind: ActorKind::Staff { id: staff.id, email: staff.email }, client_ip }
+                    Actor { kind: ActorKind::Staff { id: staff.id, email: staff.email }, client_ip, now }
                 }
             };
             crate::services::audit::record(
@@ -212,7 +221,8 @@ impl FromRequest for CurrentUser {
                 session::sign_out(&session);
                 return Err(AppError::LoginRequired(None));
             };
-            Ok(CurrentUser { user, organization, permissions, session, client_ip: ClientIp::of(&req) })
+            let (client_ip, now) = (ClientIp::of(&req), state.clock.now());
+            Ok(CurrentUser { user, organization, permissions, session, client_ip, now })
         })
     }
 }
@@ -242,7 +252,9 @@ impl FromRequest for CurrentStaff {
             let actor = signed_in_as(&req, &session, SessionKind::Staff, &state).await?;
             let staff = state.db.run(move |conn| Ok(StaffAccount::find(conn, actor.id).optional()?)).await?;
             match staff {
-                Some(staff) if staff.active => Ok(CurrentStaff { staff, session, client_ip: ClientIp::of(&req) }),
+                Some(staff) if staff.active => {
+                    Ok(CurrentStaff { staff, session, client_ip: ClientIp::of(&req), now: state.clock.now() })
+                }
                 _ => {
                     session::sign_out(&session);
                     Err(AppError::LoginRequired(None))

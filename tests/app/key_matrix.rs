@@ -361,12 +361,17 @@ fn actor_of(conn: &mut PgConnection, who: Who) -> Actor {
     let client_ip = keyward::domain::ClientIp(None);
     if who == Who::Staff {
         let staff = StaffAccount::find_by_email(conn, who.email()).unwrap().unwrap();
-        return Actor { kind: ActorKind::Staff { id: staff.id, email: staff.email }, client_ip };
+        return Actor {
+            kind: ActorKind::Staff { id: staff.id, email: staff.email },
+            client_ip,
+            now: chrono::Utc::now(),
+        };
     }
     let u = keyward::db::models::User::find_by_email(conn, who.email()).unwrap().unwrap();
     Actor {
         kind: ActorKind::User { id: u.id, organization_id: u.organization_id, email: u.email, is_admin: u.is_admin },
         client_ip,
+        now: chrono::Utc::now(),
     }
 }
 

@@ -4,7 +4,7 @@
 //! keyed hashes are stored, and the audit log never sees either.
 
 use crate::services::audit::AuditAction;
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use diesel::{Connection, PgConnection};
 use serde_json::{Value, json};
 
@@ -122,8 +122,8 @@ pub fn policy_of(owner: &OwnerContext) -> KeyPolicy {
 }
 
 /// Refuses an expiry the owner's policy does not allow, as a field error of the form.
-fn check_expiry(owner: &OwnerContext, settings: &KeySettings) -> Result<(), AppError> {
-    policy_of(owner).check_expiry(settings.expires_at, Utc::now()).map_err(|message| {
+fn check_expiry(actor: &Actor, owner: &OwnerContext, settings: &KeySettings) -> Result<(), AppError> {
+    policy_of(owner).check_expiry(settings.expires_at, actor.now).map_err(|message| {
         let mut errors = FieldErrors::new();
         errors.add("expires_on", message);
         AppError::Invalid(errors)
@@ -214,7 +214,7 @@ pub fn create(
     let owner = owner_context(conn, request.owner)?;
     access::check_create(actor, user.as_ref(), &owner)?;
     check_actions(user.as_ref(), &owner, &request.settings.actions, None)?;
-    check_expiry(&owner, &request.settings)?;
+    check_expiry(actor, &owner, &request.settings)?;
     let reach = KeyReach::of_settings(&request.settings);
     ceiling::check_issue(conn, actor, user.as_ref(), &owner, &reach, Issue::Create)?;
     if let Some(organization) = owner.organization() {
@@ -359,7 +359,7 @@ pub fn update(
     let (key, user) = lock(conn, actor, at, KeyOp::Edit)?;
     // A later expiry date would bring an expired key back to life: expired keys stay
     // expired (they can still be renamed, looked at and deleted).
-    if key.is_expired_at(Utc::now()) {
+    if key.is_expired_at(actor.now) {
         return Err(AppError::Conflict(
             "This key has expired and stays expired; create a new key instead of editing this one.".into(),
         ));
@@ -368,7 +368,7 @@ pub fn update(
     let settings = settings(conn, &owner)?;
     let existing_actions = ApiKey::action_ids(conn, key.id)?;
     check_actions(user.as_ref(), &owner, &settings.actions, Some((&key, &existing_actions)))?;
-    check_expiry(&owner, &settings)?;
+    check_expiry(actor, &owner, &settings)?;
     let before = KeyReach::of_key(conn, &key)?;
     ceiling::check_edit(conn, actor, user.as_ref(), &owner, &before, &KeyReach::of_settings(&settings))?;
     let updated = ApiKey::update_settings(
@@ -459,7 +459,7 @@ pub fn rekey(
             "Someone re-keyed this key a moment ago, and its new secret was shown to them. Open the key again and re-key it if you still need to.".into(),
         ));
     }
-    let now = Utc::now();
+    let now = actor.now;
     if key.is_expired_at(now) {
         return Err(AppError::Conflict("This key has expired; create a new key instead of re-keying it.".into()));
     }
@@ -601,7 +601,7 @@ pub fn report_leak(
     let Some(parsed) = crate::keys::ParsedKey::parse(token) else {
         return Ok(false);
     };
-    let now = Utc::now();
+    let now = actor.now;
     let matches = |key: &ApiKey| {
         let current = hasher.matches(token, &key.secret_hash);
         let previous = !current
