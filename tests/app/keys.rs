@@ -9,6 +9,7 @@ use keyward::{
     },
     domain::Permission,
     keys::ParsedKey,
+    services::keys::NewKeyOwner,
 };
 use reqwest::{StatusCode, header};
 
@@ -351,10 +352,7 @@ async fn rename_edit_deactivate_and_reactivate_are_applied_and_audited() {
     let (key, secret) = keys::create(
         &mut app.conn(),
         &app.hasher,
-        keyward::services::keys::NewKeyOwner::Personal {
-            user_id: bob_user.id,
-            organization_id: bob_user.organization_id,
-        },
+        NewKeyOwner::Personal { user_id: bob_user.id, organization_id: bob_user.organization_id },
         "Old name",
         keys::settings(&mut app.conn(), Some(&["positions.read"])),
     );
@@ -582,11 +580,10 @@ async fn the_organization_list_filters_by_owner_state_and_expiry_and_paginates()
         keys::personal(&mut conn, &app.hasher, &bob_user, &format!("Personal {i:02}"));
     }
     let (org_key, _) = keys::organization(&mut conn, &app.hasher, &proxy, "Org bridge");
-    let (soon, _) = keys::personal(&mut conn, &app.hasher, &bob_user, "Soon expiring");
-    diesel::update(api_keys::table.find(soon.id))
-        .set(api_keys::expires_at.eq(Some(chrono::Utc::now() + chrono::Duration::days(3))))
-        .execute(&mut conn)
-        .unwrap();
+    let mut settings = keys::settings(&mut conn, Some(&["positions.read"]));
+    settings.expires_at = Some(app.now() + chrono::Duration::days(3));
+    let owner = NewKeyOwner::Personal { user_id: bob_user.id, organization_id: bob_user.organization_id };
+    keys::create(&mut conn, &app.hasher, owner, "Soon expiring", settings);
     diesel::update(api_keys::table.find(org_key.id)).set(api_keys::active.eq(false)).execute(&mut conn).unwrap();
     drop(conn);
 
@@ -718,10 +715,8 @@ async fn an_expired_key_stays_expired() {
     let Acme { app, .. } = acme().await;
     let bob_user = crate::helpers::user(&app, "bob@acme.test");
     let (key, _) = keys::personal(&mut app.conn(), &app.hasher, &bob_user, "Ran out");
-    diesel::update(api_keys::table.filter(api_keys::id.eq(key.id)))
-        .set(api_keys::expires_at.eq(chrono::Utc::now() - chrono::Duration::days(1)))
-        .execute(&mut *app.conn())
-        .unwrap();
+    // The fixture's keys expire in 30 days.
+    app.advance(std::time::Duration::from_secs(31 * 86_400));
     let expired = keys::reload(&mut app.conn(), &key).unwrap();
     let bob = app.signed_in("bob@acme.test").await;
     let base = format!("/account/keys/{}", key.public_id);
@@ -729,7 +724,8 @@ async fn an_expired_key_stays_expired() {
     assert!(page.select("h1").text().contains("Ran out"), "the key's page: {page}");
     assert!(!page.links_to(&format!("{base}/edit")) && !page.links_to(&format!("{base}/rekey")), "not offered");
 
-    let later = in_a_month();
+    // A month from the app's now: a date that would bring the key back.
+    let later = (app.now() + chrono::Duration::days(30)).date_naive().to_string();
     let response = bob
         .post(
             &format!("{base}/edit"),
@@ -763,11 +759,10 @@ async fn confirmations_say_what_happens_and_name_the_key_escaped_once() {
     let (_, page) = bob.page(&format!("{base}/reactivate")).await;
     let expires = key.expires_at.unwrap().format("%Y-%m-%d").to_string();
     assert!(page.contains(&format!("It still expires on {expires} (reactivation never extends the expiry).")));
-    // … or that an expired key will not work again.
-    diesel::update(api_keys::table.find(key.id))
-        .set(api_keys::expires_at.eq(Some(chrono::Utc::now() - chrono::Duration::days(1))))
-        .execute(&mut *app.conn())
-        .unwrap();
+    // … or that an expired key will not work again (31 days on: the fixture's keys expire in
+    // 30; the session has long ended, so sign in again).
+    app.advance(std::time::Duration::from_secs(31 * 86_400));
+    let bob = app.signed_in("bob@acme.test").await;
     let (_, page) = bob.page(&format!("{base}/reactivate")).await;
     assert!(page.contains("reactivating it will not make it work."), "{page}");
 }
