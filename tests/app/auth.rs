@@ -6,7 +6,9 @@ use reqwest::StatusCode;
 
 use std::time::Duration;
 
-use crate::helpers::{PASSWORD, SpawnOptions, audit_count, csrf_token, fixtures, location, spawn_app, spawn_app_with};
+use crate::helpers::{
+    PASSWORD, Page, SpawnOptions, audit_count, csrf_token, fixtures, location, spawn_app, spawn_app_with,
+};
 
 #[actix_web::test]
 async fn a_web_user_signs_in_and_lands_on_their_account() {
@@ -53,7 +55,7 @@ async fn wrong_passwords_and_unknown_emails_get_the_same_generic_refusal() {
 
     assert!(wrong_body.contains("Email or password is incorrect."));
     assert!(unknown_body.contains("Email or password is incorrect."));
-    assert!(wrong_body.contains("value=\"ann@acme.test\""), "the form keeps the email");
+    assert_eq!(Page::parse(&wrong_body).field("email").as_deref(), Some("ann@acme.test"), "the form keeps the email");
     assert_eq!(audit_count(&app, "login.failure"), 2);
     assert_eq!(client.page("/account").await.0, StatusCode::SEE_OTHER, "still signed out");
 }
@@ -183,7 +185,7 @@ async fn signing_in_returns_to_the_page_first_asked_for() {
     assert_eq!(stored, 0, "an anonymous request stores no session");
 
     let (_, body) = client.page(&location(&response)).await;
-    assert!(body.contains(r#"name="next" value="/admin/keys?page=2""#), "{body}");
+    assert_eq!(Page::parse(&body).field("next").as_deref(), Some("/admin/keys?page=2"), "{body}");
     let token = csrf_token(&body).unwrap();
     let fields = [("csrf_token", token.as_str()), ("email", "ann@acme.test"), ("password", PASSWORD)];
     let mut with_next = fields.to_vec();
@@ -201,7 +203,7 @@ async fn signing_in_never_follows_a_foreign_or_malformed_next() {
         let client = app.client();
         let (status, body) = client.page(&format!("/login?next={}", next.replace('/', "%2F"))).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(!body.contains(r#"name="next""#), "{next:?} is not carried in the form");
+        assert!(!Page::parse(&body).has("[name=next]"), "{next:?} is not carried in the form");
         let token = csrf_token(&body).unwrap();
         let fields =
             [("csrf_token", token.as_str()), ("email", "ann@acme.test"), ("password", PASSWORD), ("next", next)];

@@ -197,8 +197,8 @@ async fn parallel_submissions_cannot_overshoot_the_rate() {
 async fn administrators_set_the_quotas_in_the_key_policy() {
     let (app, org) = world().await;
     let admin = app.signed_in("admin@acme.test").await;
-    let (_, page) = admin.page("/admin/policy").await;
-    assert!(page.contains("name=\"quota_per_user\"") && page.contains("value=\"500\""), "the defaults are shown");
+    let page = admin.open("/admin/policy").await;
+    assert_eq!(page.field("quota_per_user").as_deref(), Some("500"), "the defaults are shown");
     let base = [("default_lifetime_days", "365"), ("default_grace_minutes", "240")];
     let mut bad = base.to_vec();
     bad.push(("creations_per_hour", "0"));

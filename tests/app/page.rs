@@ -63,6 +63,11 @@ impl Page {
         self.document.select(&selector(css)).next().is_some()
     }
 
+    /// A body already fetched (as a 200 page).
+    pub fn parse(html: &str) -> Self {
+        Self::new(StatusCode::OK, html.to_string())
+    }
+
     /// The page's text (the body's, whitespace collapsed): what a reader sees.
     pub fn text(&self) -> String {
         self.select("body").text()
@@ -85,11 +90,11 @@ impl Page {
         for element in self.document.select(&selector(&format!("[name=\"{name}\"]"))) {
             let e = element.value();
             match e.name() {
-                "input" if matches!(e.attr("type"), Some("checkbox" | "radio")) => {
-                    if e.attr("checked").is_some() {
-                        values.push(e.attr("value").unwrap_or("on").to_string());
-                    }
+                "input" if matches!(e.attr("type"), Some("checkbox" | "radio")) && e.attr("checked").is_some() => {
+                    values.push(e.attr("value").unwrap_or("on").to_string());
                 }
+                // An unchecked box submits nothing.
+                "input" if matches!(e.attr("type"), Some("checkbox" | "radio")) => {}
                 "input" => values.push(e.attr("value").unwrap_or_default().to_string()),
                 "textarea" => values.push(element.text().collect()),
                 "select" => values.extend(
