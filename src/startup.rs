@@ -21,6 +21,7 @@ use crate::{
         password::PasswordHashers,
         session_store::{self, PgSessionStore},
     },
+    clock::Clock,
     db::{Database, models::session as session_rows},
     domain::client_ip::TrustForwarded,
     error::AppError,
@@ -58,6 +59,8 @@ pub struct AppSettings {
     pub verify_cache: bool,
     /// Invalid verification attempts allowed per client address per minute.
     pub invalid_attempts_per_minute: u32,
+    /// The time sessions, keys and pages are measured against (`Clock::system()` but in tests).
+    pub clock: Clock,
 }
 
 /// A bound, running HTTP server.
@@ -98,6 +101,7 @@ impl Application {
             hasher.clone(),
             settings.verify_cache,
             settings.invalid_attempts_per_minute,
+            settings.clock.clone(),
         ));
         let key_listener =
             listener::spawn(settings.db.url().to_string(), Arc::clone(&verifier), Arc::clone(&readiness));
@@ -109,11 +113,12 @@ impl Application {
             verifier,
             passwords,
             readiness,
+            clock: settings.clock.clone(),
         });
         let trust = web::Data::new(settings.trust_forwarded);
         let site = web::Data::new(csrf::SiteOrigin::new(settings.public_origin.clone(), settings.cookie_secure));
         let shared_state = state.clone();
-        let store = PgSessionStore::new(settings.db.clone());
+        let store = PgSessionStore::new(settings.db.clone(), settings.clock.clone());
         let cookie_key = Key::from(&settings.keys.cookie_key);
         let cookie_secure = settings.cookie_secure;
         let idle = actix_web::cookie::time::Duration::seconds(settings.session_idle.as_secs() as i64);
@@ -168,7 +173,7 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.run();
-        spawn_session_cleanup(settings.db, Arc::clone(&shared_state.readiness));
+        spawn_session_cleanup(settings.db, Arc::clone(&shared_state.readiness), shared_state.clock.clone());
         spawn_usage_flush(shared_state.clone());
         Ok(Self { server, local_addr, state: shared_state, listener: key_listener })
     }
@@ -226,13 +231,14 @@ fn spawn_usage_flush(state: web::Data<AppState>) {
 }
 
 /// Deletes expired sessions every ten minutes.
-fn spawn_session_cleanup(db: Database, readiness: Arc<Readiness>) {
+fn spawn_session_cleanup(db: Database, readiness: Arc<Readiness>, clock: Clock) {
     actix_web::rt::spawn(async move {
         readiness.wait().await;
         let mut interval = actix_web::rt::time::interval(Duration::from_secs(600));
         loop {
             interval.tick().await;
-            match db.run(|conn| Ok(session_rows::delete_expired(conn)?)).await {
+            let now = clock.now();
+            match db.run(move |conn| Ok(session_rows::delete_expired(conn, now)?)).await {
                 Ok(0) => {}
                 Ok(n) => log::debug!("removed {n} expired sessions"),
                 Err(e) => log::warn!("session cleanup failed: {e}"),

@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use crate::{
     auth::password::PasswordHashers,
+    clock::Clock,
     db::Database,
     keys::{KeyHasher, verifier::Verifier},
     readiness::Readiness,
@@ -23,4 +24,6 @@ pub struct AppState {
     pub passwords: PasswordHashers,
     /// Whether the database is reachable and migrated yet (see `readiness`).
     pub readiness: Arc<Readiness>,
+    /// The time every expiry, timeout and "in 3 days" is measured against.
+    pub clock: Clock,
 }

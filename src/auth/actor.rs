@@ -7,6 +7,7 @@
 use crate::services::audit::AuditAction;
 use actix_session::{Session, SessionExt};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::Method, web};
+use chrono::{DateTime, Utc};
 use diesel::OptionalExtension;
 use futures_util::future::LocalBoxFuture;
 
@@ -27,6 +28,8 @@ pub struct CurrentUser {
     pub can: Capabilities,
     pub session: Session,
     pub client_ip: ClientIp,
+    /// The application's clock at this request.
+    pub now: DateTime<Utc>,
 }
 
 impl std::fmt::Debug for CurrentUser {
@@ -52,6 +55,7 @@ impl CurrentUser {
                 is_admin: self.user.is_admin,
             },
             client_ip: self.client_ip,
+            now: self.now,
         }
     }
 }
@@ -62,6 +66,8 @@ pub struct CurrentStaff {
     pub staff: StaffAccount,
     pub session: Session,
     pub client_ip: ClientIp,
+    /// The application's clock at this request.
+    pub now: DateTime<Utc>,
 }
 
 impl CurrentStaff {
@@ -69,6 +75,7 @@ impl CurrentStaff {
         Actor {
             kind: ActorKind::Staff { id: self.staff.id, email: self.staff.email.clone() },
             client_ip: self.client_ip,
+            now: self.now,
         }
     }
 }
@@ -93,7 +100,7 @@ fn session_actor(
         let next = (req.method() == Method::GET).then(|| req.uri().path_and_query().map(|p| p.as_str().to_string()));
         return Err(AppError::LoginRequired(next.flatten()));
     };
-    let age = chrono::Utc::now().timestamp() - actor.signed_in_at;
+    let age = state.clock.now().timestamp() - actor.signed_in_at;
     if age < 0 || age as u64 > state.session_max.as_secs() {
         session::sign_out(session);
         return Err(AppError::LoginRequired(None));
@@ -126,6 +133,7 @@ async fn signed_in_as(
 
 async fn record_wrong_area(state: &AppState, req: &HttpRequest, actor: SessionActor) {
     let client_ip = ClientIp::of(req);
+    let now = state.clock.now();
     let details = serde_json::json!({ "method": req.method().as_str(), "path": req.path() });
     let result = state
         .db
@@ -141,11 +149,12 @@ async fn record_wrong_area(state: &AppState, req: &HttpRequest, actor: SessionAc
                             is_admin: user.is_admin,
                         },
                         client_ip,
+                        now,
                     }
                 }
                 SessionKind::Staff => {
                     let staff = StaffAccount::find(conn, actor.id)?;
-                    Actor { kind: ActorKind::Staff { id: staff.id, email: staff.email }, client_ip }
+                    Actor { kind: ActorKind::Staff { id: staff.id, email: staff.email }, client_ip, now }
                 }
             };
             crate::services::audit::record(
@@ -190,7 +199,8 @@ impl FromRequest for CurrentUser {
                 return Err(AppError::LoginRequired(None));
             };
             let can = Capabilities::new(user.is_admin, permissions);
-            Ok(CurrentUser { user, organization, can, session, client_ip: ClientIp::of(&req) })
+            let (client_ip, now) = (ClientIp::of(&req), state.clock.now());
+            Ok(CurrentUser { user, organization, can, session, client_ip, now })
         })
     }
 }
@@ -207,7 +217,9 @@ impl FromRequest for CurrentStaff {
             let actor = signed_in_as(&req, &session, SessionKind::Staff, &state).await?;
             let staff = state.db.run(move |conn| Ok(StaffAccount::find(conn, actor.id).optional()?)).await?;
             match staff {
-                Some(staff) if staff.active => Ok(CurrentStaff { staff, session, client_ip: ClientIp::of(&req) }),
+                Some(staff) if staff.active => {
+                    Ok(CurrentStaff { staff, session, client_ip: ClientIp::of(&req), now: state.clock.now() })
+                }
                 _ => {
                     session::sign_out(&session);
                     Err(AppError::LoginRequired(None))

@@ -70,9 +70,15 @@ pub fn actor(session: &Session) -> Option<SessionActor> {
 
 /// Signs `actor` in: a new session key (so a key planted before login is useless) and a new
 /// CSRF token.
-pub fn sign_in(session: &Session, kind: ActorKind, id: i64) -> Result<(), AppError> {
+/// `now` (the application's clock) starts the absolute timeout.
+pub fn sign_in(
+    session: &Session,
+    kind: ActorKind,
+    id: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), AppError> {
     session.renew();
-    let actor = SessionActor { kind, id, signed_in_at: chrono::Utc::now().timestamp() };
+    let actor = SessionActor { kind, id, signed_in_at: now.timestamp() };
     session.insert(ACTOR, actor).map_err(session_error)?;
     session.insert(CSRF, random_token(32)).map_err(session_error)
 }

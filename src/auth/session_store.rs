@@ -21,11 +21,12 @@ use actix_web::{
     dev::{ServiceRequest, ServiceResponse},
     middleware::Next,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::{
     auth::session::{ActorKind, SessionActor},
+    clock::Clock,
     db::{
         Database,
         models::session::{self as rows, SessionRow},
@@ -109,11 +110,12 @@ pub async fn unavailable_as_503<B: MessageBody + 'static>(
 #[derive(Clone, Debug)]
 pub struct PgSessionStore {
     db: Database,
+    clock: Clock,
 }
 
 impl PgSessionStore {
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    pub fn new(db: Database, clock: Clock) -> Self {
+        Self { db, clock }
     }
 }
 
@@ -128,11 +130,11 @@ fn new_key() -> SessionKey {
     SessionKey::try_from(random_token(48)).expect("a 64-character key is a valid session key")
 }
 
-fn expiry(ttl: &Duration) -> chrono::DateTime<Utc> {
-    Utc::now() + chrono::Duration::seconds(ttl.whole_seconds().max(1))
+fn expiry(now: DateTime<Utc>, ttl: &Duration) -> DateTime<Utc> {
+    now + chrono::Duration::seconds(ttl.whole_seconds().max(1))
 }
 
-fn row(id: String, state: &SessionState, ttl: &Duration) -> Result<SessionRow, serde_json::Error> {
+fn row(id: String, state: &SessionState, now: DateTime<Utc>, ttl: &Duration) -> Result<SessionRow, serde_json::Error> {
     // actix-session stores each value JSON-encoded; the actor is decoded to fill the
     // columns used to end all sessions of an account.
     let actor: Option<SessionActor> = state.get("actor").map(|v| serde_json::from_str(v)).transpose()?;
@@ -141,13 +143,14 @@ fn row(id: String, state: &SessionState, ttl: &Duration) -> Result<SessionRow, s
         Some(SessionActor { kind: ActorKind::Staff, id, .. }) => (None, Some(id)),
         None => (None, None),
     };
-    Ok(SessionRow { id, user_id, staff_id, state: serde_json::to_value(state)?, expires_at: expiry(ttl) })
+    Ok(SessionRow { id, user_id, staff_id, state: serde_json::to_value(state)?, expires_at: expiry(now, ttl) })
 }
 
 impl SessionStore for PgSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
         let id = hash_key(session_key.as_ref());
-        let state = match self.db.run(move |conn| Ok(rows::load(conn, &id)?)).await {
+        let now = self.clock.now();
+        let state = match self.db.run(move |conn| Ok(rows::load(conn, &id, now)?)).await {
             Ok(state) => state,
             Err(e) if noted_for_request(&e, StoreFailure::Load) => return Ok(None),
             Err(e) => return Err(LoadError::Other(anyhow::anyhow!("{e}"))),
@@ -160,7 +163,8 @@ impl SessionStore for PgSessionStore {
 
     async fn save(&self, session_state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
         let key = new_key();
-        let row = row(hash_key(key.as_ref()), &session_state, ttl).map_err(|e| SaveError::Serialization(e.into()))?;
+        let row = row(hash_key(key.as_ref()), &session_state, self.clock.now(), ttl)
+            .map_err(|e| SaveError::Serialization(e.into()))?;
         match self.db.run(move |conn| Ok(rows::insert(conn, &row)?)).await {
             // The key of a session that was never stored: the middleware keeps it out of
             // the response.
@@ -176,9 +180,10 @@ impl SessionStore for PgSessionStore {
         session_state: SessionState,
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
-        let existing = row(hash_key(session_key.as_ref()), &session_state, ttl)
+        let now = self.clock.now();
+        let existing = row(hash_key(session_key.as_ref()), &session_state, now, ttl)
             .map_err(|e| UpdateError::Serialization(e.into()))?;
-        let updated = match self.db.run(move |conn| Ok(rows::update(conn, &existing)?)).await {
+        let updated = match self.db.run(move |conn| Ok(rows::update(conn, &existing, now)?)).await {
             Ok(updated) => updated,
             Err(e) if noted_for_request(&e, StoreFailure::Update) => return Ok(session_key),
             Err(e) => return Err(UpdateError::Other(anyhow::anyhow!("{e}"))),
@@ -199,8 +204,9 @@ impl SessionStore for PgSessionStore {
 
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
         let id = hash_key(session_key.as_ref());
-        let expires_at = expiry(ttl);
-        match self.db.run(move |conn| Ok(rows::touch(conn, &id, expires_at)?)).await {
+        let now = self.clock.now();
+        let expires_at = expiry(now, ttl);
+        match self.db.run(move |conn| Ok(rows::touch(conn, &id, now, expires_at)?)).await {
             Err(e) if !noted_for_request(&e, StoreFailure::Update) => Err(anyhow::anyhow!("{e}")),
             _ => Ok(()),
         }
@@ -230,7 +236,7 @@ mod tests {
     fn the_actor_fills_the_account_columns() {
         let actor = SessionActor { kind: ActorKind::Staff, id: 7, signed_in_at: 0 };
         let state = SessionState::from([("actor".to_string(), serde_json::to_string(&actor).unwrap())]);
-        let row = row("x".into(), &state, &Duration::minutes(5)).unwrap();
+        let row = row("x".into(), &state, Utc::now(), &Duration::minutes(5)).unwrap();
         assert_eq!((row.user_id, row.staff_id), (None, Some(7)));
     }
 }

@@ -92,7 +92,7 @@ pub async fn login(
                 SignedIn::User(user) => (ActorKind::User, user.id, user.display_name.clone(), "/account"),
                 SignedIn::Staff(staff) => (ActorKind::Staff, staff.id, staff.display_name.clone(), "/staff"),
             };
-            typed::sign_in(&session, kind, id)?;
+            typed::sign_in(&session, kind, id, state.clock.now())?;
             typed::flash(&session, FlashLevel::Success, format!("Welcome, {name}."));
             return Ok(redirect(return_to.as_deref().unwrap_or(landing)));
         }

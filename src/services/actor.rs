@@ -1,5 +1,7 @@
 //! `Actor`: who is doing something, as the services and the audit log see it.
 
+use chrono::{DateTime, Utc};
+
 use crate::domain::ClientIp;
 
 /// The party behind a change, for authorization and the audit log.
@@ -22,15 +24,23 @@ pub enum ActorKind {
 pub struct Actor {
     pub kind: ActorKind,
     pub client_ip: ClientIp,
+    /// When the actor acts: the application's clock at the request (see `clock`), against
+    /// which the services judge expiry, grace periods and quotas.
+    pub now: DateTime<Utc>,
 }
 
 impl Actor {
     pub fn system(command: &'static str) -> Self {
-        Self { kind: ActorKind::System { command }, client_ip: ClientIp(None) }
+        Self { kind: ActorKind::System { command }, client_ip: ClientIp(None), now: Utc::now() }
     }
 
     pub fn anonymous(client_ip: ClientIp) -> Self {
-        Self { kind: ActorKind::Anonymous, client_ip }
+        Self { kind: ActorKind::Anonymous, client_ip, now: Utc::now() }
+    }
+
+    /// The same actor acting at `now` (the application's clock).
+    pub fn at(self, now: DateTime<Utc>) -> Self {
+        Self { now, ..self }
     }
 
     /// The organization a web user or key acts in.

@@ -143,6 +143,7 @@ pub async fn sign_in(
                         is_admin: user.is_admin,
                     },
                     client_ip,
+                    now: Utc::now(),
                 };
                 audit::record(
                     conn,
@@ -153,7 +154,11 @@ pub async fn sign_in(
             }
             Account::Staff(staff) => {
                 StaffAccount::record_login(conn, staff.id)?;
-                let actor = Actor { kind: ActorKind::Staff { id: staff.id, email: staff.email.clone() }, client_ip };
+                let actor = Actor {
+                    kind: ActorKind::Staff { id: staff.id, email: staff.email.clone() },
+                    client_ip,
+                    now: Utc::now(),
+                };
                 audit::record(
                     conn,
                     &actor,

@@ -27,6 +27,11 @@ impl Stamp {
     pub fn maybe(at: Option<DateTime<Utc>>) -> Option<Self> {
         at.map(Self::new)
     }
+
+    /// [`Stamp::maybe`] relative to `now` (the application's clock).
+    pub fn maybe_relative_to(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<Self> {
+        at.map(|at| Self::relative_to(at, now))
+    }
 }
 
 /// "just now", "5 minutes ago", "in 3 days"…

@@ -9,7 +9,7 @@ use keyward::{
 use reqwest::{StatusCode, header};
 
 use crate::helpers::{
-    PASSWORD, TestApp, audit_count, fixtures, keys, location, spawn_app, user, verifies_as, verify_code,
+    PASSWORD, Page, TestApp, audit_count, fixtures, keys, location, spawn_app, user, verifies_as, verify_code,
 };
 
 struct World {
@@ -20,19 +20,18 @@ struct World {
 async fn world() -> World {
     let app = spawn_app().await;
     let mut conn = app.conn();
-    let org = fixtures::organization(&mut conn, "acme");
-    fixtures::UserBuilder::new(&org, "admin@acme.test").admin().insert(&mut conn);
+    let org = fixtures::acme_and_globex(&mut conn);
     fixtures::key_owner(&mut conn, &org, "bob@acme.test");
-    let other = fixtures::organization(&mut conn, "globex");
-    fixtures::UserBuilder::new(&other, "admin@globex.test").admin().insert(&mut conn);
     drop(conn);
     World { app, org }
 }
 
+/// The path of the set-password link shown on a page (in a link or a field to copy).
 fn link_in(html: &str) -> String {
-    let start = html.find("/password/").expect("a set-password link");
-    let end = start + html[start..].find('"').unwrap();
-    html[start..end].to_string()
+    let page = Page::parse(html);
+    let shown = page.links().into_iter().chain(page.select("input[value]").attrs("value"));
+    let link = shown.into_iter().find(|l| l.contains("/password/")).expect("a set-password link");
+    link[link.find("/password/").unwrap()..].to_string()
 }
 
 #[actix_web::test]
@@ -42,18 +41,17 @@ async fn the_user_list_searches_sorts_and_pages() {
         fixtures::UserBuilder::new(&org, &format!("member{i:02}@acme.test")).insert(&mut app.conn());
     }
     let admin = app.signed_in("admin@acme.test").await;
-    let (status, page) = admin.page("/admin/users").await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("Showing 1–25 of 32"), "only this organization's users");
-    assert!(!page.contains("admin@globex.test"));
-    let (_, page2) = admin.page("/admin/users?page=2").await;
-    assert!(page2.contains("Showing 26–32 of 32"));
-    let (_, found) = admin.page("/admin/users?q=MEMBER0").await;
-    assert!(found.contains("of 10<") && found.contains("member05@acme.test"));
-    let (_, by_email) = admin.page("/admin/users?sort=email").await;
+    let showing = |page: &Page| page.select("nav.pagination > span:first-of-type").text();
+    let page = admin.open("/admin/users").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(showing(&page), "Showing 1–25 of 32", "only this organization's users");
+    assert!(!page.says("admin@globex.test"));
+    assert_eq!(showing(&admin.open("/admin/users?page=2").await), "Showing 26–32 of 32");
+    let found = admin.open("/admin/users?q=MEMBER0").await;
+    assert!(showing(&found) == "Showing 1–10 of 10" && found.select("table").text().contains("member05@acme.test"));
+    let by_email = admin.open("/admin/users?sort=email").await.select("table").text();
     assert!(by_email.find("admin@acme.test").unwrap() < by_email.find("bob@acme.test").unwrap());
-    let (_, none) = admin.page("/admin/users?q=zzz").await;
-    assert!(none.contains("No user matches"));
+    assert!(admin.open("/admin/users?q=zzz").await.says("No user matches"));
 }
 
 #[actix_web::test]
@@ -99,8 +97,7 @@ async fn a_new_colleague_gets_a_one_time_link_and_can_then_sign_in() {
     }
     // With API key access she may create keys.
     let nina_in = app.signed_in_with("nina@acme.test", "a fine password").await;
-    let (_, keys_page) = nina_in.page("/account/keys").await;
-    assert!(keys_page.contains("href=\"/account/keys/new\""));
+    assert!(nina_in.open("/account/keys").await.links_to("/account/keys/new"));
 }
 
 #[actix_web::test]
@@ -223,10 +220,10 @@ async fn a_user_manager_cannot_take_over_accounts_that_hold_more_than_they_do() 
 
     // API key access is keys.own, which HR does not hold: they cannot hand it out either (and
     // are not offered to).
-    let (_, list) = hr.page("/admin/users").await;
-    assert!(!list.contains(&format!("/admin/users/{}/access", plain.id)), "no switch to grant it");
-    let (_, form) = hr.page("/admin/users/new").await;
-    assert!(!form.contains("name=\"api_key_access\""));
+    let list = hr.open("/admin/users").await;
+    assert!(list.has("table") && !list.body.contains(&format!("/admin/users/{}/access", plain.id)));
+    let form = hr.open("/admin/users/new").await;
+    assert!(form.has_form("/admin/users") && !form.has("[name=api_key_access]"), "no switch to grant it");
     let response = hr.post(&format!("/admin/users/{}/access", plain.id), &[("grant", "1")]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(!user(&app, "carol@acme.test").api_key_access);

@@ -4,7 +4,11 @@ use diesel::prelude::*;
 use keyward::db::schema::{sessions, users};
 use reqwest::StatusCode;
 
-use crate::helpers::{PASSWORD, audit_count, csrf_token, fixtures, location, spawn_app};
+use std::time::Duration;
+
+use crate::helpers::{
+    PASSWORD, Page, SpawnOptions, audit_count, csrf_token, fixtures, location, spawn_app, spawn_app_with,
+};
 
 #[actix_web::test]
 async fn a_web_user_signs_in_and_lands_on_their_account() {
@@ -51,7 +55,7 @@ async fn wrong_passwords_and_unknown_emails_get_the_same_generic_refusal() {
 
     assert!(wrong_body.contains("Email or password is incorrect."));
     assert!(unknown_body.contains("Email or password is incorrect."));
-    assert!(wrong_body.contains("value=\"ann@acme.test\""), "the form keeps the email");
+    assert_eq!(Page::parse(&wrong_body).field("email").as_deref(), Some("ann@acme.test"), "the form keeps the email");
     assert_eq!(audit_count(&app, "login.failure"), 2);
     assert_eq!(client.page("/account").await.0, StatusCode::SEE_OTHER, "still signed out");
 }
@@ -143,27 +147,29 @@ async fn an_idle_session_expires() {
     let org = fixtures::organization(&mut app.conn(), "acme");
     fixtures::UserBuilder::new(&org, "ann@acme.test").insert(&mut app.conn());
     let client = app.signed_in("ann@acme.test").await;
-    diesel::update(sessions::table)
-        .set(sessions::expires_at.eq(chrono::Utc::now() - chrono::Duration::seconds(1)))
-        .execute(&mut *app.conn())
-        .unwrap();
+    app.advance(Duration::from_secs(29 * 60));
+    assert_eq!(client.page("/account").await.0, StatusCode::OK, "29 idle minutes of 30");
+    // That request extended the session: 30 minutes from there are fine, 31 are not.
+    app.advance(Duration::from_secs(29 * 60));
+    assert_eq!(client.page("/account").await.0, StatusCode::OK, "each request restarts the idle time");
+    app.advance(Duration::from_secs(31 * 60));
     assert_eq!(client.get("/account").await.status(), StatusCode::SEE_OTHER);
 }
 
 #[actix_web::test]
 async fn a_session_older_than_the_absolute_limit_is_signed_out() {
-    let app = spawn_app().await;
+    // An idle limit longer than the absolute one, so that only the absolute limit can end
+    // the session here.
+    let app =
+        spawn_app_with(SpawnOptions { session_idle: Duration::from_secs(24 * 3600), ..SpawnOptions::default() }).await;
     let org = fixtures::organization(&mut app.conn(), "acme");
     fixtures::UserBuilder::new(&org, "ann@acme.test").insert(&mut app.conn());
     let client = app.signed_in("ann@acme.test").await;
     assert_eq!(client.page("/account").await.0, StatusCode::OK);
-    // Move the sign-in time 13 hours back (the limit is 12).
-    diesel::sql_query(
-        "UPDATE sessions SET state = jsonb_set(state, '{actor}', to_jsonb(regexp_replace(state->>'actor', \
-         '\"signed_in_at\":([0-9]+)', '\"signed_in_at\":' || (extract(epoch from now())::bigint - 46800)::text)))",
-    )
-    .execute(&mut *app.conn())
-    .unwrap();
+    // The limit is 12 hours, however busy the session.
+    app.advance(Duration::from_secs(11 * 3600 + 3000));
+    assert_eq!(client.page("/account").await.0, StatusCode::OK, "11 h 50 min after signing in");
+    app.advance(Duration::from_secs(20 * 60));
     assert_eq!(client.get("/account").await.status(), StatusCode::SEE_OTHER);
 }
 
@@ -179,7 +185,7 @@ async fn signing_in_returns_to_the_page_first_asked_for() {
     assert_eq!(stored, 0, "an anonymous request stores no session");
 
     let (_, body) = client.page(&location(&response)).await;
-    assert!(body.contains(r#"name="next" value="/admin/keys?page=2""#), "{body}");
+    assert_eq!(Page::parse(&body).field("next").as_deref(), Some("/admin/keys?page=2"), "{body}");
     let token = csrf_token(&body).unwrap();
     let fields = [("csrf_token", token.as_str()), ("email", "ann@acme.test"), ("password", PASSWORD)];
     let mut with_next = fields.to_vec();
@@ -197,7 +203,7 @@ async fn signing_in_never_follows_a_foreign_or_malformed_next() {
         let client = app.client();
         let (status, body) = client.page(&format!("/login?next={}", next.replace('/', "%2F"))).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(!body.contains(r#"name="next""#), "{next:?} is not carried in the form");
+        assert!(!Page::parse(&body).has("[name=next]"), "{next:?} is not carried in the form");
         let token = csrf_token(&body).unwrap();
         let fields =
             [("csrf_token", token.as_str()), ("email", "ann@acme.test"), ("password", PASSWORD), ("next", next)];
@@ -257,7 +263,7 @@ async fn login_from(app: &crate::helpers::TestApp, from: &str, email: &str, pass
 #[actix_web::test]
 async fn one_address_cannot_lock_an_account_out_but_many_together_throttle_it() {
     use keyward::services::login::{ACCOUNT_FROM_ADDRESS_LIMIT, ACCOUNT_LIMIT};
-    let app = crate::helpers::spawn_app_with(crate::helpers::SpawnOptions {
+    let app = spawn_app_with(SpawnOptions {
         trust_forwarded: keyward::domain::client_ip::TrustForwarded::XForwardedFor,
         ..Default::default()
     })
@@ -296,7 +302,7 @@ async fn one_address_cannot_lock_an_account_out_but_many_together_throttle_it() 
 /// another's, and the audit log records each once.
 #[actix_web::test]
 async fn with_one_password_hasher_concurrent_sign_ins_each_get_their_own_answer() {
-    let app = crate::helpers::spawn_app_with(crate::helpers::SpawnOptions {
+    let app = spawn_app_with(SpawnOptions {
         trust_forwarded: keyward::domain::client_ip::TrustForwarded::XForwardedFor,
         password_hashers: 1,
         ..Default::default()

@@ -137,6 +137,18 @@ impl Browser {
         }
     }
 
+    /// Waits until `script` (a JavaScript expression's body, `return …`) returns true.
+    pub async fn wait_until(&self, what: &str, script: &str) {
+        let started = Instant::now();
+        while self.js(script).await != json!(true) {
+            if started.elapsed() > Duration::from_secs(10) {
+                let source = self.client.source().await.unwrap_or_default();
+                panic!("never saw {what}; page:\n{source}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until no element matches `css`.
     pub async fn wait_gone(&self, css: &str) {
         let started = Instant::now();
@@ -184,10 +196,7 @@ async fn world() -> TestApp {
     let app = spawn_app().await;
     let mut conn = app.conn();
     let org = fixtures::organization(&mut conn, "acme");
-    fixtures::UserBuilder::new(&org, "bob@acme.test")
-        .api_key_access()
-        .may_grant(&["positions.read", "vehicles.read"])
-        .insert(&mut conn);
+    fixtures::reader(&mut conn, &org, "bob@acme.test");
     drop(conn);
     app
 }
@@ -219,6 +228,8 @@ async fn create_shows_the_key_once_in_a_dialog_with_copy_and_done() {
     let secret_input = browser.find("dialog[open] #new-key").await;
     let secret = secret_input.prop("value").await.unwrap().unwrap();
     assert!(ParsedKey::parse(&secret).is_some(), "a real key: {secret}");
+    // Marks this document (the one that showed the secret) to recognize it if it comes back.
+    browser.js("window.keywardShowedSecret = true; return null").await;
     let copy = browser.find("dialog[open] button[data-copy]").await;
     assert!(copy.is_displayed().await.unwrap(), "the copy button is shown with JavaScript");
     copy.click().await.unwrap();
@@ -233,6 +244,9 @@ async fn create_shows_the_key_once_in_a_dialog_with_copy_and_done() {
     let pasted = browser.js("return document.getElementById('filter-q').value").await;
     let pasted = pasted.as_str().unwrap_or_default().to_string();
     assert_eq!(pasted, secret, "the clipboard holds the key");
+    // The test put it there: take it out again, so that only the application could bring the
+    // secret back below.
+    search.clear().await.unwrap();
 
     // Done closed the dialog and the list shows the key, masked; the secret is gone.
     let source = browser.client.source().await.unwrap();
@@ -246,10 +260,27 @@ async fn create_shows_the_key_once_in_a_dialog_with_copy_and_done() {
     assert!(app.hasher.matches(&secret, &key.secret_hash));
     assert!(source.contains(&key.masked()));
 
-    // Going back does not bring the secret back.
+    // Going back to the list does not bring the secret back. (Done replaced the history
+    // entry that showed it.) Leave the list, go Back, and wait for the list to be there
+    // again: a document other than the one that showed the secret, listing the key.
+    browser.goto("/account").await;
+    browser
+        .wait_until("the account page", "return location.pathname === '/account' && document.readyState === 'complete'")
+        .await;
     browser.client.back().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!browser.client.source().await.unwrap().contains(&secret));
+    browser
+        .wait_until(
+            "the key list again after Back",
+            "return location.pathname === '/account/keys' && document.readyState === 'complete' \
+             && window.keywardShowedSecret === undefined && document.querySelector('tr[data-key]') !== null",
+        )
+        .await;
+    let source = browser.client.source().await.unwrap();
+    assert!(source.contains(&key.masked()), "the list as the server shows it now");
+    assert!(!source.contains(&secret), "the secret is not in the page after Back");
+    let in_a_field =
+        format!("return [...document.querySelectorAll('input, textarea')].some(f => f.value === {})", json!(secret));
+    assert_eq!(browser.js(&in_a_field).await, json!(false), "nor in any field's value");
     browser.close().await;
 }
 

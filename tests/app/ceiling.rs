@@ -6,13 +6,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use diesel::prelude::*;
-use keyward::{
-    db::{
-        models::{ApiKey, Organization, User},
-        schema::{api_actions, audit_events},
-    },
-    domain::Permission,
-    services::keys::NewKeyOwner,
+use keyward::db::{
+    models::{ApiKey, Organization, User},
+    schema::{api_actions, audit_events},
 };
 use reqwest::StatusCode;
 
@@ -43,27 +39,17 @@ async fn world() -> World {
     let app = spawn_app().await;
     let mut conn = app.conn();
     let acme = fixtures::organization(&mut conn, "acme");
-    let admin = fixtures::UserBuilder::new(&acme, "admin@acme.test").admin().insert(&mut conn);
-    fixtures::UserBuilder::new(&acme, "lead@acme.test")
-        .role(&[Permission::KeysManage])
-        .may_grant(&["positions.read"])
-        .insert(&mut conn);
-    fixtures::UserBuilder::new(&acme, "manager@acme.test").role(&[Permission::KeysManage]).insert(&mut conn);
+    let admin = fixtures::admin(&mut conn, &acme, "admin@acme.test");
+    fixtures::key_manager(&mut conn, &acme, "lead@acme.test", &["positions.read"]);
+    fixtures::key_manager(&mut conn, &acme, "manager@acme.test", &[]);
     let owner = fixtures::key_owner(&mut conn, &acme, "owner@acme.test");
-    let fleet = fixtures::UserBuilder::new(&acme, "fleet@acme.test")
-        .api_key_access()
-        .may_grant(&["positions.read", "vehicles.read"])
-        .insert(&mut conn);
+    let fleet = fixtures::reader(&mut conn, &acme, "fleet@acme.test");
     let proxy = fixtures::UserBuilder::new(&acme, "proxy@acme.test").insert(&mut conn);
     let personal = |conn: &mut PgConnection, owner: &User, actions: Option<&[&str]>, name: &str| {
-        let settings = keys::settings(actions);
-        let owner_kind = NewKeyOwner::Personal { user_id: owner.id, organization_id: owner.organization_id };
-        keys::create(conn, &app.hasher, owner_kind, name, settings).0
+        keys::personal_with(conn, &app.hasher, owner, actions, name).0
     };
     let organization = |conn: &mut PgConnection, proxy: &User, actions: Option<&[&str]>, name: &str| {
-        let mut settings = keys::settings(actions);
-        settings.proxy_user_id = Some(proxy.id);
-        keys::create(conn, &app.hasher, NewKeyOwner::Organization { organization_id: acme.id }, name, settings).0
+        keys::organization_with(conn, &app.hasher, proxy, actions, name).0
     };
     let mut all = HashMap::new();
     all.insert("admin org", organization(&mut conn, &admin, None, "Admin integration"));

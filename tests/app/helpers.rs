@@ -27,6 +27,11 @@ use keyward::{
 };
 use reqwest::{Response, StatusCode, header};
 
+pub(crate) use crate::{
+    fixtures::{self, keys},
+    page::Page,
+};
+
 /// Password of every account the fixtures create.
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -188,6 +193,8 @@ pub struct TestApp {
     pub secret: MasterSecret,
     /// The application's shared state (verifier, cache, usage recorder).
     pub state: actix_web::web::Data<keyward::state::AppState>,
+    /// Moves the application's clock (see [`TestApp::advance`]).
+    clock: keyward::clock::ClockHandle,
     handle: actix_web::dev::ServerHandle,
     owns_database: bool,
 }
@@ -259,6 +266,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
     );
     let secret = options.secret.clone().unwrap_or_else(MasterSecret::generate);
     let hasher = keyward::keys::KeyHasher::new(secret.derive().key_pepper);
+    let (clock, clock_handle) = keyward::clock::Clock::adjustable();
     let app = Application::build(AppSettings {
         db: db.clone(),
         keys: secret.derive(),
@@ -272,18 +280,30 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         password_hashers: options.password_hashers,
         verify_cache: options.verify_cache,
         invalid_attempts_per_minute: options.invalid_attempts_per_minute,
+        clock,
     })
     .expect("build the application");
     let address = app.local_addr();
     let handle = app.handle();
     let state = app.state();
     actix_web::rt::spawn(app.run_until_stopped());
-    TestApp { address, database, db, hasher, secret, handle, state, owns_database }
+    TestApp { address, database, db, hasher, secret, handle, state, clock: clock_handle, owns_database }
 }
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// Moves this application's clock forward by `by`: sessions, key expiry, grace periods
+    /// and the times on its pages all see the later time (the database's own `now()` does not).
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    /// The time as this application sees it.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.state.clock.now()
     }
 
     /// A synchronous connection to this app's database, for fixtures and assertions: from
@@ -391,15 +411,28 @@ impl TestClient {
         response
     }
 
-    /// GET a page and return its body, remembering its CSRF token.
-    pub async fn page(&self, path: &str) -> (StatusCode, String) {
+    /// GET a page and parse it, remembering its CSRF token.
+    pub async fn open(&self, path: &str) -> Page {
         let response = self.get(path).await;
         let status = response.status();
-        let body = response.text().await.unwrap();
-        if let Some(token) = csrf_token(&body) {
+        let page = Page::new(status, response.text().await.unwrap());
+        if let Some(token) = page.csrf_token() {
             *self.csrf.lock().unwrap() = Some(token);
         }
-        (status, body)
+        page
+    }
+
+    /// GET a page and return its body, remembering its CSRF token.
+    pub async fn page(&self, path: &str) -> (StatusCode, String) {
+        let page = self.open(path).await;
+        (page.status, page.body)
+    }
+
+    /// Fetches the session's CSRF token once, from `path` (a page the account may open),
+    /// for all the posts that follow: it stays the same until the next sign-in.
+    pub async fn fetch_csrf_token(&self, path: &str) {
+        let page = self.open(path).await;
+        assert!(page.csrf_token().is_some(), "{path} carries the session's CSRF token: {page}");
     }
 
     /// POST a form as-is (no CSRF token added).
@@ -417,8 +450,8 @@ impl TestClient {
         let token = match token {
             Some(token) => token,
             None => {
-                let (_, body) = self.page("/login").await;
-                csrf_token(&body).or_else(|| self.csrf.lock().unwrap().clone()).expect("a CSRF token")
+                let page = self.open("/login").await;
+                page.csrf_token().or_else(|| self.csrf.lock().unwrap().clone()).expect("a CSRF token")
             }
         };
         let mut all: Vec<(&str, &str)> = vec![("csrf_token", &token)];
@@ -428,8 +461,7 @@ impl TestClient {
 
     /// Signs in through the login form.
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        let (_, body) = self.page("/login").await;
-        let token = csrf_token(&body).expect("the login page has a CSRF token");
+        let token = self.open("/login").await.csrf_token().expect("the login page has a CSRF token");
         let response =
             self.post_raw("/login", &[("csrf_token", &token), ("email", email), ("password", password)]).await;
         // The session's token changes at sign-in.
@@ -438,146 +470,13 @@ impl TestClient {
     }
 }
 
-/// The value of the first `csrf_token` hidden field in `html`.
+/// The value of the first `csrf_token` field in `html`.
 pub fn csrf_token(html: &str) -> Option<String> {
-    let start = html.find("name=\"csrf_token\" value=\"")? + "name=\"csrf_token\" value=\"".len();
-    let end = html[start..].find('"')? + start;
-    Some(html[start..end].to_string())
+    Page::new(StatusCode::OK, html.to_string()).csrf_token()
 }
 
 pub fn location(response: &Response) -> String {
     response.headers().get(header::LOCATION).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
-}
-
-/// Fixtures: small builders over the real models.
-pub mod fixtures {
-    use diesel::PgConnection;
-    use keyward::{
-        db::models::{Organization, Role, StaffAccount, User, organization::NewOrganization, user::NewUser},
-        domain::Permission,
-    };
-
-    use super::PASSWORD_HASH;
-
-    pub fn organization(conn: &mut PgConnection, slug: &str) -> Organization {
-        Organization::insert(conn, &NewOrganization { slug, name: &format!("Org {slug}"), service_provider_id: None })
-            .unwrap()
-    }
-
-    pub struct UserBuilder {
-        organization_id: i64,
-        email: String,
-        admin: bool,
-        access: bool,
-        active: bool,
-        roles: Vec<Vec<Permission>>,
-        grants: Option<Vec<String>>,
-        grants_all: bool,
-    }
-
-    impl UserBuilder {
-        pub fn new(organization: &Organization, email: &str) -> Self {
-            Self {
-                organization_id: organization.id,
-                email: email.into(),
-                admin: false,
-                access: false,
-                active: true,
-                roles: vec![],
-                grants: None,
-                grants_all: false,
-            }
-        }
-
-        pub fn admin(mut self) -> Self {
-            self.admin = true;
-            self
-        }
-
-        pub fn api_key_access(mut self) -> Self {
-            self.access = true;
-            self
-        }
-
-        pub fn inactive(mut self) -> Self {
-            self.active = false;
-            self
-        }
-
-        /// Gives the user a new role holding `permissions`.
-        pub fn role(mut self, permissions: &[Permission]) -> Self {
-            self.roles.push(permissions.to_vec());
-            self
-        }
-
-        /// Gives the user a role allowing these API actions on keys.
-        pub fn may_grant(mut self, actions: &[&str]) -> Self {
-            self.grants = Some(actions.iter().map(|a| a.to_string()).collect());
-            self
-        }
-
-        /// Gives the user a role allowing every API action on keys.
-        pub fn may_grant_all(mut self) -> Self {
-            self.grants_all = true;
-            self
-        }
-
-        pub fn insert(self, conn: &mut PgConnection) -> User {
-            use diesel::prelude::*;
-            use keyward::db::schema::users;
-            let user = User::insert(
-                conn,
-                &NewUser {
-                    organization_id: self.organization_id,
-                    email: &self.email,
-                    display_name: self.email.split('@').next().unwrap(),
-                    password_hash: Some(&PASSWORD_HASH),
-                    is_admin: self.admin,
-                    api_key_access: self.access,
-                },
-            )
-            .unwrap();
-            if !self.active {
-                diesel::update(users::table.find(user.id)).set(users::active.eq(false)).execute(conn).unwrap();
-            }
-            for (i, permissions) in self.roles.iter().enumerate() {
-                let role =
-                    Role::insert(conn, self.organization_id, &format!("role {i} of {}", self.email), "", permissions)
-                        .unwrap();
-                Role::assign(conn, self.organization_id, role.id, user.id).unwrap();
-            }
-            if self.grants.is_some() || self.grants_all {
-                let codes = self.grants.clone().unwrap_or_default();
-                let ids: Vec<i64> = keyward::db::models::ApiAction::find_active_by_codes(conn, &codes)
-                    .unwrap()
-                    .into_iter()
-                    .map(|a| a.id)
-                    .collect();
-                let role =
-                    Role::insert(conn, self.organization_id, &format!("grants of {}", self.email), "", &[]).unwrap();
-                Role::allow_api_actions(conn, role.id, self.grants_all, &ids).unwrap();
-                Role::assign(conn, self.organization_id, role.id, user.id).unwrap();
-            }
-            User::find(conn, user.id).unwrap()
-        }
-    }
-
-    /// A member with API key access who may grant `positions.read`: the usual key owner.
-    pub fn key_owner(conn: &mut PgConnection, organization: &Organization, email: &str) -> User {
-        UserBuilder::new(organization, email).api_key_access().may_grant(&["positions.read"]).insert(conn)
-    }
-
-    pub fn staff(conn: &mut PgConnection, email: &str) -> StaffAccount {
-        StaffAccount::insert(
-            conn,
-            &keyward::db::models::staff_account::NewStaffAccount {
-                email,
-                display_name: "Staff",
-                password_hash: Some(&PASSWORD_HASH),
-            },
-        )
-        .unwrap()
-    }
 }
 
 /// A PostgreSQL cluster of one test's own, for tests that stop and start the server.
@@ -657,99 +556,6 @@ pub async fn verifies_as(app: &TestApp, secret: &str, action: Option<&str>, code
 /// The user with `email` (fixtures).
 pub fn user(app: &TestApp, email: &str) -> keyward::db::models::User {
     keyward::db::models::User::find_by_email(&mut app.conn(), email).unwrap().expect("the user exists")
-}
-
-/// Keys created directly through the key service (fixtures for tests about other flows).
-pub mod keys {
-    use diesel::PgConnection;
-    use keyward::{
-        db::models::{ApiKey, api_key::KeyScope},
-        keys::{Environment, KeyHasher},
-        services::{
-            Actor,
-            keys::{
-                ActionChoice, ActionCode, Created, ExpiryChoice, KeyInput, KeyName, NewKeyOwner, NewKeyRequest,
-                lifecycle::{self, KeyRef},
-            },
-        },
-    };
-
-    /// Settings of a plain key: all assets, expiring in 30 days, with `actions` (None: all).
-    pub fn settings(actions: Option<&[&str]>) -> KeyInput {
-        let actions = match actions {
-            None => ActionChoice::All,
-            Some(codes) => ActionChoice::Only(codes.iter().map(|c| ActionCode::parse(c).unwrap()).collect()),
-        };
-        KeyInput { actions, expiry: ExpiryChoice::InDays(30), ..KeyInput::default() }
-    }
-
-    /// Creates a key as the operator would; returns the key and its secret.
-    pub fn create(
-        conn: &mut PgConnection,
-        hasher: &KeyHasher,
-        owner: NewKeyOwner,
-        name: &str,
-        input: KeyInput,
-    ) -> (ApiKey, String) {
-        let name = KeyName::parse(name).unwrap();
-        let request = NewKeyRequest { owner, name, environment: Environment::Live, input, form_token: None };
-        use diesel::Connection;
-        // One transaction, as in the application (one change notice per key).
-        match conn.transaction(|conn| lifecycle::create(conn, &Actor::system("create-key"), hasher, request)).unwrap() {
-            Created::New { key, secret } => (key, secret.expose().to_string()),
-            Created::Replayed(_) => unreachable!(),
-        }
-    }
-
-    /// A personal key with `positions.read` (which the tests' key owners may grant).
-    pub fn personal(
-        conn: &mut PgConnection,
-        hasher: &KeyHasher,
-        user: &keyward::db::models::User,
-        name: &str,
-    ) -> (ApiKey, String) {
-        let settings = settings(Some(&["positions.read"]));
-        create(
-            conn,
-            hasher,
-            NewKeyOwner::Personal { user_id: user.id, organization_id: user.organization_id },
-            name,
-            settings,
-        )
-    }
-
-    pub fn organization(
-        conn: &mut PgConnection,
-        hasher: &KeyHasher,
-        proxy: &keyward::db::models::User,
-        name: &str,
-    ) -> (ApiKey, String) {
-        let mut settings = settings(None);
-        settings.proxy_user_id = Some(proxy.id);
-        create(conn, hasher, NewKeyOwner::Organization { organization_id: proxy.organization_id }, name, settings)
-    }
-
-    pub fn reload(conn: &mut PgConnection, key: &ApiKey) -> Option<ApiKey> {
-        find(conn, &key.public_id).unwrap()
-    }
-
-    /// A key by its public id, read straight from the table: tests look across tenants.
-    pub fn find(conn: &mut PgConnection, public_id: &str) -> diesel::QueryResult<Option<ApiKey>> {
-        use diesel::prelude::*;
-        use keyward::db::schema::api_keys;
-        api_keys::table.filter(api_keys::public_id.eq(public_id)).select(ApiKey::as_select()).first(conn).optional()
-    }
-
-    /// `key` as the services name it, in the narrowest scope that holds it.
-    pub fn at(key: &ApiKey) -> KeyRef<'_> {
-        let scope = match (key.owner_service_provider_id, key.organization_id, key.owner_user_id) {
-            (Some(provider), ..) => KeyScope::ServiceProvider(provider),
-            (None, Some(organization_id), Some(user_id)) => KeyScope::OwnedBy { organization_id, user_id },
-            (None, Some(organization_id), None) => KeyScope::Organization(organization_id),
-            (None, None, _) => unreachable!("a key belongs to an organization or a provider"),
-        };
-        KeyRef { scope, public_id: &key.public_id }
-    }
 }
 
 /// Counts audit events with `action` in the app's database.

@@ -9,7 +9,6 @@ use keyward::{
         models::{ApiKey, ServiceProvider},
         schema::api_keys,
     },
-    domain::Permission,
     services::{
         Actor,
         keys::{NewKeyOwner, lifecycle},
@@ -160,39 +159,24 @@ async fn world() -> World {
     let app = spawn_app().await;
     {
         let mut conn = app.conn();
-        let provider = ServiceProvider::insert(&mut conn, "Fleetlink").unwrap();
-        let acme = keyward::db::models::Organization::insert(
-            &mut conn,
-            &keyward::db::models::organization::NewOrganization {
-                slug: "acme",
-                name: "Acme",
-                service_provider_id: Some(provider.id),
-            },
-        )
-        .unwrap();
+        let (_, acme) = fixtures::served_organization(&mut conn, "acme", "Fleetlink");
         let globex = fixtures::organization(&mut conn, "globex");
         fixtures::UserBuilder::new(&acme, Who::Member.email()).insert(&mut conn);
-        fixtures::UserBuilder::new(&acme, Who::Owner.email())
-            .api_key_access()
-            .may_grant(&["positions.read"])
-            .insert(&mut conn);
-        fixtures::UserBuilder::new(&acme, Who::Peer.email())
-            .api_key_access()
-            .may_grant(&["positions.read"])
-            .insert(&mut conn);
-        fixtures::UserBuilder::new(&acme, Who::Admin.email()).admin().insert(&mut conn);
-        fixtures::UserBuilder::new(&acme, Who::Manager.email()).role(&[Permission::KeysManage]).insert(&mut conn);
-        fixtures::UserBuilder::new(&acme, Who::Lead.email())
-            .role(&[Permission::KeysManage])
-            .may_grant(&["positions.read"])
-            .insert(&mut conn);
-        fixtures::UserBuilder::new(&acme, "proxy@acme.test").inactive().insert(&mut conn);
+        fixtures::key_owner(&mut conn, &acme, Who::Owner.email());
+        fixtures::key_owner(&mut conn, &acme, Who::Peer.email());
+        fixtures::admin(&mut conn, &acme, Who::Admin.email());
+        fixtures::key_manager(&mut conn, &acme, Who::Manager.email(), &[]);
+        fixtures::key_manager(&mut conn, &acme, Who::Lead.email(), &["positions.read"]);
+        fixtures::inactive_proxy(&mut conn, &acme, "proxy@acme.test");
         fixtures::UserBuilder::new(&globex, Who::ForeignAdmin.email()).admin().may_grant_all().insert(&mut conn);
         fixtures::staff(&mut conn, Who::Staff.email());
     }
     let mut clients = Vec::new();
     for who in EVERYONE {
-        clients.push((who, app.signed_in(who.email()).await));
+        let client = app.signed_in(who.email()).await;
+        // The session's CSRF token, once: it holds for every cell of this actor.
+        client.fetch_csrf_token(if who == Who::Staff { "/staff" } else { "/account" }).await;
+        clients.push((who, client));
     }
     World { app, clients }
 }
@@ -226,11 +210,6 @@ fn fresh_key(app: &TestApp, kind: Kind, op: Op) -> ApiKey {
 /// Performs `op` on `key` through `area` and returns the final status.
 async fn attempt(client: &TestClient, app: &TestApp, area: Area, kind: Kind, key: &ApiKey, op: Op) -> StatusCode {
     let base = format!("{}/{}", area.base(app), key.public_id);
-    // A page of the same app, so POSTs carry this session's CSRF token.
-    client.page("/login").await;
-    client.page("/").await;
-    let csrf_page = if matches!(client.get("/account").await.status(), StatusCode::OK) { "/account" } else { "/staff" };
-    client.page(csrf_page).await;
     let expires = (chrono::Utc::now() + chrono::Duration::days(10)).date_naive().to_string();
     let proxy = user(app, "proxy@acme.test").id.to_string();
     match op {
@@ -325,16 +304,12 @@ async fn every_actor_may_create_exactly_the_keys_the_rules_allow() {
     for (who, client) in &clients {
         for area in AREAS {
             let before: i64 = api_keys::table.count().get_result(&mut *app.conn()).unwrap();
-            client.page("/login").await;
-            let (status, page) = client.page(&format!("{}/new", area.base(&app))).await;
-            let token = page
-                .find("name=\"form_token\" value=\"")
-                .map(|i| page[i + 25..i + 25 + page[i + 25..].find('"').unwrap()].to_string())
+            // A refused dialog has no form token: post a made-up one.
+            let token = client
+                .open(&format!("{}/new", area.base(&app)))
+                .await
+                .field("form_token")
                 .unwrap_or_else(|| "x".repeat(32));
-            if status != StatusCode::OK {
-                // Fetch some page for a CSRF token of this session.
-                client.page(if *who == Who::Staff { "/staff" } else { "/account" }).await;
-            }
             // Each actor's own organization: a proxy of the right tenant for organization keys.
             let proxy =
                 user(&app, if *who == Who::ForeignAdmin { Who::ForeignAdmin.email() } else { "proxy@acme.test" })
@@ -386,12 +361,17 @@ fn actor_of(conn: &mut PgConnection, who: Who) -> Actor {
     let client_ip = keyward::domain::ClientIp(None);
     if who == Who::Staff {
         let staff = StaffAccount::find_by_email(conn, who.email()).unwrap().unwrap();
-        return Actor { kind: ActorKind::Staff { id: staff.id, email: staff.email }, client_ip };
+        return Actor {
+            kind: ActorKind::Staff { id: staff.id, email: staff.email },
+            client_ip,
+            now: chrono::Utc::now(),
+        };
     }
     let u = keyward::db::models::User::find_by_email(conn, who.email()).unwrap().unwrap();
     Actor {
         kind: ActorKind::User { id: u.id, organization_id: u.organization_id, email: u.email, is_admin: u.is_admin },
         client_ip,
+        now: chrono::Utc::now(),
     }
 }
 

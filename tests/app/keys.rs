@@ -9,21 +9,20 @@ use keyward::{
     },
     domain::Permission,
     keys::ParsedKey,
+    services::keys::NewKeyOwner,
 };
 use reqwest::{StatusCode, header};
 
-use crate::helpers::{TestApp, TestClient, audit_count, csrf_token, fixtures, keys, location, spawn_app};
+use crate::helpers::{Page, TestApp, TestClient, audit_count, csrf_token, fixtures, keys, location, spawn_app};
 
 /// The hidden `form_token` of a page.
 pub(crate) fn form_token(html: &str) -> String {
-    let start = html.find("name=\"form_token\" value=\"").expect("a form token") + "name=\"form_token\" value=\"".len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
+    Page::new(StatusCode::OK, html.to_string()).form_token()
 }
 
-/// The key shown on a show-once page.
+/// The key shown on a show-once page (in its read-only field).
 pub(crate) fn shown_secret(html: &str) -> Option<String> {
-    let start = html.find("value=\"kw_")? + "value=\"".len();
-    Some(html[start..start + html[start..].find('"').unwrap()].to_string())
+    Page::new(StatusCode::OK, html.to_string()).select("input#new-key").attr("value")
 }
 
 /// Opens `base/new` and submits it with `fields` (CSRF and form token added).
@@ -56,16 +55,10 @@ struct Acme {
 async fn acme() -> Acme {
     let app = spawn_app().await;
     let mut conn = app.conn();
-    let org = fixtures::organization(&mut conn, "acme");
-    fixtures::UserBuilder::new(&org, "admin@acme.test").admin().insert(&mut conn);
-    fixtures::UserBuilder::new(&org, "bob@acme.test")
-        .api_key_access()
-        .may_grant(&["positions.read", "vehicles.read"])
-        .insert(&mut conn);
+    let org = fixtures::acme_and_globex(&mut conn);
+    fixtures::reader(&mut conn, &org, "bob@acme.test");
     fixtures::UserBuilder::new(&org, "carol@acme.test").insert(&mut conn);
-    fixtures::UserBuilder::new(&org, "proxy@acme.test").inactive().insert(&mut conn);
-    let other = fixtures::organization(&mut conn, "globex");
-    fixtures::UserBuilder::new(&other, "admin@globex.test").admin().insert(&mut conn);
+    fixtures::inactive_proxy(&mut conn, &org, "proxy@acme.test");
     drop(conn);
     Acme { org_id: org.id, app }
 }
@@ -153,10 +146,10 @@ async fn replaying_the_create_form_creates_nothing_and_shows_nothing() {
 async fn a_user_without_api_key_access_is_told_why_and_cannot_create() {
     let Acme { app, .. } = acme().await;
     let carol = app.signed_in("carol@acme.test").await;
-    let (status, page) = carol.page("/account/keys").await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("API key access has not been granted to you"));
-    assert!(!page.contains("href=\"/account/keys/new\""));
+    let page = carol.open("/account/keys").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.says("API key access has not been granted to you"));
+    assert!(!page.links_to("/account/keys/new"), "no way to a form she may not use");
     assert_eq!(carol.get("/account/keys/new").await.status(), StatusCode::FORBIDDEN);
     let response = carol.post("/account/keys", &[("name", "sneaky"), ("expires_on", &in_a_month())]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
@@ -212,9 +205,10 @@ async fn a_key_never_gets_more_actions_than_its_creator_may_grant() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("You may not grant all actions"));
     // The form offers only what bob may grant.
-    let (_, form) = bob.page("/account/keys/new").await;
-    assert!(form.contains("value=\"positions.read\"") && !form.contains("value=\"vehicles.write\""));
-    assert!(!form.contains("id=\"actions-all\""));
+    let form = bob.open("/account/keys/new").await;
+    let offered = form.select("input[name=action]").attrs("value");
+    assert!(offered.contains(&"positions.read".to_string()) && !offered.contains(&"vehicles.write".to_string()));
+    assert!(!form.has("#actions-all"), "no choice of all actions");
 }
 
 #[actix_web::test]
@@ -277,10 +271,10 @@ async fn the_organizations_key_policy_bounds_the_expiry() {
         .execute(&mut *app.conn())
         .unwrap();
     let bob = app.signed_in("bob@acme.test").await;
-    let (_, form) = bob.page("/account/keys/new").await;
+    let form = bob.open("/account/keys/new").await;
     let default = (chrono::Utc::now() + chrono::Duration::days(60)).date_naive().to_string();
-    assert!(form.contains(&format!("value=\"{default}\"")), "the default expiry comes from the policy");
-    assert!(!form.contains("id=\"key-never\""), "never-expiring keys are not offered");
+    assert_eq!(form.field("expires_on"), Some(default), "the default expiry comes from the policy");
+    assert!(!form.has("#key-never"), "never-expiring keys are not offered");
     let too_late = (chrono::Utc::now() + chrono::Duration::days(91)).date_naive().to_string();
     let base = [("name", "Long"), ("actions_mode", "selected"), ("action", "positions.read")];
     let mut fields = base.to_vec();
@@ -358,10 +352,7 @@ async fn rename_edit_deactivate_and_reactivate_are_applied_and_audited() {
     let (key, secret) = keys::create(
         &mut app.conn(),
         &app.hasher,
-        keyward::services::keys::NewKeyOwner::Personal {
-            user_id: bob_user.id,
-            organization_id: bob_user.organization_id,
-        },
+        NewKeyOwner::Personal { user_id: bob_user.id, organization_id: bob_user.organization_id },
         "Old name",
         keys::settings(Some(&["positions.read"])),
     );
@@ -589,36 +580,45 @@ async fn the_organization_list_filters_by_owner_state_and_expiry_and_paginates()
         keys::personal(&mut conn, &app.hasher, &bob_user, &format!("Personal {i:02}"));
     }
     let (org_key, _) = keys::organization(&mut conn, &app.hasher, &proxy, "Org bridge");
-    let (soon, _) = keys::personal(&mut conn, &app.hasher, &bob_user, "Soon expiring");
-    diesel::update(api_keys::table.find(soon.id))
-        .set(api_keys::expires_at.eq(Some(chrono::Utc::now() + chrono::Duration::days(3))))
-        .execute(&mut conn)
-        .unwrap();
+    let mut settings = keys::settings(Some(&["positions.read"]));
+    settings.expiry = keyward::services::keys::ExpiryChoice::InDays(3);
+    let owner = NewKeyOwner::Personal { user_id: bob_user.id, organization_id: bob_user.organization_id };
+    let (soon, _) = keys::create(&mut conn, &app.hasher, owner, "Soon expiring", settings);
     diesel::update(api_keys::table.find(org_key.id)).set(api_keys::active.eq(false)).execute(&mut conn).unwrap();
     drop(conn);
 
     let admin = app.signed_in("admin@acme.test").await;
-    let (_, page1) = admin.page("/admin/keys").await;
-    assert!(page1.contains("Showing 1–25 of 29"));
-    assert!(page1.contains("rel=\"next\""));
-    let (_, page2) = admin.page("/admin/keys?page=2").await;
-    assert!(page2.contains("Showing 26–29 of 29") && page2.contains("rel=\"prev\""));
+    // The pager's summary, and the names of the keys listed.
+    let showing = |page: &Page| page.select("nav.pagination > span:first-of-type").text();
+    let names = |page: &Page| page.select("tr[data-key] td:first-child a").texts();
+    let page1 = admin.open("/admin/keys").await;
+    assert_eq!(showing(&page1), "Showing 1–25 of 29");
+    assert_eq!(page1.select("tr[data-key]").len(), 25);
+    assert!(page1.has("a[rel=next]") && !page1.has("a[rel=prev]"));
+    let page2 = admin.open("/admin/keys?page=2").await;
+    assert_eq!(showing(&page2), "Showing 26–29 of 29");
+    assert!(page2.has("a[rel=prev]") && !page2.has("a[rel=next]"));
 
-    let (_, org_only) = admin.page("/admin/keys?owner=organization").await;
-    assert!(org_only.contains("Org bridge") && !org_only.contains("Personal 01"));
-    let (_, inactive) = admin.page("/admin/keys?state=inactive").await;
-    assert!(inactive.contains("Org bridge") && inactive.contains("of 1<"));
-    let (_, expiring) = admin.page("/admin/keys?expiring=1").await;
-    assert!(expiring.contains("Soon expiring") && expiring.contains("of 1<") && expiring.contains("Expires in 3 days"));
-    let (_, search) = admin.page("/admin/keys?q=personal+0").await;
-    assert!(search.contains("of 10<"), "search by name");
-    let (_, none) = admin.page("/admin/keys?q=nothing-like-this").await;
-    assert!(none.contains("No keys match these filters"));
+    let org_only = admin.open("/admin/keys?owner=organization").await;
+    assert_eq!(names(&org_only), ["Org bridge"]);
+    let inactive = admin.open("/admin/keys?state=inactive").await;
+    assert_eq!((showing(&inactive), names(&inactive)), ("Showing 1–1 of 1".into(), vec!["Org bridge".to_string()]));
+    let expiring = admin.open("/admin/keys?expiring=1").await;
+    assert_eq!(names(&expiring), ["Soon expiring"]);
+    // Three days from today's end: "in 3 days" or "in 4 days", by the hour of the run.
+    let expected = format!("Expires {}", keyward::views::time::relative(soon.expires_at.unwrap(), app.now()));
+    assert!(expected.starts_with("Expires in 3 days") || expected.starts_with("Expires in 4 days"), "{expected}");
+    assert!(expiring.select("tr[data-key]").text().contains(&expected), "{expiring}");
+    let search = admin.open("/admin/keys?q=personal+0").await;
+    assert_eq!(showing(&search), "Showing 1–10 of 10", "search by name");
+    let none = admin.open("/admin/keys?q=nothing-like-this").await;
+    assert!(none.select("tr[data-key]").is_empty() && none.says("No keys match these filters"));
 
     // Bob's own list shows only his keys, without the owner filter.
     let bob = app.signed_in("bob@acme.test").await;
-    let (_, own) = bob.page("/account/keys").await;
-    assert!(own.contains("of 28<") && !own.contains("Org bridge") && !own.contains("filter-owner"));
+    let own = bob.open("/account/keys").await;
+    assert_eq!(showing(&own), "Showing 1–25 of 28");
+    assert!(!names(&own).contains(&"Org bridge".to_string()) && !own.has("#filter-owner"));
 }
 
 #[actix_web::test]
@@ -718,17 +718,17 @@ async fn an_expired_key_stays_expired() {
     let Acme { app, .. } = acme().await;
     let bob_user = crate::helpers::user(&app, "bob@acme.test");
     let (key, _) = keys::personal(&mut app.conn(), &app.hasher, &bob_user, "Ran out");
-    diesel::update(api_keys::table.filter(api_keys::id.eq(key.id)))
-        .set(api_keys::expires_at.eq(chrono::Utc::now() - chrono::Duration::days(1)))
-        .execute(&mut *app.conn())
-        .unwrap();
+    // The fixture's keys expire in 30 days.
+    app.advance(std::time::Duration::from_secs(31 * 86_400));
     let expired = keys::reload(&mut app.conn(), &key).unwrap();
     let bob = app.signed_in("bob@acme.test").await;
     let base = format!("/account/keys/{}", key.public_id);
-    let (_, page) = bob.page(&base).await;
-    assert!(!page.contains(&format!("{base}/edit")) && !page.contains(&format!("{base}/rekey")), "not offered");
+    let page = bob.open(&base).await;
+    assert!(page.select("h1").text().contains("Ran out"), "the key's page: {page}");
+    assert!(!page.links_to(&format!("{base}/edit")) && !page.links_to(&format!("{base}/rekey")), "not offered");
 
-    let later = in_a_month();
+    // A month from the app's now: a date that would bring the key back.
+    let later = (app.now() + chrono::Duration::days(30)).date_naive().to_string();
     let response = bob
         .post(
             &format!("{base}/edit"),
@@ -762,11 +762,10 @@ async fn confirmations_say_what_happens_and_name_the_key_escaped_once() {
     let (_, page) = bob.page(&format!("{base}/reactivate")).await;
     let expires = key.expires_at.unwrap().format("%Y-%m-%d").to_string();
     assert!(page.contains(&format!("It still expires on {expires} (reactivation never extends the expiry).")));
-    // … or that an expired key will not work again.
-    diesel::update(api_keys::table.find(key.id))
-        .set(api_keys::expires_at.eq(Some(chrono::Utc::now() - chrono::Duration::days(1))))
-        .execute(&mut *app.conn())
-        .unwrap();
+    // … or that an expired key will not work again (31 days on: the fixture's keys expire in
+    // 30; the session has long ended, so sign in again).
+    app.advance(std::time::Duration::from_secs(31 * 86_400));
+    let bob = app.signed_in("bob@acme.test").await;
     let (_, page) = bob.page(&format!("{base}/reactivate")).await;
     assert!(page.contains("reactivating it will not make it work."), "{page}");
 }

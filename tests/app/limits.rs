@@ -26,8 +26,7 @@ async fn world() -> (TestApp, Organization) {
     let app = spawn_app().await;
     let org = {
         let mut conn = app.conn();
-        let org = fixtures::organization(&mut conn, "acme");
-        fixtures::UserBuilder::new(&org, "admin@acme.test").admin().insert(&mut conn);
+        let (org, _) = fixtures::organization_with_admin(&mut conn, "acme");
         fixtures::key_owner(&mut conn, &org, "owner@acme.test");
         org
     };
@@ -111,20 +110,19 @@ async fn a_full_quota_is_said_in_the_dialog_and_expired_keys_do_not_count() {
     set_quotas(&app, &org, 2, 1000, 1000);
     let owner = app.signed_in("owner@acme.test").await;
     let expires = in_days(30);
-    for name in ["One", "Two"] {
-        assert_eq!(submit_new(&owner, "/account/keys", &new_key(name, &expires)).await.0, StatusCode::OK);
-    }
+    let tomorrow = in_days(1);
+    assert_eq!(submit_new(&owner, "/account/keys", &new_key("One", &tomorrow)).await.0, StatusCode::OK);
+    assert_eq!(submit_new(&owner, "/account/keys", &new_key("Two", &expires)).await.0, StatusCode::OK);
     let (status, page, _) = submit_new(&owner, "/account/keys", &new_key("Three", &expires)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.contains("You have 2 live keys, the most the key policy allows per person"), "{page}");
     assert!(page.contains("value=\"Three\""), "the form keeps what was typed");
     assert_eq!(live_keys(&app), 2);
 
-    // An expired key is no longer live: it frees its place.
-    diesel::update(api_keys::table.filter(api_keys::name.eq("One")))
-        .set(api_keys::expires_at.eq(Some(chrono::Utc::now() - chrono::Duration::minutes(1))))
-        .execute(&mut *app.conn())
-        .unwrap();
+    // An expired key is no longer live: it frees its place. Three days on, "One" has expired
+    // (the session too: sign in again).
+    app.advance(std::time::Duration::from_secs(3 * 86_400));
+    let owner = app.signed_in("owner@acme.test").await;
     assert_eq!(submit_new(&owner, "/account/keys", &new_key("Three", &expires)).await.0, StatusCode::OK);
 
     // The organization's quota counts every live key of it, whoever made it.
@@ -199,8 +197,8 @@ async fn parallel_submissions_cannot_overshoot_the_rate() {
 async fn administrators_set_the_quotas_in_the_key_policy() {
     let (app, org) = world().await;
     let admin = app.signed_in("admin@acme.test").await;
-    let (_, page) = admin.page("/admin/policy").await;
-    assert!(page.contains("name=\"quota_per_user\"") && page.contains("value=\"500\""), "the defaults are shown");
+    let page = admin.open("/admin/policy").await;
+    assert_eq!(page.field("quota_per_user").as_deref(), Some("500"), "the defaults are shown");
     let base = [("default_lifetime_days", "365"), ("default_grace_minutes", "240")];
     let mut bad = base.to_vec();
     bad.push(("creations_per_hour", "0"));

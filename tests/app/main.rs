@@ -1,7 +1,9 @@
 //! Integration tests: the real application over HTTP against a real PostgreSQL, one fresh
 //! database per test (cloned from a migrated template). See `helpers` for the harness.
 
+mod fixtures;
 mod helpers;
+mod page;
 
 mod admin_matrix;
 mod admin_settings;

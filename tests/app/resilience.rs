@@ -3,7 +3,7 @@
 //! the 503 page, verification fails closed, `/healthz` and static files keep answering, and
 //! everything recovers by itself.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::{Connection, PgConnection, RunQueryDsl, connection::SimpleConnection};
 use reqwest::StatusCode;
@@ -33,12 +33,9 @@ async fn pages_answer_503_during_an_outage_and_recover_without_a_restart() {
 
     cluster.stop();
     for (client, path) in [(&bob, "/account/keys"), (&bob, "/account"), (&app.client(), "/login")] {
-        let started = Instant::now();
-        let response = client.get(path).await;
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
-        let body = response.text().await.unwrap();
-        assert!(body.contains("Temporarily unavailable") && body.contains("<html"), "the 503 page for {path}");
-        assert!(started.elapsed() < Duration::from_secs(5), "answered quickly");
+        let page = client.open(path).await;
+        assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(page.has("html body") && page.says("Temporarily unavailable"), "the 503 page for {path}: {page}");
     }
     let client = http_client();
     assert_eq!(client.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
@@ -104,7 +101,7 @@ struct Terminated {
 }
 
 #[actix_web::test]
-async fn a_stuck_database_turns_into_quick_503s_while_health_and_static_files_answer() {
+async fn a_stuck_database_turns_into_503s_while_health_and_static_files_answer() {
     let app = spawn_app_with(SpawnOptions {
         statement_timeout: Duration::from_millis(1500),
         checkout_timeout: Duration::from_millis(1500),
@@ -123,7 +120,6 @@ async fn a_stuck_database_turns_into_quick_503s_while_health_and_static_files_an
     holder.batch_execute("BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE").unwrap();
 
     // Ten pages and verifications at once: more than the pool holds.
-    let started = Instant::now();
     let mut requests = Vec::new();
     for i in 0..10 {
         let (client, app_url, secret) = (bob.http.clone(), app.url(""), uncached.clone());
@@ -143,19 +139,19 @@ async fn a_stuck_database_turns_into_quick_503s_while_health_and_static_files_an
             }
         }));
     }
-    // Meanwhile liveness and static files answer at once.
-    let health_started = Instant::now();
+    // Meanwhile (the lock is held until the end) liveness and static files answer. How
+    // fast is for the benchmarks (`benches/recovery.rs`).
     let client = http_client();
     assert_eq!(client.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(
         client.get(app.url(keyward::routes::static_files::js_url())).send().await.unwrap().status(),
         StatusCode::OK
     );
-    assert!(health_started.elapsed() < Duration::from_millis(1000), "not held up by the stuck database");
+    // The waits are bounded: every request gets its 503 while the lock is still held.
     for request in requests {
-        assert_eq!(request.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+        let status = actix_web::rt::time::timeout(Duration::from_secs(60), request).await;
+        assert_eq!(status.expect("an answer while the lock is held").unwrap(), StatusCode::SERVICE_UNAVAILABLE);
     }
-    assert!(started.elapsed() < Duration::from_secs(10), "503s within a few timeouts: {:?}", started.elapsed());
 
     holder.batch_execute("COMMIT").unwrap();
     assert_eq!(bob.get("/account/keys").await.status(), StatusCode::OK);

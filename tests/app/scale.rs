@@ -6,7 +6,6 @@ use keyward::{
     db::models::{
         Organization, ServiceProvider,
         asset::{Asset, AssetGroup},
-        organization::NewOrganization,
     },
     services::{
         demo_volume::{self, Volume},
@@ -33,13 +32,8 @@ struct World {
 async fn world() -> World {
     let app = spawn_app().await;
     let mut conn = app.conn();
-    let provider = ServiceProvider::insert(&mut conn, "Fleetlink").unwrap();
-    let org = Organization::insert(
-        &mut conn,
-        &NewOrganization { slug: "acme", name: "Acme", service_provider_id: Some(provider.id) },
-    )
-    .unwrap();
-    fixtures::UserBuilder::new(&org, "admin@acme.test").admin().insert(&mut conn);
+    let (provider, org) = fixtures::served_organization(&mut conn, "acme", "Fleetlink");
+    fixtures::admin(&mut conn, &org, "admin@acme.test");
     fixtures::UserBuilder::new(&org, "bob@acme.test").api_key_access().may_grant_all().insert(&mut conn);
     fixtures::staff(&mut conn, "sam@support.test");
     drop(conn);

@@ -14,7 +14,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::{
-    helpers::{PASSWORD, TestApp, audit_count, fixtures, keys, location, spawn_app, user, verifies_as, verify_code},
+    helpers::{
+        PASSWORD, Page, TestApp, audit_count, fixtures, keys, location, spawn_app, user, verifies_as, verify_code,
+    },
     keys::{form_token, shown_secret, submit_new},
 };
 
@@ -218,7 +220,7 @@ async fn staff_browse_a_client_read_only_and_deactivate_a_key_in_an_incident() {
     let deactivate = format!("{org_page}/keys/{}/deactivate", key.public_id);
     let (status, confirm) = sam.page(&deactivate).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(confirm.contains("name=\"reason\""));
+    assert!(Page::parse(&confirm).has("form textarea[name=reason], form input[name=reason]"));
     for reason in ["", "   ", &format!("found {secret} in a paste")] {
         let response = sam.post(&deactivate, &[("reason", reason)]).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{reason:?}");

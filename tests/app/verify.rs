@@ -22,7 +22,7 @@ use keyward::{
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{SpawnOptions, TestApp, fixtures, http_client, keys, spawn_app, spawn_app_with, user};
+use crate::helpers::{SpawnOptions, TestApp, fixtures, http_client, keys, spawn_app, spawn_app_with, user, within};
 
 /// POSTs to /api/v1/verify with `key` as the bearer token and `body` as JSON.
 async fn verify(app: &TestApp, key: &str, body: Value) -> (StatusCode, Value, reqwest::header::HeaderMap) {
@@ -47,11 +47,8 @@ async fn acme_with(options: SpawnOptions) -> Acme {
     let app = spawn_app_with(options).await;
     let mut conn = app.conn();
     let org = fixtures::organization(&mut conn, "acme");
-    let bob = fixtures::UserBuilder::new(&org, "bob@acme.test")
-        .api_key_access()
-        .may_grant(&["positions.read", "vehicles.read"])
-        .insert(&mut conn);
-    let proxy = fixtures::UserBuilder::new(&org, "proxy@acme.test").inactive().insert(&mut conn);
+    let bob = fixtures::reader(&mut conn, &org, "bob@acme.test");
+    let proxy = fixtures::inactive_proxy(&mut conn, &org, "proxy@acme.test");
     drop(conn);
     Acme { app, bob, proxy }
 }
@@ -133,11 +130,13 @@ async fn unknown_malformed_and_deleted_keys_are_not_found() {
 #[actix_web::test]
 async fn expired_and_disabled_keys_are_refused() {
     let Acme { app, bob, proxy } = acme().await;
-    let (expired, expired_secret) = keys::personal(&mut app.conn(), &app.hasher, &bob, "Expired");
-    diesel::update(api_keys::table.find(expired.id))
-        .set(api_keys::expires_at.eq(Some(chrono::Utc::now() - chrono::Duration::seconds(1))))
-        .execute(&mut *app.conn())
-        .unwrap();
+    let mut settings = keys::settings(Some(&["positions.read"]));
+    // Expiry dates are days: the key works until the end of today (UTC).
+    settings.expiry = keyward::services::keys::ExpiryChoice::On(app.now().date_naive());
+    let owner = NewKeyOwner::Personal { user_id: bob.id, organization_id: bob.organization_id };
+    let (expired, expired_secret) = keys::create(&mut app.conn(), &app.hasher, owner, "Expired", settings);
+    assert_eq!(verify(&app, &expired_secret, json!({})).await.0, StatusCode::OK, "valid until the end of today");
+    app.advance(Duration::from_secs(24 * 3600));
     let (status, body, _) = verify(&app, &expired_secret, json!({})).await;
     assert_eq!((status, body["code"].clone()), (StatusCode::UNAUTHORIZED, json!("EXPIRED")));
     assert_eq!(body["key_id"], json!(expired.public_id), "the holder learns which key it is");
@@ -171,18 +170,18 @@ async fn cache_settled(app: &TestApp, key: &ApiKey, secret: &str) {
         if matches!(app.state.verifier.cache.get(&key.public_id), keyward::keys::verifier::cache::Lookup::Found(_)) {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(3), "the key gets cached");
+        assert!(started.elapsed() < Duration::from_secs(10), "the key gets cached");
     }
 }
 
 /// Polls verification of `secret` until it answers `code` (cache invalidation is
-/// asynchronous); returns the last code seen after at most one second.
+/// asynchronous); returns the last code seen, after at most a generous deadline.
 async fn eventually(app: &TestApp, secret: &str, code: &str) -> String {
     let started = Instant::now();
     loop {
         let (_, body, _) = verify(app, secret, json!({})).await;
         let seen = body["code"].as_str().unwrap_or_default().to_string();
-        if seen == code || started.elapsed() > Duration::from_secs(1) {
+        if seen == code || started.elapsed() > Duration::from_secs(10) {
             return seen;
         }
         actix_web::rt::time::sleep(Duration::from_millis(10)).await;
@@ -247,15 +246,12 @@ async fn actions_assets_and_addresses_are_enforced() {
     )
     .execute(&mut *app.conn())
     .unwrap();
-    let started = Instant::now();
-    loop {
+    let narrowed = within(Duration::from_secs(10), async || {
         let (_, body, _) = verify(&app, &all_of_bob, json!({ "action": "vehicles.read" })).await;
-        if body["code"] == json!("FORBIDDEN_ACTION") {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(1), "the role change reached the cache: {body}");
-        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
-    }
+        body["code"] == json!("FORBIDDEN_ACTION")
+    })
+    .await;
+    assert!(narrowed, "the role change reaches the cache");
 }
 
 #[actix_web::test]
@@ -303,7 +299,7 @@ async fn the_old_secret_works_during_its_grace_period_with_deprecation_headers()
     let started = Instant::now();
     let (status, body, headers) = loop {
         let answer = verify(&app, &old, json!({})).await;
-        if answer.1["rotating"] == json!(true) || started.elapsed() > Duration::from_secs(1) {
+        if answer.1["rotating"] == json!(true) || started.elapsed() > Duration::from_secs(10) {
             break answer;
         }
         actix_web::rt::time::sleep(Duration::from_millis(10)).await;
@@ -326,17 +322,16 @@ async fn the_old_secret_works_during_its_grace_period_with_deprecation_headers()
     let (_, page) = bob_client.page(&format!("/account/keys/{}", key.public_id)).await;
     assert!(page.contains("it is still being used"), "the detail page says so");
 
-    // The grace period ends (database time, no sleeping): the old secret stops.
-    diesel::update(api_keys::table.find(key.id))
-        .set(api_keys::previous_secret_expires_at.eq(Some(chrono::Utc::now() - chrono::Duration::seconds(1))))
-        .execute(&mut *app.conn())
-        .unwrap();
-    assert_eq!(eventually(&app, &old, "NOT_FOUND").await, "NOT_FOUND");
+    // The grace period (60 minutes) ends: the old secret stops.
+    app.advance(Duration::from_secs(59 * 60));
+    assert_eq!(verify(&app, &old, json!({})).await.1["rotating"], json!(true), "still in its grace period");
+    app.advance(Duration::from_secs(2 * 60));
+    assert_eq!(verify(&app, &old, json!({})).await.1["code"], json!("NOT_FOUND"));
     assert_eq!(verify(&app, &new, json!({})).await.0, StatusCode::OK);
 }
 
 #[actix_web::test]
-async fn a_change_reaches_the_cache_of_another_instance_within_a_second() {
+async fn a_change_reaches_the_cache_of_another_instance_by_its_change_notice() {
     let Acme { app: first, bob, .. } = acme().await;
     // A second instance on the same database with the same master secret.
     let twin = spawn_app_with(SpawnOptions {
@@ -354,20 +349,17 @@ async fn a_change_reaches_the_cache_of_another_instance_within_a_second() {
         first.signed_in("boss@acme.test").await
     };
     admin.page("/admin/keys").await;
-    let started = Instant::now();
     let response = admin.post(&format!("/admin/keys/{}/deactivate", key.public_id), &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    loop {
+    // Only the change notice can tell the twin before its cached entry would be re-read
+    // anyway (after the coherence window): how fast it arrives is the benchmarks' business.
+    let deadline = keyward::keys::verifier::cache::COHERENCE_WINDOW - Duration::from_secs(1);
+    let refused = within(deadline, async || {
         let (status, body, _) = verify(&twin, &secret, json!({})).await;
-        if body["code"] == json!("DISABLED") {
-            assert_eq!(status, StatusCode::UNAUTHORIZED);
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(1), "the second instance refused the key within a second");
-        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
-    }
-    let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+        status == StatusCode::UNAUTHORIZED && body["code"] == json!("DISABLED")
+    })
+    .await;
+    assert!(refused, "the second instance refuses the deactivated key");
 }
 
 #[actix_web::test]

@@ -15,11 +15,14 @@ pub struct SessionRow {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Loads a live session's state by the hash of its key.
-pub fn load(conn: &mut PgConnection, id: &str) -> QueryResult<Option<serde_json::Value>> {
+// Liveness is judged at the application's `now` (its clock), not the database's, so that
+// tests can move time forward.
+
+/// Loads a session's state by the hash of its key, if it is live at `now`.
+pub fn load(conn: &mut PgConnection, id: &str, now: DateTime<Utc>) -> QueryResult<Option<serde_json::Value>> {
     sessions::table
         .filter(sessions::id.eq(id))
-        .filter(sessions::expires_at.gt(diesel::dsl::now))
+        .filter(sessions::expires_at.gt(now))
         .select(sessions::state)
         .first(conn)
         .optional()
@@ -29,9 +32,9 @@ pub fn insert(conn: &mut PgConnection, row: &SessionRow) -> QueryResult<()> {
     diesel::insert_into(sessions::table).values(row).execute(conn).map(|_| ())
 }
 
-/// Replaces a live session's state; returns whether it still existed.
-pub fn update(conn: &mut PgConnection, row: &SessionRow) -> QueryResult<bool> {
-    diesel::update(sessions::table.filter(sessions::id.eq(&row.id)).filter(sessions::expires_at.gt(diesel::dsl::now)))
+/// Replaces a session's state if it is live at `now`; returns whether it still existed.
+pub fn update(conn: &mut PgConnection, row: &SessionRow, now: DateTime<Utc>) -> QueryResult<bool> {
+    diesel::update(sessions::table.filter(sessions::id.eq(&row.id)).filter(sessions::expires_at.gt(now)))
         .set(row)
         .execute(conn)
         .map(|n| n > 0)
@@ -39,11 +42,11 @@ pub fn update(conn: &mut PgConnection, row: &SessionRow) -> QueryResult<bool> {
 
 /// Extends a session's idle deadline, writing only when it moved by more than a minute so
 /// that busy pages do not turn into a write per request.
-pub fn touch(conn: &mut PgConnection, id: &str, expires_at: DateTime<Utc>) -> QueryResult<()> {
+pub fn touch(conn: &mut PgConnection, id: &str, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> QueryResult<()> {
     diesel::update(
         sessions::table
             .filter(sessions::id.eq(id))
-            .filter(sessions::expires_at.gt(diesel::dsl::now))
+            .filter(sessions::expires_at.gt(now))
             .filter(sessions::expires_at.lt(expires_at - chrono::Duration::minutes(1))),
     )
     .set(sessions::expires_at.eq(expires_at))
@@ -65,7 +68,7 @@ pub fn delete_for_staff(conn: &mut PgConnection, staff_id: i64) -> QueryResult<u
     diesel::delete(sessions::table.filter(sessions::staff_id.eq(staff_id))).execute(conn)
 }
 
-/// Removes expired rows (run periodically).
-pub fn delete_expired(conn: &mut PgConnection) -> QueryResult<usize> {
-    diesel::delete(sessions::table.filter(sessions::expires_at.le(diesel::dsl::now))).execute(conn)
+/// Removes rows expired at `now` (run periodically).
+pub fn delete_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)
 }

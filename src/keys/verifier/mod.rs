@@ -21,6 +21,7 @@ use ipnetwork::IpNetwork;
 use serde::{Serialize, Serializer};
 
 use crate::{
+    clock::Clock,
     db::{Database, models::api_key::KeyOwner},
     error::AppError,
     keys::{KeyHasher, ParsedKey},
@@ -187,10 +188,12 @@ pub struct Verifier {
     /// Milliseconds since `started` until which the database counts as unavailable.
     unavailable_until_ms: std::sync::atomic::AtomicU64,
     started: std::time::Instant,
+    /// The application's clock: expiry and grace periods are judged by it, as on the pages.
+    clock: Clock,
 }
 
 impl Verifier {
-    pub fn new(db: Database, hasher: KeyHasher, cache_enabled: bool, invalid_per_minute: u32) -> Self {
+    pub fn new(db: Database, hasher: KeyHasher, cache_enabled: bool, invalid_per_minute: u32, clock: Clock) -> Self {
         Self {
             cache: KeyCache::new(cache_enabled),
             usage: UsageRecorder::default(),
@@ -199,6 +202,7 @@ impl Verifier {
             db,
             unavailable_until_ms: std::sync::atomic::AtomicU64::new(0),
             started: std::time::Instant::now(),
+            clock,
         }
     }
 
@@ -233,7 +237,7 @@ impl Verifier {
             self.throttle.failed(attempt.client_ip);
             return Ok(Verdict::bare(Code::NotFound));
         };
-        let now = Utc::now();
+        let now = self.clock.now();
         let current = self.hasher.matches(parsed.full, &key.secret_hash);
         let previous = !current
             && key

@@ -47,7 +47,7 @@ pub async fn report(req: HttpRequest, state: web::Data<AppState>, body: ApiBody)
     if reports.len() > MAX_REPORTS {
         return Err(ApiError::BadRequest(format!("At most {MAX_REPORTS} reports per request.")));
     }
-    let client_ip = ClientIp::of(&req);
+    let (client_ip, now) = (ClientIp::of(&req), state.clock.now());
     // Checked once, before the batch: a batch is answered whole (a scanner's batch may hold
     // many stale tokens before a live one), and its misses count for the next request. The
     // work per request is bounded by `MAX_REPORTS`, and a miss locks nothing.
@@ -69,7 +69,7 @@ pub async fn report(req: HttpRequest, state: web::Data<AppState>, body: ApiBody)
             real = state
                 .db
                 .transaction(move |conn| {
-                    lifecycle::report_leak(conn, &Actor::anonymous(client_ip), &hasher, &token, &report)
+                    lifecycle::report_leak(conn, &Actor::anonymous(client_ip).at(now), &hasher, &token, &report)
                 })
                 .await?;
             if !real {

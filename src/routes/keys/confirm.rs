@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::{
@@ -55,8 +55,8 @@ impl Confirmed {
 
     /// The confirmation's heading, message, note, button and whether it is dangerous. The
     /// texts are in templates/keys/confirm.txt.
-    fn page(self, key: &ApiKey) -> AppResult<(String, String, Option<String>, &'static str, bool)> {
-        let texts = Texts::of(self, key);
+    fn page(self, key: &ApiKey, now: DateTime<Utc>) -> AppResult<(String, String, Option<String>, &'static str, bool)> {
+        let texts = Texts::of(self, key, now);
         let note = text(&texts.as_note())?;
         let (button, danger) = match self {
             Confirmed::Deactivate => ("Deactivate key", true),
@@ -68,8 +68,8 @@ impl Confirmed {
     }
 
     /// The flash message once it is done.
-    fn done(self, key: &ApiKey) -> AppResult<String> {
-        text(&Texts::of(self, key).as_done())
+    fn done(self, key: &ApiKey, now: DateTime<Utc>) -> AppResult<String> {
+        text(&Texts::of(self, key, now).as_done())
     }
 }
 
@@ -84,9 +84,10 @@ struct Texts<'a> {
 }
 
 impl<'a> Texts<'a> {
-    fn of(which: Confirmed, key: &'a ApiKey) -> Self {
-        let date = |at: chrono::DateTime<Utc>| at.format("%Y-%m-%d").to_string();
-        let expired = key.expires_at.is_some_and(|at| at <= Utc::now());
+    /// `now` (the application's clock) decides whether the key has expired.
+    fn of(which: Confirmed, key: &'a ApiKey, now: DateTime<Utc>) -> Self {
+        let date = |at: DateTime<Utc>| at.format("%Y-%m-%d").to_string();
+        let expired = key.expires_at.is_some_and(|at| at <= now);
         Texts {
             op: which.slug(),
             name: &key.name,
@@ -111,7 +112,7 @@ pub async fn confirm_form<A: KeyArea>(
     if matches!(which, Confirmed::Delete) && return_to.starts_with(&detail_href) {
         return_to = area.base();
     }
-    let (heading, message, note, button, danger) = which.page(&key)?;
+    let (heading, message, note, button, danger) = which.page(&key, state.clock.now())?;
     let ctx = area.context(&heading)?;
     render(&ConfirmPage {
         ctx,
@@ -154,7 +155,7 @@ pub async fn confirmed<A: KeyArea>(
         }
     })
     .await?;
-    session::flash(area.session(), FlashLevel::Success, which.done(&key)?);
+    session::flash(area.session(), FlashLevel::Success, which.done(&key, state.clock.now())?);
     let detail_href = format!("{}/{public_id}", area.base());
     let mut target = return_path(&area, &form.return_to, detail_href.clone());
     if matches!(which, Confirmed::Delete) && target.starts_with(&detail_href) {

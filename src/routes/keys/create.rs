@@ -125,7 +125,7 @@ pub async fn create<A: KeyArea>(
             }
             _ => {
                 let owner = owner_context(conn, owner_kind)?;
-                errors.extend(lifecycle::input_errors(conn, &owner, input)?);
+                errors.extend(lifecycle::input_errors(conn, &actor, &owner, input)?);
                 Err(AppError::Invalid(errors))
             }
         })

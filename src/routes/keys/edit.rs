@@ -60,7 +60,7 @@ pub async fn edit<A: KeyArea>(
         }
         let key = lifecycle::visible(conn, &actor, at, KeyOp::Edit)?;
         let owner = OwnerContext::of_key(conn, &key)?;
-        errors.extend(lifecycle::input_errors(conn, &owner, input)?);
+        errors.extend(lifecycle::input_errors(conn, &actor, &owner, input)?);
         Err(AppError::Invalid(errors))
     })
     .await;

@@ -87,13 +87,14 @@ pub async fn list<A: KeyArea>(
         (Vec::new(), 0)
     } else {
         let scope = area.scope();
+        let now = state.clock.now();
         let row_base = base.clone();
         let filter = filter.clone();
         state
             .db
             .run(move |conn| {
                 let (keys, total) = ApiKey::list(conn, scope, &filter)?;
-                Ok((view::rows(conn, &keys, &row_base)?, total))
+                Ok((view::rows(conn, &keys, &row_base, now)?, total))
             })
             .await?
     };

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel::PgConnection;
 
 use crate::{
@@ -69,7 +69,8 @@ impl KeyRow {
 }
 
 /// Builds the rows of `keys` (one query per related table).
-pub fn rows(conn: &mut PgConnection, keys: &[ApiKey], base: &str) -> Result<Vec<KeyRow>, AppError> {
+/// The rows of `keys`, their states and times as of `now` (the application's clock).
+pub fn rows(conn: &mut PgConnection, keys: &[ApiKey], base: &str, now: DateTime<Utc>) -> Result<Vec<KeyRow>, AppError> {
     let ids: Vec<i64> = keys.iter().map(|k| k.id).collect();
     let mut actions = ApiKey::actions_of(conn, &ids)?;
     let mut assets = ApiKey::assets_of(conn, &ids)?;
@@ -79,7 +80,6 @@ pub fn rows(conn: &mut PgConnection, keys: &[ApiKey], base: &str) -> Result<Vec<
     let users = User::names_by_id(conn, &user_ids)?;
     let staff_ids: Vec<i64> = keys.iter().filter_map(|k| k.created_by_staff_id).collect();
     let staff = StaffAccount::names_by_id(conn, &staff_ids)?;
-    let now = Utc::now();
     let name = |users: &HashMap<i64, (String, String)>, id: i64| {
         users.get(&id).map(|(n, _)| n.clone()).unwrap_or_else(|| "(unknown)".into())
     };
@@ -119,16 +119,16 @@ pub fn rows(conn: &mut PgConnection, keys: &[ApiKey], base: &str) -> Result<Vec<
                 assets: asset_labels,
                 all_assets: key.all_assets,
                 allowed_ips: key.cidrs().iter().map(|c| c.to_string()).collect(),
-                created: Stamp::new(key.created_at),
+                created: Stamp::relative_to(key.created_at, now),
                 created_by,
-                last_used: Stamp::maybe(key.last_used_at),
+                last_used: Stamp::maybe_relative_to(key.last_used_at, now),
                 last_used_ip: key.last_used_ip.map(|ip| ip.ip().to_string()),
                 active: key.active,
                 expired: key.is_expired_at(now),
                 expiring_soon: key.expires_within(now, EXPIRING_SOON_DAYS),
-                expires: Stamp::maybe(key.expires_at),
+                expires: Stamp::maybe_relative_to(key.expires_at, now),
                 rotating,
-                grace_ends: if rotating { Stamp::maybe(key.previous_secret_expires_at) } else { None },
+                grace_ends: if rotating { Stamp::maybe_relative_to(key.previous_secret_expires_at, now) } else { None },
                 href: format!("{base}/{}", key.public_id),
             }
         })
@@ -164,7 +164,7 @@ pub struct KeyDetail {
 }
 
 pub fn detail(conn: &mut PgConnection, actor: &Actor, key: &ApiKey, base: &str) -> Result<KeyDetail, AppError> {
-    let row = rows(conn, std::slice::from_ref(key), base)?.remove(0);
+    let row = rows(conn, std::slice::from_ref(key), base, actor.now)?.remove(0);
     let history = AuditEvent::list_for_target(
         conn,
         key.organization_id,
@@ -175,21 +175,25 @@ pub fn detail(conn: &mut PgConnection, actor: &Actor, key: &ApiKey, base: &str) 
     )?
     .into_iter()
     .map(|e| HistoryRow {
-        at: Stamp::new(e.occurred_at),
+        at: Stamp::relative_to(e.occurred_at, actor.now),
         actor: if e.actor_label.is_empty() { e.actor_type } else { e.actor_label },
         action: e.action,
         result: e.result,
     })
     .collect();
-    let now = Utc::now();
+    let now = actor.now;
     let rotating = key.is_rotating_at(now);
     Ok(KeyDetail {
         previous_last4: if rotating { key.previous_secret_last4.clone() } else { None },
-        previous_last_used: if rotating { Stamp::maybe(key.previous_secret_last_used_at) } else { None },
+        previous_last_used: if rotating {
+            Stamp::maybe_relative_to(key.previous_secret_last_used_at, now)
+        } else {
+            None
+        },
         previous_in_use: rotating
             && key.previous_secret_last_used_at.is_some_and(|at| now - at < chrono::Duration::minutes(15)),
-        rekeyed: Stamp::maybe(key.rekeyed_at),
-        deactivated: if key.active { None } else { Stamp::maybe(key.deactivated_at) },
+        rekeyed: Stamp::maybe_relative_to(key.rekeyed_at, now),
+        deactivated: if key.active { None } else { Stamp::maybe_relative_to(key.deactivated_at, now) },
         deactivation_reason: if key.active { None } else { key.deactivation_reason.clone() },
         leaked: lifecycle::is_leaked(key),
         may_rekey: lifecycle::may_issue(conn, actor, key, Issue::Rekey)?,

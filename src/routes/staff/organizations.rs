@@ -172,6 +172,7 @@ pub async fn detail(
     let page = page_index(query.page, PER_PAGE);
     let base = format!("/staff/organizations/{id}/keys");
     let row_base = base.clone();
+    let now = state.clock.now();
     let (organization, (users, users_total), keys, keys_total) = state
         .db
         .run(move |conn| {
@@ -179,7 +180,7 @@ pub async fn detail(
             let users = user_rows(conn, id, "", 0, USERS_ON_DETAIL)?;
             let filter = KeyListFilter { page, per_page: PER_PAGE, ..KeyListFilter::default() };
             let (keys, keys_total) = ApiKey::list(conn, KeyScope::Organization(id), &filter)?;
-            let keys = view::rows(conn, &keys, &row_base)?;
+            let keys = view::rows(conn, &keys, &row_base, now)?;
             Ok((organization, users, keys, keys_total))
         })
         .await?;

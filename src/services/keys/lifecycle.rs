@@ -4,7 +4,7 @@
 //! keyed hashes are stored, and the audit log never sees either.
 
 use crate::services::audit::AuditAction;
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use diesel::{Connection, PgConnection};
 use serde_json::{Value, json};
 
@@ -123,8 +123,8 @@ pub fn policy_of(owner: &OwnerContext) -> KeyPolicy {
 }
 
 /// Refuses an expiry the owner's policy does not allow, as a field error of the form.
-fn check_expiry(owner: &OwnerContext, settings: &KeySettings) -> Result<(), AppError> {
-    policy_of(owner).check_expiry(settings.expires_at, Utc::now()).map_err(|message| {
+fn check_expiry(actor: &Actor, owner: &OwnerContext, settings: &KeySettings) -> Result<(), AppError> {
+    policy_of(owner).check_expiry(settings.expires_at, actor.now).map_err(|message| {
         let mut errors = FieldErrors::new();
         errors.add("expires_on", message);
         AppError::Invalid(errors)
@@ -200,8 +200,13 @@ fn write_scopes(conn: &mut PgConnection, key: &ApiKey, settings: &KeySettings) -
 
 /// The field errors the key service would raise for `input` for a key of `owner` (none if it
 /// is fine): a form whose other fields did not parse can still show every problem at once.
-pub fn input_errors(conn: &mut PgConnection, owner: &OwnerContext, input: KeyInput) -> Result<FieldErrors, AppError> {
-    let today = Utc::now().date_naive();
+pub fn input_errors(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    owner: &OwnerContext,
+    input: KeyInput,
+) -> Result<FieldErrors, AppError> {
+    let today = actor.now.date_naive();
     match KeySettings::resolve(conn, input, owner, &policy_of(owner), today) {
         Ok(_) => Ok(FieldErrors::new()),
         Err(AppError::Invalid(errors)) => Ok(errors),
@@ -225,9 +230,9 @@ pub fn create(
     }
     let owner = owner_context(conn, request.owner)?;
     access::check_create(actor, user.as_ref(), &owner)?;
-    let settings = &KeySettings::resolve(conn, request.input, &owner, &policy_of(&owner), Utc::now().date_naive())?;
+    let settings = &KeySettings::resolve(conn, request.input, &owner, &policy_of(&owner), actor.now.date_naive())?;
     check_actions(user.as_ref(), &owner, &settings.actions, None)?;
-    check_expiry(&owner, settings)?;
+    check_expiry(actor, &owner, settings)?;
     let reach = KeyReach::of_settings(settings);
     ceiling::check_issue(conn, actor, user.as_ref(), &owner, &reach, Issue::Create)?;
     if let Some(organization) = owner.organization() {
@@ -362,16 +367,16 @@ pub fn update(conn: &mut PgConnection, actor: &Actor, at: KeyRef<'_>, input: Key
     let (key, user) = lock(conn, actor, at, KeyOp::Edit)?;
     // A later expiry date would bring an expired key back to life: expired keys stay
     // expired (they can still be renamed, looked at and deleted).
-    if key.is_expired_at(Utc::now()) {
+    if key.is_expired_at(actor.now) {
         return Err(AppError::Conflict(
             "This key has expired and stays expired; create a new key instead of editing this one.".into(),
         ));
     }
     let owner = OwnerContext::of_key(conn, &key)?;
-    let settings = KeySettings::resolve(conn, input, &owner, &policy_of(&owner), Utc::now().date_naive())?;
+    let settings = KeySettings::resolve(conn, input, &owner, &policy_of(&owner), actor.now.date_naive())?;
     let existing_actions = ApiKey::action_ids(conn, key.id)?;
     check_actions(user.as_ref(), &owner, &settings.actions, Some((&key, &existing_actions)))?;
-    check_expiry(&owner, &settings)?;
+    check_expiry(actor, &owner, &settings)?;
     let before = KeyReach::of_key(conn, &key)?;
     ceiling::check_edit(conn, actor, user.as_ref(), &owner, &before, &KeyReach::of_settings(&settings))?;
     let updated = ApiKey::update_settings(
@@ -462,7 +467,7 @@ pub fn rekey(
             "Someone re-keyed this key a moment ago, and its new secret was shown to them. Open the key again and re-key it if you still need to.".into(),
         ));
     }
-    let now = Utc::now();
+    let now = actor.now;
     if key.is_expired_at(now) {
         return Err(AppError::Conflict("This key has expired; create a new key instead of re-keying it.".into()));
     }
@@ -604,7 +609,7 @@ pub fn report_leak(
     let Some(parsed) = crate::keys::ParsedKey::parse(token) else {
         return Ok(false);
     };
-    let now = Utc::now();
+    let now = actor.now;
     let matches = |key: &ApiKey| {
         let current = hasher.matches(token, &key.secret_hash);
         let previous = !current

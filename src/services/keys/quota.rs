@@ -49,26 +49,38 @@ struct At {
 }
 
 /// Live keys a user owns or created, counted up to `limit`.
-fn live_keys_of_user(conn: &mut PgConnection, user_id: i64, limit: i32) -> diesel::QueryResult<i64> {
+fn live_keys_of_user(
+    conn: &mut PgConnection,
+    user_id: i64,
+    limit: i32,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<i64> {
     diesel::sql_query(
         "SELECT count(*) AS n FROM (SELECT 1 FROM api_keys \
          WHERE (owner_user_id = $1 OR created_by_user_id = $1) \
-         AND (expires_at IS NULL OR expires_at > now()) LIMIT $2) live",
+         AND (expires_at IS NULL OR expires_at > $3) LIMIT $2) live",
     )
     .bind::<BigInt, _>(user_id)
     .bind::<Integer, _>(limit)
+    .bind::<Timestamptz, _>(now)
     .get_result::<Count>(conn)
     .map(|c| c.n)
 }
 
 /// Live keys of an organization, counted up to `limit`.
-fn live_keys_of_organization(conn: &mut PgConnection, organization_id: i64, limit: i32) -> diesel::QueryResult<i64> {
+fn live_keys_of_organization(
+    conn: &mut PgConnection,
+    organization_id: i64,
+    limit: i32,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<i64> {
     diesel::sql_query(
         "SELECT count(*) AS n FROM (SELECT 1 FROM api_keys WHERE organization_id = $1 \
-         AND (expires_at IS NULL OR expires_at > now()) LIMIT $2) live",
+         AND (expires_at IS NULL OR expires_at > $3) LIMIT $2) live",
     )
     .bind::<BigInt, _>(organization_id)
     .bind::<Integer, _>(limit)
+    .bind::<Timestamptz, _>(now)
     .get_result::<Count>(conn)
     .map(|c| c.n)
 }
@@ -81,16 +93,18 @@ fn limiting_creation(
     organization_id: i64,
     user_id: i64,
     limit: i32,
+    now: DateTime<Utc>,
 ) -> diesel::QueryResult<Option<DateTime<Utc>>> {
     diesel::sql_query(
         "SELECT occurred_at AS at FROM audit_events \
          WHERE organization_id = $1 AND action = 'key.create' AND result = 'success' \
-         AND actor_type = 'user' AND actor_id = $2 AND occurred_at > now() - interval '1 hour' \
+         AND actor_type = 'user' AND actor_id = $2 AND occurred_at > $4 - interval '1 hour' \
          ORDER BY occurred_at DESC OFFSET $3 LIMIT 1",
     )
     .bind::<BigInt, _>(organization_id)
     .bind::<BigInt, _>(user_id)
     .bind::<Integer, _>(limit - 1)
+    .bind::<Timestamptz, _>(now)
     .get_results::<At>(conn)
     .map(|rows| rows.into_iter().next().map(|row| row.at))
 }
@@ -112,8 +126,8 @@ pub fn check(conn: &mut PgConnection, actor: &Actor, organization: &Organization
     diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('keyward.key-create', $1))")
         .bind::<BigInt, _>(user_id)
         .execute(conn)?;
-    if let Some(at) = limiting_creation(conn, organization.id, user_id, quotas.creations_per_hour)? {
-        let wait = (at + RATE_WINDOW - Utc::now()).num_seconds().max(1);
+    if let Some(at) = limiting_creation(conn, organization.id, user_id, quotas.creations_per_hour, actor.now)? {
+        let wait = (at + RATE_WINDOW - actor.now).num_seconds().max(1);
         return Err(AppError::TooManyRequests {
             message: format!(
                 "You have created {} keys in the last hour, the most the key policy allows. \
@@ -124,14 +138,15 @@ pub fn check(conn: &mut PgConnection, actor: &Actor, organization: &Organization
             retry_after_secs: wait as u64,
         });
     }
-    if live_keys_of_user(conn, user_id, quotas.per_user)? >= i64::from(quotas.per_user) {
+    if live_keys_of_user(conn, user_id, quotas.per_user, actor.now)? >= i64::from(quotas.per_user) {
         return Err(full(format!(
             "You have {} live keys, the most the key policy allows per person. Delete keys you no \
              longer use, or ask an administrator to raise the quota.",
             quotas.per_user
         )));
     }
-    if live_keys_of_organization(conn, organization.id, quotas.per_organization)? >= i64::from(quotas.per_organization)
+    if live_keys_of_organization(conn, organization.id, quotas.per_organization, actor.now)?
+        >= i64::from(quotas.per_organization)
     {
         return Err(full(format!(
             "{} has {} live keys, the most its key policy allows. Delete keys that are no longer \
