@@ -11,6 +11,7 @@ pub mod extract;
 pub mod health;
 pub mod keys;
 pub mod password;
+pub mod saved;
 pub mod session;
 pub mod staff;
 pub mod static_files;

@@ -1,7 +1,7 @@
 //! Admin → Assets: assets (vehicles, devices, sites…) and asset groups that keys can be
 //! limited to. Administrators only.
 
-use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -11,11 +11,11 @@ use crate::{
         session::{self, FlashLevel},
     },
     db::models::asset::{Asset, AssetGroup},
-    error::{AppError, AppResult, FieldErrors},
-    routes::{extract::HtmlForm, keys::form::Choice},
+    error::{AppResult, FieldErrors},
+    routes::{extract::HtmlForm, keys::form::Choice, saved},
     services::assets,
     state::AppState,
-    views::{PageContext, Section, confirm::ConfirmPage, redirect, render, render_with_status},
+    views::{PageContext, Section, confirm::ConfirmPage, redirect, render},
 };
 
 const BASE: &str = "/admin/assets";
@@ -162,18 +162,14 @@ async fn save_asset(
             }
         })
         .await;
-    match result {
-        Ok(asset) => {
-            let verb = if editing.is_some() { "Saved" } else { "Added" };
-            session::flash(&admin.session, FlashLevel::Success, format!("{verb} {} ({}).", asset.name, asset.code));
-            Ok(redirect(BASE))
-        }
-        Err(AppError::Invalid(errors)) => render_with_status(
-            &asset_form(&admin, &state, editing, values, errors).await?,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
-        Err(e) => Err(e),
-    }
+    let verb = if editing.is_some() { "Saved" } else { "Added" };
+    saved::answer(
+        &admin.session,
+        result,
+        |asset| (format!("{verb} {} ({}).", asset.name, asset.code), BASE.into()),
+        |errors| asset_form(&admin, &state, editing, values, errors),
+    )
+    .await
 }
 
 #[post("/admin/assets")]
@@ -325,18 +321,14 @@ async fn save_group(
             }
         })
         .await;
-    match result {
-        Ok(group) => {
-            let verb = if editing.is_some() { "Saved" } else { "Created" };
-            session::flash(&admin.session, FlashLevel::Success, format!("{verb} the group {}.", group.name));
-            Ok(redirect(BASE))
-        }
-        Err(AppError::Invalid(errors)) => render_with_status(
-            &group_form(&admin, &state, editing, values, errors).await?,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
-        Err(e) => Err(e),
-    }
+    let verb = if editing.is_some() { "Saved" } else { "Created" };
+    saved::answer(
+        &admin.session,
+        result,
+        |group| (format!("{verb} the group {}.", group.name), BASE.into()),
+        |errors| group_form(&admin, &state, editing, values, errors),
+    )
+    .await
 }
 
 #[post("/admin/assets/groups")]

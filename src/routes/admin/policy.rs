@@ -1,23 +1,20 @@
 //! Admin → Key policy: default and maximum key lifetime, never-expiring keys, default re-key
 //! grace. Administrators only.
 
-use actix_web::{HttpResponse, get, http::StatusCode, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
 use crate::{
-    auth::{
-        OrgAdmin,
-        session::{self, FlashLevel},
-    },
-    error::{AppError, AppResult, FieldErrors},
-    routes::extract::HtmlForm,
+    auth::OrgAdmin,
+    error::{AppResult, FieldErrors},
+    routes::{extract::HtmlForm, saved},
     services::{
         keys::GRACE_CHOICES,
         organizations::{self, PolicyInput},
     },
     state::AppState,
-    views::{PageContext, Section, redirect, render, render_with_status},
+    views::{PageContext, Section, render},
 };
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -96,18 +93,16 @@ pub async fn update(
     };
     let actor = admin.actor();
     let organization_id = admin.organization.id;
-    match state.db.transaction(move |conn| organizations::update_policy(conn, &actor, organization_id, &input)).await {
-        Ok(_) => {
-            session::flash(
-                &admin.session,
-                FlashLevel::Success,
-                "Saved the key policy. It applies to keys created, edited and re-keyed from now on.",
-            );
-            Ok(redirect("/admin/policy"))
-        }
-        Err(AppError::Invalid(errors)) => {
-            render_with_status(&page(&admin, values, errors)?, StatusCode::UNPROCESSABLE_ENTITY)
-        }
-        Err(e) => Err(e),
-    }
+    let result =
+        state.db.transaction(move |conn| organizations::update_policy(conn, &actor, organization_id, &input)).await;
+    saved::answer(
+        &admin.session,
+        result,
+        |_| {
+            let message = "Saved the key policy. It applies to keys created, edited and re-keyed from now on.";
+            (message.into(), "/admin/policy".into())
+        },
+        |errors| async { page(&admin, values, errors) },
+    )
+    .await
 }

@@ -1,7 +1,7 @@
 //! Admin → Roles: custom roles with their permissions and the API actions holders may put on
 //! keys. Administrators only.
 
-use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -12,11 +12,11 @@ use crate::{
     },
     db::models::{ApiAction, Role},
     domain::Permission,
-    error::{AppError, AppResult, FieldErrors},
-    routes::{extract::HtmlForm, keys::form::Choice},
+    error::{AppResult, FieldErrors},
+    routes::{extract::HtmlForm, keys::form::Choice, saved},
     services::roles,
     state::AppState,
-    views::{PageContext, Section, confirm::ConfirmPage, redirect, render, render_with_status},
+    views::{PageContext, Section, confirm::ConfirmPage, redirect, render},
 };
 
 const BASE: &str = "/admin/roles";
@@ -169,22 +169,18 @@ async fn save(
             }
         })
         .await;
-    match result {
-        Ok(role) => {
-            let verb = if id.is_some() { "Saved" } else { "Created" };
-            session::flash(&admin.session, FlashLevel::Success, format!("{verb} the role {}.", role.name));
-            Ok(redirect(BASE))
-        }
-        Err(AppError::Invalid(errors)) => {
-            let (heading, url) = match id {
-                None => ("New role".to_string(), BASE.to_string()),
-                Some(id) => (format!("Edit {}", values.name), format!("{BASE}/{id}/edit")),
-            };
-            let page = form_page(&admin, &state, heading, url, values, errors).await?;
-            render_with_status(&page, StatusCode::UNPROCESSABLE_ENTITY)
-        }
-        Err(e) => Err(e),
-    }
+    let verb = if id.is_some() { "Saved" } else { "Created" };
+    let (heading, url) = match id {
+        None => ("New role".to_string(), BASE.to_string()),
+        Some(id) => (format!("Edit {}", values.name), format!("{BASE}/{id}/edit")),
+    };
+    saved::answer(
+        &admin.session,
+        result,
+        |role| (format!("{verb} the role {}.", role.name), BASE.into()),
+        |errors| form_page(&admin, &state, heading, url, values, errors),
+    )
+    .await
 }
 
 #[post("/admin/roles")]

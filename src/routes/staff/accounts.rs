@@ -1,7 +1,7 @@
 //! Staff → Staff accounts: list, create (with an initial password), deactivate (which ends
 //! the account's sessions) and reactivate.
 
-use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -13,10 +13,10 @@ use crate::{
     db::models::StaffAccount,
     domain::NewPassword,
     error::{AppError, AppResult, FieldErrors},
-    routes::{extract::HtmlForm, staff::path_id},
+    routes::{extract::HtmlForm, saved, staff::path_id},
     services::{platform, staff as staff_service},
     state::AppState,
-    views::{PageContext, Section, confirm::ConfirmPage, redirect, render, render_with_status, time::Stamp},
+    views::{PageContext, Section, confirm::ConfirmPage, redirect, render, time::Stamp},
 };
 
 const BASE: &str = "/staff/accounts";
@@ -97,22 +97,16 @@ pub async fn create(
         }
         _ => Err(AppError::Invalid(errors)),
     };
-    match result {
-        Ok(created) => {
-            session::flash(
-                &staff.session,
-                FlashLevel::Success,
-                format!("Created the staff account {}.", created.email),
-            );
-            Ok(redirect(BASE))
-        }
-        Err(AppError::Invalid(errors)) => {
+    saved::answer(
+        &staff.session,
+        result,
+        |created| (format!("Created the staff account {}.", created.email), BASE.into()),
+        |errors| async {
             let ctx = PageContext::for_staff(&staff, "New staff account", Section::StaffAccounts)?;
-            let values = AccountForm { password: String::new(), ..values };
-            render_with_status(&FormPage { ctx, values, errors }, StatusCode::UNPROCESSABLE_ENTITY)
-        }
-        Err(e) => Err(e),
-    }
+            Ok(FormPage { ctx, values: AccountForm { password: String::new(), ..values }, errors })
+        },
+    )
+    .await
 }
 
 #[get("/staff/accounts/{id}/{change:deactivate|reactivate}")]

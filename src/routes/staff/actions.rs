@@ -1,7 +1,7 @@
 //! Staff → API actions: the platform-wide catalog of privileges keys can be granted. Add,
 //! describe, and retire (after a confirmation that says how many keys use the action).
 
-use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -12,10 +12,10 @@ use crate::{
     },
     db::models::ApiAction,
     error::{AppError, AppResult, FieldErrors},
-    routes::{extract::HtmlForm, staff::path_id},
+    routes::{extract::HtmlForm, saved, staff::path_id},
     services::platform,
     state::AppState,
-    views::{PageContext, Section, confirm::ConfirmPage, redirect, render, render_with_status},
+    views::{PageContext, Section, confirm::ConfirmPage, redirect, render},
 };
 
 const BASE: &str = "/staff/actions";
@@ -89,16 +89,13 @@ async fn save(
             Some(id) => platform::describe_action(conn, &actor, id, &submitted.description),
         })
         .await;
-    match result {
-        Ok(action) => {
-            session::flash(&staff.session, FlashLevel::Success, format!("Saved the action {}.", action.code));
-            Ok(redirect(BASE))
-        }
-        Err(AppError::Invalid(errors)) => {
-            render_with_status(&form(&staff, editing, values, errors)?, StatusCode::UNPROCESSABLE_ENTITY)
-        }
-        Err(e) => Err(e),
-    }
+    saved::answer(
+        &staff.session,
+        result,
+        |action| (format!("Saved the action {}.", action.code), BASE.into()),
+        |errors| async { form(&staff, editing, values, errors) },
+    )
+    .await
 }
 
 #[post("/staff/actions")]

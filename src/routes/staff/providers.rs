@@ -1,24 +1,21 @@
 //! Staff → Service providers: list, create, rename, and a provider's page (its client
 //! organizations and a way to its keys, which are managed by the shared key pages).
 
-use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
 use crate::{
-    auth::{
-        CurrentStaff,
-        session::{self, FlashLevel},
-    },
+    auth::CurrentStaff,
     db::models::{
         ApiKey, Organization, ServiceProvider,
         api_key::{KeyListFilter, KeyScope},
     },
     error::{AppError, AppResult},
-    routes::{extract::HtmlForm, staff::path_id},
+    routes::{extract::HtmlForm, saved, staff::path_id},
     services::platform,
     state::AppState,
-    views::{PageContext, Section, pager::MAX_COUNTED, redirect, render, render_with_status},
+    views::{PageContext, Section, pager::MAX_COUNTED, redirect, render},
 };
 
 struct ProviderRow {
@@ -109,42 +106,30 @@ async fn save(
             Some(id) => platform::rename_provider(conn, &actor, id, &submitted),
         })
         .await;
-    match result {
-        Ok(provider) => {
-            let message = if id.is_some() {
-                format!("Renamed to {}.", provider.name)
-            } else {
-                format!("Added {}.", provider.name)
-            };
-            session::flash(&staff.session, FlashLevel::Success, message);
-            Ok(redirect(&format!("/staff/providers/{}", provider.id)))
-        }
-        Err(AppError::Invalid(errors)) => {
-            let (heading, action_url, cancel_href) = match id {
-                None => {
-                    ("New service provider".to_string(), "/staff/providers".to_string(), "/staff/providers".to_string())
-                }
-                Some(id) => (
-                    "Rename service provider".to_string(),
-                    format!("/staff/providers/{id}/rename"),
-                    format!("/staff/providers/{id}"),
-                ),
-            };
-            let ctx = PageContext::for_staff(&staff, &heading, Section::StaffProviders)?;
-            render_with_status(
-                &FormPage {
-                    ctx,
-                    heading,
-                    action_url,
-                    cancel_href,
-                    name,
-                    error: errors.get("name").map(str::to_string),
-                },
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-        }
-        Err(e) => Err(e),
-    }
+    let (heading, action_url, cancel_href) = match id {
+        None => ("New service provider".to_string(), "/staff/providers".to_string(), "/staff/providers".to_string()),
+        Some(id) => (
+            "Rename service provider".to_string(),
+            format!("/staff/providers/{id}/rename"),
+            format!("/staff/providers/{id}"),
+        ),
+    };
+    saved::answer(
+        &staff.session,
+        result,
+        |provider| {
+            let verb = if id.is_some() { "Renamed to" } else { "Added" };
+            (format!("{verb} {}.", provider.name), format!("/staff/providers/{}", provider.id))
+        },
+        |errors| {
+            let (error, staff) = (errors.get("name").map(str::to_string), &staff);
+            async move {
+                let ctx = PageContext::for_staff(staff, &heading, Section::StaffProviders)?;
+                Ok(FormPage { ctx, heading, action_url, cancel_href, name, error })
+            }
+        },
+    )
+    .await
 }
 
 #[post("/staff/providers")]
