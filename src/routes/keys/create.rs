@@ -46,7 +46,7 @@ pub async fn new_form<A: KeyArea>(area: A, state: web::Data<AppState>) -> AppRes
         .db
         .run(move |conn| {
             let owner = owner_context(conn, owner)?;
-            let values = form::new_values(&policy_of(&owner), random_token(24), base);
+            let values = form::new_values(&policy_of(&owner), actor.now.date_naive(), random_token(24), base);
             form::build(conn, &actor, &owner, None, values, FieldErrors::new(), action_url)
         })
         .await?;

@@ -2,7 +2,7 @@
 //! errors, and the choices this actor may make (actions within their ceiling, the
 //! organization's assets and groups, proxy users) under the key policy.
 
-use chrono::Utc;
+use chrono::NaiveDate;
 use diesel::PgConnection;
 
 use super::submitted::KeyForm;
@@ -67,13 +67,13 @@ impl KeyFormView {
     }
 }
 
-/// The values of the create form for a new key of `owner`.
-pub fn new_values(policy: &KeyPolicy, form_token: String, return_to: String) -> KeyForm {
+/// The values of the create form for a new key under `policy`, made `today`.
+pub fn new_values(policy: &KeyPolicy, today: NaiveDate, form_token: String, return_to: String) -> KeyForm {
     KeyForm {
         environment: "live".into(),
         actions_mode: "all".into(),
         assets_mode: "all".into(),
-        expires_on: policy.default_expiry_date(Utc::now().date_naive()).to_string(),
+        expires_on: policy.default_expiry_date(today).to_string(),
         form_token,
         return_to,
         ..KeyForm::default()
@@ -167,7 +167,7 @@ pub fn build(
         None => (vec![], vec![], None),
     };
     let policy = policy_of(owner);
-    let today = Utc::now().date_naive();
+    let today = actor.now.date_naive();
     let nothing_to_grant = key.is_none() && actions.is_empty() && !may_grant_all_actions;
     Ok(KeyFormView {
         editing: key.is_some(),

@@ -2,7 +2,6 @@
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::Utc;
 use serde::Deserialize;
 
 use crate::{
@@ -95,7 +94,7 @@ pub async fn rekey_form<A: KeyArea>(
         ctx,
         action_url: format!("{detail_href}/rekey"),
         cancel_href: return_to.clone(),
-        rotating: key.is_rotating_at(Utc::now()),
+        rotating: key.is_rotating_at(area.actor().now),
         masked: key.masked(),
         name: key.name.clone(),
         options: grace_options(policy.default_grace_minutes, policy.default_grace_minutes),
