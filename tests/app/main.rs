@@ -19,6 +19,7 @@ mod keys;
 mod limits;
 mod resilience;
 mod scale;
+mod search_plans;
 mod security;
 mod staff;
 mod static_files;
