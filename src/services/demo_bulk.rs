@@ -157,3 +157,27 @@ FROM users WHERE organization_id = $1 AND id > $2
 UNION ALL
 SELECT created_at, $1, 'system', 'seed-demo', $5, 'api_key', public_id, name, 'success'
 FROM api_keys WHERE organization_id = $1 AND id > $3";
+
+/// Adds `count` organizations (`bulk-1`, `bulk-2`, …) with `users` users and `keys` keys each,
+/// for the platform scale point (a million keys across a hundred organizations). Each is
+/// filled in its own transaction, so memory and locks stay those of one organization.
+pub fn add_organizations(conn: &mut PgConnection, count: i64, users: i64, keys: i64) -> Result<Vec<i64>, AppError> {
+    #[derive(diesel::QueryableByName)]
+    struct Created {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let created: Vec<Created> = diesel::sql_query(
+        "INSERT INTO organizations (slug, name)
+         SELECT 'bulk-' || (n + g), 'Bulk ' || (n + g)
+         FROM generate_series(1, $1) AS g,
+              (SELECT count(*) AS n FROM organizations WHERE slug LIKE 'bulk-%') AS existing
+         RETURNING id",
+    )
+    .bind::<BigInt, _>(count)
+    .get_results(conn)?;
+    for organization in &created {
+        fill(conn, organization.id, users, keys)?;
+    }
+    Ok(created.into_iter().map(|c| c.id).collect())
+}
