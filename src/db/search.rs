@@ -12,22 +12,23 @@ pub fn term(typed: &str) -> String {
     typed.trim().chars().take(MAX_TERM_CHARS).collect()
 }
 
-/// The two patterns a term matches by (the same twice for substring search), to be joined
-/// with `OR` on each searched column.
+/// The patterns a term matches by, to be joined with `OR` on each searched column: one for
+/// substring search, two (start of the text, start of a word) for short terms. Testing a
+/// column twice with the same pattern is not free: it doubled the trigram index scans and
+/// the rechecks, and counting a term matching 5 % of 100,000 keys took 30-50 ms instead of 5.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchPatterns {
     pub first: String,
-    pub second: String,
+    pub second: Option<String>,
 }
 
 impl SearchPatterns {
     pub fn of(term: &str) -> Self {
         let escaped = term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         if term.chars().count() >= 3 {
-            let contains = format!("%{escaped}%");
-            Self { first: contains.clone(), second: contains }
+            Self { first: format!("%{escaped}%"), second: None }
         } else {
-            Self { first: format!("{escaped}%"), second: format!("% {escaped}%") }
+            Self { first: format!("{escaped}%"), second: Some(format!("% {escaped}%")) }
         }
     }
 }
@@ -39,9 +40,9 @@ mod tests {
     #[test]
     fn long_terms_match_anywhere_short_ones_at_word_starts() {
         assert_eq!(SearchPatterns::of("export").first, "%export%");
-        assert_eq!(SearchPatterns::of("export").second, "%export%");
+        assert_eq!(SearchPatterns::of("export").second, None, "one pattern, each column tested once");
         let short = SearchPatterns::of("qa");
-        assert_eq!((short.first.as_str(), short.second.as_str()), ("qa%", "% qa%"));
+        assert_eq!((short.first.as_str(), short.second.as_deref()), ("qa%", Some("% qa%")));
         assert_eq!(SearchPatterns::of("50%_off").first, "%50\\%\\_off%", "wildcards are literal");
     }
 }

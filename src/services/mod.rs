@@ -8,6 +8,7 @@ pub mod assets;
 pub mod audit;
 pub mod audit_action;
 pub mod demo;
+pub mod demo_bulk;
 pub mod demo_volume;
 pub mod keys;
 pub mod login;

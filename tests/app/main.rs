@@ -22,6 +22,7 @@ mod limits;
 mod offered;
 mod resilience;
 mod scale;
+mod search_plans;
 mod security;
 mod staff;
 mod static_files;

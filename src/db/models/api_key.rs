@@ -288,14 +288,18 @@ impl ApiKey {
         }
         if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
             let SearchPatterns { first, second } = SearchPatterns::of(search);
-            query = query.filter(
-                api_keys::name
-                    .ilike(first.clone())
-                    .or(api_keys::name.ilike(second.clone()))
-                    .or(api_keys::public_id.eq(search.to_string()))
-                    .or(api_keys::comment.ilike(first))
-                    .or(api_keys::comment.ilike(second)),
-            );
+            let exact = api_keys::public_id.eq(search.to_string());
+            query = match second {
+                None => query.filter(api_keys::name.ilike(first.clone()).or(exact).or(api_keys::comment.ilike(first))),
+                Some(second) => query.filter(
+                    api_keys::name
+                        .ilike(first.clone())
+                        .or(api_keys::name.ilike(second.clone()))
+                        .or(exact)
+                        .or(api_keys::comment.ilike(first))
+                        .or(api_keys::comment.ilike(second)),
+                ),
+            };
         }
         query
     }

@@ -69,7 +69,12 @@ impl AuditEvent {
         let mut query = audit_events::table.filter(audit_events::organization_id.eq(organization_id)).into_boxed();
         if let Some(actor) = &filter.actor {
             let SearchPatterns { first, second } = SearchPatterns::of(actor);
-            query = query.filter(audit_events::actor_label.ilike(first).or(audit_events::actor_label.ilike(second)));
+            query = match second {
+                None => query.filter(audit_events::actor_label.ilike(first)),
+                Some(second) => {
+                    query.filter(audit_events::actor_label.ilike(first).or(audit_events::actor_label.ilike(second)))
+                }
+            };
         }
         if let Some(action) = &filter.action {
             query = if action.ends_with('.') {
@@ -80,12 +85,13 @@ impl AuditEvent {
         }
         if let Some(target) = &filter.target {
             let SearchPatterns { first, second } = SearchPatterns::of(target);
-            query = query.filter(
-                audit_events::target_label
-                    .ilike(first)
-                    .or(audit_events::target_label.ilike(second))
-                    .or(audit_events::target_id.eq(target.clone())),
-            );
+            let exact = audit_events::target_id.eq(target.clone());
+            query = match second {
+                None => query.filter(audit_events::target_label.ilike(first).or(exact)),
+                Some(second) => query.filter(
+                    audit_events::target_label.ilike(first).or(audit_events::target_label.ilike(second)).or(exact),
+                ),
+            };
         }
         if let Some(result) = &filter.result {
             query = query.filter(audit_events::result.eq(result.clone()));

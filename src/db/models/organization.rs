@@ -64,13 +64,16 @@ impl Organization {
             }
             if !search.is_empty() {
                 let SearchPatterns { first, second } = SearchPatterns::of(search);
-                query = query.filter(
-                    organizations::name
-                        .ilike(first.clone())
-                        .or(organizations::name.ilike(second.clone()))
-                        .or(organizations::slug.ilike(first))
-                        .or(organizations::slug.ilike(second)),
-                );
+                query = match second {
+                    None => query.filter(organizations::name.ilike(first.clone()).or(organizations::slug.ilike(first))),
+                    Some(second) => query.filter(
+                        organizations::name
+                            .ilike(first.clone())
+                            .or(organizations::name.ilike(second.clone()))
+                            .or(organizations::slug.ilike(first))
+                            .or(organizations::slug.ilike(second)),
+                    ),
+                };
             }
             query
         };

@@ -199,13 +199,16 @@ impl User {
             let mut query = users::table.filter(users::organization_id.eq(organization_id)).into_boxed();
             if !search.is_empty() {
                 let SearchPatterns { first, second } = SearchPatterns::of(search);
-                query = query.filter(
-                    users::display_name
-                        .ilike(first.clone())
-                        .or(users::display_name.ilike(second.clone()))
-                        .or(users::email.ilike(first))
-                        .or(users::email.ilike(second)),
-                );
+                query = match second {
+                    None => query.filter(users::display_name.ilike(first.clone()).or(users::email.ilike(first))),
+                    Some(second) => query.filter(
+                        users::display_name
+                            .ilike(first.clone())
+                            .or(users::display_name.ilike(second.clone()))
+                            .or(users::email.ilike(first))
+                            .or(users::email.ilike(second)),
+                    ),
+                };
             }
             query
         };
