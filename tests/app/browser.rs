@@ -56,9 +56,9 @@ fn chromedriver_port() -> u16 {
         .stderr(Stdio::null())
         .spawn()
         .expect("start chromedriver");
-    let started = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+        assert!(Instant::now() < deadline, "chromedriver did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
     #[expect(unsafe_code, reason = "atexit is the only hook that runs after the test harness finishes")]
@@ -122,14 +122,14 @@ impl Browser {
 
     /// Waits until the element `css` contains `text`.
     pub async fn wait_for_text(&self, css: &str, text: &str) {
-        let started = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(element) = self.client.find(Locator::Css(css)).await
                 && element.text().await.unwrap_or_default().contains(text)
             {
                 return;
             }
-            if started.elapsed() > Duration::from_secs(10) {
+            if Instant::now() > deadline {
                 let source = self.client.source().await.unwrap_or_default();
                 panic!("{css} never contained {text:?}; page:\n{source}");
             }
@@ -139,9 +139,9 @@ impl Browser {
 
     /// Waits until `script` (a JavaScript expression's body, `return …`) returns true.
     pub async fn wait_until(&self, what: &str, script: &str) {
-        let started = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(10);
         while self.js(script).await != json!(true) {
-            if started.elapsed() > Duration::from_secs(10) {
+            if Instant::now() > deadline {
                 let source = self.client.source().await.unwrap_or_default();
                 panic!("never saw {what}; page:\n{source}");
             }
@@ -151,9 +151,9 @@ impl Browser {
 
     /// Waits until no element matches `css`.
     pub async fn wait_gone(&self, css: &str) {
-        let started = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(10);
         while self.client.find(Locator::Css(css)).await.is_ok() {
-            assert!(started.elapsed() < Duration::from_secs(10), "{css} did not go away");
+            assert!(Instant::now() < deadline, "{css} did not go away");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -538,8 +538,8 @@ pub async fn verify_code(app: &TestApp, secret: &str, action: Option<&str>) -> S
 /// Polls `check` every 20 ms until it holds, for at most `limit` (for what happens
 /// asynchronously: cache invalidation, reconnecting).
 pub async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
-    let started = std::time::Instant::now();
-    while started.elapsed() < limit {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
         if check().await {
             return true;
         }
