@@ -8,7 +8,7 @@ use crate::services::audit::AuditAction;
 use actix_session::{Session, SessionExt};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::Method, web};
 use chrono::{DateTime, Utc};
-use diesel::OptionalExtension;
+use diesel::{OptionalExtension, PgConnection};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
@@ -57,6 +57,17 @@ impl CurrentUser {
             client_ip: self.client_ip,
             now: self.now,
         }
+    }
+
+    /// Runs `work` in a transaction as this user, in their organization: the actor and the
+    /// organization's id are what every service that changes an organization's data takes.
+    pub async fn change<T: Send + 'static>(
+        &self,
+        state: &AppState,
+        work: impl FnOnce(&mut PgConnection, &Actor, i64) -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let (actor, organization_id) = (self.actor(), self.organization.id);
+        state.db.transaction(move |conn| work(conn, &actor, organization_id)).await
     }
 }
 

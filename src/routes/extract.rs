@@ -1,7 +1,8 @@
 //! `HtmlForm<T>`: form bodies as browsers send them, with repeated fields (`action=a&action=b`)
 //! collected into `Vec`s (`web::Form`'s serde_urlencoded cannot), and parse failures as a
 //! clear 400 page rather than a plain-text error. NUL characters are refused in forms and
-//! addresses alike: no text Keyward keeps may hold one (PostgreSQL cannot store it).
+//! addresses alike: no text Keyward keeps may hold one (PostgreSQL cannot store it). Also the
+//! ids in addresses (`IdPath`, `path_id`).
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web::Bytes};
 use futures_util::future::LocalBoxFuture;
@@ -35,6 +36,36 @@ impl<T: DeserializeOwned + 'static> FromRequest for HtmlForm<T> {
                 .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))
         })
     }
+}
+
+/// A page of one thing (`…/{id}/…`): who is asking (`T`, an account extractor such as
+/// `OrgAdmin`) and the `{id}`, a positive number (anything else is "not found").
+pub struct IdPath<T> {
+    pub who: T,
+    pub id: i64,
+}
+
+impl<T: FromRequest<Error = AppError, Future: 'static> + 'static> FromRequest for IdPath<T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let who_and_id = who_then_id::<T>(req, payload, "id");
+        Box::pin(async move { who_and_id.await.map(|(who, id)| IdPath { who, id }) })
+    }
+}
+
+/// Who is asking (`T`), then the positive id in the path segment `name`. Who is asking is
+/// settled first, so a caller who may not see these pages (or is signed out) learns nothing
+/// from the address: the same 403 or sign-in as for any other id.
+pub fn who_then_id<T: FromRequest<Error = AppError, Future: 'static>>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    name: &str,
+) -> LocalBoxFuture<'static, Result<(T, i64), AppError>> {
+    let who = T::from_request(req, payload);
+    let id = path_id(req, name);
+    Box::pin(async move { Ok((who.await?, id?)) })
 }
 
 /// A positive id from the path segment `name`; anything else (negative, zero, too large,

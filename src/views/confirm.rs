@@ -26,3 +26,32 @@ pub struct ConfirmPage {
     pub cancel_href: String,
     pub return_to: String,
 }
+
+impl ConfirmPage {
+    /// The confirmation of a deletion asked from the list page `list`, where both answers
+    /// return.
+    pub fn deletion(
+        ctx: PageContext,
+        heading: String,
+        message: String,
+        note: Option<String>,
+        action_url: String,
+        button: &'static str,
+        list: &str,
+    ) -> Self {
+        ConfirmPage {
+            ctx,
+            heading,
+            message,
+            note,
+            detail: None,
+            action_url,
+            button,
+            danger: true,
+            with_reason: false,
+            hidden: vec![],
+            cancel_href: list.into(),
+            return_to: list.into(),
+        }
+    }
+}

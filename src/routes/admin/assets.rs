@@ -1,7 +1,7 @@
 //! Admin → Assets: assets (vehicles, devices, sites…) and asset groups that keys can be
 //! limited to. Administrators only.
 
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -12,7 +12,11 @@ use crate::{
     },
     db::models::asset::{Asset, AssetGroup},
     error::{AppResult, FieldErrors},
-    routes::{extract::HtmlForm, keys::form::Choice, saved},
+    routes::{
+        extract::{HtmlForm, IdPath},
+        keys::form::Choice,
+        saved,
+    },
     services::assets,
     state::AppState,
     views::{PageContext, Section, confirm::ConfirmPage, redirect, render},
@@ -20,9 +24,8 @@ use crate::{
 
 const BASE: &str = "/admin/assets";
 
-fn id(req: &HttpRequest) -> AppResult<i64> {
-    crate::routes::extract::path_id(req, "id")
-}
+/// A page of one asset or group: the administrator and its id.
+type AdminPath = IdPath<OrgAdmin>;
 
 fn ids(values: &[String]) -> Vec<i64> {
     values.iter().filter_map(|v| v.parse().ok()).collect()
@@ -115,15 +118,7 @@ async fn asset_form(
 ) -> AppResult<AssetFormPage> {
     let organization_id = admin.organization.id;
     let groups = state.db.run(move |conn| Ok(AssetGroup::list_for_org(conn, organization_id)?)).await?;
-    let groups = groups
-        .into_iter()
-        .map(|g| Choice {
-            checked: values.group.contains(&g.id.to_string()),
-            value: g.id.to_string(),
-            label: g.name,
-            hint: String::new(),
-        })
-        .collect();
+    let groups = groups.into_iter().map(|g| Choice::group(g, &values.group)).collect();
     let (heading, action_url) = match editing {
         None => ("New asset".to_string(), BASE.to_string()),
         Some(id) => (format!("Edit {}", values.code), format!("{BASE}/{id}/edit")),
@@ -143,22 +138,13 @@ async fn save_asset(
     editing: Option<i64>,
     values: AssetForm,
 ) -> AppResult<HttpResponse> {
-    let actor = admin.actor();
-    let organization_id = admin.organization.id;
     let submitted = values.clone();
-    let result = state
-        .db
-        .transaction(move |conn| match editing {
-            None => assets::create_asset(
-                conn,
-                &actor,
-                organization_id,
-                &submitted.code,
-                &submitted.name,
-                &ids(&submitted.group),
-            ),
-            Some(id) => {
-                assets::update_asset(conn, &actor, organization_id, id, &submitted.name, &ids(&submitted.group))
+    let result = admin
+        .change(&state, move |conn, actor, organization_id| {
+            let groups = ids(&submitted.group);
+            match editing {
+                None => assets::create_asset(conn, actor, organization_id, &submitted.code, &submitted.name, &groups),
+                Some(id) => assets::update_asset(conn, actor, organization_id, id, &submitted.name, &groups),
             }
         })
         .await;
@@ -182,8 +168,10 @@ pub async fn create_asset(
 }
 
 #[get("/admin/assets/{id}/edit")]
-pub async fn edit_asset_form(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let asset_id = id(&req)?;
+pub async fn edit_asset_form(
+    IdPath { who: admin, id: asset_id }: AdminPath,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     let organization_id = admin.organization.id;
     let (asset, groups) = state
         .db
@@ -199,22 +187,18 @@ pub async fn edit_asset_form(admin: OrgAdmin, req: HttpRequest, state: web::Data
 
 #[post("/admin/assets/{id}/edit")]
 pub async fn edit_asset(
-    admin: OrgAdmin,
-    req: HttpRequest,
+    IdPath { who: admin, id }: AdminPath,
     state: web::Data<AppState>,
     form: HtmlForm<AssetForm>,
 ) -> AppResult<HttpResponse> {
-    let asset_id = id(&req)?;
-    save_asset(admin, state, Some(asset_id), form.into_inner()).await
+    save_asset(admin, state, Some(id), form.into_inner()).await
 }
 
 #[get("/admin/assets/{id}/delete")]
 pub async fn delete_asset_form(
-    admin: OrgAdmin,
-    req: HttpRequest,
+    IdPath { who: admin, id: asset_id }: AdminPath,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    let asset_id = id(&req)?;
     let organization_id = admin.organization.id;
     let (asset, keys) = state
         .db
@@ -224,28 +208,22 @@ pub async fn delete_asset_form(
         .await?;
     let heading = format!("Delete {} ({})?", asset.name, asset.code);
     let ctx = PageContext::for_user(&admin, &heading, Section::AdminAssets)?;
-    render(&ConfirmPage {
+    render(&ConfirmPage::deletion(
         ctx,
         heading,
-        message: "The asset leaves its groups and every key limited to it.".into(),
-        note: (keys > 0).then(|| format!("{keys} key(s) are limited to this asset; they lose access to it at once.")),
-        detail: None,
-        action_url: format!("{BASE}/{asset_id}/delete"),
-        button: "Delete asset",
-        danger: true,
-        with_reason: false,
-        hidden: vec![],
-        cancel_href: BASE.into(),
-        return_to: BASE.into(),
-    })
+        "The asset leaves its groups and every key limited to it.".into(),
+        (keys > 0).then(|| format!("{keys} key(s) are limited to this asset; they lose access to it at once.")),
+        format!("{BASE}/{asset_id}/delete"),
+        "Delete asset",
+        BASE,
+    ))
 }
 
 #[post("/admin/assets/{id}/delete")]
-pub async fn delete_asset(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let asset_id = id(&req)?;
-    let actor = admin.actor();
-    let organization_id = admin.organization.id;
-    let asset = state.db.transaction(move |conn| assets::delete_asset(conn, &actor, organization_id, asset_id)).await?;
+pub async fn delete_asset(IdPath { who: admin, id }: AdminPath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let asset = admin
+        .change(&state, move |conn, actor, organization| assets::delete_asset(conn, actor, organization, id))
+        .await?;
     session::flash(&admin.session, FlashLevel::Success, format!("Deleted {} ({}).", asset.name, asset.code));
     Ok(redirect(BASE))
 }
@@ -281,15 +259,7 @@ async fn group_form(
 ) -> AppResult<GroupFormPage> {
     let organization_id = admin.organization.id;
     let assets = state.db.run(move |conn| Ok(Asset::list_for_org(conn, organization_id)?)).await?;
-    let assets = assets
-        .into_iter()
-        .map(|a| Choice {
-            checked: values.asset.contains(&a.id.to_string()),
-            value: a.id.to_string(),
-            label: format!("{} · {}", a.code, a.name),
-            hint: String::new(),
-        })
-        .collect();
+    let assets = assets.into_iter().map(|a| Choice::asset(a, &values.asset)).collect();
     let (heading, action_url) = match editing {
         None => ("New asset group".to_string(), format!("{BASE}/groups")),
         Some(id) => (format!("Edit {}", values.name), format!("{BASE}/groups/{id}/edit")),
@@ -309,15 +279,13 @@ async fn save_group(
     editing: Option<i64>,
     values: GroupForm,
 ) -> AppResult<HttpResponse> {
-    let actor = admin.actor();
-    let organization_id = admin.organization.id;
     let submitted = values.clone();
-    let result = state
-        .db
-        .transaction(move |conn| match editing {
-            None => assets::create_group(conn, &actor, organization_id, &submitted.name, &ids(&submitted.asset)),
-            Some(id) => {
-                assets::update_group(conn, &actor, organization_id, id, &submitted.name, &ids(&submitted.asset))
+    let result = admin
+        .change(&state, move |conn, actor, organization_id| {
+            let members = ids(&submitted.asset);
+            match editing {
+                None => assets::create_group(conn, actor, organization_id, &submitted.name, &members),
+                Some(id) => assets::update_group(conn, actor, organization_id, id, &submitted.name, &members),
             }
         })
         .await;
@@ -341,8 +309,10 @@ pub async fn create_group(
 }
 
 #[get("/admin/assets/groups/{id}/edit")]
-pub async fn edit_group_form(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let group_id = id(&req)?;
+pub async fn edit_group_form(
+    IdPath { who: admin, id: group_id }: AdminPath,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     let organization_id = admin.organization.id;
     let (group, members) = state
         .db
@@ -356,22 +326,18 @@ pub async fn edit_group_form(admin: OrgAdmin, req: HttpRequest, state: web::Data
 
 #[post("/admin/assets/groups/{id}/edit")]
 pub async fn edit_group(
-    admin: OrgAdmin,
-    req: HttpRequest,
+    IdPath { who: admin, id }: AdminPath,
     state: web::Data<AppState>,
     form: HtmlForm<GroupForm>,
 ) -> AppResult<HttpResponse> {
-    let group_id = id(&req)?;
-    save_group(admin, state, Some(group_id), form.into_inner()).await
+    save_group(admin, state, Some(id), form.into_inner()).await
 }
 
 #[get("/admin/assets/groups/{id}/delete")]
 pub async fn delete_group_form(
-    admin: OrgAdmin,
-    req: HttpRequest,
+    IdPath { who: admin, id: group_id }: AdminPath,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    let group_id = id(&req)?;
     let organization_id = admin.organization.id;
     let (group, keys) = state
         .db
@@ -384,29 +350,22 @@ pub async fn delete_group_form(
         .await?;
     let heading = format!("Delete the group {}?", group.name);
     let ctx = PageContext::for_user(&admin, &heading, Section::AdminAssets)?;
-    render(&ConfirmPage {
+    render(&ConfirmPage::deletion(
         ctx,
         heading,
-        message: "The assets themselves stay; only the group goes.".into(),
-        note: (keys > 0)
-            .then(|| format!("{keys} key(s) are limited to this group; they lose access to its assets at once.")),
-        detail: None,
-        action_url: format!("{BASE}/groups/{group_id}/delete"),
-        button: "Delete group",
-        danger: true,
-        with_reason: false,
-        hidden: vec![],
-        cancel_href: BASE.into(),
-        return_to: BASE.into(),
-    })
+        "The assets themselves stay; only the group goes.".into(),
+        (keys > 0).then(|| format!("{keys} key(s) are limited to this group; they lose access to its assets at once.")),
+        format!("{BASE}/groups/{group_id}/delete"),
+        "Delete group",
+        BASE,
+    ))
 }
 
 #[post("/admin/assets/groups/{id}/delete")]
-pub async fn delete_group(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let group_id = id(&req)?;
-    let actor = admin.actor();
-    let organization_id = admin.organization.id;
-    let group = state.db.transaction(move |conn| assets::delete_group(conn, &actor, organization_id, group_id)).await?;
+pub async fn delete_group(IdPath { who: admin, id }: AdminPath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let group = admin
+        .change(&state, move |conn, actor, organization| assets::delete_group(conn, actor, organization, id))
+        .await?;
     session::flash(&admin.session, FlashLevel::Success, format!("Deleted the group {}.", group.name));
     Ok(redirect(BASE))
 }

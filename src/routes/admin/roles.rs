@@ -1,7 +1,7 @@
 //! Admin → Roles: custom roles with their permissions and the API actions holders may put on
 //! keys. Administrators only.
 
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -13,7 +13,11 @@ use crate::{
     db::models::{ApiAction, Role},
     domain::Permission,
     error::{AppResult, FieldErrors},
-    routes::{extract::HtmlForm, keys::form::Choice, saved},
+    routes::{
+        extract::{HtmlForm, IdPath},
+        keys::form::Choice,
+        saved,
+    },
     services::roles,
     state::AppState,
     views::{PageContext, Section, confirm::ConfirmPage, redirect, render},
@@ -21,9 +25,8 @@ use crate::{
 
 const BASE: &str = "/admin/roles";
 
-fn role_id(req: &HttpRequest) -> AppResult<i64> {
-    crate::routes::extract::path_id(req, "id")
-}
+/// A page of one role: the administrator and the role's id.
+type RolePath = IdPath<OrgAdmin>;
 
 struct RoleRow {
     id: i64,
@@ -123,15 +126,7 @@ async fn form_page(
             checked: values.permission.iter().any(|c| c == p.code()),
         })
         .collect();
-    let actions = catalog
-        .into_iter()
-        .map(|a| Choice {
-            checked: values.action.contains(&a.code),
-            value: a.code.clone(),
-            label: a.code,
-            hint: a.description,
-        })
-        .collect();
+    let actions = catalog.into_iter().map(|a| Choice::action(a, &values.action)).collect();
     let ctx = PageContext::for_user(admin, &heading, Section::AdminRoles)?;
     Ok(FormPage { ctx, heading, action_url, values, errors, permissions, actions })
 }
@@ -149,12 +144,9 @@ async fn save(
     id: Option<i64>,
     values: RoleForm,
 ) -> AppResult<HttpResponse> {
-    let actor = admin.actor();
-    let organization_id = admin.organization.id;
     let submitted = values.clone();
-    let result = state
-        .db
-        .transaction(move |conn| {
+    let result = admin
+        .change(&state, move |conn, actor, organization_id| {
             let input = roles::parse(
                 conn,
                 &submitted.name,
@@ -164,8 +156,8 @@ async fn save(
                 &submitted.action,
             )?;
             match id {
-                None => roles::create(conn, &actor, organization_id, input),
-                Some(id) => roles::update(conn, &actor, organization_id, id, input),
+                None => roles::create(conn, actor, organization_id, input),
+                Some(id) => roles::update(conn, actor, organization_id, id, input),
             }
         })
         .await;
@@ -189,8 +181,7 @@ pub async fn create(admin: OrgAdmin, state: web::Data<AppState>, form: HtmlForm<
 }
 
 #[get("/admin/roles/{id}/edit")]
-pub async fn edit_form(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let id = role_id(&req)?;
+pub async fn edit_form(IdPath { who: admin, id }: RolePath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let organization_id = admin.organization.id;
     let (role, permissions, actions) = state
         .db
@@ -224,18 +215,15 @@ pub async fn edit_form(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppSt
 
 #[post("/admin/roles/{id}/edit")]
 pub async fn edit(
-    admin: OrgAdmin,
-    req: HttpRequest,
+    IdPath { who: admin, id }: RolePath,
     state: web::Data<AppState>,
     form: HtmlForm<RoleForm>,
 ) -> AppResult<HttpResponse> {
-    let id = role_id(&req)?;
     save(admin, state, Some(id), form.into_inner()).await
 }
 
 #[get("/admin/roles/{id}/delete")]
-pub async fn delete_form(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let id = role_id(&req)?;
+pub async fn delete_form(IdPath { who: admin, id }: RolePath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let organization_id = admin.organization.id;
     let (role, holders) = state
         .db
@@ -248,30 +236,23 @@ pub async fn delete_form(admin: OrgAdmin, req: HttpRequest, state: web::Data<App
         .await?;
     let heading = format!("Delete the role \"{}\"?", role.name);
     let ctx = PageContext::for_user(&admin, &heading, Section::AdminRoles)?;
-    render(&ConfirmPage {
+    render(&ConfirmPage::deletion(
         ctx,
         heading,
-        message: format!(
+        format!(
             "{holders} user(s) hold this role and lose its permissions at once; personal keys of theirs lose the API actions it allowed."
         ),
-        note: None,
-        detail: None,
-        action_url: format!("{BASE}/{id}/delete"),
-        button: "Delete role",
-        danger: true,
-        with_reason: false,
-        hidden: vec![],
-        cancel_href: BASE.into(),
-        return_to: BASE.into(),
-    })
+        None,
+        format!("{BASE}/{id}/delete"),
+        "Delete role",
+        BASE,
+    ))
 }
 
 #[post("/admin/roles/{id}/delete")]
-pub async fn delete(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let id = role_id(&req)?;
-    let actor = admin.actor();
-    let organization_id = admin.organization.id;
-    let role = state.db.transaction(move |conn| roles::delete(conn, &actor, organization_id, id)).await?;
+pub async fn delete(IdPath { who: admin, id }: RolePath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let role =
+        admin.change(&state, move |conn, actor, organization| roles::delete(conn, actor, organization, id)).await?;
     session::flash(&admin.session, FlashLevel::Success, format!("Deleted the role {}.", role.name));
     Ok(redirect(BASE))
 }

@@ -11,6 +11,7 @@ use crate::{
     db::models::{ServiceProvider, api_key::KeyScope},
     domain::Capability,
     error::{AppError, AppResult},
+    routes::extract::who_then_id,
     services::{Actor, keys::NewKeyOwner},
     views::{PageContext, Section},
 };
@@ -49,13 +50,11 @@ impl FromRequest for ProviderKeys {
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let staff = CurrentStaff::from_request(req, payload);
-        let provider_id = crate::routes::extract::path_id(req, "provider_id");
+        let staff_and_id = who_then_id::<CurrentStaff>(req, payload, "provider_id");
         let state = req.app_data::<actix_web::web::Data<crate::state::AppState>>().cloned();
         Box::pin(async move {
-            // Who is asking is settled before the address is read, as for `UserPath`.
-            let staff = staff.await?;
-            let (provider_id, Some(state)) = (provider_id?, state) else { return Err(AppError::NotFound) };
+            let (staff, provider_id) = staff_and_id.await?;
+            let Some(state) = state else { return Err(AppError::NotFound) };
             let provider = state.db.run(move |conn| Ok(ServiceProvider::find(conn, provider_id)?)).await?;
             Ok(ProviderKeys { staff, provider })
         })

@@ -32,6 +32,35 @@ pub struct Choice {
     pub checked: bool,
 }
 
+impl Choice {
+    /// An API action, checked if its code is among `chosen`.
+    pub fn action(action: ApiAction, chosen: &[String]) -> Self {
+        Choice {
+            checked: chosen.contains(&action.code),
+            value: action.code.clone(),
+            label: action.code,
+            hint: action.description,
+        }
+    }
+
+    /// An asset, checked if its id is among `chosen`.
+    pub fn asset(asset: Asset, chosen: &[String]) -> Self {
+        let value = asset.id.to_string();
+        Choice {
+            checked: chosen.contains(&value),
+            value,
+            label: format!("{} · {}", asset.code, asset.name),
+            hint: String::new(),
+        }
+    }
+
+    /// An asset group, checked if its id is among `chosen`.
+    pub fn group(group: AssetGroup, chosen: &[String]) -> Self {
+        let value = group.id.to_string();
+        Choice { checked: chosen.contains(&value), value, label: group.name, hint: String::new() }
+    }
+}
+
 /// Everything the key form template needs.
 #[derive(Debug, Clone)]
 pub struct KeyFormView {
@@ -122,33 +151,16 @@ pub fn build(
     let actions: Vec<Choice> = ApiAction::list_active(conn)?
         .into_iter()
         .filter(|a| existing.contains(&a.id) || ceilings.iter().all(|c| c.allows(a.id)))
-        .map(|a| Choice {
-            checked: values.action.contains(&a.code),
-            value: a.code.clone(),
-            label: a.code,
-            hint: a.description,
-        })
+        .map(|a| Choice::action(a, &values.action))
         .collect();
     let may_grant_all_actions = key.is_some_and(|k| k.all_actions) || ceilings.iter().all(|c| c.is_all());
     let (assets, groups, proxies) = match owner.organization() {
         Some(org) => {
-            let assets = Asset::list_for_org(conn, org.id)?
-                .into_iter()
-                .map(|a| Choice {
-                    checked: values.asset.contains(&a.id.to_string()),
-                    value: a.id.to_string(),
-                    label: format!("{} · {}", a.code, a.name),
-                    hint: String::new(),
-                })
-                .collect();
+            let assets =
+                Asset::list_for_org(conn, org.id)?.into_iter().map(|a| Choice::asset(a, &values.asset)).collect();
             let groups = AssetGroup::list_for_org(conn, org.id)?
                 .into_iter()
-                .map(|g| Choice {
-                    checked: values.asset_group.contains(&g.id.to_string()),
-                    value: g.id.to_string(),
-                    label: g.name,
-                    hint: String::new(),
-                })
+                .map(|g| Choice::group(g, &values.asset_group))
                 .collect();
             let proxies = matches!(owner, OwnerContext::Organization(_)).then(|| -> Result<Vec<Choice>, AppError> {
                 Ok(User::list_for_org(conn, org.id)?

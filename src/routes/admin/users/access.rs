@@ -33,7 +33,7 @@ pub struct ToggleForm {
 
 #[get("/admin/users/{id}/access")]
 pub async fn access_form(
-    UserPath { manager, id }: UserPath,
+    UserPath { who: manager, id }: UserPath,
     state: web::Data<AppState>,
     query: web::Query<ReturnQuery>,
 ) -> AppResult<HttpResponse> {
@@ -59,7 +59,7 @@ pub async fn access_form(
 
 #[post("/admin/users/{id}/access")]
 pub async fn access(
-    UserPath { manager, id }: UserPath,
+    UserPath { who: manager, id }: UserPath,
     state: web::Data<AppState>,
     form: HtmlForm<ToggleForm>,
 ) -> AppResult<HttpResponse> {

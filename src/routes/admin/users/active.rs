@@ -30,7 +30,7 @@ fn activates(req: &HttpRequest) -> bool {
 
 #[get("/admin/users/{id}/{change:deactivate|reactivate}")]
 pub async fn active_form(
-    UserPath { manager, id }: UserPath,
+    UserPath { who: manager, id }: UserPath,
     req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<ReturnQuery>,
@@ -57,7 +57,7 @@ pub struct ReturnForm {
 
 #[post("/admin/users/{id}/{change:deactivate|reactivate}")]
 pub async fn set_active(
-    UserPath { manager, id }: UserPath,
+    UserPath { who: manager, id }: UserPath,
     req: HttpRequest,
     state: web::Data<AppState>,
     form: HtmlForm<ReturnForm>,

@@ -29,7 +29,7 @@ struct DetailPage {
 }
 
 #[get("/admin/users/{id}")]
-pub async fn detail(UserPath { manager, id }: UserPath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub async fn detail(UserPath { who: manager, id }: UserPath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let (organization_id, actor) = (manager.organization.id, manager.actor());
     let (user, allowed, roles, permissions, keys) = state
         .db

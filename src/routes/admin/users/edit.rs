@@ -15,7 +15,7 @@ use crate::{
 };
 
 #[get("/admin/users/{id}/edit")]
-pub async fn edit_form(UserPath { manager, id }: UserPath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub async fn edit_form(UserPath { who: manager, id }: UserPath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let user = load_user(&state, &manager, id, |allowed, _| allowed.profile).await?;
     let role_ids = state.db.run(move |conn| Ok(Role::ids_of_user(conn, id)?)).await?;
     let values = UserForm {
@@ -29,7 +29,7 @@ pub async fn edit_form(UserPath { manager, id }: UserPath, state: web::Data<AppS
 
 #[post("/admin/users/{id}/edit")]
 pub async fn edit(
-    UserPath { manager, id }: UserPath,
+    UserPath { who: manager, id }: UserPath,
     state: web::Data<AppState>,
     form: HtmlForm<UserForm>,
 ) -> AppResult<HttpResponse> {

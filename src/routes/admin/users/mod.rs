@@ -9,7 +9,7 @@
 //! - `active`: deactivate or reactivate (confirmation, then the change);
 //! - `password`: reset the password (a new one now, or a new link).
 //!
-//! Here: what the flows share — the `UserManager` and `UserPath` extractors, the user form,
+//! Here: what the flows share — the `UserPath` extractor, the user form,
 //! and small helpers.
 
 pub mod access;
@@ -20,9 +20,8 @@ pub mod edit;
 pub mod list;
 pub mod password;
 
-use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, http::StatusCode};
+use actix_web::{HttpResponse, http::StatusCode};
 use askama::Template;
-use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 
 use crate::{
@@ -30,6 +29,7 @@ use crate::{
     db::models::{Role, User},
     domain::Capability,
     error::{AppError, AppResult, FieldErrors},
+    routes::extract::IdPath,
     services::users::{self, Allowed},
     state::AppState,
     views::{PageContext, Section, confirm::ConfirmPage, render, render_with_status},
@@ -37,28 +37,8 @@ use crate::{
 
 const BASE: &str = "/admin/users";
 
-/// A page of one user (`/admin/users/{id}/…`): the manager asking, and the `{id}`, a positive
-/// number (anything else is "not found").
-pub struct UserPath {
-    pub manager: UserManager,
-    pub id: i64,
-}
-
-impl FromRequest for UserPath {
-    type Error = AppError;
-    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let manager = UserManager::from_request(req, payload);
-        let id = crate::routes::extract::path_id(req, "id");
-        // Who is asking is settled first, so a caller who may not manage users (or is signed out)
-        // learns nothing from the address: the same 403 or sign-in as for any other id.
-        Box::pin(async move {
-            let manager = manager.await?;
-            Ok(UserPath { manager, id: id? })
-        })
-    }
-}
+/// A page of one user (`/admin/users/{id}/…`): the manager asking, and the user's id.
+pub type UserPath = IdPath<UserManager>;
 
 impl UserManager {
     fn context(&self, title: &str) -> AppResult<PageContext> {

@@ -43,14 +43,17 @@ pub struct PasswordForm {
 }
 
 #[get("/admin/users/{id}/password")]
-pub async fn password_form(UserPath { manager, id }: UserPath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub async fn password_form(
+    UserPath { who: manager, id }: UserPath,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     let user = load_user(&state, &manager, id, |allowed, _| allowed.sensitive).await?;
     PasswordPage::render(&manager, user, "link", None)
 }
 
 #[post("/admin/users/{id}/password")]
 pub async fn reset_password(
-    UserPath { manager, id }: UserPath,
+    UserPath { who: manager, id }: UserPath,
     req: HttpRequest,
     state: web::Data<AppState>,
     form: HtmlForm<PasswordForm>,
