@@ -19,16 +19,11 @@ use crate::{
 };
 
 use super::create::{FormPage, form_again};
-use super::flow::{KeyPath, ReturnQuery, not_blocked, open_dialog, perform, return_path, visible_key};
+use super::flow::{KeyDialog, KeyPath, not_blocked, perform, return_path, visible_key};
 
-pub async fn edit_form<A: KeyArea>(
-    area: A,
-    KeyPath(public_id): KeyPath,
-    state: web::Data<AppState>,
-    query: web::Query<ReturnQuery>,
-) -> AppResult<HttpResponse> {
-    let (key, detail_href, return_to) =
-        open_dialog(&state, &area, public_id, KeyOp::Edit, query.return_to.as_deref()).await?;
+pub async fn edit_form<A: KeyArea>(dialog: KeyDialog<A>) -> AppResult<HttpResponse> {
+    let (key, detail_href, return_to) = dialog.open(KeyOp::Edit).await?;
+    let KeyDialog { area, state, .. } = dialog;
     let actor = area.actor();
     let form = state
         .db

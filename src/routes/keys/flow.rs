@@ -1,7 +1,8 @@
 //! What every key page shares: the key named in the path, the area's return paths, and
 //! running a change with its denied-attempt audit.
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 
 use crate::{
@@ -105,19 +106,40 @@ pub struct ReturnQuery {
     pub(super) return_to: Option<String>,
 }
 
-/// A key's dialog being opened: the area must not be blocked and the key visible for `op`.
-/// Gives the key, its page, and where the dialog returns to (a page of this area named by
-/// `return_to`, else the key's page).
-pub(super) async fn open_dialog(
-    state: &AppState,
-    area: &impl KeyArea,
+/// What a key's dialog page (edit, rename, re-key) is asked with: the area, the key named in
+/// the path, and where the dialog returns to (`?return_to=`).
+pub struct KeyDialog<A> {
+    pub area: A,
+    pub state: web::Data<AppState>,
     public_id: String,
-    op: KeyOp,
-    return_to: Option<&str>,
-) -> AppResult<(ApiKey, String, String)> {
-    not_blocked(area)?;
-    let key = visible_key(state, area, public_id, op).await?;
-    let detail_href = format!("{}/{}", area.base(), key.public_id);
-    let return_to = return_path(area, return_to.unwrap_or_default(), detail_href.clone());
-    Ok((key, detail_href, return_to))
+    return_to: Option<String>,
+}
+
+impl<A: KeyArea<Future: 'static>> FromRequest for KeyDialog<A> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        // Extracted as a handler naming these four would extract them, so every refusal
+        // (sign-in, 403, 404, a bad query) stays the same.
+        let parts = <(A, KeyPath, web::Data<AppState>, web::Query<ReturnQuery>)>::from_request(req, payload);
+        Box::pin(async move {
+            let (area, KeyPath(public_id), state, query) = parts.await?;
+            Ok(KeyDialog { area, state, public_id, return_to: query.into_inner().return_to })
+        })
+    }
+}
+
+impl<A: KeyArea> KeyDialog<A> {
+    /// Opens the dialog: the area must not be blocked and the key visible for `op`. Gives
+    /// the key, its page, and where the dialog returns to (a page of this area named by
+    /// `return_to`, else the key's page).
+    pub(super) async fn open(&self, op: KeyOp) -> AppResult<(ApiKey, String, String)> {
+        let area = &self.area;
+        not_blocked(area)?;
+        let key = visible_key(&self.state, area, self.public_id.clone(), op).await?;
+        let detail_href = format!("{}/{}", area.base(), key.public_id);
+        let return_to = return_path(area, self.return_to.as_deref().unwrap_or_default(), detail_href.clone());
+        Ok((key, detail_href, return_to))
+    }
 }

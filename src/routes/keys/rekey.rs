@@ -18,7 +18,7 @@ use crate::{
 };
 
 use super::create::{SecretPage, secret_response};
-use super::flow::{KeyPath, ReturnQuery, not_blocked, open_dialog, perform};
+use super::flow::{KeyDialog, KeyPath, not_blocked, perform};
 
 /// A grace period option.
 pub struct GraceOption {
@@ -76,25 +76,20 @@ fn grace_options(default_minutes: i32, selected: i32) -> Vec<GraceOption> {
     options
 }
 
-pub async fn rekey_form<A: KeyArea>(
-    area: A,
-    KeyPath(public_id): KeyPath,
-    state: web::Data<AppState>,
-    query: web::Query<ReturnQuery>,
-) -> AppResult<HttpResponse> {
-    let (key, detail_href, return_to) =
-        open_dialog(&state, &area, public_id, KeyOp::Rekey, query.return_to.as_deref()).await?;
+pub async fn rekey_form<A: KeyArea>(dialog: KeyDialog<A>) -> AppResult<HttpResponse> {
+    let (key, detail_href, return_to) = dialog.open(KeyOp::Rekey).await?;
     let policy_key = key.clone();
-    let policy = state
+    let policy = dialog
+        .state
         .db
         .run(move |conn| Ok(policy_of(&crate::services::keys::OwnerContext::of_key(conn, &policy_key)?)))
         .await?;
-    let ctx = area.context(&format!("Re-key {}", key.name))?;
+    let ctx = dialog.area.context(&format!("Re-key {}", key.name))?;
     render(&RekeyPage {
         ctx,
         action_url: format!("{detail_href}/rekey"),
         cancel_href: return_to.clone(),
-        rotating: key.is_rotating_at(area.actor().now),
+        rotating: key.is_rotating_at(dialog.area.actor().now),
         masked: key.masked(),
         name: key.name.clone(),
         options: grace_options(policy.default_grace_minutes, policy.default_grace_minutes),

@@ -13,7 +13,7 @@ use crate::{
     views::{PageContext, redirect, render, render_with_status},
 };
 
-use super::flow::{KeyPath, ReturnQuery, not_blocked, open_dialog, perform, return_path, visible_key};
+use super::flow::{KeyDialog, KeyPath, not_blocked, perform, return_path, visible_key};
 
 #[derive(Template)]
 #[template(path = "keys/rename.html")]
@@ -35,15 +35,9 @@ pub struct RenameForm {
     return_to: String,
 }
 
-pub async fn rename_form<A: KeyArea>(
-    area: A,
-    KeyPath(public_id): KeyPath,
-    state: web::Data<AppState>,
-    query: web::Query<ReturnQuery>,
-) -> AppResult<HttpResponse> {
-    let (key, detail_href, return_to) =
-        open_dialog(&state, &area, public_id, KeyOp::Rename, query.return_to.as_deref()).await?;
-    let ctx = area.context(&format!("Rename {}", key.name))?;
+pub async fn rename_form<A: KeyArea>(dialog: KeyDialog<A>) -> AppResult<HttpResponse> {
+    let (key, detail_href, return_to) = dialog.open(KeyOp::Rename).await?;
+    let ctx = dialog.area.context(&format!("Rename {}", key.name))?;
     render(&RenamePage {
         ctx,
         action_url: format!("{detail_href}/rename"),
