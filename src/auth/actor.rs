@@ -183,34 +183,38 @@ async fn record_wrong_area(state: &AppState, req: &HttpRequest, actor: SessionAc
     }
 }
 
+/// A signed-in account of `kind` as `load` reads it, with the request's session, address and
+/// time. `load` gives `None` for an account that is gone or deactivated: the session is
+/// signed out and the page asks to sign in again.
+async fn signed_in_account<T: Send + 'static>(
+    req: HttpRequest,
+    kind: SessionKind,
+    load: impl FnOnce(&mut PgConnection, i64) -> Result<Option<T>, AppError> + Send + 'static,
+) -> Result<(T, Session, ClientIp, DateTime<Utc>), AppError> {
+    let state = state(&req)?;
+    let session = req.get_session();
+    let actor = signed_in_as(&req, &session, kind, &state).await?;
+    let Some(account) = state.db.run(move |conn| load(conn, actor.id)).await? else {
+        session::sign_out(&session);
+        return Err(AppError::LoginRequired(None));
+    };
+    Ok((account, session, ClientIp::of(&req), state.clock.now()))
+}
+
 impl FromRequest for CurrentUser {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
+        let account = signed_in_account(req.clone(), SessionKind::User, |conn, id| {
+            let Some(user) = User::find(conn, id).optional()?.filter(|user| user.active) else { return Ok(None) };
+            let organization = Organization::find(conn, user.organization_id)?;
+            let permissions = user.effective_permissions(conn)?;
+            Ok(Some((user, organization, permissions)))
+        });
         Box::pin(async move {
-            let state = state(&req)?;
-            let session = req.get_session();
-            let actor = signed_in_as(&req, &session, SessionKind::User, &state).await?;
-            let loaded = state
-                .db
-                .run(move |conn| {
-                    let Some(user) = User::find(conn, actor.id).optional()? else { return Ok(None) };
-                    if !user.active {
-                        return Ok(None);
-                    }
-                    let organization = Organization::find(conn, user.organization_id)?;
-                    let permissions = user.effective_permissions(conn)?;
-                    Ok(Some((user, organization, permissions)))
-                })
-                .await?;
-            let Some((user, organization, permissions)) = loaded else {
-                session::sign_out(&session);
-                return Err(AppError::LoginRequired(None));
-            };
+            let ((user, organization, permissions), session, client_ip, now) = account.await?;
             let can = Capabilities::new(user.is_admin, permissions);
-            let (client_ip, now) = (ClientIp::of(&req), state.clock.now());
             Ok(CurrentUser { user, organization, can, session, client_ip, now })
         })
     }
@@ -221,21 +225,12 @@ impl FromRequest for CurrentStaff {
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
+        let account = signed_in_account(req.clone(), SessionKind::Staff, |conn, id| {
+            Ok(StaffAccount::find(conn, id).optional()?.filter(|staff| staff.active))
+        });
         Box::pin(async move {
-            let state = state(&req)?;
-            let session = req.get_session();
-            let actor = signed_in_as(&req, &session, SessionKind::Staff, &state).await?;
-            let staff = state.db.run(move |conn| Ok(StaffAccount::find(conn, actor.id).optional()?)).await?;
-            match staff {
-                Some(staff) if staff.active => {
-                    Ok(CurrentStaff { staff, session, client_ip: ClientIp::of(&req), now: state.clock.now() })
-                }
-                _ => {
-                    session::sign_out(&session);
-                    Err(AppError::LoginRequired(None))
-                }
-            }
+            let (staff, session, client_ip, now) = account.await?;
+            Ok(CurrentStaff { staff, session, client_ip, now })
         })
     }
 }
