@@ -101,17 +101,7 @@ impl EmbeddedCluster {
         }
         self.write_settings(durability)?;
         if !self.is_running() {
-            let output = self
-                .pg_command("pg_ctl")
-                .arg("start")
-                .arg("-D")
-                .arg(&self.pgdata)
-                .arg("-l")
-                .arg(&self.log_file)
-                .args(["-w", "-t", "60", "-s"])
-                .output()
-                .map_err(|e| err("cannot run pg_ctl", e))?;
-            check(&output, "starting the embedded PostgreSQL cluster", Some(&self.log_file))?;
+            self.pg_ctl_start("starting the embedded PostgreSQL cluster")?;
             self.started_here = true;
         }
         self.ensure_database(DATABASE_NAME)?;
@@ -221,6 +211,12 @@ impl EmbeddedCluster {
 
     /// Starts the server again after [`EmbeddedCluster::stop_now`] (used by fault tests).
     pub fn restart(&self) -> Result<(), DevDbError> {
+        self.pg_ctl_start("restarting the embedded PostgreSQL cluster")
+    }
+
+    /// Starts the server and waits (up to a minute) until it accepts connections; `doing`
+    /// names the step in an error.
+    fn pg_ctl_start(&self, doing: &str) -> Result<(), DevDbError> {
         let output = self
             .pg_command("pg_ctl")
             .arg("start")
@@ -231,7 +227,7 @@ impl EmbeddedCluster {
             .args(["-w", "-t", "60", "-s"])
             .output()
             .map_err(|e| err("cannot run pg_ctl", e))?;
-        check(&output, "restarting the embedded PostgreSQL cluster", Some(&self.log_file))
+        check(&output, doing, Some(&self.log_file))
     }
 
     /// A command for one of the server binaries, run as the `postgres` user when we are root.
