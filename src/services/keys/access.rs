@@ -79,18 +79,23 @@ pub enum OwnerContext {
 }
 
 impl OwnerContext {
+    /// The context of user `user_id` of organization `organization_id`, as the owner of a
+    /// personal key.
+    pub fn of_user(conn: &mut PgConnection, organization_id: i64, user_id: i64) -> Result<Self, AppError> {
+        let user = User::find_in_org(conn, organization_id, user_id)?;
+        let permissions = user.effective_permissions(conn)?;
+        let ceiling = user.action_ceiling(conn)?;
+        Ok(OwnerContext::User {
+            owner: Box::new(UserContext { user, permissions, ceiling }),
+            organization: Organization::find(conn, organization_id)?,
+        })
+    }
+
     /// The context of `key`'s owner.
     pub fn of_key(conn: &mut PgConnection, key: &ApiKey) -> Result<Self, AppError> {
         Ok(match key.owner() {
             KeyOwner::User(user_id) => {
-                let organization_id = key.organization_id.ok_or(AppError::NotFound)?;
-                let user = User::find_in_org(conn, organization_id, user_id)?;
-                let permissions = user.effective_permissions(conn)?;
-                let ceiling = user.action_ceiling(conn)?;
-                OwnerContext::User {
-                    owner: Box::new(UserContext { user, permissions, ceiling }),
-                    organization: Organization::find(conn, organization_id)?,
-                }
+                OwnerContext::of_user(conn, key.organization_id.ok_or(AppError::NotFound)?, user_id)?
             }
             KeyOwner::Organization(id) => OwnerContext::Organization(Organization::find(conn, id)?),
             KeyOwner::ServiceProvider(id) => OwnerContext::ServiceProvider(id),

@@ -96,17 +96,9 @@ fn entry(op_action: AuditAction, key: &ApiKey) -> Entry {
 
 /// Loads the owner context of a key about to be created.
 pub fn owner_context(conn: &mut PgConnection, owner: NewKeyOwner) -> Result<OwnerContext, AppError> {
-    use crate::db::models::{Organization, User};
+    use crate::db::models::Organization;
     Ok(match owner {
-        NewKeyOwner::Personal { user_id, organization_id } => {
-            let user = User::find_in_org(conn, organization_id, user_id)?;
-            let permissions = user.effective_permissions(conn)?;
-            let ceiling = user.action_ceiling(conn)?;
-            OwnerContext::User {
-                owner: Box::new(UserContext { user, permissions, ceiling }),
-                organization: Organization::find(conn, organization_id)?,
-            }
-        }
+        NewKeyOwner::Personal { user_id, organization_id } => OwnerContext::of_user(conn, organization_id, user_id)?,
         NewKeyOwner::Organization { organization_id } => {
             OwnerContext::Organization(Organization::find(conn, organization_id)?)
         }
