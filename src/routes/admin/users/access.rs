@@ -69,10 +69,11 @@ pub async fn access(
         "0" => false,
         _ => return Err(AppError::BadRequest("Say whether to grant or revoke access.".into())),
     };
-    let actor = manager.0.actor();
-    let organization_id = manager.0.organization.id;
-    let user =
-        state.db.transaction(move |conn| users::set_api_key_access(conn, &actor, organization_id, id, grant)).await?;
+    let user = manager
+        .change(&state, move |conn, actor, organization| {
+            users::set_api_key_access(conn, actor, organization, id, grant)
+        })
+        .await?;
     let done = text(&Texts { grant, name: &user.display_name }.as_done())?;
     session::flash(&manager.0.session, FlashLevel::Success, done);
     Ok(redirect(&return_path(&form.return_to, id)))

@@ -63,9 +63,9 @@ pub async fn set_active(
     form: HtmlForm<ReturnForm>,
 ) -> AppResult<HttpResponse> {
     let activate = activates(&req);
-    let actor = manager.0.actor();
-    let organization_id = manager.0.organization.id;
-    let result = state.db.transaction(move |conn| users::set_active(conn, &actor, organization_id, id, activate)).await;
+    let result = manager
+        .change(&state, move |conn, actor, organization| users::set_active(conn, actor, organization, id, activate))
+        .await;
     let target = return_path(&form.0.return_to, id);
     match result {
         Ok(user) => {

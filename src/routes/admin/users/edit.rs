@@ -34,14 +34,13 @@ pub async fn edit(
     form: HtmlForm<UserForm>,
 ) -> AppResult<HttpResponse> {
     let values = form.into_inner();
-    let actor = manager.0.actor();
-    let organization_id = manager.0.organization.id;
     let admin = manager.can.allows(Capability::Administer);
     let (name, is_admin) = (values.display_name.clone(), admin.then(|| values.is_admin.is_some()));
     let role_ids = admin.then(|| values.role_ids());
-    let result = state
-        .db
-        .transaction(move |conn| users::update(conn, &actor, organization_id, id, &name, is_admin, role_ids))
+    let result = manager
+        .change(&state, move |conn, actor, organization| {
+            users::update(conn, actor, organization, id, &name, is_admin, role_ids)
+        })
         .await;
     match result {
         Ok(user) => {

@@ -59,8 +59,6 @@ pub async fn reset_password(
     form: HtmlForm<PasswordForm>,
 ) -> AppResult<HttpResponse> {
     let form = form.into_inner();
-    let actor = manager.0.actor();
-    let organization_id = manager.0.organization.id;
     if form.password_mode == "password" {
         let password = match NewPassword::parse(&form.password) {
             Ok(password) => password,
@@ -70,9 +68,10 @@ pub async fn reset_password(
             }
         };
         let hash = state.passwords.hash(password).await?;
-        let user = state
-            .db
-            .transaction(move |conn| users::reset_password(conn, &actor, organization_id, id, Some(hash)))
+        let user = manager
+            .change(&state, move |conn, actor, organization| {
+                users::reset_password(conn, actor, organization, id, Some(hash))
+            })
             .await?;
         session::flash(
             &manager.0.session,
@@ -81,11 +80,10 @@ pub async fn reset_password(
         );
         return Ok(redirect(&format!("{BASE}/{id}")));
     }
-    let (user, token) = state
-        .db
-        .transaction(move |conn| {
-            let user = users::reset_password(conn, &actor, organization_id, id, None)?;
-            let token = users::issue_password_link(conn, &actor, organization_id, id)?;
+    let (user, token) = manager
+        .change(&state, move |conn, actor, organization| {
+            let user = users::reset_password(conn, actor, organization, id, None)?;
+            let token = users::issue_password_link(conn, actor, organization, id)?;
             Ok((user, token))
         })
         .await?;
