@@ -408,10 +408,11 @@ async fn support_staff_select_a_provider_and_create_its_key_in_a_dialog() {
     browser.goto("/staff").await;
     browser.find("#select-provider").await;
     browser.find("form[action='/staff/providers/select'] button[type=submit]").await.click().await.unwrap();
-    browser.wait_for_text("h1", "Service-provider API keys").await;
+    browser.wait_for_text("h1", "API keys of Fleetlink").await;
     browser.find(".empty-state").await;
 
     browser.open_dialog(".page-head a[data-dialog]").await;
+    browser.wait_for_text("dialog[open] h1", "New API key for Fleetlink").await;
     browser.find("dialog #key-name").await.send_keys("Locator Control Manager").await.unwrap();
     browser.find("dialog button[type=submit]").await.click().await.unwrap();
     let secret = browser.find("dialog[open] #new-key").await.prop("value").await.unwrap().unwrap();
