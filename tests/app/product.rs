@@ -1,0 +1,145 @@
+//! What the seeds' users tripped over (issue 16): key states that say what verification
+//! answers, provider key pages that name their provider, and the incident reason's rule.
+
+use keyward::db::models::{Organization, ServiceProvider};
+use reqwest::StatusCode;
+
+use crate::{
+    helpers::{Page, TestApp, TestClient, fixtures, keys, location, spawn_app, user, verifies_as},
+    keys::{shown_secret, submit_new},
+};
+
+struct World {
+    app: TestApp,
+    provider: ServiceProvider,
+    acme: Organization,
+}
+
+/// Acme, a client of Fleetlink, with its administrator, two key owners (bob, carol) and a
+/// member of support staff (sam).
+async fn world() -> World {
+    let app = spawn_app().await;
+    let mut conn = app.conn();
+    let (provider, acme) = fixtures::served_organization(&mut conn, "acme", "Fleetlink");
+    fixtures::admin(&mut conn, &acme, "admin@acme.test");
+    fixtures::key_owner(&mut conn, &acme, "bob@acme.test");
+    fixtures::key_owner(&mut conn, &acme, "carol@acme.test");
+    fixtures::staff(&mut conn, "sam@support.test");
+    drop(conn);
+    World { app, provider, acme }
+}
+
+/// The state a page shows for the key `public_id`: its badges' texts and the reason.
+fn state_of(page: &Page, public_id: &str) -> String {
+    let row = format!("tr[data-key=\"{public_id}\"]");
+    format!(
+        "{} {}",
+        page.select(&format!("{row} .badge")).texts().join(" "),
+        page.select(&format!("{row} .state-reason")).text()
+    )
+}
+
+async fn post_from(client: &TestClient, page: &str, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    client.open(page).await;
+    client.post(path, fields).await
+}
+
+#[actix_web::test]
+async fn a_personal_key_whose_owner_may_not_use_it_shows_disabled_and_why_everywhere() {
+    let World { app, acme, .. } = world().await;
+    let (bob, carol) = (user(&app, "bob@acme.test"), user(&app, "carol@acme.test"));
+    let (bobs, bob_secret) = keys::personal(&mut app.conn(), &app.hasher, &bob, "Bob's board");
+    let (carols, carol_secret) = keys::personal(&mut app.conn(), &app.hasher, &carol, "Carol's board");
+    let admin = app.signed_in("admin@acme.test").await;
+    let list = admin.open("/admin/keys").await;
+    assert_eq!(state_of(&list, &bobs.public_id), "Active ", "{list}");
+
+    // Bob loses API key access, Carol is deactivated: both keys stop at once.
+    let revoke = post_from(&admin, "/admin/users", &format!("/admin/users/{}/access", bob.id), &[("grant", "0")]).await;
+    assert_eq!(revoke.status(), StatusCode::SEE_OTHER);
+    let off = post_from(&admin, "/admin/users", &format!("/admin/users/{}/deactivate", carol.id), &[]).await;
+    assert_eq!(off.status(), StatusCode::SEE_OTHER);
+    assert!(verifies_as(&app, &bob_secret, None, "DISABLED").await);
+    assert!(verifies_as(&app, &carol_secret, None, "DISABLED").await);
+
+    // The organization's list, the key's page and the staff view say so, with the reason.
+    let list = admin.open("/admin/keys").await;
+    assert_eq!(state_of(&list, &bobs.public_id), "Disabled owner has no API key access", "{list}");
+    assert_eq!(state_of(&list, &carols.public_id), "Disabled owner is deactivated", "{list}");
+    let detail = admin.open(&format!("/admin/keys/{}", bobs.public_id)).await;
+    assert_eq!(detail.select(".page-head .badge-off").text(), "Disabled", "{detail}");
+    assert_eq!(detail.select(".page-head .state-reason").text(), "— owner has no API key access");
+    let sam = app.signed_in("sam@support.test").await;
+    let staff_view = sam.open(&format!("/staff/organizations/{}", acme.id)).await;
+    assert_eq!(state_of(&staff_view, &carols.public_id), "Disabled owner is deactivated", "{staff_view}");
+
+    // Given access again, Bob's key works and reads "Active" again.
+    post_from(&admin, "/admin/users", &format!("/admin/users/{}/access", bob.id), &[("grant", "1")]).await;
+    assert!(verifies_as(&app, &bob_secret, None, "VALID").await);
+    assert_eq!(state_of(&admin.open("/admin/keys").await, &bobs.public_id), "Active ");
+}
+
+#[actix_web::test]
+async fn a_provider_keys_page_and_its_dialogs_name_the_provider() {
+    let World { app, provider, .. } = world().await;
+    let sam = app.signed_in("sam@support.test").await;
+    let base = location(&sam.get(&format!("/staff/providers/select?id={}", provider.id)).await);
+    let list = sam.open(&base).await;
+    assert_eq!(list.select("h1").text(), "API keys of Fleetlink");
+    assert!(list.select("title").text().contains("Fleetlink"));
+
+    let new = sam.open(&format!("{base}/new")).await;
+    assert_eq!(new.select("#dialog-title").text(), "New API key for Fleetlink", "{new}");
+    assert!(new.select("title").text().contains("Fleetlink"));
+    let expires = (app.now() + chrono::Duration::days(90)).date_naive().to_string();
+    let fields = [("name", "LCM"), ("actions_mode", "all"), ("assets_mode", "all"), ("expires_on", expires.as_str())];
+    let (status, body, _) = submit_new(&sam, &base, &fields).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(shown_secret(&body).is_some());
+    assert!(Page::parse(&body).select("title").text().contains("Fleetlink"));
+
+    // The list has its key, and no Assets column (provider keys are not scoped to assets).
+    let list = sam.open(&base).await;
+    assert_eq!(list.select("tr[data-key]").len(), 1);
+    let headers = list.select("table.keys th").texts();
+    assert!(!headers.iter().any(|h| h == "Assets") && headers.iter().any(|h| h == "Actions"), "{headers:?}");
+    let public_id = list.select("tr[data-key]").attr("data-key").unwrap();
+    for dialog in ["rename", "rekey", "deactivate", "delete"] {
+        let page = sam.open(&format!("{base}/{public_id}/{dialog}")).await;
+        assert!(page.select("title").text().contains("Fleetlink"), "{dialog}: {page}");
+    }
+    // Organization pages keep their Assets column.
+    keys::personal(&mut app.conn(), &app.hasher, &user(&app, "bob@acme.test"), "Bob's board");
+    let admin = app.signed_in("admin@acme.test").await;
+    assert!(admin.open("/admin/keys").await.select("table.keys th").texts().iter().any(|h| h == "Assets"));
+}
+
+#[actix_web::test]
+async fn an_incident_deactivation_requires_a_reason_and_says_so_at_the_field() {
+    let World { app, acme, .. } = world().await;
+    let bob = user(&app, "bob@acme.test");
+    let (key, secret) = keys::personal(&mut app.conn(), &app.hasher, &bob, "Dispatch board");
+    let sam = app.signed_in("sam@support.test").await;
+    let path = format!("/staff/organizations/{}/keys/{}/deactivate", acme.id, key.public_id);
+
+    let dialog = sam.open(&path).await;
+    assert_eq!(dialog.select("label[for=confirm-reason]").text(), "Reason (required)");
+    assert!(dialog.has("input#confirm-reason[required]"));
+    assert!(!dialog.says("optional"));
+
+    for (typed, kept) in [("", ""), ("   ", "   "), (&*format!("found {secret} in a paste"), "")] {
+        let response = sam.post(&path, &[("reason", typed)]).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{typed:?}");
+        let page = Page::parse(&response.text().await.unwrap());
+        assert!(page.has("#confirm-reason-error.field-error"), "{page}");
+        assert_eq!(page.select("#confirm-reason").attr("aria-invalid").as_deref(), Some("true"));
+        assert_eq!(page.field("reason").as_deref(), Some(kept), "what was typed is kept, never a secret");
+        assert!(!page.body.contains(&secret[17..]));
+        assert!(page.has_form(&path), "the dialog again, to correct");
+    }
+    assert!(keys::reload(&mut app.conn(), &key).unwrap().active);
+
+    let response = sam.post(&path, &[("reason", "Seen in a public gist, ticket 4711")]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(!keys::reload(&mut app.conn(), &key).unwrap().active);
+}
