@@ -126,7 +126,7 @@ pub async fn create<A: KeyArea>(
             }
             _ => {
                 let owner = owner_context(conn, owner_kind)?;
-                errors.extend(lifecycle::input_errors(conn, &actor, &owner, input)?);
+                errors.extend(lifecycle::new_input_errors(conn, &actor, &owner, input)?);
                 Err(AppError::Invalid(errors))
             }
         })
