@@ -143,3 +143,122 @@ async fn an_incident_deactivation_requires_a_reason_and_says_so_at_the_field() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert!(!keys::reload(&mut app.conn(), &key).unwrap().active);
 }
+
+/// What the create dialog `page` submits as it stands: its defaults, with `name` typed in.
+fn as_it_stands(page: &Page, name: &str) -> Vec<(String, String)> {
+    let mut fields = vec![("name".to_string(), name.to_string())];
+    for field in ["form_token", "environment", "actions_mode", "action", "assets_mode", "expires_on", "proxy_user_id"] {
+        fields.extend(page.fields(field).into_iter().map(|value| (field.to_string(), value)));
+    }
+    fields
+}
+
+async fn create(client: &TestClient, base: &str, fields: &[(String, String)]) -> (StatusCode, Page) {
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let response = client.post(base, &fields).await;
+    (response.status(), Page::parse(&response.text().await.unwrap()))
+}
+
+/// The key a show-once page shows, from the database, with its action codes (sorted).
+fn created(app: &TestApp, page: &Page) -> (keyward::db::models::ApiKey, Vec<String>) {
+    let secret = page.select("input#new-key").attr("value").unwrap_or_else(|| panic!("a new key on {page}"));
+    let parsed = keyward::keys::ParsedKey::parse(&secret).unwrap();
+    let key = keys::find(&mut app.conn(), parsed.public_id).unwrap().unwrap();
+    let mut actions = keyward::db::models::ApiKey::actions_of(&mut app.conn(), &[key.id])
+        .unwrap()
+        .remove(&key.id)
+        .unwrap_or_default();
+    actions.sort();
+    (key, actions)
+}
+
+#[actix_web::test]
+async fn a_name_alone_creates_a_working_key_within_the_creators_ceiling() {
+    let World { app, acme, .. } = world().await;
+    let (rita, kate) = {
+        let mut conn = app.conn();
+        (
+            fixtures::reader(&mut conn, &acme, "rita@acme.test"),
+            fixtures::key_manager(&mut conn, &acme, "kate@acme.test", &["positions.read"]),
+        )
+    };
+    let both = ["positions.read", "vehicles.read"].map(String::from).to_vec();
+
+    // A personal key: the dialog starts with every action Rita may grant, ticked.
+    let rita_client = app.signed_in("rita@acme.test").await;
+    let dialog = rita_client.open("/account/keys/new").await;
+    assert_eq!(dialog.field("actions_mode").as_deref(), Some("selected"), "{dialog}");
+    let mut ticked = dialog.fields("action");
+    ticked.sort();
+    assert_eq!(ticked, both);
+    let (status, shown) = create(&rita_client, "/account/keys", &as_it_stands(&dialog, "Dispatch")).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    let (key, actions) = created(&app, &shown);
+    assert_eq!((key.owner_user_id, key.all_actions, actions), (Some(rita.id), false, both.clone()));
+    let secret = shown.select("input#new-key").attr("value").unwrap();
+    assert!(verifies_as(&app, &secret, Some("vehicles.read"), "VALID").await);
+
+    // A request naming nothing but the key (no JavaScript, a script): the same defaults.
+    let token = rita_client.open("/account/keys/new").await.form_token();
+    let (status, shown) =
+        create(&rita_client, "/account/keys", &[("name".into(), "Bare".into()), ("form_token".into(), token)]).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(created(&app, &shown).1, both);
+
+    // An organization key: the proxy defaults to its creator, the actions to Kate's ceiling.
+    let kate_client = app.signed_in("kate@acme.test").await;
+    let dialog = kate_client.open("/admin/keys/new").await;
+    assert_eq!(dialog.field("proxy_user_id"), Some(kate.id.to_string()), "{dialog}");
+    assert_eq!(dialog.fields("action"), ["positions.read"]);
+    let (status, shown) = create(&kate_client, "/admin/keys", &as_it_stands(&dialog, "Bridge")).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    let (key, actions) = created(&app, &shown);
+    assert_eq!((key.proxy_user_id, actions), (Some(kate.id), vec!["positions.read".to_string()]));
+    let token = kate_client.open("/admin/keys/new").await.form_token();
+    let (status, shown) =
+        create(&kate_client, "/admin/keys", &[("name".into(), "Bare bridge".into()), ("form_token".into(), token)])
+            .await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(created(&app, &shown).0.proxy_user_id, Some(kate.id));
+
+    // The proxy stays changeable.
+    let dialog = kate_client.open("/admin/keys/new").await;
+    let mut fields = as_it_stands(&dialog, "Bob's bridge");
+    fields.retain(|(k, _)| k != "proxy_user_id");
+    fields.push(("proxy_user_id".into(), user(&app, "bob@acme.test").id.to_string()));
+    let (status, shown) = create(&kate_client, "/admin/keys", &fields).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(created(&app, &shown).0.proxy_user_id, Some(user(&app, "bob@acme.test").id));
+}
+
+#[actix_web::test]
+async fn the_actions_error_is_marked_at_the_field_like_the_others() {
+    let World { app, acme, .. } = world().await;
+    {
+        let mut conn = app.conn();
+        fixtures::reader(&mut conn, &acme, "rita@acme.test");
+        fixtures::key_manager(&mut conn, &acme, "nora@acme.test", &[]);
+    }
+    let marked = |page: &Page| {
+        let first = page.select("input[name=action]");
+        page.has("fieldset > p.field-error#key-actions-error")
+            && first.attr("aria-invalid").as_deref() == Some("true")
+            && first.attr("aria-describedby").as_deref() == Some("key-actions-error")
+    };
+    let rita = app.signed_in("rita@acme.test").await;
+    let dialog = rita.open("/account/keys/new").await;
+    let mut fields = as_it_stands(&dialog, "Nothing ticked");
+    fields.retain(|(k, _)| k != "action");
+    let (status, page) = create(&rita, "/account/keys", &fields).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(marked(&page), "{page}");
+    assert_eq!(page.field("name").as_deref(), Some("Nothing ticked"));
+
+    // Someone whose roles allow no actions learns why at the same field.
+    let nora = app.signed_in("nora@acme.test").await;
+    let token = nora.open("/admin/keys/new").await.form_token();
+    let (status, page) =
+        create(&nora, "/admin/keys", &[("name".into(), "Empty".into()), ("form_token".into(), token)]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.select("#key-actions-error").text().contains("Your roles allow no API actions"), "{page}");
+}
