@@ -262,3 +262,36 @@ async fn the_actions_error_is_marked_at_the_field_like_the_others() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.select("#key-actions-error").text().contains("Your roles allow no API actions"), "{page}");
 }
+
+#[actix_web::test]
+async fn in_the_browser_a_name_alone_creates_a_key_and_the_actions_error_takes_focus() {
+    use crate::browser::Browser;
+    let World { app, acme, .. } = world().await;
+    fixtures::reader(&mut app.conn(), &acme, "rita@acme.test");
+    let browser = Browser::open(&app, true).await;
+    browser.sign_in("rita@acme.test").await;
+    browser.goto("/account/keys").await;
+
+    // Unticking every action is explained at the actions, which take the focus.
+    browser.open_dialog(".page-head a[data-dialog]").await;
+    browser.find("dialog[open] #key-name").await.send_keys("Unticked").await.unwrap();
+    for action in ["positions.read", "vehicles.read"] {
+        browser.find(&format!("dialog[open] input[name=action][value='{action}']")).await.click().await.unwrap();
+    }
+    browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text("dialog[open] #key-actions-error", "Choose at least one action").await;
+    let focused = browser.js("return document.activeElement.getAttribute('aria-describedby')").await;
+    assert_eq!(focused, serde_json::json!("key-actions-error"), "focus on the field in error");
+    let escape = char::from(fantoccini::key::Key::Escape).to_string();
+    browser.client.active_element().await.unwrap().send_keys(&escape).await.unwrap();
+    browser.wait_gone("dialog[open]").await;
+
+    // A name and Create: a key with everything Rita may grant.
+    browser.open_dialog(".page-head a[data-dialog]").await;
+    browser.find("dialog[open] #key-name").await.send_keys("Just a name").await.unwrap();
+    browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
+    let secret = browser.find("dialog[open] #new-key").await.prop("value").await.unwrap().unwrap();
+    assert!(verifies_as(&app, &secret, Some("vehicles.read"), "VALID").await);
+    assert!(verifies_as(&app, &secret, Some("positions.read"), "VALID").await);
+    browser.close().await;
+}
