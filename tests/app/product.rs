@@ -104,6 +104,10 @@ async fn a_provider_keys_page_and_its_dialogs_name_the_provider() {
     let headers = list.select("table.keys th").texts();
     assert!(!headers.iter().any(|h| h == "Assets") && headers.iter().any(|h| h == "Actions"), "{headers:?}");
     let public_id = list.select("tr[data-key]").attr("data-key").unwrap();
+    let detail = sam.open(&format!("{base}/{public_id}")).await;
+    assert!(detail.select("title").text().contains("Fleetlink"));
+    let terms = detail.select("dl.details dt").texts();
+    assert!(!terms.iter().any(|t| t == "Assets") && terms.iter().any(|t| t == "Actions"), "{terms:?}");
     for dialog in ["rename", "rekey", "deactivate", "delete"] {
         let page = sam.open(&format!("{base}/{public_id}/{dialog}")).await;
         assert!(page.select("title").text().contains("Fleetlink"), "{dialog}: {page}");

@@ -34,6 +34,8 @@ pub struct KeyRow {
     pub all_actions: bool,
     pub assets: Vec<String>,
     pub all_assets: bool,
+    /// Whether assets mean anything for this key (not for a service provider's keys).
+    pub scoped_to_assets: bool,
     pub allowed_ips: Vec<String>,
     pub created: Stamp,
     pub created_by: String,
@@ -131,6 +133,7 @@ pub fn rows(conn: &mut PgConnection, keys: &[ApiKey], base: &str, now: DateTime<
                 all_actions: key.all_actions,
                 assets: asset_labels,
                 all_assets: key.all_assets,
+                scoped_to_assets: key.owner_service_provider_id.is_none(),
                 allowed_ips: key.cidrs().iter().map(|c| c.to_string()).collect(),
                 created: Stamp::relative_to(key.created_at, now),
                 created_by,
