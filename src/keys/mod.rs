@@ -1,8 +1,9 @@
 //! API keys as strings: their format (generate, parse, checksum), the keyed hash that is
-//! stored instead of the secret, and (in `verifier`) the verification path.
+//! stored instead of the secret, and (in `verifier`) the verification path, and (in `standing`) whether a key's owner still lets it work.
 
 pub mod format;
 pub mod hash;
+pub mod standing;
 pub mod verifier;
 
 pub use format::{Environment, GeneratedKey, ParsedKey};

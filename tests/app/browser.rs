@@ -408,10 +408,11 @@ async fn support_staff_select_a_provider_and_create_its_key_in_a_dialog() {
     browser.goto("/staff").await;
     browser.find("#select-provider").await;
     browser.find("form[action='/staff/providers/select'] button[type=submit]").await.click().await.unwrap();
-    browser.wait_for_text("h1", "Service-provider API keys").await;
+    browser.wait_for_text("h1", "API keys of Fleetlink").await;
     browser.find(".empty-state").await;
 
     browser.open_dialog(".page-head a[data-dialog]").await;
+    browser.wait_for_text("dialog[open] h1", "New API key for Fleetlink").await;
     browser.find("dialog #key-name").await.send_keys("Locator Control Manager").await.unwrap();
     browser.find("dialog button[type=submit]").await.click().await.unwrap();
     let secret = browser.find("dialog[open] #new-key").await.prop("value").await.unwrap().unwrap();
@@ -469,7 +470,16 @@ async fn support_staff_add_a_provider_retire_an_action_and_deactivate_a_client_k
     // An incident: the client's key is deactivated with a reason.
     browser.goto(&format!("/staff/organizations/{}", org.id)).await;
     browser.open_dialog(&format!("a[href$='/keys/{}/deactivate']", key.public_id)).await;
-    browser.find("dialog[open] #confirm-reason").await.send_keys("Found in a public gist").await.unwrap();
+    // A blank reason is explained at the field, inside the dialog, and the field is focused.
+    browser.find("dialog[open] #confirm-reason").await.send_keys("   ").await.unwrap();
+    browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text("dialog[open] #confirm-reason-error", "Give a reason").await;
+    let focused = browser.client.execute("return document.activeElement.id", vec![]).await.unwrap();
+    assert_eq!(focused, json!("confirm-reason"));
+    assert!(keys::reload(&mut app.conn(), &key).unwrap().active);
+    let reason = browser.find("dialog[open] #confirm-reason").await;
+    reason.clear().await.unwrap();
+    reason.send_keys("Found in a public gist").await.unwrap();
     browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
     browser.wait_for_text(".flash-success", "Deactivated the client").await;
     let stopped = keys::reload(&mut app.conn(), &key).unwrap();

@@ -216,14 +216,16 @@ async fn an_administrator_creates_an_organization_key_attributed_to_a_proxy() {
     let Acme { app, .. } = acme().await;
     let admin = app.signed_in("admin@acme.test").await;
     let expires = in_a_month();
+    // Without a choice, the proxy is the administrator creating the key.
     let (status, body, _) = submit_new(
         &admin,
         "/admin/keys",
-        &[("name", "Telematics bridge"), ("actions_mode", "all"), ("expires_on", &expires)],
+        &[("name", "Admin's bridge"), ("actions_mode", "all"), ("expires_on", &expires)],
     )
     .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a proxy is required");
-    assert!(body.contains("Choose the user to whom calls with this key are attributed"));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let admin_id = crate::helpers::user(&app, "admin@acme.test").id;
+    assert_eq!(key_named(&app, "Admin's bridge").proxy_user_id, Some(admin_id), "the creator by default");
 
     // An inactive user may be the proxy.
     let proxy = crate::helpers::user(&app, "proxy@acme.test");

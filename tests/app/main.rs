@@ -20,6 +20,7 @@ mod key_matrix;
 mod keys;
 mod limits;
 mod offered;
+mod product;
 mod resilience;
 mod scale;
 mod search_plans;

@@ -223,7 +223,7 @@ async fn staff_browse_a_client_read_only_and_deactivate_a_key_in_an_incident() {
     assert!(Page::parse(&confirm).has("form textarea[name=reason], form input[name=reason]"));
     for reason in ["", "   ", &format!("found {secret} in a paste")] {
         let response = sam.post(&deactivate, &[("reason", reason)]).await;
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{reason:?}");
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{reason:?}");
     }
     assert!(keys::reload(&mut app.conn(), &key).unwrap().active);
 

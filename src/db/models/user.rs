@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::{
     db::schema::{api_actions, role_api_actions, role_permissions, roles, user_roles, users},
     domain::{Permission, PermissionSet},
+    keys::standing::OwnerBlock,
 };
 
 /// The API actions a user may put on keys (SPEC §3: never more than the creator may do).
@@ -175,6 +176,32 @@ impl User {
             .select((users::id, users::display_name, users::email))
             .load(conn)?;
         Ok(rows.into_iter().map(|(id, name, email)| (id, (name, email))).collect())
+    }
+
+    /// `id → what stops their personal keys` for the users among `ids` whose keys are
+    /// stopped (the verifier's rule, [`OwnerBlock::of`]), in two queries whatever the count.
+    pub fn owner_blocks(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<HashMap<i64, OwnerBlock>> {
+        let people: Vec<(i64, bool, bool, bool)> = users::table
+            .filter(users::id.eq_any(ids))
+            .select((users::id, users::active, users::is_admin, users::api_key_access))
+            .load(conn)?;
+        let granted: Vec<(i64, String)> = user_roles::table
+            .inner_join(role_permissions::table.on(role_permissions::role_id.eq(user_roles::role_id)))
+            .filter(user_roles::user_id.eq_any(ids))
+            .select((user_roles::user_id, role_permissions::permission))
+            .load(conn)?;
+        let mut from_roles: HashMap<i64, Vec<Permission>> = HashMap::new();
+        for (user_id, code) in granted {
+            from_roles.entry(user_id).or_default().extend(Permission::from_code(&code));
+        }
+        Ok(people
+            .into_iter()
+            .filter_map(|(id, active, is_admin, access)| {
+                let permissions =
+                    PermissionSet::effective(is_admin, access, from_roles.remove(&id).unwrap_or_default());
+                OwnerBlock::of(active, permissions).map(|block| (id, block))
+            })
+            .collect())
     }
 
     /// Every user of an organization, by name (proxy choices; inactive users may be proxies).

@@ -11,8 +11,10 @@ use crate::{
         models::{ApiKey, User, api_key::KeyOwner, user::ActionCeiling},
         schema::{api_actions, api_key_actions, api_key_asset_groups, api_key_assets, asset_group_members, assets},
     },
-    domain::Permission,
-    keys::verifier::{CachedKey, Catalog, Scope},
+    keys::{
+        standing::OwnerBlock,
+        verifier::{CachedKey, Catalog, Scope},
+    },
 };
 
 fn active_action_codes(conn: &mut PgConnection, ids: Option<&BTreeSet<i64>>) -> QueryResult<BTreeSet<String>> {
@@ -88,7 +90,7 @@ pub fn load(
                     Scope::Only(codes) => Scope::Only(codes.intersection(&allowed).cloned().collect()),
                 };
             }
-            (user.active && permissions.contains(Permission::KeysOwn), Some(user_id))
+            (OwnerBlock::of(user.active, permissions).is_none(), Some(user_id))
         }
         // The proxy's own roles and state are ignored: an inactive user may be a proxy.
         KeyOwner::Organization(_) => (true, key.proxy_user_id),

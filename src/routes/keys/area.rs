@@ -28,7 +28,16 @@ pub trait KeyArea: FromRequest<Error = AppError> + 'static {
     /// The owner of keys created here.
     fn new_owner(&self) -> NewKeyOwner;
     /// Heading of the list page.
-    fn title(&self) -> &'static str;
+    fn title(&self) -> String;
+    /// Heading of the new-key dialog.
+    fn new_key_heading(&self) -> String {
+        "New API key".into()
+    }
+    /// Whether keys here are scoped to assets (provider keys are not: the column would say
+    /// nothing).
+    fn shows_assets(&self) -> bool {
+        true
+    }
     /// A sentence under the heading.
     fn description(&self) -> &'static str;
     /// Whether the list shows whose each key is (areas with several owners).
@@ -72,7 +81,10 @@ impl KeyArea for ProviderKeys {
         &self.staff.session
     }
     fn context(&self, title: &str) -> AppResult<PageContext> {
-        PageContext::for_staff(&self.staff, title, Section::StaffProviders)
+        // Every page and dialog here names the provider: staff switch between several.
+        let name = &self.provider.name;
+        let title = if title.contains(name.as_str()) { title.to_string() } else { format!("{title} · {name}") };
+        PageContext::for_staff(&self.staff, &title, Section::StaffProviders)
     }
     fn scope(&self) -> KeyScope {
         KeyScope::ServiceProvider(self.provider.id)
@@ -80,8 +92,14 @@ impl KeyArea for ProviderKeys {
     fn new_owner(&self) -> NewKeyOwner {
         NewKeyOwner::ServiceProvider { service_provider_id: self.provider.id }
     }
-    fn title(&self) -> &'static str {
-        "Service-provider API keys"
+    fn title(&self) -> String {
+        format!("API keys of {}", self.provider.name)
+    }
+    fn new_key_heading(&self) -> String {
+        format!("New API key for {}", self.provider.name)
+    }
+    fn shows_assets(&self) -> bool {
+        false
     }
     fn description(&self) -> &'static str {
         "Keys of this service provider (its admin panel / Locator Control Manager). Only support staff create them."
@@ -136,8 +154,8 @@ impl KeyArea for OwnKeys {
     fn new_owner(&self) -> NewKeyOwner {
         NewKeyOwner::Personal { user_id: self.0.user.id, organization_id: self.0.organization.id }
     }
-    fn title(&self) -> &'static str {
-        "API keys"
+    fn title(&self) -> String {
+        "API keys".into()
     }
     fn description(&self) -> &'static str {
         "Your personal keys. Calls made with them are attributed to you."
@@ -175,8 +193,8 @@ impl KeyArea for OrganizationKeys {
     fn new_owner(&self) -> NewKeyOwner {
         NewKeyOwner::Organization { organization_id: self.0.organization.id }
     }
-    fn title(&self) -> &'static str {
-        "Organization API keys"
+    fn title(&self) -> String {
+        "Organization API keys".into()
     }
     fn description(&self) -> &'static str {
         "Every key of the organization: members' personal keys and organization keys, which act \

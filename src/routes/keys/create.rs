@@ -50,8 +50,9 @@ pub async fn new_form<A: KeyArea>(area: A, state: web::Data<AppState>) -> AppRes
             form::build(conn, &actor, &owner, None, values, FieldErrors::new(), action_url)
         })
         .await?;
-    let ctx = area.context("New API key")?;
-    render(&FormPage { ctx, heading: "New API key".into(), cancel_href: area.base(), form })
+    let heading = area.new_key_heading();
+    let ctx = area.context(&heading)?;
+    render(&FormPage { ctx, heading, cancel_href: area.base(), form })
 }
 
 #[derive(Template)]
@@ -101,7 +102,7 @@ pub(super) async fn form_again<A: KeyArea>(
             }
         })
         .await?;
-    let heading = if form.editing { format!("Edit {}", form.values.name) } else { "New API key".into() };
+    let heading = if form.editing { format!("Edit {}", form.values.name) } else { area.new_key_heading() };
     let ctx = area.context(&heading)?;
     render_with_status(&FormPage { ctx, heading, cancel_href: area.base(), form }, StatusCode::UNPROCESSABLE_ENTITY)
 }
@@ -125,7 +126,7 @@ pub async fn create<A: KeyArea>(
             }
             _ => {
                 let owner = owner_context(conn, owner_kind)?;
-                errors.extend(lifecycle::input_errors(conn, &actor, &owner, input)?);
+                errors.extend(lifecycle::new_input_errors(conn, &actor, &owner, input)?);
                 Err(AppError::Invalid(errors))
             }
         })

@@ -14,6 +14,7 @@ use crate::{
     error::{AppError, FieldErrors},
     services::{
         Actor,
+        actor::ActorKind,
         keys::{
             KeyPolicy,
             access::{self, OwnerContext},
@@ -154,6 +155,18 @@ pub fn build(
         .map(|a| Choice::action(a, &values.action))
         .collect();
     let may_grant_all_actions = key.is_some_and(|k| k.all_actions) || ceilings.iter().all(|c| c.is_all());
+    // A new key starts with everything its creator may grant, so a name alone creates a
+    // working key: "all actions" where allowed, else every action offered, ticked.
+    let mut actions = actions;
+    if key.is_none() && values.actions_mode == "all" && !may_grant_all_actions {
+        actions.iter_mut().for_each(|choice| choice.checked = true);
+    }
+    // And an organization key's calls go to its creator unless another proxy is chosen.
+    let default_proxy = match (&actor.kind, key) {
+        (ActorKind::User { id, .. }, None) if values.proxy_user_id.is_empty() => Some(id.to_string()),
+        _ => None,
+    };
+    let proxy_checked = |id: &str| values.proxy_user_id == id || default_proxy.as_deref() == Some(id);
     let (assets, groups, proxies) = match owner.organization() {
         Some(org) => {
             let assets =
@@ -167,7 +180,7 @@ pub fn build(
                     .into_iter()
                     .filter(|u| ceiling::may_attribute_to(actor, u) || values.proxy_user_id == u.id.to_string())
                     .map(|u| Choice {
-                        checked: values.proxy_user_id == u.id.to_string(),
+                        checked: proxy_checked(&u.id.to_string()),
                         value: u.id.to_string(),
                         label: format!("{} <{}>", u.display_name, u.email),
                         hint: if u.active { String::new() } else { "inactive".into() },

@@ -47,7 +47,8 @@ pub struct ListView {
 struct ListPage {
     ctx: PageContext,
     base: String,
-    title: &'static str,
+    title: String,
+    shows_assets: bool,
     description: &'static str,
     shows_owner: bool,
     blocked: Option<String>,
@@ -61,7 +62,7 @@ pub async fn list<A: KeyArea>(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
-    let ctx = area.context(area.title())?;
+    let ctx = area.context(&area.title())?;
     let base = area.base();
     let query = query.into_inner();
     let blocked = area.blocked_reason();
@@ -122,6 +123,7 @@ pub async fn list<A: KeyArea>(
         title: area.title(),
         description: area.description(),
         shows_owner: area.shows_owner(),
+        shows_assets: area.shows_assets(),
         blocked,
         rows,
         list,

@@ -70,7 +70,11 @@ pub struct Parsed<T> {
 impl KeyForm {
     /// The create dialog's fields: name and environment (if they parsed), and the settings.
     pub fn parse_new(&self) -> Parsed<(Option<NewKeyHead>, KeyInput)> {
-        let Parsed { value: input, mut errors } = self.parse_settings();
+        let Parsed { value: mut input, mut errors } = self.settings(true);
+        // No choice at all (a name-only request): the key service's defaults for the creator.
+        if self.actions_mode.is_empty() && self.action.is_empty() {
+            input.actions = ActionChoice::OwnersDefault;
+        }
         let name = errors.take("name", KeyName::parse(&self.name));
         let environment = errors.take("environment", parse_environment(&self.environment));
         let token = self.form_token.trim();
@@ -84,6 +88,11 @@ impl KeyForm {
 
     /// The settings fields (everything but name and environment), as the edit dialog has them.
     pub fn parse_settings(&self) -> Parsed<KeyInput> {
+        self.settings(false)
+    }
+
+    /// The settings fields; for a new key (`new`), an empty expiry date is the policy's default.
+    fn settings(&self, new: bool) -> Parsed<KeyInput> {
         let mut errors = FieldErrors::new();
         let stand_in = KeyInput::default();
         let value = KeyInput {
@@ -91,7 +100,7 @@ impl KeyForm {
             actions: errors.take("actions", self.actions()).unwrap_or(ActionChoice::All),
             assets: errors.take("assets", self.assets()).unwrap_or(AssetScope::All),
             cidrs: errors.take("allowed_ips", parse_cidrs(&self.allowed_ips)).unwrap_or_default(),
-            expiry: errors.take("expires_on", self.expiry()).unwrap_or(stand_in.expiry),
+            expiry: errors.take("expires_on", self.expiry(new)).unwrap_or(stand_in.expiry),
             proxy_user_id: self.proxy_user_id.trim().parse::<i64>().ok(),
         };
         Parsed { value, errors }
@@ -120,11 +129,12 @@ impl KeyForm {
         }
     }
 
-    fn expiry(&self) -> Result<ExpiryChoice, String> {
+    fn expiry(&self, new: bool) -> Result<ExpiryChoice, String> {
         if self.never_expires.is_some() {
             return Ok(ExpiryChoice::Never);
         }
         match self.expires_on.trim() {
+            "" if new => Ok(ExpiryChoice::PolicyDefault),
             "" => Err("Choose an expiry date.".into()),
             date => NaiveDate::parse_from_str(date, "%Y-%m-%d")
                 .map(ExpiryChoice::On)

@@ -12,6 +12,7 @@ use crate::{
         api_key::{EXPIRING_SOON_DAYS, KeyOwner},
     },
     error::AppError,
+    keys::standing::OwnerBlock,
     services::{
         Actor,
         keys::{ceiling::Issue, lifecycle},
@@ -33,6 +34,8 @@ pub struct KeyRow {
     pub all_actions: bool,
     pub assets: Vec<String>,
     pub all_assets: bool,
+    /// Whether assets mean anything for this key (not for a service provider's keys).
+    pub scoped_to_assets: bool,
     pub allowed_ips: Vec<String>,
     pub created: Stamp,
     pub created_by: String,
@@ -40,6 +43,8 @@ pub struct KeyRow {
     pub last_used_ip: Option<String>,
     pub active: bool,
     pub expired: bool,
+    /// What stops this personal key although it is active (its owner's state).
+    pub owner_block: Option<OwnerBlock>,
     pub expiring_soon: bool,
     pub expires: Option<Stamp>,
     pub rotating: bool,
@@ -48,15 +53,23 @@ pub struct KeyRow {
 }
 
 impl KeyRow {
-    /// "Active", "Inactive" or "Expired".
+    /// "Active", "Inactive", "Expired" or "Disabled" (by its owner's state): the effective
+    /// state, checked in the verifier's order, so the page says what verification answers.
     pub fn state(&self) -> &'static str {
         if !self.active {
             "Inactive"
         } else if self.expired {
             "Expired"
+        } else if self.owner_block.is_some() {
+            "Disabled"
         } else {
             "Active"
         }
+    }
+
+    /// Why the key is disabled although it is active, if it is.
+    pub fn state_reason(&self) -> Option<&'static str> {
+        if self.active && !self.expired { self.owner_block.map(OwnerBlock::reason) } else { None }
     }
 
     pub fn state_class(&self) -> &'static str {
@@ -78,6 +91,8 @@ pub fn rows(conn: &mut PgConnection, keys: &[ApiKey], base: &str, now: DateTime<
     let user_ids: Vec<i64> =
         keys.iter().flat_map(|k| [k.owner_user_id, k.proxy_user_id, k.created_by_user_id]).flatten().collect();
     let users = User::names_by_id(conn, &user_ids)?;
+    let owner_ids: Vec<i64> = keys.iter().filter_map(|k| k.owner_user_id).collect();
+    let owner_blocks = User::owner_blocks(conn, &owner_ids)?;
     let staff_ids: Vec<i64> = keys.iter().filter_map(|k| k.created_by_staff_id).collect();
     let staff = StaffAccount::names_by_id(conn, &staff_ids)?;
     let name = |users: &HashMap<i64, (String, String)>, id: i64| {
@@ -118,6 +133,7 @@ pub fn rows(conn: &mut PgConnection, keys: &[ApiKey], base: &str, now: DateTime<
                 all_actions: key.all_actions,
                 assets: asset_labels,
                 all_assets: key.all_assets,
+                scoped_to_assets: key.owner_service_provider_id.is_none(),
                 allowed_ips: key.cidrs().iter().map(|c| c.to_string()).collect(),
                 created: Stamp::relative_to(key.created_at, now),
                 created_by,
@@ -125,6 +141,7 @@ pub fn rows(conn: &mut PgConnection, keys: &[ApiKey], base: &str, now: DateTime<
                 last_used_ip: key.last_used_ip.map(|ip| ip.ip().to_string()),
                 active: key.active,
                 expired: key.is_expired_at(now),
+                owner_block: key.owner_user_id.and_then(|id| owner_blocks.get(&id).copied()),
                 expiring_soon: key.expires_within(now, EXPIRING_SOON_DAYS),
                 expires: Stamp::maybe_relative_to(key.expires_at, now),
                 rotating,

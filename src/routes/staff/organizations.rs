@@ -3,7 +3,7 @@
 //! re-keying a client's keys is refused here explicitly (and audited), as everywhere else.
 
 use crate::services::audit::AuditAction;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -32,9 +32,8 @@ use crate::{
     state::AppState,
     views::{
         PageContext, Section,
-        confirm::ConfirmPage,
         pager::{Pager, page_index},
-        redirect, render,
+        redirect, render, render_with_status,
         time::Stamp,
     },
 };
@@ -237,6 +236,36 @@ async fn client_key(
         .await
 }
 
+/// The incident dialog: the reason is required (it is the audit trail of an action taken
+/// on a client's behalf).
+#[derive(Template)]
+#[template(path = "staff/incident.html")]
+struct IncidentPage {
+    ctx: PageContext,
+    heading: String,
+    masked: String,
+    action_url: String,
+    cancel_href: String,
+    reason: String,
+    error: Option<String>,
+}
+
+impl IncidentPage {
+    fn new(staff: &CurrentStaff, id: i64, key: &ApiKey, reason: String, error: Option<String>) -> AppResult<Self> {
+        let heading = format!("Deactivate the client's key \"{}\"?", key.name);
+        let cancel_href = format!("/staff/organizations/{id}");
+        Ok(Self {
+            ctx: PageContext::for_staff(staff, &heading, Section::StaffOrganizations)?,
+            heading,
+            masked: key.masked(),
+            action_url: format!("{cancel_href}/keys/{}/deactivate", key.public_id),
+            cancel_href,
+            reason,
+            error,
+        })
+    }
+}
+
 #[get("/staff/organizations/{id}/keys/{public_id}/deactivate")]
 pub async fn deactivate_form(
     staff: CurrentStaff,
@@ -245,29 +274,24 @@ pub async fn deactivate_form(
 ) -> AppResult<HttpResponse> {
     let (id, public_id) = key_path(&req)?;
     let key = client_key(&state, &staff, id, public_id).await?;
-    let heading = format!("Deactivate the client's key \"{}\"?", key.name);
-    let back = format!("/staff/organizations/{id}");
-    let ctx = PageContext::for_staff(&staff, &heading, Section::StaffOrganizations)?;
-    render(&ConfirmPage {
-        ctx,
-        heading,
-        message: "Incident deactivation: integrations using this key stop working at once. The organization's administrators can reactivate it.".into(),
-        note: Some("Give a reason; it is recorded in the organization's audit log.".into()),
-        detail: Some(key.masked()),
-        action_url: format!("{back}/keys/{}/deactivate", key.public_id),
-        button: "Deactivate key",
-        danger: true,
-        with_reason: true,
-        hidden: vec![],
-        cancel_href: back.clone(),
-        return_to: back,
-    })
+    render(&IncidentPage::new(&staff, id, &key, String::new(), None)?)
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ReasonForm {
     #[serde(default)]
     reason: String,
+}
+
+/// The incident reason, or what is wrong with it and what to show again in the field (never
+/// a secret that was pasted into it).
+fn incident_reason(input: &str) -> Result<String, (String, String)> {
+    if crate::keys::format::looks_like_secret(input) {
+        return Err(("A reason must not contain a key or any other secret.".into(), String::new()));
+    }
+    clean_line(input, 1, 500, "reason").map_err(|_| {
+        ("Give a reason for deactivating a client's key (up to 500 characters).".into(), input.to_string())
+    })
 }
 
 #[post("/staff/organizations/{id}/keys/{public_id}/deactivate")]
@@ -278,8 +302,14 @@ pub async fn deactivate(
     form: HtmlForm<ReasonForm>,
 ) -> AppResult<HttpResponse> {
     let (id, public_id) = key_path(&req)?;
-    let reason = clean_line(&form.0.reason, 1, 500, "reason")
-        .map_err(|_| AppError::BadRequest("Give a reason for deactivating a client's key.".into()))?;
+    let reason = match incident_reason(&form.0.reason) {
+        Ok(reason) => reason,
+        Err((message, kept)) => {
+            let key = client_key(&state, &staff, id, public_id).await?;
+            let page = IncidentPage::new(&staff, id, &key, kept, Some(message))?;
+            return render_with_status(&page, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+    };
     let actor = staff.actor();
     let key = state
         .db

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 
 use crate::{
     db::models::{
-        ApiKey,
+        ApiAction, ApiKey,
         api_key::{KeyOwner, KeyScope, KeySettingsChanges, NewApiKey},
+        user::ActionCeiling,
     },
     error::{AppError, FieldErrors},
     keys::{Environment, GeneratedKey, KeyHasher},
@@ -21,7 +22,7 @@ use crate::{
         keys::{
             access::{self, KeyOp, OwnerContext, UserContext},
             ceiling::{self, Issue, KeyReach},
-            input::{ActionScope, AssetScope, KeyInput, KeyName, KeySettings},
+            input::{ActionChoice, ActionCode, ActionScope, AssetScope, KeyInput, KeyName, KeySettings},
             policy::{KeyPolicy, is_offered_grace},
             quota,
         },
@@ -206,6 +207,79 @@ pub fn input_errors(
     }
 }
 
+/// Like [`input_errors`] for a new key, whose unchosen fields take the creator's defaults.
+pub fn new_input_errors(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    owner: &OwnerContext,
+    input: KeyInput,
+) -> Result<FieldErrors, AppError> {
+    let user = access::user_context(conn, actor)?;
+    match resolve_new(conn, actor, user.as_ref(), owner, input) {
+        Ok(_) => Ok(FieldErrors::new()),
+        Err(AppError::Invalid(errors)) => Ok(errors),
+        Err(e) => Err(e),
+    }
+}
+
+/// The defaults every way of creating a key shares, so that a name alone creates a working
+/// key: actions left unchosen are all that the creating web user (and a personal key's owner)
+/// may grant — a list for someone whose roles restrict them — and an organization key's calls
+/// are attributed to the web user creating it unless another proxy is chosen.
+fn creators_defaults(
+    conn: &mut PgConnection,
+    user: Option<&UserContext>,
+    owner: &OwnerContext,
+    mut input: KeyInput,
+) -> Result<(KeyInput, FieldErrors), AppError> {
+    let mut errors = FieldErrors::new();
+    let Some(creator) = user else { return Ok((input, errors)) };
+    if input.actions == ActionChoice::OwnersDefault
+        && let ActionCeiling::Only(ids) = ceiling::grantable(user, owner)
+    {
+        input.actions = if ids.is_empty() {
+            errors.add(
+                "actions",
+                "Your roles allow no API actions, so a key could do nothing. Ask an administrator for a role \
+                 with the actions your integration needs.",
+            );
+            // A stand-in: an input with errors is never acted on.
+            ActionChoice::All
+        } else {
+            let codes = ApiAction::list_active(conn)?
+                .into_iter()
+                .filter(|a| ids.contains(&a.id))
+                .filter_map(|a| ActionCode::parse(&a.code).ok())
+                .collect();
+            ActionChoice::Only(codes)
+        };
+    }
+    if matches!(owner, OwnerContext::Organization(_)) && input.proxy_user_id.is_none() {
+        input.proxy_user_id = Some(creator.user.id);
+    }
+    Ok((input, errors))
+}
+
+/// [`KeySettings::resolve`] after the creator's defaults, every problem a field error.
+fn resolve_new(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    user: Option<&UserContext>,
+    owner: &OwnerContext,
+    input: KeyInput,
+) -> Result<KeySettings, AppError> {
+    let (input, mut errors) = creators_defaults(conn, user, owner, input)?;
+    match KeySettings::resolve(conn, input, owner, &policy_of(owner), actor.now.date_naive()) {
+        Ok(settings) if errors.is_empty() => Ok(settings),
+        Ok(_) => Err(AppError::Invalid(errors)),
+        Err(AppError::Invalid(more)) => {
+            errors.extend(more);
+            Err(AppError::Invalid(errors))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Creates a key and returns its secret (to be shown once).
 pub fn create(
     conn: &mut PgConnection,
@@ -222,7 +296,7 @@ pub fn create(
     }
     let owner = owner_context(conn, request.owner)?;
     access::check_create(actor, user.as_ref(), &owner)?;
-    let settings = &KeySettings::resolve(conn, request.input, &owner, &policy_of(&owner), actor.now.date_naive())?;
+    let settings = &resolve_new(conn, actor, user.as_ref(), &owner, request.input)?;
     check_actions(user.as_ref(), &owner, &settings.actions, None)?;
     check_expiry(actor, &owner, settings)?;
     let reach = KeyReach::of_settings(settings);
