@@ -1,6 +1,8 @@
 //! Last use of keys (time, client address, and use of a previous secret during its grace
 //! period), collected in memory on the verification path and written in batches: at most one
-//! write per key per minute, one UPDATE per flush, never a write per request.
+//! write per key per minute, one UPDATE per flush, never a write per request. One exception
+//! keeps the re-key page honest: the first use of a previous secret is written at the next
+//! flush (seconds), not up to a minute later — at most one extra write per key per minute.
 
 use std::{
     collections::HashMap,
@@ -31,7 +33,8 @@ pub struct Usage {
 #[derive(Debug, Default)]
 struct State {
     pending: HashMap<i64, Usage>,
-    written: HashMap<i64, Instant>,
+    /// When each key was last written, and whether that write carried a previous secret's use.
+    written: HashMap<i64, (Instant, bool)>,
 }
 
 /// The in-memory collector.
@@ -53,27 +56,35 @@ impl UsageRecorder {
     }
 
     /// Takes the records of keys not written within [`MIN_WRITE_INTERVAL`]; the others wait.
+    /// A record carrying the first use of a previous secret since the key's last write is due
+    /// at once.
     pub fn take_due(&self) -> Vec<Usage> {
-        self.take(|written| written.is_none_or(|at| at.elapsed() >= MIN_WRITE_INTERVAL))
+        self.take(|usage, written| match written {
+            None => true,
+            Some((at, carried_previous)) => {
+                at.elapsed() >= MIN_WRITE_INTERVAL || (usage.previous_at.is_some() && !carried_previous)
+            }
+        })
     }
 
     /// Takes every record (at shutdown: nothing may be lost).
     pub fn take_all(&self) -> Vec<Usage> {
-        self.take(|_| true)
+        self.take(|_, _| true)
     }
 
-    fn take(&self, due: impl Fn(Option<&Instant>) -> bool) -> Vec<Usage> {
+    fn take(&self, due: impl Fn(&Usage, Option<&(Instant, bool)>) -> bool) -> Vec<Usage> {
         let mut state = self.state.lock().expect("the usage lock is never poisoned");
-        let ids: Vec<i64> = state.pending.keys().copied().filter(|id| due(state.written.get(id))).collect();
+        let ids: Vec<i64> =
+            state.pending.iter().filter(|(id, usage)| due(usage, state.written.get(id))).map(|(id, _)| *id).collect();
         let now = Instant::now();
         let mut batch = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(usage) = state.pending.remove(&id) {
-                state.written.insert(id, now);
+                state.written.insert(id, (now, usage.previous_at.is_some()));
                 batch.push(usage);
             }
         }
-        state.written.retain(|_, at| at.elapsed() < MIN_WRITE_INTERVAL);
+        state.written.retain(|_, (at, _)| at.elapsed() < MIN_WRITE_INTERVAL);
         batch
     }
 
@@ -130,5 +141,21 @@ mod tests {
         recorder.record(1, Utc::now(), None, false);
         assert!(recorder.take_due().is_empty(), "written less than a minute ago");
         assert_eq!(recorder.take_all().len(), 1, "but flushed at shutdown");
+    }
+
+    #[test]
+    fn the_first_use_of_a_previous_secret_is_written_at_the_next_flush() {
+        let recorder = UsageRecorder::default();
+        recorder.record(1, Utc::now(), None, false);
+        assert_eq!(recorder.take_due().len(), 1);
+        // Re-keyed: the old secret is used a moment later.
+        recorder.record(1, Utc::now(), None, true);
+        let batch = recorder.take_due();
+        assert_eq!(batch.len(), 1, "not held back for the rest of the minute");
+        assert!(batch[0].previous_at.is_some());
+        // Once told, further uses wait for the interval again.
+        recorder.record(1, Utc::now(), None, true);
+        recorder.record(1, Utc::now(), None, false);
+        assert!(recorder.take_due().is_empty());
     }
 }
