@@ -91,6 +91,44 @@ enum Change {
     Sensitive,
 }
 
+/// The API actions a user could put on their own keys: their roles' ceiling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyActions {
+    All,
+    /// These action codes; none at all when empty.
+    Only(Vec<String>),
+}
+
+impl KeyActions {
+    /// Whether no key of theirs could do anything.
+    pub fn is_nothing(&self) -> bool {
+        matches!(self, KeyActions::Only(codes) if codes.is_empty())
+    }
+
+    /// "any API action", "positions.read, vehicles.read" or "no API action".
+    pub fn describe(&self) -> String {
+        match self {
+            KeyActions::All => "any API action".into(),
+            KeyActions::Only(codes) if codes.is_empty() => "no API action".into(),
+            KeyActions::Only(codes) => codes.join(", "),
+        }
+    }
+}
+
+/// What `user` could put on their keys, were they to have API key access.
+pub fn key_actions(conn: &mut PgConnection, user: &User) -> Result<KeyActions, AppError> {
+    Ok(match user.action_ceiling(conn)? {
+        ActionCeiling::All => KeyActions::All,
+        ActionCeiling::Only(ids) => KeyActions::Only(
+            crate::db::models::ApiAction::list_active(conn)?
+                .into_iter()
+                .filter(|a| ids.contains(&a.id))
+                .map(|a| a.code)
+                .collect(),
+        ),
+    })
+}
+
 /// Checks that `actor` may manage users of `organization_id` (the operator may too).
 fn manager(conn: &mut PgConnection, actor: &Actor, organization_id: i64) -> Result<Manager, AppError> {
     match &actor.kind {

@@ -299,3 +299,50 @@ async fn in_the_browser_a_name_alone_creates_a_key_and_the_actions_error_takes_f
     assert!(verifies_as(&app, &secret, Some("positions.read"), "VALID").await);
     browser.close().await;
 }
+
+#[actix_web::test]
+async fn granting_access_says_what_the_person_could_put_on_keys_and_warns_when_nothing() {
+    let World { app, acme, .. } = world().await;
+    let mut conn = app.conn();
+    // A key manager by role, without any API action: the default of a new role.
+    let empty = fixtures::UserBuilder::new(&acme, "empty@acme.test")
+        .role(&[keyward::domain::Permission::KeysManage])
+        .insert(&mut conn);
+    let reader = fixtures::UserBuilder::new(&acme, "reader@acme.test").may_grant(&["positions.read"]).insert(&mut conn);
+    drop(conn);
+    let admin = app.signed_in("admin@acme.test").await;
+
+    let dialog = admin.open(&format!("/admin/users/{}/access", empty.id)).await;
+    assert!(dialog.says("with no API action"), "{dialog}");
+    assert!(dialog.says("roles allow no API actions"), "a warning: {dialog}");
+    let dialog = admin.open(&format!("/admin/users/{}/access", reader.id)).await;
+    assert!(dialog.says("with positions.read"), "{dialog}");
+    assert!(!dialog.says("roles allow no API actions"), "{dialog}");
+
+    // The user page says it too, and warns for someone who may manage keys.
+    let page = admin.open(&format!("/admin/users/{}", empty.id)).await;
+    assert!(page.says("roles allow no API actions"), "{page}");
+    let page = admin.open(&format!("/admin/users/{}", reader.id)).await;
+    assert!(page.says("positions.read") && !page.says("roles allow no API actions"), "{page}");
+
+    // Saving a role that lets people handle keys with no action warns at once.
+    let response = admin
+        .post("/admin/roles", &[("name", "Key keepers"), ("permission", "keys.manage"), ("actions_mode", "selected")])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let roles = admin.open("/admin/roles").await;
+    assert!(roles.says("Created the role Key keepers. It allows no API actions"), "{roles}");
+    admin
+        .post(
+            "/admin/roles",
+            &[
+                ("name", "Readers"),
+                ("permission", "keys.manage"),
+                ("actions_mode", "selected"),
+                ("action", "positions.read"),
+            ],
+        )
+        .await;
+    let roles = admin.open("/admin/roles").await;
+    assert!(roles.says("Created the role Readers.") && !roles.says("It allows no API actions"), "{roles}");
+}

@@ -162,6 +162,11 @@ async fn save(
         })
         .await;
     let verb = if id.is_some() { "Saved" } else { "Created" };
+    // A role that lets people create keys but allows no action is the trap of a new role
+    // (its default): say so right away.
+    let keys_without_actions = values.actions_mode != "all"
+        && values.action.is_empty()
+        && values.permission.iter().any(|p| p == Permission::KeysManage.code() || p == Permission::KeysOwn.code());
     let (heading, url) = match id {
         None => ("New role".to_string(), BASE.to_string()),
         Some(id) => (format!("Edit {}", values.name), format!("{BASE}/{id}/edit")),
@@ -169,7 +174,15 @@ async fn save(
     saved::answer(
         &admin.session,
         result,
-        |role| (format!("{verb} the role {}.", role.name), BASE.into()),
+        |role| {
+            let warning = if keys_without_actions {
+                " It allows no API actions: a key its holders create could do nothing unless another \
+                 of their roles allows some."
+            } else {
+                ""
+            };
+            (format!("{verb} the role {}.{warning}", role.name), BASE.into())
+        },
         |errors| form_page(&admin, &state, heading, url, values, errors),
     )
     .await

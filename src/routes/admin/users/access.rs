@@ -17,10 +17,13 @@ use crate::{
 
 /// What is said about granting (`grant`) or revoking access for the user called `name`.
 #[derive(Template)]
-#[template(path = "admin/users/access.txt", blocks = ["heading", "message", "done"])]
+#[template(path = "admin/users/access.txt", blocks = ["heading", "message", "warning", "done"])]
 struct Texts<'a> {
     grant: bool,
     name: &'a str,
+    /// What they could put on keys ("any API action", a list, "no API action"); only the
+    /// question of a grant says it.
+    actions: &'a str,
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,7 +48,10 @@ pub async fn access_form(
         return Err(AppError::Conflict("Administrators always have API key access.".into()));
     }
     let grant = !user.api_key_access;
-    let texts = Texts { grant, name: &user.display_name };
+    let subject = user.clone();
+    let actions = state.db.run(move |conn| users::key_actions(conn, &subject)).await?;
+    let described = actions.describe();
+    let texts = Texts { grant, name: &user.display_name, actions: &described };
     let confirmation = Confirmation {
         heading: text(&texts.as_heading())?,
         message: text(&texts.as_message())?,
@@ -53,6 +59,7 @@ pub async fn access_form(
         button: if grant { "Grant access" } else { "Revoke access" },
         danger: !grant,
         hidden: vec![("grant", if grant { "1" } else { "0" }.into())],
+        note: if grant && actions.is_nothing() { Some(text(&texts.as_warning())?) } else { None },
     };
     confirmation.render(&manager, user, &query)
 }
@@ -74,7 +81,7 @@ pub async fn access(
             users::set_api_key_access(conn, actor, organization, id, grant)
         })
         .await?;
-    let done = text(&Texts { grant, name: &user.display_name }.as_done())?;
+    let done = text(&Texts { grant, name: &user.display_name, actions: "" }.as_done())?;
     session::flash(&manager.0.session, FlashLevel::Success, done);
     Ok(redirect(&return_path(&form.return_to, id)))
 }

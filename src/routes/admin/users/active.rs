@@ -45,6 +45,7 @@ pub async fn active_form(
         button: if activate { "Reactivate" } else { "Deactivate" },
         danger: !activate,
         hidden: vec![],
+        note: None,
     };
     confirmation.render(&manager, user, &query)
 }

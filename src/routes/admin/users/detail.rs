@@ -24,6 +24,10 @@ struct DetailPage {
     last_login: Option<Stamp>,
     created: Stamp,
     allowed: Allowed,
+    /// What they could put on keys, and whether to warn that it is nothing although they may
+    /// create keys.
+    key_actions: String,
+    key_actions_warning: bool,
     access_switch: bool,
     is_self: bool,
 }
@@ -31,14 +35,15 @@ struct DetailPage {
 #[get("/admin/users/{id}")]
 pub async fn detail(UserPath { who: manager, id }: UserPath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let (organization_id, actor) = (manager.organization.id, manager.actor());
-    let (user, allowed, roles, permissions, keys) = state
+    let (user, allowed, roles, permissions, keys, key_actions) = state
         .db
         .run(move |conn| {
             let (user, allowed) = users::allowed_changes(conn, &actor, organization_id, id)?;
             let roles = Role::names_by_user(conn, &[id])?.remove(&id).unwrap_or_default();
             let permissions = user.effective_permissions(conn)?;
             let keys = ApiKey::count_by_owner(conn, &[id])?.get(&id).copied().unwrap_or(0);
-            Ok((user, allowed, roles, permissions, keys))
+            let key_actions = users::key_actions(conn, &user)?;
+            Ok((user, allowed, roles, permissions, keys, key_actions))
         })
         .await?;
     let ctx = manager.context(&user.display_name)?;
@@ -49,6 +54,9 @@ pub async fn detail(UserPath { who: manager, id }: UserPath, state: web::Data<Ap
         created: Stamp::new(user.created_at),
         is_self: user.id == manager.0.user.id,
         access_switch: allowed.key_access_switch(&user),
+        key_actions_warning: key_actions.is_nothing()
+            && (permissions.contains(Permission::KeysOwn) || permissions.contains(Permission::KeysManage)),
+        key_actions: key_actions.describe(),
         allowed,
         user,
         roles,

@@ -85,6 +85,8 @@ struct Confirmation<'a> {
     button: &'static str,
     danger: bool,
     hidden: Vec<(&'static str, String)>,
+    /// A warning or hint under the message.
+    note: Option<String>,
 }
 
 impl Confirmation<'_> {
@@ -94,7 +96,7 @@ impl Confirmation<'_> {
             ctx: manager.context(&self.heading)?,
             heading: self.heading,
             message: self.message,
-            note: None,
+            note: self.note,
             detail: Some(user.email),
             action_url: format!("{BASE}/{}/{}", user.id, self.action),
             button: self.button,
