@@ -433,7 +433,8 @@ async fn confirmations_name_the_user_escaped_once_and_say_what_happens() {
         &[("grant", "1")],
         &[
             format!(">Grant API key access to {name}?</h1>"),
-            format!("{name} will be able to create and manage their own API keys."),
+            // …followed by what they could put on keys.
+            format!("{name} will be able to create and manage their own API keys, with "),
         ],
         format!("Granted API key access to {name}."),
     )
