@@ -66,6 +66,12 @@ async fn a_personal_key_whose_owner_may_not_use_it_shows_disabled_and_why_everyw
     let list = admin.open("/admin/keys").await;
     assert_eq!(state_of(&list, &bobs.public_id), "Disabled owner has no API key access", "{list}");
     assert_eq!(state_of(&list, &carols.public_id), "Disabled owner is deactivated", "{list}");
+    // The state filter agrees with what the rows say.
+    let listed = |page: &Page| {
+        [&bobs, &carols].iter().filter(|k| page.has(&format!("tr[data-key=\"{}\"]", k.public_id))).count()
+    };
+    assert_eq!(listed(&admin.open("/admin/keys?state=active").await), 0, "not listed as active");
+    assert_eq!(listed(&admin.open("/admin/keys?state=disabled").await), 2, "listed as disabled");
     let detail = admin.open(&format!("/admin/keys/{}", bobs.public_id)).await;
     assert_eq!(detail.select(".page-head .badge-off").text(), "Disabled", "{detail}");
     assert_eq!(detail.select(".page-head .state-reason").text(), "— owner has no API key access");
@@ -77,6 +83,11 @@ async fn a_personal_key_whose_owner_may_not_use_it_shows_disabled_and_why_everyw
     post_from(&admin, "/admin/users", &format!("/admin/users/{}/access", bob.id), &[("grant", "1")]).await;
     assert!(verifies_as(&app, &bob_secret, None, "VALID").await);
     assert_eq!(state_of(&admin.open("/admin/keys").await, &bobs.public_id), "Active ");
+    let active = admin.open("/admin/keys?state=active").await;
+    assert!(active.has(&format!("tr[data-key=\"{}\"]", bobs.public_id)), "{active}");
+    let disabled = admin.open("/admin/keys?state=disabled").await;
+    assert!(disabled.has(&format!("tr[data-key=\"{}\"]", carols.public_id)), "{disabled}");
+    assert!(!disabled.has(&format!("tr[data-key=\"{}\"]", bobs.public_id)), "{disabled}");
 }
 
 #[actix_web::test]

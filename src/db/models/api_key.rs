@@ -166,6 +166,21 @@ pub enum StateFilter {
     Active,
     Inactive,
     Expired,
+    /// Active and unexpired, but stopped by its owner: deactivated, or without API key access.
+    Disabled,
+}
+
+/// Whether a key's owner lets it work: the SQL twin of `keys::standing::OwnerBlock::of` (an
+/// active owner holding `keys.own`: an administrator, the access toggle, or a role). Only
+/// personal keys have such an owner.
+fn owner_lets_it_work() -> diesel::expression::SqlLiteral<Bool> {
+    diesel::dsl::sql(
+        "(api_keys.owner_user_id IS NULL OR EXISTS (\
+            SELECT 1 FROM users AS o WHERE o.id = api_keys.owner_user_id AND o.active AND (\
+                o.is_admin OR o.api_key_access OR EXISTS (\
+                    SELECT 1 FROM user_roles AS ur JOIN role_permissions AS rp ON rp.role_id = ur.role_id \
+                    WHERE ur.user_id = o.id AND rp.permission = 'keys.own'))))",
+    )
 }
 
 /// Filters and page of a key list.
@@ -278,7 +293,12 @@ impl ApiKey {
             StateFilter::Any => query,
             StateFilter::Active => query
                 .filter(api_keys::active.eq(true))
-                .filter(api_keys::expires_at.is_null().or(api_keys::expires_at.gt(now))),
+                .filter(api_keys::expires_at.is_null().or(api_keys::expires_at.gt(now)))
+                .filter(owner_lets_it_work()),
+            StateFilter::Disabled => query
+                .filter(api_keys::active.eq(true))
+                .filter(api_keys::expires_at.is_null().or(api_keys::expires_at.gt(now)))
+                .filter(diesel::dsl::not(owner_lets_it_work())),
             StateFilter::Inactive => query.filter(api_keys::active.eq(false)),
             StateFilter::Expired => query.filter(api_keys::expires_at.le(now)),
         };

@@ -77,6 +77,7 @@ pub async fn list<A: KeyArea>(
             Some("active") => StateFilter::Active,
             Some("inactive") => StateFilter::Inactive,
             Some("expired") => StateFilter::Expired,
+            Some("disabled") => StateFilter::Disabled,
             _ => StateFilter::Any,
         },
         expiring_soon: query.expiring.is_some(),
