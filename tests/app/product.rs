@@ -119,6 +119,8 @@ async fn a_provider_keys_page_and_its_dialogs_name_the_provider() {
     assert!(detail.select("title").text().contains("Fleetlink"));
     let terms = detail.select("dl.details dt").texts();
     assert!(!terms.iter().any(|t| t == "Assets") && terms.iter().any(|t| t == "Actions"), "{terms:?}");
+    let owner = detail.select("dl.details dt + dd").texts();
+    assert!(owner.iter().any(|o| o == "Fleetlink"), "the owner is named: {owner:?}");
     for dialog in ["rename", "rekey", "deactivate", "delete"] {
         let page = sam.open(&format!("{base}/{public_id}/{dialog}")).await;
         assert!(page.select("title").text().contains("Fleetlink"), "{dialog}: {page}");

@@ -19,6 +19,15 @@ impl ServiceProvider {
         service_providers::table.find(id).select(ServiceProvider::as_select()).first(conn)
     }
 
+    /// The names of the providers `ids`, by id (one query for a page of keys).
+    pub fn names_by_id(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<std::collections::HashMap<i64, String>> {
+        let rows: Vec<(i64, String)> = service_providers::table
+            .filter(service_providers::id.eq_any(ids))
+            .select((service_providers::id, service_providers::name))
+            .load(conn)?;
+        Ok(rows.into_iter().collect())
+    }
+
     pub fn insert(conn: &mut PgConnection, name: &str) -> QueryResult<ServiceProvider> {
         diesel::insert_into(service_providers::table)
             .values(service_providers::name.eq(name))

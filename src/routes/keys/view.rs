@@ -8,7 +8,7 @@ use diesel::PgConnection;
 
 use crate::{
     db::models::{
-        ApiKey, AuditEvent, StaffAccount, User,
+        ApiKey, AuditEvent, ServiceProvider, StaffAccount, User,
         api_key::{EXPIRING_SOON_DAYS, KeyOwner},
     },
     error::AppError,
@@ -95,6 +95,9 @@ pub fn rows(conn: &mut PgConnection, keys: &[ApiKey], base: &str, now: DateTime<
     let owner_blocks = User::owner_blocks(conn, &owner_ids)?;
     let staff_ids: Vec<i64> = keys.iter().filter_map(|k| k.created_by_staff_id).collect();
     let staff = StaffAccount::names_by_id(conn, &staff_ids)?;
+    let provider_ids: Vec<i64> = keys.iter().filter_map(|k| k.owner_service_provider_id).collect();
+    let providers =
+        if provider_ids.is_empty() { HashMap::new() } else { ServiceProvider::names_by_id(conn, &provider_ids)? };
     let name = |users: &HashMap<i64, (String, String)>, id: i64| {
         users.get(&id).map(|(n, _)| n.clone()).unwrap_or_else(|| "(unknown)".into())
     };
@@ -113,7 +116,9 @@ pub fn rows(conn: &mut PgConnection, keys: &[ApiKey], base: &str, now: DateTime<
             let owner = match key.owner() {
                 KeyOwner::User(id) => name(&users, id),
                 KeyOwner::Organization(_) => "Organization".into(),
-                KeyOwner::ServiceProvider(_) => "Service provider".into(),
+                KeyOwner::ServiceProvider(id) => {
+                    providers.get(&id).cloned().unwrap_or_else(|| "Service provider".into())
+                }
             };
             let created_by = match (key.created_by_user_id, key.created_by_staff_id) {
                 (Some(id), _) => name(&users, id),
