@@ -27,6 +27,8 @@ use super::flow::PER_PAGE;
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
     owner: Option<String>,
+    /// One user's personal keys (from their page, "All keys of …").
+    owner_user: Option<String>,
     state: Option<String>,
     expiring: Option<String>,
     q: Option<String>,
@@ -36,6 +38,8 @@ pub struct ListQuery {
 /// The list's filter bar.
 pub struct ListView {
     pub owner: String,
+    /// The user whose keys alone are listed, as given (empty: anyone's).
+    pub owner_user: String,
     pub state: String,
     pub expiring: bool,
     pub q: String,
@@ -67,10 +71,15 @@ pub async fn list<A: KeyArea>(
     let query = query.into_inner();
     let blocked = area.blocked_reason();
     let page = page_index(query.page, PER_PAGE);
+    // Anything but a positive id names nobody, whose keys are none: better an empty list than
+    // every key under a filter that looks applied.
+    let owner_user = query.owner_user.as_deref().filter(|s| !s.is_empty()).map(|s| s.parse::<i64>().unwrap_or(0));
     let filter = KeyListFilter {
-        owner: match query.owner.as_deref() {
-            Some("organization") if area.shows_owner() => OwnerFilter::Organization,
-            Some("personal") if area.shows_owner() => OwnerFilter::Personal,
+        owner: match (query.owner.as_deref(), owner_user) {
+            // A user's keys: the scope still bounds the list to the area's organization.
+            (_, Some(id)) if area.shows_owner() => OwnerFilter::User(id),
+            (Some("organization"), _) if area.shows_owner() => OwnerFilter::Organization,
+            (Some("personal"), _) if area.shows_owner() => OwnerFilter::Personal,
             _ => OwnerFilter::Any,
         },
         state: match query.state.as_deref() {
@@ -101,6 +110,7 @@ pub async fn list<A: KeyArea>(
     };
     let list = ListView {
         owner: query.owner.clone().unwrap_or_default(),
+        owner_user: owner_user.filter(|_| area.shows_owner()).map(|id| id.to_string()).unwrap_or_default(),
         state: query.state.clone().unwrap_or_default(),
         expiring: filter.expiring_soon,
         q: query.q.clone().unwrap_or_default(),
@@ -111,6 +121,7 @@ pub async fn list<A: KeyArea>(
     };
     let params = [
         ("owner", list.owner.as_str()),
+        ("owner_user", list.owner_user.as_str()),
         ("state", list.state.as_str()),
         ("expiring", query.expiring.as_deref().unwrap_or_default()),
         ("q", list.q.as_str()),
