@@ -14,7 +14,7 @@ use keyward::{
 use reqwest::StatusCode;
 
 use crate::{
-    helpers::{TestApp, fixtures, spawn_app},
+    helpers::{TestApp, fixtures, location, spawn_app},
     keys::{shown_secret, submit_new},
 };
 
@@ -177,4 +177,28 @@ async fn keys_are_added_only_for_users_with_access_in_ones_own_organization_by_a
         assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{}", who.email);
     }
     assert!(keys_of(&app, &owner).is_empty() && keys_of(&app, &plain).is_empty());
+}
+
+#[actix_web::test]
+async fn a_replayed_form_shows_no_secret_and_leads_to_the_key_in_admin_keys() {
+    let Acme { app, admin, owner, .. } = acme().await;
+    let client = app.signed_in(&admin.email).await;
+    let base = format!("/admin/users/{}/keys", owner.id);
+    let page = client.open(&format!("{base}/new")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.has_form(&base), "the dialog posts to the user's keys: {page}");
+    let token = page.form_token();
+    let fields = [("form_token", token.as_str()), ("name", "Once only")];
+    let first = client.post(&base, &fields).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(shown_secret(&first.text().await.unwrap()).is_some());
+
+    let replay = client.post(&base, &fields).await;
+    assert_eq!(replay.status(), StatusCode::SEE_OTHER);
+    let keys = keys_of(&app, &owner);
+    assert_eq!(keys.len(), 1);
+    assert_eq!(location(&replay), format!("/admin/keys/{}", keys[0].public_id));
+    let (status, page) = client.page(&location(&replay)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("already created") && shown_secret(&page).is_none());
 }
