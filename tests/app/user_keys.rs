@@ -115,12 +115,13 @@ async fn an_administrator_adds_a_key_for_a_user_from_their_page() {
 
 #[actix_web::test]
 async fn the_organization_list_filters_by_owner() {
-    let Acme { app, admin, owner, .. } = acme().await;
+    let Acme { app, admin, owner, stranger, .. } = acme().await;
     let mut conn = app.conn();
     let org = keyward::db::models::Organization::find(&mut conn, owner.organization_id).unwrap();
     let other = fixtures::key_owner(&mut conn, &org, "other@acme.test");
     let (mine, _) = fixtures::keys::personal(&mut conn, &app.hasher, &owner, "Owner's key");
     let (theirs, _) = fixtures::keys::personal(&mut conn, &app.hasher, &other, "Other's key");
+    fixtures::keys::personal(&mut conn, &app.hasher, &stranger, "Globex key");
     drop(conn);
     let client = app.signed_in(&admin.email).await;
 
@@ -130,10 +131,16 @@ async fn the_organization_list_filters_by_owner() {
     assert_eq!(filtered.status, StatusCode::OK);
     assert!(filtered.body.contains(&mine.masked()) && !filtered.body.contains(&theirs.masked()), "{filtered}");
     assert!(filtered.links_to("/admin/keys"), "the filter can be cleared");
+    assert!(filtered.select("#owner-user-filter").text().contains("owner"), "{filtered}");
     // Nonsense names nobody.
     let nobody = client.open("/admin/keys?owner_user=abc").await;
     assert_eq!(nobody.status, StatusCode::OK);
     assert!(!nobody.says("Owner's key") && !nobody.says("Other's key"));
+    // Another organization's user: neither their keys nor their name.
+    let foreign = client.open(&format!("/admin/keys?owner_user={}", stranger.id)).await;
+    assert_eq!(foreign.status, StatusCode::OK);
+    assert!(!foreign.says("Globex key") && !foreign.says("stranger"), "{foreign}");
+    assert!(foreign.select("#owner-user-filter").text().contains("nobody"));
 }
 
 #[actix_web::test]

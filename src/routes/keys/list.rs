@@ -2,12 +2,13 @@
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use diesel::OptionalExtension;
 use serde::Deserialize;
 
 use crate::{
     db::models::{
-        ApiKey,
-        api_key::{KeyListFilter, OwnerFilter, StateFilter},
+        ApiKey, User,
+        api_key::{KeyListFilter, KeyScope, OwnerFilter, StateFilter},
     },
     error::AppResult,
     routes::keys::{
@@ -40,6 +41,8 @@ pub struct ListView {
     pub owner: String,
     /// The user whose keys alone are listed, as given (empty: anyone's).
     pub owner_user: String,
+    /// That user's name, if they are of this organization.
+    pub owner_user_name: Option<String>,
     pub state: String,
     pub expiring: bool,
     pub q: String,
@@ -93,8 +96,8 @@ pub async fn list<A: KeyArea>(
         page,
         per_page: PER_PAGE,
     };
-    let (rows, total) = if blocked.is_some() {
-        (Vec::new(), 0)
+    let (rows, total, owner_user_name) = if blocked.is_some() {
+        (Vec::new(), 0, None)
     } else {
         let scope = area.scope();
         let now = state.clock.now();
@@ -104,13 +107,21 @@ pub async fn list<A: KeyArea>(
             .db
             .run(move |conn| {
                 let (keys, total) = ApiKey::list(conn, scope, &filter)?;
-                Ok((view::rows(conn, &keys, &row_base, now)?, total))
+                // Whose keys these are, named only within the list's own organization.
+                let owner_user_name = match (scope, filter.owner) {
+                    (KeyScope::Organization(organization_id), OwnerFilter::User(id)) => {
+                        User::find_in_org(conn, organization_id, id).optional()?.map(|u| u.display_name)
+                    }
+                    _ => None,
+                };
+                Ok((view::rows(conn, &keys, &row_base, now)?, total, owner_user_name))
             })
             .await?
     };
     let list = ListView {
         owner: query.owner.clone().unwrap_or_default(),
         owner_user: owner_user.filter(|_| area.shows_owner()).map(|id| id.to_string()).unwrap_or_default(),
+        owner_user_name,
         state: query.state.clone().unwrap_or_default(),
         expiring: filter.expiring_soon,
         q: query.q.clone().unwrap_or_default(),
