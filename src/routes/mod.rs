@@ -101,6 +101,7 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
         .service(staff::accounts::set_active)
         .configure(|cfg| keys::configure::<keys::OwnKeys>(cfg, "/account/keys"))
         .configure(|cfg| keys::configure::<keys::OrganizationKeys>(cfg, "/admin/keys"))
+        .configure(|cfg| keys::configure_create::<keys::UserKeys>(cfg, "/admin/users/{user_id}/keys"))
         .configure(|cfg| keys::configure::<keys::ProviderKeys>(cfg, "/staff/providers/{provider_id}/keys"));
 }
 

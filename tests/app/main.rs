@@ -27,4 +27,5 @@ mod search_plans;
 mod security;
 mod staff;
 mod static_files;
+mod user_keys;
 mod verify;

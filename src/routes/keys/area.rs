@@ -7,9 +7,9 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    auth::{CurrentStaff, CurrentUser, KeyManager},
-    db::models::{ServiceProvider, api_key::KeyScope},
-    domain::Capability,
+    auth::{CurrentStaff, CurrentUser, KeyManager, OrgAdmin},
+    db::models::{ServiceProvider, User, api_key::KeyScope},
+    domain::{Capability, Permission},
     error::{AppError, AppResult},
     routes::extract::who_then_id,
     services::{Actor, keys::NewKeyOwner},
@@ -45,6 +45,14 @@ pub trait KeyArea: FromRequest<Error = AppError> + 'static {
     /// Why keys cannot be created or managed here, if they cannot.
     fn blocked_reason(&self) -> Option<String> {
         None
+    }
+    /// Where the dialogs of this area go back to (cancel, "Done" after a secret).
+    fn return_href(&self) -> String {
+        self.base()
+    }
+    /// The page of key `public_id`.
+    fn key_href(&self, public_id: &str) -> String {
+        format!("{}/{public_id}", self.base())
     }
 }
 
@@ -202,5 +210,85 @@ impl KeyArea for OrganizationKeys {
     }
     fn shows_owner(&self) -> bool {
         true
+    }
+}
+
+/// Admin → Users → a user → "Add key": an administrator creates a personal key owned by one
+/// user of the organization. Only administrators: a secret of someone else's personal key acts
+/// as that person, and the ceiling rule gives such a secret to administrators only (a
+/// `keys.manage` holder would be refused by the key service anyway). Only the create dialog
+/// lives here; the key's own page is in Admin → API keys.
+pub struct UserKeys {
+    pub admin: OrgAdmin,
+    pub user: User,
+    /// Whether the user may have personal keys (active, with API key access).
+    pub has_access: bool,
+}
+
+impl FromRequest for UserKeys {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let admin_and_id = who_then_id::<OrgAdmin>(req, payload, "user_id");
+        let state = req.app_data::<actix_web::web::Data<crate::state::AppState>>().cloned();
+        Box::pin(async move {
+            let (admin, user_id) = admin_and_id.await?;
+            let Some(state) = state else { return Err(AppError::NotFound) };
+            let organization_id = admin.organization.id;
+            // A user of another organization is "not found", like any missing one.
+            let (user, has_access) = state
+                .db
+                .run(move |conn| {
+                    let user = User::find_in_org(conn, organization_id, user_id)?;
+                    let has_access = user.active && user.effective_permissions(conn)?.contains(Permission::KeysOwn);
+                    Ok((user, has_access))
+                })
+                .await?;
+            Ok(UserKeys { admin, user, has_access })
+        })
+    }
+}
+
+impl KeyArea for UserKeys {
+    fn base(&self) -> String {
+        format!("/admin/users/{}/keys", self.user.id)
+    }
+    fn actor(&self) -> Actor {
+        self.admin.actor()
+    }
+    fn session(&self) -> &Session {
+        &self.admin.session
+    }
+    fn context(&self, title: &str) -> AppResult<PageContext> {
+        PageContext::for_user(&self.admin, title, Section::AdminUsers)
+    }
+    fn scope(&self) -> KeyScope {
+        KeyScope::OwnedBy { organization_id: self.admin.organization.id, user_id: self.user.id }
+    }
+    fn new_owner(&self) -> NewKeyOwner {
+        NewKeyOwner::Personal { user_id: self.user.id, organization_id: self.admin.organization.id }
+    }
+    fn title(&self) -> String {
+        format!("API keys of {}", self.user.display_name)
+    }
+    fn new_key_heading(&self) -> String {
+        format!("New API key for {}", self.user.display_name)
+    }
+    fn description(&self) -> &'static str {
+        "A personal key owned by this user: calls made with it are attributed to them, and it \
+         never does more than their roles allow."
+    }
+    fn shows_owner(&self) -> bool {
+        false
+    }
+    fn blocked_reason(&self) -> Option<String> {
+        (!self.has_access).then(|| format!("{} does not have API key access.", self.user.display_name))
+    }
+    fn return_href(&self) -> String {
+        format!("/admin/users/{}", self.user.id)
+    }
+    fn key_href(&self, public_id: &str) -> String {
+        format!("/admin/keys/{public_id}")
     }
 }

@@ -52,7 +52,7 @@ pub async fn new_form<A: KeyArea>(area: A, state: web::Data<AppState>) -> AppRes
         .await?;
     let heading = area.new_key_heading();
     let ctx = area.context(&heading)?;
-    render(&FormPage { ctx, heading, cancel_href: area.base(), form })
+    render(&FormPage { ctx, heading, cancel_href: area.return_href(), form })
 }
 
 #[derive(Template)]
@@ -104,7 +104,10 @@ pub(super) async fn form_again<A: KeyArea>(
         .await?;
     let heading = if form.editing { format!("Edit {}", form.values.name) } else { area.new_key_heading() };
     let ctx = area.context(&heading)?;
-    render_with_status(&FormPage { ctx, heading, cancel_href: area.base(), form }, StatusCode::UNPROCESSABLE_ENTITY)
+    render_with_status(
+        &FormPage { ctx, heading, cancel_href: area.return_href(), form },
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
 }
 
 pub async fn create<A: KeyArea>(
@@ -145,7 +148,7 @@ pub async fn create<A: KeyArea>(
                 masked: key.masked(),
                 secret: secret.expose().to_string(),
                 grace_ends: None,
-                done_href: area.base(),
+                done_href: area.return_href(),
             })
         }
         Ok(Created::Replayed(key)) => {
@@ -157,7 +160,7 @@ pub async fn create<A: KeyArea>(
                     key.name
                 ),
             );
-            Ok(redirect(&format!("{}/{}", area.base(), key.public_id)))
+            Ok(redirect(&area.key_href(&key.public_id)))
         }
         Err(AppError::Invalid(errors)) => form_again(&area, &state, None, values, errors).await,
         Err(e) => Err(e),

@@ -2,12 +2,13 @@
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use diesel::OptionalExtension;
 use serde::Deserialize;
 
 use crate::{
     db::models::{
-        ApiKey,
-        api_key::{KeyListFilter, OwnerFilter, StateFilter},
+        ApiKey, User,
+        api_key::{KeyListFilter, KeyScope, OwnerFilter, StateFilter},
     },
     error::AppResult,
     routes::keys::{
@@ -27,6 +28,8 @@ use super::flow::PER_PAGE;
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
     owner: Option<String>,
+    /// One user's personal keys (from their page, "All keys of …").
+    owner_user: Option<String>,
     state: Option<String>,
     expiring: Option<String>,
     q: Option<String>,
@@ -36,6 +39,10 @@ pub struct ListQuery {
 /// The list's filter bar.
 pub struct ListView {
     pub owner: String,
+    /// The user whose keys alone are listed, as given (empty: anyone's).
+    pub owner_user: String,
+    /// That user's name, if they are of this organization.
+    pub owner_user_name: Option<String>,
     pub state: String,
     pub expiring: bool,
     pub q: String,
@@ -67,10 +74,15 @@ pub async fn list<A: KeyArea>(
     let query = query.into_inner();
     let blocked = area.blocked_reason();
     let page = page_index(query.page, PER_PAGE);
+    // Anything but a positive id names nobody, whose keys are none: better an empty list than
+    // every key under a filter that looks applied.
+    let owner_user = query.owner_user.as_deref().filter(|s| !s.is_empty()).map(|s| s.parse::<i64>().unwrap_or(0));
     let filter = KeyListFilter {
-        owner: match query.owner.as_deref() {
-            Some("organization") if area.shows_owner() => OwnerFilter::Organization,
-            Some("personal") if area.shows_owner() => OwnerFilter::Personal,
+        owner: match (query.owner.as_deref(), owner_user) {
+            // A user's keys: the scope still bounds the list to the area's organization.
+            (_, Some(id)) if area.shows_owner() => OwnerFilter::User(id),
+            (Some("organization"), _) if area.shows_owner() => OwnerFilter::Organization,
+            (Some("personal"), _) if area.shows_owner() => OwnerFilter::Personal,
             _ => OwnerFilter::Any,
         },
         state: match query.state.as_deref() {
@@ -85,8 +97,8 @@ pub async fn list<A: KeyArea>(
         page,
         per_page: PER_PAGE,
     };
-    let (rows, total) = if blocked.is_some() {
-        (Vec::new(), 0)
+    let (rows, total, owner_user_name) = if blocked.is_some() {
+        (Vec::new(), 0, None)
     } else {
         let scope = area.scope();
         let now = state.clock.now();
@@ -96,12 +108,21 @@ pub async fn list<A: KeyArea>(
             .db
             .run(move |conn| {
                 let (keys, total) = ApiKey::list(conn, scope, &filter)?;
-                Ok((view::rows(conn, &keys, &row_base, now)?, total))
+                // Whose keys these are, named only within the list's own organization.
+                let owner_user_name = match (scope, filter.owner) {
+                    (KeyScope::Organization(organization_id), OwnerFilter::User(id)) => {
+                        User::find_in_org(conn, organization_id, id).optional()?.map(|u| u.display_name)
+                    }
+                    _ => None,
+                };
+                Ok((view::rows(conn, &keys, &row_base, now)?, total, owner_user_name))
             })
             .await?
     };
     let list = ListView {
         owner: query.owner.clone().unwrap_or_default(),
+        owner_user: owner_user.filter(|_| area.shows_owner()).map(|id| id.to_string()).unwrap_or_default(),
+        owner_user_name,
         state: query.state.clone().unwrap_or_default(),
         expiring: filter.expiring_soon,
         q: query.q.clone().unwrap_or_default(),
@@ -112,6 +133,7 @@ pub async fn list<A: KeyArea>(
     };
     let params = [
         ("owner", list.owner.as_str()),
+        ("owner_user", list.owner_user.as_str()),
         ("state", list.state.as_str()),
         ("expiring", query.expiring.as_deref().unwrap_or_default()),
         ("q", list.q.as_str()),

@@ -16,7 +16,7 @@ pub mod view;
 
 use actix_web::web;
 
-pub use area::{KeyArea, OrganizationKeys, OwnKeys, ProviderKeys};
+pub use area::{KeyArea, OrganizationKeys, OwnKeys, ProviderKeys, UserKeys};
 use confirm::Confirmed;
 
 /// Mounts the key pages of area `A` under `base` (e.g. `/account/keys`).
@@ -56,4 +56,11 @@ pub fn configure<A: KeyArea>(cfg: &mut web::ServiceConfig, base: &str) {
                 ),
         );
     }
+}
+
+/// Mounts only the create dialog of area `A` (`{base}/new`, posting to `base`): for areas
+/// whose keys are listed and managed elsewhere.
+pub fn configure_create<A: KeyArea>(cfg: &mut web::ServiceConfig, base: &str) {
+    cfg.service(web::resource(base.to_string()).route(web::post().to(create::create::<A>)))
+        .service(web::resource(format!("{base}/new")).route(web::get().to(create::new_form::<A>)));
 }

@@ -156,7 +156,7 @@ pub fn check_create(actor: &Actor, user: Option<&UserContext>, owner: &OwnerCont
             }
         }
         (ActorKind::System { .. }, _) => Ok(()),
-        (ActorKind::User { id, organization_id, .. }, owner) => {
+        (ActorKind::User { id, organization_id, is_admin, .. }, owner) => {
             let Some(ctx) = user else { return Err(AppError::Forbidden) };
             match owner {
                 OwnerContext::User { owner, .. }
@@ -168,6 +168,15 @@ pub fn check_create(actor: &Actor, user: Option<&UserContext>, owner: &OwnerCont
                     if org.id == *organization_id && ctx.permissions.contains(Permission::KeysManage) =>
                 {
                     Ok(())
+                }
+                // An administrator creates a personal key for a member (Admin → Users): only
+                // administrators, since the secret they are shown acts as that member.
+                OwnerContext::User { owner, organization } if organization.id == *organization_id && *is_admin => {
+                    if owner.user.active && owner.permissions.contains(Permission::KeysOwn) {
+                        Ok(())
+                    } else {
+                        Err(AppError::Conflict(format!("{} does not have API key access.", owner.user.email)))
+                    }
                 }
                 _ => Err(AppError::Forbidden),
             }
