@@ -472,8 +472,16 @@ fn expected_creation(who: Who, new_for: NewFor, actions: Option<&str>) -> &'stat
     match (who, new_for) {
         (Who::Staff, NewFor::Provider) => "ok",
         (_, NewFor::Provider) | (Who::Staff, _) => "forbidden",
-        // Nobody creates someone else's personal key.
         (Who::Owner, NewFor::TheOwner) | (_, NewFor::Themselves) if !has_key_access => "forbidden",
+        // Only the owner and their organization's administrator create someone's personal key
+        // (the administrator from the user's page), within the owner's own grants.
+        (Who::Admin, NewFor::TheOwner) => {
+            if may_grant(actions, Some(&["positions.read"])) {
+                "ok"
+            } else {
+                "invalid"
+            }
+        }
         (who, NewFor::TheOwner) if who != Who::Owner => "forbidden",
         (_, NewFor::Themselves | NewFor::TheOwner) if may_grant(actions, grants) => "ok",
         (_, NewFor::Themselves | NewFor::TheOwner) => "invalid",
