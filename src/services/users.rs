@@ -152,6 +152,16 @@ fn manager(conn: &mut PgConnection, actor: &Actor, organization_id: i64) -> Resu
 /// administrators, nothing sensitive to themselves, and nothing to anyone holding a
 /// permission or API action they do not hold.
 fn allowed(conn: &mut PgConnection, manager: &Manager, user: &User) -> Result<Allowed, AppError> {
+    allowed_given(manager, user, || Ok((user.effective_permissions(conn)?, user.action_ceiling(conn)?)))
+}
+
+/// [`allowed`], with the user's permissions and ceiling loaded by `standing` only when the
+/// rule needs them (a list loads them for its whole page at once).
+fn allowed_given(
+    manager: &Manager,
+    user: &User,
+    standing: impl FnOnce() -> Result<(crate::domain::PermissionSet, ActionCeiling), AppError>,
+) -> Result<Allowed, AppError> {
     let grant_key_access = manager.can.allows(Capability::GrantKeyAccess);
     if manager.can.is_admin() {
         return Ok(Allowed { profile: true, admin_fields: true, sensitive: true, grant_key_access });
@@ -162,8 +172,9 @@ fn allowed(conn: &mut PgConnection, manager: &Manager, user: &User) -> Result<Al
     if manager.id == Some(user.id) {
         return Ok(Allowed { profile: true, ..Allowed::default() });
     }
-    let holds_more = user.effective_permissions(conn)?.iter().any(|p| !manager.can.permissions().contains(p))
-        || match (&manager.ceiling, user.action_ceiling(conn)?) {
+    let (permissions, ceiling) = standing()?;
+    let holds_more = permissions.iter().any(|p| !manager.can.permissions().contains(p))
+        || match (&manager.ceiling, ceiling) {
             (ActionCeiling::All, _) => false,
             (ActionCeiling::Only(_), ActionCeiling::All) => true,
             (ActionCeiling::Only(mine), ActionCeiling::Only(theirs)) => !theirs.is_subset(mine),
@@ -197,7 +208,11 @@ pub fn allowed_for_each(
     users: &[User],
 ) -> Result<Vec<Allowed>, AppError> {
     let manager = manager(conn, actor, organization_id)?;
-    users.iter().map(|user| allowed(conn, &manager, user)).collect()
+    let mut standings = User::standings_of(conn, users)?;
+    users
+        .iter()
+        .map(|user| allowed_given(&manager, user, || standings.remove(&user.id).ok_or(AppError::NotFound)))
+        .collect()
 }
 
 /// Loads `user_id` for a `change` by `actor`, refusing what [`allowed_changes`] does not allow.

@@ -169,6 +169,52 @@ impl User {
         Ok(ActionCeiling::Only(ids.into_iter().collect()))
     }
 
+    /// The effective permissions and action ceilings of `users`, by id, in three queries
+    /// however many users (a page of a user list).
+    pub fn standings_of(
+        conn: &mut PgConnection,
+        users: &[User],
+    ) -> QueryResult<HashMap<i64, (PermissionSet, ActionCeiling)>> {
+        let ids: Vec<i64> = users.iter().filter(|u| !u.is_admin).map(|u| u.id).collect();
+        let permissions: Vec<(i64, String)> = user_roles::table
+            .inner_join(role_permissions::table.on(role_permissions::role_id.eq(user_roles::role_id)))
+            .filter(user_roles::user_id.eq_any(&ids))
+            .select((user_roles::user_id, role_permissions::permission))
+            .load(conn)?;
+        let all_actions: Vec<i64> = user_roles::table
+            .inner_join(roles::table.on(roles::id.eq(user_roles::role_id)))
+            .filter(user_roles::user_id.eq_any(&ids))
+            .filter(roles::all_api_actions.eq(true))
+            .select(user_roles::user_id)
+            .load(conn)?;
+        let actions: Vec<(i64, i64)> = user_roles::table
+            .inner_join(role_api_actions::table.on(role_api_actions::role_id.eq(user_roles::role_id)))
+            .inner_join(api_actions::table.on(api_actions::id.eq(role_api_actions::api_action_id)))
+            .filter(user_roles::user_id.eq_any(&ids))
+            .filter(api_actions::retired_at.is_null())
+            .select((user_roles::user_id, role_api_actions::api_action_id))
+            .load(conn)?;
+        Ok(users
+            .iter()
+            .map(|user| {
+                if user.is_admin {
+                    return (user.id, (PermissionSet::all(), ActionCeiling::All));
+                }
+                let from_roles = permissions
+                    .iter()
+                    .filter(|(id, _)| *id == user.id)
+                    .filter_map(|(_, code)| Permission::from_code(code));
+                let set = PermissionSet::effective(false, user.api_key_access, from_roles);
+                let ceiling = if all_actions.contains(&user.id) {
+                    ActionCeiling::All
+                } else {
+                    ActionCeiling::Only(actions.iter().filter(|(id, _)| *id == user.id).map(|(_, a)| *a).collect())
+                };
+                (user.id, (set, ceiling))
+            })
+            .collect())
+    }
+
     /// `id → (display name, email)` for `ids`, in one query.
     pub fn names_by_id(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<HashMap<i64, (String, String)>> {
         let rows: Vec<(i64, String, String)> = users::table
