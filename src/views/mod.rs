@@ -31,6 +31,9 @@ pub struct PageContext {
     /// The signed-in account's name and organization (or "Support"), for the header.
     pub signed_in_as: Option<String>,
     pub organization_name: Option<String>,
+    /// Whose things a page or dialog is about, when its heading alone would not say (a
+    /// service provider's keys): shown above the heading.
+    pub subject: Option<String>,
 }
 
 impl PageContext {
@@ -75,7 +78,13 @@ impl PageContext {
             nav,
             signed_in_as,
             organization_name,
+            subject: None,
         })
+    }
+
+    /// This context for a page about `subject`'s things.
+    pub fn about(self, subject: impl Into<String>) -> Self {
+        Self { subject: Some(subject.into()), ..self }
     }
 }
 

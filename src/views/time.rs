@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 pub struct Stamp {
     pub iso: String,
     pub exact: String,
+    /// The UTC date alone ("3 Mar 2027"), where the day is what matters (expiry in lists).
+    pub date: String,
     pub relative: String,
 }
 
@@ -20,6 +22,7 @@ impl Stamp {
         Self {
             iso: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             exact: at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            date: at.format("%-d %b %Y").to_string(),
             relative: relative(at, now),
         }
     }
@@ -78,5 +81,6 @@ mod tests {
         let stamp = Stamp::relative_to(at, at);
         assert_eq!(stamp.iso, "2026-01-02T03:04:05Z");
         assert_eq!(stamp.exact, "2026-01-02 03:04 UTC");
+        assert_eq!(stamp.date, "2 Jan 2026");
     }
 }

@@ -3,7 +3,9 @@
 //   forms inside it are submitted in the background, and errors or the show-once secret
 //   replace the dialog's content, while a success redirect navigates the page itself;
 // - copy buttons copy a secret to the clipboard;
-// - times get the viewer's local time as a tooltip.
+// - times get the viewer's local time as a tooltip;
+// - row menus (<details class="row-menu">) close on Escape, on a click elsewhere and when
+//   another opens, like menus do.
 // No inline scripts anywhere: the Content-Security-Policy forbids them.
 "use strict";
 
@@ -28,9 +30,17 @@
     });
   }
 
+  // One click selects the whole secret, so it can be copied by hand as well.
+  function selectSecretsOnFocus(root) {
+    root.querySelectorAll("textarea.secret").forEach(function (box) {
+      box.addEventListener("focus", function () { box.select(); });
+    });
+  }
+
   function enhance(root) {
     localizeTimes(root);
     enableCopyButtons(root);
+    selectSecretsOnFocus(root);
   }
 
   function copyFrom(button) {
@@ -109,17 +119,38 @@
     d.appendChild(node);
     var labelledBy = node.getAttribute("aria-labelledby");
     if (labelledBy) d.setAttribute("aria-labelledby", labelledBy);
+    // The header's close button exists only in a dialog: a plain page has its Cancel link.
+    d.querySelectorAll(".dialog-close").forEach(function (button) { button.hidden = false; });
     if (!d.open) d.showModal();
     enhance(d);
     var focus = d.querySelector("[aria-invalid=true]")
       || d.querySelector("[data-copy]:not([hidden])")
-      || d.querySelector("input:not([type=hidden]):not([readonly]), select, textarea")
+      || d.querySelector("input:not([type=hidden]):not([readonly]), select, textarea:not([readonly])")
+      || d.querySelector("form button, form a[href], .form-actions a[href]")
       || d.querySelector("button, a[href]");
     if (focus) focus.focus();
   }
 
+  function openMenus() {
+    return document.querySelectorAll("details.row-menu[open]");
+  }
+
+  function closeMenus(except) {
+    openMenus().forEach(function (menu) {
+      if (menu !== except) menu.open = false;
+    });
+  }
+
   function openDialog(link) {
-    opener = link;
+    // A dialog opened from a row menu returns focus to the menu's button: the link itself
+    // is hidden once the menu closes.
+    var menu = link.closest("details.row-menu");
+    if (menu) {
+      menu.open = false;
+      opener = menu.querySelector("summary");
+    } else {
+      opener = link;
+    }
     fetch(link.href, { credentials: "same-origin" })
       .then(function (response) {
         if (response.redirected || !response.ok) {
@@ -164,6 +195,24 @@
         buttons.forEach(function (b) { b.disabled = false; });
       });
   }
+
+  document.addEventListener("toggle", function (event) {
+    var menu = event.target;
+    if (menu.matches && menu.matches("details.row-menu") && menu.open) closeMenus(menu);
+  }, true);
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var menu = event.target.closest && event.target.closest("details.row-menu[open]");
+    if (menu) {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest("details.row-menu")) closeMenus(null);
+  }, true);
 
   document.addEventListener("click", function (event) {
     if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;

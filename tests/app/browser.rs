@@ -176,6 +176,15 @@ impl Browser {
         self.find("dialog[open] [data-dialog-content]").await
     }
 
+    /// Clicks the entry `css` of a row's menu, opening the menu first with a real click on its
+    /// button, as a person would (the entry is hidden until then).
+    pub async fn menu_item(&self, css: &str) {
+        let item = self.find(css).await;
+        let button = item.find(Locator::XPath("./ancestor::details[1]/summary")).await.unwrap();
+        button.click().await.unwrap();
+        item.click().await.unwrap();
+    }
+
     pub async fn close(self) {
         let _ = self.client.close().await;
     }
@@ -319,7 +328,7 @@ async fn rename_deactivate_reactivate_rekey_and_delete_through_dialogs() {
     let key_row = row("Nightly export");
 
     // Rename.
-    browser.find("tr[data-key] a[href$='/rename?return_to=/account/keys']").await.click().await.unwrap();
+    browser.menu_item("tr[data-key] a[href$='/rename?return_to=/account/keys']").await;
     let name = browser.find("dialog[open] #rename-name").await;
     name.clear().await.unwrap();
     name.send_keys("Nightly export (v2)").await.unwrap();
@@ -329,19 +338,19 @@ async fn rename_deactivate_reactivate_rekey_and_delete_through_dialogs() {
     assert!(browser.client.find(Locator::XPath(&key_row)).await.is_err());
 
     // Deactivate, then reactivate.
-    browser.find("tr[data-key] a[href$='/deactivate?return_to=/account/keys']").await.click().await.unwrap();
+    browser.menu_item("tr[data-key] a[href$='/deactivate?return_to=/account/keys']").await;
     browser.wait_for_text("dialog[open] h1", "Deactivate").await;
     browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
     browser.wait_for_text(".flash-success", "Deactivated").await;
     browser.wait_for_text("tr[data-key] .badge-off", "Inactive").await;
-    browser.find("tr[data-key] a[href$='/reactivate?return_to=/account/keys']").await.click().await.unwrap();
+    browser.menu_item("tr[data-key] a[href$='/reactivate?return_to=/account/keys']").await;
     browser.wait_for_text("dialog[open] h1", "Reactivate").await;
     browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
     browser.wait_for_text(".flash-success", "Reactivated").await;
     browser.wait_for_text("tr[data-key] .badge-ok", "Active").await;
 
     // Re-key with a one-hour grace period.
-    browser.find("tr[data-key] a[href$='/rekey?return_to=/account/keys']").await.click().await.unwrap();
+    browser.menu_item("tr[data-key] a[href$='/rekey?return_to=/account/keys']").await;
     browser.find("dialog[open] #rekey-grace").await.select_by_value("60").await.unwrap();
     browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
     let new_secret = browser.find("dialog[open] #new-key").await.prop("value").await.unwrap().unwrap();
@@ -355,7 +364,7 @@ async fn rename_deactivate_reactivate_rekey_and_delete_through_dialogs() {
 
     // Delete: the confirmation names the key.
     browser.goto("/account/keys").await;
-    browser.find("tr[data-key] a[href$='/delete?return_to=/account/keys']").await.click().await.unwrap();
+    browser.menu_item("tr[data-key] a[href$='/delete?return_to=/account/keys']").await;
     browser.wait_for_text("dialog[open] h1", "Delete \"Nightly export (v2)\"?").await;
     browser.find("dialog[open] button.danger").await.click().await.unwrap();
     browser.wait_for_text(".flash-success", "Deleted \"Nightly export (v2)\"").await;
@@ -387,7 +396,7 @@ async fn without_javascript_create_and_delete_work_as_plain_pages() {
     browser.wait_for_text("tr[data-key]", "Plain page key").await;
     assert!(!browser.client.source().await.unwrap().contains(&secret));
 
-    browser.find("tr[data-key] a[href$='/delete?return_to=/account/keys']").await.click().await.unwrap();
+    browser.menu_item("tr[data-key] a[href$='/delete?return_to=/account/keys']").await;
     browser.wait_for_text("h1", "Delete \"Plain page key\"?").await;
     browser.find("button.danger").await.click().await.unwrap();
     browser.wait_for_text(".flash-success", "Deleted \"Plain page key\"").await;

@@ -22,7 +22,7 @@ pub(crate) fn form_token(html: &str) -> String {
 
 /// The key shown on a show-once page (in its read-only field).
 pub(crate) fn shown_secret(html: &str) -> Option<String> {
-    Page::new(StatusCode::OK, html.to_string()).select("input#new-key").attr("value")
+    Page::new(StatusCode::OK, html.to_string()).select("#new-key").value()
 }
 
 /// Opens `base/new` and submits it with `fields` (CSRF and form token added).
@@ -608,9 +608,14 @@ async fn the_organization_list_filters_by_owner_state_and_expiry_and_paginates()
     let expiring = admin.open("/admin/keys?expiring=1").await;
     assert_eq!(names(&expiring), ["Soon expiring"]);
     // Three days from today's end: "in 3 days" or "in 4 days", by the hour of the run.
-    let expected = format!("Expires {}", keyward::views::time::relative(soon.expires_at.unwrap(), app.now()));
-    assert!(expected.starts_with("Expires in 3 days") || expected.starts_with("Expires in 4 days"), "{expected}");
-    assert!(expiring.select("tr[data-key]").text().contains(&expected), "{expiring}");
+    let expected = format!("expires {}", keyward::views::time::relative(soon.expires_at.unwrap(), app.now()));
+    assert!(expected.starts_with("expires in 3 days") || expected.starts_with("expires in 4 days"), "{expected}");
+    assert_eq!(expiring.select("tr[data-key] .badge.expiring").text(), expected, "{expiring}");
+    // The date itself is in its column, for every key that has one, not only those expiring soon.
+    let date = soon.expires_at.unwrap().format("%-d %b %Y").to_string();
+    assert_eq!(expiring.select("tr[data-key] .key-expires").text(), date, "{expiring}");
+    let dated = page1.select("tr[data-key] .key-expires time").len();
+    assert!(dated > 1, "every key with an expiry shows its date: {dated}");
     let search = admin.open("/admin/keys?q=personal+0").await;
     assert_eq!(showing(&search), "Showing 1–10 of 10", "search by name");
     let none = admin.open("/admin/keys?q=nothing-like-this").await;

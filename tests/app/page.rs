@@ -156,6 +156,17 @@ impl Selection<'_> {
         self.0.iter().map(|e| normalized(visible_text(e))).collect()
     }
 
+    /// What the first form control holds, as a browser submits it: a textarea's text, or
+    /// another control's `value` attribute.
+    pub fn value(&self) -> Option<String> {
+        let control = self.0.first()?;
+        if control.value().name() == "textarea" {
+            Some(control.text().collect())
+        } else {
+            control.value().attr("value").map(str::to_string)
+        }
+    }
+
     /// The attribute `name` of the first element that has it.
     pub fn attr(&self, name: &str) -> Option<String> {
         self.0.iter().find_map(|e| e.value().attr(name)).map(str::to_string)

@@ -33,11 +33,6 @@ pub trait KeyArea: FromRequest<Error = AppError> + 'static {
     fn new_key_heading(&self) -> String {
         "New API key".into()
     }
-    /// Whether keys here are scoped to assets (provider keys are not: the column would say
-    /// nothing).
-    fn shows_assets(&self) -> bool {
-        true
-    }
     /// A sentence under the heading.
     fn description(&self) -> &'static str;
     /// Whether the list shows whose each key is (areas with several owners).
@@ -92,7 +87,7 @@ impl KeyArea for ProviderKeys {
         // Every page and dialog here names the provider: staff switch between several.
         let name = &self.provider.name;
         let title = if title.contains(name.as_str()) { title.to_string() } else { format!("{title} · {name}") };
-        PageContext::for_staff(&self.staff, &title, Section::StaffProviders)
+        Ok(PageContext::for_staff(&self.staff, &title, Section::StaffProviders)?.about(format!("Keys of {name}")))
     }
     fn scope(&self) -> KeyScope {
         KeyScope::ServiceProvider(self.provider.id)
@@ -105,9 +100,6 @@ impl KeyArea for ProviderKeys {
     }
     fn new_key_heading(&self) -> String {
         format!("New API key for {}", self.provider.name)
-    }
-    fn shows_assets(&self) -> bool {
-        false
     }
     fn description(&self) -> &'static str {
         "Keys of this service provider (its admin panel / Locator Control Manager). Only support staff create them."
