@@ -79,6 +79,16 @@ pub struct Browser {
 
 impl Browser {
     pub async fn open(app: &TestApp, javascript: bool) -> Browser {
+        Self::open_with(app, javascript, None).await
+    }
+
+    /// A browser whose viewport is `width` CSS pixels wide, as a phone's (Chromium's windows
+    /// cannot be made narrower than about 500 px, so narrow widths are emulated).
+    pub async fn open_at_width(app: &TestApp, width: u32) -> Browser {
+        Self::open_with(app, true, Some(width)).await
+    }
+
+    async fn open_with(app: &TestApp, javascript: bool, width: Option<u32>) -> Browser {
         let slot = BROWSER_SLOTS.acquire().await.unwrap();
         let port = chromedriver_port();
         let profile = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -93,6 +103,10 @@ impl Browser {
                 format!("--user-data-dir={}", profile.display()),
             ],
         });
+        if let Some(width) = width {
+            options["mobileEmulation"] =
+                json!({ "deviceMetrics": { "width": width, "height": 800, "pixelRatio": 1.0 } });
+        }
         if !javascript {
             options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
         }

@@ -19,6 +19,7 @@ mod hygiene;
 mod key_matrix;
 mod keys;
 mod limits;
+mod look;
 mod offered;
 mod product;
 mod resilience;
