@@ -161,7 +161,10 @@ pub fn rows(conn: &mut PgConnection, keys: &[ApiKey], base: &str, now: DateTime<
 #[derive(Debug, Clone)]
 pub struct HistoryRow {
     pub at: Stamp,
+    /// The actor's name when they are a person, else their label.
     pub actor: String,
+    /// What the audit log recorded (an email, a key's name, a command).
+    pub actor_label: String,
     pub action: String,
     pub result: String,
 }
@@ -187,22 +190,38 @@ pub struct KeyDetail {
 
 pub fn detail(conn: &mut PgConnection, actor: &Actor, key: &ApiKey, base: &str) -> Result<KeyDetail, AppError> {
     let row = rows(conn, std::slice::from_ref(key), base, actor.now)?.remove(0);
-    let history = AuditEvent::list_for_target(
+    let events = AuditEvent::list_for_target(
         conn,
         key.organization_id,
         key.owner_service_provider_id,
         "api_key",
         &key.public_id,
         20,
-    )?
-    .into_iter()
-    .map(|e| HistoryRow {
-        at: Stamp::relative_to(e.occurred_at, actor.now),
-        actor: if e.actor_label.is_empty() { e.actor_type } else { e.actor_label },
-        action: e.action,
-        result: e.result,
-    })
-    .collect();
+    )?;
+    // People by their names, as on the rest of the page; the label (an email) stays on hover.
+    let ids_of = |kind: &str| -> Vec<i64> {
+        events.iter().filter(|e| e.actor_type == kind).filter_map(|e| e.actor_id).collect()
+    };
+    let users = User::names_by_id(conn, &ids_of("user"))?;
+    let staff = StaffAccount::names_by_id(conn, &ids_of("staff"))?;
+    let history = events
+        .into_iter()
+        .map(|e| {
+            let name = match (e.actor_type.as_str(), e.actor_id) {
+                ("user", Some(id)) => users.get(&id).map(|(name, _)| name.clone()),
+                ("staff", Some(id)) => staff.get(&id).map(|name| format!("{name} (support)")),
+                _ => None,
+            };
+            let label = if e.actor_label.is_empty() { e.actor_type } else { e.actor_label };
+            HistoryRow {
+                at: Stamp::relative_to(e.occurred_at, actor.now),
+                actor: name.unwrap_or_else(|| label.clone()),
+                actor_label: label,
+                action: e.action,
+                result: e.result,
+            }
+        })
+        .collect();
     let now = actor.now;
     let rotating = key.is_rotating_at(now);
     Ok(KeyDetail {
