@@ -31,6 +31,8 @@ pub struct PageContext {
     /// The signed-in account's name and organization (or "Support"), for the header.
     pub signed_in_as: Option<String>,
     pub organization_name: Option<String>,
+    /// The signed-in account's own page, for the user menu (support staff have none).
+    pub account_href: Option<&'static str>,
 }
 
 impl PageContext {
@@ -42,6 +44,7 @@ impl PageContext {
             Nav::for_user(user, section),
             Some(user.user.display_name.clone()),
             Some(user.organization.name.clone()),
+            Some("/account"),
         )
     }
 
@@ -53,12 +56,13 @@ impl PageContext {
             Nav::for_staff(section),
             Some(staff.staff.display_name.clone()),
             Some("Platform support".into()),
+            None,
         )
     }
 
     /// Context for a page nobody needs to be signed in for (login).
     pub fn anonymous(session: &Session, title: impl Into<String>) -> AppResult<Self> {
-        Self::build(session, title, Nav::default(), None, None)
+        Self::build(session, title, Nav::default(), None, None, None)
     }
 
     fn build(
@@ -67,6 +71,7 @@ impl PageContext {
         nav: Nav,
         signed_in_as: Option<String>,
         organization_name: Option<String>,
+        account_href: Option<&'static str>,
     ) -> AppResult<Self> {
         Ok(Self {
             title: title.into(),
@@ -75,6 +80,7 @@ impl PageContext {
             nav,
             signed_in_as,
             organization_name,
+            account_href,
         })
     }
 }

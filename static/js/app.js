@@ -3,7 +3,9 @@
 //   forms inside it are submitted in the background, and errors or the show-once secret
 //   replace the dialog's content, while a success redirect navigates the page itself;
 // - copy buttons copy a secret to the clipboard;
-// - times get the viewer's local time as a tooltip.
+// - times get the viewer's local time as a tooltip;
+// - the small-screen Menu links become one disclosure button (aria-expanded), and it and the
+//   user menu close on Escape (focus back on their button) or on a click elsewhere.
 // No inline scripts anywhere: the Content-Security-Policy forbids them.
 "use strict";
 
@@ -177,7 +179,62 @@
     if (copy && !(dialog && dialog.contains(copy))) copyFrom(copy);
   });
 
+  // The Menu of small screens: without JavaScript two links open (#nav) and close it through
+  // :target; here one button that says whether it is open.
+  var navButton = null;
+  var nav = null;
+
+  function setNavOpen(open, returnFocus) {
+    if (!navButton) return;
+    nav.classList.toggle("is-open", open);
+    navButton.setAttribute("aria-expanded", open ? "true" : "false");
+    if (!open && returnFocus) navButton.focus();
+  }
+
+  function enhanceNavToggle() {
+    nav = document.getElementById("nav");
+    var links = document.querySelectorAll("[data-nav-toggle]");
+    if (!nav || links.length === 0) return;
+    navButton = document.createElement("button");
+    navButton.type = "button";
+    navButton.className = "nav-toggle";
+    navButton.textContent = "Menu";
+    navButton.setAttribute("aria-controls", "nav");
+    links[0].parentNode.insertBefore(navButton, links[0]);
+    links.forEach(function (link) { link.remove(); });
+    navButton.addEventListener("click", function () {
+      setNavOpen(navButton.getAttribute("aria-expanded") !== "true", false);
+    });
+    // A page opened at #nav (the link was followed before this ran) starts open.
+    setNavOpen(window.location.hash === "#nav", false);
+  }
+
+  function closeMenus(except) {
+    document.querySelectorAll("details[data-menu][open]").forEach(function (menu) {
+      if (menu !== except) menu.open = false;
+    });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || (dialog && dialog.open)) return;
+    var menu = event.target.closest && event.target.closest("details[data-menu][open]");
+    if (menu) {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+      return;
+    }
+    if (navButton && navButton.getAttribute("aria-expanded") === "true"
+        && (event.target === navButton || nav.contains(event.target))) {
+      setNavOpen(false, true);
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    closeMenus(event.target.closest("details[data-menu]"));
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
+    enhanceNavToggle();
     enhance(document);
   });
 })();
