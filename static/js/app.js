@@ -233,6 +233,12 @@
     closeMenus(event.target.closest("details[data-menu]"));
   });
 
+  // Tabbing out of an open menu closes it, as a click elsewhere does.
+  document.addEventListener("focusout", function (event) {
+    var menu = event.target.closest && event.target.closest("details[data-menu][open]");
+    if (menu && event.relatedTarget && !menu.contains(event.relatedTarget)) menu.open = false;
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     enhanceNavToggle();
     enhance(document);
