@@ -1,6 +1,6 @@
 //! The routing table: every URL of the application, and the middleware of each part.
 //!
-//! - `/healthz`, `/readyz`, `/static/…`: no session.
+//! - `/healthz`, `/readyz`, `/static/…`, `/favicon.ico`: no session.
 //! - `/api/v1/…`: the JSON API for integrations and platform services; no session, no CSRF.
 //! - everything else: browser pages with server-side sessions and CSRF protection.
 
@@ -23,7 +23,11 @@ use crate::error::AppError;
 /// Routes that need no session.
 pub fn configure_public(cfg: &mut web::ServiceConfig) {
     // The API first: the verification path should not be matched against other patterns.
-    cfg.configure(api::configure).service(health::healthz).service(health::readyz).service(static_files::serve);
+    cfg.configure(api::configure)
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(static_files::serve)
+        .service(static_files::favicon);
 }
 
 /// The browser-facing pages (wrapped by the caller in the session middleware).

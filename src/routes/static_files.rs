@@ -1,7 +1,8 @@
-//! The stylesheet and script, compiled into the binary so the server needs no files beside it,
-//! served under fingerprinted names (`/static/app.<hash>.css`) so that browsers may cache them
-//! for a year and a deploy never pairs old JavaScript with new markup. Templates take the URLs
-//! from `css_url()` / `js_url()` here, the only place that knows them.
+//! The stylesheet, script and logo mark, compiled into the binary so the server needs no files
+//! beside it, served under fingerprinted names (`/static/app.<hash>.css`) so that browsers may
+//! cache them for a year and a deploy never pairs old JavaScript with new markup. Templates take
+//! the URLs from `css_url()` / `js_url()` / `mark_url()` here, the only place that knows them.
+//! `/favicon.ico`, the one fixed name browsers and tools ask for, serves the mark too.
 
 use std::sync::LazyLock;
 
@@ -30,6 +31,8 @@ static CSS: LazyLock<Asset> =
     LazyLock::new(|| Asset::new("app", "css", include_str!("../../static/css/app.css"), "text/css; charset=utf-8"));
 static JS: LazyLock<Asset> =
     LazyLock::new(|| Asset::new("app", "js", include_str!("../../static/js/app.js"), "text/javascript; charset=utf-8"));
+static MARK: LazyLock<Asset> =
+    LazyLock::new(|| Asset::new("mark", "svg", include_str!("../../static/img/mark.svg"), "image/svg+xml"));
 
 /// The content's fingerprint: the first 16 hex digits (64 bits) of its SHA-256, plenty to
 /// tell one release's file from another's.
@@ -47,17 +50,33 @@ pub fn js_url() -> &'static str {
     &JS.url
 }
 
+/// Where the logo mark (also the favicon) is served.
+pub fn mark_url() -> &'static str {
+    &MARK.url
+}
+
 /// A fingerprinted file never changes, so it is cached for a year without revalidation. Any
 /// other name, including an earlier release's hash, is a 404 rather than a redirect to the
 /// current file: an old page must not run new JavaScript against its markup, and every page
 /// works without the script (dialogs are also standalone pages).
 #[get("/static/{name}")]
 pub async fn serve(name: web::Path<String>) -> Result<HttpResponse, AppError> {
-    let asset = [&*CSS, &*JS].into_iter().find(|asset| asset.file_name == *name).ok_or(AppError::NotFound)?;
+    let asset = [&*CSS, &*JS, &*MARK].into_iter().find(|asset| asset.file_name == *name).ok_or(AppError::NotFound)?;
     Ok(HttpResponse::Ok()
         .content_type(asset.content_type)
         .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
         .body(asset.body))
+}
+
+/// The mark under the name clients ask for without reading a page (the pages link the
+/// fingerprinted SVG). The name is fixed, so it is cached for a day, not forever: a new mark
+/// reaches everyone within a day of a release.
+#[get("/favicon.ico")]
+pub async fn favicon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(MARK.content_type)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+        .body(MARK.body)
 }
 
 #[cfg(test)]
@@ -79,5 +98,7 @@ mod tests {
         let js = format!("/static/app.{}.js", fingerprint(include_bytes!("../../static/js/app.js")));
         assert_eq!(css_url(), css);
         assert_eq!(js_url(), js);
+        let mark = format!("/static/mark.{}.svg", fingerprint(include_bytes!("../../static/img/mark.svg")));
+        assert_eq!(mark_url(), mark);
     }
 }

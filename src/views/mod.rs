@@ -34,6 +34,8 @@ pub struct PageContext {
     /// Whose things a page or dialog is about, when its heading alone would not say (a
     /// service provider's keys): shown above the heading.
     pub subject: Option<String>,
+    /// The signed-in account's own page, for the user menu (support staff have none).
+    pub account_href: Option<&'static str>,
 }
 
 impl PageContext {
@@ -45,6 +47,7 @@ impl PageContext {
             Nav::for_user(user, section),
             Some(user.user.display_name.clone()),
             Some(user.organization.name.clone()),
+            Some("/account"),
         )
     }
 
@@ -56,12 +59,13 @@ impl PageContext {
             Nav::for_staff(section),
             Some(staff.staff.display_name.clone()),
             Some("Platform support".into()),
+            None,
         )
     }
 
     /// Context for a page nobody needs to be signed in for (login).
     pub fn anonymous(session: &Session, title: impl Into<String>) -> AppResult<Self> {
-        Self::build(session, title, Nav::default(), None, None)
+        Self::build(session, title, Nav::default(), None, None, None)
     }
 
     fn build(
@@ -70,6 +74,7 @@ impl PageContext {
         nav: Nav,
         signed_in_as: Option<String>,
         organization_name: Option<String>,
+        account_href: Option<&'static str>,
     ) -> AppResult<Self> {
         Ok(Self {
             title: title.into(),
@@ -79,6 +84,7 @@ impl PageContext {
             signed_in_as,
             organization_name,
             subject: None,
+            account_href,
         })
     }
 

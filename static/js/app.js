@@ -4,8 +4,9 @@
 //   replace the dialog's content, while a success redirect navigates the page itself;
 // - copy buttons copy a secret to the clipboard;
 // - times get the viewer's local time as a tooltip;
-// - row menus (<details class="row-menu">) close on Escape, on a click elsewhere and when
-//   another opens, like menus do.
+// - the small-screen Menu links become one disclosure button (aria-expanded);
+// - menus (<details data-menu>: the user menu, key rows' menus) close on Escape (focus back on
+//   their button), on a click elsewhere, when focus leaves them and when another opens.
 // No inline scripts anywhere: the Content-Security-Policy forbids them.
 "use strict";
 
@@ -131,16 +132,6 @@
     if (focus) focus.focus();
   }
 
-  function openMenus() {
-    return document.querySelectorAll("details.row-menu[open]");
-  }
-
-  function closeMenus(except) {
-    openMenus().forEach(function (menu) {
-      if (menu !== except) menu.open = false;
-    });
-  }
-
   function openDialog(link) {
     // A dialog opened from a row menu returns focus to the menu's button: the link itself
     // is hidden once the menu closes.
@@ -196,24 +187,6 @@
       });
   }
 
-  document.addEventListener("toggle", function (event) {
-    var menu = event.target;
-    if (menu.matches && menu.matches("details.row-menu") && menu.open) closeMenus(menu);
-  }, true);
-
-  document.addEventListener("keydown", function (event) {
-    if (event.key !== "Escape") return;
-    var menu = event.target.closest && event.target.closest("details.row-menu[open]");
-    if (menu) {
-      menu.open = false;
-      menu.querySelector("summary").focus();
-    }
-  });
-
-  document.addEventListener("click", function (event) {
-    if (!event.target.closest("details.row-menu")) closeMenus(null);
-  }, true);
-
   document.addEventListener("click", function (event) {
     if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
     var link = event.target.closest("a[data-dialog]");
@@ -226,7 +199,74 @@
     if (copy && !(dialog && dialog.contains(copy))) copyFrom(copy);
   });
 
+  // The Menu of small screens: without JavaScript two links open (#nav) and close it through
+  // :target; here one button that says whether it is open.
+  var navButton = null;
+  var nav = null;
+
+  function setNavOpen(open, returnFocus) {
+    if (!navButton) return;
+    nav.classList.toggle("is-open", open);
+    navButton.setAttribute("aria-expanded", open ? "true" : "false");
+    if (!open && returnFocus) navButton.focus();
+  }
+
+  function enhanceNavToggle() {
+    nav = document.getElementById("nav");
+    var links = document.querySelectorAll("[data-nav-toggle]");
+    if (!nav || links.length === 0) return;
+    navButton = document.createElement("button");
+    navButton.type = "button";
+    navButton.className = "nav-toggle";
+    navButton.textContent = "Menu";
+    navButton.setAttribute("aria-controls", "nav");
+    links[0].parentNode.insertBefore(navButton, links[0]);
+    links.forEach(function (link) { link.remove(); });
+    navButton.addEventListener("click", function () {
+      setNavOpen(navButton.getAttribute("aria-expanded") !== "true", false);
+    });
+    // A page opened at #nav (the link was followed before this ran) starts open.
+    setNavOpen(window.location.hash === "#nav", false);
+  }
+
+  function closeMenus(except) {
+    document.querySelectorAll("details[data-menu][open]").forEach(function (menu) {
+      if (menu !== except) menu.open = false;
+    });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || (dialog && dialog.open)) return;
+    var menu = event.target.closest && event.target.closest("details[data-menu][open]");
+    if (menu) {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+      return;
+    }
+    if (navButton && navButton.getAttribute("aria-expanded") === "true"
+        && (event.target === navButton || nav.contains(event.target))) {
+      setNavOpen(false, true);
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    closeMenus(event.target.closest("details[data-menu]"));
+  });
+
+  // One menu open at a time, however it was opened (keyboard included).
+  document.addEventListener("toggle", function (event) {
+    var menu = event.target;
+    if (menu.matches && menu.matches("details[data-menu]") && menu.open) closeMenus(menu);
+  }, true);
+
+  // Tabbing out of an open menu closes it, as a click elsewhere does.
+  document.addEventListener("focusout", function (event) {
+    var menu = event.target.closest && event.target.closest("details[data-menu][open]");
+    if (menu && event.relatedTarget && !menu.contains(event.relatedTarget)) menu.open = false;
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
+    enhanceNavToggle();
     enhance(document);
   });
 })();

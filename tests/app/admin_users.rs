@@ -265,6 +265,11 @@ async fn revoking_api_key_access_stops_personal_keys_at_once() {
     assert!(bob_client.page("/account/keys").await.1.contains("Bob&#39;s key"), "bob sees his key");
 
     let admin = app.signed_in("admin@acme.test").await;
+    // The user's page shows the same switch as the list, on, leading to the same dialog.
+    let page = admin.open(&format!("/admin/users/{}", bob.id)).await;
+    let switch = page.select(&format!("a[role=switch][href='/admin/users/{}/access']", bob.id));
+    assert_eq!(switch.attr("aria-checked").as_deref(), Some("true"), "{page:?}");
+    assert_eq!(switch.text(), "API key access for bob: On");
     let (_, confirm) = admin.page(&format!("/admin/users/{}/access", bob.id)).await;
     assert!(confirm.contains("Revoke API key access from bob?") && confirm.contains("stop working at once"));
     let response =

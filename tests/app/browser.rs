@@ -592,11 +592,25 @@ async fn the_api_key_access_switch_confirms_and_flips_at_once() {
     browser.goto("/admin/users").await;
     let switch = "tr[data-user='carol@acme.test'] a[role=switch]";
     assert_eq!(browser.find(switch).await.attr("aria-checked").await.unwrap().as_deref(), Some("false"));
+    // It draws as a switch: a track with the thumb at the off end, and the state in words.
+    let thumb_at = |on| {
+        format!(
+            "const s = document.querySelector(\"{switch}\"); \
+             const t = s.querySelector('.switch-track').getBoundingClientRect(); \
+             const b = s.querySelector('.switch-thumb').getBoundingClientRect(); \
+             return t.width >= 1.5 * t.height && b.width > 0 && b.height < t.height \
+               && (b.left + b.width / 2 > t.left + t.width / 2) === {on} \
+               && s.querySelector('.switch-state').textContent.trim() === '{}'",
+            if on { "On" } else { "Off" }
+        )
+    };
+    assert_eq!(browser.js(&thumb_at(false)).await, json!(true), "drawn off");
     browser.find(switch).await.click().await.unwrap();
     browser.wait_for_text("dialog[open] h1", "Grant API key access to carol?").await;
     browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
     browser.wait_for_text(".flash-success", "Granted API key access to carol").await;
     assert_eq!(browser.find(switch).await.attr("aria-checked").await.unwrap().as_deref(), Some("true"));
+    assert_eq!(browser.js(&thumb_at(true)).await, json!(true), "drawn on");
     assert!(user(&app, "carol@acme.test").api_key_access);
 
     browser.find(switch).await.click().await.unwrap();

@@ -149,6 +149,10 @@ async fn a_user_without_api_key_access_is_told_why_and_cannot_create() {
     let page = carol.open("/account/keys").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.says("API key access has not been granted to you"));
+    // One message, said once, with what to do about it.
+    let card = page.select("#no-access").text();
+    assert_eq!(card.matches("API key access").count(), 1, "{card}");
+    assert!(card.contains("Ask an administrator of"), "{card}");
     assert!(!page.links_to("/account/keys/new"), "no way to a form she may not use");
     assert_eq!(carol.get("/account/keys/new").await.status(), StatusCode::FORBIDDEN);
     let response = carol.post("/account/keys", &[("name", "sneaky"), ("expires_on", &in_a_month())]).await;

@@ -12,6 +12,7 @@ mod audit_log;
 mod auth;
 mod bad_input;
 mod browser;
+mod browser_layout;
 mod ceiling;
 mod cli;
 mod concurrency;

@@ -166,8 +166,8 @@ impl KeyArea for OwnKeys {
     fn blocked_reason(&self) -> Option<String> {
         (!self.0.can.allows(Capability::OwnKeys)).then(|| {
             format!(
-                "API key access has not been granted to you. An administrator of {} can turn on \
-                 API key access for your account (Admin → Users).",
+                "API key access has not been granted to you, so you cannot create or manage API keys. \
+                 Ask an administrator of {} to turn it on for your account.",
                 self.0.organization.name
             )
         })
