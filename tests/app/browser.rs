@@ -176,9 +176,74 @@ impl Browser {
         self.find("dialog[open] [data-dialog-content]").await
     }
 
+    /// Sets the window to `width` × `height` CSS pixels (headless: the viewport) and checks
+    /// the page sees that width.
+    pub async fn set_size(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap();
+        let seen = self.js("return window.innerWidth").await;
+        assert_eq!(seen, json!(width), "the viewport is {width} px wide");
+    }
+
+    /// Runs axe-core on `within` (a CSS selector; "document" for the whole page) and returns
+    /// its violations, one line per failing element. WebDriver scripts run outside the page's
+    /// Content-Security-Policy, so axe works under the app's strict one without an inline
+    /// script in the page.
+    pub async fn axe_violations(&self, within: &str) -> Vec<String> {
+        if self.js("return typeof window.axe === 'object'").await != json!(true) {
+            self.client.execute(&format!("{}\nreturn null", axe_source()), vec![]).await.expect("inject axe-core");
+        }
+        let context = if within == "document" { json!(null) } else { json!(within) };
+        let result = self
+            .client
+            .execute_async(
+                "const [context, done] = arguments;
+                 axe.run(context ?? document, {
+                   runOnly: { type: 'tag', values: AXE_TAGS },
+                   resultTypes: ['violations'],
+                 }).then(r => done(r.violations.flatMap(v => v.nodes.map(n =>
+                     `${v.id} (${v.impact}) at ${n.target.join(' ')}: ${v.help}`))),
+                   e => done(['axe failed: ' + e]));"
+                    .replace("AXE_TAGS", &json!(AXE_TAGS).to_string())
+                    .as_str(),
+                vec![context],
+            )
+            .await
+            .expect("run axe-core");
+        result.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    }
+
+    /// Panics listing every axe-core violation on `what` (see [`Browser::axe_violations`]).
+    pub async fn axe(&self, what: &str) {
+        let violations = self.axe_violations(what).await;
+        let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+        assert!(violations.is_empty(), "axe-core violations on {what} of {url}:\n  {}", violations.join("\n  "));
+    }
+
     pub async fn close(self) {
         let _ = self.client.close().await;
     }
+}
+
+/// The rules axe-core checks: WCAG 2.0, 2.1 and 2.2, levels A and AA, plus its best
+/// practices (landmarks, headings, one main; what a reviewer would flag anyway).
+const AXE_TAGS: &[&str] = &["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"];
+
+/// axe-core's script: installed (pinned by .ci/axe/package-lock.json) by `bash .ci/setup
+/// --browser` into target/axe, or wherever `KEYWARD_AXE_JS` points. Never vendored.
+fn axe_source() -> &'static str {
+    static SOURCE: OnceLock<String> = OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let path = std::env::var_os("KEYWARD_AXE_JS").map(PathBuf::from).unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/axe/node_modules/axe-core/axe.min.js")
+        });
+        std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "axe-core is not installed at {} ({e}): run `bash .ci/setup --browser` (npm ci of .ci/axe into \
+                 target/axe), or point KEYWARD_AXE_JS at an axe.min.js",
+                path.display()
+            )
+        })
+    })
 }
 
 fn which(names: &[&str]) -> String {
@@ -228,6 +293,7 @@ async fn create_shows_the_key_once_in_a_dialog_with_copy_and_done() {
     let secret_input = browser.find("dialog[open] #new-key").await;
     let secret = secret_input.prop("value").await.unwrap().unwrap();
     assert!(ParsedKey::parse(&secret).is_some(), "a real key: {secret}");
+    browser.axe("dialog[open]").await;
     // Marks this document (the one that showed the secret) to recognize it if it comes back.
     browser.js("window.keywardShowedSecret = true; return null").await;
     let copy = browser.find("dialog[open] button[data-copy]").await;
@@ -293,6 +359,7 @@ async fn dialog_errors_stay_in_the_dialog_and_escape_returns_focus() {
     browser.open_dialog(".page-head a[data-dialog]").await;
     browser.find("dialog button[type=submit]").await.click().await.unwrap();
     browser.wait_for_text("dialog[open] #key-name-error", "Enter a name").await;
+    browser.axe("dialog[open]").await;
     let focused = browser.js("return document.activeElement.id").await;
     assert_eq!(focused, json!("key-name"), "focus goes to the first invalid field");
 
@@ -378,6 +445,7 @@ async fn without_javascript_create_and_delete_work_as_plain_pages() {
 
     let secret = browser.find("#new-key").await.prop("value").await.unwrap().unwrap();
     assert!(ParsedKey::parse(&secret).is_some());
+    browser.axe("document").await;
     assert!(
         !browser.find("button[data-copy]").await.is_displayed().await.unwrap(),
         "no copy button without JavaScript"
@@ -474,6 +542,7 @@ async fn support_staff_add_a_provider_retire_an_action_and_deactivate_a_client_k
     browser.find("dialog[open] #confirm-reason").await.send_keys("   ").await.unwrap();
     browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
     browser.wait_for_text("dialog[open] #confirm-reason-error", "Give a reason").await;
+    browser.axe("dialog[open]").await;
     let focused = browser.client.execute("return document.activeElement.id", vec![]).await.unwrap();
     assert_eq!(focused, json!("confirm-reason"));
     assert!(keys::reload(&mut app.conn(), &key).unwrap().active);
@@ -543,6 +612,7 @@ async fn an_administrator_creates_a_user_in_a_dialog_and_copies_the_set_password
 
     let link = browser.find("dialog[open] #password-link").await.prop("value").await.unwrap().unwrap();
     assert!(link.contains("/password/"), "{link}");
+    browser.axe("dialog[open]").await;
     browser.find("dialog[open] button[data-copy]").await.click().await.unwrap();
     browser.wait_for_text("dialog[open] [data-copy-status]", "Copied").await;
     browser.find("dialog[open] [data-dialog-done]").await.click().await.unwrap();

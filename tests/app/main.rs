@@ -29,3 +29,4 @@ mod staff;
 mod static_files;
 mod user_keys;
 mod verify;
+mod walk;
