@@ -176,12 +176,27 @@ impl Browser {
         self.find("dialog[open] [data-dialog-content]").await
     }
 
-    /// Sets the window to `width` × `height` CSS pixels (headless: the viewport) and checks
-    /// the page sees that width.
+    /// Sets the viewport to `width` × `height` CSS pixels: the window is made larger by what
+    /// its frame takes, measured (again, until the page sees the size: a resize is laid out
+    /// a moment later).
     pub async fn set_size(&self, width: u32, height: u32) {
-        self.client.set_window_size(width, height).await.unwrap();
-        let seen = self.js("return window.innerWidth").await;
-        assert_eq!(seen, json!(width), "the viewport is {width} px wide");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut frame = 0;
+        loop {
+            self.client.set_window_size(width, height + frame).await.unwrap();
+            let seen = self.js("return [window.innerWidth, window.innerHeight, window.outerHeight]").await;
+            let [inner_width, inner_height, outer_height] =
+                [0, 1, 2].map(|i| seen[i].as_u64().unwrap_or_default() as u32);
+            if (inner_width, inner_height) == (width, height) {
+                return;
+            }
+            frame = outer_height.saturating_sub(inner_height);
+            assert!(
+                Instant::now() < deadline,
+                "the viewport stays {inner_width} × {inner_height}, not {width} × {height}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Runs axe-core on `within` (a CSS selector; "document" for the whole page) and returns
