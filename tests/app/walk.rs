@@ -282,7 +282,7 @@ impl Crawl<'_> {
         }
     }
 
-    /// The application's pages `css` links to (not downloads, static files or sign-out).
+    /// The application's pages `css` links to (not downloads, static files or set-password links).
     async fn links(&self, css: &str) -> Vec<String> {
         let script = format!(
             "return [...document.querySelectorAll({})]
@@ -296,8 +296,11 @@ impl Crawl<'_> {
             .unwrap()
             .iter()
             .filter_map(|h| h.as_str())
-            .filter(|h| !h.ends_with(".csv") && !h.ends_with(".json"))
-            .filter(|h| !h.starts_with("/static/") && !h.starts_with("/password/") && !h.starts_with("/logout"))
+            .filter(|h| {
+                let path = h.split('?').next().unwrap();
+                !path.ends_with(".csv") && !path.ends_with(".json")
+            })
+            .filter(|h| !h.starts_with("/static/") && !h.starts_with("/password/"))
             .map(str::to_string)
             .collect()
     }
