@@ -79,16 +79,6 @@ pub struct Browser {
 
 impl Browser {
     pub async fn open(app: &TestApp, javascript: bool) -> Browser {
-        Self::open_with(app, javascript, None).await
-    }
-
-    /// A browser whose viewport is `width` CSS pixels wide, as a phone's (Chromium's windows
-    /// cannot be made narrower than about 500 px, so narrow widths are emulated).
-    pub async fn open_at_width(app: &TestApp, width: u32) -> Browser {
-        Self::open_with(app, true, Some(width)).await
-    }
-
-    async fn open_with(app: &TestApp, javascript: bool, width: Option<u32>) -> Browser {
         let slot = BROWSER_SLOTS.acquire().await.unwrap();
         let port = chromedriver_port();
         let profile = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -103,10 +93,6 @@ impl Browser {
                 format!("--user-data-dir={}", profile.display()),
             ],
         });
-        if let Some(width) = width {
-            options["mobileEmulation"] =
-                json!({ "deviceMetrics": { "width": width, "height": 800, "pixelRatio": 1.0 } });
-        }
         if !javascript {
             options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
         }
@@ -199,9 +185,90 @@ impl Browser {
         item.click().await.unwrap();
     }
 
+    /// Sets the viewport to `width` × `height` CSS pixels: the window is made larger by what
+    /// its frame takes, measured (again, until the page sees the size: a resize is laid out
+    /// a moment later).
+    pub async fn set_size(&self, width: u32, height: u32) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut frame = 0;
+        loop {
+            self.client.set_window_size(width, height + frame).await.unwrap();
+            let seen = self.js("return [window.innerWidth, window.innerHeight, window.outerHeight]").await;
+            let [inner_width, inner_height, outer_height] =
+                [0, 1, 2].map(|i| seen[i].as_u64().unwrap_or_default() as u32);
+            if (inner_width, inner_height) == (width, height) {
+                return;
+            }
+            frame = outer_height.saturating_sub(inner_height);
+            assert!(
+                Instant::now() < deadline,
+                "the viewport stays {inner_width} × {inner_height}, not {width} × {height}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs axe-core on `within` (a CSS selector; "document" for the whole page) and returns
+    /// its violations, one line per failing element. WebDriver scripts run outside the page's
+    /// Content-Security-Policy, so axe works under the app's strict one without an inline
+    /// script in the page. (Not in a browser opened without JavaScript: axe's timers never
+    /// fire there.)
+    pub async fn axe_violations(&self, within: &str) -> Vec<String> {
+        if self.js("return typeof window.axe === 'object'").await != json!(true) {
+            self.client.execute(&format!("{}\nreturn null", axe_source()), vec![]).await.expect("inject axe-core");
+        }
+        let context = if within == "document" { json!(null) } else { json!(within) };
+        let result = self
+            .client
+            .execute_async(
+                "const [context, done] = arguments;
+                 axe.run(context ?? document, {
+                   runOnly: { type: 'tag', values: AXE_TAGS },
+                   resultTypes: ['violations'],
+                 }).then(r => done(r.violations.flatMap(v => v.nodes.map(n =>
+                     `${v.id} (${v.impact}) at ${n.target.join(' ')}: ${v.help}`))),
+                   e => done(['axe failed: ' + e]));"
+                    .replace("AXE_TAGS", &json!(AXE_TAGS).to_string())
+                    .as_str(),
+                vec![context],
+            )
+            .await
+            .expect("run axe-core");
+        result.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    }
+
+    /// Panics listing every axe-core violation on `what` (see [`Browser::axe_violations`]).
+    pub async fn axe(&self, what: &str) {
+        let violations = self.axe_violations(what).await;
+        let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+        assert!(violations.is_empty(), "axe-core violations on {what} of {url}:\n  {}", violations.join("\n  "));
+    }
+
     pub async fn close(self) {
         let _ = self.client.close().await;
     }
+}
+
+/// The rules axe-core checks: WCAG 2.0, 2.1 and 2.2, levels A and AA, plus its best
+/// practices (landmarks, headings, one main; what a reviewer would flag anyway).
+const AXE_TAGS: &[&str] = &["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"];
+
+/// axe-core's script: installed (pinned by .ci/axe/package-lock.json) by `bash .ci/setup
+/// --browser` into target/axe, or wherever `KEYWARD_AXE_JS` points. Never vendored.
+fn axe_source() -> &'static str {
+    static SOURCE: OnceLock<String> = OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let path = std::env::var_os("KEYWARD_AXE_JS").map(PathBuf::from).unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/axe/node_modules/axe-core/axe.min.js")
+        });
+        std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "axe-core is not installed at {} ({e}): run `bash .ci/setup --browser` (npm ci of .ci/axe into \
+                 target/axe), or point KEYWARD_AXE_JS at an axe.min.js",
+                path.display()
+            )
+        })
+    })
 }
 
 fn which(names: &[&str]) -> String {
@@ -251,6 +318,7 @@ async fn create_shows_the_key_once_in_a_dialog_with_copy_and_done() {
     let secret_input = browser.find("dialog[open] #new-key").await;
     let secret = secret_input.prop("value").await.unwrap().unwrap();
     assert!(ParsedKey::parse(&secret).is_some(), "a real key: {secret}");
+    browser.axe("dialog[open]").await;
     // Marks this document (the one that showed the secret) to recognize it if it comes back.
     browser.js("window.keywardShowedSecret = true; return null").await;
     let copy = browser.find("dialog[open] button[data-copy]").await;
@@ -316,6 +384,7 @@ async fn dialog_errors_stay_in_the_dialog_and_escape_returns_focus() {
     browser.open_dialog(".page-head a[data-dialog]").await;
     browser.find("dialog button[type=submit]").await.click().await.unwrap();
     browser.wait_for_text("dialog[open] #key-name-error", "Enter a name").await;
+    browser.axe("dialog[open]").await;
     let focused = browser.js("return document.activeElement.id").await;
     assert_eq!(focused, json!("key-name"), "focus goes to the first invalid field");
 
@@ -497,6 +566,7 @@ async fn support_staff_add_a_provider_retire_an_action_and_deactivate_a_client_k
     browser.find("dialog[open] #confirm-reason").await.send_keys("   ").await.unwrap();
     browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
     browser.wait_for_text("dialog[open] #confirm-reason-error", "Give a reason").await;
+    browser.axe("dialog[open]").await;
     let focused = browser.client.execute("return document.activeElement.id", vec![]).await.unwrap();
     assert_eq!(focused, json!("confirm-reason"));
     assert!(keys::reload(&mut app.conn(), &key).unwrap().active);
@@ -566,6 +636,7 @@ async fn an_administrator_creates_a_user_in_a_dialog_and_copies_the_set_password
 
     let link = browser.find("dialog[open] #password-link").await.prop("value").await.unwrap().unwrap();
     assert!(link.contains("/password/"), "{link}");
+    browser.axe("dialog[open]").await;
     browser.find("dialog[open] button[data-copy]").await.click().await.unwrap();
     browser.wait_for_text("dialog[open] [data-copy-status]", "Copied").await;
     browser.find("dialog[open] [data-dialog-done]").await.click().await.unwrap();

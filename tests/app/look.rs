@@ -83,8 +83,9 @@ async fn the_key_list_is_one_line_per_key_with_its_state_and_expiry_and_a_keyboa
 #[actix_web::test]
 async fn on_a_phone_keys_are_cards_with_their_state_and_the_dialog_actions_stay_in_view() {
     let app = world().await;
-    let browser = Browser::open_at_width(&app, 375).await;
+    let browser = Browser::open(&app, true).await;
     browser.sign_in("bob@acme.test").await;
+    browser.set_size(375, 800).await;
     browser.goto("/account/keys").await;
     browser.find("tr[data-key]").await;
     assert_eq!(browser.js("return window.innerWidth").await, json!(375));

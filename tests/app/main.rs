@@ -31,3 +31,4 @@ mod staff;
 mod static_files;
 mod user_keys;
 mod verify;
+mod walk;
