@@ -3,7 +3,7 @@
 //   forms inside it are submitted in the background, and errors or the show-once secret
 //   replace the dialog's content, while a success redirect navigates the page itself;
 // - copy buttons copy a secret to the clipboard;
-// - times get the viewer's local time as a tooltip.
+// - times get the viewer's local time in their tooltip, beside the exact UTC time.
 // No inline scripts anywhere: the Content-Security-Policy forbids them.
 "use strict";
 
@@ -17,7 +17,11 @@
     root.querySelectorAll("time[datetime]").forEach(function (el) {
       var when = new Date(el.getAttribute("datetime"));
       if (!isNaN(when.getTime())) {
-        el.title = formatter.format(when) + " (your time)";
+        // Keep the exact UTC time the server wrote, and add the viewer's own.
+        if (!el.hasAttribute("data-utc")) el.setAttribute("data-utc", el.title || "");
+        var utc = el.getAttribute("data-utc");
+        var local = formatter.format(when) + " (your time)";
+        el.title = utc ? utc + " · " + local : local;
       }
     });
   }

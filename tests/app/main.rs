@@ -20,6 +20,7 @@ mod key_matrix;
 mod keys;
 mod limits;
 mod offered;
+mod overview;
 mod product;
 mod resilience;
 mod scale;
