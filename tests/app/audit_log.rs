@@ -304,7 +304,7 @@ async fn the_audit_log_shows_names_relative_times_and_details_as_escaped_key_val
     assert_eq!(who.text(), "admin admin@acme.test");
     assert_eq!(page.select("table.audit tbody tr:nth-child(2) td.audit-who").text(), "eve@globex.test");
 
-    // Details: readable pairs, the first three at once, the rest one click away; long values
+    // Details: readable pairs, the first two at once, the rest one click away; long values
     // folded; everything escaped.
     let details = "table.audit tbody tr:first-child td.audit-details";
     let keys = page.select(&format!("{details} dt")).texts();
@@ -316,7 +316,7 @@ async fn the_audit_log_shows_names_relative_times_and_details_as_escaped_key_val
     assert!(page.select(&format!("{details} dd details summary")).text().len() < long.len());
     assert_eq!(values[3], hostile);
     assert_eq!(values[4], r#"{"all_assets":false,"cidrs":["10.0.0.0/8"]}"#);
-    assert_eq!(page.select(&format!("{details} details.kv-more > summary")).text(), "2 more");
+    assert_eq!(page.select(&format!("{details} details.kv-more > summary")).text(), "3 more");
     assert!(!page.body.contains(hostile) && !page.body.contains("<img src=x") && !page.body.contains("<b>bold"));
     assert!(page.body.contains("&#60;script&#62;alert(1)"), "escaped, not dropped: {page}");
     // An event without details has none to show.
@@ -326,4 +326,27 @@ async fn the_audit_log_shows_names_relative_times_and_details_as_escaped_key_val
     assert!(page.has("form.audit-filters .filter-actions button[type=submit]"));
     let csv = client.get("/admin/audit.csv?action=key.update").await.text().await.unwrap();
     assert!(csv.contains("attributed_to_user_id") && csv.contains("admin@acme.test"), "{csv}");
+}
+
+#[actix_web::test]
+async fn in_the_browser_the_audit_filters_sit_on_one_line_with_their_actions() {
+    let app = spawn_app().await;
+    let acme = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::admin(&mut app.conn(), &acme, "admin@acme.test");
+    let browser = crate::browser::Browser::open(&app, true).await;
+    browser.sign_in("admin@acme.test").await;
+    // Filtered, so "Clear filters" is there too.
+    browser.goto("/admin/audit?actor=admin").await;
+    let bottoms = browser
+        .js("return Array.from(document.querySelectorAll('.audit-filters > *'))
+               .map(e => Math.round(e.getBoundingClientRect().bottom))")
+        .await;
+    let bottoms: Vec<i64> = serde_json::from_value(bottoms).unwrap();
+    assert_eq!(bottoms.len(), 8, "six fields, the datalist and the actions: {bottoms:?}");
+    let shown: Vec<i64> = bottoms.into_iter().filter(|b| *b > 0).collect();
+    assert!(shown.windows(2).all(|w| (w[0] - w[1]).abs() <= 2), "one line at 1280 px: {shown:?}");
+    let clear = browser.js("return document.querySelector('.filter-actions a').getBoundingClientRect().right").await;
+    let width = browser.js("return document.documentElement.clientWidth").await;
+    assert!(clear.as_f64().unwrap() <= width.as_f64().unwrap(), "Clear filters within the page");
+    browser.close().await;
 }

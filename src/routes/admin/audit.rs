@@ -189,8 +189,10 @@ pub fn target_of(e: &AuditEvent) -> String {
 
 /// Values longer than this fold into a `<details>` whose summary is their start.
 const FOLD_AT: usize = 60;
+/// How much of a folded value its summary shows.
+const PREVIEW: usize = 24;
 /// Fields shown at once; the rest fold into "N more", so a row stays one or two lines.
-const SHOWN_FIELDS: usize = 3;
+const SHOWN_FIELDS: usize = 2;
 
 /// One top-level field of an event's details.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,7 +247,7 @@ impl Detail {
             _ => plain(value).unwrap_or_default(),
         };
         let preview = (value.chars().count() > FOLD_AT || value.contains('\n')).then(|| {
-            format!("{}…", value.lines().next().unwrap_or_default().chars().take(FOLD_AT - 20).collect::<String>())
+            format!("{}…", value.lines().next().unwrap_or_default().chars().take(PREVIEW).collect::<String>())
         });
         Self { key: key.to_string(), value, preview }
     }
@@ -390,8 +392,8 @@ mod tests {
                 ("scope", "{\"all\":false}")
             ]
         );
-        assert_eq!(details.shown.len(), 3, "the rest fold away");
-        assert!(details.shown[2].preview.as_ref().is_some_and(|p| p.len() < long.len()));
+        assert_eq!(details.shown.len(), 2, "the rest fold away");
+        assert!(details.more[0].preview.as_ref().is_some_and(|p| p.len() < long.len()));
         assert!(details.shown[0].preview.is_none());
         assert!(Details::of(&json!({})).is_empty() && Details::of(&json!(null)).is_empty());
         assert_eq!(Details::of(&json!({"attributed_to_user_id": 7})).shown[0].key, "attributed to user id");
