@@ -138,13 +138,14 @@ fn main() {
         let (owner, _) = Session::sign_in(&base, &heavy).await;
         let (support, _) = Session::sign_in(&base, "support@keyward.example").await;
         let org = acme.id;
-        let mut pages: Vec<(&Session, String)> = vec![(&alice, "/admin/users".into())];
+        let mut pages: Vec<(&Session, String)> = vec![(&alice, "/admin".into()), (&alice, "/admin/users".into())];
         for (term, _) in demo_bulk::TERMS.users {
             pages.push((&alice, format!("/admin/users?q={}", term.replace(' ', "+"))));
         }
         pages.extend([
             (&alice, "/admin/users?q=li&sort=last_login".into()),
             (&alice, "/admin/users?sort=email&page=40".into()),
+            (&alice, "/admin/users?access=1".into()),
             (&alice, "/admin/keys".into()),
         ]);
         for (term, _) in demo_bulk::TERMS.keys {
@@ -155,6 +156,7 @@ fn main() {
             (&alice, "/admin/keys?state=expired".into()),
             (&alice, "/admin/keys?state=inactive&q=sync".into()),
             (&alice, "/admin/keys?owner=organization&expiring=1".into()),
+            (&alice, "/admin/keys?state=active&unused=90".into()),
             (&alice, "/admin/keys?q=sync&page=40".into()),
             (&alice, "/admin/audit".into()),
             (&alice, "/admin/audit?action=key.".into()),

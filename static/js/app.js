@@ -3,7 +3,7 @@
 //   forms inside it are submitted in the background, and errors or the show-once secret
 //   replace the dialog's content, while a success redirect navigates the page itself;
 // - copy buttons copy a secret to the clipboard;
-// - times get the viewer's local time as a tooltip;
+// - times get the viewer's local time in their tooltip, beside the exact UTC time;
 // - the small-screen Menu links become one disclosure button (aria-expanded);
 // - menus (<details data-menu>: the user menu, key rows' menus) close on Escape (focus back on
 //   their button), on a click elsewhere, when focus leaves them and when another opens.
@@ -20,7 +20,11 @@
     root.querySelectorAll("time[datetime]").forEach(function (el) {
       var when = new Date(el.getAttribute("datetime"));
       if (!isNaN(when.getTime())) {
-        el.title = formatter.format(when) + " (your time)";
+        // Keep the exact UTC time the server wrote, and add the viewer's own.
+        if (!el.hasAttribute("data-utc")) el.setAttribute("data-utc", el.title || "");
+        var utc = el.getAttribute("data-utc");
+        var local = formatter.format(when) + " (your time)";
+        el.title = utc ? utc + " · " + local : local;
       }
     });
   }

@@ -1,6 +1,7 @@
 //! The audit log nobody can rewrite: the application's role may only read and append, no
 //! role may change or remove events in ordinary statements, deletions never touch them, and
-//! the operator's purge removes old events as the owner and records itself.
+//! the operator's purge removes old events as the owner and records itself. And the log as
+//! administrators read it: names, relative times with the exact time, escaped details.
 
 use diesel::{PgConnection, prelude::*, sql_types::Timestamptz};
 use keyward::{
@@ -228,4 +229,124 @@ async fn grant_app_role_gives_an_operators_role_what_the_application_needs_and_n
     assert!(error.contains("permission denied"), "{error}");
     let error = refused(&mut owner, "CREATE TABLE intruder (id int)");
     assert!(error.contains("permission denied"), "{error}");
+}
+
+/// Inserts an event of `organization` by the user `actor` (or by the system), `hours_ago`,
+/// with `details`.
+fn event_by(
+    app: &TestApp,
+    organization: i64,
+    actor: Option<&keyward::db::models::User>,
+    hours_ago: i64,
+    details: serde_json::Value,
+) {
+    use diesel::sql_types::{BigInt, Jsonb, Nullable, Text};
+    diesel::sql_query(
+        "INSERT INTO audit_events (organization_id, actor_type, actor_id, actor_label, action, target_type, \
+         target_id, target_label, result, occurred_at, details) \
+         VALUES ($1, $2, $3, $4, 'key.update', 'api_key', 'Abc12345', 'Dispatch', 'success', $5, $6)",
+    )
+    .bind::<BigInt, _>(organization)
+    .bind::<Text, _>(if actor.is_some() { "user" } else { "system" })
+    .bind::<Nullable<BigInt>, _>(actor.map(|u| u.id))
+    .bind::<Text, _>(actor.map_or("keyward test".to_string(), |u| u.email.clone()))
+    .bind::<Timestamptz, _>(chrono::Utc::now() - chrono::Duration::hours(hours_ago))
+    .bind::<Jsonb, _>(details)
+    .execute(&mut *app.conn())
+    .unwrap();
+}
+
+#[actix_web::test]
+async fn the_audit_log_shows_names_relative_times_and_details_as_escaped_key_value_pairs() {
+    let app = spawn_app().await;
+    let mut conn = app.conn();
+    let acme = fixtures::organization(&mut conn, "acme");
+    let admin = fixtures::admin(&mut conn, &acme, "admin@acme.test");
+    let globex = fixtures::organization(&mut conn, "globex");
+    let stranger = fixtures::admin(&mut conn, &globex, "eve@globex.test");
+    drop(conn);
+    let hostile = "<script>alert(1)</script>";
+    let long = format!("{} {}", "<img src=x onerror=alert(2)>", "x".repeat(120));
+    event_by(
+        &app,
+        acme.id,
+        Some(&admin),
+        3,
+        serde_json::json!({
+            "reason": hostile,
+            "actions": ["positions.read", "<b>bold</b>"],
+            "note": long,
+            "scope": {"all_assets": false, "cidrs": ["10.0.0.0/8"]},
+            "attributed_to_user_id": 7,
+        }),
+    );
+    // An event naming a user of another organization as its actor never shows that user's name.
+    event_by(&app, acme.id, Some(&stranger), 5, serde_json::json!({}));
+
+    let client = app.signed_in("admin@acme.test").await;
+    let page = client.open("/admin/audit?action=key.update").await;
+    assert_eq!(page.status, reqwest::StatusCode::OK, "{page}");
+    let rows = page.select("table.audit tbody tr");
+    assert_eq!(rows.len(), 2, "{page}");
+
+    // When: relative, with the exact UTC time in the title and the machine time beside it.
+    let when = page.select("table.audit tbody tr:first-child td.audit-when time");
+    assert_eq!(when.text(), "3 hours ago");
+    let iso = when.attr("datetime").unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339(&iso).unwrap().to_utc();
+    assert_eq!(when.attr("title").unwrap(), at.format("%Y-%m-%d %H:%M UTC").to_string());
+    assert!((chrono::Utc::now() - at - chrono::Duration::hours(3)).num_minutes().abs() <= 1, "{iso}");
+
+    // Who: the name, the email beside it; a stranger's name is not looked up.
+    let who = page.select("table.audit tbody tr:first-child td.audit-who");
+    assert_eq!(page.select("table.audit tbody tr:first-child .actor-name").text(), "admin");
+    assert_eq!(page.select("table.audit tbody tr:first-child .actor-label").text(), "admin@acme.test");
+    assert_eq!(who.text(), "admin admin@acme.test");
+    assert_eq!(page.select("table.audit tbody tr:nth-child(2) td.audit-who").text(), "eve@globex.test");
+
+    // Details: readable pairs, the first two at once, the rest one click away; long values
+    // folded; everything escaped.
+    let details = "table.audit tbody tr:first-child td.audit-details";
+    let keys = page.select(&format!("{details} dt")).texts();
+    assert_eq!(keys, ["actions", "attributed to user id", "note", "reason", "scope"], "{page}");
+    let values = page.select(&format!("{details} dd")).texts();
+    assert_eq!(values[0], "positions.read, <b>bold</b>");
+    assert_eq!(values[1], "7");
+    assert_eq!(page.select(&format!("{details} dd details .kv-full")).text(), long);
+    assert!(page.select(&format!("{details} dd details summary")).text().len() < long.len());
+    assert_eq!(values[3], hostile);
+    assert_eq!(values[4], r#"{"all_assets":false,"cidrs":["10.0.0.0/8"]}"#);
+    assert_eq!(page.select(&format!("{details} details.kv-more > summary")).text(), "3 more");
+    assert!(!page.body.contains(hostile) && !page.body.contains("<img src=x") && !page.body.contains("<b>bold"));
+    assert!(page.body.contains("&#60;script&#62;alert(1)"), "escaped, not dropped: {page}");
+    // An event without details has none to show.
+    assert!(page.select("table.audit tbody tr:nth-child(2) td.audit-details dl").is_empty());
+
+    // The filters stay one form with its actions, and the CSV keeps the raw JSON.
+    assert!(page.has("form.audit-filters .filter-actions button[type=submit]"));
+    let csv = client.get("/admin/audit.csv?action=key.update").await.text().await.unwrap();
+    assert!(csv.contains("attributed_to_user_id") && csv.contains("admin@acme.test"), "{csv}");
+}
+
+#[actix_web::test]
+async fn in_the_browser_the_audit_filters_sit_on_one_line_with_their_actions() {
+    let app = spawn_app().await;
+    let acme = fixtures::organization(&mut app.conn(), "acme");
+    fixtures::admin(&mut app.conn(), &acme, "admin@acme.test");
+    let browser = crate::browser::Browser::open(&app, true).await;
+    browser.sign_in("admin@acme.test").await;
+    // Filtered, so "Clear filters" is there too.
+    browser.goto("/admin/audit?actor=admin").await;
+    let bottoms = browser
+        .js("return Array.from(document.querySelectorAll('.audit-filters > *'))
+               .map(e => Math.round(e.getBoundingClientRect().bottom))")
+        .await;
+    let bottoms: Vec<i64> = serde_json::from_value(bottoms).unwrap();
+    assert_eq!(bottoms.len(), 8, "six fields, the datalist and the actions: {bottoms:?}");
+    let shown: Vec<i64> = bottoms.into_iter().filter(|b| *b > 0).collect();
+    assert!(shown.windows(2).all(|w| (w[0] - w[1]).abs() <= 2), "one line at 1280 px: {shown:?}");
+    let clear = browser.js("return document.querySelector('.filter-actions a').getBoundingClientRect().right").await;
+    let width = browser.js("return document.documentElement.clientWidth").await;
+    assert!(clear.as_f64().unwrap() <= width.as_f64().unwrap(), "Clear filters within the page");
+    browser.close().await;
 }

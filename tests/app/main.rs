@@ -22,6 +22,7 @@ mod keys;
 mod limits;
 mod look;
 mod offered;
+mod overview;
 mod product;
 mod resilience;
 mod scale;

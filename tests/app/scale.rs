@@ -89,10 +89,13 @@ async fn list_pages_issue_the_same_number_of_queries_for_few_rows_and_many() {
     let world = world().await;
     let (org, sp) = (world.org.id, world.provider.id);
     let admin_pages: Vec<String> = [
+        "/admin",
         "/admin/users",
+        "/admin/users?access=1",
         "/admin/users?q=a&sort=last_login",
         "/admin/keys",
         "/admin/keys?q=bob&state=active",
+        "/admin/keys?unused=90",
         "/admin/audit",
         "/admin/audit?action=key.&actor=seed",
         "/admin/roles",

@@ -170,17 +170,55 @@ pub enum StateFilter {
     Disabled,
 }
 
-/// Whether a key's owner lets it work: the SQL twin of `keys::standing::OwnerBlock::of` (an
-/// active owner holding `keys.own`: an administrator, the access toggle, or a role). Only
-/// personal keys have such an owner.
-fn owner_lets_it_work() -> diesel::expression::SqlLiteral<Bool> {
-    diesel::dsl::sql(
-        "(api_keys.owner_user_id IS NULL OR EXISTS (\
-            SELECT 1 FROM users AS o WHERE o.id = api_keys.owner_user_id AND o.active AND (\
-                o.is_admin OR o.api_key_access OR EXISTS (\
-                    SELECT 1 FROM user_roles AS ur JOIN role_permissions AS rp ON rp.role_id = ur.role_id \
-                    WHERE ur.user_id = o.id AND rp.permission = 'keys.own'))))",
+/// The users who let their personal keys work: active, holding `keys.own` (an administrator,
+/// the access toggle, or a role). `alias` names the `users` row in the surrounding query.
+/// The SQL twin of `keys::standing::OwnerBlock::of`; the key states of the lists, the
+/// overview's counts and its count of users with API key access all read this one rule.
+pub fn holds_key_access_sql(alias: &str) -> String {
+    format!(
+        "({alias}.active AND ({alias}.is_admin OR {alias}.api_key_access OR EXISTS (\
+            SELECT 1 FROM user_roles AS ur JOIN role_permissions AS rp ON rp.role_id = ur.role_id \
+            WHERE ur.user_id = {alias}.id AND rp.permission = 'keys.own')))"
     )
+}
+
+/// Whether a key's owner lets it work, as SQL on `api_keys`. Only personal keys have such an
+/// owner.
+fn owner_lets_it_work_sql() -> String {
+    format!(
+        "(api_keys.owner_user_id IS NULL OR EXISTS (\
+            SELECT 1 FROM users AS o WHERE o.id = api_keys.owner_user_id AND {}))",
+        holds_key_access_sql("o")
+    )
+}
+
+/// [`owner_lets_it_work_sql`] as a Diesel expression.
+fn owner_lets_it_work() -> diesel::expression::SqlLiteral<Bool> {
+    diesel::dsl::sql(&owner_lets_it_work_sql())
+}
+
+/// Keys not used for this many days are "unused" on the overview.
+pub const UNUSED_DAYS: i64 = 90;
+
+/// An organization's keys counted as its key lists filter them: each number is the total of
+/// the list its overview card links to. The states overlap as the filters do (an inactive
+/// key past its expiry is both inactive and expired).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, diesel::QueryableByName)]
+pub struct KeyCounts {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub active: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub inactive: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub expired: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub disabled: i64,
+    /// `?expiring=1`
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub expiring: i64,
+    /// `?state=active&unused=90`: keys that would work but nobody used for [`UNUSED_DAYS`].
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub unused: i64,
 }
 
 /// Filters and page of a key list.
@@ -189,6 +227,8 @@ pub struct KeyListFilter {
     pub owner: OwnerFilter,
     pub state: StateFilter,
     pub expiring_soon: bool,
+    /// Keys not used for this many days (never used: created that long ago).
+    pub unused_days: Option<i64>,
     pub search: Option<String>,
     pub page: i64,
     pub per_page: i64,
@@ -305,6 +345,14 @@ impl ApiKey {
         if filter.expiring_soon {
             let horizon = Utc::now() + Duration::days(EXPIRING_SOON_DAYS);
             query = query.filter(api_keys::expires_at.gt(now)).filter(api_keys::expires_at.le(horizon));
+        }
+        if let Some(days) = filter.unused_days {
+            let cutoff = Utc::now() - Duration::days(days);
+            query = query.filter(
+                api_keys::last_used_at
+                    .le(cutoff)
+                    .or(api_keys::last_used_at.is_null().and(api_keys::created_at.le(cutoff))),
+            );
         }
         if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
             let SearchPatterns { first, second } = SearchPatterns::of(search);
@@ -509,6 +557,41 @@ impl ApiKey {
 
     pub fn delete(conn: &mut PgConnection, key_id: i64) -> QueryResult<()> {
         diesel::delete(api_keys::table.find(key_id)).execute(conn).map(|_| ())
+    }
+
+    /// The numbers of the admin overview, in one pass over the organization's keys. The
+    /// conditions are those of [`ApiKey::list`]'s filters, with the same clocks (the
+    /// database's `now()` for expiry, the application's for the horizons), so every number
+    /// equals the total of the list it links to. The owner's standing is the lists' rule
+    /// ([`holds_key_access_sql`]) asked once for the organization's users — a hashed set,
+    /// not a look-up per key — which is the same answer because a personal key's owner is
+    /// always of the key's organization (a foreign key says so). `OFFSET 0` keeps PostgreSQL
+    /// from folding the inner query into the outer one, which would copy `owner_ok` into each
+    /// count that reads it.
+    pub fn counts(conn: &mut PgConnection, organization_id: i64) -> QueryResult<KeyCounts> {
+        use diesel::sql_types::{BigInt, Timestamptz};
+        let sql = format!(
+            "SELECT \
+               count(*) FILTER (WHERE live AND owner_ok) AS active, \
+               count(*) FILTER (WHERE NOT active) AS inactive, \
+               count(*) FILTER (WHERE expires_at <= now()) AS expired, \
+               count(*) FILTER (WHERE live AND NOT owner_ok) AS disabled, \
+               count(*) FILTER (WHERE expires_at > now() AND expires_at <= $2) AS expiring, \
+               count(*) FILTER (WHERE live AND owner_ok AND (last_used_at <= $3 \
+                 OR (last_used_at IS NULL AND created_at <= $3))) AS unused \
+             FROM (SELECT active, expires_at, last_used_at, created_at, \
+                     active AND (expires_at IS NULL OR expires_at > now()) AS live, \
+                     (owner_user_id IS NULL OR owner_user_id IN (\
+                        SELECT o.id FROM users AS o WHERE o.organization_id = $1 AND {})) AS owner_ok \
+                   FROM api_keys WHERE organization_id = $1 OFFSET 0) AS k",
+            holds_key_access_sql("o")
+        );
+        let at = Utc::now();
+        diesel::sql_query(sql)
+            .bind::<BigInt, _>(organization_id)
+            .bind::<Timestamptz, _>(at + Duration::days(EXPIRING_SOON_DAYS))
+            .bind::<Timestamptz, _>(at - Duration::days(UNUSED_DAYS))
+            .get_result(conn)
     }
 
     /// Number of keys owned by each of `user_ids` (user lists).

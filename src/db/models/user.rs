@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use std::collections::{BTreeSet, HashMap};
 
 use crate::{
+    db::models::api_key::holds_key_access_sql,
     db::schema::{api_actions, role_api_actions, role_permissions, roles, user_roles, users},
     domain::{Permission, PermissionSet},
     keys::standing::OwnerBlock,
@@ -224,6 +225,20 @@ impl User {
         Ok(rows.into_iter().map(|(id, name, email)| (id, (name, email))).collect())
     }
 
+    /// `id → display name` for those of `ids` who are users of `organization_id`, in one query.
+    pub fn names_in_org(
+        conn: &mut PgConnection,
+        organization_id: i64,
+        ids: &[i64],
+    ) -> QueryResult<HashMap<i64, String>> {
+        let rows: Vec<(i64, String)> = users::table
+            .filter(users::organization_id.eq(organization_id))
+            .filter(users::id.eq_any(ids))
+            .select((users::id, users::display_name))
+            .load(conn)?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// `id → what stops their personal keys` for the users among `ids` whose keys are
     /// stopped (the verifier's rule, [`OwnerBlock::of`]), in two queries whatever the count.
     pub fn owner_blocks(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<HashMap<i64, OwnerBlock>> {
@@ -268,8 +283,25 @@ impl User {
         page: i64,
         per_page: i64,
     ) -> QueryResult<(Vec<User>, i64)> {
+        Self::list_for_admin_filtered(conn, organization_id, search, false, sort, page, per_page)
+    }
+
+    /// [`User::list_for_admin`], limited to the users whose keys work (active, holding
+    /// `keys.own`) when `with_key_access` is set.
+    pub fn list_for_admin_filtered(
+        conn: &mut PgConnection,
+        organization_id: i64,
+        search: &str,
+        with_key_access: bool,
+        sort: UserSort,
+        page: i64,
+        per_page: i64,
+    ) -> QueryResult<(Vec<User>, i64)> {
         let filtered = || {
             let mut query = users::table.filter(users::organization_id.eq(organization_id)).into_boxed();
+            if with_key_access {
+                query = query.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&holds_key_access_sql("users")));
+            }
             if !search.is_empty() {
                 let SearchPatterns { first, second } = SearchPatterns::of(search);
                 query = match second {
@@ -295,6 +327,16 @@ impl User {
         };
         let rows = query.limit(per_page).offset(page * per_page).select(User::as_select()).load(conn)?;
         Ok((rows, total))
+    }
+
+    /// The organization's users whose keys work (active, holding `keys.own`): the number
+    /// behind the overview's card, and the total of `list_for_admin_filtered(…, true, …)`.
+    pub fn count_with_key_access(conn: &mut PgConnection, organization_id: i64) -> QueryResult<i64> {
+        users::table
+            .filter(users::organization_id.eq(organization_id))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&holds_key_access_sql("users")))
+            .count()
+            .get_result(conn)
     }
 
     /// Locks and returns the active administrators of an organization (changes that could

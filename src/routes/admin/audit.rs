@@ -5,11 +5,14 @@ use crate::services::audit::AuditAction;
 use actix_web::{HttpResponse, get, http::header, web};
 use askama::Template;
 use chrono::{NaiveDate, Utc};
+use diesel::{PgConnection, QueryResult};
 use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
 
 use crate::{
     auth::AuditReader,
-    db::models::{AuditEvent, audit_event::AuditFilter},
+    db::models::{AuditEvent, StaffAccount, User, audit_event::AuditFilter},
     error::{AppError, AppResult},
     state::AppState,
     views::{
@@ -85,12 +88,12 @@ impl AuditQuery {
 
 struct EventRow {
     at: Stamp,
-    actor: String,
+    actor: ActorName,
     action: String,
     target: String,
     result: String,
     client_ip: String,
-    details: String,
+    details: Details,
 }
 
 #[derive(Template)]
@@ -110,6 +113,59 @@ struct AuditPage {
     pager: Pager,
 }
 
+/// Who did it, as a person reads it: a name where the event's actor has one, and the label
+/// the event recorded (an email) beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorName {
+    pub name: String,
+    /// The recorded label (an email), shown muted, when it says more than the name.
+    pub label: Option<String>,
+}
+
+/// The names of the people behind a page of events, looked up in one query per kind of
+/// actor (users of the organization, staff) whatever the number of events.
+pub struct ActorNames {
+    users: HashMap<i64, String>,
+    staff: HashMap<i64, String>,
+}
+
+/// The names of the actors of `events` (see [`ActorNames`]). Users are looked up only within
+/// `organization_id`: an event never names someone of another organization.
+pub fn actor_names(conn: &mut PgConnection, organization_id: i64, events: &[AuditEvent]) -> QueryResult<ActorNames> {
+    let ids_of = |kind: &str| -> Vec<i64> {
+        let mut ids: Vec<i64> = events.iter().filter(|e| e.actor_type == kind).filter_map(|e| e.actor_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    // Both look-ups run whenever there are events, whoever their actors: a page's query
+    // count then depends on its kind, not on its rows (tests/app/scale.rs holds pages to it).
+    if events.is_empty() {
+        return Ok(ActorNames { users: HashMap::new(), staff: HashMap::new() });
+    }
+    let users = User::names_in_org(conn, organization_id, &ids_of("user"))?;
+    let staff = StaffAccount::names_by_id(conn, &ids_of("staff"))?;
+    Ok(ActorNames { users, staff })
+}
+
+impl ActorNames {
+    /// The actor of `e`.
+    pub fn of(&self, e: &AuditEvent) -> ActorName {
+        let known = match (e.actor_type.as_str(), e.actor_id) {
+            ("user", Some(id)) => self.users.get(&id),
+            ("staff", Some(id)) => self.staff.get(&id),
+            _ => None,
+        };
+        match known.filter(|name| !name.trim().is_empty()) {
+            Some(name) => ActorName {
+                name: name.clone(),
+                label: Some(e.actor_label.clone()).filter(|l| !l.is_empty() && l != name),
+            },
+            None => ActorName { name: actor_of(e), label: None },
+        }
+    }
+}
+
 fn actor_of(e: &AuditEvent) -> String {
     match (e.actor_type.as_str(), e.actor_label.is_empty()) {
         (_, false) if e.actor_type == "key" => format!("key \"{}\"", e.actor_label),
@@ -119,7 +175,8 @@ fn actor_of(e: &AuditEvent) -> String {
     }
 }
 
-fn target_of(e: &AuditEvent) -> String {
+/// What the event acted on, as one line.
+pub fn target_of(e: &AuditEvent) -> String {
     match (&e.target_type, &e.target_label, &e.target_id) {
         (Some(kind), Some(label), Some(id)) if !label.is_empty() && !id.is_empty() && kind == "api_key" => {
             format!("{label} ({id})")
@@ -127,6 +184,72 @@ fn target_of(e: &AuditEvent) -> String {
         (_, Some(label), _) if !label.is_empty() => label.clone(),
         (_, _, Some(id)) if !id.is_empty() => id.clone(),
         _ => String::new(),
+    }
+}
+
+/// Values longer than this fold into a `<details>` whose summary is their start.
+const FOLD_AT: usize = 60;
+/// How much of a folded value its summary shows.
+const PREVIEW: usize = 24;
+/// Fields shown at once; the rest fold into "N more", so a row stays one or two lines.
+const SHOWN_FIELDS: usize = 2;
+
+/// One top-level field of an event's details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detail {
+    /// The field's name, words apart (`attributed_to_user_id` → "attributed to user id").
+    pub key: String,
+    /// The value, compact: strings bare, lists of plain values comma-separated, anything
+    /// else as one-line JSON.
+    pub value: String,
+    /// The value's start, when the value is long enough to fold.
+    pub preview: Option<String>,
+}
+
+/// An event's details as key–value pairs: the first few, and the rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Details {
+    pub shown: Vec<Detail>,
+    pub more: Vec<Detail>,
+}
+
+impl Details {
+    pub fn is_empty(&self) -> bool {
+        self.shown.is_empty()
+    }
+
+    pub fn of(details: &Value) -> Self {
+        let fields: Vec<Detail> = match details {
+            Value::Null => Vec::new(),
+            Value::Object(map) => map.iter().map(|(k, v)| Detail::new(&k.replace('_', " "), v)).collect(),
+            other => vec![Detail::new("details", other)],
+        };
+        let mut shown = fields;
+        let more = shown.split_off(shown.len().min(SHOWN_FIELDS));
+        Self { shown, more }
+    }
+}
+
+impl Detail {
+    fn new(key: &str, value: &Value) -> Self {
+        let plain = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+            Value::Null => Some("none".into()),
+            _ => None,
+        };
+        let value = match value {
+            Value::Array(items) if items.is_empty() => "none".into(),
+            Value::Array(items) => {
+                items.iter().map(plain).collect::<Option<Vec<_>>>().map_or_else(|| value.to_string(), |v| v.join(", "))
+            }
+            Value::Object(_) => value.to_string(),
+            _ => plain(value).unwrap_or_default(),
+        };
+        let preview = (value.chars().count() > FOLD_AT || value.contains('\n')).then(|| {
+            format!("{}…", value.lines().next().unwrap_or_default().chars().take(PREVIEW).collect::<String>())
+        });
+        Self { key: key.to_string(), value, preview }
     }
 }
 
@@ -140,22 +263,24 @@ pub async fn list(
     let page = page_index(query.page, PER_PAGE);
     let organization_id = user.organization.id;
     let search = filter.clone();
-    let (events, total) =
-        state.db.run(move |conn| Ok(AuditEvent::search(conn, organization_id, &search, page, PER_PAGE)?)).await?;
+    let (events, total, names) = state
+        .db
+        .run(move |conn| {
+            let (events, total) = AuditEvent::search(conn, organization_id, &search, page, PER_PAGE)?;
+            let names = actor_names(conn, organization_id, &events)?;
+            Ok((events, total, names))
+        })
+        .await?;
     let rows: Vec<EventRow> = events
         .iter()
         .map(|e| EventRow {
             at: Stamp::new(e.occurred_at),
-            actor: actor_of(e),
+            actor: names.of(e),
             action: e.action.clone(),
             target: target_of(e),
             result: e.result.clone(),
             client_ip: e.client_ip.map(|ip| ip.ip().to_string()).unwrap_or_default(),
-            details: if e.details.as_object().is_some_and(|d| d.is_empty()) {
-                String::new()
-            } else {
-                e.details.to_string()
-            },
+            details: Details::of(&e.details),
         })
         .collect();
     let params = query.params();
@@ -242,7 +367,37 @@ pub async fn export(
 
 #[cfg(test)]
 mod tests {
-    use super::cell;
+    use super::{Details, cell};
+    use serde_json::json;
+
+    #[test]
+    fn details_read_as_key_value_pairs_long_values_folded() {
+        let long = "x".repeat(100);
+        let details = Details::of(&json!({
+            "reason": "leaked",
+            "actions": ["positions.read", "trips.read"],
+            "scope": {"all": false},
+            "note": long,
+            "count": 3,
+        }));
+        let pairs: Vec<(&str, &str)> =
+            details.shown.iter().chain(&details.more).map(|d| (d.key.as_str(), d.value.as_str())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("actions", "positions.read, trips.read"),
+                ("count", "3"),
+                ("note", long.as_str()),
+                ("reason", "leaked"),
+                ("scope", "{\"all\":false}")
+            ]
+        );
+        assert_eq!(details.shown.len(), 2, "the rest fold away");
+        assert!(details.more[0].preview.as_ref().is_some_and(|p| p.len() < long.len()));
+        assert!(details.shown[0].preview.is_none());
+        assert!(Details::of(&json!({})).is_empty() && Details::of(&json!(null)).is_empty());
+        assert_eq!(Details::of(&json!({"attributed_to_user_id": 7})).shown[0].key, "attributed to user id");
+    }
 
     #[test]
     fn formulas_are_neutralized() {

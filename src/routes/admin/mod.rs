@@ -11,17 +11,28 @@ use askama::Template;
 
 use crate::{
     auth::AdminVisitor,
-    db::models::AuditEvent,
+    db::models::{ApiKey, AuditEvent, User, api_key::KeyCounts},
     domain::Capability,
     error::AppResult,
     state::AppState,
     views::{PageContext, Section, render, time::Stamp},
 };
 
+/// One number of the overview, linking to the list that shows what it counts.
+struct StatCard {
+    /// Names the card for tests and styles (`data-stat`).
+    id: &'static str,
+    number: String,
+    label: &'static str,
+    href: &'static str,
+    /// Worth a look (expiring, unused, disabled keys when there are any).
+    attention: bool,
+}
+
 /// One line of the recent-activity list.
 struct ActivityRow {
     at: Stamp,
-    actor: String,
+    actor: audit::ActorName,
     action: String,
     target: String,
     result: String,
@@ -37,27 +48,112 @@ struct OverviewPage {
     max_lifetime_days: Option<i32>,
     allow_never: bool,
     default_grace_minutes: i32,
+    stats: Vec<StatCard>,
     show_activity: bool,
     activity: Vec<ActivityRow>,
+}
+
+/// `12345` as "12,345".
+fn grouped(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// The overview's cards: key numbers for those who may see the keys, the count of users with
+/// API key access for those who may see the users — each number the total of the list it
+/// links to, which its reader may open.
+fn stat_cards(keys: Option<KeyCounts>, users_with_access: Option<i64>) -> Vec<StatCard> {
+    let mut cards = Vec::new();
+    if let Some(k) = keys {
+        cards.extend([
+            StatCard {
+                id: "active",
+                number: grouped(k.active),
+                label: "Active keys",
+                href: "/admin/keys?state=active",
+                attention: false,
+            },
+            StatCard {
+                id: "expiring",
+                number: grouped(k.expiring),
+                label: "Expiring within 14 days",
+                href: "/admin/keys?expiring=1",
+                attention: k.expiring > 0,
+            },
+            StatCard {
+                id: "unused",
+                number: grouped(k.unused),
+                label: "Active, unused for 90 days",
+                href: "/admin/keys?state=active&unused=90",
+                attention: k.unused > 0,
+            },
+            StatCard {
+                id: "disabled",
+                number: grouped(k.disabled),
+                label: "Disabled by their owner's access",
+                href: "/admin/keys?state=disabled",
+                attention: k.disabled > 0,
+            },
+            StatCard {
+                id: "inactive",
+                number: grouped(k.inactive),
+                label: "Inactive keys",
+                href: "/admin/keys?state=inactive",
+                attention: false,
+            },
+            StatCard {
+                id: "expired",
+                number: grouped(k.expired),
+                label: "Expired keys",
+                href: "/admin/keys?state=expired",
+                attention: false,
+            },
+        ]);
+    }
+    if let Some(n) = users_with_access {
+        cards.push(StatCard {
+            id: "users",
+            number: grouped(n),
+            label: "Users with API key access",
+            href: "/admin/users?access=1",
+            attention: false,
+        });
+    }
+    cards
 }
 
 #[get("/admin")]
 pub async fn overview(user: AdminVisitor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let show_activity = user.can.allows(Capability::ReadAudit);
+    let show_keys = user.can.allows(Capability::ManageKeys);
+    let show_users = user.can.allows(Capability::ManageUsers);
     let organization_id = user.organization.id;
-    let events = if show_activity {
-        state.db.run(move |conn| Ok(AuditEvent::list_recent_for_org(conn, organization_id, 10)?)).await?
-    } else {
-        Vec::new()
-    };
+    let (keys, users_with_access, events, names) = state
+        .db
+        .run(move |conn| {
+            let keys = if show_keys { Some(ApiKey::counts(conn, organization_id)?) } else { None };
+            let users = if show_users { Some(User::count_with_key_access(conn, organization_id)?) } else { None };
+            let events =
+                if show_activity { AuditEvent::list_recent_for_org(conn, organization_id, 10)? } else { Vec::new() };
+            let names = audit::actor_names(conn, organization_id, &events)?;
+            Ok((keys, users, events, names))
+        })
+        .await?;
     let activity = events
-        .into_iter()
+        .iter()
         .map(|e| ActivityRow {
             at: Stamp::new(e.occurred_at),
-            actor: if e.actor_label.is_empty() { e.actor_type } else { e.actor_label },
-            action: e.action,
-            target: e.target_label.unwrap_or_default(),
-            result: e.result,
+            actor: names.of(e),
+            action: e.action.clone(),
+            target: audit::target_of(e),
+            result: e.result.clone(),
         })
         .collect();
     let org = &user.organization;
@@ -69,8 +165,23 @@ pub async fn overview(user: AdminVisitor, state: web::Data<AppState>) -> AppResu
         max_lifetime_days: org.key_max_lifetime_days,
         allow_never: org.key_allow_never_expires,
         default_grace_minutes: org.key_default_grace_minutes,
+        stats: stat_cards(keys, users_with_access),
         show_activity,
         activity,
         ctx,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grouped;
+
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(100_000), "100,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+    }
 }

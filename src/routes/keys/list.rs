@@ -10,7 +10,7 @@ use crate::{
         ApiKey, User,
         api_key::{KeyListFilter, KeyScope, OwnerFilter, StateFilter},
     },
-    error::AppResult,
+    error::{AppError, AppResult},
     routes::keys::{
         area::KeyArea,
         view::{self, KeyRow},
@@ -32,6 +32,8 @@ pub struct ListQuery {
     owner_user: Option<String>,
     state: Option<String>,
     expiring: Option<String>,
+    /// Keys not used for this many days (`90`; never used: created that long ago).
+    unused: Option<String>,
     q: Option<String>,
     page: Option<i64>,
 }
@@ -45,6 +47,8 @@ pub struct ListView {
     pub owner_user_name: Option<String>,
     pub state: String,
     pub expiring: bool,
+    /// The days of the "unused" filter, if it is applied.
+    pub unused: Option<i64>,
     pub q: String,
     pub filtered: bool,
 }
@@ -63,6 +67,19 @@ struct ListPage {
     pager: Pager,
 }
 
+/// The `unused` filter's days: none when empty, else a whole number of days up to ten years.
+fn unused_days(value: Option<&str>) -> AppResult<Option<i64>> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|days| (1..=3650).contains(days))
+            .map(Some)
+            .ok_or_else(|| AppError::BadRequest("The unused filter must be a number of days, such as 90.".into())),
+    }
+}
+
 pub async fn list<A: KeyArea>(
     area: A,
     state: web::Data<AppState>,
@@ -73,6 +90,7 @@ pub async fn list<A: KeyArea>(
     let query = query.into_inner();
     let blocked = area.blocked_reason();
     let page = page_index(query.page, PER_PAGE);
+    let unused = unused_days(query.unused.as_deref())?;
     // Anything but a positive id names nobody, whose keys are none: better an empty list than
     // every key under a filter that looks applied.
     let owner_user = query.owner_user.as_deref().filter(|s| !s.is_empty()).map(|s| s.parse::<i64>().unwrap_or(0));
@@ -92,6 +110,7 @@ pub async fn list<A: KeyArea>(
             _ => StateFilter::Any,
         },
         expiring_soon: query.expiring.is_some(),
+        unused_days: unused,
         search: query.q.as_deref().map(crate::db::search::term),
         page,
         per_page: PER_PAGE,
@@ -124,17 +143,21 @@ pub async fn list<A: KeyArea>(
         owner_user_name,
         state: query.state.clone().unwrap_or_default(),
         expiring: filter.expiring_soon,
+        unused,
         q: query.q.clone().unwrap_or_default(),
         filtered: filter.owner != OwnerFilter::Any
             || filter.state != StateFilter::Any
             || filter.expiring_soon
+            || filter.unused_days.is_some()
             || filter.search.as_deref().is_some_and(|s| !s.is_empty()),
     };
+    let unused_param = unused.map(|d| d.to_string()).unwrap_or_default();
     let params = [
         ("owner", list.owner.as_str()),
         ("owner_user", list.owner_user.as_str()),
         ("state", list.state.as_str()),
         ("expiring", query.expiring.as_deref().unwrap_or_default()),
+        ("unused", unused_param.as_str()),
         ("q", list.q.as_str()),
     ];
     let pager = Pager::new(&base, &params, page, PER_PAGE, rows.len(), total);

@@ -24,6 +24,8 @@ const PER_PAGE: i64 = 25;
 pub struct ListQuery {
     q: Option<String>,
     sort: Option<String>,
+    /// `1`: only the users whose keys work (the overview's "users with API key access").
+    access: Option<String>,
     page: Option<i64>,
 }
 
@@ -48,6 +50,7 @@ struct ListPage {
     rows: Vec<UserRow>,
     q: String,
     sort: &'static str,
+    with_access: bool,
     may_create: bool,
     pager: Pager,
 }
@@ -61,12 +64,14 @@ pub async fn list(
     let q = crate::db::search::term(query.q.as_deref().unwrap_or_default());
     let sort = UserSort::from_code(query.sort.as_deref().unwrap_or_default());
     let page = page_index(query.page, PER_PAGE);
+    let with_access = query.access.as_deref().is_some_and(|a| !a.is_empty());
     let organization_id = manager.0.organization.id;
     let (search, actor) = (q.clone(), manager.actor());
     let (users, allowed, total, roles, keys) = state
         .db
         .run(move |conn| {
-            let (users, total) = User::list_for_admin(conn, organization_id, &search, sort, page, PER_PAGE)?;
+            let (users, total) =
+                User::list_for_admin_filtered(conn, organization_id, &search, with_access, sort, page, PER_PAGE)?;
             let allowed = users::allowed_for_each(conn, &actor, organization_id, &users)?;
             let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
             Ok((users, allowed, total, Role::names_by_user(conn, &ids)?, ApiKey::count_by_owner(conn, &ids)?))
@@ -89,7 +94,9 @@ pub async fn list(
             api_key_access: u.api_key_access || u.is_admin,
         })
         .collect();
-    let pager = Pager::new(BASE, &[("q", q.as_str()), ("sort", sort.code())], page, PER_PAGE, rows.len(), total);
+    let access = if with_access { "1" } else { "" };
+    let params = [("q", q.as_str()), ("sort", sort.code()), ("access", access)];
+    let pager = Pager::new(BASE, &params, page, PER_PAGE, rows.len(), total);
     let ctx = manager.context("Users")?;
-    render(&ListPage { ctx, rows, q, sort: sort.code(), may_create: true, pager })
+    render(&ListPage { ctx, rows, q, sort: sort.code(), with_access, may_create: true, pager })
 }
