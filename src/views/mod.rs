@@ -1,6 +1,7 @@
 //! Page rendering: the `PageContext` every page template receives (who is signed in, the
 //! navigation they may use, flash messages, the CSRF token) and `render`.
 
+pub mod actors;
 pub mod confirm;
 pub mod nav;
 pub mod pager;

@@ -361,3 +361,21 @@ async fn granting_access_says_what_the_person_could_put_on_keys_and_warns_when_n
     let roles = admin.open("/admin/roles").await;
     assert!(roles.says("Created the role Readers.") && !roles.says("It allows no API actions"), "{roles}");
 }
+
+#[actix_web::test]
+async fn a_keys_history_names_people_with_their_address_on_hover() {
+    let World { app, .. } = world().await;
+    let (key, _) = keys::personal(&mut app.conn(), &app.hasher, &user(&app, "bob@acme.test"), "Board");
+    let admin = app.signed_in("admin@acme.test").await;
+    let base = format!("/admin/keys/{}", key.public_id);
+    assert_eq!(
+        post_from(&admin, &format!("{base}/rename"), &format!("{base}/rename"), &[("name", "Board 2")]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    let page = admin.open(&base).await;
+    let name = user(&app, "admin@acme.test").display_name;
+    assert_ne!(name, "admin@acme.test", "the fixture's name is not its address");
+    let who = page.select("table.history tbody tr:first-child td:nth-child(2) span");
+    assert_eq!((who.text(), who.attr("title")), (name, Some("admin@acme.test".to_string())), "{page}");
+}

@@ -5,18 +5,17 @@ use crate::services::audit::AuditAction;
 use actix_web::{HttpResponse, get, http::header, web};
 use askama::Template;
 use chrono::{NaiveDate, Utc};
-use diesel::{PgConnection, QueryResult};
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::HashMap;
 
 use crate::{
     auth::AuditReader,
-    db::models::{AuditEvent, StaffAccount, User, audit_event::AuditFilter},
+    db::models::{AuditEvent, audit_event::AuditFilter},
     error::{AppError, AppResult},
     state::AppState,
     views::{
         PageContext, Section,
+        actors::{ActorName, actor_names},
         pager::{Pager, page_index},
         render,
         time::Stamp,
@@ -113,68 +112,6 @@ struct AuditPage {
     pager: Pager,
 }
 
-/// Who did it, as a person reads it: a name where the event's actor has one, and the label
-/// the event recorded (an email) beside it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActorName {
-    pub name: String,
-    /// The recorded label (an email), shown muted, when it says more than the name.
-    pub label: Option<String>,
-}
-
-/// The names of the people behind a page of events, looked up in one query per kind of
-/// actor (users of the organization, staff) whatever the number of events.
-pub struct ActorNames {
-    users: HashMap<i64, String>,
-    staff: HashMap<i64, String>,
-}
-
-/// The names of the actors of `events` (see [`ActorNames`]). Users are looked up only within
-/// `organization_id`: an event never names someone of another organization.
-pub fn actor_names(conn: &mut PgConnection, organization_id: i64, events: &[AuditEvent]) -> QueryResult<ActorNames> {
-    let ids_of = |kind: &str| -> Vec<i64> {
-        let mut ids: Vec<i64> = events.iter().filter(|e| e.actor_type == kind).filter_map(|e| e.actor_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    };
-    // Both look-ups run whenever there are events, whoever their actors: a page's query
-    // count then depends on its kind, not on its rows (tests/app/scale.rs holds pages to it).
-    if events.is_empty() {
-        return Ok(ActorNames { users: HashMap::new(), staff: HashMap::new() });
-    }
-    let users = User::names_in_org(conn, organization_id, &ids_of("user"))?;
-    let staff = StaffAccount::names_by_id(conn, &ids_of("staff"))?;
-    Ok(ActorNames { users, staff })
-}
-
-impl ActorNames {
-    /// The actor of `e`.
-    pub fn of(&self, e: &AuditEvent) -> ActorName {
-        let known = match (e.actor_type.as_str(), e.actor_id) {
-            ("user", Some(id)) => self.users.get(&id),
-            ("staff", Some(id)) => self.staff.get(&id),
-            _ => None,
-        };
-        match known.filter(|name| !name.trim().is_empty()) {
-            Some(name) => ActorName {
-                name: name.clone(),
-                label: Some(e.actor_label.clone()).filter(|l| !l.is_empty() && l != name),
-            },
-            None => ActorName { name: actor_of(e), label: None },
-        }
-    }
-}
-
-fn actor_of(e: &AuditEvent) -> String {
-    match (e.actor_type.as_str(), e.actor_label.is_empty()) {
-        (_, false) if e.actor_type == "key" => format!("key \"{}\"", e.actor_label),
-        (_, false) => e.actor_label.clone(),
-        ("anonymous", true) => "anonymous".into(),
-        (kind, true) => kind.into(),
-    }
-}
-
 /// What the event acted on, as one line.
 pub fn target_of(e: &AuditEvent) -> String {
     match (&e.target_type, &e.target_label, &e.target_id) {
@@ -267,7 +204,7 @@ pub async fn list(
         .db
         .run(move |conn| {
             let (events, total) = AuditEvent::search(conn, organization_id, &search, page, PER_PAGE)?;
-            let names = actor_names(conn, organization_id, &events)?;
+            let names = actor_names(conn, Some(organization_id), &events)?;
             Ok((events, total, names))
         })
         .await?;

@@ -32,7 +32,7 @@ struct StatCard {
 /// One line of the recent-activity list.
 struct ActivityRow {
     at: Stamp,
-    actor: audit::ActorName,
+    actor: crate::views::actors::ActorName,
     action: String,
     target: String,
     result: String,
@@ -142,7 +142,7 @@ pub async fn overview(user: AdminVisitor, state: web::Data<AppState>) -> AppResu
             let users = if show_users { Some(User::count_with_key_access(conn, organization_id)?) } else { None };
             let events =
                 if show_activity { AuditEvent::list_recent_for_org(conn, organization_id, 10)? } else { Vec::new() };
-            let names = audit::actor_names(conn, organization_id, &events)?;
+            let names = crate::views::actors::actor_names(conn, Some(organization_id), &events)?;
             Ok((keys, users, events, names))
         })
         .await?;

@@ -17,7 +17,10 @@ use crate::{
         Actor,
         keys::{ceiling::Issue, lifecycle},
     },
-    views::time::Stamp,
+    views::{
+        actors::{ActorName, actor_names},
+        time::Stamp,
+    },
 };
 
 /// One key as a table row (and the top of its detail page).
@@ -161,10 +164,7 @@ pub fn rows(conn: &mut PgConnection, keys: &[ApiKey], base: &str, now: DateTime<
 #[derive(Debug, Clone)]
 pub struct HistoryRow {
     pub at: Stamp,
-    /// The actor's name when they are a person, else their label.
-    pub actor: String,
-    /// What the audit log recorded (an email, a key's name, a command).
-    pub actor_label: String,
+    pub actor: ActorName,
     pub action: String,
     pub result: String,
 }
@@ -199,27 +199,14 @@ pub fn detail(conn: &mut PgConnection, actor: &Actor, key: &ApiKey, base: &str) 
         20,
     )?;
     // People by their names, as on the rest of the page; the label (an email) stays on hover.
-    let ids_of = |kind: &str| -> Vec<i64> {
-        events.iter().filter(|e| e.actor_type == kind).filter_map(|e| e.actor_id).collect()
-    };
-    let users = User::names_by_id(conn, &ids_of("user"))?;
-    let staff = StaffAccount::names_by_id(conn, &ids_of("staff"))?;
+    let names = actor_names(conn, key.organization_id, &events)?;
     let history = events
-        .into_iter()
-        .map(|e| {
-            let name = match (e.actor_type.as_str(), e.actor_id) {
-                ("user", Some(id)) => users.get(&id).map(|(name, _)| name.clone()),
-                ("staff", Some(id)) => staff.get(&id).map(|name| format!("{name} (support)")),
-                _ => None,
-            };
-            let label = if e.actor_label.is_empty() { e.actor_type } else { e.actor_label };
-            HistoryRow {
-                at: Stamp::relative_to(e.occurred_at, actor.now),
-                actor: name.unwrap_or_else(|| label.clone()),
-                actor_label: label,
-                action: e.action,
-                result: e.result,
-            }
+        .iter()
+        .map(|e| HistoryRow {
+            at: Stamp::relative_to(e.occurred_at, actor.now),
+            actor: names.of(e),
+            action: e.action.clone(),
+            result: e.result.clone(),
         })
         .collect();
     let now = actor.now;
