@@ -17,6 +17,7 @@ mod ceiling;
 mod cli;
 mod concurrency;
 mod hygiene;
+mod journeys;
 mod key_matrix;
 mod keys;
 mod limits;
