@@ -234,7 +234,9 @@ pub async fn second_factor(
             }
             return Ok(welcome(&session, &account, pending.next));
         }
-        SignInCode::Wrong => (StatusCode::UNAUTHORIZED, "That code is not correct. Try the current code again.".to_string()),
+        SignInCode::Wrong => {
+            (StatusCode::UNAUTHORIZED, "That code is not correct. Try the current code again.".to_string())
+        }
         SignInCode::Throttled => (
             StatusCode::TOO_MANY_REQUESTS,
             format!("Too many failed sign-in attempts. Wait {WINDOW_MINUTES} minutes, then try again."),

@@ -222,4 +222,3 @@ pub fn record_success(
     };
     audit::record(conn, actor, Entry::new(AuditAction::LoginSuccess).target(signed_in.target()).details(details))
 }
-

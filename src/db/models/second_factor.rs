@@ -78,12 +78,7 @@ impl TotpFactor {
     /// The account's authenticator, confirmed or pending, locked for the transaction (a code
     /// is checked and its step recorded under this lock, so two requests cannot both use it).
     pub fn find_for_update(conn: &mut PgConnection, owner: FactorOwner) -> QueryResult<Option<TotpFactor>> {
-        totp_factors::table
-            .filter(totp_of(owner))
-            .select(TotpFactor::as_select())
-            .for_update()
-            .first(conn)
-            .optional()
+        totp_factors::table.filter(totp_of(owner)).select(TotpFactor::as_select()).for_update().first(conn).optional()
     }
 
     /// Whether the account has a confirmed authenticator (sign-in asks for a code).
@@ -119,7 +114,10 @@ impl TotpFactor {
 
     /// Records the step of an accepted code: it and every earlier step are spent.
     pub fn record_step(conn: &mut PgConnection, id: i64, step: i64) -> QueryResult<()> {
-        diesel::update(totp_factors::table.find(id)).set(totp_factors::last_used_step.eq(step)).execute(conn).map(|_| ())
+        diesel::update(totp_factors::table.find(id))
+            .set(totp_factors::last_used_step.eq(step))
+            .execute(conn)
+            .map(|_| ())
     }
 
     /// Removes the account's authenticator (confirmed or pending); true if there was one.
@@ -150,7 +148,12 @@ impl RecoveryCode {
 
     /// Spends the unused code with `hash`, in one statement (two requests cannot both spend
     /// it); false if the account has no such unused code.
-    pub fn spend(conn: &mut PgConnection, owner: FactorOwner, hash: &[u8; 32], now: DateTime<Utc>) -> QueryResult<bool> {
+    pub fn spend(
+        conn: &mut PgConnection,
+        owner: FactorOwner,
+        hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> QueryResult<bool> {
         diesel::update(
             recovery_codes::table
                 .filter(codes_of(owner))
@@ -164,11 +167,7 @@ impl RecoveryCode {
 
     /// How many codes the account can still use.
     pub fn count_unused(conn: &mut PgConnection, owner: FactorOwner) -> QueryResult<i64> {
-        recovery_codes::table
-            .filter(codes_of(owner))
-            .filter(recovery_codes::used_at.is_null())
-            .count()
-            .get_result(conn)
+        recovery_codes::table.filter(codes_of(owner)).filter(recovery_codes::used_at.is_null()).count().get_result(conn)
     }
 
     pub fn delete_for(conn: &mut PgConnection, owner: FactorOwner) -> QueryResult<()> {

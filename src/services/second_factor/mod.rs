@@ -105,7 +105,11 @@ fn record_failure(
     outcome: Outcome,
     details: serde_json::Value,
 ) -> Result<(), AppError> {
-    audit::record(conn, actor, Entry::new(AuditAction::SecondFactorFailure).target(target).outcome(outcome).details(details))?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::SecondFactorFailure).target(target).outcome(outcome).details(details),
+    )?;
     Ok(())
 }
 
@@ -132,7 +136,11 @@ pub fn confirm_enrolment(
     };
     TotpFactor::confirm(conn, factor.id, step, actor.now)?;
     let codes = replace_recovery_codes(conn, keys, owner)?;
-    audit::record(conn, actor, Entry::new(AuditAction::SecondFactorEnrol).target(target).details(json!({ "method": "totp" })))?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::SecondFactorEnrol).target(target).details(json!({ "method": "totp" })),
+    )?;
     Ok(Confirmation::Enrolled(codes))
 }
 
@@ -142,8 +150,10 @@ fn replace_recovery_codes(
     owner: FactorOwner,
 ) -> Result<Vec<String>, AppError> {
     let codes = recovery::generate();
-    let hashes: Vec<[u8; 32]> =
-        codes.iter().map(|code| keys.recovery.hash(&recovery::normalize(code).expect("generated codes are valid"))).collect();
+    let hashes: Vec<[u8; 32]> = codes
+        .iter()
+        .map(|code| keys.recovery.hash(&recovery::normalize(code).expect("generated codes are valid")))
+        .collect();
     RecoveryCode::replace_all(conn, owner, &hashes)?;
     Ok(codes)
 }
@@ -172,7 +182,11 @@ pub fn remove(conn: &mut PgConnection, actor: &Actor) -> Result<(), AppError> {
     }
     TotpFactor::delete_for(conn, owner)?;
     RecoveryCode::delete_for(conn, owner)?;
-    audit::record(conn, actor, Entry::new(AuditAction::SecondFactorRemove).target(target).details(json!({ "method": "totp" })))?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::SecondFactorRemove).target(target).details(json!({ "method": "totp" })),
+    )?;
     Ok(())
 }
 
@@ -223,7 +237,9 @@ pub fn complete_sign_in(
                 audit::record(
                     conn,
                     actor,
-                    Entry::new(AuditAction::SecondFactorRecoveryCodeUse).target(target.clone()).details(json!({ "left": left })),
+                    Entry::new(AuditAction::SecondFactorRecoveryCodeUse)
+                        .target(target.clone())
+                        .details(json!({ "left": left })),
                 )?;
                 Ok(SignInCode::RecoveryCode { left })
             } else {

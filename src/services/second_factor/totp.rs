@@ -171,7 +171,8 @@ mod tests {
     #[test]
     fn codes_follow_the_rfc_test_vectors() {
         let secret = b"12345678901234567890";
-        for (time, code) in [(59, "287082"), (1_111_111_109, "081804"), (1_234_567_890, "005924"), (2_000_000_000, "279037")]
+        for (time, code) in
+            [(59, "287082"), (1_111_111_109, "081804"), (1_234_567_890, "005924"), (2_000_000_000, "279037")]
         {
             assert_eq!(code_at(secret, time).unwrap(), code, "at {time}");
         }
