@@ -167,22 +167,23 @@ fn welcome(session: &Session, account: &SignedIn, return_to: Option<String>) -> 
 
 /// The half-signed-in account of this session while it may still give its second factor;
 /// an expired one ends the session and asks for the password again.
-fn pending_sign_in(session: &Session, state: &AppState) -> Result<PendingSignIn, HttpResponse> {
+/// Otherwise, where to go instead.
+fn pending_sign_in(session: &Session, state: &AppState) -> Result<PendingSignIn, &'static str> {
     match typed::pending(session) {
         Some(pending) if !pending.expired(state.clock.now()) => Ok(pending),
         Some(_) => {
             typed::sign_out(session);
-            Err(redirect("/login?expired=1"))
+            Err("/login?expired=1")
         }
-        None if typed::actor(session).is_some() => Err(redirect("/")),
-        None => Err(redirect("/login")),
+        None if typed::actor(session).is_some() => Err("/"),
+        None => Err("/login"),
     }
 }
 
 #[get("/login/second-factor")]
 pub async fn second_factor_form(session: Session, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     if let Err(elsewhere) = pending_sign_in(&session, &state) {
-        return Ok(elsewhere);
+        return Ok(redirect(elsewhere));
     }
     let ctx = PageContext::anonymous(&session, "Second factor")?;
     render(&SecondFactorPage { ctx, error: None })
@@ -200,7 +201,7 @@ pub async fn second_factor(
 ) -> AppResult<HttpResponse> {
     let pending = match pending_sign_in(&session, &state) {
         Ok(pending) => pending,
-        Err(elsewhere) => return Ok(elsewhere),
+        Err(elsewhere) => return Ok(redirect(elsewhere)),
     };
     let (client_ip, now, keys) = (ClientIp::of(&req), state.clock.now(), state.second_factor.clone());
     let code = form.into_inner().code;

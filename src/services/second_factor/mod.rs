@@ -46,6 +46,11 @@ fn account_of(actor: &Actor) -> Result<(FactorOwner, Target), AppError> {
     }
 }
 
+/// The account's authenticator if enrolled (not merely pending), locked.
+fn confirmed_factor(conn: &mut PgConnection, owner: FactorOwner) -> Result<Option<TotpFactor>, AppError> {
+    Ok(TotpFactor::find_for_update(conn, owner)?.filter(|f| f.confirmed_at.is_some()))
+}
+
 /// What Account → Security shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {
@@ -65,7 +70,7 @@ pub fn status(conn: &mut PgConnection, actor: &Actor) -> Result<Status, AppError
 /// correct code confirms it. An account that has one already must remove it first.
 pub fn start_enrolment(conn: &mut PgConnection, keys: &SecondFactorKeys, actor: &Actor) -> Result<(), AppError> {
     let (owner, _) = account_of(actor)?;
-    if TotpFactor::find_for_update(conn, owner)?.is_some_and(|f| f.confirmed_at.is_some()) {
+    if confirmed_factor(conn, owner)?.is_some() {
         return Err(AppError::Conflict("An authenticator app is set up already. Remove it first.".into()));
     }
     let sealed = keys.seal.seal(owner, &totp::new_secret())?;
@@ -165,7 +170,7 @@ pub fn regenerate_recovery_codes(
     actor: &Actor,
 ) -> Result<Vec<String>, AppError> {
     let (owner, target) = account_of(actor)?;
-    if !TotpFactor::find_for_update(conn, owner)?.is_some_and(|f| f.confirmed_at.is_some()) {
+    if confirmed_factor(conn, owner)?.is_none() {
         return Err(AppError::Conflict("Set up an authenticator app first.".into()));
     }
     let codes = replace_recovery_codes(conn, keys, owner)?;
@@ -177,7 +182,7 @@ pub fn regenerate_recovery_codes(
 /// the person: their password, for now). Signing in asks for the password alone afterwards.
 pub fn remove(conn: &mut PgConnection, actor: &Actor) -> Result<(), AppError> {
     let (owner, target) = account_of(actor)?;
-    if !TotpFactor::find_for_update(conn, owner)?.is_some_and(|f| f.confirmed_at.is_some()) {
+    if confirmed_factor(conn, owner)?.is_none() {
         return Err(AppError::NotFound);
     }
     TotpFactor::delete_for(conn, owner)?;
@@ -218,7 +223,7 @@ pub fn complete_sign_in(
         record_failure(conn, actor, target, Outcome::Denied, json!({ "stage": "sign_in", "reason": "throttled" }))?;
         return Ok(SignInCode::Throttled);
     }
-    let factor = TotpFactor::find_for_update(conn, owner)?.filter(|f| f.confirmed_at.is_some());
+    let factor = confirmed_factor(conn, owner)?;
     let outcome = match (factor, totp::parse_code(code), recovery::normalize(code)) {
         (Some(factor), Some(code), _) => {
             let secret = keys.seal.open(owner, &factor.secret_sealed)?;
