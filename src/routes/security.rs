@@ -98,13 +98,14 @@ struct RemovePage {
     error: Option<&'static str>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Not `Debug`: what people type here is a code or a password, never for a log.
+#[derive(Deserialize)]
 pub struct CodeForm {
     #[serde(default)]
     code: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct PasswordForm {
     #[serde(default)]
     password: String,

@@ -53,7 +53,8 @@ struct SecondFactorPage {
     error: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Not `Debug`: the code is a credential.
+#[derive(Deserialize)]
 pub struct SecondFactorForm {
     #[serde(default)]
     code: String,

@@ -92,8 +92,8 @@ pub fn pending_enrolment(
     totp::provisioning(&secret, &target.label).map(Some)
 }
 
-/// How a code that a signed-in account typed (enrolment) turned out.
-#[derive(Debug)]
+/// How a code that a signed-in account typed (enrolment) turned out. Not `Debug`: it
+/// carries the recovery codes.
 pub enum Confirmation {
     /// Enrolled: the recovery codes, to show once.
     Enrolled(Vec<String>),
