@@ -141,6 +141,11 @@ async fn an_authenticator_counts_only_after_a_correct_code_and_its_secret_is_sea
     let security = client.open("/account/security").await;
     assert!(security.says("10 of 10 recovery codes left"), "{security}");
     assert!(!security.has_form("/account/security/totp"));
+    // A second set-up is refused while one is on: the enrolled secret stays as it was.
+    let again = client.post("/account/security/totp", &[]).await;
+    assert_eq!(location(&again), "/account/security");
+    let still: Vec<u8> = totp_factors::table.select(totp_factors::secret_sealed).first(&mut *app.conn()).unwrap();
+    assert_eq!(still, sealed);
 
     app.advance(Duration::from_secs(30));
     assert_eq!(location(&app.client().login(&admin.email, crate::helpers::PASSWORD).await), SECOND_FACTOR);
@@ -347,4 +352,21 @@ async fn staff_enrol_and_sign_in_with_a_code_and_their_half_session_opens_no_sta
     let other = half_signed_in(&app, &staff.email).await;
     assert_eq!(location(&give_code(&other, &enrolled.recovery_codes[9]).await), "/staff");
     assert_eq!(audit_count(&app, "second_factor.recovery_code_use"), 1);
+}
+
+#[actix_web::test]
+async fn an_account_deactivated_after_its_password_cannot_finish_signing_in() {
+    let app = spawn_app().await;
+    let (acme, _) = fixtures::organization_with_admin(&mut app.conn(), "acme");
+    let member = fixtures::UserBuilder::new(&acme, "member@acme.test").insert(&mut app.conn());
+    let enrolled = enrol(&app, &app.signed_in(&member.email).await, "/account/security").await;
+    let half = half_signed_in(&app, &member.email).await;
+    diesel::update(keyward::db::schema::users::table.find(member.id))
+        .set(keyward::db::schema::users::active.eq(false))
+        .execute(&mut *app.conn())
+        .unwrap();
+    let response = give_code(&half, &code(&app, &enrolled.secret)).await;
+    assert_eq!(location(&response), "/login");
+    assert_eq!(location(&half.get("/account").await), "/login?next=%2Faccount");
+    assert_eq!(audit_count(&app, "login.success"), 1, "only the enrolling sign-in");
 }
