@@ -7,6 +7,9 @@ use actix_web::{
 };
 use askama::Template;
 
+/// The page where a half-signed-in session gives its second factor.
+pub const SECOND_FACTOR_PATH: &str = "/login/second-factor";
+
 /// Everything a browser-facing handler can fail with. The `Display` text is for logs and the
 /// terminal; what a browser sees is chosen in [`ResponseError::error_response`].
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +17,9 @@ pub enum AppError {
     /// Not signed in: redirect to the login page, which returns to the page named here.
     #[error("login required")]
     LoginRequired(Option<String>),
+    /// Half-signed-in (password given, second factor due): only the second-factor page opens.
+    #[error("second factor required")]
+    SecondFactorRequired,
     /// Signed in, but this area is not for this account.
     #[error("forbidden")]
     Forbidden,
@@ -164,7 +170,7 @@ struct ErrorPage<'a> {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AppError::LoginRequired(_) => StatusCode::SEE_OTHER,
+            AppError::LoginRequired(_) | AppError::SecondFactorRequired => StatusCode::SEE_OTHER,
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -184,6 +190,9 @@ impl ResponseError for AppError {
                 None => "/login".to_string(),
             };
             return HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish();
+        }
+        if let AppError::SecondFactorRequired = self {
+            return HttpResponse::SeeOther().insert_header((header::LOCATION, SECOND_FACTOR_PATH)).finish();
         }
         if let AppError::Internal(detail) = self {
             log::error!("{} internal error: {detail}", crate::request_id::label());
@@ -207,7 +216,7 @@ impl ResponseError for AppError {
                 "Temporarily unavailable",
                 "Keyward cannot reach its database right now. Please try again in a moment.",
             ),
-            AppError::Internal(_) | AppError::LoginRequired(_) => {
+            AppError::Internal(_) | AppError::LoginRequired(_) | AppError::SecondFactorRequired => {
                 ("Something went wrong", "The problem has been logged. Please try again.")
             }
         };

@@ -1,5 +1,6 @@
 //! The master secret and the keys derived from it (HKDF-SHA-256): the pepper of the API-key
-//! HMAC and the key that protects session cookies. Deriving them means operators keep one
+//! HMAC, the key that protects session cookies, and the second factor's keys (the one that
+//! seals TOTP secrets at rest and the recovery-code pepper). Deriving them means operators keep one
 //! secret, and a leak of one derived key says nothing about the other.
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
@@ -53,7 +54,13 @@ impl MasterSecret {
         hkdf.expand(b"keyward api-key pepper v1", &mut key_pepper)
             .expect("32 bytes is a valid HKDF-SHA-256 output length");
         hkdf.expand(b"keyward cookie key v1", &mut cookie_key).expect("64 bytes is a valid HKDF-SHA-256 output length");
-        DerivedKeys { key_pepper, cookie_key }
+        let mut totp_seal_key = [0u8; 32];
+        let mut recovery_pepper = [0u8; 32];
+        hkdf.expand(b"keyward totp seal key v1", &mut totp_seal_key)
+            .expect("32 bytes is a valid HKDF-SHA-256 output length");
+        hkdf.expand(b"keyward recovery-code pepper v1", &mut recovery_pepper)
+            .expect("32 bytes is a valid HKDF-SHA-256 output length");
+        DerivedKeys { key_pepper, cookie_key, totp_seal_key, recovery_pepper }
     }
 }
 
@@ -62,6 +69,10 @@ impl MasterSecret {
 pub struct DerivedKeys {
     pub key_pepper: [u8; 32],
     pub cookie_key: [u8; 64],
+    /// AES-256-GCM key that seals TOTP secrets in the database.
+    pub totp_seal_key: [u8; 32],
+    /// HMAC-SHA-256 key of the stored recovery-code hashes.
+    pub recovery_pepper: [u8; 32],
 }
 
 impl std::fmt::Debug for DerivedKeys {
@@ -94,6 +105,8 @@ mod tests {
         let b = secret.derive();
         assert_eq!(a.key_pepper, b.key_pepper);
         assert_ne!(a.key_pepper[..], a.cookie_key[..32]);
+        assert_ne!(a.key_pepper, a.totp_seal_key);
+        assert_ne!(a.totp_seal_key, a.recovery_pepper);
         let other = MasterSecret::from_bytes(vec![2u8; 32]).unwrap().derive();
         assert_ne!(a.key_pepper, other.key_pepper);
     }

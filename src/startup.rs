@@ -37,6 +37,7 @@ use crate::{
     readiness::{self, Readiness},
     routes,
     secrets::DerivedKeys,
+    services::second_factor::SecondFactorKeys,
     state::AppState,
 };
 
@@ -113,6 +114,7 @@ impl Application {
             verifier,
             passwords,
             readiness,
+            second_factor: SecondFactorKeys::new(&settings.keys),
             clock: settings.clock.clone(),
         });
         let trust = web::Data::new(settings.trust_forwarded);

@@ -8,6 +8,7 @@ use crate::{
     db::Database,
     keys::{KeyHasher, verifier::Verifier},
     readiness::Readiness,
+    services::second_factor::SecondFactorKeys,
 };
 
 /// Shared application state, registered as `web::Data<AppState>`.
@@ -24,6 +25,8 @@ pub struct AppState {
     pub passwords: PasswordHashers,
     /// Whether the database is reachable and migrated yet (see `readiness`).
     pub readiness: Arc<Readiness>,
+    /// Seals TOTP secrets and hashes recovery codes (keys derived from the master secret).
+    pub second_factor: SecondFactorKeys,
     /// The time every expiry, timeout and "in 3 days" is measured against.
     pub clock: Clock,
 }

@@ -109,7 +109,15 @@ fn session_actor(
         // The page to come back to travels in the login URL, not the session: anonymous
         // requests must not create session rows.
         let next = (req.method() == Method::GET).then(|| req.uri().path_and_query().map(|p| p.as_str().to_string()));
-        return Err(AppError::LoginRequired(next.flatten()));
+        // Half-signed-in: the second factor is due, and nothing else opens meanwhile.
+        return Err(match session::pending(session) {
+            Some(pending) if !pending.expired(state.clock.now()) => AppError::SecondFactorRequired,
+            Some(_) => {
+                session::sign_out(session);
+                AppError::LoginRequired(next.flatten())
+            }
+            None => AppError::LoginRequired(next.flatten()),
+        });
     };
     let age = state.clock.now().timestamp() - actor.signed_in_at;
     if age < 0 || age as u64 > state.session_max.as_secs() {

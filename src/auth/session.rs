@@ -1,5 +1,9 @@
-//! The typed session: who is signed in (and since when), the CSRF token, and flash
-//! messages. Everything handlers keep in the session goes through here.
+//! The typed session: who is signed in (and since when), who is half-way through signing in
+//! (password given, second factor still due), the CSRF token, and flash messages.
+//! Everything handlers keep in the session goes through here.
+//!
+//! A half-signed-in session keeps its account under another key than a signed-in one: the
+//! extractors read only [`actor`], so no page can mistake the one for the other.
 
 use actix_session::Session;
 use serde::{Deserialize, Serialize};
@@ -9,6 +13,10 @@ use crate::{error::AppError, secrets::random_token};
 const ACTOR: &str = "actor";
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
+const PENDING: &str = "pending_sign_in";
+
+/// How long a half-signed-in session may take to give its second factor.
+pub const PENDING_MAX_SECS: i64 = 5 * 60;
 
 /// The signed-in account as stored in the session.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -24,6 +32,24 @@ pub struct SessionActor {
 pub enum ActorKind {
     User,
     Staff,
+}
+
+/// An account whose password was correct and whose second factor is still due.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingSignIn {
+    pub kind: ActorKind,
+    pub id: i64,
+    /// Unix time of the password step, for [`PENDING_MAX_SECS`].
+    pub started_at: i64,
+    /// The page to return to once signed in (already checked to be local).
+    pub next: Option<String>,
+}
+
+impl PendingSignIn {
+    pub fn expired(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let age = now.timestamp() - self.started_at;
+        !(0..=PENDING_MAX_SECS).contains(&age)
+    }
 }
 
 /// Kind of a flash message, which decides its styling and ARIA role.
@@ -78,9 +104,31 @@ pub fn sign_in(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), AppError> {
     session.renew();
+    session.remove(PENDING);
     let actor = SessionActor { kind, id, signed_in_at: now.timestamp() };
     session.insert(ACTOR, actor).map_err(session_error)?;
     session.insert(CSRF, random_token(32)).map_err(session_error)
+}
+
+/// The password step of an account with a second factor: a new session key and CSRF token,
+/// and the account kept as pending, not signed in (see the module's note).
+pub fn begin_second_factor(
+    session: &Session,
+    kind: ActorKind,
+    id: i64,
+    now: chrono::DateTime<chrono::Utc>,
+    next: Option<String>,
+) -> Result<(), AppError> {
+    session.renew();
+    session.remove(ACTOR);
+    let pending = PendingSignIn { kind, id, started_at: now.timestamp(), next };
+    session.insert(PENDING, pending).map_err(session_error)?;
+    session.insert(CSRF, random_token(32)).map_err(session_error)
+}
+
+/// The half-signed-in account, if any (expired or not: see [`PendingSignIn::expired`]).
+pub fn pending(session: &Session) -> Option<PendingSignIn> {
+    session.get::<PendingSignIn>(PENDING).ok().flatten()
 }
 
 /// Ends the session here and in the store.

@@ -149,6 +149,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    recovery_codes (id) {
+        id -> Int8,
+        user_id -> Nullable<Int8>,
+        staff_id -> Nullable<Int8>,
+        code_hash -> Bytea,
+        used_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     role_api_actions (role_id, api_action_id) {
         role_id -> Int8,
         api_action_id -> Int8,
@@ -208,6 +219,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    totp_factors (id) {
+        id -> Int8,
+        user_id -> Nullable<Int8>,
+        staff_id -> Nullable<Int8>,
+        secret_sealed -> Bytea,
+        confirmed_at -> Nullable<Timestamptz>,
+        last_used_step -> Nullable<Int8>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     user_roles (user_id, role_id) {
         organization_id -> Int8,
         user_id -> Int8,
@@ -239,12 +262,16 @@ diesel::joinable!(asset_groups -> organizations (organization_id));
 diesel::joinable!(assets -> organizations (organization_id));
 diesel::joinable!(organizations -> service_providers (service_provider_id));
 diesel::joinable!(password_links -> users (user_id));
+diesel::joinable!(recovery_codes -> staff_accounts (staff_id));
+diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(role_api_actions -> api_actions (api_action_id));
 diesel::joinable!(role_api_actions -> roles (role_id));
 diesel::joinable!(role_permissions -> roles (role_id));
 diesel::joinable!(roles -> organizations (organization_id));
 diesel::joinable!(sessions -> staff_accounts (staff_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(totp_factors -> staff_accounts (staff_id));
+diesel::joinable!(totp_factors -> users (user_id));
 diesel::joinable!(users -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -259,12 +286,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     organizations,
     password_links,
+    recovery_codes,
     role_api_actions,
     role_permissions,
     roles,
     service_providers,
     sessions,
     staff_accounts,
+    totp_factors,
     user_roles,
     users,
 );

@@ -12,6 +12,7 @@ pub mod health;
 pub mod keys;
 pub mod password;
 pub mod saved;
+pub mod security;
 pub mod session;
 pub mod staff;
 pub mod static_files;
@@ -36,6 +37,9 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
         .service(session::login_form)
         .service(session::login)
         .service(session::logout)
+        .service(session::second_factor_form)
+        .service(session::second_factor)
+        .configure(security::configure)
         .service(account::overview)
         .service(password::set_form)
         .service(password::set)

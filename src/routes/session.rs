@@ -1,4 +1,5 @@
-//! Signing in and out, and the front door that sends each account to its area.
+//! Signing in and out (the password, then the second factor of an account that has one),
+//! and the front door that sends each account to its area.
 
 use actix_session::Session;
 use actix_web::{
@@ -10,14 +11,19 @@ use actix_web::{
     post, web,
 };
 use askama::Template;
+use diesel::OptionalExtension;
 use serde::Deserialize;
 
 use crate::{
-    auth::session::{self as typed, ActorKind, FlashLevel},
+    auth::session::{self as typed, ActorKind, FlashLevel, PendingSignIn},
+    db::models::{StaffAccount, User},
     domain::ClientIp,
-    error::AppResult,
+    error::{AppResult, SECOND_FACTOR_PATH},
     routes::extract::HtmlForm,
-    services::login::{self as login_service, LoginError, SignedIn, WINDOW_MINUTES},
+    services::{
+        login::{self as login_service, LoginError, PasswordAccepted, SignedIn, WINDOW_MINUTES},
+        second_factor::{self as factors, SignInCode},
+    },
     state::AppState,
     views::{PageContext, paths::safe_local_path, redirect, render, render_with_status},
 };
@@ -36,7 +42,22 @@ struct LoginPage {
 #[derive(Debug, Deserialize)]
 pub struct LoginQuery {
     signed_out: Option<String>,
+    expired: Option<String>,
     next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "auth/second_factor.html")]
+struct SecondFactorPage {
+    ctx: PageContext,
+    error: Option<String>,
+}
+
+/// Not `Debug`: the code is a credential.
+#[derive(Deserialize)]
+pub struct SecondFactorForm {
+    #[serde(default)]
+    code: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,16 +76,28 @@ pub async fn home(session: Session) -> HttpResponse {
     match typed::actor(&session).map(|a| a.kind) {
         Some(ActorKind::User) => redirect("/account"),
         Some(ActorKind::Staff) => redirect("/staff"),
+        None if typed::pending(&session).is_some() => redirect(SECOND_FACTOR_PATH),
         None => redirect("/login"),
     }
 }
 
 #[get("/login")]
-pub async fn login_form(session: Session, query: web::Query<LoginQuery>) -> AppResult<HttpResponse> {
+pub async fn login_form(
+    session: Session,
+    state: web::Data<AppState>,
+    query: web::Query<LoginQuery>,
+) -> AppResult<HttpResponse> {
     if typed::actor(&session).is_some() {
         return Ok(redirect("/"));
     }
-    let notice = query.signed_out.is_some().then_some("You have been signed out.");
+    if typed::pending(&session).is_some_and(|pending| !pending.expired(state.clock.now())) {
+        return Ok(redirect(SECOND_FACTOR_PATH));
+    }
+    let notice = if query.expired.is_some() {
+        Some("Signing in took too long. Please enter your password again.")
+    } else {
+        query.signed_out.is_some().then_some("You have been signed out.")
+    };
     let ctx = PageContext::anonymous(&session, "Sign in")?;
     let next = query.next.as_deref().and_then(return_path).unwrap_or_default();
     render(&LoginPage { ctx, email: String::new(), next, error: None, notice })
@@ -86,15 +119,15 @@ pub async fn login(
     let result =
         login_service::sign_in(&state.db, &state.passwords, &form.email, form.password, ClientIp::of(&req)).await;
     let (status, error) = match result {
-        Ok(signed_in) => {
+        Ok(PasswordAccepted { account, second_factor_required }) => {
             let return_to = return_path(&form.next);
-            let (kind, id, name, landing) = match &signed_in {
-                SignedIn::User(user) => (ActorKind::User, user.id, user.display_name.clone(), "/account"),
-                SignedIn::Staff(staff) => (ActorKind::Staff, staff.id, staff.display_name.clone(), "/staff"),
-            };
+            let (kind, id) = kind_and_id(&account);
+            if second_factor_required {
+                typed::begin_second_factor(&session, kind, id, state.clock.now(), return_to)?;
+                return Ok(redirect(SECOND_FACTOR_PATH));
+            }
             typed::sign_in(&session, kind, id, state.clock.now())?;
-            typed::flash(&session, FlashLevel::Success, format!("Welcome, {name}."));
-            return Ok(redirect(return_to.as_deref().unwrap_or(landing)));
+            return Ok(welcome(&session, &account, return_to));
         }
         Err(LoginError::Invalid) => (StatusCode::UNAUTHORIZED, "Email or password is incorrect.".to_string()),
         Err(LoginError::Throttled) => (
@@ -114,6 +147,105 @@ pub async fn login(
         },
         status,
     )
+}
+
+fn kind_and_id(account: &SignedIn) -> (ActorKind, i64) {
+    match account {
+        SignedIn::User(user) => (ActorKind::User, user.id),
+        SignedIn::Staff(staff) => (ActorKind::Staff, staff.id),
+    }
+}
+
+/// The greeting and the way on, once signed in.
+fn welcome(session: &Session, account: &SignedIn, return_to: Option<String>) -> HttpResponse {
+    let (name, landing) = match account {
+        SignedIn::User(user) => (&user.display_name, "/account"),
+        SignedIn::Staff(staff) => (&staff.display_name, "/staff"),
+    };
+    typed::flash(session, FlashLevel::Success, format!("Welcome, {name}."));
+    redirect(return_to.as_deref().unwrap_or(landing))
+}
+
+/// The half-signed-in account of this session while it may still give its second factor;
+/// an expired one ends the session and asks for the password again.
+/// Otherwise, where to go instead.
+fn pending_sign_in(session: &Session, state: &AppState) -> Result<PendingSignIn, &'static str> {
+    match typed::pending(session) {
+        Some(pending) if !pending.expired(state.clock.now()) => Ok(pending),
+        Some(_) => {
+            typed::sign_out(session);
+            Err("/login?expired=1")
+        }
+        None if typed::actor(session).is_some() => Err("/"),
+        None => Err("/login"),
+    }
+}
+
+#[get("/login/second-factor")]
+pub async fn second_factor_form(session: Session, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    if let Err(elsewhere) = pending_sign_in(&session, &state) {
+        return Ok(redirect(elsewhere));
+    }
+    let ctx = PageContext::anonymous(&session, "Second factor")?;
+    render(&SecondFactorPage { ctx, error: None })
+}
+
+/// The second step: a code of the authenticator app or a recovery code. The account is
+/// read again (it may have been deactivated since the password step), and a correct code
+/// signs it in with a new session key.
+#[post("/login/second-factor")]
+pub async fn second_factor(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    form: HtmlForm<SecondFactorForm>,
+) -> AppResult<HttpResponse> {
+    let pending = match pending_sign_in(&session, &state) {
+        Ok(pending) => pending,
+        Err(elsewhere) => return Ok(redirect(elsewhere)),
+    };
+    let (client_ip, now, keys) = (ClientIp::of(&req), state.clock.now(), state.second_factor.clone());
+    let code = form.into_inner().code;
+    let (kind, id) = (pending.kind, pending.id);
+    let outcome = state
+        .db
+        .transaction(move |conn| {
+            let account = match kind {
+                ActorKind::User => User::find(conn, id).optional()?.filter(|u| u.active).map(SignedIn::User),
+                ActorKind::Staff => StaffAccount::find(conn, id).optional()?.filter(|s| s.active).map(SignedIn::Staff),
+            };
+            let Some(account) = account else { return Ok(None) };
+            let actor = account.actor(client_ip, now);
+            let outcome = factors::complete_sign_in(conn, &keys, &account, &actor, &code)?;
+            Ok(Some((account, outcome)))
+        })
+        .await?;
+    let Some((account, outcome)) = outcome else {
+        typed::sign_out(&session);
+        return Ok(redirect("/login"));
+    };
+    let (status, error) = match outcome {
+        SignInCode::Totp | SignInCode::RecoveryCode { .. } => {
+            let (kind, id) = kind_and_id(&account);
+            typed::sign_in(&session, kind, id, now)?;
+            if let SignInCode::RecoveryCode { left } = outcome {
+                let message = format!(
+                    "You used a recovery code; {left} left. Generate new ones under Security if you are running low."
+                );
+                typed::flash(&session, FlashLevel::Info, message);
+            }
+            return Ok(welcome(&session, &account, pending.next));
+        }
+        SignInCode::Wrong => {
+            (StatusCode::UNAUTHORIZED, "That code is not correct. Try the current code again.".to_string())
+        }
+        SignInCode::Throttled => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many failed sign-in attempts. Wait {WINDOW_MINUTES} minutes, then try again."),
+        ),
+    };
+    let ctx = PageContext::anonymous(&session, "Second factor")?;
+    render_with_status(&SecondFactorPage { ctx, error: Some(error) }, status)
 }
 
 /// Sign out: the session ends in the store, so its cookie is useless from now on, and the

@@ -37,6 +37,12 @@ pub enum AuditAction {
     OrganizationPolicyUpdate,
     LoginSuccess,
     LoginFailure,
+    LoginSecondFactorAsked,
+    SecondFactorEnrol,
+    SecondFactorRemove,
+    SecondFactorFailure,
+    SecondFactorRecoveryCodeUse,
+    SecondFactorRecoveryCodesRegenerate,
     AccessDenied,
     AuditPurge,
     StaffCreate,
@@ -51,7 +57,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit filter offers them.
-    pub const ALL: [AuditAction; 43] = [
+    pub const ALL: [AuditAction; 49] = [
         AuditAction::KeyCreate,
         AuditAction::KeyView,
         AuditAction::KeyRename,
@@ -85,6 +91,12 @@ impl AuditAction {
         AuditAction::OrganizationPolicyUpdate,
         AuditAction::LoginSuccess,
         AuditAction::LoginFailure,
+        AuditAction::LoginSecondFactorAsked,
+        AuditAction::SecondFactorEnrol,
+        AuditAction::SecondFactorRemove,
+        AuditAction::SecondFactorFailure,
+        AuditAction::SecondFactorRecoveryCodeUse,
+        AuditAction::SecondFactorRecoveryCodesRegenerate,
         AuditAction::AccessDenied,
         AuditAction::AuditPurge,
         AuditAction::StaffCreate,
@@ -133,6 +145,12 @@ impl AuditAction {
             AuditAction::OrganizationPolicyUpdate => "organization.policy_update",
             AuditAction::LoginSuccess => "login.success",
             AuditAction::LoginFailure => "login.failure",
+            AuditAction::LoginSecondFactorAsked => "login.second_factor_asked",
+            AuditAction::SecondFactorEnrol => "second_factor.enrol",
+            AuditAction::SecondFactorRemove => "second_factor.remove",
+            AuditAction::SecondFactorFailure => "second_factor.failure",
+            AuditAction::SecondFactorRecoveryCodeUse => "second_factor.recovery_code_use",
+            AuditAction::SecondFactorRecoveryCodesRegenerate => "second_factor.recovery_codes_regenerate",
             AuditAction::AccessDenied => "access.denied",
             AuditAction::AuditPurge => "audit.purge",
             AuditAction::StaffCreate => "staff.create",

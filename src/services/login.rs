@@ -8,13 +8,17 @@
 //! from all addresses together bounds distributed guessing.
 
 use crate::services::audit::AuditAction;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
+use diesel::{PgConnection, QueryResult};
 
 use crate::{
     auth::password::PasswordHashers,
     db::{
         Database,
-        models::{AuditEvent, StaffAccount, User},
+        models::{
+            AuditEvent, StaffAccount, User,
+            second_factor::{FactorOwner, TotpFactor},
+        },
     },
     domain::ClientIp,
     error::AppError,
@@ -40,6 +44,50 @@ pub const WINDOW_MINUTES: i64 = 15;
 pub enum SignedIn {
     User(User),
     Staff(StaffAccount),
+}
+
+impl SignedIn {
+    /// The account as the services and the audit log see it.
+    pub fn actor(&self, client_ip: ClientIp, now: DateTime<Utc>) -> Actor {
+        let kind = match self {
+            SignedIn::User(user) => ActorKind::User {
+                id: user.id,
+                organization_id: user.organization_id,
+                email: user.email.clone(),
+                is_admin: user.is_admin,
+            },
+            SignedIn::Staff(staff) => ActorKind::Staff { id: staff.id, email: staff.email.clone() },
+        };
+        Actor { kind, client_ip, now }
+    }
+
+    pub fn factor_owner(&self) -> FactorOwner {
+        match self {
+            SignedIn::User(user) => FactorOwner::User(user.id),
+            SignedIn::Staff(staff) => FactorOwner::Staff(staff.id),
+        }
+    }
+
+    pub fn email(&self) -> &str {
+        match self {
+            SignedIn::User(user) => &user.email,
+            SignedIn::Staff(staff) => &staff.email,
+        }
+    }
+
+    fn target(&self) -> Target {
+        match self {
+            SignedIn::User(user) => Target::new("user", user.id, &user.email),
+            SignedIn::Staff(staff) => Target::new("staff", staff.id, &staff.email),
+        }
+    }
+}
+
+/// A correct password: the account, and whether it must still give its second factor.
+#[derive(Debug, Clone)]
+pub struct PasswordAccepted {
+    pub account: SignedIn,
+    pub second_factor_required: bool,
 }
 
 /// Why a sign-in failed; the message never says whether the account exists.
@@ -77,6 +125,20 @@ impl Account {
     }
 }
 
+/// Whether sign-in attempts on the account `email` (normalized) from `client_ip` are
+/// throttled now: by failures on the account from this address, on the account from
+/// anywhere, or from this address on any account. The second-factor step asks the same.
+pub fn is_throttled(conn: &mut PgConnection, email: &str, client_ip: ClientIp) -> QueryResult<bool> {
+    let since = Utc::now() - Duration::minutes(WINDOW_MINUTES);
+    let (by_account, by_account_from_here) =
+        AuditEvent::count_login_failures_for_account(conn, email, client_ip.network(), since)?;
+    let by_ip = match client_ip.network() {
+        Some(ip) => AuditEvent::count_login_failures_from_ip(conn, ip, since)?,
+        None => 0,
+    };
+    Ok(by_account_from_here >= ACCOUNT_FROM_ADDRESS_LIMIT || by_account >= ACCOUNT_LIMIT || by_ip >= IP_LIMIT)
+}
+
 /// Checks `email` and `password` and records the attempt.
 pub async fn sign_in(
     db: &Database,
@@ -84,26 +146,18 @@ pub async fn sign_in(
     email: &str,
     password: String,
     client_ip: ClientIp,
-) -> Result<SignedIn, LoginError> {
+) -> Result<PasswordAccepted, LoginError> {
     // Whatever was typed is normalized the same way accounts are, and bounded, so that the
     // throttle counts attempts on one account together.
     let email: String = email.trim().to_lowercase().chars().take(254).collect();
     let lookup_email = email.clone();
     let (throttled, account) = db
         .run(move |conn| {
-            let since = Utc::now() - Duration::minutes(WINDOW_MINUTES);
-            let (by_account, by_account_from_here) =
-                AuditEvent::count_login_failures_for_account(conn, &lookup_email, client_ip.network(), since)?;
-            let by_ip = match client_ip.network() {
-                Some(ip) => AuditEvent::count_login_failures_from_ip(conn, ip, since)?,
-                None => 0,
-            };
+            let throttled = is_throttled(conn, &lookup_email, client_ip)?;
             let account = match User::find_by_email(conn, &lookup_email)? {
                 Some(user) => Some(Account::User(user)),
                 None => StaffAccount::find_by_email(conn, &lookup_email)?.map(Account::Staff),
             };
-            let throttled =
-                by_account_from_here >= ACCOUNT_FROM_ADDRESS_LIMIT || by_account >= ACCOUNT_LIMIT || by_ip >= IP_LIMIT;
             Ok((throttled, account))
         })
         .await?;
@@ -133,41 +187,38 @@ pub async fn sign_in(
             return Ok(Err(if throttled { LoginError::Throttled } else { LoginError::Invalid }));
         }
         let signed_in = match account.expect("success implies an account") {
-            Account::User(user) => {
-                User::record_login(conn, user.id)?;
-                let actor = Actor {
-                    kind: ActorKind::User {
-                        id: user.id,
-                        organization_id: user.organization_id,
-                        email: user.email.clone(),
-                        is_admin: user.is_admin,
-                    },
-                    client_ip,
-                    now: Utc::now(),
-                };
-                audit::record(
-                    conn,
-                    &actor,
-                    Entry::new(AuditAction::LoginSuccess).target(Target::new("user", user.id, &user.email)),
-                )?;
-                SignedIn::User(user)
-            }
-            Account::Staff(staff) => {
-                StaffAccount::record_login(conn, staff.id)?;
-                let actor = Actor {
-                    kind: ActorKind::Staff { id: staff.id, email: staff.email.clone() },
-                    client_ip,
-                    now: Utc::now(),
-                };
-                audit::record(
-                    conn,
-                    &actor,
-                    Entry::new(AuditAction::LoginSuccess).target(Target::new("staff", staff.id, &staff.email)),
-                )?;
-                SignedIn::Staff(staff)
-            }
+            Account::User(user) => SignedIn::User(user),
+            Account::Staff(staff) => SignedIn::Staff(staff),
         };
-        Ok(Ok(signed_in))
+        let actor = signed_in.actor(client_ip, Utc::now());
+        // With a second factor the password alone signs nobody in: the attempt is recorded
+        // as such, and the sign-in (last login, `login.success`) waits for the code.
+        let second_factor_required = TotpFactor::is_enrolled(conn, signed_in.factor_owner())?;
+        if second_factor_required {
+            audit::record(conn, &actor, Entry::new(AuditAction::LoginSecondFactorAsked).target(signed_in.target()))?;
+        } else {
+            record_success(conn, &signed_in, &actor, None)?;
+        }
+        Ok(Ok(PasswordAccepted { account: signed_in, second_factor_required }))
     })
     .await?
+}
+
+/// Records a completed sign-in of `signed_in` (its last login time and `login.success`),
+/// naming the second factor that completed it, if any.
+pub fn record_success(
+    conn: &mut PgConnection,
+    signed_in: &SignedIn,
+    actor: &Actor,
+    second_factor: Option<&'static str>,
+) -> QueryResult<()> {
+    match signed_in {
+        SignedIn::User(user) => User::record_login(conn, user.id)?,
+        SignedIn::Staff(staff) => StaffAccount::record_login(conn, staff.id)?,
+    }
+    let details = match second_factor {
+        Some(method) => serde_json::json!({ "second_factor": method }),
+        None => serde_json::json!({}),
+    };
+    audit::record(conn, actor, Entry::new(AuditAction::LoginSuccess).target(signed_in.target()).details(details))
 }

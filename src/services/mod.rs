@@ -15,6 +15,7 @@ pub mod login;
 pub mod organizations;
 pub mod platform;
 pub mod roles;
+pub mod second_factor;
 pub mod staff;
 pub mod users;
 

@@ -10,6 +10,7 @@ use crate::{
 pub enum Section {
     Account,
     AccountKeys,
+    AccountSecurity,
     AdminHome,
     AdminUsers,
     AdminRoles,
@@ -22,6 +23,7 @@ pub enum Section {
     StaffOrganizations,
     StaffActions,
     StaffAccounts,
+    StaffSecurity,
 }
 
 /// One link of the navigation.
@@ -62,6 +64,7 @@ impl Nav {
             items: vec![
                 item("Overview", "/account", Section::Account, current),
                 item("API keys", "/account/keys", Section::AccountKeys, current),
+                item("Security", "/account/security", Section::AccountSecurity, current),
             ],
         }];
         if can.allows(Capability::EnterAdmin) {
@@ -94,6 +97,7 @@ impl Nav {
                     item("Organizations", "/staff/organizations", Section::StaffOrganizations, current),
                     item("API actions", "/staff/actions", Section::StaffActions, current),
                     item("Staff accounts", "/staff/accounts", Section::StaffAccounts, current),
+                    item("Security", "/staff/security", Section::StaffSecurity, current),
                 ],
             }],
         }

@@ -697,3 +697,46 @@ async fn the_api_key_access_switch_confirms_and_flips_at_once() {
     assert!(!user(&app, "carol@acme.test").api_key_access);
     browser.close().await;
 }
+
+#[actix_web::test]
+async fn an_administrator_enrols_an_authenticator_app_and_signs_in_with_its_code() {
+    use keyward::services::second_factor::totp;
+    let app = admin_world().await;
+    let browser = Browser::open(&app, true).await;
+    browser.sign_in("admin@acme.test").await;
+    browser.find("nav.sidebar a[href='/account/security']").await.click().await.unwrap();
+    browser.find("form[action='/account/security/totp'] button[type=submit]").await.click().await.unwrap();
+
+    // The QR code is an image the browser decodes (the page's CSP allows it), next to the key.
+    browser
+        .wait_until(
+            "the QR code drawn",
+            "var img = document.querySelector('img.qr-code'); return img.complete && img.naturalWidth >= 200",
+        )
+        .await;
+    let shown = browser.find("#totp-secret").await.text().await.unwrap().replace(' ', "");
+    let secret = totp_rs::Secret::try_from_base32(&shown).unwrap().as_bytes().to_vec();
+    let code = totp::code_at(&secret, app.now().timestamp()).unwrap();
+    browser.find("#code").await.send_keys(&code).await.unwrap();
+    browser.find("form[action='/account/security/totp/confirm'] button[type=submit]").await.click().await.unwrap();
+
+    browser.wait_for_text(".show-once-notice", "will not be shown again").await;
+    let codes = browser.find("#recovery-codes").await.prop("value").await.unwrap().unwrap();
+    assert_eq!(codes.lines().count(), 10, "{codes}");
+    browser.find("button[data-copy='recovery-codes']").await.click().await.unwrap();
+    browser.wait_for_text("[data-copy-status]", "Copied").await;
+    browser.find(".form-actions a.button.primary").await.click().await.unwrap();
+    browser.wait_for_text("#recovery-left", "10 of 10").await;
+
+    browser.find("header form[action='/logout'] button").await.click().await.unwrap();
+    browser.find("#email").await;
+    app.advance(Duration::from_secs(30));
+    browser.find("#email").await.send_keys("admin@acme.test").await.unwrap();
+    browser.find("#password").await.send_keys(PASSWORD).await.unwrap();
+    browser.find("form[action='/login'] button[type=submit]").await.click().await.unwrap();
+    let code = totp::code_at(&secret, app.now().timestamp()).unwrap();
+    browser.find("form[action='/login/second-factor'] #code").await.send_keys(&code).await.unwrap();
+    browser.find("form[action='/login/second-factor'] button[type=submit]").await.click().await.unwrap();
+    browser.wait_for_text(".flash-success", "Welcome").await;
+    browser.close().await;
+}

@@ -28,6 +28,7 @@ mod product;
 mod resilience;
 mod scale;
 mod search_plans;
+mod second_factor;
 mod security;
 mod staff;
 mod static_files;

@@ -11,6 +11,10 @@ use ipnetwork::IpNetwork;
 
 use crate::db::schema::audit_events;
 
+/// What the sign-in throttle counts: wrong passwords and wrong second-factor codes alike, so
+/// that knowing the password buys no extra guesses at the code.
+const SIGN_IN_FAILURES: [AuditAction; 2] = [AuditAction::LoginFailure, AuditAction::SecondFactorFailure];
+
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEvent {
@@ -143,7 +147,7 @@ impl AuditEvent {
         diesel::insert_into(audit_events::table).values(event).execute(conn).map(|_| ())
     }
 
-    /// Failed logins on the account `email` since `since` (login throttling): from anywhere,
+    /// Failed sign-in steps (see [`SIGN_IN_FAILURES`]) on the account `email` since `since` (login throttling): from anywhere,
     /// and from `ip` (or, without one, from no address). Attempts refused by the throttle
     /// itself (`denied`) do not count: an address that keeps trying after its own limit must
     /// not push the account over its limit for everyone.
@@ -155,7 +159,7 @@ impl AuditEvent {
     ) -> QueryResult<(i64, i64)> {
         let failures = || {
             audit_events::table
-                .filter(audit_events::action.eq(AuditAction::LoginFailure.code()))
+                .filter(audit_events::action.eq_any(SIGN_IN_FAILURES.map(AuditAction::code)))
                 .filter(audit_events::target_label.eq(email))
                 .filter(audit_events::result.eq("failure"))
                 .filter(audit_events::occurred_at.gt(since))
@@ -175,7 +179,7 @@ impl AuditEvent {
         since: DateTime<Utc>,
     ) -> QueryResult<i64> {
         audit_events::table
-            .filter(audit_events::action.eq(AuditAction::LoginFailure.code()))
+            .filter(audit_events::action.eq_any(SIGN_IN_FAILURES.map(AuditAction::code)))
             .filter(audit_events::client_ip.eq(ip))
             .filter(audit_events::occurred_at.gt(since))
             .count()

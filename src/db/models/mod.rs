@@ -8,6 +8,7 @@ pub mod audit_event;
 pub mod organization;
 pub mod password_link;
 pub mod role;
+pub mod second_factor;
 pub mod service_provider;
 pub mod session;
 pub mod staff_account;

@@ -1,0 +1,269 @@
+//! Second factors of web users and staff accounts alike: enrolling an authenticator app
+//! (TOTP), its recovery codes, removing it, and checking a code at sign-in. Every change and
+//! every failed code is written to the audit log in the same transaction; wrong codes count
+//! against the sign-in throttle of `services::login`.
+
+pub mod recovery;
+pub mod totp;
+
+use diesel::PgConnection;
+use serde_json::json;
+
+use crate::{
+    db::models::second_factor::{FactorOwner, RecoveryCode, TotpFactor},
+    error::AppError,
+    secrets::DerivedKeys,
+    services::{
+        Actor,
+        actor::ActorKind,
+        audit::{self, AuditAction, Entry, Outcome, Target},
+        login::{self, SignedIn},
+    },
+};
+
+pub use recovery::RecoveryHasher;
+pub use totp::{Provisioning, SecretSeal};
+
+/// The keys of the second factor (derived from the master secret).
+#[derive(Debug, Clone)]
+pub struct SecondFactorKeys {
+    pub seal: SecretSeal,
+    pub recovery: RecoveryHasher,
+}
+
+impl SecondFactorKeys {
+    pub fn new(keys: &DerivedKeys) -> Self {
+        Self { seal: SecretSeal::new(&keys.totp_seal_key), recovery: RecoveryHasher::new(&keys.recovery_pepper) }
+    }
+}
+
+/// The signed-in account of `actor` (a web user or a support specialist).
+fn account_of(actor: &Actor) -> Result<(FactorOwner, Target), AppError> {
+    match &actor.kind {
+        ActorKind::User { id, email, .. } => Ok((FactorOwner::User(*id), Target::new("user", id, email))),
+        ActorKind::Staff { id, email } => Ok((FactorOwner::Staff(*id), Target::new("staff", id, email))),
+        _ => Err(AppError::Forbidden),
+    }
+}
+
+/// The account's authenticator if enrolled (not merely pending), locked.
+fn confirmed_factor(conn: &mut PgConnection, owner: FactorOwner) -> Result<Option<TotpFactor>, AppError> {
+    Ok(TotpFactor::find_for_update(conn, owner)?.filter(|f| f.confirmed_at.is_some()))
+}
+
+/// What Account → Security shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub enrolled: bool,
+    pub recovery_codes_left: i64,
+}
+
+pub fn status(conn: &mut PgConnection, actor: &Actor) -> Result<Status, AppError> {
+    let (owner, _) = account_of(actor)?;
+    Ok(Status {
+        enrolled: TotpFactor::is_enrolled(conn, owner)?,
+        recovery_codes_left: RecoveryCode::count_unused(conn, owner)?,
+    })
+}
+
+/// Starts enrolling an authenticator: a new secret, kept server-side (sealed) until a
+/// correct code confirms it. An account that has one already must remove it first.
+pub fn start_enrolment(conn: &mut PgConnection, keys: &SecondFactorKeys, actor: &Actor) -> Result<(), AppError> {
+    let (owner, _) = account_of(actor)?;
+    if confirmed_factor(conn, owner)?.is_some() {
+        return Err(AppError::Conflict("An authenticator app is set up already. Remove it first.".into()));
+    }
+    let sealed = keys.seal.seal(owner, &totp::new_secret())?;
+    TotpFactor::insert_pending(conn, owner, &sealed)?;
+    Ok(())
+}
+
+/// The enrolment in progress, to show (QR code, secret), if there is one.
+pub fn pending_enrolment(
+    conn: &mut PgConnection,
+    keys: &SecondFactorKeys,
+    actor: &Actor,
+) -> Result<Option<Provisioning>, AppError> {
+    let (owner, target) = account_of(actor)?;
+    let Some(factor) = TotpFactor::find_for_update(conn, owner)?.filter(|f| f.confirmed_at.is_none()) else {
+        return Ok(None);
+    };
+    let secret = keys.seal.open(owner, &factor.secret_sealed)?;
+    totp::provisioning(&secret, &target.label).map(Some)
+}
+
+/// How a code that a signed-in account typed (enrolment) turned out. Not `Debug`: it
+/// carries the recovery codes.
+pub enum Confirmation {
+    /// Enrolled: the recovery codes, to show once.
+    Enrolled(Vec<String>),
+    /// Not six digits, or not the code of now (recorded as a failure).
+    Wrong,
+    /// No enrolment in progress (it was confirmed or replaced in another tab).
+    NothingPending,
+}
+
+fn record_failure(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    target: Target,
+    outcome: Outcome,
+    details: serde_json::Value,
+) -> Result<(), AppError> {
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::SecondFactorFailure).target(target).outcome(outcome).details(details),
+    )?;
+    Ok(())
+}
+
+/// Confirms the enrolment in progress with a code of the new secret; on success the
+/// authenticator counts from now on, and ten new recovery codes replace any old ones.
+pub fn confirm_enrolment(
+    conn: &mut PgConnection,
+    keys: &SecondFactorKeys,
+    actor: &Actor,
+    code: &str,
+) -> Result<Confirmation, AppError> {
+    let (owner, target) = account_of(actor)?;
+    let Some(factor) = TotpFactor::find_for_update(conn, owner)?.filter(|f| f.confirmed_at.is_none()) else {
+        return Ok(Confirmation::NothingPending);
+    };
+    let secret = keys.seal.open(owner, &factor.secret_sealed)?;
+    let matched = match totp::parse_code(code) {
+        Some(code) => totp::check(&secret, &code, actor.now.timestamp(), None)?,
+        None => totp::CodeMatch::Wrong,
+    };
+    let totp::CodeMatch::Fresh(step) = matched else {
+        record_failure(conn, actor, target, Outcome::Failure, json!({ "stage": "enrolment", "reason": "wrong_code" }))?;
+        return Ok(Confirmation::Wrong);
+    };
+    TotpFactor::confirm(conn, factor.id, step, actor.now)?;
+    let codes = replace_recovery_codes(conn, keys, owner)?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::SecondFactorEnrol).target(target).details(json!({ "method": "totp" })),
+    )?;
+    Ok(Confirmation::Enrolled(codes))
+}
+
+fn replace_recovery_codes(
+    conn: &mut PgConnection,
+    keys: &SecondFactorKeys,
+    owner: FactorOwner,
+) -> Result<Vec<String>, AppError> {
+    let codes = recovery::generate();
+    let hashes: Vec<[u8; 32]> = codes
+        .iter()
+        .map(|code| keys.recovery.hash(&recovery::normalize(code).expect("generated codes are valid")))
+        .collect();
+    RecoveryCode::replace_all(conn, owner, &hashes)?;
+    Ok(codes)
+}
+
+/// Ten new recovery codes for an enrolled account; the old ones stop working.
+pub fn regenerate_recovery_codes(
+    conn: &mut PgConnection,
+    keys: &SecondFactorKeys,
+    actor: &Actor,
+) -> Result<Vec<String>, AppError> {
+    let (owner, target) = account_of(actor)?;
+    if confirmed_factor(conn, owner)?.is_none() {
+        return Err(AppError::Conflict("Set up an authenticator app first.".into()));
+    }
+    let codes = replace_recovery_codes(conn, keys, owner)?;
+    audit::record(conn, actor, Entry::new(AuditAction::SecondFactorRecoveryCodesRegenerate).target(target))?;
+    Ok(codes)
+}
+
+/// Removes the account's authenticator and its recovery codes (the caller has confirmed
+/// the person: their password, for now). Signing in asks for the password alone afterwards.
+pub fn remove(conn: &mut PgConnection, actor: &Actor) -> Result<(), AppError> {
+    let (owner, target) = account_of(actor)?;
+    if confirmed_factor(conn, owner)?.is_none() {
+        return Err(AppError::NotFound);
+    }
+    TotpFactor::delete_for(conn, owner)?;
+    RecoveryCode::delete_for(conn, owner)?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::SecondFactorRemove).target(target).details(json!({ "method": "totp" })),
+    )?;
+    Ok(())
+}
+
+/// How the second step of a sign-in turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInCode {
+    /// A fresh code of the authenticator app.
+    Totp,
+    /// One of the recovery codes (now spent); `left` remain.
+    RecoveryCode { left: i64 },
+    /// Wrong, replayed, or not a code at all (recorded as a failure).
+    Wrong,
+    /// Too many failures on this account or from this address (recorded as denied).
+    Throttled,
+}
+
+/// Checks the second factor of `account`, whose password was correct: a six-digit code of
+/// its authenticator (each time step accepted once) or one of its unused recovery codes.
+/// On success the sign-in is recorded as complete, in the same transaction.
+pub fn complete_sign_in(
+    conn: &mut PgConnection,
+    keys: &SecondFactorKeys,
+    account: &SignedIn,
+    actor: &Actor,
+    code: &str,
+) -> Result<SignInCode, AppError> {
+    let (owner, target) = account_of(actor)?;
+    if login::is_throttled(conn, account.email(), actor.client_ip)? {
+        record_failure(conn, actor, target, Outcome::Denied, json!({ "stage": "sign_in", "reason": "throttled" }))?;
+        return Ok(SignInCode::Throttled);
+    }
+    let factor = confirmed_factor(conn, owner)?;
+    let outcome = match (factor, totp::parse_code(code), recovery::normalize(code)) {
+        (Some(factor), Some(code), _) => {
+            let secret = keys.seal.open(owner, &factor.secret_sealed)?;
+            match totp::check(&secret, &code, actor.now.timestamp(), factor.last_used_step)? {
+                totp::CodeMatch::Fresh(step) => {
+                    TotpFactor::record_step(conn, factor.id, step)?;
+                    Ok(SignInCode::Totp)
+                }
+                totp::CodeMatch::Replayed => Err("replayed_code"),
+                totp::CodeMatch::Wrong => Err("wrong_code"),
+            }
+        }
+        (Some(_), None, Some(normalized)) => {
+            if RecoveryCode::spend(conn, owner, &keys.recovery.hash(&normalized), actor.now)? {
+                let left = RecoveryCode::count_unused(conn, owner)?;
+                audit::record(
+                    conn,
+                    actor,
+                    Entry::new(AuditAction::SecondFactorRecoveryCodeUse)
+                        .target(target.clone())
+                        .details(json!({ "left": left })),
+                )?;
+                Ok(SignInCode::RecoveryCode { left })
+            } else {
+                Err("wrong_recovery_code")
+            }
+        }
+        (Some(_), None, None) => Err("not_a_code"),
+        // The factor was removed since the password step: nothing can complete this sign-in.
+        (None, ..) => Err("no_second_factor"),
+    };
+    match outcome {
+        Ok(accepted) => {
+            let method = if accepted == SignInCode::Totp { "totp" } else { "recovery_code" };
+            login::record_success(conn, account, actor, Some(method))?;
+            Ok(accepted)
+        }
+        Err(reason) => {
+            record_failure(conn, actor, target, Outcome::Failure, json!({ "stage": "sign_in", "reason": reason }))?;
+            Ok(SignInCode::Wrong)
+        }
+    }
+}
