@@ -728,6 +728,7 @@ async fn an_administrator_enrols_an_authenticator_app_and_signs_in_with_its_code
     browser.find(".form-actions a.button.primary").await.click().await.unwrap();
     browser.wait_for_text("#recovery-left", "10 of 10").await;
 
+    browser.find("header details.user-menu summary").await.click().await.unwrap();
     browser.find("header form[action='/logout'] button").await.click().await.unwrap();
     browser.find("#email").await;
     app.advance(Duration::from_secs(30));
