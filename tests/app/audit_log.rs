@@ -348,5 +348,14 @@ async fn in_the_browser_the_audit_filters_sit_on_one_line_with_their_actions() {
     let clear = browser.js("return document.querySelector('.filter-actions a').getBoundingClientRect().right").await;
     let width = browser.js("return document.documentElement.clientWidth").await;
     assert!(clear.as_f64().unwrap() <= width.as_f64().unwrap(), "Clear filters within the page");
+    // Side by side, none drawn over its neighbour: each control ends before the next field begins.
+    let overlaps = browser
+        .js("const fields = Array.from(document.querySelectorAll('.audit-filters > .field'));
+             return fields.slice(1).flatMap((f, i) => {
+               const control = fields[i].querySelector('input, select').getBoundingClientRect();
+               return control.right > f.getBoundingClientRect().left + 1 ? [fields[i].textContent.trim()] : [];
+             })")
+        .await;
+    assert_eq!(overlaps, serde_json::json!([]), "controls overlapping the next field");
     browser.close().await;
 }
