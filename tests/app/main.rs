@@ -32,6 +32,7 @@ mod second_factor;
 mod security;
 mod staff;
 mod static_files;
+mod sudo;
 mod user_keys;
 mod verify;
 mod walk;
