@@ -19,15 +19,17 @@ use crate::{
         session::{self, ActorKind, FlashLevel},
         sudo,
     },
+    db::models::session::SessionListing,
     error::{AppError, AppResult},
     routes::extract::HtmlForm,
     services::{
         Actor,
         login::WINDOW_MINUTES,
         second_factor::{self, ConfirmWith, Confirmation, Confirmed, Provisioning, Status},
+        sessions,
     },
     state::AppState,
-    views::{PageContext, Section, redirect, render, render_with_status},
+    views::{PageContext, Section, redirect, render, render_with_status, time::Stamp},
 };
 
 /// One account's security pages: where they live and who is looking.
@@ -75,6 +77,11 @@ impl Area {
         sudo::require(&self.session, self.kind, self.actor.now, return_to)
     }
 
+    /// The list's handle of this very session.
+    fn current_session(&self) -> Option<String> {
+        session::client(&self.session).map(|client| client.sid)
+    }
+
     fn flash_and_return(&self, level: FlashLevel, message: &str) -> HttpResponse {
         session::flash(&self.session, level, message);
         redirect(self.base)
@@ -87,6 +94,33 @@ struct OverviewPage {
     ctx: PageContext,
     base: &'static str,
     status: Status,
+    sessions: Vec<SessionView>,
+}
+
+/// One signed-in session of the account, as listed.
+struct SessionView {
+    /// The handle of its "sign out" button (none for a session from before sessions were
+    /// described, which "sign out all others" still ends).
+    public_id: Option<String>,
+    browser: String,
+    ip: String,
+    started: Stamp,
+    last_seen: Stamp,
+    current: bool,
+}
+
+impl SessionView {
+    fn new(row: SessionListing, current: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> Self {
+        let is_current = current.is_some() && row.public_id.as_deref() == current;
+        Self {
+            browser: row.client_label.unwrap_or_else(|| "Unknown browser".into()),
+            ip: row.client_ip.unwrap_or_else(|| "unknown address".into()),
+            started: Stamp::relative_to(row.signed_in_at.unwrap_or(row.created_at), now),
+            last_seen: Stamp::relative_to(row.last_seen_at, now),
+            current: is_current,
+            public_id: row.public_id,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -156,8 +190,33 @@ fn no_store(mut response: HttpResponse) -> HttpResponse {
 
 async fn overview(area: Area, state: &AppState) -> AppResult<HttpResponse> {
     let actor = area.actor.clone();
-    let status = state.db.run(move |conn| second_factor::status(conn, &actor)).await?;
-    render(&OverviewPage { ctx: area.ctx("Security"), base: area.base, status })
+    let (status, rows) =
+        state.db.run(move |conn| Ok((second_factor::status(conn, &actor)?, sessions::list(conn, &actor)?))).await?;
+    let current = area.current_session();
+    let now = area.actor.now;
+    let sessions = rows.into_iter().map(|row| SessionView::new(row, current.as_deref(), now)).collect();
+    render(&OverviewPage { ctx: area.ctx("Security"), base: area.base, status, sessions })
+}
+
+/// Signs out one other session of this account; another account's is not found.
+async fn end_session(area: Area, state: &AppState, public_id: String) -> AppResult<HttpResponse> {
+    let (actor, current) = (area.actor.clone(), area.current_session());
+    if current.as_deref() == Some(public_id.as_str()) {
+        return Ok(area.flash_and_return(FlashLevel::Info, "To end this session, sign out from the menu."));
+    }
+    state.db.transaction(move |conn| sessions::end_one(conn, &actor, &public_id, current.as_deref())).await?;
+    Ok(area.flash_and_return(FlashLevel::Success, "That session is signed out."))
+}
+
+async fn end_other_sessions(area: Area, state: &AppState) -> AppResult<HttpResponse> {
+    let (actor, current) = (area.actor.clone(), area.current_session());
+    let ended = state.db.transaction(move |conn| sessions::end_others(conn, &actor, current.as_deref())).await?;
+    let message = match ended {
+        0 => "There were no other sessions.".to_string(),
+        1 => "Signed out 1 other session.".to_string(),
+        n => format!("Signed out {n} other sessions."),
+    };
+    Ok(area.flash_and_return(FlashLevel::Success, &message))
 }
 
 async fn start(area: Area, state: &AppState) -> AppResult<HttpResponse> {
@@ -435,6 +494,34 @@ pub async fn staff_confirm_identity(
     confirm_identity(Area::staff(&staff)?, &state, form.into_inner()).await
 }
 
+#[post("/account/security/sessions/{public_id}/end")]
+pub async fn user_end_session(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    end_session(Area::user(&user)?, &state, path.into_inner()).await
+}
+
+#[post("/staff/security/sessions/{public_id}/end")]
+pub async fn staff_end_session(
+    staff: CurrentStaff,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    end_session(Area::staff(&staff)?, &state, path.into_inner()).await
+}
+
+#[post("/account/security/sessions/end-others")]
+pub async fn user_end_other_sessions(user: CurrentUser, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    end_other_sessions(Area::user(&user)?, &state).await
+}
+
+#[post("/staff/security/sessions/end-others")]
+pub async fn staff_end_other_sessions(staff: CurrentStaff, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    end_other_sessions(Area::staff(&staff)?, &state).await
+}
+
 /// Registers both areas' pages.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(user_overview)
@@ -454,5 +541,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(user_confirm_identity_form)
         .service(staff_confirm_identity_form)
         .service(user_confirm_identity)
-        .service(staff_confirm_identity);
+        .service(staff_confirm_identity)
+        .service(user_end_other_sessions)
+        .service(staff_end_other_sessions)
+        .service(user_end_session)
+        .service(staff_end_session);
 }

@@ -30,6 +30,7 @@ mod scale;
 mod search_plans;
 mod second_factor;
 mod security;
+mod sessions_list;
 mod staff;
 mod static_files;
 mod sudo;
