@@ -20,6 +20,10 @@ pub enum AppError {
     /// Half-signed-in (password given, second factor due): only the second-factor page opens.
     #[error("second factor required")]
     SecondFactorRequired,
+    /// A sensitive action and no recent proof of the person (sudo mode, `auth::sudo`): the
+    /// confirm `page`, which returns to `next`.
+    #[error("confirmation required")]
+    ConfirmIdentity { page: &'static str, next: String },
     /// Signed in, but this area is not for this account.
     #[error("forbidden")]
     Forbidden,
@@ -170,7 +174,9 @@ struct ErrorPage<'a> {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AppError::LoginRequired(_) | AppError::SecondFactorRequired => StatusCode::SEE_OTHER,
+            AppError::LoginRequired(_) | AppError::SecondFactorRequired | AppError::ConfirmIdentity { .. } => {
+                StatusCode::SEE_OTHER
+            }
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -188,6 +194,13 @@ impl ResponseError for AppError {
             let location = match next {
                 Some(path) => format!("/login?{}", serde_html_form::to_string([("next", path)]).unwrap_or_default()),
                 None => "/login".to_string(),
+            };
+            return HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish();
+        }
+        if let AppError::ConfirmIdentity { page, next } = self {
+            let location = match crate::views::paths::safe_local_path(next, "/") {
+                Some(path) => format!("{page}?{}", serde_html_form::to_string([("next", path)]).unwrap_or_default()),
+                None => page.to_string(),
             };
             return HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish();
         }
@@ -216,7 +229,10 @@ impl ResponseError for AppError {
                 "Temporarily unavailable",
                 "Keyward cannot reach its database right now. Please try again in a moment.",
             ),
-            AppError::Internal(_) | AppError::LoginRequired(_) | AppError::SecondFactorRequired => {
+            AppError::Internal(_)
+            | AppError::LoginRequired(_)
+            | AppError::SecondFactorRequired
+            | AppError::ConfirmIdentity { .. } => {
                 ("Something went wrong", "The problem has been logged. Please try again.")
             }
         };

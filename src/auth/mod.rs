@@ -7,6 +7,8 @@ pub mod granted;
 pub mod password;
 pub mod session;
 pub mod session_store;
+pub mod sudo;
+pub mod user_agent;
 
 pub use actor::{CurrentStaff, CurrentUser};
 pub use granted::{AdminVisitor, AuditReader, Granted, KeyManager, OrgAdmin, UserManager};

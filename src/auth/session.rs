@@ -14,6 +14,8 @@ const ACTOR: &str = "actor";
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
 const PENDING: &str = "pending_sign_in";
+const VERIFIED: &str = "verified_at";
+const CLIENT: &str = "client";
 
 /// How long a half-signed-in session may take to give its second factor.
 pub const PENDING_MAX_SECS: i64 = 5 * 60;
@@ -49,6 +51,23 @@ impl PendingSignIn {
     pub fn expired(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
         let age = now.timestamp() - self.started_at;
         !(0..=PENDING_MAX_SECS).contains(&age)
+    }
+}
+
+/// Where a signed-in session came from, captured at sign-in for Account → Security's list of
+/// sessions. The session store copies it into columns (see `auth::session_store`); `sid` is a
+/// random handle for the list's "sign out" buttons, never the session key or its hash.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionClient {
+    pub sid: String,
+    pub ip: Option<String>,
+    /// A short readable label of the browser (see `auth::user_agent`).
+    pub agent: String,
+}
+
+impl SessionClient {
+    pub fn new(ip: Option<String>, agent: String) -> Self {
+        Self { sid: random_token(16), ip, agent }
     }
 }
 
@@ -97,16 +116,20 @@ pub fn actor(session: &Session) -> Option<SessionActor> {
 /// Signs `actor` in: a new session key (so a key planted before login is useless) and a new
 /// CSRF token.
 /// `now` (the application's clock) starts the absolute timeout.
+/// Signing in counts as a fresh confirmation of the person (see [`last_verified`]).
 pub fn sign_in(
     session: &Session,
     kind: ActorKind,
     id: i64,
     now: chrono::DateTime<chrono::Utc>,
+    client: SessionClient,
 ) -> Result<(), AppError> {
     session.renew();
     session.remove(PENDING);
+    session.remove(VERIFIED);
     let actor = SessionActor { kind, id, signed_in_at: now.timestamp() };
     session.insert(ACTOR, actor).map_err(session_error)?;
+    session.insert(CLIENT, client).map_err(session_error)?;
     session.insert(CSRF, random_token(32)).map_err(session_error)
 }
 
@@ -129,6 +152,24 @@ pub fn begin_second_factor(
 /// The half-signed-in account, if any (expired or not: see [`PendingSignIn::expired`]).
 pub fn pending(session: &Session) -> Option<PendingSignIn> {
     session.get::<PendingSignIn>(PENDING).ok().flatten()
+}
+
+/// Where this session came from, if it was signed in since sessions record it.
+pub fn client(session: &Session) -> Option<SessionClient> {
+    session.get::<SessionClient>(CLIENT).ok().flatten()
+}
+
+/// Records that the signed-in person just confirmed it is them (sudo mode).
+pub fn mark_verified(session: &Session, now: chrono::DateTime<chrono::Utc>) -> Result<(), AppError> {
+    session.insert(VERIFIED, now.timestamp()).map_err(session_error)
+}
+
+/// Unix time the signed-in person last proved it is them: the sign-in, or a later
+/// confirmation. Kept server-side in the session, like everything here.
+pub fn last_verified(session: &Session) -> Option<i64> {
+    let signed_in = actor(session)?.signed_in_at;
+    let confirmed = session.get::<i64>(VERIFIED).ok().flatten().unwrap_or(signed_in);
+    Some(signed_in.max(confirmed))
 }
 
 /// Ends the session here and in the store.

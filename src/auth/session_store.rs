@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    auth::session::{ActorKind, SessionActor},
+    auth::session::{ActorKind, SessionActor, SessionClient},
     clock::Clock,
     db::{
         Database,
@@ -143,7 +143,29 @@ fn row(id: String, state: &SessionState, now: DateTime<Utc>, ttl: &Duration) -> 
         Some(SessionActor { kind: ActorKind::Staff, id, .. }) => (None, Some(id)),
         None => (None, None),
     };
-    Ok(SessionRow { id, user_id, staff_id, state: serde_json::to_value(state)?, expires_at: expiry(now, ttl) })
+    // Where a signed-in session came from, for Account → Security's list (a session of a
+    // signed-out visitor has none).
+    let client: Option<SessionClient> =
+        actor.and_then(|_| state.get("client").and_then(|v| serde_json::from_str(v).ok()));
+    let signed_in_at = actor.and_then(|a| DateTime::from_timestamp(a.signed_in_at, 0));
+    let (public_id, client_ip, client_label) = match client {
+        Some(SessionClient { sid, ip, agent }) => {
+            (Some(sid), ip.map(|ip| ip.chars().take(64).collect()), Some(agent.chars().take(80).collect()))
+        }
+        None => (None, None, None),
+    };
+    Ok(SessionRow {
+        id,
+        user_id,
+        staff_id,
+        state: serde_json::to_value(state)?,
+        expires_at: expiry(now, ttl),
+        public_id,
+        client_ip,
+        client_label,
+        signed_in_at,
+        last_seen_at: now,
+    })
 }
 
 impl SessionStore for PgSessionStore {

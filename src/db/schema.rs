@@ -202,6 +202,11 @@ diesel::table! {
         state -> Jsonb,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
+        public_id -> Nullable<Text>,
+        client_ip -> Nullable<Text>,
+        client_label -> Nullable<Text>,
+        signed_in_at -> Nullable<Timestamptz>,
+        last_seen_at -> Timestamptz,
     }
 }
 

@@ -1,6 +1,9 @@
 //! Account → Security for web users (`/account/security`) and support staff
 //! (`/staff/security`): setting up an authenticator app, recovery codes, removing it. The two
 //! areas differ only in who is signed in; each handler pair below calls one shared function.
+//!
+//! Changing a factor goes through sudo mode (`auth::sudo`), and its "Confirm it's you" page
+//! (`/account/confirm`, `/staff/confirm`) lives here too.
 
 use actix_web::{
     HttpResponse, get,
@@ -13,21 +16,27 @@ use serde::Deserialize;
 use crate::{
     auth::{
         CurrentStaff, CurrentUser,
-        session::{self, FlashLevel},
+        session::{self, ActorKind, FlashLevel},
+        sudo,
     },
+    db::models::session::SessionListing,
     error::{AppError, AppResult},
     routes::extract::HtmlForm,
     services::{
         Actor,
-        second_factor::{self, Confirmation, Provisioning, Status},
+        login::WINDOW_MINUTES,
+        second_factor::{self, ConfirmWith, Confirmation, Confirmed, Provisioning, Status},
+        sessions,
     },
     state::AppState,
-    views::{PageContext, Section, redirect, render, render_with_status},
+    views::{PageContext, Section, redirect, render, render_with_status, time::Stamp},
 };
 
 /// One account's security pages: where they live and who is looking.
 struct Area {
     base: &'static str,
+    kind: ActorKind,
+    email: String,
     actor: Actor,
     password_hash: Option<String>,
     session: actix_session::Session,
@@ -38,6 +47,8 @@ impl Area {
     fn user(user: &CurrentUser) -> AppResult<Self> {
         Ok(Self {
             base: "/account/security",
+            kind: ActorKind::User,
+            email: user.user.email.clone(),
             actor: user.actor(),
             password_hash: user.user.password_hash.clone(),
             session: user.session.clone(),
@@ -48,6 +59,8 @@ impl Area {
     fn staff(staff: &CurrentStaff) -> AppResult<Self> {
         Ok(Self {
             base: "/staff/security",
+            kind: ActorKind::Staff,
+            email: staff.staff.email.clone(),
             actor: staff.actor(),
             password_hash: staff.staff.password_hash.clone(),
             session: staff.session.clone(),
@@ -57,6 +70,16 @@ impl Area {
 
     fn ctx(&self, title: &str) -> PageContext {
         PageContext { title: title.to_string(), ..self.ctx.clone() }
+    }
+
+    /// Sudo mode: a recent proof of the person, or the confirm page returning to `return_to`.
+    fn require_recent(&self, return_to: &str) -> AppResult<()> {
+        sudo::require(&self.session, self.kind, self.actor.now, return_to)
+    }
+
+    /// The list's handle of this very session.
+    fn current_session(&self) -> Option<String> {
+        session::client(&self.session).map(|client| client.sid)
     }
 
     fn flash_and_return(&self, level: FlashLevel, message: &str) -> HttpResponse {
@@ -71,6 +94,33 @@ struct OverviewPage {
     ctx: PageContext,
     base: &'static str,
     status: Status,
+    sessions: Vec<SessionView>,
+}
+
+/// One signed-in session of the account, as listed.
+struct SessionView {
+    /// The handle of its "sign out" button (none for a session from before sessions were
+    /// described, which "sign out all others" still ends).
+    public_id: Option<String>,
+    browser: String,
+    ip: String,
+    started: Stamp,
+    last_seen: Stamp,
+    current: bool,
+}
+
+impl SessionView {
+    fn new(row: SessionListing, current: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> Self {
+        let is_current = current.is_some() && row.public_id.as_deref() == current;
+        Self {
+            browser: row.client_label.unwrap_or_else(|| "Unknown browser".into()),
+            ip: row.client_ip.unwrap_or_else(|| "unknown address".into()),
+            started: Stamp::relative_to(row.signed_in_at.unwrap_or(row.created_at), now),
+            last_seen: Stamp::relative_to(row.last_seen_at, now),
+            current: is_current,
+            public_id: row.public_id,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -95,7 +145,6 @@ struct RecoveryCodesPage {
 struct RemovePage {
     ctx: PageContext,
     base: &'static str,
-    error: Option<&'static str>,
 }
 
 /// Not `Debug`: what people type here is a code or a password, never for a log.
@@ -105,10 +154,31 @@ pub struct CodeForm {
     code: String,
 }
 
+/// The "Confirm it's you" form: a code, or the password of an account without a factor.
 #[derive(Deserialize)]
-pub struct PasswordForm {
+pub struct ConfirmForm {
+    #[serde(default)]
+    code: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    next: String,
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmQuery {
+    next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "security/confirm.html")]
+struct ConfirmPage {
+    ctx: PageContext,
+    action: &'static str,
+    /// Whether a code is asked for (otherwise the password).
+    code: bool,
+    next: String,
+    error: Option<String>,
 }
 
 /// Pages that show a secret (the setup QR code, recovery codes) must not be kept by any cache.
@@ -120,11 +190,37 @@ fn no_store(mut response: HttpResponse) -> HttpResponse {
 
 async fn overview(area: Area, state: &AppState) -> AppResult<HttpResponse> {
     let actor = area.actor.clone();
-    let status = state.db.run(move |conn| second_factor::status(conn, &actor)).await?;
-    render(&OverviewPage { ctx: area.ctx("Security"), base: area.base, status })
+    let (status, rows) =
+        state.db.run(move |conn| Ok((second_factor::status(conn, &actor)?, sessions::list(conn, &actor)?))).await?;
+    let current = area.current_session();
+    let now = area.actor.now;
+    let sessions = rows.into_iter().map(|row| SessionView::new(row, current.as_deref(), now)).collect();
+    render(&OverviewPage { ctx: area.ctx("Security"), base: area.base, status, sessions })
+}
+
+/// Signs out one other session of this account; another account's is not found.
+async fn end_session(area: Area, state: &AppState, public_id: String) -> AppResult<HttpResponse> {
+    let (actor, current) = (area.actor.clone(), area.current_session());
+    if current.as_deref() == Some(public_id.as_str()) {
+        return Ok(area.flash_and_return(FlashLevel::Info, "To end this session, sign out from the menu."));
+    }
+    state.db.transaction(move |conn| sessions::end_one(conn, &actor, &public_id, current.as_deref())).await?;
+    Ok(area.flash_and_return(FlashLevel::Success, "That session is signed out."))
+}
+
+async fn end_other_sessions(area: Area, state: &AppState) -> AppResult<HttpResponse> {
+    let (actor, current) = (area.actor.clone(), area.current_session());
+    let ended = state.db.transaction(move |conn| sessions::end_others(conn, &actor, current.as_deref())).await?;
+    let message = match ended {
+        0 => "There were no other sessions.".to_string(),
+        1 => "Signed out 1 other session.".to_string(),
+        n => format!("Signed out {n} other sessions."),
+    };
+    Ok(area.flash_and_return(FlashLevel::Success, &message))
 }
 
 async fn start(area: Area, state: &AppState) -> AppResult<HttpResponse> {
+    area.require_recent(area.base)?;
     let (actor, keys) = (area.actor.clone(), state.second_factor.clone());
     match state.db.transaction(move |conn| second_factor::start_enrolment(conn, &keys, &actor)).await {
         Ok(()) => Ok(redirect(&format!("{}/totp", area.base))),
@@ -152,6 +248,7 @@ fn recovery_codes_page(area: &Area, codes: &[String]) -> AppResult<HttpResponse>
 }
 
 async fn confirm(area: Area, state: &AppState, form: CodeForm) -> AppResult<HttpResponse> {
+    area.require_recent(&format!("{}/totp", area.base))?;
     let (actor, keys) = (area.actor.clone(), state.second_factor.clone());
     let confirmation =
         state.db.transaction(move |conn| second_factor::confirm_enrolment(conn, &keys, &actor, &form.code)).await?;
@@ -173,6 +270,7 @@ async fn confirm(area: Area, state: &AppState, form: CodeForm) -> AppResult<Http
 }
 
 async fn regenerate(area: Area, state: &AppState) -> AppResult<HttpResponse> {
+    area.require_recent(area.base)?;
     let (actor, keys) = (area.actor.clone(), state.second_factor.clone());
     match state.db.transaction(move |conn| second_factor::regenerate_recovery_codes(conn, &keys, &actor)).await {
         Ok(codes) => {
@@ -184,15 +282,14 @@ async fn regenerate(area: Area, state: &AppState) -> AppResult<HttpResponse> {
     }
 }
 
-fn remove_form(area: Area, error: Option<&'static str>, status: StatusCode) -> AppResult<HttpResponse> {
-    render_with_status(&RemovePage { ctx: area.ctx("Remove the authenticator app"), base: area.base, error }, status)
+fn remove_form(area: Area) -> AppResult<HttpResponse> {
+    area.require_recent(&format!("{}/totp/remove", area.base))?;
+    render(&RemovePage { ctx: area.ctx("Remove the authenticator app"), base: area.base })
 }
 
-/// Removing the second factor asks for the password (a fresh second factor is a later step).
-async fn remove(area: Area, state: &AppState, form: PasswordForm) -> AppResult<HttpResponse> {
-    if !state.passwords.verify(area.password_hash.clone(), form.password).await? {
-        return remove_form(area, Some("The password is not correct."), StatusCode::UNPROCESSABLE_ENTITY);
-    }
+/// Removing the second factor asks for a recent proof of the person (sudo mode).
+async fn remove(area: Area, state: &AppState) -> AppResult<HttpResponse> {
+    area.require_recent(&format!("{}/totp/remove", area.base))?;
     let actor = area.actor.clone();
     match state.db.transaction(move |conn| second_factor::remove(conn, &actor)).await {
         Ok(()) => Ok(area.flash_and_return(
@@ -264,30 +361,165 @@ pub async fn staff_regenerate(staff: CurrentStaff, state: web::Data<AppState>) -
 
 #[get("/account/security/totp/remove")]
 pub async fn user_remove_form(user: CurrentUser) -> AppResult<HttpResponse> {
-    remove_form(Area::user(&user)?, None, StatusCode::OK)
+    remove_form(Area::user(&user)?)
 }
 
 #[get("/staff/security/totp/remove")]
 pub async fn staff_remove_form(staff: CurrentStaff) -> AppResult<HttpResponse> {
-    remove_form(Area::staff(&staff)?, None, StatusCode::OK)
+    remove_form(Area::staff(&staff)?)
 }
 
 #[post("/account/security/totp/remove")]
-pub async fn user_remove(
-    user: CurrentUser,
-    state: web::Data<AppState>,
-    form: HtmlForm<PasswordForm>,
-) -> AppResult<HttpResponse> {
-    remove(Area::user(&user)?, &state, form.into_inner()).await
+pub async fn user_remove(user: CurrentUser, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    remove(Area::user(&user)?, &state).await
 }
 
 #[post("/staff/security/totp/remove")]
-pub async fn staff_remove(
+pub async fn staff_remove(staff: CurrentStaff, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    remove(Area::staff(&staff)?, &state).await
+}
+
+/// Where the confirm page returns to: a local page (as after sign-in), never the confirm
+/// page itself; the account's home otherwise.
+fn confirm_return(area: &Area, next: Option<&str>) -> String {
+    let home = match area.kind {
+        ActorKind::User => "/account",
+        ActorKind::Staff => "/staff",
+    };
+    next.and_then(crate::routes::session::return_path)
+        .filter(|p| !p.starts_with(sudo::confirm_path(area.kind)))
+        .unwrap_or_else(|| home.to_string())
+}
+
+async fn confirm_identity_form(area: Area, state: &AppState, next: Option<String>) -> AppResult<HttpResponse> {
+    let next = confirm_return(&area, next.as_deref());
+    if sudo::is_fresh(&area.session, area.actor.now) {
+        return Ok(redirect(&next));
+    }
+    let actor = area.actor.clone();
+    let code = state.db.run(move |conn| second_factor::status(conn, &actor)).await?.enrolled;
+    confirm_identity_page(area, code, next, None, StatusCode::OK)
+}
+
+fn confirm_identity_page(
+    area: Area,
+    code: bool,
+    next: String,
+    error: Option<String>,
+    status: StatusCode,
+) -> AppResult<HttpResponse> {
+    let page =
+        ConfirmPage { ctx: area.ctx("Confirm it's you"), action: sudo::confirm_path(area.kind), code, next, error };
+    render_with_status(&page, status)
+}
+
+/// Checks the code (or password) of the signed-in person; a correct one makes the session
+/// fresh for [`sudo::FRESH_SECS`] and goes back to the page that asked. Wrong ones are
+/// audited and throttled like sign-in failures.
+async fn confirm_identity(area: Area, state: &AppState, form: ConfirmForm) -> AppResult<HttpResponse> {
+    let next = confirm_return(&area, Some(&form.next));
+    let (actor, email, hash) = (area.actor.clone(), area.email.clone(), area.password_hash.clone());
+    let with =
+        state.db.transaction(move |conn| second_factor::confirm_identity_with(conn, &actor, &email, hash)).await?;
+    let (confirmed, code) = match with {
+        Err(refused) => (refused, true),
+        Ok(ConfirmWith::Code) => {
+            let (actor, keys) = (area.actor.clone(), state.second_factor.clone());
+            let code = form.code;
+            let confirmed = state
+                .db
+                .transaction(move |conn| second_factor::confirm_identity_by_code(conn, &keys, &actor, &code))
+                .await?;
+            (confirmed, true)
+        }
+        Ok(ConfirmWith::Password(hash)) => {
+            let correct = state.passwords.verify(hash, form.password).await?;
+            let actor = area.actor.clone();
+            let confirmed =
+                state.db.transaction(move |conn| second_factor::record_confirm_password(conn, &actor, correct)).await?;
+            (confirmed, false)
+        }
+    };
+    let (status, error) = match confirmed {
+        Confirmed::Yes => {
+            session::mark_verified(&area.session, area.actor.now)?;
+            return Ok(redirect(&next));
+        }
+        Confirmed::Wrong if code => (StatusCode::UNAUTHORIZED, "That code is not correct. Try the current code again."),
+        Confirmed::Wrong => (StatusCode::UNAUTHORIZED, "The password is not correct."),
+        Confirmed::Throttled => (StatusCode::TOO_MANY_REQUESTS, ""),
+    };
+    let error = if status == StatusCode::TOO_MANY_REQUESTS {
+        format!("Too many failed attempts. Wait {WINDOW_MINUTES} minutes, then try again.")
+    } else {
+        error.to_string()
+    };
+    // A throttled account is not told which it would have been asked for: the code field.
+    confirm_identity_page(area, code, next, Some(error), status)
+}
+
+#[get("/account/confirm")]
+pub async fn user_confirm_identity_form(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    query: web::Query<ConfirmQuery>,
+) -> AppResult<HttpResponse> {
+    confirm_identity_form(Area::user(&user)?, &state, query.into_inner().next).await
+}
+
+#[get("/staff/confirm")]
+pub async fn staff_confirm_identity_form(
     staff: CurrentStaff,
     state: web::Data<AppState>,
-    form: HtmlForm<PasswordForm>,
+    query: web::Query<ConfirmQuery>,
 ) -> AppResult<HttpResponse> {
-    remove(Area::staff(&staff)?, &state, form.into_inner()).await
+    confirm_identity_form(Area::staff(&staff)?, &state, query.into_inner().next).await
+}
+
+#[post("/account/confirm")]
+pub async fn user_confirm_identity(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    form: HtmlForm<ConfirmForm>,
+) -> AppResult<HttpResponse> {
+    confirm_identity(Area::user(&user)?, &state, form.into_inner()).await
+}
+
+#[post("/staff/confirm")]
+pub async fn staff_confirm_identity(
+    staff: CurrentStaff,
+    state: web::Data<AppState>,
+    form: HtmlForm<ConfirmForm>,
+) -> AppResult<HttpResponse> {
+    confirm_identity(Area::staff(&staff)?, &state, form.into_inner()).await
+}
+
+#[post("/account/security/sessions/{public_id}/end")]
+pub async fn user_end_session(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    end_session(Area::user(&user)?, &state, path.into_inner()).await
+}
+
+#[post("/staff/security/sessions/{public_id}/end")]
+pub async fn staff_end_session(
+    staff: CurrentStaff,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    end_session(Area::staff(&staff)?, &state, path.into_inner()).await
+}
+
+#[post("/account/security/sessions/end-others")]
+pub async fn user_end_other_sessions(user: CurrentUser, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    end_other_sessions(Area::user(&user)?, &state).await
+}
+
+#[post("/staff/security/sessions/end-others")]
+pub async fn staff_end_other_sessions(staff: CurrentStaff, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    end_other_sessions(Area::staff(&staff)?, &state).await
 }
 
 /// Registers both areas' pages.
@@ -305,5 +537,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(user_remove_form)
         .service(staff_remove_form)
         .service(user_remove)
-        .service(staff_remove);
+        .service(staff_remove)
+        .service(user_confirm_identity_form)
+        .service(staff_confirm_identity_form)
+        .service(user_confirm_identity)
+        .service(staff_confirm_identity)
+        .service(user_end_other_sessions)
+        .service(staff_end_other_sessions)
+        .service(user_end_session)
+        .service(staff_end_session);
 }

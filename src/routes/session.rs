@@ -104,7 +104,7 @@ pub async fn login_form(
 }
 
 /// Only local paths are followed after sign-in (no open redirect, no loop back to login).
-fn return_path(path: &str) -> Option<String> {
+pub(crate) fn return_path(path: &str) -> Option<String> {
     safe_local_path(path, "/").filter(|p| !p.starts_with("/login") && !p.starts_with("/logout"))
 }
 
@@ -126,7 +126,7 @@ pub async fn login(
                 typed::begin_second_factor(&session, kind, id, state.clock.now(), return_to)?;
                 return Ok(redirect(SECOND_FACTOR_PATH));
             }
-            typed::sign_in(&session, kind, id, state.clock.now())?;
+            typed::sign_in(&session, kind, id, state.clock.now(), client_of(&req))?;
             return Ok(welcome(&session, &account, return_to));
         }
         Err(LoginError::Invalid) => (StatusCode::UNAUTHORIZED, "Email or password is incorrect.".to_string()),
@@ -147,6 +147,14 @@ pub async fn login(
         },
         status,
     )
+}
+
+/// Where a sign-in comes from, for the list of sessions: its address and a short label of its
+/// browser.
+fn client_of(req: &HttpRequest) -> typed::SessionClient {
+    let agent = req.headers().get(actix_web::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ip = ClientIp::of(req).0.map(|ip| ip.to_string());
+    typed::SessionClient::new(ip, crate::auth::user_agent::label(agent))
 }
 
 fn kind_and_id(account: &SignedIn) -> (ActorKind, i64) {
@@ -227,7 +235,7 @@ pub async fn second_factor(
     let (status, error) = match outcome {
         SignInCode::Totp | SignInCode::RecoveryCode { .. } => {
             let (kind, id) = kind_and_id(&account);
-            typed::sign_in(&session, kind, id, now)?;
+            typed::sign_in(&session, kind, id, now, client_of(&req))?;
             if let SignInCode::RecoveryCode { left } = outcome {
                 let message = format!(
                     "You used a recovery code; {left} left. Generate new ones under Security if you are running low."

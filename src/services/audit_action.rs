@@ -43,6 +43,8 @@ pub enum AuditAction {
     SecondFactorFailure,
     SecondFactorRecoveryCodeUse,
     SecondFactorRecoveryCodesRegenerate,
+    SessionConfirm,
+    SessionEnd,
     AccessDenied,
     AuditPurge,
     StaffCreate,
@@ -57,7 +59,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit filter offers them.
-    pub const ALL: [AuditAction; 49] = [
+    pub const ALL: [AuditAction; 51] = [
         AuditAction::KeyCreate,
         AuditAction::KeyView,
         AuditAction::KeyRename,
@@ -97,6 +99,8 @@ impl AuditAction {
         AuditAction::SecondFactorFailure,
         AuditAction::SecondFactorRecoveryCodeUse,
         AuditAction::SecondFactorRecoveryCodesRegenerate,
+        AuditAction::SessionConfirm,
+        AuditAction::SessionEnd,
         AuditAction::AccessDenied,
         AuditAction::AuditPurge,
         AuditAction::StaffCreate,
@@ -151,6 +155,8 @@ impl AuditAction {
             AuditAction::SecondFactorFailure => "second_factor.failure",
             AuditAction::SecondFactorRecoveryCodeUse => "second_factor.recovery_code_use",
             AuditAction::SecondFactorRecoveryCodesRegenerate => "second_factor.recovery_codes_regenerate",
+            AuditAction::SessionConfirm => "session.confirm",
+            AuditAction::SessionEnd => "session.end",
             AuditAction::AccessDenied => "access.denied",
             AuditAction::AuditPurge => "audit.purge",
             AuditAction::StaffCreate => "staff.create",

@@ -16,6 +16,7 @@ pub mod organizations;
 pub mod platform;
 pub mod roles;
 pub mod second_factor;
+pub mod sessions;
 pub mod staff;
 pub mod users;
 

@@ -323,6 +323,17 @@ impl TestApp {
         TestClientFor::new(&self.url(""))
     }
 
+    /// A browser-like client that names itself with `user_agent`.
+    pub fn client_with_agent(&self, user_agent: &str) -> TestClient {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(2))
+            .user_agent(user_agent)
+            .build()
+            .unwrap();
+        TestClient { base: self.url(""), http, cookie: Mutex::new(None), csrf: Mutex::new(None) }
+    }
+
     /// A client signed in as `email` (with the fixtures' password).
     pub async fn signed_in(&self, email: &str) -> TestClient {
         self.signed_in_with(email, PASSWORD).await

@@ -1,7 +1,7 @@
 //! Rows of the server-side session store (see `auth::session_store`).
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
+use diesel::{pg::Pg, prelude::*, sql_types::Bool};
 
 use crate::db::schema::sessions;
 
@@ -13,6 +13,83 @@ pub struct SessionRow {
     pub staff_id: Option<i64>,
     pub state: serde_json::Value,
     pub expires_at: DateTime<Utc>,
+    pub public_id: Option<String>,
+    pub client_ip: Option<String>,
+    pub client_label: Option<String>,
+    pub signed_in_at: Option<DateTime<Utc>>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// A signed-in session as Account → Security lists it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub struct SessionListing {
+    pub public_id: Option<String>,
+    pub client_ip: Option<String>,
+    pub client_label: Option<String>,
+    pub signed_in_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// The account whose sessions are listed or ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionOwner {
+    User(i64),
+    Staff(i64),
+}
+
+fn owned_by(owner: SessionOwner) -> Box<dyn BoxableExpression<sessions::table, Pg, SqlType = Bool>> {
+    // `assume_not_null`: a row of another kind of account has NULL here, which `=` leaves out.
+    match owner {
+        SessionOwner::User(id) => Box::new(sessions::user_id.assume_not_null().eq(id)),
+        SessionOwner::Staff(id) => Box::new(sessions::staff_id.assume_not_null().eq(id)),
+    }
+}
+
+/// The live sessions of `owner` at `now`, most recently seen first.
+pub fn list_for(conn: &mut PgConnection, owner: SessionOwner, now: DateTime<Utc>) -> QueryResult<Vec<SessionListing>> {
+    sessions::table
+        .filter(owned_by(owner))
+        .filter(sessions::expires_at.gt(now))
+        .order((sessions::last_seen_at.desc(), sessions::created_at.desc()))
+        .select(SessionListing::as_select())
+        .load(conn)
+}
+
+/// Ends the session `public_id` of `owner` unless it is `current`; the number ended (0: not
+/// one of theirs, or the current one).
+pub fn delete_one_of(
+    conn: &mut PgConnection,
+    owner: SessionOwner,
+    public_id: &str,
+    current: Option<&str>,
+) -> QueryResult<Vec<SessionListing>> {
+    if current == Some(public_id) {
+        return Ok(Vec::new());
+    }
+    diesel::delete(sessions::table.filter(owned_by(owner)).filter(sessions::public_id.eq(public_id)))
+        .returning(SessionListing::as_returning())
+        .get_results(conn)
+}
+
+/// Ends every session of `owner` except `current`.
+pub fn delete_others_of(
+    conn: &mut PgConnection,
+    owner: SessionOwner,
+    current: Option<&str>,
+) -> QueryResult<Vec<SessionListing>> {
+    let others = sessions::table.filter(owned_by(owner));
+    match current {
+        Some(current) => {
+            diesel::delete(others.filter(sessions::public_id.is_null().or(sessions::public_id.ne(current))))
+                .returning(SessionListing::as_returning())
+                .get_results(conn)
+        }
+        // A session from before sessions were described cannot tell itself apart: it ends
+        // nothing rather than itself.
+        None => Ok(Vec::new()),
+    }
 }
 
 // Liveness is judged at the application's `now` (its clock), not the database's, so that
@@ -40,8 +117,8 @@ pub fn update(conn: &mut PgConnection, row: &SessionRow, now: DateTime<Utc>) -> 
         .map(|n| n > 0)
 }
 
-/// Extends a session's idle deadline, writing only when it moved by more than a minute so
-/// that busy pages do not turn into a write per request.
+/// Extends a session's idle deadline and notes it as seen, writing only when the deadline
+/// moved by more than a minute so that busy pages do not turn into a write per request.
 pub fn touch(conn: &mut PgConnection, id: &str, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> QueryResult<()> {
     diesel::update(
         sessions::table
@@ -49,7 +126,7 @@ pub fn touch(conn: &mut PgConnection, id: &str, now: DateTime<Utc>, expires_at: 
             .filter(sessions::expires_at.gt(now))
             .filter(sessions::expires_at.lt(expires_at - chrono::Duration::minutes(1))),
     )
-    .set(sessions::expires_at.eq(expires_at))
+    .set((sessions::expires_at.eq(expires_at), sessions::last_seen_at.eq(now)))
     .execute(conn)
     .map(|_| ())
 }

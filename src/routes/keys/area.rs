@@ -45,6 +45,12 @@ pub trait KeyArea: FromRequest<Error = AppError> + 'static {
     fn return_href(&self) -> String {
         self.base()
     }
+    /// Sudo mode for creating a key here (`auth::sudo`): areas whose new keys are sensitive
+    /// enough (a service provider's) ask for a recent proof of the person, returning to
+    /// `return_to`.
+    fn require_recent_for_create(&self, _return_to: &str) -> AppResult<()> {
+        Ok(())
+    }
     /// The page of key `public_id`.
     fn key_href(&self, public_id: &str) -> String {
         format!("{}/{public_id}", self.base())
@@ -74,6 +80,9 @@ impl FromRequest for ProviderKeys {
 }
 
 impl KeyArea for ProviderKeys {
+    fn require_recent_for_create(&self, return_to: &str) -> AppResult<()> {
+        self.staff.require_recent(return_to)
+    }
     fn base(&self) -> String {
         format!("/staff/providers/{}/keys", self.provider.id)
     }

@@ -40,6 +40,7 @@ pub(super) struct FormPage {
 
 pub async fn new_form<A: KeyArea>(area: A, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     not_blocked(&area)?;
+    area.require_recent_for_create(&format!("{}/new", area.base()))?;
     let (actor, owner, base) = (area.actor(), area.new_owner(), area.base());
     let action_url = base.clone();
     let form = state
@@ -116,6 +117,7 @@ pub async fn create<A: KeyArea>(
     form: HtmlForm<KeyForm>,
 ) -> AppResult<HttpResponse> {
     not_blocked(&area)?;
+    area.require_recent_for_create(&format!("{}/new", area.base()))?;
     let values = form.into_inner();
     let (actor, owner_kind) = (area.actor(), area.new_owner());
     let hasher = state.hasher.clone();

@@ -208,21 +208,17 @@ pub enum SignInCode {
     Throttled,
 }
 
-/// Checks the second factor of `account`, whose password was correct: a six-digit code of
-/// its authenticator (each time step accepted once) or one of its unused recovery codes.
-/// On success the sign-in is recorded as complete, in the same transaction.
-pub fn complete_sign_in(
+/// Checks a code of `owner`'s second factor: a six-digit code of its authenticator (each time
+/// step accepted once) or one of its unused recovery codes (spent, and audited, here). Wrong
+/// codes are recorded as failures of `stage` and count against the sign-in throttle.
+fn check_code(
     conn: &mut PgConnection,
     keys: &SecondFactorKeys,
-    account: &SignedIn,
     actor: &Actor,
     code: &str,
+    stage: &str,
 ) -> Result<SignInCode, AppError> {
     let (owner, target) = account_of(actor)?;
-    if login::is_throttled(conn, account.email(), actor.client_ip)? {
-        record_failure(conn, actor, target, Outcome::Denied, json!({ "stage": "sign_in", "reason": "throttled" }))?;
-        return Ok(SignInCode::Throttled);
-    }
     let factor = confirmed_factor(conn, owner)?;
     let outcome = match (factor, totp::parse_code(code), recovery::normalize(code)) {
         (Some(factor), Some(code), _) => {
@@ -244,7 +240,7 @@ pub fn complete_sign_in(
                     actor,
                     Entry::new(AuditAction::SecondFactorRecoveryCodeUse)
                         .target(target.clone())
-                        .details(json!({ "left": left })),
+                        .details(json!({ "left": left, "stage": stage })),
                 )?;
                 Ok(SignInCode::RecoveryCode { left })
             } else {
@@ -252,18 +248,117 @@ pub fn complete_sign_in(
             }
         }
         (Some(_), None, None) => Err("not_a_code"),
-        // The factor was removed since the password step: nothing can complete this sign-in.
+        // The factor was removed meanwhile: nothing can complete this step.
         (None, ..) => Err("no_second_factor"),
     };
     match outcome {
-        Ok(accepted) => {
-            let method = if accepted == SignInCode::Totp { "totp" } else { "recovery_code" };
-            login::record_success(conn, account, actor, Some(method))?;
-            Ok(accepted)
-        }
+        Ok(accepted) => Ok(accepted),
         Err(reason) => {
-            record_failure(conn, actor, target, Outcome::Failure, json!({ "stage": "sign_in", "reason": reason }))?;
+            record_failure(conn, actor, target, Outcome::Failure, json!({ "stage": stage, "reason": reason }))?;
             Ok(SignInCode::Wrong)
         }
     }
+}
+
+/// Checks the second factor of `account`, whose password was correct (see [`check_code`]).
+/// On success the sign-in is recorded as complete, in the same transaction.
+pub fn complete_sign_in(
+    conn: &mut PgConnection,
+    keys: &SecondFactorKeys,
+    account: &SignedIn,
+    actor: &Actor,
+    code: &str,
+) -> Result<SignInCode, AppError> {
+    let (_, target) = account_of(actor)?;
+    if login::is_throttled(conn, account.email(), actor.client_ip)? {
+        record_failure(conn, actor, target, Outcome::Denied, json!({ "stage": "sign_in", "reason": "throttled" }))?;
+        return Ok(SignInCode::Throttled);
+    }
+    let accepted = check_code(conn, keys, actor, code, "sign_in")?;
+    if let SignInCode::Totp | SignInCode::RecoveryCode { .. } = accepted {
+        let method = if accepted == SignInCode::Totp { "totp" } else { "recovery_code" };
+        login::record_success(conn, account, actor, Some(method))?;
+    }
+    Ok(accepted)
+}
+
+/// What the "Confirm it's you" page (sudo mode) asks of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmWith {
+    /// A code of its second factor.
+    Code,
+    /// Its password (an account without a second factor); the hash to check it against.
+    Password(Option<String>),
+}
+
+/// How a confirmation (sudo mode) turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    Yes,
+    Wrong,
+    Throttled,
+}
+
+/// The first half of a confirmation: refused when throttled (recorded as denied), otherwise
+/// what to ask the account for. `password_hash` is the account's, for one without a factor.
+pub fn confirm_identity_with(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    email: &str,
+    password_hash: Option<String>,
+) -> Result<Result<ConfirmWith, Confirmed>, AppError> {
+    let (owner, target) = account_of(actor)?;
+    if login::is_throttled(conn, email, actor.client_ip)? {
+        record_failure(conn, actor, target, Outcome::Denied, json!({ "stage": "confirm", "reason": "throttled" }))?;
+        return Ok(Err(Confirmed::Throttled));
+    }
+    Ok(Ok(if TotpFactor::is_enrolled(conn, owner)? { ConfirmWith::Code } else { ConfirmWith::Password(password_hash) }))
+}
+
+/// Confirms the person with a code of their second factor (see [`check_code`]); audited
+/// either way.
+pub fn confirm_identity_by_code(
+    conn: &mut PgConnection,
+    keys: &SecondFactorKeys,
+    actor: &Actor,
+    code: &str,
+) -> Result<Confirmed, AppError> {
+    match check_code(conn, keys, actor, code, "confirm")? {
+        SignInCode::Totp | SignInCode::RecoveryCode { .. } => {
+            record_confirmed(conn, actor, "second_factor")?;
+            Ok(Confirmed::Yes)
+        }
+        SignInCode::Wrong => Ok(Confirmed::Wrong),
+        SignInCode::Throttled => Ok(Confirmed::Throttled),
+    }
+}
+
+/// Records the outcome of a password given to confirm the person (checked by the caller, off
+/// the executor): a wrong one exactly like a failed sign-in, so it counts against the same
+/// throttle.
+pub fn record_confirm_password(conn: &mut PgConnection, actor: &Actor, correct: bool) -> Result<Confirmed, AppError> {
+    let (_, target) = account_of(actor)?;
+    if correct {
+        record_confirmed(conn, actor, "password")?;
+        return Ok(Confirmed::Yes);
+    }
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::LoginFailure)
+            .target(Target::new("account", "", target.label))
+            .outcome(Outcome::Failure)
+            .details(json!({ "stage": "confirm", "reason": "invalid_credentials" })),
+    )?;
+    Ok(Confirmed::Wrong)
+}
+
+fn record_confirmed(conn: &mut PgConnection, actor: &Actor, method: &str) -> Result<(), AppError> {
+    let (_, target) = account_of(actor)?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::SessionConfirm).target(target).details(json!({ "method": method })),
+    )?;
+    Ok(())
 }

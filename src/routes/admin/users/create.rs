@@ -73,6 +73,10 @@ pub async fn create(
     if (values.is_admin.is_some() || !role_ids.is_empty()) && !manager.can.allows(Capability::Administer) {
         return Err(AppError::Forbidden);
     }
+    // A new administrator is a grant of administrator rights (sudo mode).
+    if values.is_admin.is_some() {
+        manager.0.require_recent(&format!("{BASE}/new"))?;
+    }
     let hash = match (&password, errors.is_empty()) {
         (Some(password), true) => Some(state.passwords.hash(password.clone()).await?),
         _ => None,

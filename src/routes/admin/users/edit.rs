@@ -37,6 +37,10 @@ pub async fn edit(
     let admin = manager.can.allows(Capability::Administer);
     let (name, is_admin) = (values.display_name.clone(), admin.then(|| values.is_admin.is_some()));
     let role_ids = admin.then(|| values.role_ids());
+    // Granting administrator rights is sensitive (sudo mode); keeping them is not.
+    if is_admin == Some(true) && !load_user(&state, &manager, id, |allowed, _| allowed.profile).await?.is_admin {
+        manager.0.require_recent(&format!("{BASE}/{id}/edit"))?;
+    }
     let result = manager
         .change(&state, move |conn, actor, organization| {
             users::update(conn, actor, organization, id, &name, is_admin, role_ids)
