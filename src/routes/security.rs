@@ -1,24 +1,37 @@
 //! Account → Security for web users (`/account/security`) and support staff
 //! (`/staff/security`): setting up an authenticator app, recovery codes, removing it. The two
 //! areas differ only in who is signed in; each handler pair below calls one shared function.
+//!
+//! The same set-up also runs at sign-in (`/login/enrol`) for an account that must have a
+//! second factor and has none: its session is neither signed in nor half-signed-in, only
+//! these pages accept it, and a confirmed authenticator signs it in (a new session key).
 
+use actix_session::Session;
 use actix_web::{
-    HttpResponse, get,
+    HttpRequest, HttpResponse, get,
     http::{StatusCode, header},
     post, web,
 };
 use askama::Template;
 use serde::Deserialize;
 
+use diesel::OptionalExtension;
+
 use crate::{
     auth::{
         CurrentStaff, CurrentUser,
-        session::{self, FlashLevel},
+        session::{self, ActorKind, FlashLevel},
     },
-    error::{AppError, AppResult},
-    routes::extract::HtmlForm,
+    db::models::{StaffAccount, User},
+    domain::ClientIp,
+    error::{AppError, AppResult, ENROL_PATH, SECOND_FACTOR_PATH},
+    routes::{
+        extract::HtmlForm,
+        session::{greet, kind_and_id, landing},
+    },
     services::{
         Actor,
+        login::{self, SignedIn},
         second_factor::{self, Confirmation, Provisioning, Status},
     },
     state::AppState,
@@ -30,8 +43,10 @@ struct Area {
     base: &'static str,
     actor: Actor,
     password_hash: Option<String>,
-    session: actix_session::Session,
+    session: Session,
     ctx: PageContext,
+    /// At sign-in: the account setting up a required second factor, and where it goes then.
+    enrolling: Option<(SignedIn, Option<String>)>,
 }
 
 impl Area {
@@ -42,6 +57,7 @@ impl Area {
             password_hash: user.user.password_hash.clone(),
             session: user.session.clone(),
             ctx: PageContext::for_user(user, "Security", Section::AccountSecurity)?,
+            enrolling: None,
         })
     }
 
@@ -52,7 +68,53 @@ impl Area {
             password_hash: staff.staff.password_hash.clone(),
             session: staff.session.clone(),
             ctx: PageContext::for_staff(staff, "Security", Section::StaffSecurity)?,
+            enrolling: None,
         })
+    }
+
+    /// The enrolment pages of a session that must set up a second factor to sign in, or
+    /// where to send any other session. The account is read again: it may have been
+    /// deactivated since its password.
+    async fn enrolling(req: &HttpRequest, session: Session, state: &AppState) -> AppResult<Result<Self, HttpResponse>> {
+        let now = state.clock.now();
+        let enrolling = match session::enrolling(&session) {
+            Some(enrolling) if !enrolling.enrolment_expired(now) => enrolling,
+            Some(_) => {
+                session::sign_out(&session);
+                return Ok(Err(redirect("/login?expired=1")));
+            }
+            None if session::actor(&session).is_some() => return Ok(Err(redirect("/"))),
+            None if session::pending(&session).is_some() => return Ok(Err(redirect(SECOND_FACTOR_PATH))),
+            None => return Ok(Err(redirect("/login"))),
+        };
+        let (kind, id) = (enrolling.kind, enrolling.id);
+        let account = state
+            .db
+            .run(move |conn| {
+                Ok(match kind {
+                    ActorKind::User => User::find(conn, id).optional()?.filter(|u| u.active).map(SignedIn::User),
+                    ActorKind::Staff => {
+                        StaffAccount::find(conn, id).optional()?.filter(|s| s.active).map(SignedIn::Staff)
+                    }
+                })
+            })
+            .await?;
+        let Some(account) = account else {
+            session::sign_out(&session);
+            return Ok(Err(redirect("/login")));
+        };
+        let password_hash = match &account {
+            SignedIn::User(user) => user.password_hash.clone(),
+            SignedIn::Staff(staff) => staff.password_hash.clone(),
+        };
+        Ok(Ok(Self {
+            base: ENROL_PATH,
+            actor: account.actor(ClientIp::of(req), now),
+            password_hash,
+            ctx: PageContext::anonymous(&session, "Set up a second factor")?,
+            session,
+            enrolling: Some((account, enrolling.next)),
+        }))
     }
 
     fn ctx(&self, title: &str) -> PageContext {
@@ -86,7 +148,8 @@ struct SetupPage {
 #[template(path = "security/recovery_codes.html")]
 struct RecoveryCodesPage {
     ctx: PageContext,
-    base: &'static str,
+    /// Where "Done" leads.
+    done: String,
     codes: String,
 }
 
@@ -146,15 +209,25 @@ async fn setup_page(
     render_with_status(&page, status).map(no_store)
 }
 
-fn recovery_codes_page(area: &Area, codes: &[String]) -> AppResult<HttpResponse> {
-    let page = RecoveryCodesPage { ctx: area.ctx("Recovery codes"), base: area.base, codes: codes.join("\n") };
+fn recovery_codes_page(area: &Area, done: String, codes: &[String]) -> AppResult<HttpResponse> {
+    let page = RecoveryCodesPage { ctx: area.ctx("Recovery codes"), done, codes: codes.join("\n") };
     render(&page).map(no_store)
 }
 
 async fn confirm(area: Area, state: &AppState, form: CodeForm) -> AppResult<HttpResponse> {
     let (actor, keys) = (area.actor.clone(), state.second_factor.clone());
-    let confirmation =
-        state.db.transaction(move |conn| second_factor::confirm_enrolment(conn, &keys, &actor, &form.code)).await?;
+    let account = area.enrolling.as_ref().map(|(account, _)| account.clone());
+    let confirmation = state
+        .db
+        .transaction(move |conn| {
+            let confirmation = second_factor::confirm_enrolment(conn, &keys, &actor, &form.code)?;
+            // At sign-in, the confirmed authenticator completes it, in the same transaction.
+            if let (Confirmation::Enrolled(_), Some(account)) = (&confirmation, &account) {
+                login::record_success(conn, account, &actor, Some("totp_enrolment"))?;
+            }
+            Ok(confirmation)
+        })
+        .await?;
     match confirmation {
         Confirmation::Enrolled(codes) => {
             session::flash(
@@ -162,7 +235,16 @@ async fn confirm(area: Area, state: &AppState, form: CodeForm) -> AppResult<Http
                 FlashLevel::Success,
                 "Your authenticator app is set up: signing in asks for a code from now on.",
             );
-            recovery_codes_page(&area, &codes)
+            let done = match &area.enrolling {
+                Some((account, next)) => {
+                    let (kind, id) = kind_and_id(account);
+                    session::sign_in(&area.session, kind, id, area.actor.now)?;
+                    greet(&area.session, account);
+                    landing(account, next.clone())
+                }
+                None => area.base.to_string(),
+            };
+            recovery_codes_page(&area, done, &codes)
         }
         Confirmation::Wrong => {
             let error = Some("That code is not correct. Enter the code your app shows now.");
@@ -177,7 +259,7 @@ async fn regenerate(area: Area, state: &AppState) -> AppResult<HttpResponse> {
     match state.db.transaction(move |conn| second_factor::regenerate_recovery_codes(conn, &keys, &actor)).await {
         Ok(codes) => {
             session::flash(&area.session, FlashLevel::Success, "New recovery codes: the old ones no longer work.");
-            recovery_codes_page(&area, &codes)
+            recovery_codes_page(&area, area.base.to_string(), &codes)
         }
         Err(AppError::Conflict(message)) => Ok(area.flash_and_return(FlashLevel::Error, &message)),
         Err(e) => Err(e),
@@ -290,7 +372,56 @@ pub async fn staff_remove(
     remove(Area::staff(&staff)?, &state, form.into_inner()).await
 }
 
-/// Registers both areas' pages.
+#[derive(Template)]
+#[template(path = "auth/enrol.html")]
+struct EnrolPage {
+    ctx: PageContext,
+    base: &'static str,
+    reason: &'static str,
+}
+
+/// Answers with the enrolment page `then` builds, or sends a session that is not enrolling
+/// where it belongs.
+macro_rules! enrolling {
+    ($req:expr, $session:expr, $state:expr) => {
+        match Area::enrolling(&$req, $session, &$state).await? {
+            Ok(area) => area,
+            Err(elsewhere) => return Ok(elsewhere),
+        }
+    };
+}
+
+#[get("/login/enrol")]
+pub async fn enrol_overview(req: HttpRequest, session: Session, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let area = enrolling!(req, session, state);
+    let reason = match area.enrolling {
+        Some((SignedIn::Staff(_), _)) => "Staff accounts must sign in with a second factor.",
+        _ => "Your organization requires a second factor for your account.",
+    };
+    render(&EnrolPage { ctx: area.ctx("Set up a second factor"), base: area.base, reason })
+}
+
+#[post("/login/enrol/totp")]
+pub async fn enrol_start(req: HttpRequest, session: Session, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    start(enrolling!(req, session, state), &state).await
+}
+
+#[get("/login/enrol/totp")]
+pub async fn enrol_setup(req: HttpRequest, session: Session, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    setup_page(enrolling!(req, session, state), &state, None, StatusCode::OK).await
+}
+
+#[post("/login/enrol/totp/confirm")]
+pub async fn enrol_confirm(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    form: HtmlForm<CodeForm>,
+) -> AppResult<HttpResponse> {
+    confirm(enrolling!(req, session, state), &state, form.into_inner()).await
+}
+
+/// Registers both areas' pages, and the enrolment at sign-in.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(user_overview)
         .service(staff_overview)
@@ -305,5 +436,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(user_remove_form)
         .service(staff_remove_form)
         .service(user_remove)
-        .service(staff_remove);
+        .service(staff_remove)
+        .service(enrol_overview)
+        .service(enrol_start)
+        .service(enrol_setup)
+        .service(enrol_confirm);
 }
