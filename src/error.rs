@@ -230,9 +230,7 @@ impl ResponseError for AppError {
             AppError::Internal(_)
             | AppError::LoginRequired(_)
             | AppError::SecondFactorRequired
-            | AppError::EnrolmentRequired => {
-                ("Something went wrong", "The problem has been logged. Please try again.")
-            }
+            | AppError::EnrolmentRequired => ("Something went wrong", "The problem has been logged. Please try again."),
         };
         let status = self.status_code();
         let page = ErrorPage { status: status.as_u16(), title, message };

@@ -55,9 +55,7 @@ impl SecondFactorPolicy {
         match self {
             SecondFactorPolicy::Nobody => false,
             SecondFactorPolicy::Administrators => can.allows(Capability::Administer),
-            SecondFactorPolicy::Managers => {
-                can.allows(Capability::ManageKeys) || can.allows(Capability::ManageUsers)
-            }
+            SecondFactorPolicy::Managers => can.allows(Capability::ManageKeys) || can.allows(Capability::ManageUsers),
             SecondFactorPolicy::Everyone => true,
         }
     }

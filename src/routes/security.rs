@@ -230,11 +230,6 @@ async fn confirm(area: Area, state: &AppState, form: CodeForm) -> AppResult<Http
         .await?;
     match confirmation {
         Confirmation::Enrolled(codes) => {
-            session::flash(
-                &area.session,
-                FlashLevel::Success,
-                "Your authenticator app is set up: signing in asks for a code from now on.",
-            );
             let done = match &area.enrolling {
                 Some((account, next)) => {
                     let (kind, id) = kind_and_id(account);
@@ -244,6 +239,11 @@ async fn confirm(area: Area, state: &AppState, form: CodeForm) -> AppResult<Http
                 }
                 None => area.base.to_string(),
             };
+            session::flash(
+                &area.session,
+                FlashLevel::Success,
+                "Your authenticator app is set up: signing in asks for a code from now on.",
+            );
             recovery_codes_page(&area, done, &codes)
         }
         Confirmation::Wrong => {

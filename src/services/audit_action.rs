@@ -43,6 +43,7 @@ pub enum AuditAction {
     SecondFactorFailure,
     SecondFactorRecoveryCodeUse,
     SecondFactorRecoveryCodesRegenerate,
+    SecondFactorReset,
     AccessDenied,
     AuditPurge,
     StaffCreate,
@@ -57,7 +58,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit filter offers them.
-    pub const ALL: [AuditAction; 49] = [
+    pub const ALL: [AuditAction; 50] = [
         AuditAction::KeyCreate,
         AuditAction::KeyView,
         AuditAction::KeyRename,
@@ -97,6 +98,7 @@ impl AuditAction {
         AuditAction::SecondFactorFailure,
         AuditAction::SecondFactorRecoveryCodeUse,
         AuditAction::SecondFactorRecoveryCodesRegenerate,
+        AuditAction::SecondFactorReset,
         AuditAction::AccessDenied,
         AuditAction::AuditPurge,
         AuditAction::StaffCreate,
@@ -151,6 +153,7 @@ impl AuditAction {
             AuditAction::SecondFactorFailure => "second_factor.failure",
             AuditAction::SecondFactorRecoveryCodeUse => "second_factor.recovery_code_use",
             AuditAction::SecondFactorRecoveryCodesRegenerate => "second_factor.recovery_codes_regenerate",
+            AuditAction::SecondFactorReset => "second_factor.reset",
             AuditAction::AccessDenied => "access.denied",
             AuditAction::AuditPurge => "audit.purge",
             AuditAction::StaffCreate => "staff.create",

@@ -214,11 +214,9 @@ pub async fn sign_in(
         };
         match next {
             NextStep::SignedIn => record_success(conn, &signed_in, &actor, None)?,
-            NextStep::SecondFactor => audit::record(
-                conn,
-                &actor,
-                Entry::new(AuditAction::LoginSecondFactorAsked).target(signed_in.target()),
-            )?,
+            NextStep::SecondFactor => {
+                audit::record(conn, &actor, Entry::new(AuditAction::LoginSecondFactorAsked).target(signed_in.target()))?
+            }
             NextStep::Enrol => audit::record(
                 conn,
                 &actor,

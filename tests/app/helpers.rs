@@ -8,9 +8,9 @@
 //! checks that the application needs no more than that role is granted.
 
 use std::{
+    collections::HashMap,
     net::SocketAddr,
     path::PathBuf,
-    collections::HashMap,
     sync::{Arc, LazyLock, Mutex, OnceLock},
     time::Duration,
 };
@@ -330,8 +330,9 @@ impl Factors {
         let staff = staff_accounts::table.filter(staff_accounts::email.eq(email)).select(staff_accounts::id);
         let user = users::table.filter(users::email.eq(email)).select(users::id);
         diesel::update(
-            totp_factors::table
-                .filter(totp_factors::staff_id.eq_any(staff.nullable()).or(totp_factors::user_id.eq_any(user.nullable()))),
+            totp_factors::table.filter(
+                totp_factors::staff_id.eq_any(staff.nullable()).or(totp_factors::user_id.eq_any(user.nullable())),
+            ),
         )
         .set(totp_factors::last_used_step.eq(None::<i64>))
         .execute(&mut *conn)

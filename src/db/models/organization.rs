@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::{
-    domain::SecondFactorPolicy,
     db::{count::CountRows, schema::organizations, search::SearchPatterns},
+    domain::SecondFactorPolicy,
     views::pager::MAX_COUNTED,
 };
 

@@ -214,6 +214,36 @@ pub fn remove(conn: &mut PgConnection, actor: &Actor) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Support for someone who lost their second factor: removes the authenticator (enrolled or
+/// pending) and recovery codes of `owner` and ends every session of the account, recorded
+/// as `second_factor.reset` by `actor`. The caller has decided that `actor` may (see
+/// `services::users::reset_second_factor`, `services::staff::reset_second_factor`, the
+/// operator's command). Returns the number of sessions ended.
+pub fn reset(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    owner: FactorOwner,
+    target: Target,
+    organization_id: Option<i64>,
+) -> Result<usize, AppError> {
+    let had_authenticator = TotpFactor::is_enrolled(conn, owner)?;
+    TotpFactor::delete_for(conn, owner)?;
+    RecoveryCode::delete_for(conn, owner)?;
+    let ended = match owner {
+        FactorOwner::User(id) => crate::db::models::session::delete_for_user(conn, id)?,
+        FactorOwner::Staff(id) => crate::db::models::session::delete_for_staff(conn, id)?,
+    };
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::SecondFactorReset)
+            .organization(organization_id)
+            .target(target)
+            .details(json!({ "had_authenticator": had_authenticator, "sessions_ended": ended })),
+    )?;
+    Ok(ended)
+}
+
 /// How the second step of a sign-in turned out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignInCode {
