@@ -192,3 +192,112 @@ async fn an_enrolment_takes_at_most_half_an_hour_and_a_deactivated_account_canno
     assert_eq!(location(&gone.get("/staff").await), "/login?next=%2Fstaff");
     assert_eq!(audit_count(&app, "second_factor.enrol"), 0);
 }
+
+/// The number of enrolled or pending authenticators of the user or staff account `email`.
+fn authenticators_of(app: &TestApp, email: &str) -> i64 {
+    use keyward::db::schema::{staff_accounts, totp_factors, users};
+    let staff = staff_accounts::table.filter(staff_accounts::email.eq(email)).select(staff_accounts::id);
+    let user = users::table.filter(users::email.eq(email)).select(users::id);
+    totp_factors::table
+        .filter(totp_factors::staff_id.eq_any(staff.nullable()).or(totp_factors::user_id.eq_any(user.nullable())))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn administrators_reset_a_users_second_factor_ending_their_sessions_but_never_their_own() {
+    let app = spawn_app().await;
+    let mut conn = app.conn();
+    let (acme, admin) = fixtures::organization_with_admin(&mut conn, "acme");
+    let bob = fixtures::UserBuilder::new(&acme, "bob@acme.test").api_key_access().insert(&mut conn);
+    let manager =
+        fixtures::UserBuilder::new(&acme, "users@acme.test").role(&[Permission::UsersManage]).insert(&mut conn);
+    let (_, globex_admin) = fixtures::organization_with_admin(&mut conn, "globex");
+    diesel::update(keyward::db::schema::organizations::table.find(acme.id))
+        .set(keyward::db::schema::organizations::second_factor_required_for.eq("everyone"))
+        .execute(&mut conn)
+        .unwrap();
+    drop(conn);
+    // Everyone at Acme sets up an authenticator at the first sign-in; Bob is signed in twice.
+    let admin_client = app.signed_in(&admin.email).await;
+    let bob_here = app.signed_in(&bob.email).await;
+    let bob_there = app.signed_in(&bob.email).await;
+    let manager_client = app.signed_in(&manager.email).await;
+    assert_eq!(authenticators_of(&app, &bob.email), 1);
+    let reset = format!("/admin/users/{}/reset-second-factor", bob.id);
+
+    let page = admin_client.open(&format!("/admin/users/{}", bob.id)).await;
+    assert!(page.select(".page-head a").attrs("href").contains(&reset), "{page}");
+    assert_eq!(page.select("#second-factor").text().trim(), "Authenticator app");
+    // Not on oneself: a stolen password must not strip its own account's second factor.
+    let own = format!("/admin/users/{}/reset-second-factor", admin.id);
+    let page = admin_client.open(&format!("/admin/users/{}", admin.id)).await;
+    assert!(!page.select("a").attrs("href").contains(&own), "{page}");
+    assert_eq!(admin_client.get(&own).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(admin_client.post(&own, &[]).await.status(), StatusCode::FORBIDDEN);
+    // Not by a user manager who is no administrator.
+    let page = manager_client.open(&format!("/admin/users/{}", bob.id)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.select("a").attrs("href").contains(&reset), "{page}");
+    assert_eq!(manager_client.get(&reset).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(manager_client.post(&reset, &[]).await.status(), StatusCode::FORBIDDEN);
+    // Not from another organization: there is no such user there.
+    let globex = app.signed_in(&globex_admin.email).await;
+    globex.fetch_csrf_token("/account").await;
+    assert_eq!(globex.post(&reset, &[]).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(audit_count(&app, "second_factor.reset"), 0);
+    assert_eq!(authenticators_of(&app, &bob.email), 1);
+    assert_eq!(bob_here.get("/account").await.status(), StatusCode::OK);
+
+    let form = admin_client.open(&reset).await;
+    assert!(form.has_form(&reset), "{form}");
+    let response = admin_client.post(&reset, &[]).await;
+    assert_eq!(location(&response), format!("/admin/users/{}", bob.id));
+    assert!(admin_client.open(&format!("/admin/users/{}", bob.id)).await.says("signed out everywhere"));
+    assert_eq!(authenticators_of(&app, &bob.email), 0);
+    for client in [&bob_here, &bob_there] {
+        assert_eq!(location(&client.get("/account").await), "/login?next=%2Faccount");
+    }
+    let event: AuditEvent = audit_events::table
+        .filter(audit_events::action.eq("second_factor.reset"))
+        .select(AuditEvent::as_select())
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!((event.organization_id, event.actor_id), (Some(acme.id), Some(admin.id)));
+    assert_eq!(event.target_label.as_deref(), Some("bob@acme.test"));
+    assert_eq!(event.details["sessions_ended"], 2);
+    // The policy still requires one: Bob sets up a new authenticator at his next sign-in.
+    assert_eq!(after_password(&app, &bob.email).await, ENROL);
+}
+
+#[actix_web::test]
+async fn staff_reset_another_staff_accounts_second_factor_but_not_their_own() {
+    let app = spawn_app().await;
+    let sam = fixtures::staff(&mut app.conn(), "sam@support.test");
+    let kim = fixtures::staff(&mut app.conn(), "kim@support.test");
+    let sam_client = app.signed_in(&sam.email).await;
+    let kim_client = app.signed_in(&kim.email).await;
+    assert_eq!(authenticators_of(&app, &kim.email), 1);
+    let (reset_kim, reset_own) = (
+        format!("/staff/accounts/{}/reset-second-factor", kim.id),
+        format!("/staff/accounts/{}/reset-second-factor", sam.id),
+    );
+
+    let list = sam_client.open("/staff/accounts").await;
+    let links = list.select("a").attrs("href");
+    assert!(links.contains(&reset_kim) && !links.contains(&reset_own), "{links:?}");
+    assert_eq!(sam_client.get(&reset_own).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(sam_client.post(&reset_own, &[]).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(authenticators_of(&app, &sam.email), 1);
+
+    assert!(sam_client.open(&reset_kim).await.has_form(&reset_kim));
+    let response = sam_client.post(&reset_kim, &[]).await;
+    assert_eq!(location(&response), "/staff/accounts");
+    assert_eq!(authenticators_of(&app, &kim.email), 0);
+    assert_eq!(location(&kim_client.get("/staff").await), "/login?next=%2Fstaff");
+    assert_eq!(sam_client.get("/staff").await.status(), StatusCode::OK);
+    assert_eq!(audit_count(&app, "second_factor.reset"), 1);
+    // Staff must have one: Kim sets up a new authenticator at the next sign-in.
+    assert_eq!(after_password(&app, &kim.email).await, ENROL);
+}

@@ -392,6 +392,7 @@ impl TestApp {
                 self.factors.remember(email, secret);
             }
             SECOND_FACTOR => {
+                client.fetch_csrf_token(SECOND_FACTOR).await;
                 let response = client.post(SECOND_FACTOR, &[("code", &self.factors.fresh_code(email))]).await;
                 assert_eq!(response.status(), StatusCode::SEE_OTHER, "the code of {email} should be accepted");
                 assert_ne!(location(&response), SECOND_FACTOR);
