@@ -181,7 +181,7 @@ pub fn staff_for_factor_reset(conn: &mut PgConnection, actor: &Actor, id: i64) -
     if matches!(actor.kind, ActorKind::Staff { id: own, .. } if own == id) {
         return Err(AppError::Forbidden);
     }
-    Ok(StaffAccount::find(conn, id).optional()?.ok_or(AppError::NotFound)?)
+    StaffAccount::find(conn, id).optional()?.ok_or(AppError::NotFound)
 }
 
 /// Removes another staff account's second factors and ends its sessions (see

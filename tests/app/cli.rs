@@ -42,7 +42,8 @@ fn help_lists_every_command() {
     let output = keyward(&scratch_dir("help")).arg("--help").output().unwrap();
     assert!(output.status.success());
     let (stdout, _) = text(&output);
-    for command in ["serve", "migrate", "seed-demo", "create-staff", "create-user", "create-org"] {
+    for command in ["serve", "migrate", "seed-demo", "create-staff", "create-user", "create-org", "reset-second-factor"]
+    {
         assert!(stdout.contains(command), "--help lists {command}: {stdout}");
     }
 }
