@@ -142,7 +142,6 @@ async fn walk_as_an_administrator(size: (u32, u32)) {
     let dialogs = [
         "/admin/users/new",
         "/admin/users/{id}/access",
-        "/admin/users/{id}/reset-second-factor",
         "/admin/roles/new",
         "/admin/keys/new",
         "/admin/keys/{id}/edit",
