@@ -104,6 +104,12 @@ pub enum Command {
         #[command(flatten)]
         password: PasswordArg,
     },
+    /// Remove the second factors (authenticator app, recovery codes) of the staff account or
+    /// web user with this email and end its sessions: for someone who lost every factor.
+    ResetSecondFactor {
+        #[arg(long)]
+        email: String,
+    },
     /// Create a web user in an organization. Password from KEYWARD_PASSWORD or a prompt.
     CreateUser {
         /// The organization's slug.

@@ -9,6 +9,8 @@ use askama::Template;
 
 /// The page where a half-signed-in session gives its second factor.
 pub const SECOND_FACTOR_PATH: &str = "/login/second-factor";
+/// Where a session that must set up a second factor before it counts does so.
+pub const ENROL_PATH: &str = "/login/enrol";
 
 /// Everything a browser-facing handler can fail with. The `Display` text is for logs and the
 /// terminal; what a browser sees is chosen in [`ResponseError::error_response`].
@@ -24,6 +26,10 @@ pub enum AppError {
     /// confirm `page`, which returns to `next`.
     #[error("confirmation required")]
     ConfirmIdentity { page: &'static str, next: String },
+    /// Password given, but a second factor the policy requires is not set up: only the
+    /// enrolment pages open.
+    #[error("second factor enrolment required")]
+    EnrolmentRequired,
     /// Signed in, but this area is not for this account.
     #[error("forbidden")]
     Forbidden,
@@ -174,7 +180,10 @@ struct ErrorPage<'a> {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AppError::LoginRequired(_) | AppError::SecondFactorRequired | AppError::ConfirmIdentity { .. } => {
+            AppError::LoginRequired(_)
+            | AppError::SecondFactorRequired
+            | AppError::ConfirmIdentity { .. }
+            | AppError::EnrolmentRequired => {
                 StatusCode::SEE_OTHER
             }
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
@@ -207,6 +216,9 @@ impl ResponseError for AppError {
         if let AppError::SecondFactorRequired = self {
             return HttpResponse::SeeOther().insert_header((header::LOCATION, SECOND_FACTOR_PATH)).finish();
         }
+        if let AppError::EnrolmentRequired = self {
+            return HttpResponse::SeeOther().insert_header((header::LOCATION, ENROL_PATH)).finish();
+        }
         if let AppError::Internal(detail) = self {
             log::error!("{} internal error: {detail}", crate::request_id::label());
         }
@@ -232,7 +244,8 @@ impl ResponseError for AppError {
             AppError::Internal(_)
             | AppError::LoginRequired(_)
             | AppError::SecondFactorRequired
-            | AppError::ConfirmIdentity { .. } => {
+            | AppError::ConfirmIdentity { .. }
+            | AppError::EnrolmentRequired => {
                 ("Something went wrong", "The problem has been logged. Please try again.")
             }
         };

@@ -109,14 +109,17 @@ fn session_actor(
         // The page to come back to travels in the login URL, not the session: anonymous
         // requests must not create session rows.
         let next = (req.method() == Method::GET).then(|| req.uri().path_and_query().map(|p| p.as_str().to_string()));
-        // Half-signed-in: the second factor is due, and nothing else opens meanwhile.
-        return Err(match session::pending(session) {
-            Some(pending) if !pending.expired(state.clock.now()) => AppError::SecondFactorRequired,
-            Some(_) => {
+        // Half-signed-in: the second factor is due, and nothing else opens meanwhile. The
+        // same for a session that must set one up first.
+        let now = state.clock.now();
+        return Err(match (session::pending(session), session::enrolling(session)) {
+            (Some(pending), _) if !pending.expired(now) => AppError::SecondFactorRequired,
+            (None, Some(enrolling)) if !enrolling.enrolment_expired(now) => AppError::EnrolmentRequired,
+            (Some(_), _) | (_, Some(_)) => {
                 session::sign_out(session);
                 AppError::LoginRequired(next.flatten())
             }
-            None => AppError::LoginRequired(next.flatten()),
+            (None, None) => AppError::LoginRequired(next.flatten()),
         });
     };
     let age = state.clock.now().timestamp() - actor.signed_in_at;

@@ -3,7 +3,9 @@
 //! Everything handlers keep in the session goes through here.
 //!
 //! A half-signed-in session keeps its account under another key than a signed-in one: the
-//! extractors read only [`actor`], so no page can mistake the one for the other.
+//! extractors read only [`actor`], so no page can mistake the one for the other. So does a
+//! session that must set up a second factor before it counts ([`enrolling`]): a third key,
+//! which only the enrolment pages read.
 
 use actix_session::Session;
 use serde::{Deserialize, Serialize};
@@ -16,9 +18,13 @@ const FLASH: &str = "flash";
 const PENDING: &str = "pending_sign_in";
 const VERIFIED: &str = "verified_at";
 const CLIENT: &str = "client";
+const ENROLLING: &str = "enrolling_sign_in";
 
 /// How long a half-signed-in session may take to give its second factor.
 pub const PENDING_MAX_SECS: i64 = 5 * 60;
+/// How long a session may take to set up a required second factor (installing an
+/// authenticator app takes longer than typing a code).
+pub const ENROLLING_MAX_SECS: i64 = 30 * 60;
 
 /// The signed-in account as stored in the session.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -48,9 +54,19 @@ pub struct PendingSignIn {
 }
 
 impl PendingSignIn {
+    /// Whether the second factor came too late (see [`PENDING_MAX_SECS`]).
     pub fn expired(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.older_than(now, PENDING_MAX_SECS)
+    }
+
+    /// Whether the enrolment took too long (see [`ENROLLING_MAX_SECS`]).
+    pub fn enrolment_expired(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.older_than(now, ENROLLING_MAX_SECS)
+    }
+
+    fn older_than(&self, now: chrono::DateTime<chrono::Utc>, max_secs: i64) -> bool {
         let age = now.timestamp() - self.started_at;
-        !(0..=PENDING_MAX_SECS).contains(&age)
+        !(0..=max_secs).contains(&age)
     }
 }
 
@@ -127,6 +143,7 @@ pub fn sign_in(
     session.renew();
     session.remove(PENDING);
     session.remove(VERIFIED);
+    session.remove(ENROLLING);
     let actor = SessionActor { kind, id, signed_in_at: now.timestamp() };
     session.insert(ACTOR, actor).map_err(session_error)?;
     session.insert(CLIENT, client).map_err(session_error)?;
@@ -144,9 +161,34 @@ pub fn begin_second_factor(
 ) -> Result<(), AppError> {
     session.renew();
     session.remove(ACTOR);
+    session.remove(ENROLLING);
     let pending = PendingSignIn { kind, id, started_at: now.timestamp(), next };
     session.insert(PENDING, pending).map_err(session_error)?;
     session.insert(CSRF, random_token(32)).map_err(session_error)
+}
+
+/// The password step of an account that must have a second factor and has none: a new
+/// session key and CSRF token, and the account kept as enrolling — neither signed in nor
+/// half-signed-in, so only the enrolment pages accept it (see the module's note).
+pub fn begin_enrolment(
+    session: &Session,
+    kind: ActorKind,
+    id: i64,
+    now: chrono::DateTime<chrono::Utc>,
+    next: Option<String>,
+) -> Result<(), AppError> {
+    session.renew();
+    session.remove(ACTOR);
+    session.remove(PENDING);
+    let enrolling = PendingSignIn { kind, id, started_at: now.timestamp(), next };
+    session.insert(ENROLLING, enrolling).map_err(session_error)?;
+    session.insert(CSRF, random_token(32)).map_err(session_error)
+}
+
+/// The account that must set up a second factor before it is signed in, if any (expired or
+/// not: see [`PendingSignIn::enrolment_expired`]).
+pub fn enrolling(session: &Session) -> Option<PendingSignIn> {
+    session.get::<PendingSignIn>(ENROLLING).ok().flatten()
 }
 
 /// The half-signed-in account, if any (expired or not: see [`PendingSignIn::expired`]).

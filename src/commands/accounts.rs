@@ -1,4 +1,4 @@
-//! `create-staff`, `create-user` and `create-org`.
+//! `create-staff`, `create-user`, `create-org` and `reset-second-factor`.
 
 use std::io::IsTerminal;
 
@@ -63,6 +63,43 @@ pub fn create_staff(
         .transaction(|conn| staff::create(conn, &Actor::system("create-staff"), email, &name, Some(&hash)))
         .map_err(refused)?;
     println!("Created staff account {} (id {}).", staff.email, staff.id);
+    println!(
+        "Staff sign in with a second factor: at the first sign-in, after the password, Keyward shows a QR code to \
+         scan with an authenticator app, then asks for its code."
+    );
+    Ok(())
+}
+
+/// `reset-second-factor --email E`: the recovery of a staff account or user who lost every
+/// second factor (the last administrator, say), recorded as the system actor.
+pub fn reset_second_factor(config: &Config, email: &str) -> anyhow::Result<()> {
+    use crate::{
+        db::models::{StaffAccount, User, second_factor::FactorOwner},
+        services::{audit::Target, second_factor},
+    };
+    let email = email.trim().to_lowercase();
+    let (_handle, mut conn) = open(config)?;
+    let actor = Actor::system("reset-second-factor");
+    let (label, ended) = conn
+        .transaction(|conn| {
+            if let Some(user) = User::find_by_email(conn, &email)? {
+                let target = Target::new("user", user.id, &user.email);
+                let ended =
+                    second_factor::reset(conn, &actor, FactorOwner::User(user.id), target, Some(user.organization_id))?;
+                return Ok(Some((format!("user {}", user.email), ended)));
+            }
+            if let Some(staff) = StaffAccount::find_by_email(conn, &email)? {
+                let target = Target::new("staff", staff.id, &staff.email);
+                let ended = second_factor::reset(conn, &actor, FactorOwner::Staff(staff.id), target, None)?;
+                return Ok(Some((format!("staff account {}", staff.email), ended)));
+            }
+            Ok::<_, crate::error::AppError>(None)
+        })
+        .map_err(refused)?
+        .ok_or_else(|| anyhow!("there is no staff account or user with email {email:?}"))?;
+    println!(
+        "Removed the second factors of {label} and ended {ended} session(s). Its next sign-in asks for the password, then to set up an authenticator app if one is required."
+    );
     Ok(())
 }
 

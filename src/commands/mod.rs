@@ -56,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CreateStaff { email, name, password } => {
             accounts::create_staff(&config, &email, name, password.password)
         }
+        Command::ResetSecondFactor { email } => accounts::reset_second_factor(&config, &email),
         Command::CreateUser { org, email, name, admin, api_key_access, password } => {
             accounts::create_user(&config, &org, &email, name, admin, api_key_access, password.password)
         }

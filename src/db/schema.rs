@@ -134,6 +134,7 @@ diesel::table! {
         key_quota_per_user -> Int4,
         key_quota_per_organization -> Int4,
         key_creations_per_hour -> Int4,
+        second_factor_required_for -> Text,
     }
 }
 

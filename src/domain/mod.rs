@@ -3,6 +3,7 @@
 pub mod capability;
 pub mod client_ip;
 pub mod email;
+pub mod factor_policy;
 pub mod password;
 pub mod permission;
 pub mod text;
@@ -10,5 +11,6 @@ pub mod text;
 pub use capability::{Capabilities, Capability};
 pub use client_ip::ClientIp;
 pub use email::Email;
+pub use factor_policy::SecondFactorPolicy;
 pub use password::NewPassword;
 pub use permission::{Permission, PermissionSet};

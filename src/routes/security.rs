@@ -4,14 +4,21 @@
 //!
 //! Changing a factor goes through sudo mode (`auth::sudo`), and its "Confirm it's you" page
 //! (`/account/confirm`, `/staff/confirm`) lives here too.
+//!
+//! The same set-up also runs at sign-in (`/login/enrol`) for an account that must have a
+//! second factor and has none: its session is neither signed in nor half-signed-in, only
+//! these pages accept it, and a confirmed authenticator signs it in (a new session key).
 
+use actix_session::Session;
 use actix_web::{
-    HttpResponse, get,
+    HttpRequest, HttpResponse, get,
     http::{StatusCode, header},
     post, web,
 };
 use askama::Template;
 use serde::Deserialize;
+
+use diesel::OptionalExtension;
 
 use crate::{
     auth::{
@@ -19,12 +26,16 @@ use crate::{
         session::{self, ActorKind, FlashLevel},
         sudo,
     },
-    db::models::session::SessionListing,
-    error::{AppError, AppResult},
-    routes::extract::HtmlForm,
+    db::models::{StaffAccount, User, session::SessionListing},
+    domain::ClientIp,
+    error::{AppError, AppResult, ENROL_PATH, SECOND_FACTOR_PATH},
+    routes::{
+        extract::HtmlForm,
+        session::{client_of, greet, kind_and_id, landing},
+    },
     services::{
         Actor,
-        login::WINDOW_MINUTES,
+        login::{self, SignedIn, WINDOW_MINUTES},
         second_factor::{self, ConfirmWith, Confirmation, Confirmed, Provisioning, Status},
         sessions,
     },
@@ -39,8 +50,11 @@ struct Area {
     email: String,
     actor: Actor,
     password_hash: Option<String>,
-    session: actix_session::Session,
+    session: Session,
     ctx: PageContext,
+    /// At sign-in: the account setting up a required second factor, and where it goes then.
+    /// The browser it signs in from (for the list of sessions).
+    enrolling: Option<(SignedIn, Option<String>, session::SessionClient)>,
 }
 
 impl Area {
@@ -53,6 +67,7 @@ impl Area {
             password_hash: user.user.password_hash.clone(),
             session: user.session.clone(),
             ctx: PageContext::for_user(user, "Security", Section::AccountSecurity)?,
+            enrolling: None,
         })
     }
 
@@ -65,7 +80,59 @@ impl Area {
             password_hash: staff.staff.password_hash.clone(),
             session: staff.session.clone(),
             ctx: PageContext::for_staff(staff, "Security", Section::StaffSecurity)?,
+            enrolling: None,
         })
+    }
+
+    /// The enrolment pages of a session that must set up a second factor to sign in, or
+    /// where to send any other session. The account is read again: it may have been
+    /// deactivated since its password.
+    async fn enrolling(req: &HttpRequest, session: Session, state: &AppState) -> AppResult<Result<Self, HttpResponse>> {
+        let now = state.clock.now();
+        let enrolling = match session::enrolling(&session) {
+            Some(enrolling) if !enrolling.enrolment_expired(now) => enrolling,
+            Some(_) => {
+                session::sign_out(&session);
+                return Ok(Err(redirect("/login?expired=1")));
+            }
+            None if session::actor(&session).is_some() => return Ok(Err(redirect("/"))),
+            None if session::pending(&session).is_some() => return Ok(Err(redirect(SECOND_FACTOR_PATH))),
+            None => return Ok(Err(redirect("/login"))),
+        };
+        let (kind, id) = (enrolling.kind, enrolling.id);
+        let account = state
+            .db
+            .run(move |conn| {
+                Ok(match kind {
+                    ActorKind::User => User::find(conn, id).optional()?.filter(|u| u.active).map(SignedIn::User),
+                    ActorKind::Staff => {
+                        StaffAccount::find(conn, id).optional()?.filter(|s| s.active).map(SignedIn::Staff)
+                    }
+                })
+            })
+            .await?;
+        let Some(account) = account else {
+            session::sign_out(&session);
+            return Ok(Err(redirect("/login")));
+        };
+        let password_hash = match &account {
+            SignedIn::User(user) => user.password_hash.clone(),
+            SignedIn::Staff(staff) => staff.password_hash.clone(),
+        };
+        let email = match &account {
+            SignedIn::User(user) => user.email.clone(),
+            SignedIn::Staff(staff) => staff.email.clone(),
+        };
+        Ok(Ok(Self {
+            base: ENROL_PATH,
+            kind,
+            email,
+            actor: account.actor(ClientIp::of(req), now),
+            password_hash,
+            ctx: PageContext::anonymous(&session, "Set up a second factor")?,
+            session,
+            enrolling: Some((account, enrolling.next, client_of(req))),
+        }))
     }
 
     fn ctx(&self, title: &str) -> PageContext {
@@ -74,6 +141,11 @@ impl Area {
 
     /// Sudo mode: a recent proof of the person, or the confirm page returning to `return_to`.
     fn require_recent(&self, return_to: &str) -> AppResult<()> {
+        // Setting up a required factor at sign-in follows the password given moments ago
+        // (the enrolment state itself expires): that is the proof.
+        if self.enrolling.is_some() {
+            return Ok(());
+        }
         sudo::require(&self.session, self.kind, self.actor.now, return_to)
     }
 
@@ -136,7 +208,8 @@ struct SetupPage {
 #[template(path = "security/recovery_codes.html")]
 struct RecoveryCodesPage {
     ctx: PageContext,
-    base: &'static str,
+    /// Where "Done" leads.
+    done: String,
     codes: String,
 }
 
@@ -242,24 +315,43 @@ async fn setup_page(
     render_with_status(&page, status).map(no_store)
 }
 
-fn recovery_codes_page(area: &Area, codes: &[String]) -> AppResult<HttpResponse> {
-    let page = RecoveryCodesPage { ctx: area.ctx("Recovery codes"), base: area.base, codes: codes.join("\n") };
+fn recovery_codes_page(area: &Area, done: String, codes: &[String]) -> AppResult<HttpResponse> {
+    let page = RecoveryCodesPage { ctx: area.ctx("Recovery codes"), done, codes: codes.join("\n") };
     render(&page).map(no_store)
 }
 
 async fn confirm(area: Area, state: &AppState, form: CodeForm) -> AppResult<HttpResponse> {
     area.require_recent(&format!("{}/totp", area.base))?;
     let (actor, keys) = (area.actor.clone(), state.second_factor.clone());
-    let confirmation =
-        state.db.transaction(move |conn| second_factor::confirm_enrolment(conn, &keys, &actor, &form.code)).await?;
+    let account = area.enrolling.as_ref().map(|(account, _, _)| account.clone());
+    let confirmation = state
+        .db
+        .transaction(move |conn| {
+            let confirmation = second_factor::confirm_enrolment(conn, &keys, &actor, &form.code)?;
+            // At sign-in, the confirmed authenticator completes it, in the same transaction.
+            if let (Confirmation::Enrolled(_), Some(account)) = (&confirmation, &account) {
+                login::record_success(conn, account, &actor, Some("totp_enrolment"))?;
+            }
+            Ok(confirmation)
+        })
+        .await?;
     match confirmation {
         Confirmation::Enrolled(codes) => {
+            let done = match &area.enrolling {
+                Some((account, next, client)) => {
+                    let (kind, id) = kind_and_id(account);
+                    session::sign_in(&area.session, kind, id, area.actor.now, client.clone())?;
+                    greet(&area.session, account);
+                    landing(account, next.clone())
+                }
+                None => area.base.to_string(),
+            };
             session::flash(
                 &area.session,
                 FlashLevel::Success,
                 "Your authenticator app is set up: signing in asks for a code from now on.",
             );
-            recovery_codes_page(&area, &codes)
+            recovery_codes_page(&area, done, &codes)
         }
         Confirmation::Wrong => {
             let error = Some("That code is not correct. Enter the code your app shows now.");
@@ -275,7 +367,7 @@ async fn regenerate(area: Area, state: &AppState) -> AppResult<HttpResponse> {
     match state.db.transaction(move |conn| second_factor::regenerate_recovery_codes(conn, &keys, &actor)).await {
         Ok(codes) => {
             session::flash(&area.session, FlashLevel::Success, "New recovery codes: the old ones no longer work.");
-            recovery_codes_page(&area, &codes)
+            recovery_codes_page(&area, area.base.to_string(), &codes)
         }
         Err(AppError::Conflict(message)) => Ok(area.flash_and_return(FlashLevel::Error, &message)),
         Err(e) => Err(e),
@@ -522,7 +614,56 @@ pub async fn staff_end_other_sessions(staff: CurrentStaff, state: web::Data<AppS
     end_other_sessions(Area::staff(&staff)?, &state).await
 }
 
-/// Registers both areas' pages.
+#[derive(Template)]
+#[template(path = "auth/enrol.html")]
+struct EnrolPage {
+    ctx: PageContext,
+    base: &'static str,
+    reason: &'static str,
+}
+
+/// Answers with the enrolment page `then` builds, or sends a session that is not enrolling
+/// where it belongs.
+macro_rules! enrolling {
+    ($req:expr, $session:expr, $state:expr) => {
+        match Area::enrolling(&$req, $session, &$state).await? {
+            Ok(area) => area,
+            Err(elsewhere) => return Ok(elsewhere),
+        }
+    };
+}
+
+#[get("/login/enrol")]
+pub async fn enrol_overview(req: HttpRequest, session: Session, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let area = enrolling!(req, session, state);
+    let reason = match area.enrolling {
+        Some((SignedIn::Staff(_), _, _)) => "Staff accounts must sign in with a second factor.",
+        _ => "Your organization requires a second factor for your account.",
+    };
+    render(&EnrolPage { ctx: area.ctx("Set up a second factor"), base: area.base, reason })
+}
+
+#[post("/login/enrol/totp")]
+pub async fn enrol_start(req: HttpRequest, session: Session, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    start(enrolling!(req, session, state), &state).await
+}
+
+#[get("/login/enrol/totp")]
+pub async fn enrol_setup(req: HttpRequest, session: Session, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    setup_page(enrolling!(req, session, state), &state, None, StatusCode::OK).await
+}
+
+#[post("/login/enrol/totp/confirm")]
+pub async fn enrol_confirm(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    form: HtmlForm<CodeForm>,
+) -> AppResult<HttpResponse> {
+    confirm(enrolling!(req, session, state), &state, form.into_inner()).await
+}
+
+/// Registers both areas' pages, and the enrolment at sign-in.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(user_overview)
         .service(staff_overview)
@@ -545,5 +686,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(user_end_other_sessions)
         .service(staff_end_other_sessions)
         .service(user_end_session)
-        .service(staff_end_session);
+        .service(staff_end_session)
+
+        .service(enrol_overview)
+        .service(enrol_start)
+        .service(enrol_setup)
+        .service(enrol_confirm);
 }

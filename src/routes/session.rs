@@ -18,10 +18,10 @@ use crate::{
     auth::session::{self as typed, ActorKind, FlashLevel, PendingSignIn},
     db::models::{StaffAccount, User},
     domain::ClientIp,
-    error::{AppResult, SECOND_FACTOR_PATH},
+    error::{AppResult, ENROL_PATH, SECOND_FACTOR_PATH},
     routes::extract::HtmlForm,
     services::{
-        login::{self as login_service, LoginError, PasswordAccepted, SignedIn, WINDOW_MINUTES},
+        login::{self as login_service, LoginError, NextStep, PasswordAccepted, SignedIn, WINDOW_MINUTES},
         second_factor::{self as factors, SignInCode},
     },
     state::AppState,
@@ -77,6 +77,7 @@ pub async fn home(session: Session) -> HttpResponse {
         Some(ActorKind::User) => redirect("/account"),
         Some(ActorKind::Staff) => redirect("/staff"),
         None if typed::pending(&session).is_some() => redirect(SECOND_FACTOR_PATH),
+        None if typed::enrolling(&session).is_some() => redirect(ENROL_PATH),
         None => redirect("/login"),
     }
 }
@@ -92,6 +93,9 @@ pub async fn login_form(
     }
     if typed::pending(&session).is_some_and(|pending| !pending.expired(state.clock.now())) {
         return Ok(redirect(SECOND_FACTOR_PATH));
+    }
+    if typed::enrolling(&session).is_some_and(|enrolling| !enrolling.enrolment_expired(state.clock.now())) {
+        return Ok(redirect(ENROL_PATH));
     }
     let notice = if query.expired.is_some() {
         Some("Signing in took too long. Please enter your password again.")
@@ -119,15 +123,24 @@ pub async fn login(
     let result =
         login_service::sign_in(&state.db, &state.passwords, &form.email, form.password, ClientIp::of(&req)).await;
     let (status, error) = match result {
-        Ok(PasswordAccepted { account, second_factor_required }) => {
+        Ok(PasswordAccepted { account, next }) => {
             let return_to = return_path(&form.next);
             let (kind, id) = kind_and_id(&account);
-            if second_factor_required {
-                typed::begin_second_factor(&session, kind, id, state.clock.now(), return_to)?;
-                return Ok(redirect(SECOND_FACTOR_PATH));
-            }
-            typed::sign_in(&session, kind, id, state.clock.now(), client_of(&req))?;
-            return Ok(welcome(&session, &account, return_to));
+            let now = state.clock.now();
+            return match next {
+                NextStep::SecondFactor => {
+                    typed::begin_second_factor(&session, kind, id, now, return_to)?;
+                    Ok(redirect(SECOND_FACTOR_PATH))
+                }
+                NextStep::Enrol => {
+                    typed::begin_enrolment(&session, kind, id, now, return_to)?;
+                    Ok(redirect(ENROL_PATH))
+                }
+                NextStep::SignedIn => {
+                    typed::sign_in(&session, kind, id, now, client_of(&req))?;
+                    Ok(welcome(&session, &account, return_to))
+                }
+            };
         }
         Err(LoginError::Invalid) => (StatusCode::UNAUTHORIZED, "Email or password is incorrect.".to_string()),
         Err(LoginError::Throttled) => (
@@ -151,13 +164,13 @@ pub async fn login(
 
 /// Where a sign-in comes from, for the list of sessions: its address and a short label of its
 /// browser.
-fn client_of(req: &HttpRequest) -> typed::SessionClient {
+pub(crate) fn client_of(req: &HttpRequest) -> typed::SessionClient {
     let agent = req.headers().get(actix_web::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let ip = ClientIp::of(req).0.map(|ip| ip.to_string());
     typed::SessionClient::new(ip, crate::auth::user_agent::label(agent))
 }
 
-fn kind_and_id(account: &SignedIn) -> (ActorKind, i64) {
+pub(crate) fn kind_and_id(account: &SignedIn) -> (ActorKind, i64) {
     match account {
         SignedIn::User(user) => (ActorKind::User, user.id),
         SignedIn::Staff(staff) => (ActorKind::Staff, staff.id),
@@ -165,13 +178,27 @@ fn kind_and_id(account: &SignedIn) -> (ActorKind, i64) {
 }
 
 /// The greeting and the way on, once signed in.
-fn welcome(session: &Session, account: &SignedIn, return_to: Option<String>) -> HttpResponse {
-    let (name, landing) = match account {
-        SignedIn::User(user) => (&user.display_name, "/account"),
-        SignedIn::Staff(staff) => (&staff.display_name, "/staff"),
+pub(crate) fn welcome(session: &Session, account: &SignedIn, return_to: Option<String>) -> HttpResponse {
+    greet(session, account);
+    redirect(&landing(account, return_to))
+}
+
+/// The greeting of a completed sign-in.
+pub(crate) fn greet(session: &Session, account: &SignedIn) {
+    let name = match account {
+        SignedIn::User(user) => &user.display_name,
+        SignedIn::Staff(staff) => &staff.display_name,
     };
     typed::flash(session, FlashLevel::Success, format!("Welcome, {name}."));
-    redirect(return_to.as_deref().unwrap_or(landing))
+}
+
+/// Where a completed sign-in goes: the page it came for, or the account's home.
+pub(crate) fn landing(account: &SignedIn, return_to: Option<String>) -> String {
+    let area_home = match account {
+        SignedIn::User(_) => "/account",
+        SignedIn::Staff(_) => "/staff",
+    };
+    return_to.unwrap_or_else(|| area_home.to_string())
 }
 
 /// The half-signed-in account of this session while it may still give its second factor;
@@ -185,6 +212,7 @@ fn pending_sign_in(session: &Session, state: &AppState) -> Result<PendingSignIn,
             Err("/login?expired=1")
         }
         None if typed::actor(session).is_some() => Err("/"),
+        None if typed::enrolling(session).is_some() => Err(ENROL_PATH),
         None => Err("/login"),
     }
 }

@@ -45,6 +45,7 @@ pub enum AuditAction {
     SecondFactorRecoveryCodesRegenerate,
     SessionConfirm,
     SessionEnd,
+    SecondFactorReset,
     AccessDenied,
     AuditPurge,
     StaffCreate,
@@ -59,7 +60,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit filter offers them.
-    pub const ALL: [AuditAction; 51] = [
+pub const ALL: [AuditAction; 52] = [
         AuditAction::KeyCreate,
         AuditAction::KeyView,
         AuditAction::KeyRename,
@@ -101,6 +102,7 @@ impl AuditAction {
         AuditAction::SecondFactorRecoveryCodesRegenerate,
         AuditAction::SessionConfirm,
         AuditAction::SessionEnd,
+        AuditAction::SecondFactorReset,
         AuditAction::AccessDenied,
         AuditAction::AuditPurge,
         AuditAction::StaffCreate,
@@ -157,6 +159,7 @@ impl AuditAction {
             AuditAction::SecondFactorRecoveryCodesRegenerate => "second_factor.recovery_codes_regenerate",
             AuditAction::SessionConfirm => "session.confirm",
             AuditAction::SessionEnd => "session.end",
+            AuditAction::SecondFactorReset => "second_factor.reset",
             AuditAction::AccessDenied => "access.denied",
             AuditAction::AuditPurge => "audit.purge",
             AuditAction::StaffCreate => "staff.create",

@@ -138,5 +138,23 @@ pub fn credentials_text(base_url: &str) -> String {
     for (who, email) in DEMO_ACCOUNTS {
         text.push_str(&format!("  {email:<28} {who}\n"));
     }
+    // Staff must have a second factor; the demo organizations require none (their Key policy
+    // says "nobody"), so only the staff account meets one at its first sign-in.
+    text.push_str(
+        "Staff accounts sign in with a second factor: the first sign-in as support@keyward.example sets up an \
+         authenticator app (QR code), later ones ask for its code. The demo organizations require none \
+         (Admin → Key policy).\n",
+    );
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_credentials_say_that_staff_set_up_a_second_factor_at_first_sign_in() {
+        let text = super::credentials_text("http://127.0.0.1:8080");
+        assert!(text.contains("support@keyward.example"), "{text}");
+        assert!(text.contains("first sign-in") && text.contains("authenticator app"), "{text}");
+        assert!(text.contains("http://127.0.0.1:8080/login"), "{text}");
+    }
 }

@@ -83,11 +83,22 @@ impl SignedIn {
     }
 }
 
-/// A correct password: the account, and whether it must still give its second factor.
+/// A correct password: the account, and what it must still do to be signed in.
 #[derive(Debug, Clone)]
 pub struct PasswordAccepted {
     pub account: SignedIn,
-    pub second_factor_required: bool,
+    pub next: NextStep,
+}
+
+/// What follows a correct password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Nothing: signed in (recorded as such).
+    SignedIn,
+    /// The second factor the account has.
+    SecondFactor,
+    /// Setting one up: the policy requires a second factor the account does not have yet.
+    Enrol,
 }
 
 /// Why a sign-in failed; the message never says whether the account exists.
@@ -191,15 +202,30 @@ pub async fn sign_in(
             Account::Staff(staff) => SignedIn::Staff(staff),
         };
         let actor = signed_in.actor(client_ip, Utc::now());
-        // With a second factor the password alone signs nobody in: the attempt is recorded
-        // as such, and the sign-in (last login, `login.success`) waits for the code.
-        let second_factor_required = TotpFactor::is_enrolled(conn, signed_in.factor_owner())?;
-        if second_factor_required {
-            audit::record(conn, &actor, Entry::new(AuditAction::LoginSecondFactorAsked).target(signed_in.target()))?;
+        // With a second factor (or one the policy requires and the account lacks) the
+        // password alone signs nobody in: the attempt is recorded as such, and the sign-in
+        // (last login, `login.success`) waits for the code or the enrolment.
+        let next = if TotpFactor::is_enrolled(conn, signed_in.factor_owner())? {
+            NextStep::SecondFactor
+        } else if crate::services::second_factor::required_for(conn, &signed_in)? {
+            NextStep::Enrol
         } else {
-            record_success(conn, &signed_in, &actor, None)?;
+            NextStep::SignedIn
+        };
+        match next {
+            NextStep::SignedIn => record_success(conn, &signed_in, &actor, None)?,
+            NextStep::SecondFactor => {
+                audit::record(conn, &actor, Entry::new(AuditAction::LoginSecondFactorAsked).target(signed_in.target()))?
+            }
+            NextStep::Enrol => audit::record(
+                conn,
+                &actor,
+                Entry::new(AuditAction::LoginSecondFactorAsked)
+                    .target(signed_in.target())
+                    .details(serde_json::json!({ "enrolment": true })),
+            )?,
         }
-        Ok(Ok(PasswordAccepted { account: signed_in, second_factor_required }))
+        Ok(Ok(PasswordAccepted { account: signed_in, next }))
     })
     .await?
 }

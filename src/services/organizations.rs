@@ -5,7 +5,7 @@ use diesel::{OptionalExtension, PgConnection};
 
 use crate::{
     db::models::{Organization, ServiceProvider, organization::NewOrganization},
-    domain::text::clean_line,
+    domain::{SecondFactorPolicy, text::clean_line},
     error::{AppError, FieldErrors},
     services::{
         Actor,
@@ -119,6 +119,9 @@ pub struct PolicyInput {
     pub quota_per_user: String,
     pub quota_per_organization: String,
     pub creations_per_hour: String,
+    /// Who must sign in with a second factor (a [`SecondFactorPolicy`] code); empty keeps
+    /// the current setting.
+    pub second_factor_required_for: String,
 }
 
 /// Changes an organization's key policy (administrators). It applies to keys created,
@@ -188,8 +191,24 @@ pub fn update_policy(
         1_000_000,
         &mut errors,
     );
-    let (Some(default_days), Some(max_days), Some(grace), Some(per_user), Some(per_organization), Some(per_hour)) =
-        (default_days, max_days, grace, per_user, per_organization, per_hour)
+    let factor_policy = if input.second_factor_required_for.trim().is_empty() {
+        Some(before.second_factor_required_for)
+    } else {
+        let parsed = SecondFactorPolicy::parse(&input.second_factor_required_for);
+        if parsed.is_none() {
+            errors.add("second_factor_required_for", "Choose one of the offered settings.");
+        }
+        parsed
+    };
+    let (
+        Some(default_days),
+        Some(max_days),
+        Some(grace),
+        Some(per_user),
+        Some(per_organization),
+        Some(per_hour),
+        Some(factor_policy),
+    ) = (default_days, max_days, grace, per_user, per_organization, per_hour, factor_policy)
     else {
         return Err(AppError::Invalid(errors));
     };
@@ -203,6 +222,7 @@ pub fn update_policy(
             organizations::key_quota_per_user.eq(per_user),
             organizations::key_quota_per_organization.eq(per_organization),
             organizations::key_creations_per_hour.eq(per_hour),
+            organizations::second_factor_required_for.eq(factor_policy.code()),
             organizations::updated_at.eq(diesel::dsl::now),
         ))
         .returning(Organization::as_returning())
@@ -216,6 +236,7 @@ pub fn update_policy(
             "key_quota_per_user": o.key_quota_per_user,
             "key_quota_per_organization": o.key_quota_per_organization,
             "key_creations_per_hour": o.key_creations_per_hour,
+            "second_factor_required_for": o.second_factor_required_for.code(),
         })
     };
     audit::record(

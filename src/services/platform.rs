@@ -174,6 +174,31 @@ pub fn set_staff_active(
     Ok(changed)
 }
 
+/// Staff account `id`, whose second factor `actor` (staff) may reset: any but their own, so
+/// that a stolen password of one cannot strip its own second factor.
+pub fn staff_for_factor_reset(conn: &mut PgConnection, actor: &Actor, id: i64) -> Result<StaffAccount, AppError> {
+    require_staff(actor)?;
+    if matches!(actor.kind, ActorKind::Staff { id: own, .. } if own == id) {
+        return Err(AppError::Forbidden);
+    }
+    StaffAccount::find(conn, id).optional()?.ok_or(AppError::NotFound)
+}
+
+/// Removes another staff account's second factors and ends its sessions (see
+/// [`second_factor::reset`](crate::services::second_factor::reset)); its next sign-in sets up
+/// a new one.
+pub fn reset_staff_second_factor(conn: &mut PgConnection, actor: &Actor, id: i64) -> Result<StaffAccount, AppError> {
+    let staff = staff_for_factor_reset(conn, actor, id)?;
+    crate::services::second_factor::reset(
+        conn,
+        actor,
+        crate::db::models::second_factor::FactorOwner::Staff(staff.id),
+        Target::new("staff", staff.id, &staff.email),
+        None,
+    )?;
+    Ok(staff)
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_action_code;

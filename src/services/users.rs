@@ -75,6 +75,9 @@ pub struct Allowed {
     pub sensitive: bool,
     /// Grant API key access (revoking needs only `sensitive`).
     pub grant_key_access: bool,
+    /// Remove their second factors (support for a lost phone): administrators, and never
+    /// on themselves, so that a stolen password of one cannot strip its own second factor.
+    pub reset_second_factor: bool,
 }
 
 impl Allowed {
@@ -164,7 +167,14 @@ fn allowed_given(
 ) -> Result<Allowed, AppError> {
     let grant_key_access = manager.can.allows(Capability::GrantKeyAccess);
     if manager.can.is_admin() {
-        return Ok(Allowed { profile: true, admin_fields: true, sensitive: true, grant_key_access });
+        let reset_second_factor = manager.id != Some(user.id);
+        return Ok(Allowed {
+            profile: true,
+            admin_fields: true,
+            sensitive: true,
+            grant_key_access,
+            reset_second_factor,
+        });
     }
     if user.is_admin {
         return Ok(Allowed::default());
@@ -182,7 +192,7 @@ fn allowed_given(
     if holds_more {
         return Ok(Allowed::default());
     }
-    Ok(Allowed { profile: true, admin_fields: false, sensitive: true, grant_key_access })
+    Ok(Allowed { profile: true, admin_fields: false, sensitive: true, grant_key_access, reset_second_factor: false })
 }
 
 /// User `user_id` of `organization_id` (another organization's is "not found") and what
@@ -437,6 +447,29 @@ pub fn reset_password(
             .details(json!({ "sessions_ended": ended })),
     )?;
     Ok(updated)
+}
+
+/// Removes a user's second factors and ends their sessions (see
+/// [`second_factor::reset`](crate::services::second_factor::reset)); administrators only, and
+/// not on themselves.
+pub fn reset_second_factor(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    organization_id: i64,
+    user_id: i64,
+) -> Result<User, AppError> {
+    let (user, allowed) = allowed_changes(conn, actor, organization_id, user_id)?;
+    if !allowed.reset_second_factor {
+        return Err(AppError::Forbidden);
+    }
+    crate::services::second_factor::reset(
+        conn,
+        actor,
+        crate::db::models::second_factor::FactorOwner::User(user.id),
+        user_target(&user),
+        Some(organization_id),
+    )?;
+    Ok(user)
 }
 
 fn token_hash(token: &str) -> String {

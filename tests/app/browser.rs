@@ -73,6 +73,8 @@ fn chromedriver_port() -> u16 {
 pub struct Browser {
     pub client: Client,
     base: String,
+    /// The authenticators of accounts that must sign in with one (staff).
+    factors: crate::helpers::Factors,
     _slot: SemaphorePermit<'static>,
     _profile: PathBuf,
 }
@@ -104,7 +106,7 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a WebDriver session");
-        Browser { client, base: app.url(""), _slot: slot, _profile: profile }
+        Browser { client, base: app.url(""), factors: app.factors.clone(), _slot: slot, _profile: profile }
     }
 
     pub async fn goto(&self, path: &str) {
@@ -167,6 +169,29 @@ impl Browser {
         self.find("#email").await.send_keys(email).await.unwrap();
         self.find("#password").await.send_keys(PASSWORD).await.unwrap();
         self.find("form[action='/login'] button[type=submit]").await.click().await.unwrap();
+        // An account that must have a second factor sets one up at its first sign-in, as a
+        // person would, and gives its code at later ones.
+        let state = "document.querySelector('.flash-success') ? 'in' \
+                     : document.querySelector(\"form[action='/login/second-factor']\") ? 'code' \
+                     : document.querySelector(\"form[action='/login/enrol/totp']\") ? 'enrol' : ''";
+        self.wait_until("signed in or asked for a second factor", &format!("return ({state}) !== ''")).await;
+        match self.js(&format!("return {state}")).await.as_str() {
+            Some("code") => {
+                self.find("#code").await.send_keys(&self.factors.fresh_code(email)).await.unwrap();
+                self.find("form[action='/login/second-factor'] button[type=submit]").await.click().await.unwrap();
+            }
+            Some("enrol") => {
+                self.find("form[action='/login/enrol/totp'] button[type=submit]").await.click().await.unwrap();
+                let shown = self.find("#totp-secret").await.text().await.unwrap().replace(' ', "");
+                let secret = totp_rs::Secret::try_from_base32(&shown).unwrap().as_bytes().to_vec();
+                self.find("#code").await.send_keys(&self.factors.code_at_now(&secret)).await.unwrap();
+                self.factors.remember(email, secret);
+                self.find("form[action='/login/enrol/totp/confirm'] button[type=submit]").await.click().await.unwrap();
+                self.find(".show-once-notice").await;
+                self.find(".form-actions a.button.primary").await.click().await.unwrap();
+            }
+            _ => {}
+        }
         self.wait_for_text(".flash-success", "Welcome").await;
     }
 

@@ -42,7 +42,8 @@ fn help_lists_every_command() {
     let output = keyward(&scratch_dir("help")).arg("--help").output().unwrap();
     assert!(output.status.success());
     let (stdout, _) = text(&output);
-    for command in ["serve", "migrate", "seed-demo", "create-staff", "create-user", "create-org"] {
+    for command in ["serve", "migrate", "seed-demo", "create-staff", "create-user", "create-org", "reset-second-factor"]
+    {
         assert!(stdout.contains(command), "--help lists {command}: {stdout}");
     }
 }
@@ -185,6 +186,9 @@ async fn operators_create_an_organization_users_and_staff_who_can_then_sign_in()
     assert!(output.status.success(), "{:?}", text(&output));
     let output = run(&["create-staff", "--email", "help@platform.test", "--name", "Helpdesk"]);
     assert!(output.status.success(), "{:?}", text(&output));
+    // It says how the new account signs in: a second factor set up at the first sign-in.
+    let said = text(&output).0;
+    assert!(said.contains("at the first sign-in") && said.contains("authenticator app"), "{said}");
 
     let peter = User::find_by_email(&mut app.conn(), "peter@initech.test").unwrap().unwrap();
     assert!(peter.is_admin && peter.api_key_access);
@@ -196,7 +200,63 @@ async fn operators_create_an_organization_users_and_staff_who_can_then_sign_in()
     assert_eq!(location(&response), "/account");
     let staff = app.client();
     let response = staff.login("help@platform.test", "a long enough password").await;
-    assert_eq!(location(&response), "/staff");
+    assert_eq!(location(&response), crate::helpers::ENROL);
+    app.enrol_at_sign_in(&staff).await;
+    assert_eq!(staff.get("/staff").await.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn reset_second_factor_removes_the_factors_and_ends_the_sessions_of_the_account_with_that_email() {
+    use keyward::db::schema::{audit_events, totp_factors};
+    let app = spawn_app().await;
+    let mut conn = app.conn();
+    let (acme, admin) = crate::helpers::fixtures::organization_with_admin(&mut conn, "acme");
+    let staff = crate::helpers::fixtures::staff(&mut conn, "sam@support.test");
+    diesel::update(organizations::table.find(acme.id))
+        .set(organizations::second_factor_required_for.eq("administrators"))
+        .execute(&mut conn)
+        .unwrap();
+    drop(conn);
+    // Both set up an authenticator at their first sign-in, and stay signed in.
+    let admin_client = app.signed_in(&admin.email).await;
+    let staff_client = app.signed_in(&staff.email).await;
+    let factors = || totp_factors::table.count().get_result::<i64>(&mut *app.conn()).unwrap();
+    assert_eq!(factors(), 2);
+    let url = TestServer::get().url(&app.database);
+    let run = |args: &[&str]| {
+        keyward(&scratch_dir("reset-factor"))
+            .env("DATABASE_URL", &url)
+            .env("KEYWARD_SECRET", SECRET)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    let output = run(&["reset-second-factor", "--email", "Admin@Acme.test"]);
+    assert!(output.status.success(), "{:?}", text(&output));
+    assert!(text(&output).0.contains("ended 1 session"), "{:?}", text(&output));
+    assert_eq!(factors(), 1, "the staff account's is left");
+    assert_eq!(location(&admin_client.get("/account").await), "/login?next=%2Faccount");
+    assert_eq!(staff_client.get("/staff").await.status(), StatusCode::OK);
+    let (actor, organization): (String, Option<i64>) = audit_events::table
+        .filter(audit_events::action.eq("second_factor.reset"))
+        .select((audit_events::actor_type, audit_events::organization_id))
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!((actor.as_str(), organization), ("system", Some(acme.id)));
+    // The administrator sets up a new one at the next sign-in (the policy still requires it).
+    assert_eq!(location(&app.client().login(&admin.email, crate::helpers::PASSWORD).await), crate::helpers::ENROL);
+
+    let output = run(&["reset-second-factor", "--email", "sam@support.test"]);
+    assert!(output.status.success(), "{:?}", text(&output));
+    assert_eq!(factors(), 0);
+    assert_eq!(location(&staff_client.get("/staff").await), "/login?next=%2Fstaff");
+    assert_eq!(crate::helpers::audit_count(&app, "second_factor.reset"), 2);
+
+    let output = run(&["reset-second-factor", "--email", "nobody@acme.test"]);
+    assert!(!output.status.success());
+    assert!(text(&output).1.contains("no staff account or user"), "{:?}", text(&output));
+    assert_eq!(crate::helpers::audit_count(&app, "second_factor.reset"), 2);
 }
 
 #[actix_web::test]

@@ -8,9 +8,10 @@
 //! checks that the application needs no more than that role is granted.
 
 use std::{
+    collections::HashMap,
     net::SocketAddr,
     path::PathBuf,
-    sync::{LazyLock, Mutex, OnceLock},
+    sync::{Arc, LazyLock, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -195,6 +196,8 @@ pub struct TestApp {
     pub state: actix_web::web::Data<keyward::state::AppState>,
     /// Moves the application's clock (see [`TestApp::advance`]).
     clock: keyward::clock::ClockHandle,
+    /// The authenticators the sign-in helpers set up (see [`TestApp::signed_in_with`]).
+    pub factors: Factors,
     handle: actix_web::dev::ServerHandle,
     owns_database: bool,
 }
@@ -287,7 +290,55 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
     let handle = app.handle();
     let state = app.state();
     actix_web::rt::spawn(app.run_until_stopped());
-    TestApp { address, database, db, hasher, secret, handle, state, clock: clock_handle, owns_database }
+    let factors = Factors { secrets: Arc::default(), state: state.clone(), db: db.clone() };
+    TestApp { address, database, db, hasher, secret, handle, state, clock: clock_handle, factors, owns_database }
+}
+
+/// Where a session that must set up a second factor is sent after its password.
+pub const ENROL: &str = "/login/enrol";
+/// Where a session with a second factor gives it after its password.
+pub const SECOND_FACTOR: &str = "/login/second-factor";
+
+/// The authenticator secrets that the sign-in helpers enrolled, by email, so that a later
+/// sign-in of the same account (staff must have a second factor) can give a code.
+#[derive(Clone)]
+pub struct Factors {
+    secrets: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    state: actix_web::web::Data<keyward::state::AppState>,
+    db: Database,
+}
+
+impl Factors {
+    pub fn remember(&self, email: &str, secret: Vec<u8>) {
+        self.secrets.lock().unwrap().insert(email.to_lowercase(), secret);
+    }
+
+    /// The code of `secret` at the application's clock.
+    pub fn code_at_now(&self, secret: &[u8]) -> String {
+        keyward::services::second_factor::totp::code_at(secret, self.state.clock.now().timestamp()).unwrap()
+    }
+
+    /// A code of `email`'s remembered authenticator that the application accepts now. Tests
+    /// sign one account in many times within one 30-second step, so the helper forgets the
+    /// step last used (replay protection has its own tests in second_factor.rs).
+    pub fn fresh_code(&self, email: &str) -> String {
+        use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
+        use keyward::db::schema::{staff_accounts, totp_factors, users};
+        let secret = self.secrets.lock().unwrap().get(&email.to_lowercase()).cloned();
+        let secret = secret.unwrap_or_else(|| panic!("no authenticator remembered for {email}"));
+        let mut conn = self.db.get().unwrap();
+        let staff = staff_accounts::table.filter(staff_accounts::email.eq(email)).select(staff_accounts::id);
+        let user = users::table.filter(users::email.eq(email)).select(users::id);
+        diesel::update(
+            totp_factors::table.filter(
+                totp_factors::staff_id.eq_any(staff.nullable()).or(totp_factors::user_id.eq_any(user.nullable())),
+            ),
+        )
+        .set(totp_factors::last_used_step.eq(None::<i64>))
+        .execute(&mut *conn)
+        .unwrap();
+        self.code_at_now(&secret)
+    }
 }
 
 impl TestApp {
@@ -339,12 +390,46 @@ impl TestApp {
         self.signed_in_with(email, PASSWORD).await
     }
 
-    /// A client signed in as `email` with `password`.
+    /// A client signed in as `email` with `password`. An account that must set up a second
+    /// factor (staff, or a policy) enrols an authenticator on the way, as a person would, and
+    /// later sign-ins give its code.
     pub async fn signed_in_with(&self, email: &str, password: &str) -> TestClient {
         let client = self.client();
         let response = client.login(email, password).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "login of {email} should succeed");
+        match location(&response).as_str() {
+            ENROL => {
+                let secret = self.enrol_at_sign_in(&client).await;
+                self.factors.remember(email, secret);
+            }
+            SECOND_FACTOR => {
+                client.fetch_csrf_token(SECOND_FACTOR).await;
+                let response = client.post(SECOND_FACTOR, &[("code", &self.factors.fresh_code(email))]).await;
+                assert_eq!(response.status(), StatusCode::SEE_OTHER, "the code of {email} should be accepted");
+                assert_ne!(location(&response), SECOND_FACTOR);
+            }
+            _ => {}
+        }
         client
+    }
+
+    /// Sets up an authenticator on the enrolment pages of `client`, a session sent there
+    /// after its password, and returns its secret; the session is signed in then.
+    pub async fn enrol_at_sign_in(&self, client: &TestClient) -> Vec<u8> {
+        let page = client.open(ENROL).await;
+        assert_eq!(page.status, StatusCode::OK, "{page}");
+        assert!(page.has_form("/login/enrol/totp"), "{page}");
+        client.fetch_csrf_token(ENROL).await;
+        let response = client.post("/login/enrol/totp", &[]).await;
+        assert_eq!(location(&response), "/login/enrol/totp");
+        let setup = client.open("/login/enrol/totp").await;
+        let text = setup.select("#totp-secret").text().replace(' ', "");
+        let secret = totp_rs::Secret::try_from_base32(&text).expect("a base32 secret").as_bytes().to_vec();
+        let response = client.post("/login/enrol/totp/confirm", &[("code", &self.factors.code_at_now(&secret))]).await;
+        assert_eq!(response.status(), StatusCode::OK, "the enrolment code should be accepted");
+        // The session changed keys and CSRF token on signing in.
+        *client.csrf.lock().unwrap() = None;
+        secret
     }
 }
 

@@ -16,6 +16,7 @@ mod browser_layout;
 mod ceiling;
 mod cli;
 mod concurrency;
+mod factor_policy;
 mod hygiene;
 mod journeys;
 mod key_matrix;

@@ -26,7 +26,10 @@ fn path(href: &str) -> &str {
 /// The forms a user page may offer for `user`, by the address of their dialog.
 fn user_actions(user: &User) -> Vec<String> {
     let change = if user.active { "deactivate" } else { "reactivate" };
-    ["edit", "access", "password", change, "keys/new"].iter().map(|a| format!("/admin/users/{}/{a}", user.id)).collect()
+    ["edit", "access", "password", change, "keys/new", "reset-second-factor"]
+        .iter()
+        .map(|a| format!("/admin/users/{}/{a}", user.id))
+        .collect()
 }
 
 async fn status(client: &TestClient, href: &str) -> StatusCode {

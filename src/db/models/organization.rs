@@ -7,6 +7,7 @@ use diesel::prelude::*;
 
 use crate::{
     db::{count::CountRows, schema::organizations, search::SearchPatterns},
+    domain::SecondFactorPolicy,
     views::pager::MAX_COUNTED,
 };
 
@@ -29,6 +30,9 @@ pub struct Organization {
     pub key_quota_per_organization: i32,
     /// Keys a web user may create per hour.
     pub key_creations_per_hour: i32,
+    /// Who must sign in with a second factor (see [`SecondFactorPolicy`]).
+    #[diesel(deserialize_as = String)]
+    pub second_factor_required_for: SecondFactorPolicy,
 }
 
 #[derive(Debug, Insertable)]

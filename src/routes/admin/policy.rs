@@ -1,5 +1,5 @@
 //! Admin → Key policy: default and maximum key lifetime, never-expiring keys, default re-key
-//! grace. Administrators only.
+//! grace, quotas, and who must sign in with a second factor. Administrators only.
 
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::{
     auth::OrgAdmin,
+    domain::SecondFactorPolicy,
     error::{AppResult, FieldErrors},
     routes::{extract::HtmlForm, saved},
     services::{
@@ -33,6 +34,8 @@ pub struct PolicyForm {
     quota_per_organization: String,
     #[serde(default)]
     creations_per_hour: String,
+    #[serde(default)]
+    second_factor_required_for: String,
 }
 
 impl PolicyForm {
@@ -53,11 +56,18 @@ struct PolicyPage {
     values: PolicyForm,
     errors: FieldErrors,
     grace_choices: Vec<(i32, &'static str)>,
+    factor_choices: [SecondFactorPolicy; 4],
 }
 
 fn page(admin: &OrgAdmin, values: PolicyForm, errors: FieldErrors) -> AppResult<PolicyPage> {
     let ctx = PageContext::for_user(admin, "Key policy", Section::AdminPolicy)?;
-    Ok(PolicyPage { ctx, values, errors, grace_choices: GRACE_CHOICES.to_vec() })
+    Ok(PolicyPage {
+        ctx,
+        values,
+        errors,
+        grace_choices: GRACE_CHOICES.to_vec(),
+        factor_choices: SecondFactorPolicy::ALL,
+    })
 }
 
 #[get("/admin/policy")]
@@ -71,6 +81,7 @@ pub async fn show(admin: OrgAdmin) -> AppResult<HttpResponse> {
         quota_per_user: org.key_quota_per_user.to_string(),
         quota_per_organization: org.key_quota_per_organization.to_string(),
         creations_per_hour: org.key_creations_per_hour.to_string(),
+        second_factor_required_for: org.second_factor_required_for.code().to_string(),
     };
     render(&page(&admin, values, FieldErrors::new())?)
 }
@@ -90,6 +101,7 @@ pub async fn update(
         quota_per_user: values.quota_per_user.clone(),
         quota_per_organization: values.quota_per_organization.clone(),
         creations_per_hour: values.creations_per_hour.clone(),
+        second_factor_required_for: values.second_factor_required_for.clone(),
     };
     let actor = admin.actor();
     let organization_id = admin.organization.id;
@@ -99,7 +111,8 @@ pub async fn update(
         &admin.session,
         result,
         |_| {
-            let message = "Saved the key policy. It applies to keys created, edited and re-keyed from now on.";
+            let message = "Saved the key policy. It applies to keys created, edited and re-keyed from now on, \
+                           and a required second factor from each person's next sign-in.";
             (message.into(), "/admin/policy".into())
         },
         |errors| async { page(&admin, values, errors) },

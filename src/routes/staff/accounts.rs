@@ -1,5 +1,5 @@
 //! Staff → Staff accounts: list, create (with an initial password), deactivate (which ends
-//! the account's sessions) and reactivate.
+//! the account's sessions), reactivate, and reset another account's second factor.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
@@ -150,5 +150,50 @@ pub async fn set_active(staff: CurrentStaff, req: HttpRequest, state: web::Data<
         Err(AppError::Conflict(message)) => session::flash(&staff.session, FlashLevel::Error, message),
         Err(e) => return Err(e),
     }
+    Ok(redirect(BASE))
+}
+
+#[get("/staff/accounts/{id}/reset-second-factor")]
+pub async fn reset_factor_form(
+    staff: CurrentStaff,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let id = path_id(&req, "id")?;
+    let actor = staff.actor();
+    let account = state.db.run(move |conn| platform::staff_for_factor_reset(conn, &actor, id)).await?;
+    let heading = format!("Reset the second factor of {}?", account.email);
+    let ctx = PageContext::for_staff(&staff, &heading, Section::StaffAccounts)?;
+    render(&ConfirmPage {
+        ctx,
+        heading,
+        message: "The account's authenticator app and recovery codes stop working, and it is signed out everywhere \
+                  at once. Its next sign-in sets up a new authenticator app."
+            .into(),
+        note: Some(
+            "Make sure you are talking to the person: this is how an attacker with a stolen password would ask.".into(),
+        ),
+        detail: None,
+        action_url: format!("{BASE}/{id}/reset-second-factor"),
+        button: "Reset second factor",
+        danger: true,
+        with_reason: false,
+        hidden: vec![],
+        cancel_href: BASE.into(),
+        return_to: BASE.into(),
+    })
+}
+
+#[post("/staff/accounts/{id}/reset-second-factor")]
+pub async fn reset_factor(
+    staff: CurrentStaff,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let id = path_id(&req, "id")?;
+    let actor = staff.actor();
+    let account = state.db.transaction(move |conn| platform::reset_staff_second_factor(conn, &actor, id)).await?;
+    let message = format!("Reset the second factor of {}: signed out everywhere.", account.email);
+    session::flash(&staff.session, FlashLevel::Success, message);
     Ok(redirect(BASE))
 }

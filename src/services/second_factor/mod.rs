@@ -10,7 +10,11 @@ use diesel::PgConnection;
 use serde_json::json;
 
 use crate::{
-    db::models::second_factor::{FactorOwner, RecoveryCode, TotpFactor},
+    db::models::{
+        Organization,
+        second_factor::{FactorOwner, RecoveryCode, TotpFactor},
+    },
+    domain::Capabilities,
     error::AppError,
     secrets::DerivedKeys,
     services::{
@@ -49,6 +53,21 @@ fn account_of(actor: &Actor) -> Result<(FactorOwner, Target), AppError> {
 /// The account's authenticator if enrolled (not merely pending), locked.
 fn confirmed_factor(conn: &mut PgConnection, owner: FactorOwner) -> Result<Option<TotpFactor>, AppError> {
     Ok(TotpFactor::find_for_update(conn, owner)?.filter(|f| f.confirmed_at.is_some()))
+}
+
+/// Whether `account` must sign in with a second factor: every staff account, and a web user
+/// whom their organization's policy names, judged by the same capabilities the pages and
+/// services grant (re-read here, so a new role or administrator flag counts at next sign-in).
+/// The one place this is decided.
+pub fn required_for(conn: &mut PgConnection, account: &SignedIn) -> Result<bool, AppError> {
+    match account {
+        SignedIn::Staff(_) => Ok(true),
+        SignedIn::User(user) => {
+            let policy = Organization::find(conn, user.organization_id)?.second_factor_required_for;
+            let can = Capabilities::new(user.is_admin, user.effective_permissions(conn)?);
+            Ok(policy.requires(can))
+        }
+    }
 }
 
 /// What Account → Security shows.
@@ -193,6 +212,36 @@ pub fn remove(conn: &mut PgConnection, actor: &Actor) -> Result<(), AppError> {
         Entry::new(AuditAction::SecondFactorRemove).target(target).details(json!({ "method": "totp" })),
     )?;
     Ok(())
+}
+
+/// Support for someone who lost their second factor: removes the authenticator (enrolled or
+/// pending) and recovery codes of `owner` and ends every session of the account, recorded
+/// as `second_factor.reset` by `actor`. The caller has decided that `actor` may (see
+/// `services::users::reset_second_factor`, `services::staff::reset_second_factor`, the
+/// operator's command). Returns the number of sessions ended.
+pub fn reset(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    owner: FactorOwner,
+    target: Target,
+    organization_id: Option<i64>,
+) -> Result<usize, AppError> {
+    let had_authenticator = TotpFactor::is_enrolled(conn, owner)?;
+    TotpFactor::delete_for(conn, owner)?;
+    RecoveryCode::delete_for(conn, owner)?;
+    let ended = match owner {
+        FactorOwner::User(id) => crate::db::models::session::delete_for_user(conn, id)?,
+        FactorOwner::Staff(id) => crate::db::models::session::delete_for_staff(conn, id)?,
+    };
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::SecondFactorReset)
+            .organization(organization_id)
+            .target(target)
+            .details(json!({ "had_authenticator": had_authenticator, "sessions_ended": ended })),
+    )?;
+    Ok(ended)
 }
 
 /// How the second step of a sign-in turned out.

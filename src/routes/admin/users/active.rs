@@ -53,7 +53,7 @@ pub async fn active_form(
 #[derive(Debug, Deserialize)]
 pub struct ReturnForm {
     #[serde(default)]
-    return_to: String,
+    pub(super) return_to: String,
 }
 
 #[post("/admin/users/{id}/{change:deactivate|reactivate}")]

@@ -44,13 +44,15 @@ struct DetailPage {
     key_actions_warning: bool,
     access_switch: bool,
     is_self: bool,
+    /// Whether the user has an authenticator app set up.
+    has_second_factor: bool,
 }
 
 #[get("/admin/users/{id}")]
 pub async fn detail(UserPath { who: manager, id }: UserPath, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let (organization_id, actor) = (manager.organization.id, manager.actor());
     let now = state.clock.now();
-    let (user, allowed, roles, permissions, keys, key_actions, key_rows) = state
+    let (user, allowed, roles, permissions, keys, key_actions, key_rows, has_second_factor) = state
         .db
         .run(move |conn| {
             let (user, allowed) = users::allowed_changes(conn, &actor, organization_id, id)?;
@@ -61,7 +63,11 @@ pub async fn detail(UserPath { who: manager, id }: UserPath, state: web::Data<Ap
             let filter = KeyListFilter { per_page: KEYS_SHOWN, ..KeyListFilter::default() };
             let (owned, _) = ApiKey::list(conn, KeyScope::OwnedBy { organization_id, user_id: id }, &filter)?;
             let key_rows = view::rows(conn, &owned, "/admin/keys", now)?;
-            Ok((user, allowed, roles, permissions, keys, key_actions, key_rows))
+            let has_second_factor = crate::db::models::second_factor::TotpFactor::is_enrolled(
+                conn,
+                crate::db::models::second_factor::FactorOwner::User(id),
+            )?;
+            Ok((user, allowed, roles, permissions, keys, key_actions, key_rows, has_second_factor))
         })
         .await?;
     let ctx = manager.context(&user.display_name)?;
@@ -80,6 +86,7 @@ pub async fn detail(UserPath { who: manager, id }: UserPath, state: web::Data<Ap
         key_actions: key_actions.describe(),
         links_keys: manager.can.allows(Capability::ManageKeys),
         may_add_key,
+        has_second_factor,
         key_rows,
         allowed,
         user,

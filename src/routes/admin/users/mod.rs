@@ -7,7 +7,8 @@
 //! - `edit`: name, administrator, roles;
 //! - `access`: grant or revoke API key access (confirmation, then the change);
 //! - `active`: deactivate or reactivate (confirmation, then the change);
-//! - `password`: reset the password (a new one now, or a new link).
+//! - `password`: reset the password (a new one now, or a new link);
+//! - `factors`: reset the second factor (confirmation, then the change).
 //!
 //! Here: what the flows share — the `UserPath` extractor, the user form,
 //! and small helpers.
@@ -17,6 +18,7 @@ pub mod active;
 pub mod create;
 pub mod detail;
 pub mod edit;
+pub mod factors;
 pub mod list;
 pub mod password;
 

@@ -1,0 +1,1 @@
+ALTER TABLE organizations DROP COLUMN second_factor_required_for;
