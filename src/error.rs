@@ -183,9 +183,7 @@ impl ResponseError for AppError {
             AppError::LoginRequired(_)
             | AppError::SecondFactorRequired
             | AppError::ConfirmIdentity { .. }
-            | AppError::EnrolmentRequired => {
-                StatusCode::SEE_OTHER
-            }
+            | AppError::EnrolmentRequired => StatusCode::SEE_OTHER,
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -245,9 +243,7 @@ impl ResponseError for AppError {
             | AppError::LoginRequired(_)
             | AppError::SecondFactorRequired
             | AppError::ConfirmIdentity { .. }
-            | AppError::EnrolmentRequired => {
-                ("Something went wrong", "The problem has been logged. Please try again.")
-            }
+            | AppError::EnrolmentRequired => ("Something went wrong", "The problem has been logged. Please try again."),
         };
         let status = self.status_code();
         let page = ErrorPage { status: status.as_u16(), title, message };

@@ -687,7 +687,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(staff_end_other_sessions)
         .service(user_end_session)
         .service(staff_end_session)
-
         .service(enrol_overview)
         .service(enrol_start)
         .service(enrol_setup)

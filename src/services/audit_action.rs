@@ -60,7 +60,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit filter offers them.
-pub const ALL: [AuditAction; 52] = [
+    pub const ALL: [AuditAction; 52] = [
         AuditAction::KeyCreate,
         AuditAction::KeyView,
         AuditAction::KeyRename,

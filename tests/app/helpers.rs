@@ -394,7 +394,11 @@ impl TestApp {
     /// factor (staff, or a policy) enrols an authenticator on the way, as a person would, and
     /// later sign-ins give its code.
     pub async fn signed_in_with(&self, email: &str, password: &str) -> TestClient {
-        let client = self.client();
+        self.sign_in(self.client(), email, password).await
+    }
+
+    /// Signs `client` in as `email` (see [`TestApp::signed_in_with`]).
+    pub async fn sign_in(&self, client: TestClient, email: &str, password: &str) -> TestClient {
         let response = client.login(email, password).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "login of {email} should succeed");
         match location(&response).as_str() {
