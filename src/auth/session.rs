@@ -159,12 +159,7 @@ pub fn begin_second_factor(
     now: chrono::DateTime<chrono::Utc>,
     next: Option<String>,
 ) -> Result<(), AppError> {
-    session.renew();
-    session.remove(ACTOR);
-    session.remove(ENROLLING);
-    let pending = PendingSignIn { kind, id, started_at: now.timestamp(), next };
-    session.insert(PENDING, pending).map_err(session_error)?;
-    session.insert(CSRF, random_token(32)).map_err(session_error)
+    after_password(session, PENDING, PendingSignIn { kind, id, started_at: now.timestamp(), next })
 }
 
 /// The password step of an account that must have a second factor and has none: a new
@@ -177,11 +172,17 @@ pub fn begin_enrolment(
     now: chrono::DateTime<chrono::Utc>,
     next: Option<String>,
 ) -> Result<(), AppError> {
+    after_password(session, ENROLLING, PendingSignIn { kind, id, started_at: now.timestamp(), next })
+}
+
+/// A new session key and CSRF token holding `account` under `state` (pending or enrolling)
+/// alone: never signed in, never in the other state.
+fn after_password(session: &Session, state: &str, account: PendingSignIn) -> Result<(), AppError> {
     session.renew();
-    session.remove(ACTOR);
-    session.remove(PENDING);
-    let enrolling = PendingSignIn { kind, id, started_at: now.timestamp(), next };
-    session.insert(ENROLLING, enrolling).map_err(session_error)?;
+    for key in [ACTOR, PENDING, ENROLLING] {
+        session.remove(key);
+    }
+    session.insert(state, account).map_err(session_error)?;
     session.insert(CSRF, random_token(32)).map_err(session_error)
 }
 
