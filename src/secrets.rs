@@ -60,7 +60,10 @@ impl MasterSecret {
             .expect("32 bytes is a valid HKDF-SHA-256 output length");
         hkdf.expand(b"keyward recovery-code pepper v1", &mut recovery_pepper)
             .expect("32 bytes is a valid HKDF-SHA-256 output length");
-        DerivedKeys { key_pepper, cookie_key, totp_seal_key, recovery_pepper }
+        let mut passkey_handle_key = [0u8; 32];
+        hkdf.expand(b"keyward passkey user handle v1", &mut passkey_handle_key)
+            .expect("32 bytes is a valid HKDF-SHA-256 output length");
+        DerivedKeys { key_pepper, cookie_key, totp_seal_key, recovery_pepper, passkey_handle_key }
     }
 }
 
@@ -73,6 +76,8 @@ pub struct DerivedKeys {
     pub totp_seal_key: [u8; 32],
     /// HMAC-SHA-256 key of the stored recovery-code hashes.
     pub recovery_pepper: [u8; 32],
+    /// HMAC-SHA-256 key of the opaque account handle passkeys carry (WebAuthn's user id).
+    pub passkey_handle_key: [u8; 32],
 }
 
 impl std::fmt::Debug for DerivedKeys {

@@ -107,6 +107,13 @@ impl Application {
         let key_listener =
             listener::spawn(settings.db.url().to_string(), Arc::clone(&verifier), Arc::clone(&readiness));
         let passwords = PasswordHashers::start(settings.password_hashers)?;
+        // Passkeys belong to a domain name: the public URL's, else this port on localhost.
+        let passkey_origin =
+            settings.public_origin.clone().unwrap_or_else(|| format!("http://localhost:{}", local_addr.port()));
+        let second_factor = SecondFactorKeys::new(&settings.keys, &passkey_origin);
+        if let Err(why) = &second_factor.passkeys {
+            log::warn!("passkeys are off: {why}");
+        }
         let state = web::Data::new(AppState {
             db: settings.db.clone(),
             session_max: settings.session_max,
@@ -114,7 +121,7 @@ impl Application {
             verifier,
             passwords,
             readiness,
-            second_factor: SecondFactorKeys::new(&settings.keys),
+            second_factor,
             clock: settings.clock.clone(),
         });
         let trust = web::Data::new(settings.trust_forwarded);

@@ -19,6 +19,9 @@ const PENDING: &str = "pending_sign_in";
 const VERIFIED: &str = "verified_at";
 const CLIENT: &str = "client";
 const ENROLLING: &str = "enrolling_sign_in";
+const PASSKEY_CEREMONY: &str = "passkey_ceremony";
+/// How long a passkey ceremony's challenge may be answered.
+const PASSKEY_CEREMONY_SECS: i64 = 5 * 60;
 
 /// How long a half-signed-in session may take to give its second factor.
 pub const PENDING_MAX_SECS: i64 = 5 * 60;
@@ -144,6 +147,7 @@ pub fn sign_in(
     session.remove(PENDING);
     session.remove(VERIFIED);
     session.remove(ENROLLING);
+    session.remove(PASSKEY_CEREMONY);
     let actor = SessionActor { kind, id, signed_in_at: now.timestamp() };
     session.insert(ACTOR, actor).map_err(session_error)?;
     session.insert(CLIENT, client).map_err(session_error)?;
@@ -179,7 +183,7 @@ pub fn begin_enrolment(
 /// alone: never signed in, never in the other state.
 fn after_password(session: &Session, state: &str, account: PendingSignIn) -> Result<(), AppError> {
     session.renew();
-    for key in [ACTOR, PENDING, ENROLLING] {
+    for key in [ACTOR, PENDING, ENROLLING, PASSKEY_CEREMONY] {
         session.remove(key);
     }
     session.insert(state, account).map_err(session_error)?;
@@ -213,6 +217,40 @@ pub fn last_verified(session: &Session) -> Option<i64> {
     let signed_in = actor(session)?.signed_in_at;
     let confirmed = session.get::<i64>(VERIFIED).ok().flatten().unwrap_or(signed_in);
     Some(signed_in.max(confirmed))
+}
+
+/// A passkey ceremony in progress: what it is for, when it began, and the verifier's state
+/// (its challenge). It stays in the server-side session (never in the cookie), and is
+/// taken, so a challenge is answered once.
+#[derive(Serialize, Deserialize)]
+struct PasskeyCeremony {
+    purpose: String,
+    started_at: i64,
+    state: serde_json::Value,
+}
+
+/// Starts a passkey ceremony for `purpose` ("register", "authenticate"), replacing any other.
+pub fn begin_passkey_ceremony<T: Serialize>(
+    session: &Session,
+    purpose: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    state: &T,
+) -> Result<(), AppError> {
+    let state = serde_json::to_value(state).map_err(|e| AppError::Internal(format!("passkey state: {e}")))?;
+    let ceremony = PasskeyCeremony { purpose: purpose.to_string(), started_at: now.timestamp(), state };
+    session.insert(PASSKEY_CEREMONY, ceremony).map_err(session_error)
+}
+
+/// Takes the ceremony for `purpose` begun within the last five minutes, if any: whatever the
+/// outcome, its challenge cannot be answered again.
+pub fn take_passkey_ceremony<T: serde::de::DeserializeOwned>(
+    session: &Session,
+    purpose: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<T> {
+    let ceremony = session.remove_as::<PasskeyCeremony>(PASSKEY_CEREMONY)?.ok()?;
+    let fresh = now.timestamp() - ceremony.started_at <= PASSKEY_CEREMONY_SECS;
+    (ceremony.purpose == purpose && fresh).then(|| serde_json::from_value(ceremony.state).ok()).flatten()
 }
 
 /// Ends the session here and in the store.

@@ -139,6 +139,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    passkeys (id) {
+        id -> Int8,
+        user_id -> Nullable<Int8>,
+        staff_id -> Nullable<Int8>,
+        name -> Text,
+        credential_id -> Bytea,
+        credential -> Jsonb,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     password_links (id) {
         id -> Int8,
         token_hash -> Text,
@@ -267,6 +280,8 @@ diesel::joinable!(api_keys -> staff_accounts (created_by_staff_id));
 diesel::joinable!(asset_groups -> organizations (organization_id));
 diesel::joinable!(assets -> organizations (organization_id));
 diesel::joinable!(organizations -> service_providers (service_provider_id));
+diesel::joinable!(passkeys -> staff_accounts (staff_id));
+diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(password_links -> users (user_id));
 diesel::joinable!(recovery_codes -> staff_accounts (staff_id));
 diesel::joinable!(recovery_codes -> users (user_id));
@@ -291,6 +306,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     assets,
     audit_events,
     organizations,
+    passkeys,
     password_links,
     recovery_codes,
     role_api_actions,

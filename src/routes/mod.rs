@@ -10,6 +10,7 @@ pub mod api;
 pub mod extract;
 pub mod health;
 pub mod keys;
+pub mod passkeys;
 pub mod password;
 pub mod saved;
 pub mod security;
@@ -40,6 +41,7 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
         .service(session::second_factor_form)
         .service(session::second_factor)
         .configure(security::configure)
+        .configure(passkeys::configure)
         .service(account::overview)
         .service(password::set_form)
         .service(password::set)

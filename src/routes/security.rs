@@ -26,11 +26,12 @@ use crate::{
         session::{self, ActorKind, FlashLevel},
         sudo,
     },
-    db::models::{StaffAccount, User, session::SessionListing},
+    db::models::{StaffAccount, User, second_factor::FactorOwner, session::SessionListing},
     domain::ClientIp,
     error::{AppError, AppResult, ENROL_PATH, SECOND_FACTOR_PATH},
     routes::{
         extract::HtmlForm,
+        passkeys::Availability,
         session::{client_of, greet, kind_and_id, landing},
     },
     services::{
@@ -44,21 +45,21 @@ use crate::{
 };
 
 /// One account's security pages: where they live and who is looking.
-struct Area {
-    base: &'static str,
+pub(crate) struct Area {
+    pub(crate) base: &'static str,
     kind: ActorKind,
     email: String,
-    actor: Actor,
+    pub(crate) actor: Actor,
     password_hash: Option<String>,
-    session: Session,
+    pub(crate) session: Session,
     ctx: PageContext,
     /// At sign-in: the account setting up a required second factor, and where it goes then.
     /// The browser it signs in from (for the list of sessions).
-    enrolling: Option<(SignedIn, Option<String>, session::SessionClient)>,
+    pub(crate) enrolling: Option<(SignedIn, Option<String>, session::SessionClient)>,
 }
 
 impl Area {
-    fn user(user: &CurrentUser) -> AppResult<Self> {
+    pub(crate) fn user(user: &CurrentUser) -> AppResult<Self> {
         Ok(Self {
             base: "/account/security",
             kind: ActorKind::User,
@@ -71,7 +72,7 @@ impl Area {
         })
     }
 
-    fn staff(staff: &CurrentStaff) -> AppResult<Self> {
+    pub(crate) fn staff(staff: &CurrentStaff) -> AppResult<Self> {
         Ok(Self {
             base: "/staff/security",
             kind: ActorKind::Staff,
@@ -87,7 +88,11 @@ impl Area {
     /// The enrolment pages of a session that must set up a second factor to sign in, or
     /// where to send any other session. The account is read again: it may have been
     /// deactivated since its password.
-    async fn enrolling(req: &HttpRequest, session: Session, state: &AppState) -> AppResult<Result<Self, HttpResponse>> {
+    pub(crate) async fn enrolling(
+        req: &HttpRequest,
+        session: Session,
+        state: &AppState,
+    ) -> AppResult<Result<Self, HttpResponse>> {
         let now = state.clock.now();
         let enrolling = match session::enrolling(&session) {
             Some(enrolling) if !enrolling.enrolment_expired(now) => enrolling,
@@ -135,12 +140,35 @@ impl Area {
         }))
     }
 
-    fn ctx(&self, title: &str) -> PageContext {
+    pub(crate) fn ctx(&self, title: &str) -> PageContext {
         PageContext { title: title.to_string(), ..self.ctx.clone() }
     }
 
+    /// The account whose factors these pages manage.
+    pub(crate) fn owner(&self) -> AppResult<FactorOwner> {
+        match &self.actor.kind {
+            crate::services::actor::ActorKind::User { id, .. } => Ok(FactorOwner::User(*id)),
+            crate::services::actor::ActorKind::Staff { id, .. } => Ok(FactorOwner::Staff(*id)),
+            _ => Err(AppError::Forbidden),
+        }
+    }
+
+    /// After a factor was set up: at sign-in, signs the account in (a new session key) and
+    /// greets it; where to go next either way.
+    pub(crate) fn complete_enrolment(&self) -> AppResult<String> {
+        match &self.enrolling {
+            Some((account, next, client)) => {
+                let (kind, id) = kind_and_id(account);
+                session::sign_in(&self.session, kind, id, self.actor.now, client.clone())?;
+                greet(&self.session, account);
+                Ok(landing(account, next.clone()))
+            }
+            None => Ok(self.base.to_string()),
+        }
+    }
+
     /// Sudo mode: a recent proof of the person, or the confirm page returning to `return_to`.
-    fn require_recent(&self, return_to: &str) -> AppResult<()> {
+    pub(crate) fn require_recent(&self, return_to: &str) -> AppResult<()> {
         // Setting up a required factor at sign-in follows the password given moments ago
         // (the enrolment state itself expires): that is the proof.
         if self.enrolling.is_some() {
@@ -154,7 +182,7 @@ impl Area {
         session::client(&self.session).map(|client| client.sid)
     }
 
-    fn flash_and_return(&self, level: FlashLevel, message: &str) -> HttpResponse {
+    pub(crate) fn flash_and_return(&self, level: FlashLevel, message: &str) -> HttpResponse {
         session::flash(&self.session, level, message);
         redirect(self.base)
     }
@@ -166,7 +194,18 @@ struct OverviewPage {
     ctx: PageContext,
     base: &'static str,
     status: Status,
+    passkeys: Vec<PasskeyView>,
+    /// Why passkeys cannot be added or used on this page; empty when they can.
+    passkeys_elsewhere: String,
     sessions: Vec<SessionView>,
+}
+
+/// One passkey of the account, as listed.
+struct PasskeyView {
+    id: i64,
+    name: String,
+    added: Stamp,
+    last_used: Option<Stamp>,
 }
 
 /// One signed-in session of the account, as listed.
@@ -227,11 +266,14 @@ pub struct CodeForm {
     code: String,
 }
 
-/// The "Confirm it's you" form: a code, or the password of an account without a factor.
+/// The "Confirm it's you" form: a code, a passkey's answer, or the password of an account
+/// without a factor.
 #[derive(Deserialize)]
 pub struct ConfirmForm {
     #[serde(default)]
     code: String,
+    #[serde(default)]
+    credential: String,
     #[serde(default)]
     password: String,
     #[serde(default)]
@@ -248,10 +290,40 @@ pub struct ConfirmQuery {
 struct ConfirmPage {
     ctx: PageContext,
     action: &'static str,
-    /// Whether a code is asked for (otherwise the password).
-    code: bool,
+    /// What is asked for: a second factor (otherwise the password), and which.
+    asks: ConfirmAsks,
     next: String,
     error: Option<String>,
+    /// Why passkeys cannot be used on this page; empty when they can.
+    passkeys_elsewhere: String,
+}
+
+impl ConfirmPage {
+    /// Where its passkey form asks for a challenge.
+    fn passkey_options(&self) -> String {
+        format!("{}/passkey-options", self.action)
+    }
+}
+
+/// What the confirm page asks an account for.
+#[derive(Debug, Clone, Copy)]
+struct ConfirmAsks {
+    /// A second factor, not the password.
+    code: bool,
+    authenticator: bool,
+    passkeys: bool,
+}
+
+impl ConfirmAsks {
+    fn of(with: &ConfirmWith) -> Self {
+        match *with {
+            ConfirmWith::SecondFactor { authenticator, passkeys } => Self { code: true, authenticator, passkeys },
+            ConfirmWith::Password(_) => Self { code: false, authenticator: false, passkeys: false },
+        }
+    }
+
+    /// A throttled account is not told which it would have been asked for: the code field.
+    const UNSAID: Self = Self { code: true, authenticator: true, passkeys: false };
 }
 
 /// Pages that show a secret (the setup QR code, recovery codes) must not be kept by any cache.
@@ -261,14 +333,25 @@ fn no_store(mut response: HttpResponse) -> HttpResponse {
     response
 }
 
-async fn overview(area: Area, state: &AppState) -> AppResult<HttpResponse> {
+async fn overview(area: Area, req: &HttpRequest, state: &AppState) -> AppResult<HttpResponse> {
     let actor = area.actor.clone();
     let (status, rows) =
         state.db.run(move |conn| Ok((second_factor::status(conn, &actor)?, sessions::list(conn, &actor)?))).await?;
     let current = area.current_session();
     let now = area.actor.now;
     let sessions = rows.into_iter().map(|row| SessionView::new(row, current.as_deref(), now)).collect();
-    render(&OverviewPage { ctx: area.ctx("Security"), base: area.base, status, sessions })
+    let passkeys = status
+        .passkeys
+        .iter()
+        .map(|p| PasskeyView {
+            id: p.id,
+            name: p.name.clone(),
+            added: Stamp::relative_to(p.created_at, now),
+            last_used: p.last_used_at.map(|at| Stamp::relative_to(at, now)),
+        })
+        .collect();
+    let passkeys_elsewhere = Availability::of(req, state).note();
+    render(&OverviewPage { ctx: area.ctx("Security"), base: area.base, status, passkeys, passkeys_elsewhere, sessions })
 }
 
 /// Signs out one other session of this account; another account's is not found.
@@ -315,7 +398,7 @@ async fn setup_page(
     render_with_status(&page, status).map(no_store)
 }
 
-fn recovery_codes_page(area: &Area, done: String, codes: &[String]) -> AppResult<HttpResponse> {
+pub(crate) fn recovery_codes_page(area: &Area, done: String, codes: &[String]) -> AppResult<HttpResponse> {
     let page = RecoveryCodesPage { ctx: area.ctx("Recovery codes"), done, codes: codes.join("\n") };
     render(&page).map(no_store)
 }
@@ -337,15 +420,7 @@ async fn confirm(area: Area, state: &AppState, form: CodeForm) -> AppResult<Http
         .await?;
     match confirmation {
         Confirmation::Enrolled(codes) => {
-            let done = match &area.enrolling {
-                Some((account, next, client)) => {
-                    let (kind, id) = kind_and_id(account);
-                    session::sign_in(&area.session, kind, id, area.actor.now, client.clone())?;
-                    greet(&area.session, account);
-                    landing(account, next.clone())
-                }
-                None => area.base.to_string(),
-            };
+            let done = area.complete_enrolment()?;
             session::flash(
                 &area.session,
                 FlashLevel::Success,
@@ -394,13 +469,17 @@ async fn remove(area: Area, state: &AppState) -> AppResult<HttpResponse> {
 }
 
 #[get("/account/security")]
-pub async fn user_overview(user: CurrentUser, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    overview(Area::user(&user)?, &state).await
+pub async fn user_overview(req: HttpRequest, user: CurrentUser, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    overview(Area::user(&user)?, &req, &state).await
 }
 
 #[get("/staff/security")]
-pub async fn staff_overview(staff: CurrentStaff, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    overview(Area::staff(&staff)?, &state).await
+pub async fn staff_overview(
+    req: HttpRequest,
+    staff: CurrentStaff,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    overview(Area::staff(&staff)?, &req, &state).await
 }
 
 #[post("/account/security/totp")]
@@ -483,39 +562,76 @@ fn confirm_return(area: &Area, next: Option<&str>) -> String {
         .unwrap_or_else(|| home.to_string())
 }
 
-async fn confirm_identity_form(area: Area, state: &AppState, next: Option<String>) -> AppResult<HttpResponse> {
+async fn confirm_identity_form(
+    area: Area,
+    req: &HttpRequest,
+    state: &AppState,
+    next: Option<String>,
+) -> AppResult<HttpResponse> {
     let next = confirm_return(&area, next.as_deref());
     if sudo::is_fresh(&area.session, area.actor.now) {
         return Ok(redirect(&next));
     }
-    let actor = area.actor.clone();
-    let code = state.db.run(move |conn| second_factor::status(conn, &actor)).await?.enrolled;
-    confirm_identity_page(area, code, next, None, StatusCode::OK)
+    let owner = area.owner()?;
+    let methods = state.db.run(move |conn| second_factor::sign_in_methods(conn, owner)).await?;
+    let asks = ConfirmAsks {
+        code: methods.authenticator || methods.passkeys,
+        authenticator: methods.authenticator,
+        passkeys: methods.passkeys,
+    };
+    confirm_identity_page(area, req, state, asks, next, None, StatusCode::OK)
 }
 
 fn confirm_identity_page(
     area: Area,
-    code: bool,
+    req: &HttpRequest,
+    state: &AppState,
+    asks: ConfirmAsks,
     next: String,
     error: Option<String>,
     status: StatusCode,
 ) -> AppResult<HttpResponse> {
-    let page =
-        ConfirmPage { ctx: area.ctx("Confirm it's you"), action: sudo::confirm_path(area.kind), code, next, error };
+    let page = ConfirmPage {
+        ctx: area.ctx("Confirm it's you"),
+        action: sudo::confirm_path(area.kind),
+        asks,
+        next,
+        error,
+        passkeys_elsewhere: Availability::of(req, state).note(),
+    };
     render_with_status(&page, status)
 }
 
 /// Checks the code (or password) of the signed-in person; a correct one makes the session
 /// fresh for [`sudo::FRESH_SECS`] and goes back to the page that asked. Wrong ones are
 /// audited and throttled like sign-in failures.
-async fn confirm_identity(area: Area, state: &AppState, form: ConfirmForm) -> AppResult<HttpResponse> {
+async fn confirm_identity(
+    area: Area,
+    req: &HttpRequest,
+    state: &AppState,
+    form: ConfirmForm,
+) -> AppResult<HttpResponse> {
     let next = confirm_return(&area, Some(&form.next));
     let (actor, email, hash) = (area.actor.clone(), area.email.clone(), area.password_hash.clone());
     let with =
         state.db.transaction(move |conn| second_factor::confirm_identity_with(conn, &actor, &email, hash)).await?;
+    let asks = with.as_ref().map_or(ConfirmAsks::UNSAID, ConfirmAsks::of);
+    let by_passkey = !form.credential.is_empty();
     let (confirmed, code) = match with {
         Err(refused) => (refused, true),
-        Ok(ConfirmWith::Code) => {
+        Ok(ConfirmWith::SecondFactor { passkeys: true, .. }) if by_passkey => {
+            let party = state.second_factor.relying_party()?;
+            let challenge = crate::routes::passkeys::take_confirm_challenge(&area);
+            let (actor, response) = (area.actor.clone(), form.credential);
+            let confirmed = state
+                .db
+                .transaction(move |conn| {
+                    second_factor::confirm_identity_by_passkey(conn, &party, &actor, challenge.as_ref(), &response)
+                })
+                .await?;
+            (confirmed, true)
+        }
+        Ok(ConfirmWith::SecondFactor { .. }) => {
             let (actor, keys) = (area.actor.clone(), state.second_factor.clone());
             let code = form.code;
             let confirmed = state
@@ -537,6 +653,9 @@ async fn confirm_identity(area: Area, state: &AppState, form: ConfirmForm) -> Ap
             session::mark_verified(&area.session, area.actor.now)?;
             return Ok(redirect(&next));
         }
+        Confirmed::Wrong if by_passkey => {
+            (StatusCode::UNAUTHORIZED, "The passkey could not be verified. Try again, or use a code.")
+        }
         Confirmed::Wrong if code => (StatusCode::UNAUTHORIZED, "That code is not correct. Try the current code again."),
         Confirmed::Wrong => (StatusCode::UNAUTHORIZED, "The password is not correct."),
         Confirmed::Throttled => (StatusCode::TOO_MANY_REQUESTS, ""),
@@ -546,44 +665,47 @@ async fn confirm_identity(area: Area, state: &AppState, form: ConfirmForm) -> Ap
     } else {
         error.to_string()
     };
-    // A throttled account is not told which it would have been asked for: the code field.
-    confirm_identity_page(area, code, next, Some(error), status)
+    confirm_identity_page(area, req, state, asks, next, Some(error), status)
 }
 
 #[get("/account/confirm")]
 pub async fn user_confirm_identity_form(
+    req: HttpRequest,
     user: CurrentUser,
     state: web::Data<AppState>,
     query: web::Query<ConfirmQuery>,
 ) -> AppResult<HttpResponse> {
-    confirm_identity_form(Area::user(&user)?, &state, query.into_inner().next).await
+    confirm_identity_form(Area::user(&user)?, &req, &state, query.into_inner().next).await
 }
 
 #[get("/staff/confirm")]
 pub async fn staff_confirm_identity_form(
+    req: HttpRequest,
     staff: CurrentStaff,
     state: web::Data<AppState>,
     query: web::Query<ConfirmQuery>,
 ) -> AppResult<HttpResponse> {
-    confirm_identity_form(Area::staff(&staff)?, &state, query.into_inner().next).await
+    confirm_identity_form(Area::staff(&staff)?, &req, &state, query.into_inner().next).await
 }
 
 #[post("/account/confirm")]
 pub async fn user_confirm_identity(
+    req: HttpRequest,
     user: CurrentUser,
     state: web::Data<AppState>,
     form: HtmlForm<ConfirmForm>,
 ) -> AppResult<HttpResponse> {
-    confirm_identity(Area::user(&user)?, &state, form.into_inner()).await
+    confirm_identity(Area::user(&user)?, &req, &state, form.into_inner()).await
 }
 
 #[post("/staff/confirm")]
 pub async fn staff_confirm_identity(
+    req: HttpRequest,
     staff: CurrentStaff,
     state: web::Data<AppState>,
     form: HtmlForm<ConfirmForm>,
 ) -> AppResult<HttpResponse> {
-    confirm_identity(Area::staff(&staff)?, &state, form.into_inner()).await
+    confirm_identity(Area::staff(&staff)?, &req, &state, form.into_inner()).await
 }
 
 #[post("/account/security/sessions/{public_id}/end")]
@@ -620,6 +742,8 @@ struct EnrolPage {
     ctx: PageContext,
     base: &'static str,
     reason: &'static str,
+    /// Why passkeys cannot be added on this page; empty when they can.
+    passkeys_elsewhere: String,
 }
 
 /// Answers with the enrolment page `then` builds, or sends a session that is not enrolling
@@ -640,7 +764,8 @@ pub async fn enrol_overview(req: HttpRequest, session: Session, state: web::Data
         Some((SignedIn::Staff(_), _, _)) => "Staff accounts must sign in with a second factor.",
         _ => "Your organization requires a second factor for your account.",
     };
-    render(&EnrolPage { ctx: area.ctx("Set up a second factor"), base: area.base, reason })
+    let passkeys_elsewhere = Availability::of(&req, &state).note();
+    render(&EnrolPage { ctx: area.ctx("Set up a second factor"), base: area.base, reason, passkeys_elsewhere })
 }
 
 #[post("/login/enrol/totp")]

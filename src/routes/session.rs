@@ -16,13 +16,13 @@ use serde::Deserialize;
 
 use crate::{
     auth::session::{self as typed, ActorKind, FlashLevel, PendingSignIn},
-    db::models::{StaffAccount, User},
+    db::models::{StaffAccount, User, second_factor::FactorOwner},
     domain::ClientIp,
     error::{AppResult, ENROL_PATH, SECOND_FACTOR_PATH},
-    routes::extract::HtmlForm,
+    routes::{extract::HtmlForm, passkeys::Availability},
     services::{
         login::{self as login_service, LoginError, NextStep, PasswordAccepted, SignedIn, WINDOW_MINUTES},
-        second_factor::{self as factors, SignInCode},
+        second_factor::{self as factors, SignInCode, SignInMethods},
     },
     state::AppState,
     views::{PageContext, paths::safe_local_path, redirect, render, render_with_status},
@@ -51,6 +51,10 @@ pub struct LoginQuery {
 struct SecondFactorPage {
     ctx: PageContext,
     error: Option<String>,
+    /// The ways this account has: an authenticator app, passkeys.
+    methods: SignInMethods,
+    /// Why its passkeys cannot be used on this page; empty when they can.
+    passkeys_elsewhere: String,
 }
 
 /// Not `Debug`: the code is a credential.
@@ -204,7 +208,7 @@ pub(crate) fn landing(account: &SignedIn, return_to: Option<String>) -> String {
 /// The half-signed-in account of this session while it may still give its second factor;
 /// an expired one ends the session and asks for the password again.
 /// Otherwise, where to go instead.
-fn pending_sign_in(session: &Session, state: &AppState) -> Result<PendingSignIn, &'static str> {
+pub(crate) fn pending_sign_in(session: &Session, state: &AppState) -> Result<PendingSignIn, &'static str> {
     match typed::pending(session) {
         Some(pending) if !pending.expired(state.clock.now()) => Ok(pending),
         Some(_) => {
@@ -217,13 +221,35 @@ fn pending_sign_in(session: &Session, state: &AppState) -> Result<PendingSignIn,
     }
 }
 
+/// The second-factor page of `pending`, with `error` (and its status) after a failed try.
+async fn second_factor_page(
+    req: &HttpRequest,
+    session: &Session,
+    state: &AppState,
+    pending: &PendingSignIn,
+    error: Option<String>,
+    status: StatusCode,
+) -> AppResult<HttpResponse> {
+    let owner = match pending.kind {
+        ActorKind::User => FactorOwner::User(pending.id),
+        ActorKind::Staff => FactorOwner::Staff(pending.id),
+    };
+    let methods = state.db.run(move |conn| factors::sign_in_methods(conn, owner)).await?;
+    let ctx = PageContext::anonymous(session, "Second factor")?;
+    let passkeys_elsewhere = Availability::of(req, state).note();
+    render_with_status(&SecondFactorPage { ctx, error, methods, passkeys_elsewhere }, status)
+}
+
 #[get("/login/second-factor")]
-pub async fn second_factor_form(session: Session, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    if let Err(elsewhere) = pending_sign_in(&session, &state) {
-        return Ok(redirect(elsewhere));
+pub async fn second_factor_form(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    match pending_sign_in(&session, &state) {
+        Ok(pending) => second_factor_page(&req, &session, &state, &pending, None, StatusCode::OK).await,
+        Err(elsewhere) => Ok(redirect(elsewhere)),
     }
-    let ctx = PageContext::anonymous(&session, "Second factor")?;
-    render(&SecondFactorPage { ctx, error: None })
 }
 
 /// The second step: a code of the authenticator app or a recovery code. The account is
@@ -256,21 +282,39 @@ pub async fn second_factor(
             Ok(Some((account, outcome)))
         })
         .await?;
+    finish_second_factor(&req, &session, &state, pending, outcome, false).await
+}
+
+/// The end of a second step (a code or a passkey): a signed-in session with a new key and a
+/// welcome, or the page again with what went wrong. `None`: the account is gone or
+/// deactivated since its password, and the session ends.
+pub(crate) async fn finish_second_factor(
+    req: &HttpRequest,
+    session: &Session,
+    state: &AppState,
+    pending: PendingSignIn,
+    outcome: Option<(SignedIn, SignInCode)>,
+    by_passkey: bool,
+) -> AppResult<HttpResponse> {
+    let now = state.clock.now();
     let Some((account, outcome)) = outcome else {
-        typed::sign_out(&session);
+        typed::sign_out(session);
         return Ok(redirect("/login"));
     };
     let (status, error) = match outcome {
-        SignInCode::Totp | SignInCode::RecoveryCode { .. } => {
+        SignInCode::Totp | SignInCode::Passkey | SignInCode::RecoveryCode { .. } => {
             let (kind, id) = kind_and_id(&account);
-            typed::sign_in(&session, kind, id, now, client_of(&req))?;
+            typed::sign_in(session, kind, id, now, client_of(req))?;
             if let SignInCode::RecoveryCode { left } = outcome {
                 let message = format!(
                     "You used a recovery code; {left} left. Generate new ones under Security if you are running low."
                 );
-                typed::flash(&session, FlashLevel::Info, message);
+                typed::flash(session, FlashLevel::Info, message);
             }
-            return Ok(welcome(&session, &account, pending.next));
+            return Ok(welcome(session, &account, pending.next));
+        }
+        SignInCode::Wrong if by_passkey => {
+            (StatusCode::UNAUTHORIZED, "The passkey could not be verified. Try again, or use a code.".to_string())
         }
         SignInCode::Wrong => {
             (StatusCode::UNAUTHORIZED, "That code is not correct. Try the current code again.".to_string())
@@ -280,8 +324,7 @@ pub async fn second_factor(
             format!("Too many failed sign-in attempts. Wait {WINDOW_MINUTES} minutes, then try again."),
         ),
     };
-    let ctx = PageContext::anonymous(&session, "Second factor")?;
-    render_with_status(&SecondFactorPage { ctx, error: Some(error) }, status)
+    second_factor_page(req, session, state, &pending, Some(error), status).await
 }
 
 /// Sign out: the session ends in the store, so its cookie is useless from now on, and the

@@ -17,7 +17,7 @@ use crate::{
         Database,
         models::{
             AuditEvent, StaffAccount, User,
-            second_factor::{FactorOwner, TotpFactor},
+            second_factor::{FactorOwner, has_any_factor},
         },
     },
     domain::ClientIp,
@@ -205,7 +205,7 @@ pub async fn sign_in(
         // With a second factor (or one the policy requires and the account lacks) the
         // password alone signs nobody in: the attempt is recorded as such, and the sign-in
         // (last login, `login.success`) waits for the code or the enrolment.
-        let next = if TotpFactor::is_enrolled(conn, signed_in.factor_owner())? {
+        let next = if has_any_factor(conn, signed_in.factor_owner())? {
             NextStep::SecondFactor
         } else if crate::services::second_factor::required_for(conn, &signed_in)? {
             NextStep::Enrol

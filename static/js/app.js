@@ -6,7 +6,10 @@
 // - times get the viewer's local time in their tooltip, beside the exact UTC time;
 // - the small-screen Menu links become one disclosure button (aria-expanded);
 // - menus (<details data-menu>: the user menu, key rows' menus) close on Escape (focus back on
-//   their button), on a click elsewhere, when focus leaves them and when another opens.
+//   their button), on a click elsewhere, when focus leaves them and when another opens;
+// - passkey forms (form[data-passkey]) run the WebAuthn ceremony: they fetch a challenge from
+//   their data-passkey-options address, let the browser answer it, and submit the answer in
+//   their hidden "credential" field. (Without JavaScript no passkey can be used at all.)
 // No inline scripts anywhere: the Content-Security-Policy forbids them.
 "use strict";
 
@@ -269,8 +272,127 @@
     if (menu && event.relatedTarget && !menu.contains(event.relatedTarget)) menu.open = false;
   });
 
+
+  // Passkeys. WebAuthn speaks ArrayBuffers; the server speaks base64url in JSON.
+  function fromBase64Url(text) {
+    var base64 = text.replace(/-/g, "+").replace(/_/g, "/");
+    while (base64.length % 4) base64 += "=";
+    var binary = atob(base64);
+    var bytes = new Uint8Array(binary.length);
+    for (var i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    return bytes.buffer;
+  }
+
+  function toBase64Url(buffer) {
+    if (!buffer) return null;
+    var bytes = new Uint8Array(buffer);
+    var binary = "";
+    for (var i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i]);
+    return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function decodeCredentialIds(list) {
+    (list || []).forEach(function (credential) { credential.id = fromBase64Url(credential.id); });
+  }
+
+  // The browser's answer, in the JSON the server reads.
+  function credentialJson(credential, creating) {
+    var r = credential.response;
+    var response = creating
+      ? { attestationObject: toBase64Url(r.attestationObject), clientDataJSON: toBase64Url(r.clientDataJSON) }
+      : {
+          authenticatorData: toBase64Url(r.authenticatorData),
+          clientDataJSON: toBase64Url(r.clientDataJSON),
+          signature: toBase64Url(r.signature),
+          userHandle: toBase64Url(r.userHandle)
+        };
+    return JSON.stringify({
+      id: credential.id,
+      rawId: toBase64Url(credential.rawId),
+      type: credential.type,
+      extensions: credential.getClientExtensionResults ? credential.getClientExtensionResults() : {},
+      response: response
+    });
+  }
+
+  function showPasskeyError(form, message, field) {
+    var input = field && form.elements[field];
+    var box = form.querySelector("[data-passkey-error]");
+    if (input) {
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    }
+    if (box) box.textContent = message;
+  }
+
+  function runPasskeyCeremony(form) {
+    var creating = form.getAttribute("data-passkey") === "create";
+    var button = form.querySelector("button[type=submit]");
+    var body = new URLSearchParams(new FormData(form));
+    body.delete("credential");
+    showPasskeyError(form, "");
+    button.disabled = true;
+    fetch(form.getAttribute("data-passkey-options"), {
+      method: "POST",
+      body: body,
+      credentials: "same-origin",
+      headers: { Accept: "application/json" }
+    }).then(function (response) {
+      // Sent elsewhere (to confirm it's you, or to sign in again): go there.
+      if (response.redirected || (response.headers.get("content-type") || "").indexOf("json") < 0) {
+        window.location.assign(response.url);
+        return null;
+      }
+      return response.json().then(function (data) {
+        if (!response.ok) throw { shown: data.error, field: data.field };
+        var options = data.publicKey;
+        options.challenge = fromBase64Url(options.challenge);
+        if (creating) {
+          options.user.id = fromBase64Url(options.user.id);
+          decodeCredentialIds(options.excludeCredentials);
+          return navigator.credentials.create({ publicKey: options });
+        }
+        decodeCredentialIds(options.allowCredentials);
+        return navigator.credentials.get({ publicKey: options });
+      });
+    }).then(function (credential) {
+      if (!credential) return;
+      form.elements.credential.value = credentialJson(credential, creating);
+      form.submit();
+    }).catch(function (problem) {
+      button.disabled = false;
+      if (problem && problem.shown) {
+        showPasskeyError(form, problem.shown, problem.field);
+      } else if (problem && problem.name === "InvalidStateError") {
+        showPasskeyError(form, "This device has a passkey for your account already.");
+      } else if (problem && problem.name === "NotAllowedError") {
+        showPasskeyError(form, "No passkey was used: the request was cancelled or timed out. Try again.");
+      } else {
+        showPasskeyError(form, "Your browser could not use a passkey here. Try again, or use a code.");
+      }
+    });
+  }
+
+  function enablePasskeys() {
+    var supported = window.PublicKeyCredential && navigator.credentials;
+    document.querySelectorAll("form[data-passkey]").forEach(function (form) {
+      if (!supported) {
+        showPasskeyError(form, "This browser does not support passkeys.");
+        form.querySelector("button[type=submit]").disabled = true;
+      }
+      form.hidden = false;
+      form.addEventListener("submit", function (event) {
+        // The answer is in: this is the real submission.
+        if (form.elements.credential.value) return;
+        event.preventDefault();
+        if (supported) runPasskeyCeremony(form);
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     enhanceNavToggle();
     enhance(document);
+    enablePasskeys();
   });
 })();

@@ -69,6 +69,28 @@ fn chromedriver_port() -> u16 {
     port
 }
 
+/// WebDriver's "Add Virtual Authenticator" command (W3C WebAuthn, §11.3).
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!("session/{}/webauthn/authenticator", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
 /// A headless Chromium session (its slot is released when dropped).
 pub struct Browser {
     pub client: Client,
@@ -106,7 +128,10 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a WebDriver session");
-        Browser { client, base: app.url(""), factors: app.factors.clone(), _slot: slot, _profile: profile }
+        // `localhost`, not the address: passkeys belong to a domain name (the application's
+        // relying party is `localhost` with its port), and browsers refuse them on an address.
+        let base = format!("http://localhost:{}", app.address.port());
+        Browser { client, base, factors: app.factors.clone(), _slot: slot, _profile: profile }
     }
 
     pub async fn goto(&self, path: &str) {
@@ -193,6 +218,14 @@ impl Browser {
             _ => {}
         }
         self.wait_for_text(".flash-success", "Welcome").await;
+    }
+
+    /// Gives the browser a virtual authenticator (WebDriver's WebAuthn extension): a platform
+    /// authenticator that holds passkeys and verifies its user at once, as a fingerprint
+    /// reader would. The ceremonies it takes part in are the real ones, end to end.
+    pub async fn add_virtual_authenticator(&self) {
+        let added = self.client.issue_cmd(AddVirtualAuthenticator).await.expect("a virtual authenticator");
+        assert!(added.as_str().is_some_and(|id| !id.is_empty()), "{added}");
     }
 
     /// Clicks the link `css` that opens a dialog, and waits for the dialog.

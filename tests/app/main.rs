@@ -25,6 +25,7 @@ mod limits;
 mod look;
 mod offered;
 mod overview;
+mod passkeys;
 mod product;
 mod resilience;
 mod scale;

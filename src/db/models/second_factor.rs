@@ -1,6 +1,7 @@
 //! Rows of the second factor: an account's TOTP authenticator (`totp_factors`, one per
 //! account, pending until a correct code confirms it) and its recovery codes
-//! (`recovery_codes`, keyed hashes, each used once). Every finder is scoped to one account.
+//! (`recovery_codes`, keyed hashes, each used once), and its passkeys (`passkeys`, WebAuthn
+//! credentials, several per account). Every finder is scoped to one account.
 
 use chrono::{DateTime, Utc};
 use diesel::{
@@ -9,7 +10,7 @@ use diesel::{
     sql_types::{Bool, Nullable},
 };
 
-use crate::db::schema::{recovery_codes, totp_factors};
+use crate::db::schema::{passkeys, recovery_codes, totp_factors};
 
 /// The account a factor belongs to: web users and staff accounts are separate tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,13 @@ fn totp_of(owner: FactorOwner) -> Owned<totp_factors::table> {
     match owner {
         FactorOwner::User(id) => Box::new(totp_factors::user_id.eq(id)),
         FactorOwner::Staff(id) => Box::new(totp_factors::staff_id.eq(id)),
+    }
+}
+
+fn passkeys_of(owner: FactorOwner) -> Owned<passkeys::table> {
+    match owner {
+        FactorOwner::User(id) => Box::new(passkeys::user_id.eq(id)),
+        FactorOwner::Staff(id) => Box::new(passkeys::staff_id.eq(id)),
     }
 }
 
@@ -173,4 +181,128 @@ impl RecoveryCode {
     pub fn delete_for(conn: &mut PgConnection, owner: FactorOwner) -> QueryResult<()> {
         diesel::delete(recovery_codes::table.filter(codes_of(owner))).execute(conn).map(|_| ())
     }
+}
+
+/// One passkey of an account: its name, and the verifier's record of the credential (public
+/// key and signature counter, as webauthn-rs serializes it; no secret).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = passkeys)]
+pub struct PasskeyRow {
+    pub id: i64,
+    pub name: String,
+    pub credential_id: Vec<u8>,
+    pub credential: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// Why a passkey could not be stored.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PasskeyInsert {
+    Stored,
+    /// The account has a passkey of that name already.
+    NameTaken,
+    /// This credential is registered already (to this account or another).
+    CredentialTaken,
+}
+
+impl PasskeyRow {
+    /// The account's passkeys, oldest first.
+    pub fn list(conn: &mut PgConnection, owner: FactorOwner) -> QueryResult<Vec<PasskeyRow>> {
+        passkeys::table
+            .filter(passkeys_of(owner))
+            .order((passkeys::created_at, passkeys::id))
+            .select(PasskeyRow::as_select())
+            .load(conn)
+    }
+
+    pub fn count(conn: &mut PgConnection, owner: FactorOwner) -> QueryResult<i64> {
+        passkeys::table.filter(passkeys_of(owner)).count().get_result(conn)
+    }
+
+    /// The account's passkey with credential id `credential_id`, locked for the transaction (its
+    /// counter is checked and advanced under this lock).
+    pub fn find_by_credential_for_update(
+        conn: &mut PgConnection,
+        owner: FactorOwner,
+        credential_id: &[u8],
+    ) -> QueryResult<Option<PasskeyRow>> {
+        passkeys::table
+            .filter(passkeys_of(owner))
+            .filter(passkeys::credential_id.eq(credential_id))
+            .select(PasskeyRow::as_select())
+            .for_update()
+            .first(conn)
+            .optional()
+    }
+
+    /// Stores a new passkey; a taken name or credential is reported, not an error (the unique
+    /// indexes decide, so two tabs cannot both add one).
+    pub fn insert(
+        conn: &mut PgConnection,
+        owner: FactorOwner,
+        name: &str,
+        credential_id: &[u8],
+        credential: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> QueryResult<PasskeyInsert> {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let inserted = conn.transaction(|conn| {
+            diesel::insert_into(passkeys::table)
+                .values((
+                    passkeys::user_id.eq(owner.user_id()),
+                    passkeys::staff_id.eq(owner.staff_id()),
+                    passkeys::name.eq(name),
+                    passkeys::credential_id.eq(credential_id),
+                    passkeys::credential.eq(credential),
+                    passkeys::created_at.eq(now),
+                ))
+                .execute(conn)
+        });
+        match inserted {
+            Ok(_) => Ok(PasskeyInsert::Stored),
+            Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info)) => {
+                Ok(if info.constraint_name().is_some_and(|c| c.contains("credential_id")) {
+                    PasskeyInsert::CredentialTaken
+                } else {
+                    PasskeyInsert::NameTaken
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records a use: the credential's new state (counter, backup flags) when it changed.
+    pub fn record_use(
+        conn: &mut PgConnection,
+        id: i64,
+        credential: Option<&serde_json::Value>,
+        now: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        match credential {
+            Some(credential) => diesel::update(passkeys::table.find(id))
+                .set((passkeys::credential.eq(credential), passkeys::last_used_at.eq(now)))
+                .execute(conn),
+            None => diesel::update(passkeys::table.find(id)).set(passkeys::last_used_at.eq(now)).execute(conn),
+        }
+        .map(|_| ())
+    }
+
+    /// Removes the account's passkey `id`; its name if there was one (another account's is
+    /// not found).
+    pub fn delete(conn: &mut PgConnection, owner: FactorOwner, id: i64) -> QueryResult<Option<String>> {
+        diesel::delete(passkeys::table.filter(passkeys_of(owner)).filter(passkeys::id.eq(id)))
+            .returning(passkeys::name)
+            .get_result(conn)
+            .optional()
+    }
+
+    pub fn delete_for(conn: &mut PgConnection, owner: FactorOwner) -> QueryResult<usize> {
+        diesel::delete(passkeys::table.filter(passkeys_of(owner))).execute(conn)
+    }
+}
+
+/// Whether the account has any second factor: a confirmed authenticator or a passkey.
+pub fn has_any_factor(conn: &mut PgConnection, owner: FactorOwner) -> QueryResult<bool> {
+    Ok(TotpFactor::is_enrolled(conn, owner)? || PasskeyRow::count(conn, owner)? > 0)
 }

@@ -1,10 +1,14 @@
-//! Second factors of web users and staff accounts alike: enrolling an authenticator app
-//! (TOTP), its recovery codes, removing it, and checking a code at sign-in. Every change and
+//! Second factors of web users and staff accounts alike: an authenticator app (TOTP),
+//! passkeys (`passkey`), the recovery codes that come with the first of them, removing them,
+//! and checking one at sign-in or to confirm the person. Every change and
 //! every failed code is written to the audit log in the same transaction; wrong codes count
 //! against the sign-in throttle of `services::login`.
 
+pub mod passkey;
 pub mod recovery;
 pub mod totp;
+
+use std::sync::Arc;
 
 use diesel::PgConnection;
 use serde_json::json;
@@ -12,7 +16,7 @@ use serde_json::json;
 use crate::{
     db::models::{
         Organization,
-        second_factor::{FactorOwner, RecoveryCode, TotpFactor},
+        second_factor::{FactorOwner, PasskeyRow, RecoveryCode, TotpFactor, has_any_factor},
     },
     domain::Capabilities,
     error::AppError,
@@ -25,19 +29,33 @@ use crate::{
     },
 };
 
+pub use passkey::{PasskeySummary, RelyingParty};
 pub use recovery::RecoveryHasher;
 pub use totp::{Provisioning, SecretSeal};
 
-/// The keys of the second factor (derived from the master secret).
+/// The keys of the second factor (derived from the master secret), and the relying party
+/// of passkeys.
 #[derive(Debug, Clone)]
 pub struct SecondFactorKeys {
     pub seal: SecretSeal,
     pub recovery: RecoveryHasher,
+    /// Passkeys at this site's public origin; why not, when that origin cannot have them.
+    pub passkeys: Result<Arc<RelyingParty>, String>,
 }
 
 impl SecondFactorKeys {
-    pub fn new(keys: &DerivedKeys) -> Self {
-        Self { seal: SecretSeal::new(&keys.totp_seal_key), recovery: RecoveryHasher::new(&keys.recovery_pepper) }
+    /// The keys, with passkeys at `public_origin` (`http://localhost:8080`).
+    pub fn new(keys: &DerivedKeys, public_origin: &str) -> Self {
+        Self {
+            seal: SecretSeal::new(&keys.totp_seal_key),
+            recovery: RecoveryHasher::new(&keys.recovery_pepper),
+            passkeys: RelyingParty::new(public_origin, &keys.passkey_handle_key).map(Arc::new),
+        }
+    }
+
+    /// The relying party of passkeys, or a clear refusal when this site cannot have them.
+    pub fn relying_party(&self) -> Result<Arc<RelyingParty>, AppError> {
+        self.passkeys.clone().map_err(|why| AppError::Conflict(format!("Passkeys are not available: {why}.")))
     }
 }
 
@@ -71,16 +89,24 @@ pub fn required_for(conn: &mut PgConnection, account: &SignedIn) -> Result<bool,
 }
 
 /// What Account → Security shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Status {
+    /// Any second factor: sign-in asks for one.
     pub enrolled: bool,
+    /// An authenticator app.
+    pub authenticator: bool,
+    pub passkeys: Vec<PasskeySummary>,
     pub recovery_codes_left: i64,
 }
 
 pub fn status(conn: &mut PgConnection, actor: &Actor) -> Result<Status, AppError> {
     let (owner, _) = account_of(actor)?;
+    let authenticator = TotpFactor::is_enrolled(conn, owner)?;
+    let passkeys = passkey::list(conn, owner)?;
     Ok(Status {
-        enrolled: TotpFactor::is_enrolled(conn, owner)?,
+        enrolled: authenticator || !passkeys.is_empty(),
+        authenticator,
+        passkeys,
         recovery_codes_left: RecoveryCode::count_unused(conn, owner)?,
     })
 }
@@ -138,7 +164,8 @@ fn record_failure(
 }
 
 /// Confirms the enrolment in progress with a code of the new secret; on success the
-/// authenticator counts from now on, and ten new recovery codes replace any old ones.
+/// authenticator counts from now on, and ten new recovery codes replace any old ones (shown
+/// once, like the first ones of a passkey).
 pub fn confirm_enrolment(
     conn: &mut PgConnection,
     keys: &SecondFactorKeys,
@@ -189,23 +216,25 @@ pub fn regenerate_recovery_codes(
     actor: &Actor,
 ) -> Result<Vec<String>, AppError> {
     let (owner, target) = account_of(actor)?;
-    if confirmed_factor(conn, owner)?.is_none() {
-        return Err(AppError::Conflict("Set up an authenticator app first.".into()));
+    if !has_any_factor(conn, owner)? {
+        return Err(AppError::Conflict("Set up an authenticator app or a passkey first.".into()));
     }
     let codes = replace_recovery_codes(conn, keys, owner)?;
     audit::record(conn, actor, Entry::new(AuditAction::SecondFactorRecoveryCodesRegenerate).target(target))?;
     Ok(codes)
 }
 
-/// Removes the account's authenticator and its recovery codes (the caller has confirmed
-/// the person: their password, for now). Signing in asks for the password alone afterwards.
+/// Removes the account's authenticator (the caller has confirmed the person), and the
+/// recovery codes when no passkey remains: signing in then asks for the password alone.
 pub fn remove(conn: &mut PgConnection, actor: &Actor) -> Result<(), AppError> {
     let (owner, target) = account_of(actor)?;
     if confirmed_factor(conn, owner)?.is_none() {
         return Err(AppError::NotFound);
     }
     TotpFactor::delete_for(conn, owner)?;
-    RecoveryCode::delete_for(conn, owner)?;
+    if !has_any_factor(conn, owner)? {
+        RecoveryCode::delete_for(conn, owner)?;
+    }
     audit::record(
         conn,
         actor,
@@ -215,7 +244,7 @@ pub fn remove(conn: &mut PgConnection, actor: &Actor) -> Result<(), AppError> {
 }
 
 /// Support for someone who lost their second factor: removes the authenticator (enrolled or
-/// pending) and recovery codes of `owner` and ends every session of the account, recorded
+/// pending), passkeys and recovery codes of `owner` and ends every session of the account, recorded
 /// as `second_factor.reset` by `actor`. The caller has decided that `actor` may (see
 /// `services::users::reset_second_factor`, `services::staff::reset_second_factor`, the
 /// operator's command). Returns the number of sessions ended.
@@ -228,6 +257,7 @@ pub fn reset(
 ) -> Result<usize, AppError> {
     let had_authenticator = TotpFactor::is_enrolled(conn, owner)?;
     TotpFactor::delete_for(conn, owner)?;
+    let passkeys_removed = PasskeyRow::delete_for(conn, owner)?;
     RecoveryCode::delete_for(conn, owner)?;
     let ended = match owner {
         FactorOwner::User(id) => crate::db::models::session::delete_for_user(conn, id)?,
@@ -236,12 +266,27 @@ pub fn reset(
     audit::record(
         conn,
         actor,
-        Entry::new(AuditAction::SecondFactorReset)
-            .organization(organization_id)
-            .target(target)
-            .details(json!({ "had_authenticator": had_authenticator, "sessions_ended": ended })),
+        Entry::new(AuditAction::SecondFactorReset).organization(organization_id).target(target).details(json!({
+            "had_authenticator": had_authenticator,
+            "passkeys_removed": passkeys_removed,
+            "sessions_ended": ended,
+        })),
     )?;
     Ok(ended)
+}
+
+/// The second factors an account can sign in with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInMethods {
+    pub authenticator: bool,
+    pub passkeys: bool,
+}
+
+pub fn sign_in_methods(conn: &mut PgConnection, owner: FactorOwner) -> Result<SignInMethods, AppError> {
+    Ok(SignInMethods {
+        authenticator: TotpFactor::is_enrolled(conn, owner)?,
+        passkeys: PasskeyRow::count(conn, owner)? > 0,
+    })
 }
 
 /// How the second step of a sign-in turned out.
@@ -249,6 +294,8 @@ pub fn reset(
 pub enum SignInCode {
     /// A fresh code of the authenticator app.
     Totp,
+    /// One of the account's passkeys.
+    Passkey,
     /// One of the recovery codes (now spent); `left` remain.
     RecoveryCode { left: i64 },
     /// Wrong, replayed, or not a code at all (recorded as a failure).
@@ -269,6 +316,8 @@ fn check_code(
 ) -> Result<SignInCode, AppError> {
     let (owner, target) = account_of(actor)?;
     let factor = confirmed_factor(conn, owner)?;
+    // Recovery codes stand in for any factor: an account with passkeys alone has them too.
+    let enrolled = factor.is_some() || PasskeyRow::count(conn, owner)? > 0;
     let outcome = match (factor, totp::parse_code(code), recovery::normalize(code)) {
         (Some(factor), Some(code), _) => {
             let secret = keys.seal.open(owner, &factor.secret_sealed)?;
@@ -281,7 +330,8 @@ fn check_code(
                 totp::CodeMatch::Wrong => Err("wrong_code"),
             }
         }
-        (Some(_), None, Some(normalized)) => {
+        (None, Some(_), _) if enrolled => Err("no_authenticator"),
+        (_, None, Some(normalized)) if enrolled => {
             if RecoveryCode::spend(conn, owner, &keys.recovery.hash(&normalized), actor.now)? {
                 let left = RecoveryCode::count_unused(conn, owner)?;
                 audit::record(
@@ -296,9 +346,9 @@ fn check_code(
                 Err("wrong_recovery_code")
             }
         }
-        (Some(_), None, None) => Err("not_a_code"),
-        // The factor was removed meanwhile: nothing can complete this step.
-        (None, ..) => Err("no_second_factor"),
+        _ if enrolled => Err("not_a_code"),
+        // Every factor was removed meanwhile: nothing can complete this step.
+        _ => Err("no_second_factor"),
     };
     match outcome {
         Ok(accepted) => Ok(accepted),
@@ -331,11 +381,35 @@ pub fn complete_sign_in(
     Ok(accepted)
 }
 
+/// Checks a passkey of `account`, whose password was correct: the browser's `response` to
+/// the challenge kept in `state`. On success the sign-in is recorded as complete, in the same
+/// transaction; failures count against the sign-in throttle like wrong codes.
+pub fn complete_sign_in_with_passkey(
+    conn: &mut PgConnection,
+    party: &RelyingParty,
+    account: &SignedIn,
+    actor: &Actor,
+    state: Option<&webauthn_rs::prelude::PasskeyAuthentication>,
+    response: &str,
+) -> Result<SignInCode, AppError> {
+    let (_, target) = account_of(actor)?;
+    if login::is_throttled(conn, account.email(), actor.client_ip)? {
+        record_failure(conn, actor, target, Outcome::Denied, json!({ "stage": "sign_in", "reason": "throttled" }))?;
+        return Ok(SignInCode::Throttled);
+    }
+    if passkey::check_assertion(conn, party, actor, state, response, "sign_in")?.is_none() {
+        return Ok(SignInCode::Wrong);
+    }
+    login::record_success(conn, account, actor, Some("passkey"))?;
+    Ok(SignInCode::Passkey)
+}
+
 /// What the "Confirm it's you" page (sudo mode) asks of an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfirmWith {
-    /// A code of its second factor.
-    Code,
+    /// Its second factor: a code (of its authenticator app, or a recovery code), or one of
+    /// its passkeys when it has any.
+    SecondFactor { authenticator: bool, passkeys: bool },
     /// Its password (an account without a second factor); the hash to check it against.
     Password(Option<String>),
 }
@@ -361,7 +435,12 @@ pub fn confirm_identity_with(
         record_failure(conn, actor, target, Outcome::Denied, json!({ "stage": "confirm", "reason": "throttled" }))?;
         return Ok(Err(Confirmed::Throttled));
     }
-    Ok(Ok(if TotpFactor::is_enrolled(conn, owner)? { ConfirmWith::Code } else { ConfirmWith::Password(password_hash) }))
+    let SignInMethods { authenticator, passkeys } = sign_in_methods(conn, owner)?;
+    Ok(Ok(if authenticator || passkeys {
+        ConfirmWith::SecondFactor { authenticator, passkeys }
+    } else {
+        ConfirmWith::Password(password_hash)
+    }))
 }
 
 /// Confirms the person with a code of their second factor (see [`check_code`]); audited
@@ -373,13 +452,29 @@ pub fn confirm_identity_by_code(
     code: &str,
 ) -> Result<Confirmed, AppError> {
     match check_code(conn, keys, actor, code, "confirm")? {
-        SignInCode::Totp | SignInCode::RecoveryCode { .. } => {
+        SignInCode::Totp | SignInCode::Passkey | SignInCode::RecoveryCode { .. } => {
             record_confirmed(conn, actor, "second_factor")?;
             Ok(Confirmed::Yes)
         }
         SignInCode::Wrong => Ok(Confirmed::Wrong),
         SignInCode::Throttled => Ok(Confirmed::Throttled),
     }
+}
+
+/// Confirms the person with one of their passkeys (see [`passkey::check_assertion`]); audited
+/// either way.
+pub fn confirm_identity_by_passkey(
+    conn: &mut PgConnection,
+    party: &RelyingParty,
+    actor: &Actor,
+    state: Option<&webauthn_rs::prelude::PasskeyAuthentication>,
+    response: &str,
+) -> Result<Confirmed, AppError> {
+    if passkey::check_assertion(conn, party, actor, state, response, "confirm")?.is_none() {
+        return Ok(Confirmed::Wrong);
+    }
+    record_confirmed(conn, actor, "passkey")?;
+    Ok(Confirmed::Yes)
 }
 
 /// Records the outcome of a password given to confirm the person (checked by the caller, off

@@ -63,7 +63,7 @@ pub async fn detail(UserPath { who: manager, id }: UserPath, state: web::Data<Ap
             let filter = KeyListFilter { per_page: KEYS_SHOWN, ..KeyListFilter::default() };
             let (owned, _) = ApiKey::list(conn, KeyScope::OwnedBy { organization_id, user_id: id }, &filter)?;
             let key_rows = view::rows(conn, &owned, "/admin/keys", now)?;
-            let has_second_factor = crate::db::models::second_factor::TotpFactor::is_enrolled(
+            let has_second_factor = crate::db::models::second_factor::has_any_factor(
                 conn,
                 crate::db::models::second_factor::FactorOwner::User(id),
             )?;
