@@ -64,8 +64,9 @@ pub fn create_staff(
         .map_err(refused)?;
     println!("Created staff account {} (id {}).", staff.email, staff.id);
     println!(
-        "Staff sign in with a second factor: at the first sign-in, after the password, Keyward shows a QR code to \
-         scan with an authenticator app, then asks for its code."
+        "Staff sign in with a second factor: at the first sign-in, after the password, Keyward offers to set up \
+         an authenticator app (a QR code to scan, then its code) or a passkey (at the public URL, \
+         http://localhost:8080 by default), and asks for it at later sign-ins."
     );
     Ok(())
 }

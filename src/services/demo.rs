@@ -142,8 +142,8 @@ pub fn credentials_text(base_url: &str) -> String {
     // says "nobody"), so only the staff account meets one at its first sign-in.
     text.push_str(
         "Staff accounts sign in with a second factor: the first sign-in as support@keyward.example sets up an \
-         authenticator app (QR code), later ones ask for its code. The demo organizations require none \
-         (Admin → Key policy).\n",
+         authenticator app (QR code) or a passkey (open http://localhost:8080 for passkeys), later ones ask for it. \
+         The demo organizations require none (Admin → Key policy).\n",
     );
     text
 }
