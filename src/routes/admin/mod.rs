@@ -135,10 +135,11 @@ pub async fn overview(user: AdminVisitor, state: web::Data<AppState>) -> AppResu
     let show_keys = user.can.allows(Capability::ManageKeys);
     let show_users = user.can.allows(Capability::ManageUsers);
     let organization_id = user.organization.id;
+    let now = state.clock.now();
     let (keys, users_with_access, events, names) = state
         .db
         .run(move |conn| {
-            let keys = if show_keys { Some(ApiKey::counts(conn, organization_id)?) } else { None };
+            let keys = if show_keys { Some(ApiKey::counts(conn, organization_id, now)?) } else { None };
             let users = if show_users { Some(User::count_with_key_access(conn, organization_id)?) } else { None };
             let events =
                 if show_activity { AuditEvent::list_recent_for_org(conn, organization_id, 10)? } else { Vec::new() };
