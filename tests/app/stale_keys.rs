@@ -475,3 +475,69 @@ async fn runners_side_by_side_run_a_registered_job_once_per_period() {
         .unwrap();
     assert_eq!((last_run, outcome.as_str()), (Some(now + Duration::hours(1)), "counted"));
 }
+
+#[actix_web::test]
+async fn the_overview_lists_the_stalest_active_keys_with_links_to_them_and_to_all_of_them() {
+    let app = spawn_app().await;
+    let mut conn = app.conn();
+    let (acme, admin) = fixtures::organization_with_admin(&mut conn, "acme");
+    let bob = fixtures::reader(&mut conn, &acme, "bob@acme.test");
+    fixtures::UserBuilder::new(&acme, "audrey@acme.test")
+        .role(&[keyward::domain::Permission::AuditRead])
+        .insert(&mut conn);
+    let mut make = |name: &str| keys::personal(&mut conn, &app.hasher, &bob, name).0;
+    let (used_200, never_150, never_120, used_100, used_95, used_91, used_10, inactive, expired) = (
+        make("Used 200 days ago"),
+        make("Never used, 150 days old"),
+        make("Never used, 120 days old"),
+        make("Used 100 days ago"),
+        make("Used 95 days ago"),
+        make("Used 91 days ago"),
+        make("Used 10 days ago"),
+        make("Inactive, used 300 days ago"),
+        make("Expired, never used"),
+    );
+    let globex_admin = fixtures::organization_with_admin(&mut conn, "globex").1;
+    let globex = keys::organization(&mut conn, &app.hasher, &globex_admin, "Globex, stalest of all").0;
+    diesel::update(api_keys::table.find(inactive.id)).set(api_keys::active.eq(false)).execute(&mut conn).unwrap();
+    diesel::update(api_keys::table.find(expired.id))
+        .set(api_keys::expires_at.eq(Some(Utc::now() - Duration::days(1))))
+        .execute(&mut conn)
+        .unwrap();
+    drop(conn);
+    for (key, created, used) in [
+        (&used_200, 400, Some(200)),
+        (&never_150, 150, None),
+        (&never_120, 120, None),
+        (&used_100, 400, Some(100)),
+        (&used_95, 400, Some(95)),
+        (&used_91, 400, Some(91)),
+        (&used_10, 400, Some(10)),
+        (&inactive, 400, Some(300)),
+        (&expired, 400, None),
+        (&globex, 900, None),
+    ] {
+        age(&app, key, Duration::days(created), used.map(Duration::days));
+    }
+    set_policy(&app, &acme, Some(180));
+
+    let admin_client = app.signed_in(&admin.email).await;
+    let page = open_ok(&admin_client, "/admin").await;
+    let shown = page.select("section.overview-stale tr[data-stale-key]").attrs("data-stale-key");
+    let expected: Vec<String> =
+        [&used_200, &never_150, &never_120, &used_100, &used_95].iter().map(|k| k.public_id.clone()).collect();
+    assert_eq!(shown, expected, "the five stalest active keys, stalest first: {page}");
+    for key in [&used_200, &never_150] {
+        assert!(page.links_to(&format!("/admin/keys/{}", key.public_id)), "{page}");
+    }
+    assert!(page.links_to("/admin/keys?state=active&unused=90"));
+    let never_row = page.select(&format!("tr[data-stale-key=\"{}\"]", never_150.public_id)).text();
+    assert!(never_row.contains("Never (created"), "{never_row}");
+    assert!(page.select("section.overview-stale").text().contains("deactivates keys unused for 180 days"));
+    let policy = page.select("dl.details").text();
+    assert!(policy.contains("After 180 days unused"), "{policy}");
+
+    // Those who may not see the keys do not see them here either.
+    let auditor = open_ok(&app.signed_in("audrey@acme.test").await, "/admin").await;
+    assert!(!auditor.has("section.overview-stale"), "{auditor}");
+}

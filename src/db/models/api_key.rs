@@ -399,6 +399,28 @@ impl ApiKey {
         Ok((rows, total))
     }
 
+    /// The organization's active keys (as the list's "active" state) not used since `cutoff`,
+    /// stalest first: by last use, or by creation for keys never used. The overview's list.
+    pub fn stalest(
+        conn: &mut PgConnection,
+        organization_id: i64,
+        cutoff: DateTime<Utc>,
+        limit: i64,
+    ) -> QueryResult<Vec<ApiKey>> {
+        let filter = KeyListFilter {
+            state: StateFilter::Active,
+            unused: Some(Unused::Since(cutoff)),
+            ..KeyListFilter::default()
+        };
+        let unused_since =
+            diesel::dsl::sql::<diesel::sql_types::Timestamptz>("COALESCE(api_keys.last_used_at, api_keys.created_at)");
+        Self::filtered(KeyScope::Organization(organization_id), &filter)
+            .order((unused_since.asc(), api_keys::id.asc()))
+            .limit(limit)
+            .select(ApiKey::as_select())
+            .load(conn)
+    }
+
     /// Action codes of each key (for keys limited to a list of actions), in one query.
     pub fn actions_of(conn: &mut PgConnection, key_ids: &[i64]) -> QueryResult<HashMap<i64, Vec<String>>> {
         let rows: Vec<(i64, String)> = api_key_actions::table
