@@ -111,7 +111,11 @@ fn run_one(conn: &mut PgConnection, job: &Job, now: DateTime<Utc>) -> Outcome {
             return Ok(None);
         }
         let said = (job.run)(conn, now)?;
-        let next = now + chrono::Duration::from_std(job.every).unwrap_or(chrono::Duration::MAX);
+        // An interval beyond chrono's range means "not again": the far future, not a panic.
+        let next = chrono::Duration::from_std(job.every)
+            .ok()
+            .and_then(|every| now.checked_add_signed(every))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         diesel::update(jobs::table.find(job.name))
             .set((
                 jobs::last_run_at.eq(Some(now)),
