@@ -128,7 +128,8 @@ pub struct PolicyInput {
 }
 
 /// Changes an organization's key policy (administrators). It applies to keys created,
-/// edited and re-keyed from now on; existing keys keep their expiry.
+/// edited and re-keyed from now on; existing keys keep their expiry. The stale-key setting
+/// is applied by the `stale-keys` job (`services::keys::stale`) at its next run.
 pub fn update_policy(
     conn: &mut PgConnection,
     actor: &Actor,
