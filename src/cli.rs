@@ -164,6 +164,10 @@ pub enum Command {
         #[arg(long)]
         role: String,
     },
+    /// Run every background job that is due (the stale-key policy, …) once, then exit: for
+    /// cron, tests and the demo. Servers run due jobs themselves every minute; any number of
+    /// runners never run one job twice for the same period.
+    RunJobs,
     /// Create a client organization.
     CreateOrg {
         #[arg(long)]

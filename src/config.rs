@@ -89,6 +89,11 @@ pub struct ConfigArgs {
     #[arg(long, env = "KEYWARD_VERIFY_CACHE", value_name = "BOOL", default_value = "true",
           action = clap::ArgAction::Set, value_parser = boolean("KEYWARD_VERIFY_CACHE"))]
     pub verify_cache: bool,
+    /// Run due background jobs (the stale-key policy, …) in this server every minute; false
+    /// leaves them to `keyward run-jobs` from cron. Any number of instances may run them.
+    #[arg(long, env = "KEYWARD_RUN_JOBS", value_name = "BOOL", default_value = "true",
+          action = clap::ArgAction::Set, value_parser = boolean("KEYWARD_RUN_JOBS"))]
+    pub run_jobs: bool,
     /// Invalid verification attempts allowed per client address per minute.
     #[arg(long, env = "KEYWARD_VERIFY_INVALID_PER_MINUTE", value_name = "N", default_value = "60",
           value_parser = parsed::<u32>("KEYWARD_VERIFY_INVALID_PER_MINUTE", "a whole number"))]
@@ -132,6 +137,8 @@ pub struct Config {
     /// Threads hashing passwords: the most hashes computed at once (and kept working memories).
     pub password_hashers: usize,
     pub verify_cache: bool,
+    /// Run due background jobs in the server (see `jobs`).
+    pub run_jobs: bool,
     pub invalid_attempts_per_minute: u32,
     /// Where the embedded cluster's server binaries are, if given.
     pub pg_bin: Option<PathBuf>,
@@ -203,6 +210,7 @@ impl Config {
             workers: args.workers,
             password_hashers: args.password_hashers.unwrap_or(cores),
             verify_cache: args.verify_cache,
+            run_jobs: args.run_jobs,
             invalid_attempts_per_minute: args.verify_invalid_per_minute,
             pg_bin: args.pg_bin,
         })

@@ -10,6 +10,7 @@ pub mod devdb;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod keys;
 pub mod readiness;
 pub mod request_id;

@@ -26,6 +26,7 @@ use crate::{
     domain::client_ip::TrustForwarded,
     error::AppError,
     http::{head_as_get, refuse_oversized_headers, request_log, security_headers},
+    jobs,
     keys::{
         KeyHasher,
         verifier::{
@@ -60,6 +61,8 @@ pub struct AppSettings {
     pub verify_cache: bool,
     /// Invalid verification attempts allowed per client address per minute.
     pub invalid_attempts_per_minute: u32,
+    /// Run due background jobs every minute (off: `keyward run-jobs` from cron does).
+    pub run_jobs: bool,
     /// The time sessions, keys and pages are measured against (`Clock::system()` but in tests).
     pub clock: Clock,
 }
@@ -184,6 +187,9 @@ impl Application {
         let server = server.run();
         spawn_session_cleanup(settings.db, Arc::clone(&shared_state.readiness), shared_state.clock.clone());
         spawn_usage_flush(shared_state.clone());
+        if settings.run_jobs {
+            spawn_jobs(shared_state.clone());
+        }
         Ok(Self { server, local_addr, state: shared_state, listener: key_listener })
     }
 
@@ -234,6 +240,23 @@ fn spawn_usage_flush(state: web::Data<AppState>) {
             state.verifier.throttle.tidy();
             if let Err(e) = state.verifier.flush_usage().await {
                 log::warn!("writing key last-use records failed (kept for the next attempt): {e}");
+            }
+        }
+    });
+}
+
+/// Runs the background jobs that are due, every minute (see `jobs`): a deployment of one
+/// instance needs no cron, and instances side by side never run one job twice for a period.
+fn spawn_jobs(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        state.readiness.wait().await;
+        let mut interval = actix_web::rt::time::interval(jobs::TICK);
+        loop {
+            interval.tick().await;
+            let now = state.clock.now();
+            // Failures of single jobs are logged by the runner; this is the database itself.
+            if let Err(e) = state.db.run(move |conn| Ok(jobs::run_due(conn, now)?)).await {
+                log::warn!("running due background jobs failed (tried again in a minute): {e}");
             }
         }
     });

@@ -5,6 +5,7 @@
 mod accounts;
 mod audit;
 mod database;
+mod jobs;
 mod keys;
 mod serve;
 
@@ -68,6 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Granted {role} what the application needs; serve with DATABASE_URL naming {role}.");
             Ok(())
         }
+        Command::RunJobs => jobs::run_jobs(&config),
         Command::CreateOrg { name, slug, provider } => accounts::create_org(&config, name, slug, provider),
         Command::CreateKey { org, owner, name, actions, expires_in_days, test } => {
             keys::create_key(&config, keys::CreateKeyArgs { org, owner, name, actions, expires_in_days, test })

@@ -62,6 +62,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         workers: config.workers,
         password_hashers: config.password_hashers,
         verify_cache: config.verify_cache,
+        run_jobs: config.run_jobs,
         invalid_attempts_per_minute: config.invalid_attempts_per_minute,
         clock: crate::clock::Clock::system(),
     };

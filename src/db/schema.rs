@@ -120,6 +120,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    jobs (name) {
+        name -> Text,
+        next_run_at -> Timestamptz,
+        last_run_at -> Nullable<Timestamptz>,
+        last_outcome -> Text,
+    }
+}
+
+diesel::table! {
     organizations (id) {
         id -> Int8,
         slug -> Text,
@@ -135,6 +144,7 @@ diesel::table! {
         key_quota_per_organization -> Int4,
         key_creations_per_hour -> Int4,
         second_factor_required_for -> Text,
+        deactivate_unused_after_days -> Nullable<Int4>,
     }
 }
 
@@ -305,6 +315,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     asset_groups,
     assets,
     audit_events,
+    jobs,
     organizations,
     passkeys,
     password_links,

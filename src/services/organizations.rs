@@ -122,10 +122,14 @@ pub struct PolicyInput {
     /// Who must sign in with a second factor (a [`SecondFactorPolicy`] code); empty keeps
     /// the current setting.
     pub second_factor_required_for: String,
+    /// Deactivate keys nobody used for this many days (the stale-key job); empty: never;
+    /// `None` (a form without the field) keeps the current setting.
+    pub deactivate_unused_after_days: Option<String>,
 }
 
 /// Changes an organization's key policy (administrators). It applies to keys created,
-/// edited and re-keyed from now on; existing keys keep their expiry.
+/// edited and re-keyed from now on; existing keys keep their expiry. The stale-key setting
+/// is applied by the `stale-keys` job (`services::keys::stale`) at its next run.
 pub fn update_policy(
     conn: &mut PgConnection,
     actor: &Actor,
@@ -200,6 +204,27 @@ pub fn update_policy(
         }
         parsed
     };
+    let unused_days = match input.deactivate_unused_after_days.as_deref().map(str::trim) {
+        None => Some(before.deactivate_unused_after_days),
+        Some("") => Some(None),
+        Some(text) => {
+            let range = crate::services::keys::stale::POLICY_DAYS;
+            match text.parse::<i32>() {
+                Ok(days) if range.contains(&days) => Some(Some(days)),
+                _ => {
+                    errors.add(
+                        "deactivate_unused_after_days",
+                        format!(
+                            "Enter a number of days from {} to {}, or leave it empty to keep unused keys active.",
+                            range.start(),
+                            range.end()
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+    };
     let (
         Some(default_days),
         Some(max_days),
@@ -208,7 +233,8 @@ pub fn update_policy(
         Some(per_organization),
         Some(per_hour),
         Some(factor_policy),
-    ) = (default_days, max_days, grace, per_user, per_organization, per_hour, factor_policy)
+        Some(unused_days),
+    ) = (default_days, max_days, grace, per_user, per_organization, per_hour, factor_policy, unused_days)
     else {
         return Err(AppError::Invalid(errors));
     };
@@ -223,6 +249,7 @@ pub fn update_policy(
             organizations::key_quota_per_organization.eq(per_organization),
             organizations::key_creations_per_hour.eq(per_hour),
             organizations::second_factor_required_for.eq(factor_policy.code()),
+            organizations::deactivate_unused_after_days.eq(unused_days),
             organizations::updated_at.eq(diesel::dsl::now),
         ))
         .returning(Organization::as_returning())
@@ -237,6 +264,7 @@ pub fn update_policy(
             "key_quota_per_organization": o.key_quota_per_organization,
             "key_creations_per_hour": o.key_creations_per_hour,
             "second_factor_required_for": o.second_factor_required_for.code(),
+            "deactivate_unused_after_days": o.deactivate_unused_after_days,
         })
     };
     audit::record(

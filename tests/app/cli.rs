@@ -42,8 +42,16 @@ fn help_lists_every_command() {
     let output = keyward(&scratch_dir("help")).arg("--help").output().unwrap();
     assert!(output.status.success());
     let (stdout, _) = text(&output);
-    for command in ["serve", "migrate", "seed-demo", "create-staff", "create-user", "create-org", "reset-second-factor"]
-    {
+    for command in [
+        "serve",
+        "migrate",
+        "seed-demo",
+        "create-staff",
+        "create-user",
+        "create-org",
+        "reset-second-factor",
+        "run-jobs",
+    ] {
         assert!(stdout.contains(command), "--help lists {command}: {stdout}");
     }
 }
@@ -81,6 +89,7 @@ fn help_lists_every_variable_without_the_values_of_secrets() {
             "KEYWARD_PASSWORD_HASHERS",
             "KEYWARD_VERIFY_CACHE",
             "KEYWARD_VERIFY_INVALID_PER_MINUTE",
+            "KEYWARD_RUN_JOBS",
             "KEYWARD_PG_BIN",
             "RUST_LOG",
         ] {

@@ -224,6 +224,9 @@ pub struct SpawnOptions {
     pub public_origin: Option<String>,
     /// Password hashing threads (tests of the bound set 1).
     pub password_hashers: usize,
+    /// Run due background jobs in the server. Off unless a test asks: a run at start-up
+    /// would race the fixtures of tests that drive the jobs themselves (`run-jobs`).
+    pub run_jobs: bool,
 }
 
 impl Default for SpawnOptions {
@@ -241,6 +244,7 @@ impl Default for SpawnOptions {
             trust_forwarded: keyward::domain::client_ip::TrustForwarded::No,
             public_origin: None,
             password_hashers: 2,
+            run_jobs: false,
         }
     }
 }
@@ -283,6 +287,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         password_hashers: options.password_hashers,
         verify_cache: options.verify_cache,
         invalid_attempts_per_minute: options.invalid_attempts_per_minute,
+        run_jobs: options.run_jobs,
         clock,
     })
     .expect("build the application");

@@ -34,6 +34,7 @@ mod second_factor;
 mod security;
 mod sessions_list;
 mod staff;
+mod stale_keys;
 mod static_files;
 mod sudo;
 mod user_keys;

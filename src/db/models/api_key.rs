@@ -221,14 +221,24 @@ pub struct KeyCounts {
     pub unused: i64,
 }
 
+/// The "unused" filter of the key lists (`?unused=90`, `?unused=never`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unused {
+    /// Not used since this instant; a key never used counts from its creation. The list
+    /// computes it from the application's clock (`now - N days`).
+    Since(DateTime<Utc>),
+    /// Never used at all (neither its current secret nor an earlier one).
+    Never,
+}
+
 /// Filters and page of a key list.
 #[derive(Debug, Clone, Default)]
 pub struct KeyListFilter {
     pub owner: OwnerFilter,
     pub state: StateFilter,
     pub expiring_soon: bool,
-    /// Keys not used for this many days (never used: created that long ago).
-    pub unused_days: Option<i64>,
+    /// Keys not used for a while, or never.
+    pub unused: Option<Unused>,
     pub search: Option<String>,
     pub page: i64,
     pub per_page: i64,
@@ -346,13 +356,16 @@ impl ApiKey {
             let horizon = Utc::now() + Duration::days(EXPIRING_SOON_DAYS);
             query = query.filter(api_keys::expires_at.gt(now)).filter(api_keys::expires_at.le(horizon));
         }
-        if let Some(days) = filter.unused_days {
-            let cutoff = Utc::now() - Duration::days(days);
-            query = query.filter(
-                api_keys::last_used_at
-                    .le(cutoff)
-                    .or(api_keys::last_used_at.is_null().and(api_keys::created_at.le(cutoff))),
-            );
+        match filter.unused {
+            None => {}
+            Some(Unused::Since(cutoff)) => {
+                query = query.filter(
+                    api_keys::last_used_at
+                        .le(cutoff)
+                        .or(api_keys::last_used_at.is_null().and(api_keys::created_at.le(cutoff))),
+                );
+            }
+            Some(Unused::Never) => query = query.filter(api_keys::last_used_at.is_null()),
         }
         if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
             let SearchPatterns { first, second } = SearchPatterns::of(search);
@@ -384,6 +397,28 @@ impl ApiKey {
             .select(ApiKey::as_select())
             .load(conn)?;
         Ok((rows, total))
+    }
+
+    /// The organization's active keys (as the list's "active" state) not used since `cutoff`,
+    /// stalest first: by last use, or by creation for keys never used. The overview's list.
+    pub fn stalest(
+        conn: &mut PgConnection,
+        organization_id: i64,
+        cutoff: DateTime<Utc>,
+        limit: i64,
+    ) -> QueryResult<Vec<ApiKey>> {
+        let filter = KeyListFilter {
+            state: StateFilter::Active,
+            unused: Some(Unused::Since(cutoff)),
+            ..KeyListFilter::default()
+        };
+        let unused_since =
+            diesel::dsl::sql::<diesel::sql_types::Timestamptz>("COALESCE(api_keys.last_used_at, api_keys.created_at)");
+        Self::filtered(KeyScope::Organization(organization_id), &filter)
+            .order((unused_since.asc(), api_keys::id.asc()))
+            .limit(limit)
+            .select(ApiKey::as_select())
+            .load(conn)
     }
 
     /// Action codes of each key (for keys limited to a list of actions), in one query.
@@ -500,6 +535,45 @@ impl ApiKey {
             .get_result(conn)
     }
 
+    /// Deactivates the active, unexpired keys of an organization that nobody used, created or
+    /// reactivated since `cutoff`, giving them `reason`; returns them. One statement: a key
+    /// used or reactivated meanwhile is checked again under its row lock and left alone.
+    /// Reactivations are read from the key's audit trail (written in the same transaction as
+    /// each reactivation), so someone who switches a stale key on again gets the policy's days.
+    pub fn deactivate_unused(
+        conn: &mut PgConnection,
+        organization_id: i64,
+        cutoff: DateTime<Utc>,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> QueryResult<Vec<ApiKey>> {
+        use diesel::sql_types::Timestamptz;
+        let not_reactivated_since = diesel::dsl::sql::<Bool>(
+            "NOT EXISTS (SELECT 1 FROM audit_events AS e WHERE e.target_id = api_keys.public_id \
+             AND e.target_type = 'api_key' AND e.action = 'key.reactivate' AND e.result = 'success' \
+             AND e.occurred_at > ",
+        )
+        .bind::<Timestamptz, _>(cutoff)
+        .sql(")");
+        diesel::update(
+            api_keys::table
+                .filter(api_keys::organization_id.eq(organization_id))
+                .filter(api_keys::active.eq(true))
+                .filter(api_keys::expires_at.is_null().or(api_keys::expires_at.gt(at)))
+                .filter(api_keys::created_at.le(cutoff))
+                .filter(api_keys::last_used_at.is_null().or(api_keys::last_used_at.le(cutoff)))
+                .filter(not_reactivated_since),
+        )
+        .set((
+            api_keys::active.eq(false),
+            api_keys::deactivated_at.eq(Some(at)),
+            api_keys::deactivation_reason.eq(reason),
+            api_keys::updated_at.eq(now),
+        ))
+        .returning(ApiKey::as_returning())
+        .get_results(conn)
+    }
+
     /// Replaces an inactive key's deactivation reason (the key stays inactive).
     pub fn set_deactivation_reason(conn: &mut PgConnection, key_id: i64, reason: &str) -> QueryResult<ApiKey> {
         diesel::update(api_keys::table.find(key_id))
@@ -568,7 +642,8 @@ impl ApiKey {
     /// always of the key's organization (a foreign key says so). `OFFSET 0` keeps PostgreSQL
     /// from folding the inner query into the outer one, which would copy `owner_ok` into each
     /// count that reads it.
-    pub fn counts(conn: &mut PgConnection, organization_id: i64) -> QueryResult<KeyCounts> {
+    /// "Unused" is measured from `as_of`, the application's clock, as the list measures it.
+    pub fn counts(conn: &mut PgConnection, organization_id: i64, as_of: DateTime<Utc>) -> QueryResult<KeyCounts> {
         use diesel::sql_types::{BigInt, Timestamptz};
         let sql = format!(
             "SELECT \
@@ -590,7 +665,7 @@ impl ApiKey {
         diesel::sql_query(sql)
             .bind::<BigInt, _>(organization_id)
             .bind::<Timestamptz, _>(at + Duration::days(EXPIRING_SOON_DAYS))
-            .bind::<Timestamptz, _>(at - Duration::days(UNUSED_DAYS))
+            .bind::<Timestamptz, _>(as_of - Duration::days(UNUSED_DAYS))
             .get_result(conn)
     }
 

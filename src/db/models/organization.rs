@@ -33,6 +33,8 @@ pub struct Organization {
     /// Who must sign in with a second factor (see [`SecondFactorPolicy`]).
     #[diesel(deserialize_as = String)]
     pub second_factor_required_for: SecondFactorPolicy,
+    /// Deactivate keys nobody used for this many days (the stale-key job); `None`: never.
+    pub deactivate_unused_after_days: Option<i32>,
 }
 
 #[derive(Debug, Insertable)]

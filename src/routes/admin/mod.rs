@@ -8,12 +8,17 @@ pub mod users;
 
 use actix_web::{HttpResponse, get, web};
 use askama::Template;
+use chrono::Duration;
 
 use crate::{
     auth::AdminVisitor,
-    db::models::{ApiKey, AuditEvent, User, api_key::KeyCounts},
+    db::models::{
+        ApiKey, AuditEvent, User,
+        api_key::{KeyCounts, UNUSED_DAYS},
+    },
     domain::Capability,
     error::AppResult,
+    routes::keys::view::{self, KeyRow},
     state::AppState,
     views::{PageContext, Section, render, time::Stamp},
 };
@@ -49,9 +54,21 @@ struct OverviewPage {
     allow_never: bool,
     default_grace_minutes: i32,
     stats: Vec<StatCard>,
+    /// The stalest active keys (for readers of the keys), and the list of them all.
+    stale: Option<Vec<KeyRow>>,
+    stale_href: &'static str,
+    /// The stale-key policy's days, if it is on.
+    deactivate_unused_after_days: Option<i32>,
     show_activity: bool,
     activity: Vec<ActivityRow>,
 }
+
+/// The list of the active keys unused for [`UNUSED_DAYS`]: the "unused" card's and the stale
+/// list's link.
+const STALE_HREF: &str = "/admin/keys?state=active&unused=90";
+
+/// How many of the stalest keys the overview lists.
+const STALE_SHOWN: i64 = 5;
 
 /// `12345` as "12,345".
 fn grouped(n: i64) -> String {
@@ -91,7 +108,7 @@ fn stat_cards(keys: Option<KeyCounts>, users_with_access: Option<i64>) -> Vec<St
                 id: "unused",
                 number: grouped(k.unused),
                 label: "Active, unused for 90 days",
-                href: "/admin/keys?state=active&unused=90",
+                href: STALE_HREF,
                 attention: k.unused > 0,
             },
             StatCard {
@@ -135,15 +152,23 @@ pub async fn overview(user: AdminVisitor, state: web::Data<AppState>) -> AppResu
     let show_keys = user.can.allows(Capability::ManageKeys);
     let show_users = user.can.allows(Capability::ManageUsers);
     let organization_id = user.organization.id;
-    let (keys, users_with_access, events, names) = state
+    let now = state.clock.now();
+    let (keys, stale, users_with_access, events, names) = state
         .db
         .run(move |conn| {
-            let keys = if show_keys { Some(ApiKey::counts(conn, organization_id)?) } else { None };
+            let keys = if show_keys { Some(ApiKey::counts(conn, organization_id, now)?) } else { None };
+            let stale = if show_keys {
+                let cutoff = now - Duration::days(UNUSED_DAYS);
+                let stalest = ApiKey::stalest(conn, organization_id, cutoff, STALE_SHOWN)?;
+                Some(view::rows(conn, &stalest, "/admin/keys", now)?)
+            } else {
+                None
+            };
             let users = if show_users { Some(User::count_with_key_access(conn, organization_id)?) } else { None };
             let events =
                 if show_activity { AuditEvent::list_recent_for_org(conn, organization_id, 10)? } else { Vec::new() };
             let names = crate::views::actors::actor_names(conn, Some(organization_id), &events)?;
-            Ok((keys, users, events, names))
+            Ok((keys, stale, users, events, names))
         })
         .await?;
     let activity = events
@@ -166,6 +191,9 @@ pub async fn overview(user: AdminVisitor, state: web::Data<AppState>) -> AppResu
         allow_never: org.key_allow_never_expires,
         default_grace_minutes: org.key_default_grace_minutes,
         stats: stat_cards(keys, users_with_access),
+        stale,
+        stale_href: STALE_HREF,
+        deactivate_unused_after_days: org.deactivate_unused_after_days,
         show_activity,
         activity,
         ctx,

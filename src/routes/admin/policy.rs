@@ -1,5 +1,6 @@
 //! Admin → Key policy: default and maximum key lifetime, never-expiring keys, default re-key
-//! grace, quotas, and who must sign in with a second factor. Administrators only.
+//! grace, quotas, who must sign in with a second factor, and the deactivation of keys nobody
+//! used for a number of days. Administrators only.
 
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
@@ -36,6 +37,9 @@ pub struct PolicyForm {
     creations_per_hour: String,
     #[serde(default)]
     second_factor_required_for: String,
+    /// Absent (an older form, a script): the setting stays as it is.
+    #[serde(default)]
+    deactivate_unused_after_days: Option<String>,
 }
 
 impl PolicyForm {
@@ -82,6 +86,7 @@ pub async fn show(admin: OrgAdmin) -> AppResult<HttpResponse> {
         quota_per_organization: org.key_quota_per_organization.to_string(),
         creations_per_hour: org.key_creations_per_hour.to_string(),
         second_factor_required_for: org.second_factor_required_for.code().to_string(),
+        deactivate_unused_after_days: Some(org.deactivate_unused_after_days.map(|d| d.to_string()).unwrap_or_default()),
     };
     render(&page(&admin, values, FieldErrors::new())?)
 }
@@ -102,6 +107,7 @@ pub async fn update(
         quota_per_organization: values.quota_per_organization.clone(),
         creations_per_hour: values.creations_per_hour.clone(),
         second_factor_required_for: values.second_factor_required_for.clone(),
+        deactivate_unused_after_days: values.deactivate_unused_after_days.clone(),
     };
     let actor = admin.actor();
     let organization_id = admin.organization.id;
@@ -112,7 +118,8 @@ pub async fn update(
         result,
         |_| {
             let message = "Saved the key policy. It applies to keys created, edited and re-keyed from now on, \
-                           and a required second factor from each person's next sign-in.";
+                           a required second factor from each person's next sign-in, and the deactivation of \
+                           unused keys from the next run of the background jobs (within the hour).";
             (message.into(), "/admin/policy".into())
         },
         |errors| async { page(&admin, values, errors) },

@@ -2,13 +2,14 @@
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use chrono::{DateTime, Duration, Utc};
 use diesel::OptionalExtension;
 use serde::Deserialize;
 
 use crate::{
     db::models::{
         ApiKey, User,
-        api_key::{KeyListFilter, KeyScope, OwnerFilter, StateFilter},
+        api_key::{KeyListFilter, KeyScope, OwnerFilter, StateFilter, Unused},
     },
     error::{AppError, AppResult},
     routes::keys::{
@@ -32,7 +33,8 @@ pub struct ListQuery {
     owner_user: Option<String>,
     state: Option<String>,
     expiring: Option<String>,
-    /// Keys not used for this many days (`90`; never used: created that long ago).
+    /// Keys not used for this many days (`90`; never used: created that long ago), or
+    /// `never` used at all.
     unused: Option<String>,
     q: Option<String>,
     page: Option<i64>,
@@ -47,8 +49,10 @@ pub struct ListView {
     pub owner_user_name: Option<String>,
     pub state: String,
     pub expiring: bool,
-    /// The days of the "unused" filter, if it is applied.
-    pub unused: Option<i64>,
+    /// The "unused" filter as applied: empty, a number of days, or `never`.
+    pub unused: String,
+    /// The choices of the "unused" filter: `(value, label)`, the applied one among them.
+    pub unused_choices: Vec<(String, String)>,
     pub q: String,
     pub filtered: bool,
 }
@@ -67,17 +71,62 @@ struct ListPage {
     pager: Pager,
 }
 
-/// The `unused` filter's days: none when empty, else a whole number of days up to ten years.
-fn unused_days(value: Option<&str>) -> AppResult<Option<i64>> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|days| (1..=3650).contains(days))
-            .map(Some)
-            .ok_or_else(|| AppError::BadRequest("The unused filter must be a number of days, such as 90.".into())),
+/// The spans the filter bar offers for "unused" (a link may name any other number of days).
+const UNUSED_CHOICES: [i64; 2] = [30, 90];
+
+/// The `unused` filter: none when empty, `never`, or a whole number of days up to ten years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnusedFilter {
+    Days(i64),
+    Never,
+}
+
+impl UnusedFilter {
+    fn parse(value: Option<&str>) -> AppResult<Option<Self>> {
+        match value.map(str::trim).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some("never") => Ok(Some(Self::Never)),
+            Some(text) => text
+                .parse::<i64>()
+                .ok()
+                .filter(|days| (1..=3650).contains(days))
+                .map(|days| Some(Self::Days(days)))
+                .ok_or_else(|| {
+                    AppError::BadRequest("The unused filter must be a number of days, such as 90, or \"never\".".into())
+                }),
+        }
     }
+
+    /// The query parameter's value.
+    fn param(self) -> String {
+        match self {
+            Self::Days(days) => days.to_string(),
+            Self::Never => "never".into(),
+        }
+    }
+
+    /// The model's filter, at the application's time `now`.
+    fn at(self, now: DateTime<Utc>) -> Unused {
+        match self {
+            Self::Days(days) => Unused::Since(now - Duration::days(days)),
+            Self::Never => Unused::Never,
+        }
+    }
+}
+
+/// The filter bar's "unused" options, with the applied number of days if it is not one of them.
+fn unused_choices(applied: Option<UnusedFilter>) -> Vec<(String, String)> {
+    let mut days: Vec<i64> = UNUSED_CHOICES.to_vec();
+    if let Some(UnusedFilter::Days(n)) = applied
+        && !days.contains(&n)
+    {
+        days.push(n);
+        days.sort_unstable();
+    }
+    let mut choices = vec![(String::new(), "Any time".to_string())];
+    choices.extend(days.into_iter().map(|n| (n.to_string(), format!("Not in the last {n} days"))));
+    choices.push(("never".into(), "Never".into()));
+    choices
 }
 
 pub async fn list<A: KeyArea>(
@@ -90,7 +139,8 @@ pub async fn list<A: KeyArea>(
     let query = query.into_inner();
     let blocked = area.blocked_reason();
     let page = page_index(query.page, PER_PAGE);
-    let unused = unused_days(query.unused.as_deref())?;
+    let unused = UnusedFilter::parse(query.unused.as_deref())?;
+    let now = state.clock.now();
     // Anything but a positive id names nobody, whose keys are none: better an empty list than
     // every key under a filter that looks applied.
     let owner_user = query.owner_user.as_deref().filter(|s| !s.is_empty()).map(|s| s.parse::<i64>().unwrap_or(0));
@@ -110,7 +160,7 @@ pub async fn list<A: KeyArea>(
             _ => StateFilter::Any,
         },
         expiring_soon: query.expiring.is_some(),
-        unused_days: unused,
+        unused: unused.map(|u| u.at(now)),
         search: query.q.as_deref().map(crate::db::search::term),
         page,
         per_page: PER_PAGE,
@@ -119,7 +169,6 @@ pub async fn list<A: KeyArea>(
         (Vec::new(), 0, None)
     } else {
         let scope = area.scope();
-        let now = state.clock.now();
         let row_base = base.clone();
         let filter = filter.clone();
         state
@@ -143,21 +192,21 @@ pub async fn list<A: KeyArea>(
         owner_user_name,
         state: query.state.clone().unwrap_or_default(),
         expiring: filter.expiring_soon,
-        unused,
+        unused: unused.map(UnusedFilter::param).unwrap_or_default(),
+        unused_choices: unused_choices(unused),
         q: query.q.clone().unwrap_or_default(),
         filtered: filter.owner != OwnerFilter::Any
             || filter.state != StateFilter::Any
             || filter.expiring_soon
-            || filter.unused_days.is_some()
+            || filter.unused.is_some()
             || filter.search.as_deref().is_some_and(|s| !s.is_empty()),
     };
-    let unused_param = unused.map(|d| d.to_string()).unwrap_or_default();
     let params = [
         ("owner", list.owner.as_str()),
         ("owner_user", list.owner_user.as_str()),
         ("state", list.state.as_str()),
         ("expiring", query.expiring.as_deref().unwrap_or_default()),
-        ("unused", unused_param.as_str()),
+        ("unused", list.unused.as_str()),
         ("q", list.q.as_str()),
     ];
     let pager = Pager::new(&base, &params, page, PER_PAGE, rows.len(), total);

@@ -167,6 +167,8 @@ pub struct HistoryRow {
     pub actor: ActorName,
     pub action: String,
     pub result: String,
+    /// The reason recorded with the change (a deactivation's, say), if any.
+    pub note: Option<String>,
 }
 
 /// The detail page's extra facts.
@@ -207,6 +209,7 @@ pub fn detail(conn: &mut PgConnection, actor: &Actor, key: &ApiKey, base: &str) 
             actor: names.of(e),
             action: e.action.clone(),
             result: e.result.clone(),
+            note: e.details.get("reason").and_then(|r| r.as_str()).map(str::to_string),
         })
         .collect();
     let now = actor.now;

@@ -9,6 +9,7 @@ pub mod input;
 pub mod lifecycle;
 pub mod policy;
 pub mod quota;
+pub mod stale;
 
 pub use access::{KeyOp, OwnerContext};
 pub use input::{

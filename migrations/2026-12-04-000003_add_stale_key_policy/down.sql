@@ -1,0 +1,1 @@
+ALTER TABLE organizations DROP COLUMN deactivate_unused_after_days;

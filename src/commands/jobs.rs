@@ -1,0 +1,24 @@
+//! `run-jobs`: runs every background job that is due once, then exits (for cron, tests and
+//! the demo), on the system clock.
+
+use anyhow::bail;
+
+use crate::{clock::Clock, config::Config, db, jobs};
+
+use super::DatabaseHandle;
+
+pub fn run_jobs(config: &Config) -> anyhow::Result<()> {
+    let handle = DatabaseHandle::open(config)?;
+    handle.migrate()?;
+    // As the application's role, like the server's runners: jobs change rows, never the schema.
+    let mut conn = db::connect(&handle.url)?;
+    let runs = jobs::run_due(&mut conn, Clock::system().now())?;
+    for run in &runs {
+        println!("{run}");
+    }
+    let failed = runs.iter().filter(|run| matches!(run.outcome, jobs::Outcome::Failed(_))).count();
+    if failed > 0 {
+        bail!("{failed} job(s) failed; they stay due and run again next time");
+    }
+    Ok(())
+}
