@@ -1,7 +1,7 @@
 //! HTTP-wide middleware: security headers on every response, one log line per request
 //! (with a request id, echoed in `X-Request-Id`, and the server time and database queries,
-//! echoed in `Server-Timing`), 431 for an oversized request header, and `HEAD` answered like
-//! `GET`. Paths are logged without query strings, and request bodies and headers never, so no
+//! echoed in `Server-Timing`), 431 for an oversized request header, `HEAD` answered like
+//! `GET`, and a dialog's form sent on to a page it must not open in the dialog. Paths are logged without query strings, and request bodies and headers never, so no
 //! secret reaches the log.
 
 use std::{
@@ -126,4 +126,38 @@ pub async fn head_as_get(
         req.head_mut().method = Method::GET;
     }
     next.call(req).await
+}
+
+/// The header `static/js/app.js` sends with a form it submits from a dialog.
+const DIALOG_REQUEST: &str = "x-keyward-dialog";
+/// The header that tells it to leave the dialog for this page instead.
+const NAVIGATE: HeaderName = HeaderName::from_static("x-keyward-navigate");
+
+/// A form submitted from a dialog follows no redirect (a success's next page shows the flash
+/// message, which the page itself must load). A redirect to "Confirm it's you" or to sign in
+/// again is no success, though: for a dialog's request it becomes a 200 naming that page in
+/// `X-Keyward-Navigate`, and the script goes there instead of closing the dialog as if done.
+pub async fn dialog_detours(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let from_dialog = req.headers().contains_key(DIALOG_REQUEST);
+    let mut response = next.call(req).await?;
+    if !from_dialog || response.status() != StatusCode::SEE_OTHER {
+        return Ok(response);
+    }
+    let detour = response
+        .headers()
+        .get(header::LOCATION)
+        .filter(|location| {
+            let path = location.to_str().unwrap_or_default();
+            ["/account/confirm", "/staff/confirm", "/login"].iter().any(|page| path.starts_with(page))
+        })
+        .cloned();
+    if let Some(location) = detour {
+        *response.response_mut().status_mut() = StatusCode::OK;
+        response.headers_mut().remove(header::LOCATION);
+        response.headers_mut().insert(NAVIGATE, location);
+    }
+    Ok(response)
 }

@@ -165,6 +165,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(FORM_LIMIT))
                 .wrap(from_fn(routes::extract::refuse_nul_in_address))
                 .wrap(from_fn(head_as_get))
+                .wrap(from_fn(crate::http::dialog_detours))
                 .wrap(from_fn(refuse_oversized_headers))
                 .wrap(security_headers(cookie_secure).into_iter().fold(DefaultHeaders::new(), DefaultHeaders::add))
                 .wrap(from_fn(readiness::until_ready))

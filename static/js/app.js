@@ -177,9 +177,16 @@
       method: "POST",
       body: new URLSearchParams(new FormData(form)),
       credentials: "same-origin",
-      redirect: "manual"
+      redirect: "manual",
+      headers: { "X-Keyward-Dialog": "1" }
     })
       .then(function (response) {
+        // Not done: the person must confirm it's them (or sign in again) first.
+        var detour = response.headers.get("X-Keyward-Navigate");
+        if (detour) {
+          window.location.assign(detour);
+          return null;
+        }
         if (response.type === "opaqueredirect" || (response.status >= 300 && response.status < 400)) {
           // Success: let the page itself load the next page, which shows the flash message.
           var back = form.querySelector("input[name=return_to]");

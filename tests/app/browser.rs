@@ -676,6 +676,44 @@ async fn admin_world() -> TestApp {
 }
 
 #[actix_web::test]
+async fn a_dialog_form_that_needs_a_fresh_confirmation_leads_to_the_confirm_page_not_a_reload() {
+    let app = admin_world().await;
+    let browser = Browser::open(&app, true).await;
+    browser.sign_in("admin@acme.test").await;
+    // Granting administrator rights wants a proof of the person from the last 10 minutes.
+    app.advance(Duration::from_secs(11 * 60));
+    browser.goto("/admin/users").await;
+    browser.open_dialog(".page-head a[data-dialog]").await;
+    browser.find("dialog #user-email").await.send_keys("nina@acme.test").await.unwrap();
+    browser.find("dialog #user-name").await.send_keys("Nina New").await.unwrap();
+    browser.find("dialog #user-admin").await.click().await.unwrap();
+    browser.find("dialog button[type=submit]").await.click().await.unwrap();
+
+    browser.wait_for_text("h1", "Confirm it's you").await;
+    assert!(!user_exists(&app, "nina@acme.test"), "nothing was created without the confirmation");
+    browser.find("#password").await.send_keys(PASSWORD).await.unwrap();
+    browser.find("#confirm-form button[type=submit]").await.click().await.unwrap();
+    // On to the form's own page (a submitted form is not replayed): sent again, it creates
+    // the administrator.
+    browser.find("#user-email").await.send_keys("nina@acme.test").await.unwrap();
+    assert_eq!(browser.client.current_url().await.unwrap().path(), "/admin/users/new");
+    browser.find("#user-name").await.send_keys("Nina New").await.unwrap();
+    browser.find("#user-admin").await.click().await.unwrap();
+    browser.find("main button[type=submit]").await.click().await.unwrap();
+    browser.find("#password-link").await;
+    assert!(user(&app, "nina@acme.test").is_admin);
+    browser.close().await;
+}
+
+fn user_exists(app: &TestApp, email: &str) -> bool {
+    use diesel::prelude::*;
+    use keyward::db::schema::users;
+    diesel::select(diesel::dsl::exists(users::table.filter(users::email.eq(email))))
+        .get_result(&mut app.conn())
+        .unwrap()
+}
+
+#[actix_web::test]
 async fn an_administrator_creates_a_user_in_a_dialog_and_copies_the_set_password_link() {
     let app = admin_world().await;
     let browser = Browser::open(&app, true).await;
