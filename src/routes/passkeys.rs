@@ -11,7 +11,6 @@
 use actix_session::Session;
 use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
 use askama::Template;
-use diesel::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{PasskeyAuthentication, PasskeyRegistration};
 
@@ -20,22 +19,16 @@ use crate::{
         CurrentStaff, CurrentUser,
         session::{self, ActorKind, FlashLevel},
     },
-    db::models::{
-        StaffAccount, User,
-        second_factor::{FactorOwner, PasskeyRow},
-    },
+    db::models::second_factor::{FactorOwner, PasskeyRow},
     error::{AppError, AppResult},
     routes::{
         extract::HtmlForm,
-        security::{Area, recovery_codes_page},
-        session::pending_sign_in,
+        security::{Area, RemovePage, recovery_codes_page, removal_consequence},
+        session::{active_account, pending_sign_in},
     },
-    services::{
-        login::SignedIn,
-        second_factor::{
-            self,
-            passkey::{self, Refusal, Registered},
-        },
+    services::second_factor::{
+        self,
+        passkey::{self, Refusal, Registered},
     },
     state::AppState,
     views::{PageContext, redirect, render, render_with_status},
@@ -98,16 +91,6 @@ struct NewPasskeyPage {
     error: Option<String>,
     /// Why passkeys cannot be added here; empty when they can.
     unavailable: String,
-}
-
-#[derive(Template)]
-#[template(path = "security/passkey_remove.html")]
-struct RemovePasskeyPage {
-    ctx: PageContext,
-    base: &'static str,
-    id: i64,
-    name: String,
-    last_factor: bool,
 }
 
 /// Not `Debug`: the answer of an authenticator is a credential.
@@ -257,7 +240,12 @@ async fn remove_form(area: Area, state: &AppState, id: i64) -> AppResult<HttpRes
         })
         .await?;
     let Some((name, last_factor)) = found else { return Err(AppError::NotFound) };
-    let page = RemovePasskeyPage { ctx: area.ctx("Remove a passkey"), base: area.base, id, name, last_factor };
+    let page = RemovePage {
+        ctx: area.ctx(&format!("Remove the passkey \u{201c}{name}\u{201d}")),
+        base: area.base,
+        action: remove_path(&area, id),
+        consequence: removal_consequence(last_factor),
+    };
     render(&page)
 }
 
@@ -322,11 +310,7 @@ pub async fn sign_in(
     let outcome = state
         .db
         .transaction(move |conn| {
-            let account = match kind {
-                ActorKind::User => User::find(conn, id).optional()?.filter(|u| u.active).map(SignedIn::User),
-                ActorKind::Staff => StaffAccount::find(conn, id).optional()?.filter(|s| s.active).map(SignedIn::Staff),
-            };
-            let Some(account) = account else { return Ok(None) };
+            let Some(account) = active_account(conn, kind, id)? else { return Ok(None) };
             let actor = account.actor(client_ip, now);
             let outcome = second_factor::complete_sign_in_with_passkey(
                 conn,

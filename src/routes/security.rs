@@ -18,21 +18,19 @@ use actix_web::{
 use askama::Template;
 use serde::Deserialize;
 
-use diesel::OptionalExtension;
-
 use crate::{
     auth::{
         CurrentStaff, CurrentUser,
         session::{self, ActorKind, FlashLevel},
         sudo,
     },
-    db::models::{StaffAccount, User, second_factor::FactorOwner, session::SessionListing},
+    db::models::{second_factor::FactorOwner, session::SessionListing},
     domain::ClientIp,
     error::{AppError, AppResult, ENROL_PATH, SECOND_FACTOR_PATH},
     routes::{
         extract::HtmlForm,
         passkeys::Availability,
-        session::{client_of, greet, kind_and_id, landing},
+        session::{active_account, client_of, greet, kind_and_id, landing},
     },
     services::{
         Actor,
@@ -105,17 +103,7 @@ impl Area {
             None => return Ok(Err(redirect("/login"))),
         };
         let (kind, id) = (enrolling.kind, enrolling.id);
-        let account = state
-            .db
-            .run(move |conn| {
-                Ok(match kind {
-                    ActorKind::User => User::find(conn, id).optional()?.filter(|u| u.active).map(SignedIn::User),
-                    ActorKind::Staff => {
-                        StaffAccount::find(conn, id).optional()?.filter(|s| s.active).map(SignedIn::Staff)
-                    }
-                })
-            })
-            .await?;
+        let account = state.db.run(move |conn| Ok(active_account(conn, kind, id)?)).await?;
         let Some(account) = account else {
             session::sign_out(&session);
             return Ok(Err(redirect("/login")));
@@ -254,9 +242,24 @@ struct RecoveryCodesPage {
 
 #[derive(Template)]
 #[template(path = "security/remove.html")]
-struct RemovePage {
-    ctx: PageContext,
-    base: &'static str,
+pub(crate) struct RemovePage {
+    /// Its title is the question ("Remove the passkey “Laptop”").
+    pub(crate) ctx: PageContext,
+    pub(crate) base: &'static str,
+    /// Where the Remove button posts.
+    pub(crate) action: String,
+    /// What removing it changes for signing in.
+    pub(crate) consequence: &'static str,
+}
+
+/// What removing a second factor does, in words: whether others remain.
+pub(crate) fn removal_consequence(last_factor: bool) -> &'static str {
+    if last_factor {
+        "It is your only second factor: signing in will ask for your password alone, and your recovery codes will \
+         stop working."
+    } else {
+        "It will no longer sign you in. Your other second factors and your recovery codes keep working."
+    }
 }
 
 /// Not `Debug`: what people type here is a code or a password, never for a log.
@@ -449,9 +452,13 @@ async fn regenerate(area: Area, state: &AppState) -> AppResult<HttpResponse> {
     }
 }
 
-fn remove_form(area: Area) -> AppResult<HttpResponse> {
-    area.require_recent(&format!("{}/totp/remove", area.base))?;
-    render(&RemovePage { ctx: area.ctx("Remove the authenticator app"), base: area.base })
+async fn remove_form(area: Area, state: &AppState) -> AppResult<HttpResponse> {
+    let action = format!("{}/totp/remove", area.base);
+    area.require_recent(&action)?;
+    let owner = area.owner()?;
+    let methods = state.db.run(move |conn| second_factor::sign_in_methods(conn, owner)).await?;
+    let consequence = removal_consequence(!methods.passkeys);
+    render(&RemovePage { ctx: area.ctx("Remove the authenticator app"), base: area.base, action, consequence })
 }
 
 /// Removing the second factor asks for a recent proof of the person (sudo mode).
@@ -531,13 +538,13 @@ pub async fn staff_regenerate(staff: CurrentStaff, state: web::Data<AppState>) -
 }
 
 #[get("/account/security/totp/remove")]
-pub async fn user_remove_form(user: CurrentUser) -> AppResult<HttpResponse> {
-    remove_form(Area::user(&user)?)
+pub async fn user_remove_form(user: CurrentUser, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    remove_form(Area::user(&user)?, &state).await
 }
 
 #[get("/staff/security/totp/remove")]
-pub async fn staff_remove_form(staff: CurrentStaff) -> AppResult<HttpResponse> {
-    remove_form(Area::staff(&staff)?)
+pub async fn staff_remove_form(staff: CurrentStaff, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    remove_form(Area::staff(&staff)?, &state).await
 }
 
 #[post("/account/security/totp/remove")]

@@ -205,6 +205,19 @@ pub(crate) fn landing(account: &SignedIn, return_to: Option<String>) -> String {
     return_to.unwrap_or_else(|| area_home.to_string())
 }
 
+/// The account a half-signed-in or enrolling session holds, read again: `None` when it was
+/// deleted or deactivated since its password.
+pub(crate) fn active_account(
+    conn: &mut diesel::PgConnection,
+    kind: ActorKind,
+    id: i64,
+) -> diesel::QueryResult<Option<SignedIn>> {
+    Ok(match kind {
+        ActorKind::User => User::find(conn, id).optional()?.filter(|u| u.active).map(SignedIn::User),
+        ActorKind::Staff => StaffAccount::find(conn, id).optional()?.filter(|s| s.active).map(SignedIn::Staff),
+    })
+}
+
 /// The half-signed-in account of this session while it may still give its second factor;
 /// an expired one ends the session and asks for the password again.
 /// Otherwise, where to go instead.
@@ -272,11 +285,7 @@ pub async fn second_factor(
     let outcome = state
         .db
         .transaction(move |conn| {
-            let account = match kind {
-                ActorKind::User => User::find(conn, id).optional()?.filter(|u| u.active).map(SignedIn::User),
-                ActorKind::Staff => StaffAccount::find(conn, id).optional()?.filter(|s| s.active).map(SignedIn::Staff),
-            };
-            let Some(account) = account else { return Ok(None) };
+            let Some(account) = active_account(conn, kind, id)? else { return Ok(None) };
             let actor = account.actor(client_ip, now);
             let outcome = factors::complete_sign_in(conn, &keys, &account, &actor, &code)?;
             Ok(Some((account, outcome)))
