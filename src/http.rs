@@ -151,7 +151,8 @@ pub async fn dialog_detours(
         .get(header::LOCATION)
         .filter(|location| {
             let path = location.to_str().unwrap_or_default();
-            ["/account/confirm", "/staff/confirm", "/login"].iter().any(|page| path.starts_with(page))
+            let path = path.split('?').next().unwrap_or_default();
+            ["/account/confirm", "/staff/confirm", "/login", "/login/second-factor", "/login/enrol"].contains(&path)
         })
         .cloned();
     if let Some(location) = detour {

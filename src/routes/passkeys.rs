@@ -17,6 +17,7 @@ use webauthn_rs::prelude::{PasskeyAuthentication, PasskeyRegistration};
 use crate::{
     auth::{
         CurrentStaff, CurrentUser,
+        csrf::SiteOrigin,
         session::{self, ActorKind, FlashLevel},
     },
     db::models::second_factor::{FactorOwner, PasskeyRow},
@@ -52,8 +53,15 @@ impl Availability {
         match &state.second_factor.passkeys {
             Err(why) => Availability::Off(why.clone()),
             Ok(party) => {
-                let info = req.connection_info();
-                let here = format!("{}://{}", info.scheme(), info.host()).to_ascii_lowercase();
+                // This site's origin as forms judge it: the public URL's when configured (a
+                // proxy may end TLS in front of us), else the request's host.
+                let here = match req.app_data::<web::Data<SiteOrigin>>() {
+                    Some(site) => site.for_request(&req.connection_info()),
+                    None => {
+                        let info = req.connection_info();
+                        format!("{}://{}", info.scheme(), info.host()).to_ascii_lowercase()
+                    }
+                };
                 if same_origin(&here, party.origin()) {
                     Availability::Here
                 } else {
@@ -175,7 +183,9 @@ async fn registration_options(area: Area, state: &AppState, form: PasskeyForm) -
 /// account's first second factor shows its recovery codes next; at sign-in, it completes the
 /// sign-in.
 async fn register(area: Area, req: &HttpRequest, state: &AppState, form: PasskeyForm) -> AppResult<HttpResponse> {
-    area.require_recent(&new_path(&area))?;
+    // No confirmation is asked again here: the ceremony being finished was begun by the
+    // options request, which asked for it, minutes ago at most — and asking now would leave
+    // the new passkey on the device with no account to match.
     let party = state.second_factor.relying_party()?;
     let registration: Option<PasskeyRegistration> =
         session::take_passkey_ceremony(&area.session, REGISTER, area.actor.now);
@@ -253,10 +263,12 @@ async fn remove(area: Area, state: &AppState, id: i64) -> AppResult<HttpResponse
     area.require_recent(&remove_path(&area, id))?;
     let actor = area.actor.clone();
     match state.db.transaction(move |conn| passkey::remove(conn, &actor, id)).await {
-        Ok(name) => Ok(area.flash_and_return(
-            FlashLevel::Success,
-            &format!("The passkey \u{201c}{name}\u{201d} is removed: it no longer signs you in."),
-        )),
+        Ok((name, others)) => {
+            let codes =
+                if others { "" } else { " It was your last second factor, so your recovery codes no longer work." };
+            let message = format!("The passkey \u{201c}{name}\u{201d} is removed: it no longer signs you in.{codes}");
+            Ok(area.flash_and_return(FlashLevel::Success, &message))
+        }
         Err(AppError::NotFound) => Ok(area.flash_and_return(FlashLevel::Info, "That passkey was removed already.")),
         Err(e) => Err(e),
     }

@@ -24,7 +24,10 @@ use crate::{
         session::{self, ActorKind, FlashLevel},
         sudo,
     },
-    db::models::{second_factor::FactorOwner, session::SessionListing},
+    db::models::{
+        second_factor::{FactorOwner, has_any_factor},
+        session::SessionListing,
+    },
     domain::ClientIp,
     error::{AppError, AppResult, ENROL_PATH, SECOND_FACTOR_PATH},
     routes::{
@@ -103,7 +106,20 @@ impl Area {
             None => return Ok(Err(redirect("/login"))),
         };
         let (kind, id) = (enrolling.kind, enrolling.id);
-        let account = state.db.run(move |conn| Ok(active_account(conn, kind, id)?)).await?;
+        // The account read again: gone or deactivated since its password, or — set up in
+        // another session meanwhile — with a second factor now, which this session must give
+        // like any other sign-in rather than add one of its own.
+        let account = state
+            .db
+            .run(move |conn| {
+                let account = active_account(conn, kind, id)?;
+                let enrolled = match &account {
+                    Some(account) => has_any_factor(conn, account.factor_owner())?,
+                    None => false,
+                };
+                Ok(account.filter(|_| !enrolled))
+            })
+            .await?;
         let Some(account) = account else {
             session::sign_out(&session);
             return Ok(Err(redirect("/login")));
@@ -427,9 +443,12 @@ async fn confirm(area: Area, state: &AppState, form: CodeForm) -> AppResult<Http
             session::flash(
                 &area.session,
                 FlashLevel::Success,
-                "Your authenticator app is set up: signing in asks for a code from now on.",
+                "Your authenticator app is set up: signing in can use a code from it from now on.",
             );
-            recovery_codes_page(&area, done, &codes)
+            match codes {
+                Some(codes) => recovery_codes_page(&area, done, &codes),
+                None => Ok(redirect(&done)),
+            }
         }
         Confirmation::Wrong => {
             let error = Some("That code is not correct. Enter the code your app shows now.");
@@ -466,9 +485,13 @@ async fn remove(area: Area, state: &AppState) -> AppResult<HttpResponse> {
     area.require_recent(&format!("{}/totp/remove", area.base))?;
     let actor = area.actor.clone();
     match state.db.transaction(move |conn| second_factor::remove(conn, &actor)).await {
-        Ok(()) => Ok(area.flash_and_return(
+        Ok(others) => Ok(area.flash_and_return(
             FlashLevel::Success,
-            "The authenticator app is removed, and its recovery codes no longer work.",
+            if others {
+                "The authenticator app is removed. Your passkeys and recovery codes keep working."
+            } else {
+                "The authenticator app is removed, and your recovery codes no longer work."
+            },
         )),
         Err(AppError::NotFound) => Ok(area.flash_and_return(FlashLevel::Info, "No authenticator app is set up.")),
         Err(e) => Err(e),

@@ -322,14 +322,24 @@
     });
   }
 
+  // The message beside the form's button, or beside the field it is about (which then names
+  // it in aria-describedby, as a field error written by the server does).
   function showPasskeyError(form, message, field) {
-    var input = field && form.elements[field];
     var box = form.querySelector("[data-passkey-error]");
-    if (input) {
+    form.querySelectorAll("[data-passkey-invalid]").forEach(function (input) {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("data-passkey-invalid");
+      var described = (input.getAttribute("aria-describedby") || "").replace(box.id, "").trim();
+      if (described) input.setAttribute("aria-describedby", described); else input.removeAttribute("aria-describedby");
+    });
+    var input = field && form.elements[field];
+    if (input && message) {
       input.setAttribute("aria-invalid", "true");
+      input.setAttribute("data-passkey-invalid", "");
+      input.setAttribute("aria-describedby", ((input.getAttribute("aria-describedby") || "") + " " + box.id).trim());
       input.focus();
     }
-    if (box) box.textContent = message;
+    box.textContent = message;
   }
 
   function runPasskeyCeremony(form) {
@@ -346,10 +356,11 @@
       headers: { Accept: "application/json" }
     }).then(function (response) {
       // Sent elsewhere (to confirm it's you, or to sign in again): go there.
-      if (response.redirected || (response.headers.get("content-type") || "").indexOf("json") < 0) {
+      if (response.redirected) {
         window.location.assign(response.url);
         return null;
       }
+      if ((response.headers.get("content-type") || "").indexOf("json") < 0) throw new Error("not JSON");
       return response.json().then(function (data) {
         if (!response.ok) throw { shown: data.error, field: data.field };
         var options = data.publicKey;
@@ -388,10 +399,11 @@
         form.querySelector("button[type=submit]").disabled = true;
       }
       form.hidden = false;
+      // A person's submission starts a ceremony; its answer is sent with form.submit(), which
+      // fires no submit event. (An answer the browser restored with the page is never reused.)
       form.addEventListener("submit", function (event) {
-        // The answer is in: this is the real submission.
-        if (form.elements.credential.value) return;
         event.preventDefault();
+        form.elements.credential.value = "";
         if (supported) runPasskeyCeremony(form);
       });
     });

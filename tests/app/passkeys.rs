@@ -16,6 +16,8 @@ use crate::{
     second_factor::{code, enrol, half_signed_in},
 };
 
+const ENROL: &str = "/login/enrol";
+
 const SECOND_FACTOR: &str = "/login/second-factor";
 
 /// An organization with an administrator (no second factor yet).
@@ -79,15 +81,15 @@ async fn an_administrator_enrols_a_passkey_and_totp_and_signs_in_with_each_and_a
     assert!(browser.find("#passkeys .passkey").await.text().await.unwrap().contains("never used"));
     assert_eq!(passkey_names(&app), ["Work laptop"]);
 
-    // Then an authenticator app (its confirmation shows new recovery codes, replacing those).
+    // Then an authenticator app: the recovery codes already saved stay the ones that work.
     browser.find("form[action='/account/security/totp'] button[type=submit]").await.click().await.unwrap();
     let shown = browser.find("#totp-secret").await.text().await.unwrap().replace(' ', "");
     let secret = totp_rs::Secret::try_from_base32(&shown).unwrap().as_bytes().to_vec();
     browser.find("#code").await.send_keys(&code(&app, &secret)).await.unwrap();
     browser.find("form[action='/account/security/totp/confirm'] button[type=submit]").await.click().await.unwrap();
-    let codes = take_recovery_codes(&browser).await;
-    assert_ne!(codes, first_codes);
+    browser.wait_for_text(".flash-success", "authenticator app is set up").await;
     browser.wait_for_text("#recovery-left", "10 of 10").await;
+    let codes = first_codes;
     assert_eq!(audit_count(&app, "second_factor.enrol"), 2);
     sign_out(&browser).await;
 
@@ -344,4 +346,81 @@ async fn a_passkey_answer_at_sign_in_is_checked_audited_and_throttled_and_a_half
     }
     let throttled = half.post(SECOND_FACTOR, &[("code", &code(&app, &enrolled.secret))]).await;
     assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[actix_web::test]
+async fn a_sign_in_setting_up_a_factor_gives_it_instead_once_the_account_has_one() {
+    let app = spawn_app().await;
+    let staff = fixtures::staff(&mut app.conn(), "kim@support.test");
+    // Three sessions past the password, each setting up a factor.
+    let mut setting_up = Vec::new();
+    for _ in 0..3 {
+        let client = app.client();
+        assert_eq!(location(&client.login(&staff.email, PASSWORD).await), ENROL);
+        assert_eq!(client.open(ENROL).await.status, StatusCode::OK);
+        setting_up.push(client);
+    }
+
+    // Meanwhile a passkey is added to the account (in another session): none of them may add a
+    // factor of its own and be signed in by it.
+    diesel::insert_into(passkeys::table)
+        .values((
+            passkeys::staff_id.eq(staff.id),
+            passkeys::name.eq("Desk key"),
+            passkeys::credential_id.eq(b"desk".as_slice()),
+            passkeys::credential.eq(serde_json::json!({})),
+        ))
+        .execute(&mut app.conn())
+        .unwrap();
+    let totp = setting_up[0].post("/login/enrol/totp", &[]).await;
+    assert_eq!(location(&totp), "/login");
+    let options = setting_up[1].post("/login/enrol/passkeys/options", &[("name", "Mine")]).await;
+    assert_eq!(options.status(), StatusCode::CONFLICT, "no challenge to answer");
+    let register = setting_up[2].post("/login/enrol/passkeys", &[("name", "Mine"), ("credential", "{}")]).await;
+    assert_eq!(location(&register), "/login");
+    for client in &setting_up {
+        assert_eq!(location(&client.get(ENROL).await), "/login");
+        assert_eq!(location(&client.get("/staff").await), "/login?next=%2Fstaff");
+    }
+    let factors: i64 = keyward::db::schema::totp_factors::table.count().get_result(&mut app.conn()).unwrap();
+    assert_eq!(factors, 0);
+    assert_eq!(passkey_names(&app), ["Desk key"]);
+    // A new sign-in asks for the passkey.
+    assert_eq!(location(&app.client().login(&staff.email, PASSWORD).await), SECOND_FACTOR);
+}
+
+#[actix_web::test]
+async fn removing_the_app_keeps_the_codes_while_a_passkey_remains_and_a_reset_removes_passkeys_too() {
+    let app = spawn_app().await;
+    let mut conn = app.conn();
+    let (acme, admin) = fixtures::organization_with_admin(&mut conn, "acme");
+    let member = fixtures::UserBuilder::new(&acme, "member@acme.test").insert(&mut conn);
+    drop(conn);
+    let client = app.signed_in(&member.email).await;
+    enrol(&app, &client, "/account/security").await;
+    stored_passkey(&app, member.id, "Laptop");
+
+    let page = client.open("/account/security/totp/remove").await;
+    assert!(page.select("main").text().contains("other second factors and your recovery codes keep working"), "{page}");
+    let response = client.post("/account/security/totp/remove", &[]).await;
+    assert_eq!(location(&response), "/account/security");
+    let page = client.open("/account/security").await;
+    assert!(page.select(".flash-success").text().contains("passkeys and recovery codes keep working"), "{page}");
+    assert!(page.select("#recovery-left").text().contains("10 of 10"), "{page}");
+
+    // An administrator's reset takes the passkeys as well, and ends the member's sessions.
+    let admin_client = app.signed_in(&admin.email).await;
+    admin_client.open(&format!("/admin/users/{}", member.id)).await;
+    let response = admin_client.post(&format!("/admin/users/{}/reset-second-factor", member.id), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(passkey_names(&app).is_empty());
+    let codes: i64 = recovery_codes::table.count().get_result(&mut app.conn()).unwrap();
+    assert_eq!(codes, 0);
+    let details: serde_json::Value = keyward::db::schema::audit_events::table
+        .filter(keyward::db::schema::audit_events::action.eq("second_factor.reset"))
+        .select(keyward::db::schema::audit_events::details)
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(details["passkeys_removed"], 1, "{details}");
+    assert_eq!(location(&client.get("/account").await), "/login?next=%2Faccount");
 }

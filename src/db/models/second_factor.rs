@@ -221,7 +221,7 @@ impl PasskeyRow {
     }
 
     /// The account's passkey with credential id `credential_id`, locked for the transaction (its
-    /// counter is checked and advanced under this lock).
+    /// stored signature counter is compared and advanced under this lock).
     pub fn find_by_credential_for_update(
         conn: &mut PgConnection,
         owner: FactorOwner,

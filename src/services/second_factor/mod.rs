@@ -140,8 +140,9 @@ pub fn pending_enrolment(
 /// How a code that a signed-in account typed (enrolment) turned out. Not `Debug`: it
 /// carries the recovery codes.
 pub enum Confirmation {
-    /// Enrolled: the recovery codes, to show once.
-    Enrolled(Vec<String>),
+    /// Enrolled: the recovery codes to show once, when it is the account's first second
+    /// factor (one with passkeys keeps the codes it has).
+    Enrolled(Option<Vec<String>>),
     /// Not six digits, or not the code of now (recorded as a failure).
     Wrong,
     /// No enrolment in progress (it was confirmed or replaced in another tab).
@@ -164,8 +165,8 @@ fn record_failure(
 }
 
 /// Confirms the enrolment in progress with a code of the new secret; on success the
-/// authenticator counts from now on, and ten new recovery codes replace any old ones (shown
-/// once, like the first ones of a passkey).
+/// authenticator counts from now on, and — when it is the account's first second factor —
+/// ten recovery codes come with it (as with a first passkey).
 pub fn confirm_enrolment(
     conn: &mut PgConnection,
     keys: &SecondFactorKeys,
@@ -185,8 +186,9 @@ pub fn confirm_enrolment(
         record_failure(conn, actor, target, Outcome::Failure, json!({ "stage": "enrolment", "reason": "wrong_code" }))?;
         return Ok(Confirmation::Wrong);
     };
+    let first_factor = !has_any_factor(conn, owner)?;
     TotpFactor::confirm(conn, factor.id, step, actor.now)?;
-    let codes = replace_recovery_codes(conn, keys, owner)?;
+    let codes = if first_factor { Some(replace_recovery_codes(conn, keys, owner)?) } else { None };
     audit::record(
         conn,
         actor,
@@ -226,13 +228,15 @@ pub fn regenerate_recovery_codes(
 
 /// Removes the account's authenticator (the caller has confirmed the person), and the
 /// recovery codes when no passkey remains: signing in then asks for the password alone.
-pub fn remove(conn: &mut PgConnection, actor: &Actor) -> Result<(), AppError> {
+/// Whether another second factor remains.
+pub fn remove(conn: &mut PgConnection, actor: &Actor) -> Result<bool, AppError> {
     let (owner, target) = account_of(actor)?;
     if confirmed_factor(conn, owner)?.is_none() {
         return Err(AppError::NotFound);
     }
     TotpFactor::delete_for(conn, owner)?;
-    if !has_any_factor(conn, owner)? {
+    let others = has_any_factor(conn, owner)?;
+    if !others {
         RecoveryCode::delete_for(conn, owner)?;
     }
     audit::record(
@@ -240,7 +244,7 @@ pub fn remove(conn: &mut PgConnection, actor: &Actor) -> Result<(), AppError> {
         actor,
         Entry::new(AuditAction::SecondFactorRemove).target(target).details(json!({ "method": "totp" })),
     )?;
-    Ok(())
+    Ok(others)
 }
 
 /// Support for someone who lost their second factor: removes the authenticator (enrolled or

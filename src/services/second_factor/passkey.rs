@@ -11,7 +11,7 @@ use serde_json::json;
 use sha2::Sha256;
 use webauthn_rs::prelude::{
     CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder,
+    RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
 use diesel::PgConnection;
@@ -214,11 +214,13 @@ pub fn finish_registration(
 }
 
 /// Removes the account's passkey `id` (another account's is not found); when it was the last
-/// second factor, the recovery codes go with it. Audited.
-pub fn remove(conn: &mut PgConnection, actor: &Actor, id: i64) -> Result<String, AppError> {
+/// second factor, the recovery codes go with it. Audited. Its name, and whether another
+/// second factor remains.
+pub fn remove(conn: &mut PgConnection, actor: &Actor, id: i64) -> Result<(String, bool), AppError> {
     let (owner, target) = account_of(actor)?;
     let name = PasskeyRow::delete(conn, owner, id)?.ok_or(AppError::NotFound)?;
-    if !has_any_factor(conn, owner)? {
+    let others = has_any_factor(conn, owner)?;
+    if !others {
         crate::db::models::second_factor::RecoveryCode::delete_for(conn, owner)?;
     }
     audit::record(
@@ -228,7 +230,7 @@ pub fn remove(conn: &mut PgConnection, actor: &Actor, id: i64) -> Result<String,
             .target(target)
             .details(json!({ "method": "passkey", "name": name })),
     )?;
-    Ok(name)
+    Ok((name, others))
 }
 
 /// The account's passkeys as the verifier reads them (a row it cannot read is skipped: it
@@ -273,7 +275,10 @@ pub(super) fn check_assertion(
     let (owner, target) = account_of(actor)?;
     let verified = state.ok_or("no_challenge").and_then(|state| {
         let answer = serde_json::from_str::<PublicKeyCredential>(response).map_err(|_| "malformed_response")?;
-        party.webauthn.finish_passkey_authentication(&answer, state).map_err(|_| "passkey_refused")
+        party.webauthn.finish_passkey_authentication(&answer, state).map_err(|e| match e {
+            WebauthnError::CredentialPossibleCompromise => "counter_not_advanced",
+            _ => "passkey_refused",
+        })
     });
     let found = match verified {
         // The challenge named this account's passkeys, but one may have been removed since.
@@ -282,6 +287,15 @@ pub(super) fn check_assertion(
             .ok_or("unknown_passkey"),
         Err(reason) => Err(reason),
     };
+    // webauthn-rs compared the signature counter with the copy taken when the challenge was
+    // issued. Compare it again, under the row's lock, with the one stored now: two answers to
+    // challenges issued before either was used cannot both pass, and a cloned authenticator
+    // shows as a counter that did not advance. (Authenticators without a counter send 0.)
+    let found = found.and_then(|(result, row)| {
+        let stored = row.credential["cred"]["counter"].as_u64().unwrap_or(0);
+        let counter = u64::from(result.counter());
+        if (counter > 0 || stored > 0) && counter <= stored { Err("counter_not_advanced") } else { Ok((result, row)) }
+    });
     let (result, row) = match found {
         Ok(found) => found,
         Err(reason) => {
@@ -298,4 +312,33 @@ pub(super) fn check_assertion(
         .map_err(|e| AppError::Internal(format!("passkey credential: {e}")))?;
     PasskeyRow::record_use(conn, row.id, credential.as_ref(), actor.now)?;
     Ok(Some(row.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_relying_party_is_a_domain_name_never_an_address() {
+        let key = [7u8; 32];
+        let party = RelyingParty::new("http://localhost:8080", &key).unwrap();
+        assert_eq!(party.origin(), "http://localhost:8080");
+        assert_eq!(RelyingParty::new("https://keys.example.com", &key).unwrap().origin(), "https://keys.example.com");
+        for address in ["http://127.0.0.1:8080", "http://[::1]:8080", "https://10.0.0.7"] {
+            let refused = RelyingParty::new(address, &key).unwrap_err();
+            assert!(refused.contains("domain name"), "{address}: {refused}");
+        }
+    }
+
+    #[test]
+    fn account_handles_are_stable_opaque_and_distinct() {
+        let party = RelyingParty::new("http://localhost:8080", &[7u8; 32]).unwrap();
+        let user = party.user_handle(FactorOwner::User(1));
+        assert_eq!(user, party.user_handle(FactorOwner::User(1)));
+        assert_ne!(user, party.user_handle(FactorOwner::Staff(1)));
+        assert_ne!(
+            user,
+            RelyingParty::new("http://localhost:8080", &[8u8; 32]).unwrap().user_handle(FactorOwner::User(1))
+        );
+    }
 }
