@@ -29,6 +29,7 @@ use crate::{
     db::models::{StaffAccount, User, session::SessionListing},
     domain::ClientIp,
     error::{AppError, AppResult, ENROL_PATH, SECOND_FACTOR_PATH},
+    metrics::SignIn,
     routes::{
         extract::HtmlForm,
         session::{client_of, greet, kind_and_id, landing},
@@ -335,6 +336,13 @@ async fn confirm(area: Area, state: &AppState, form: CodeForm) -> AppResult<Http
             Ok(confirmation)
         })
         .await?;
+    if area.enrolling.is_some() {
+        match confirmation {
+            Confirmation::Enrolled(_) => state.metrics.sign_in(SignIn::EnrolmentSuccess),
+            Confirmation::Wrong => state.metrics.sign_in(SignIn::EnrolmentFailure),
+            _ => {}
+        }
+    }
     match confirmation {
         Confirmation::Enrolled(codes) => {
             let done = match &area.enrolling {

@@ -224,6 +224,8 @@ pub struct SpawnOptions {
     pub public_origin: Option<String>,
     /// Password hashing threads (tests of the bound set 1).
     pub password_hashers: usize,
+    /// `KEYWARD_METRICS_TOKEN` (unset: no `/metrics`).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for SpawnOptions {
@@ -241,6 +243,7 @@ impl Default for SpawnOptions {
             trust_forwarded: keyward::domain::client_ip::TrustForwarded::No,
             public_origin: None,
             password_hashers: 2,
+            metrics_token: None,
         }
     }
 }
@@ -284,6 +287,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         verify_cache: options.verify_cache,
         invalid_attempts_per_minute: options.invalid_attempts_per_minute,
         clock,
+        metrics_token: options.metrics_token.as_deref().map(keyward::metrics::MetricsToken::new),
     })
     .expect("build the application");
     let address = app.local_addr();
