@@ -356,3 +356,31 @@ async fn request_durations_are_labelled_by_route_pattern_never_by_path() {
     );
     assert!(sum > 0.0);
 }
+
+#[actix_web::test]
+async fn requests_waiting_for_a_pooled_connection_are_counted() {
+    // A long checkout timeout: the request must still be waiting when it is looked at.
+    let app = spawn_app_with(SpawnOptions {
+        metrics_token: Some(TOKEN.into()),
+        checkout_timeout: Duration::from_secs(60),
+        ..SpawnOptions::default()
+    })
+    .await;
+    let max = scrape(&app).await.value("keyward_db_pool_connections_max", &[]);
+    // The test holds every connection of the application's pool.
+    let held: Vec<_> = (0..max as usize).map(|_| app.conn()).collect();
+    let url = app.url("/readyz");
+    let pending = actix_web::rt::spawn(async move { http_client().get(url).send().await.unwrap().status() });
+    let waiting = within(Duration::from_secs(20), async || {
+        let scrape = scrape(&app).await;
+        scrape.value("keyward_db_pool_waiting", &[]) == 1.0
+            && scrape.value("keyward_db_pool_connections_in_use", &[]) == max
+    })
+    .await;
+    assert!(waiting, "the request waits for a connection, and the pool is all in use");
+    drop(held);
+    assert_eq!(pending.await.unwrap(), StatusCode::OK);
+    assert!(
+        within(Duration::from_secs(20), async || scrape(&app).await.value("keyward_db_pool_waiting", &[]) == 0.0).await
+    );
+}
