@@ -4,8 +4,8 @@
 //! on its own (with an error naming the variable); [`Config::from_args`] then checks the
 //! values that depend on each other and derives the rest.
 //!
-//! The values of secrets (`DATABASE_URL`, `KEYWARD_MIGRATE_URL`, `KEYWARD_SECRET`) are never
-//! printed, not even by `--help` (`hide_env_values`).
+//! The values of secrets (`DATABASE_URL`, `KEYWARD_MIGRATE_URL`, `KEYWARD_SECRET`,
+//! `KEYWARD_METRICS_TOKEN`) are never printed, not even by `--help` (`hide_env_values`).
 
 use std::{
     io,
@@ -17,7 +17,7 @@ use std::{
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 
-use crate::{domain::client_ip::TrustForwarded, secrets::MasterSecret};
+use crate::{domain::client_ip::TrustForwarded, metrics::MetricsToken, secrets::MasterSecret};
 
 /// The configuration as given: one option per environment variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -98,6 +98,10 @@ pub struct ConfigArgs {
     #[arg(long, env = "KEYWARD_VERIFY_INVALID_PER_MINUTE", value_name = "N", default_value = "60",
           value_parser = parsed::<u32>("KEYWARD_VERIFY_INVALID_PER_MINUTE", "a whole number"))]
     pub verify_invalid_per_minute: u32,
+    /// Bearer token for GET /metrics (Prometheus text format). Unset: there is no /metrics
+    /// (it answers 404 like any unknown page).
+    #[arg(long, env = "KEYWARD_METRICS_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub metrics_token: Option<String>,
     /// Directory of the PostgreSQL server binaries for the embedded cluster. Unset:
     /// `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin.
     #[arg(long, env = "KEYWARD_PG_BIN", value_name = "DIR")]
@@ -140,6 +144,8 @@ pub struct Config {
     /// Run due background jobs in the server (see `jobs`).
     pub run_jobs: bool,
     pub invalid_attempts_per_minute: u32,
+    /// The token `GET /metrics` asks for; none: no metrics page.
+    pub metrics_token: Option<MetricsToken>,
     /// Where the embedded cluster's server binaries are, if given.
     pub pg_bin: Option<PathBuf>,
 }
@@ -212,6 +218,7 @@ impl Config {
             verify_cache: args.verify_cache,
             run_jobs: args.run_jobs,
             invalid_attempts_per_minute: args.verify_invalid_per_minute,
+            metrics_token: present(args.metrics_token).map(|token| MetricsToken::new(token.trim())),
             pg_bin: args.pg_bin,
         })
     }
@@ -360,6 +367,15 @@ mod tests {
             let error = config(&["--public-url", bad]).unwrap_err();
             assert!(error.contains("KEYWARD_PUBLIC_URL"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn metrics_need_a_token_that_is_kept_out_of_debug_output() {
+        assert!(config(&[]).unwrap().metrics_token.is_none());
+        assert!(config(&["--metrics-token", "  "]).unwrap().metrics_token.is_none(), "blank is unset");
+        let config = config(&["--metrics-token", "scrape-me-please"]).unwrap();
+        assert!(config.metrics_token.as_ref().is_some_and(|t| t.matches("scrape-me-please")));
+        assert!(!format!("{config:?}").contains("scrape-me-please"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod keys;
+pub mod metrics;
 pub mod readiness;
 pub mod request_id;
 pub mod routes;

@@ -72,7 +72,10 @@ pub async fn until_ready<B: MessageBody + 'static>(
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     let ready = req.app_data::<web::Data<AppState>>().is_none_or(|state| state.readiness.is_ready());
-    if ready || needs_no_database(req.path()) {
+    // The metrics need no database, and operators want them most while it is away; without
+    // a metrics token `/metrics` is an unknown page and waits like any other.
+    let metrics = req.path() == "/metrics" && req.app_data::<web::Data<crate::metrics::Exposition>>().is_some();
+    if ready || metrics || needs_no_database(req.path()) {
         return next.call(req).await.map(ServiceResponse::map_into_left_body);
     }
     let response = if req.path().starts_with("/api/") {

@@ -35,6 +35,7 @@ use crate::{
             usage,
         },
     },
+    metrics::{self, Exposition, Metrics, MetricsToken},
     readiness::{self, Readiness},
     routes,
     secrets::DerivedKeys,
@@ -65,6 +66,9 @@ pub struct AppSettings {
     pub run_jobs: bool,
     /// The time sessions, keys and pages are measured against (`Clock::system()` but in tests).
     pub clock: Clock,
+    /// The bearer token of `GET /metrics` (`KEYWARD_METRICS_TOKEN`); without it there is no
+    /// such page.
+    pub metrics_token: Option<MetricsToken>,
 }
 
 /// A bound, running HTTP server.
@@ -117,6 +121,16 @@ impl Application {
         if let Err(why) = &second_factor.passkeys {
             log::warn!("passkeys are off: {why}");
         }
+        let counters = Arc::new(Metrics::default());
+        let exposition = settings.metrics_token.clone().map(|token| {
+            web::Data::new(Exposition::new(
+                token,
+                Arc::clone(&counters),
+                Arc::clone(&verifier),
+                key_listener.connected_flag(),
+                settings.db.clone(),
+            ))
+        });
         let state = web::Data::new(AppState {
             db: settings.db.clone(),
             session_max: settings.session_max,
@@ -126,6 +140,7 @@ impl Application {
             readiness,
             second_factor,
             clock: settings.clock.clone(),
+            metrics: counters,
         });
         let trust = web::Data::new(settings.trust_forwarded);
         let site = web::Data::new(csrf::SiteOrigin::new(settings.public_origin.clone(), settings.cookie_secure));
@@ -149,8 +164,12 @@ impl Application {
                         .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
                 )
                 .build();
-            App::new()
-                .app_data(state.clone())
+            let mut app = App::new();
+            // Without a token there is no `/metrics` at all: it answers as any unknown page.
+            if let Some(exposition) = &exposition {
+                app = app.app_data(exposition.clone()).service(routes::metrics::metrics);
+            }
+            app.app_data(state.clone())
                 .app_data(trust.clone())
                 .app_data(site.clone())
                 .app_data(
@@ -170,6 +189,7 @@ impl Application {
                 .wrap(security_headers(cookie_secure).into_iter().fold(DefaultHeaders::new(), DefaultHeaders::add))
                 .wrap(from_fn(readiness::until_ready))
                 .wrap(from_fn(request_log))
+                .wrap(from_fn(metrics::http::observe))
                 .configure(routes::configure_public)
                 .service(
                     web::scope("")

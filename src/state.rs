@@ -7,6 +7,7 @@ use crate::{
     clock::Clock,
     db::Database,
     keys::{KeyHasher, verifier::Verifier},
+    metrics::Metrics,
     readiness::Readiness,
     services::second_factor::SecondFactorKeys,
 };
@@ -29,4 +30,6 @@ pub struct AppState {
     pub second_factor: SecondFactorKeys,
     /// The time every expiry, timeout and "in 3 days" is measured against.
     pub clock: Clock,
+    /// Counters for operators (verification codes, sign-in steps, request durations).
+    pub metrics: Arc<Metrics>,
 }

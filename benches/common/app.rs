@@ -98,6 +98,8 @@ pub fn application(url: &str, secret: &MasterSecret, setup: Setup) -> Applicatio
         invalid_attempts_per_minute: 1_000_000,
         run_jobs: false,
         clock: keyward::clock::Clock::system(),
+        // Metrics are always counted; the token only lets `/metrics` answer.
+        metrics_token: Some(keyward::metrics::MetricsToken::new("benchmark")),
     })
     .unwrap()
 }

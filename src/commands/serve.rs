@@ -65,6 +65,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         run_jobs: config.run_jobs,
         invalid_attempts_per_minute: config.invalid_attempts_per_minute,
         clock: crate::clock::Clock::system(),
+        metrics_token: config.metrics_token.clone(),
     };
     let result = actix_web::rt::System::new().block_on(async move {
         let built =

@@ -43,6 +43,35 @@ pub struct Database {
     checkout_timeout: Duration,
     /// Bumped whenever a connection is found lost (see [`Database::checkout`]).
     losses: Arc<AtomicU64>,
+    /// Requests and jobs waiting now for a connection (for the operators' metrics).
+    waiting: Arc<AtomicU64>,
+}
+
+/// The pool as the operators' metrics show it.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolState {
+    pub max: u32,
+    pub open: u32,
+    pub idle: u32,
+    /// Waiting for a permit or for r2d2 to hand out a connection.
+    pub waiting: u64,
+}
+
+/// Counts one waiter in [`Database::waiting`] until dropped: when the wait ends with a
+/// connection, with a timeout, or because the request went away.
+struct Waiting(Arc<AtomicU64>);
+
+impl Waiting {
+    fn start(count: &Arc<AtomicU64>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The value of [`Database::losses`] when a pooled connection was last known to work,
@@ -107,6 +136,7 @@ impl Database {
             permits: Arc::new(Semaphore::new(options.size as usize)),
             checkout_timeout: options.checkout_timeout,
             losses: Arc::new(AtomicU64::new(0)),
+            waiting: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -120,9 +150,23 @@ impl Database {
         self.pool.state().idle_connections
     }
 
+    /// Connections in use and idle, and how many wait for one.
+    pub fn pool_state(&self) -> PoolState {
+        let state = self.pool.state();
+        PoolState {
+            max: self.pool.max_size(),
+            open: state.connections,
+            idle: state.idle_connections,
+            waiting: self.waiting.load(Ordering::Relaxed),
+        }
+    }
+
     /// A connection for synchronous code (commands, background threads, tests).
     pub fn get(&self) -> Result<PooledPg, AppError> {
-        checkout(&self.pool, &self.losses)
+        let waiting = Waiting::start(&self.waiting);
+        let conn = checkout(&self.pool, &self.losses);
+        drop(waiting);
+        conn
     }
 
     /// Runs blocking Diesel work off the async executor, at most one job per pooled
@@ -132,6 +176,9 @@ impl Database {
         T: Send + 'static,
         F: FnOnce(&mut PgConnection) -> Result<T, AppError> + Send + 'static,
     {
+        // From here until a connection is checked out (or the wait is given up), this
+        // request is waiting for the pool: first for a permit, then for r2d2.
+        let waiting = Waiting::start(&self.waiting);
         let permit = tokio::time::timeout(self.checkout_timeout, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| AppError::Unavailable)?
@@ -142,7 +189,9 @@ impl Database {
         actix_web::web::block(move || {
             crate::request_id::attributed_to(request, || {
                 let _permit = permit;
-                let mut conn = checkout(&pool, &losses)?;
+                let checked_out = checkout(&pool, &losses);
+                drop(waiting);
+                let mut conn = checked_out?;
                 let result = query_count::attributed_to(count, || work(&mut conn));
                 // Only a failure that looks like an outage costs the round trip of a check.
                 if matches!(result, Err(AppError::Unavailable)) && !is_alive(&mut conn) {

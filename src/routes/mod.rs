@@ -1,6 +1,8 @@
 //! The routing table: every URL of the application, and the middleware of each part.
 //!
 //! - `/healthz`, `/readyz`, `/static/…`, `/favicon.ico`: no session.
+//! - `/metrics`: no session, a bearer token; registered (in `startup`) only when
+//!   `KEYWARD_METRICS_TOKEN` is set, so that otherwise it is an unknown page like any other.
 //! - `/api/v1/…`: the JSON API for integrations and platform services; no session, no CSRF.
 //! - everything else: browser pages with server-side sessions and CSRF protection.
 
@@ -10,6 +12,7 @@ pub mod api;
 pub mod extract;
 pub mod health;
 pub mod keys;
+pub mod metrics;
 pub mod passkeys;
 pub mod password;
 pub mod saved;

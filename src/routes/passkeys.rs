@@ -22,6 +22,7 @@ use crate::{
     },
     db::models::second_factor::{FactorOwner, PasskeyRow},
     error::{AppError, AppResult},
+    metrics::SignIn,
     routes::{
         extract::HtmlForm,
         security::{Area, RemovePage, recovery_codes_page, removal_consequence},
@@ -213,6 +214,12 @@ async fn register(area: Area, req: &HttpRequest, state: &AppState, form: Passkey
             Ok(registered)
         })
         .await?;
+    if area.enrolling.is_some() {
+        state.metrics.sign_in(match registered {
+            Registered::Added { .. } => SignIn::EnrolmentSuccess,
+            Registered::Refused(_) => SignIn::EnrolmentFailure,
+        });
+    }
     let (name, codes) = match registered {
         Registered::Added { name, recovery_codes } => (name, recovery_codes),
         Registered::Refused(Refusal::Name(message)) => {

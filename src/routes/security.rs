@@ -30,6 +30,7 @@ use crate::{
     },
     domain::ClientIp,
     error::{AppError, AppResult, ENROL_PATH, SECOND_FACTOR_PATH},
+    metrics::SignIn,
     routes::{
         extract::HtmlForm,
         passkeys::Availability,
@@ -437,6 +438,13 @@ async fn confirm(area: Area, state: &AppState, form: CodeForm) -> AppResult<Http
             Ok(confirmation)
         })
         .await?;
+    if area.enrolling.is_some() {
+        match confirmation {
+            Confirmation::Enrolled(_) => state.metrics.sign_in(SignIn::EnrolmentSuccess),
+            Confirmation::Wrong => state.metrics.sign_in(SignIn::EnrolmentFailure),
+            _ => {}
+        }
+    }
     match confirmation {
         Confirmation::Enrolled(codes) => {
             let done = area.complete_enrolment()?;

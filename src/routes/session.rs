@@ -19,6 +19,7 @@ use crate::{
     db::models::{StaffAccount, User, second_factor::FactorOwner},
     domain::ClientIp,
     error::{AppResult, ENROL_PATH, SECOND_FACTOR_PATH},
+    metrics::SignIn,
     routes::{extract::HtmlForm, passkeys::Availability},
     services::{
         login::{self as login_service, LoginError, NextStep, PasswordAccepted, SignedIn, WINDOW_MINUTES},
@@ -126,6 +127,18 @@ pub async fn login(
     let form = form.into_inner();
     let result =
         login_service::sign_in(&state.db, &state.passwords, &form.email, form.password, ClientIp::of(&req)).await;
+    let step = match &result {
+        Ok(PasswordAccepted { next: NextStep::SignedIn, .. }) => Some(SignIn::PasswordSuccess),
+        Ok(PasswordAccepted { next: NextStep::SecondFactor, .. }) => Some(SignIn::SecondFactorRequired),
+        Ok(PasswordAccepted { next: NextStep::Enrol, .. }) => Some(SignIn::EnrolmentRequired),
+        Err(LoginError::Invalid) => Some(SignIn::PasswordFailure),
+        Err(LoginError::Throttled) => Some(SignIn::PasswordThrottled),
+        // Not an outcome of signing in: the error page (and its log line) tell.
+        Err(LoginError::Other(_)) => None,
+    };
+    if let Some(step) = step {
+        state.metrics.sign_in(step);
+    }
     let (status, error) = match result {
         Ok(PasswordAccepted { account, next }) => {
             let return_to = return_path(&form.next);
@@ -306,6 +319,13 @@ pub(crate) async fn finish_second_factor(
     by_passkey: bool,
 ) -> AppResult<HttpResponse> {
     let now = state.clock.now();
+    state.metrics.sign_in(match &outcome {
+        Some((_, SignInCode::Totp | SignInCode::Passkey | SignInCode::RecoveryCode { .. })) => {
+            SignIn::SecondFactorSuccess
+        }
+        Some((_, SignInCode::Throttled)) => SignIn::SecondFactorThrottled,
+        Some((_, SignInCode::Wrong)) | None => SignIn::SecondFactorFailure,
+    });
     let Some((account, outcome)) = outcome else {
         typed::sign_out(session);
         return Ok(redirect("/login"));

@@ -227,6 +227,8 @@ pub struct SpawnOptions {
     /// Run due background jobs in the server. Off unless a test asks: a run at start-up
     /// would race the fixtures of tests that drive the jobs themselves (`run-jobs`).
     pub run_jobs: bool,
+    /// `KEYWARD_METRICS_TOKEN` (unset: no `/metrics`).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for SpawnOptions {
@@ -245,6 +247,7 @@ impl Default for SpawnOptions {
             public_origin: None,
             password_hashers: 2,
             run_jobs: false,
+            metrics_token: None,
         }
     }
 }
@@ -289,6 +292,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         invalid_attempts_per_minute: options.invalid_attempts_per_minute,
         run_jobs: options.run_jobs,
         clock,
+        metrics_token: options.metrics_token.as_deref().map(keyward::metrics::MetricsToken::new),
     })
     .expect("build the application");
     let address = app.local_addr();

@@ -23,6 +23,7 @@ mod key_matrix;
 mod keys;
 mod limits;
 mod look;
+mod metrics;
 mod offered;
 mod overview;
 mod passkeys;

@@ -226,6 +226,7 @@ async fn without_a_database_healthz_is_alive_readyz_and_pages_are_unavailable() 
         invalid_attempts_per_minute: 60,
         run_jobs: false,
         clock: keyward::clock::Clock::system(),
+        metrics_token: None,
     })
     .unwrap();
     let base = format!("http://{}", app.local_addr());

@@ -59,6 +59,17 @@ pub struct KeyCache {
     /// The API action catalog, shared by every cached all-actions key; dropped with the
     /// entries on `all` (catalog changes notify `all`).
     catalog: RwLock<Option<Catalog>>,
+    /// Lookups answered from memory and not, for the operators' metrics.
+    lookups: LookupCounts,
+}
+
+/// Hit and miss counts, on a cache line of their own: every lookup writes one, and sharing a
+/// line with the fields every lookup reads would make the cores fight over it.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct LookupCounts {
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl Default for KeyCache {
@@ -76,6 +87,7 @@ impl KeyCache {
             coherent_until: AtomicU64::new(0),
             origin: Instant::now(),
             catalog: RwLock::default(),
+            lookups: LookupCounts::default(),
         }
     }
 
@@ -84,6 +96,22 @@ impl KeyCache {
     }
 
     pub fn get(&self, public_id: &str) -> Lookup {
+        let lookup = self.lookup(public_id);
+        // A remembered unknown key is answered from memory too; a stale entry is reloaded.
+        let counter = match lookup {
+            Lookup::Found(_) | Lookup::Missing => &self.lookups.hits,
+            Lookup::Stale(_) | Lookup::Unknown => &self.lookups.misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        lookup
+    }
+
+    /// Lookups so far: (answered from memory, not).
+    pub fn lookups(&self) -> (u64, u64) {
+        (self.lookups.hits.load(Ordering::Relaxed), self.lookups.misses.load(Ordering::Relaxed))
+    }
+
+    fn lookup(&self, public_id: &str) -> Lookup {
         if !self.enabled {
             return Lookup::Unknown;
         }

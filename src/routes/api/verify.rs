@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     domain::ClientIp,
+    error::AppError,
     keys::verifier::{Attempt, Code, Verdict},
+    metrics::Verification,
     routes::api::{ApiBody, ApiError},
     state::AppState,
 };
@@ -112,7 +114,15 @@ async fn decide(
     asset: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
     let attempt = Attempt { key: bearer(req).unwrap_or_default(), action, asset, client_ip: ClientIp::of(req).0 };
-    let verdict = state.verifier.verify(attempt).await?;
+    let verdict = match state.verifier.verify(attempt).await {
+        Ok(verdict) => verdict,
+        Err(e) => {
+            let unavailable = matches!(e, AppError::Unavailable);
+            state.metrics.verification(if unavailable { Verification::Unavailable } else { Verification::Error });
+            return Err(e.into());
+        }
+    };
+    state.metrics.verification(Verification::Answered(verdict.code));
     Ok(respond(&verdict))
 }
 
