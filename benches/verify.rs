@@ -140,6 +140,7 @@ fn app(url: &str, secret: &MasterSecret, cache: bool) -> Application {
     let setup = Setup {
         workers: env_number("BENCH_SERVER_WORKERS", 1) as usize,
         verify_cache: cache,
+        usage_recording: std::env::var("KEYWARD_USAGE_RECORDING").map_or(true, |v| v != "false"),
         checkout_timeout: Duration::from_secs(3),
         statement_timeout: Duration::from_secs(5),
     };

@@ -93,6 +93,19 @@ pub struct ConfigArgs {
     #[arg(long, env = "KEYWARD_VERIFY_INVALID_PER_MINUTE", value_name = "N", default_value = "60",
           value_parser = parsed::<u32>("KEYWARD_VERIFY_INVALID_PER_MINUTE", "a whole number"))]
     pub verify_invalid_per_minute: u32,
+    /// Count verifications per key and hour (by outcome, action, secret, client address) for
+    /// the key pages (off only to measure what counting costs).
+    #[arg(long, env = "KEYWARD_USAGE_RECORDING", value_name = "BOOL", default_value = "true",
+          action = clap::ArgAction::Set, value_parser = boolean("KEYWARD_USAGE_RECORDING"))]
+    pub usage_recording: bool,
+    /// Keep hourly usage counts this many days; older ones are rolled up per day.
+    #[arg(long, env = "KEYWARD_USAGE_HOURLY_DAYS", value_name = "DAYS", default_value = "90",
+          value_parser = at_least_one::<u32>("KEYWARD_USAGE_HOURLY_DAYS"))]
+    pub usage_hourly_days: u32,
+    /// Keep daily usage counts this many months.
+    #[arg(long, env = "KEYWARD_USAGE_DAILY_MONTHS", value_name = "MONTHS", default_value = "13",
+          value_parser = at_least_one::<u32>("KEYWARD_USAGE_DAILY_MONTHS"))]
+    pub usage_daily_months: u32,
     /// Directory of the PostgreSQL server binaries for the embedded cluster. Unset:
     /// `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin.
     #[arg(long, env = "KEYWARD_PG_BIN", value_name = "DIR")]
@@ -133,6 +146,9 @@ pub struct Config {
     pub password_hashers: usize,
     pub verify_cache: bool,
     pub invalid_attempts_per_minute: u32,
+    pub usage_recording: bool,
+    /// How long usage counts are kept (applied by `services::usage::prune`).
+    pub usage_retention: crate::services::usage::Retention,
     /// Where the embedded cluster's server binaries are, if given.
     pub pg_bin: Option<PathBuf>,
 }
@@ -204,6 +220,11 @@ impl Config {
             password_hashers: args.password_hashers.unwrap_or(cores),
             verify_cache: args.verify_cache,
             invalid_attempts_per_minute: args.verify_invalid_per_minute,
+            usage_recording: args.usage_recording,
+            usage_retention: crate::services::usage::Retention {
+                hourly_days: args.usage_hourly_days,
+                daily_months: args.usage_daily_months,
+            },
             pg_bin: args.pg_bin,
         })
     }

@@ -63,6 +63,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         password_hashers: config.password_hashers,
         verify_cache: config.verify_cache,
         invalid_attempts_per_minute: config.invalid_attempts_per_minute,
+        usage_recording: config.usage_recording,
         clock: crate::clock::Clock::system(),
     };
     let result = actix_web::rt::System::new().block_on(async move {

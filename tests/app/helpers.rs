@@ -283,6 +283,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         password_hashers: options.password_hashers,
         verify_cache: options.verify_cache,
         invalid_attempts_per_minute: options.invalid_attempts_per_minute,
+        usage_recording: true,
         clock,
     })
     .expect("build the application");

@@ -1,0 +1,104 @@
+//! Retention of key usage counts: hourly counts older than the hourly retention are rolled
+//! up into daily counts, daily counts older than the daily retention and client addresses
+//! not seen within the hourly retention are deleted. [`prune`] is one job run; the jobs
+//! framework runs it (once across instances), `now` comes from the injected clock.
+
+use chrono::{DateTime, Duration, Months, Utc};
+use diesel::{
+    prelude::*,
+    sql_types::{Date, Timestamptz},
+};
+
+use crate::error::AppError;
+
+/// How long usage counts are kept (`KEYWARD_USAGE_HOURLY_DAYS`, `KEYWARD_USAGE_DAILY_MONTHS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Days of hourly counts (and of recent client addresses).
+    pub hourly_days: u32,
+    /// Months of daily counts.
+    pub daily_months: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { hourly_days: 90, daily_months: 13 }
+    }
+}
+
+impl Retention {
+    /// Hourly counts before this are rolled up: the start of the UTC day `hourly_days` ago,
+    /// so that a day is rolled up whole, never half of it.
+    pub fn hourly_cutoff(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let day = (now - Duration::days(i64::from(self.hourly_days))).date_naive();
+        day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
+    }
+
+    /// Daily counts before this day are deleted.
+    pub fn daily_cutoff(&self, now: DateTime<Utc>) -> chrono::NaiveDate {
+        let day = now.date_naive();
+        day.checked_sub_months(Months::new(self.daily_months)).unwrap_or(day)
+    }
+}
+
+/// What one [`prune`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Hourly rows rolled up into daily ones (and deleted).
+    pub rolled_up: usize,
+    /// Daily rows deleted.
+    pub daily_deleted: usize,
+    /// Client addresses deleted.
+    pub addresses_deleted: usize,
+}
+
+/// Rolls up and deletes what `retention` no longer keeps at `now`, in one transaction.
+/// Safe to run concurrently: the roll-up deletes the hourly rows it adds up (`DELETE …
+/// RETURNING`), so a row is added to the daily counts by one run only.
+pub fn prune(conn: &mut PgConnection, now: DateTime<Utc>, retention: &Retention) -> Result<Pruned, AppError> {
+    let hourly_cutoff = retention.hourly_cutoff(now);
+    let daily_cutoff = retention.daily_cutoff(now);
+    Ok(conn.transaction(|conn| {
+        let rolled_up = diesel::sql_query(
+            "WITH moved AS ( \
+                 DELETE FROM key_usage_hourly WHERE hour < $1 \
+                 RETURNING api_key_id, hour, code, action, previous_secret, count), \
+             daily AS ( \
+                 INSERT INTO key_usage_daily (api_key_id, day, code, action, previous_secret, count) \
+                 SELECT api_key_id, (hour AT TIME ZONE 'UTC')::date, code, action, previous_secret, sum(count) \
+                 FROM moved GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 \
+                 ON CONFLICT (api_key_id, day, code, action, previous_secret) \
+                 DO UPDATE SET count = key_usage_daily.count + EXCLUDED.count) \
+             SELECT count(*) AS n FROM moved",
+        )
+        .bind::<Timestamptz, _>(hourly_cutoff)
+        .get_result::<Counted>(conn)?
+        .n as usize;
+        let daily_deleted = diesel::sql_query("DELETE FROM key_usage_daily WHERE day < $1")
+            .bind::<Date, _>(daily_cutoff)
+            .execute(conn)?;
+        let addresses_deleted = diesel::sql_query("DELETE FROM key_usage_addresses WHERE last_seen_at < $1")
+            .bind::<Timestamptz, _>(hourly_cutoff)
+            .execute(conn)?;
+        Ok::<_, diesel::result::Error>(Pruned { rolled_up, daily_deleted, addresses_deleted })
+    })?)
+}
+
+#[derive(QueryableByName)]
+struct Counted {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cutoffs_fall_on_whole_days() {
+        let now = "2027-05-20T15:30:00Z".parse::<DateTime<Utc>>().unwrap();
+        let retention = Retention::default();
+        assert_eq!(retention.hourly_cutoff(now), "2027-02-19T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(retention.daily_cutoff(now).to_string(), "2026-04-20");
+    }
+}
