@@ -35,6 +35,7 @@ mod sessions_list;
 mod staff;
 mod static_files;
 mod sudo;
+mod usage;
 mod user_keys;
 mod verify;
 mod walk;

@@ -326,7 +326,11 @@ impl Verifier {
     async fn load(&self, public_id: &str) -> Result<Option<Arc<CachedKey>>, AppError> {
         let generation = self.cache.generation();
         let (id, known_catalog) = (public_id.to_string(), self.cache.catalog());
-        let (loaded, catalog) = self.db.run(move |conn| Ok(load::load(conn, &id, known_catalog)?)).await?;
+        // Without a cache the catalog would be read on every load: refused actions then
+        // count as "(other)" rather than cost the uncached path a query.
+        let want_catalog = self.tally.enabled() && self.cache.enabled();
+        let (loaded, catalog) =
+            self.db.run(move |conn| Ok(load::load(conn, &id, known_catalog, want_catalog)?)).await?;
         let loaded = loaded.map(Arc::new);
         if let Some(catalog) = catalog {
             self.cache.set_catalog(catalog, generation);
