@@ -18,7 +18,10 @@ use keyward::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use fantoccini::Locator;
+
 use crate::{
+    browser::Browser,
     helpers::{SpawnOptions, TestApp, fixtures, http_client, keys, spawn_app_with},
     page::Page,
 };
@@ -114,7 +117,8 @@ async fn verifications_through_two_instances_add_up_exactly_on_the_key_page() {
     // The chart and its table say the same.
     let bars = page.select("svg rect.valid").len() + page.select("svg rect.refused").len();
     assert!(bars >= 1, "the chart draws the hour");
-    let table_valid: i64 = page.select(".chart-table tbody td:nth-child(2)").texts().iter().map(|t| t.parse::<i64>().unwrap()).sum();
+    let table_valid: i64 =
+        page.select(".chart-table tbody td:nth-child(2)").texts().iter().map(|t| t.parse::<i64>().unwrap()).sum();
     assert_eq!(table_valid, 13);
     assert!(page.select("svg[role=img] title").text().contains("24 hours"));
 
@@ -134,12 +138,13 @@ async fn the_old_secret_is_counted_apart_during_its_grace_period() {
     let Acme { app, bob, .. } = acme(SpawnOptions::default()).await;
     let (key, old) = both_reads(&app, &bob, "Rotating");
     assert_eq!(verify(&app, &old, None).await, "VALID");
-    let new = match lifecycle::rekey(&mut app.conn(), &Actor::system("test"), &app.hasher, keys::at(&key), 60, None, None)
-        .unwrap()
-    {
-        lifecycle::Rekeyed::New { secret, .. } => secret.expose().to_string(),
-        lifecycle::Rekeyed::Replayed(_) => unreachable!(),
-    };
+    let new =
+        match lifecycle::rekey(&mut app.conn(), &Actor::system("test"), &app.hasher, keys::at(&key), 60, None, None)
+            .unwrap()
+        {
+            lifecycle::Rekeyed::New { secret, .. } => secret.expose().to_string(),
+            lifecycle::Rekeyed::Replayed(_) => unreachable!(),
+        };
     // Until the re-key reaches the cache the old secret is still the current one.
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut as_current = 1;
@@ -334,4 +339,57 @@ async fn the_retention_job_rolls_hours_up_into_days_and_forgets_what_is_too_old(
     let pruned = prune(&app);
     assert!(pruned.rolled_up >= 1 && pruned.daily_deleted >= 2 && pruned.addresses_deleted == 1, "{pruned:?}");
     assert_eq!(sums(&app), (0, 0));
+}
+
+#[actix_web::test]
+async fn the_usage_chart_reads_and_switches_periods_with_and_without_javascript() {
+    let Acme { app, bob, .. } = acme(SpawnOptions::default()).await;
+    let (key, secret) = both_reads(&app, &bob, "Charted");
+    for _ in 0..4 {
+        assert_eq!(verify(&app, &secret, Some("positions.read")).await, "VALID");
+    }
+    assert_eq!(verify(&app, &secret, Some("dispatch.create")).await, "FORBIDDEN_ACTION");
+    app.state.verifier.flush_tally().await.unwrap();
+    let base = format!("/account/keys/{}", key.public_id);
+
+    for javascript in [true, false] {
+        let browser = Browser::open(&app, javascript).await;
+        browser.sign_in("bob@acme.test").await;
+        browser.goto(&base).await;
+        for series in ["valid", "refused"] {
+            let bar = browser.find(&format!("svg[role=img] rect.{series}")).await;
+            assert!(bar.is_displayed().await.unwrap(), "{series} bar shown (JavaScript: {javascript})");
+            let (_, _, width, height) = bar.rectangle().await.unwrap();
+            assert!(width > 1.0 && height > 1.0, "{series} bar drawn: {width}×{height} (JavaScript: {javascript})");
+        }
+        // The table alternative opens natively.
+        browser.find(".chart-table summary").await.click().await.unwrap();
+        assert!(browser.find(".chart-table table").await.is_displayed().await.unwrap());
+
+        browser.find(".period-switch a[href$='period=7d#usage']").await.click().await.unwrap();
+        browser.wait_for_text(".period-switch a[aria-current=page]", "7 days").await;
+        browser.wait_for_text("[data-usage=total] .stat-number", "5").await;
+        let title = browser.find("svg[role=img] title").await.prop("textContent").await.unwrap().unwrap();
+        assert_eq!(title, "Verifications of this key, last 7 days");
+
+        // The suggestion opens the edit dialog (a page without JavaScript) with the used action.
+        let suggestion = "[data-suggestion=narrow] a[href$='/edit?actions=used']";
+        if javascript {
+            browser.open_dialog(suggestion).await;
+        } else {
+            browser.find(suggestion).await.click().await.unwrap();
+            browser.wait_for_text("h1", "Edit").await;
+            assert!(browser.client.find(Locator::Css("dialog")).await.is_err(), "no dialog without JavaScript");
+        }
+        let checked = |code: &'static str| {
+            let browser = &browser;
+            async move {
+                let input = browser.find(&format!("input[name=action][value='{code}']")).await;
+                input.prop("checked").await.unwrap().as_deref() == Some("true")
+            }
+        };
+        assert!(checked("positions.read").await, "used, so ticked (JavaScript: {javascript})");
+        assert!(!checked("vehicles.read").await, "unused, so not ticked (JavaScript: {javascript})");
+        browser.close().await;
+    }
 }

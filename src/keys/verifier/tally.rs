@@ -109,7 +109,7 @@ impl TallyBatch {
 /// The label an attempt's action is counted under: the action itself when it is one of the
 /// catalog (`known`) — the catalog is closed, so this bounds the labels — and otherwise
 /// [`OTHER_ACTION`]; "" when none was named.
-pub fn action_label<'a>(action: Option<&'a str>, known: impl FnOnce(&str) -> bool) -> &'a str {
+pub fn action_label(action: Option<&str>, known: impl FnOnce(&str) -> bool) -> &str {
     match action {
         None => "",
         Some(action)
@@ -219,7 +219,7 @@ impl UsageTally {
                     None => key.addresses.push(seen),
                 }
             }
-            key.addresses.sort_by(|a, b| b.last.cmp(&a.last));
+            key.addresses.sort_by_key(|s| std::cmp::Reverse(s.last));
             key.addresses.truncate(MAX_ADDRESSES);
         }
     }
@@ -333,7 +333,8 @@ mod tests {
     use super::*;
 
     fn at(hour: i64, minute: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_800_000_000 - 1_800_000_000 % 3600 + hour * 3600 + minute * 60, 0).unwrap()
+        // 1,800,000,000 s after the epoch is an hour's start.
+        DateTime::from_timestamp(1_800_000_000 + hour * 3600 + minute * 60, 0).unwrap()
     }
 
     fn valid(key_id: i64, when: DateTime<Utc>, action: &str) -> Use<'_> {
