@@ -1,6 +1,7 @@
-//! Retention of key usage counts: hourly counts older than the hourly retention are rolled
-//! up into daily counts, daily counts older than the daily retention and client addresses
-//! not seen within the hourly retention are deleted. [`prune`] is one job run; the jobs
+//! Retention of key usage counts: hourly counts older than the hourly retention, daily
+//! counts older than the daily retention and client addresses not seen within the hourly
+//! retention are deleted. (The flush writes every count per hour and per day, so the daily
+//! counts already hold what the hourly ones drop: nothing needs rolling up.) [`prune`] is one job run; the jobs
 //! framework runs it (once across instances), `now` comes from the injected clock.
 
 use chrono::{DateTime, Duration, Months, Utc};
@@ -27,8 +28,8 @@ impl Default for Retention {
 }
 
 impl Retention {
-    /// Hourly counts before this are rolled up: the start of the UTC day `hourly_days` ago,
-    /// so that a day is rolled up whole, never half of it.
+    /// Hourly counts before this are deleted: the start of the UTC day `hourly_days` ago, so
+    /// that a day's hours go together.
     pub fn hourly_cutoff(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         let day = (now - Duration::days(i64::from(self.hourly_days))).date_naive();
         day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
@@ -44,50 +45,31 @@ impl Retention {
 /// What one [`prune`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
-    /// Hourly rows rolled up into daily ones (and deleted).
-    pub rolled_up: usize,
+    /// Hourly rows deleted.
+    pub hourly_deleted: usize,
     /// Daily rows deleted.
     pub daily_deleted: usize,
     /// Client addresses deleted.
     pub addresses_deleted: usize,
 }
 
-/// Rolls up and deletes what `retention` no longer keeps at `now`, in one transaction.
-/// Safe to run concurrently: the roll-up deletes the hourly rows it adds up (`DELETE …
-/// RETURNING`), so a row is added to the daily counts by one run only.
+/// Deletes what `retention` no longer keeps at `now`, in one transaction. Safe to run
+/// concurrently and again (it only deletes).
 pub fn prune(conn: &mut PgConnection, now: DateTime<Utc>, retention: &Retention) -> Result<Pruned, AppError> {
     let hourly_cutoff = retention.hourly_cutoff(now);
     let daily_cutoff = retention.daily_cutoff(now);
     Ok(conn.transaction(|conn| {
-        let rolled_up = diesel::sql_query(
-            "WITH moved AS ( \
-                 DELETE FROM key_usage_hourly WHERE hour < $1 \
-                 RETURNING api_key_id, hour, code, action, previous_secret, count), \
-             daily AS ( \
-                 INSERT INTO key_usage_daily (api_key_id, day, code, action, previous_secret, count) \
-                 SELECT api_key_id, (hour AT TIME ZONE 'UTC')::date, code, action, previous_secret, sum(count) \
-                 FROM moved GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 \
-                 ON CONFLICT (api_key_id, day, code, action, previous_secret) \
-                 DO UPDATE SET count = key_usage_daily.count + EXCLUDED.count) \
-             SELECT count(*) AS n FROM moved",
-        )
-        .bind::<Timestamptz, _>(hourly_cutoff)
-        .get_result::<Counted>(conn)?
-        .n as usize;
+        let hourly_deleted = diesel::sql_query("DELETE FROM key_usage_hourly WHERE hour < $1")
+            .bind::<Timestamptz, _>(hourly_cutoff)
+            .execute(conn)?;
         let daily_deleted = diesel::sql_query("DELETE FROM key_usage_daily WHERE day < $1")
             .bind::<Date, _>(daily_cutoff)
             .execute(conn)?;
         let addresses_deleted = diesel::sql_query("DELETE FROM key_usage_addresses WHERE last_seen_at < $1")
             .bind::<Timestamptz, _>(hourly_cutoff)
             .execute(conn)?;
-        Ok::<_, diesel::result::Error>(Pruned { rolled_up, daily_deleted, addresses_deleted })
+        Ok::<_, diesel::result::Error>(Pruned { hourly_deleted, daily_deleted, addresses_deleted })
     })?)
-}
-
-#[derive(QueryableByName)]
-struct Counted {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Usage insight (issue 18): verifications counted per key and hour by every instance and
 //! merged exactly on the key page, the old secret's use during a grace period, the recent
 //! client addresses, the least-privilege suggestion and its preselected edit dialog, and the
-//! retention job's roll-up and pruning.
+//! retention job.
 
 use std::time::{Duration, Instant};
 
@@ -306,7 +306,7 @@ fn sums(app: &TestApp) -> (i64, i64) {
 }
 
 #[actix_web::test]
-async fn the_retention_job_rolls_hours_up_into_days_and_forgets_what_is_too_old() {
+async fn the_retention_job_drops_hours_then_days_past_their_retention() {
     let Acme { app, bob, .. } = acme(SpawnOptions::default()).await;
     let (key, secret) = both_reads(&app, &bob, "Long lived");
     for _ in 0..3 {
@@ -320,24 +320,24 @@ async fn the_retention_job_rolls_hours_up_into_days_and_forgets_what_is_too_old(
     app.state.verifier.flush_tally().await.unwrap();
     let default = Retention::default();
     assert_eq!(usage::prune(&mut app.conn(), app.now(), &default).unwrap(), Pruned::default(), "all within 90 days");
-    assert_eq!(sums(&app), (5, 0));
+    assert_eq!(sums(&app), (5, 5), "every count per hour and per day");
 
-    // With one day of hourly counts, the first day is rolled up and the last one is not yet.
+    // With one day of hourly counts, the first day's hours go and the last day's stay.
     let short = Retention { hourly_days: 1, daily_months: 1 };
     let prune = |app: &TestApp| usage::prune(&mut app.conn(), app.now(), &short).unwrap();
     let pruned = prune(&app);
-    assert!(pruned.rolled_up >= 1 && pruned.daily_deleted == 0 && pruned.addresses_deleted == 0, "{pruned:?}");
-    assert_eq!(sums(&app), (2, 3), "moved, never copied: the total is unchanged");
+    assert!(pruned.hourly_deleted >= 1 && pruned.daily_deleted == 0 && pruned.addresses_deleted == 0, "{pruned:?}");
+    assert_eq!(sums(&app), (2, 5), "the days keep what the hours drop");
     assert_eq!(prune(&app), Pruned::default(), "a second run finds nothing to do");
-    // The page reads both tables: the 90-day comparison still sees the rolled-up use.
+    // The 90-day comparison reads the days: it still sees the first use.
     let page = app.signed_in("bob@acme.test").await.open(&format!("/account/keys/{}", key.public_id)).await;
     let cells = page.select(".usage-actions tr[data-action=\"positions.read\"] td").texts();
-    assert_eq!(cells[3], "5", "valid in 90 days, from hourly and daily counts");
+    assert_eq!(cells[3], "5", "valid in 90 days, from the daily counts");
 
     // Forty days later (a month of daily counts) nothing is left.
     app.advance(Duration::from_secs(40 * 86_400));
     let pruned = prune(&app);
-    assert!(pruned.rolled_up >= 1 && pruned.daily_deleted >= 2 && pruned.addresses_deleted == 1, "{pruned:?}");
+    assert!(pruned.hourly_deleted >= 1 && pruned.daily_deleted >= 2 && pruned.addresses_deleted == 1, "{pruned:?}");
     assert_eq!(sums(&app), (0, 0));
 }
 

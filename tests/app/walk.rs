@@ -90,6 +90,14 @@ fn used(conn: &mut diesel::PgConnection, now: chrono::DateTime<chrono::Utc>) {
     .bind::<Timestamptz, _>(now)
     .execute(conn)
     .unwrap();
+    // The flush writes every count per day too.
+    diesel::sql_query(
+        "INSERT INTO key_usage_daily (api_key_id, day, code, action, previous_secret, count) \
+         SELECT api_key_id, (hour AT TIME ZONE 'UTC')::date, code, action, previous_secret, sum(count) \
+         FROM key_usage_hourly GROUP BY 1, 2, 3, 4, 5",
+    )
+    .execute(conn)
+    .unwrap();
     diesel::sql_query(
         "INSERT INTO key_usage_addresses (api_key_id, address, first_seen_at, last_seen_at, uses, previous_secret_last_seen_at) \
          SELECT k.id, ('198.51.100.' || a)::inet, $1 - interval '20 hours', $1 - make_interval(mins => a), 10 * a, \

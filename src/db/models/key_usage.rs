@@ -1,26 +1,18 @@
 //! Reading a key's usage counts (`key_usage_hourly`, `key_usage_daily`,
 //! `key_usage_addresses`), written by the verifier's flush (`keys::verifier::tally`) and
-//! rolled up by `services::usage::prune`. Every finder takes one key id: the caller has
-//! already checked that the viewer may see that key.
+//! pruned by `services::usage::prune`. Every finder takes one key id: the caller has already
+//! checked that the viewer may see that key.
 //!
-//! The hourly and daily tables never hold the same verification twice (a roll-up moves
-//! rows), so reading their union is exact whatever the retention.
+//! Every count is in both tables (per hour and per UTC day), so a finder reads one of them:
+//! the hours for the last day or week, the days for 30 and 90 days (a busy key has a few
+//! rows per day instead of a few hundred).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::{
     prelude::*,
-    sql_types::{BigInt, Bool, Inet, Nullable, Text, Timestamptz},
+    sql_types::{BigInt, Bool, Date, Inet, Nullable, Text, Timestamptz},
 };
 use ipnetwork::IpNetwork;
-
-/// The rows of both tables from `$2` on, as `(hour, code, action, previous_secret, count)`;
-/// daily rows count at the start of their day (UTC).
-const USAGE_FROM: &str = "(SELECT hour, code, action, previous_secret, count \
-       FROM key_usage_hourly WHERE api_key_id = $1 AND hour >= $2 \
-     UNION ALL \
-     SELECT (day::timestamp AT TIME ZONE 'UTC'), code, action, previous_secret, count \
-       FROM key_usage_daily WHERE api_key_id = $1 AND day >= ($2 AT TIME ZONE 'UTC')::date \
-         AND (day::timestamp AT TIME ZONE 'UTC') >= $2) AS u";
 
 /// Verifications with one code in one bucket of a chart.
 #[derive(Debug, Clone, QueryableByName)]
@@ -30,28 +22,26 @@ pub struct BucketCount {
     pub bucket: i64,
     #[diesel(sql_type = Text)]
     pub code: String,
+    /// "" for verifications that named no action.
+    #[diesel(sql_type = Text)]
+    pub action: String,
     #[diesel(sql_type = BigInt)]
     pub count: i64,
 }
 
-/// One action's use.
+/// One action's valid use.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct ActionUse {
-    /// "" for verifications that named no action.
     #[diesel(sql_type = Text)]
     pub action: String,
-    /// Verifications since the period's start, and how many of them were refused.
-    #[diesel(sql_type = BigInt)]
-    pub in_period: i64,
-    #[diesel(sql_type = BigInt)]
-    pub refused_in_period: i64,
-    /// Valid verifications in the last 30 and 90 days.
+    /// Valid verifications in the last 30 and 90 days (whole UTC days).
     #[diesel(sql_type = BigInt)]
     pub valid_30: i64,
     #[diesel(sql_type = BigInt)]
     pub valid_90: i64,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub last_valid: Option<DateTime<Utc>>,
+    /// The last day (UTC) of a valid verification.
+    #[diesel(sql_type = Nullable<Date>)]
+    pub last_valid: Option<NaiveDate>,
 }
 
 /// A recent client address of a key.
@@ -80,54 +70,59 @@ pub struct CodeCount {
     pub count: i64,
 }
 
-/// Counts of key `key_id` from `from` on, by bucket of `bucket_seconds` and code.
+/// Counts of key `key_id` from `from` on, by bucket of `bucket_seconds`, code and action:
+/// from the daily counts when buckets are whole days (`from` a day's start), else from the
+/// hourly ones.
 pub fn buckets(
     conn: &mut PgConnection,
     key_id: i64,
     from: DateTime<Utc>,
     bucket_seconds: i64,
 ) -> QueryResult<Vec<BucketCount>> {
-    diesel::sql_query(format!(
-        "SELECT floor(extract(epoch FROM u.hour) / $3)::bigint AS bucket, u.code, sum(u.count)::bigint AS count \
-         FROM {USAGE_FROM} GROUP BY 1, 2"
-    ))
-    .bind::<BigInt, _>(key_id)
-    .bind::<Timestamptz, _>(from)
-    .bind::<BigInt, _>(bucket_seconds)
-    .load(conn)
+    let query = if bucket_seconds % 86_400 == 0 {
+        "SELECT floor(extract(epoch FROM (day::timestamp AT TIME ZONE 'UTC')) / $3)::bigint AS bucket, \
+                code, action, sum(count)::bigint AS count \
+         FROM key_usage_daily WHERE api_key_id = $1 AND day >= ($2 AT TIME ZONE 'UTC')::date \
+         GROUP BY 1, 2, 3"
+    } else {
+        "SELECT floor(extract(epoch FROM hour) / $3)::bigint AS bucket, code, action, sum(count)::bigint AS count \
+         FROM key_usage_hourly WHERE api_key_id = $1 AND hour >= $2 GROUP BY 1, 2, 3"
+    };
+    diesel::sql_query(query)
+        .bind::<BigInt, _>(key_id)
+        .bind::<Timestamptz, _>(from)
+        .bind::<BigInt, _>(bucket_seconds)
+        .load(conn)
 }
 
-/// The actions key `key_id` was verified for since `since_90` (90 days ago), with counts
-/// since `period_from` and valid counts since `since_30` and `since_90`.
+/// The actions key `key_id` was validly verified for since the day `since_90`, with the
+/// counts since `since_30` and since `since_90` (daily counts).
 pub fn actions(
     conn: &mut PgConnection,
     key_id: i64,
-    since_90: DateTime<Utc>,
-    since_30: DateTime<Utc>,
-    period_from: DateTime<Utc>,
+    since_90: NaiveDate,
+    since_30: NaiveDate,
 ) -> QueryResult<Vec<ActionUse>> {
-    diesel::sql_query(format!(
-        "SELECT u.action, \
-                coalesce(sum(u.count) FILTER (WHERE u.hour >= $4), 0)::bigint AS in_period, \
-                coalesce(sum(u.count) FILTER (WHERE u.hour >= $4 AND u.code <> 'VALID'), 0)::bigint AS refused_in_period, \
-                coalesce(sum(u.count) FILTER (WHERE u.hour >= $3 AND u.code = 'VALID'), 0)::bigint AS valid_30, \
-                coalesce(sum(u.count) FILTER (WHERE u.code = 'VALID'), 0)::bigint AS valid_90, \
-                max(u.hour) FILTER (WHERE u.code = 'VALID') AS last_valid \
-         FROM {USAGE_FROM} GROUP BY u.action ORDER BY u.action"
-    ))
+    diesel::sql_query(
+        "SELECT action, \
+                coalesce(sum(count) FILTER (WHERE day >= $3), 0)::bigint AS valid_30, \
+                sum(count)::bigint AS valid_90, max(day) AS last_valid \
+         FROM key_usage_daily WHERE api_key_id = $1 AND code = 'VALID' AND day >= $2 \
+         GROUP BY action ORDER BY action",
+    )
     .bind::<BigInt, _>(key_id)
-    .bind::<Timestamptz, _>(since_90)
-    .bind::<Timestamptz, _>(since_30)
-    .bind::<Timestamptz, _>(period_from)
+    .bind::<Date, _>(since_90)
+    .bind::<Date, _>(since_30)
     .load(conn)
 }
 
-/// Counts of key `key_id` since `from` by code and secret.
+/// Counts of key `key_id` since `from` by code and secret (hourly counts: for a grace
+/// period, at most a week).
 pub fn codes(conn: &mut PgConnection, key_id: i64, from: DateTime<Utc>) -> QueryResult<Vec<CodeCount>> {
-    diesel::sql_query(format!(
-        "SELECT u.code, u.previous_secret, sum(u.count)::bigint AS count FROM {USAGE_FROM} \
-         GROUP BY 1, 2 ORDER BY 1, 2"
-    ))
+    diesel::sql_query(
+        "SELECT code, previous_secret, sum(count)::bigint AS count FROM key_usage_hourly \
+         WHERE api_key_id = $1 AND hour >= $2 GROUP BY 1, 2 ORDER BY 1, 2",
+    )
     .bind::<BigInt, _>(key_id)
     .bind::<Timestamptz, _>(from)
     .load(conn)

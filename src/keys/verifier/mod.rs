@@ -342,17 +342,17 @@ impl Verifier {
     /// Writes pending last-use records (at most one write per key per minute) and every
     /// usage count; gives the number of last-use records written.
     pub async fn flush_usage(&self) -> Result<usize, AppError> {
-        self.flush_tally().await?;
+        // Each kept for the next flush if its write fails; one failing does not hold up the other.
+        let counts = self.flush_tally().await;
         let batch = self.usage.take_due();
         if batch.is_empty() {
-            return Ok(0);
+            return counts.map(|_| 0);
         }
         let count = batch.len();
         let retry = batch.clone();
         match self.db.run(move |conn| Ok(usage::write(conn, &batch)?)).await {
-            Ok(()) => Ok(count),
+            Ok(()) => counts.map(|_| count),
             Err(e) => {
-                // Keep them for the next flush rather than lose them.
                 self.usage.restore(retry);
                 Err(e)
             }

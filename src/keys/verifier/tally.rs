@@ -2,7 +2,9 @@
 //! and secret (current, or the previous one during its grace period), and the recent
 //! distinct client addresses. Counted in memory on the verification path and written by the
 //! periodic flush in one bounded batch: one upsert per table that *adds* to what is stored,
-//! so the counts of any number of instances add up exactly.
+//! so the counts of any number of instances add up exactly. Counts go to the hourly table
+//! and, added up per UTC day, to the daily one, so that pages over 30 or 90 days read a
+//! row per day instead of one per hour.
 //!
 //! The hot path takes one of [`SHARDS`] small locks (by key id), so verifications of
 //! different keys rarely wait for each other; it allocates only the first time a key, an
@@ -246,8 +248,8 @@ fn note_address(addresses: &mut Vec<Seen>, ip: IpAddr, at: DateTime<Utc>, previo
     }
 }
 
-/// Writes `batch` in one transaction: one upsert adding the counts, one upsert merging the
-/// addresses, one delete keeping each key's ten most recent addresses. Rows are sorted so
+/// Writes `batch` in one transaction: two upserts adding the counts (per hour, per day),
+/// one upsert merging the addresses, one delete keeping each key's ten most recent addresses. Rows are sorted so
 /// that instances flushing at once lock them in the same order; keys deleted meanwhile are
 /// skipped.
 pub fn write(conn: &mut PgConnection, batch: &TallyBatch) -> QueryResult<()> {
@@ -267,9 +269,15 @@ pub fn write(conn: &mut PgConnection, batch: &TallyBatch) -> QueryResult<()> {
     }
     rows.sort_unstable_by(|a, b| (a.0, a.1, a.2, a.3, a.4).cmp(&(b.0, b.1, b.2, b.3, b.4)));
     addresses.sort_unstable_by_key(|(key_id, seen)| (*key_id, seen.ip));
+    let key_ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let hours: Vec<DateTime<Utc>> = rows.iter().map(|r| hour_start(r.1)).collect();
+    let codes: Vec<&str> = rows.iter().map(|r| r.2).collect();
+    let actions: Vec<&str> = rows.iter().map(|r| r.3).collect();
+    let previous: Vec<bool> = rows.iter().map(|r| r.4).collect();
+    let counts: Vec<i64> = rows.iter().map(|r| r.5 as i64).collect();
     conn.transaction(|conn| {
         if !rows.is_empty() {
-            diesel::sql_query(
+            for statement in [
                 "INSERT INTO key_usage_hourly (api_key_id, hour, code, action, previous_secret, count) \
                  SELECT u.key_id, u.hour, u.code, u.action, u.previous, u.count \
                  FROM unnest($1, $2, $3, $4, $5, $6) WITH ORDINALITY AS u(key_id, hour, code, action, previous, count, n) \
@@ -277,14 +285,23 @@ pub fn write(conn: &mut PgConnection, batch: &TallyBatch) -> QueryResult<()> {
                  ORDER BY u.n \
                  ON CONFLICT (api_key_id, hour, code, action, previous_secret) \
                  DO UPDATE SET count = key_usage_hourly.count + EXCLUDED.count",
-            )
-            .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.0).collect::<Vec<_>>())
-            .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| hour_start(r.1)).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(rows.iter().map(|r| r.2).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(rows.iter().map(|r| r.3).collect::<Vec<_>>())
-            .bind::<Array<Bool>, _>(rows.iter().map(|r| r.4).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.5 as i64).collect::<Vec<_>>())
-            .execute(conn)?;
+                "INSERT INTO key_usage_daily (api_key_id, day, code, action, previous_secret, count) \
+                 SELECT u.key_id, (u.hour AT TIME ZONE 'UTC')::date, u.code, u.action, u.previous, sum(u.count) \
+                 FROM unnest($1, $2, $3, $4, $5, $6) AS u(key_id, hour, code, action, previous, count) \
+                 JOIN api_keys k ON k.id = u.key_id \
+                 GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 \
+                 ON CONFLICT (api_key_id, day, code, action, previous_secret) \
+                 DO UPDATE SET count = key_usage_daily.count + EXCLUDED.count",
+            ] {
+                diesel::sql_query(statement)
+                    .bind::<Array<BigInt>, _>(&key_ids)
+                    .bind::<Array<Timestamptz>, _>(&hours)
+                    .bind::<Array<Text>, _>(&codes)
+                    .bind::<Array<Text>, _>(&actions)
+                    .bind::<Array<Bool>, _>(&previous)
+                    .bind::<Array<BigInt>, _>(&counts)
+                    .execute(conn)?;
+            }
         }
         if !addresses.is_empty() {
             let key_ids: Vec<i64> = addresses.iter().map(|(k, _)| *k).collect();

@@ -4,7 +4,7 @@
 //! addresses, the old secret's use during a re-key grace period, and the least-privilege
 //! comparison of granted with used actions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::PgConnection;
@@ -198,8 +198,8 @@ pub fn used_actions(
     now: DateTime<Utc>,
     days: i64,
 ) -> Result<(BTreeSet<String>, bool), AppError> {
-    let since = now - Duration::days(days);
-    let rows = key_usage::actions(conn, key_id, since, since, since)?;
+    let since = (now - Duration::days(days)).date_naive();
+    let rows = key_usage::actions(conn, key_id, since, since)?;
     Ok(used_in(&rows, |r| r.valid_90))
 }
 
@@ -230,15 +230,20 @@ pub fn panel(
     let mut valid = vec![0i64; count];
     let mut refused = vec![0i64; count];
     let mut by_code = [0i64; Code::ALL.len()];
+    // Per action: verifications in the period, and how many were refused.
+    let mut by_action: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
     for row in &rows {
         let Some(slot) = row.bucket.checked_sub(first_bucket).and_then(|i| usize::try_from(i).ok()) else { continue };
         if slot >= count {
             continue;
         }
+        let counts = by_action.entry(row.action.as_str()).or_default();
+        counts.0 += row.count;
         if row.code == Code::Valid.as_str() {
             valid[slot] += row.count;
         } else {
             refused[slot] += row.count;
+            counts.1 += row.count;
         }
         if let Some(i) = Code::ALL.iter().position(|c| c.as_str() == row.code) {
             by_code[i] += row.count;
@@ -253,22 +258,29 @@ pub fn panel(
         .map(|(c, count)| CodeRow { code: c.as_str(), count, valid: *c == Code::Valid })
         .collect();
 
-    let since_90 = now - Duration::days(90);
-    let since_30 = now - Duration::days(30);
-    let action_rows = key_usage::actions(conn, key.id, since_90, since_30, from)?;
+    let since_90 = (now - Duration::days(90)).date_naive();
+    let since_30 = (now - Duration::days(30)).date_naive();
+    let action_rows = key_usage::actions(conn, key.id, since_90, since_30)?;
     let granted_set: BTreeSet<&str> = granted.iter().map(String::as_str).collect();
-    let actions = action_rows
-        .iter()
-        .filter(|r| r.in_period > 0 || r.valid_90 > 0)
-        .map(|r| ActionRow {
-            label: if r.action.is_empty() { "(no action named)".into() } else { r.action.clone() },
-            is_code: !r.action.is_empty() && r.action != OTHER_ACTION,
-            in_period: r.in_period,
-            refused_in_period: r.refused_in_period,
-            valid_30: r.valid_30,
-            valid_90: r.valid_90,
-            last_valid: Stamp::maybe_relative_to(r.last_valid, now),
-            granted: granted_set.contains(r.action.as_str()),
+    let mut names: BTreeSet<&str> = by_action.keys().copied().collect();
+    names.extend(action_rows.iter().map(|r| r.action.as_str()));
+    let actions = names
+        .into_iter()
+        .map(|action| {
+            let (in_period, refused_in_period) = by_action.get(action).copied().unwrap_or_default();
+            let valid = action_rows.iter().find(|r| r.action == action);
+            ActionRow {
+                label: if action.is_empty() { "(no action named)".into() } else { action.to_string() },
+                is_code: !action.is_empty() && action != OTHER_ACTION,
+                in_period,
+                refused_in_period,
+                valid_30: valid.map_or(0, |r| r.valid_30),
+                valid_90: valid.map_or(0, |r| r.valid_90),
+                last_valid: valid
+                    .and_then(|r| r.last_valid)
+                    .map(|day| Stamp::relative_to(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc(), now)),
+                granted: granted_set.contains(action),
+            }
         })
         .collect();
     let (used_90, uncertain) = used_in(&action_rows, |r| r.valid_90);
