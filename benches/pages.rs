@@ -128,6 +128,7 @@ fn main() {
         let setup = Setup {
             workers: 2,
             verify_cache: true,
+            usage_recording: true,
             checkout_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(5),
         };

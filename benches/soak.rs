@@ -146,6 +146,7 @@ fn main() {
         let setup = Setup {
             workers: 2,
             verify_cache: true,
+            usage_recording: true,
             checkout_timeout: Duration::from_secs(1),
             statement_timeout: Duration::from_secs(2),
         };

@@ -2,8 +2,10 @@
 //! and uncached verify on the same server, measured in one run and printed as ratios.
 //!
 //! Run with `cargo bench --bench verify` (release build). It starts a private PostgreSQL
-//! cluster in `target/`, seeds 1,000 keys, starts two instances on that database — one with
-//! the key cache, one without (the uncached path) — and drives each endpoint in turn with
+//! cluster in `target/`, seeds 1,000 keys, starts three instances on that database — one with
+//! the key cache and usage counting (the default), one with the cache and without usage
+//! counting (what counting costs), one without the cache (the uncached path) — and drives
+//! each endpoint in turn with
 //! 64 persistent HTTP/1.1 connections from a load generator on the same machine, in
 //! alternating rounds. Environment: `BENCH_SECONDS` (default 2) per endpoint and round,
 //! `BENCH_ROUNDS` (default 5), `BENCH_SERVER_WORKERS` (default 1: with the load generator on
@@ -136,10 +138,11 @@ async fn measure(target: Target, connections: usize, warmup: Duration, duration:
     }
 }
 
-fn app(url: &str, secret: &MasterSecret, cache: bool) -> Application {
+fn app(url: &str, secret: &MasterSecret, cache: bool, usage_recording: bool) -> Application {
     let setup = Setup {
         workers: env_number("BENCH_SERVER_WORKERS", 1) as usize,
         verify_cache: cache,
+        usage_recording,
         checkout_timeout: Duration::from_secs(3),
         statement_timeout: Duration::from_secs(5),
     };
@@ -171,9 +174,10 @@ fn main() {
 
     let (steal_before, total_before) = cpu_jiffies();
     let rounds_measured = actix_web::rt::System::new().block_on(async {
-        let (cached_addr, cached) = serve(app(url, secret, true));
-        let (uncached_addr, uncached) = serve(app(url, secret, false));
-        let handles = [cached, uncached];
+        let (cached_addr, cached) = serve(app(url, secret, true, true));
+        let (quiet_addr, quiet) = serve(app(url, secret, true, false));
+        let (uncached_addr, uncached) = serve(app(url, secret, false, true));
+        let handles = [cached, quiet, uncached];
         // The load generator runs on its own runtime, beside the server's workers.
         let client_threads = env_number("BENCH_CLIENT_THREADS", 1) as usize;
         let client =
@@ -185,6 +189,13 @@ fn main() {
             Target {
                 label: "verify (cached)",
                 addr: cached_addr,
+                path: "/api/v1/verify",
+                post: true,
+                keys: Arc::clone(&keys),
+            },
+            Target {
+                label: "verify (no usage)",
+                addr: quiet_addr,
                 path: "/api/v1/verify",
                 post: true,
                 keys: Arc::clone(&keys),
@@ -258,6 +269,13 @@ fn main() {
             "target: cached verify p99 < 5 ms at {connections} connections: {p99:.2} ms -> {}",
             if *p99 < 5.0 { "met" } else { "NOT met" }
         );
+        println!(
+            "target: cached verify with usage counting >= 0.70 x /healthz throughput: {ratio:.2} -> {}",
+            if *ratio >= 0.70 { "met" } else { "NOT met" }
+        );
+        if let Some((_, off, _, _, _)) = summary.iter().find(|s| s.0 == "verify (no usage)") {
+            println!("usage counting on / off: {ratio:.2} / {off:.2} x /healthz ({:.2})", ratio / off);
+        }
     }
     assert!(summary.iter().all(|s| s.3 == 0 && s.4 > 0), "every request must succeed");
 }

@@ -102,6 +102,19 @@ pub struct ConfigArgs {
     /// (it answers 404 like any unknown page).
     #[arg(long, env = "KEYWARD_METRICS_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub metrics_token: Option<String>,
+    /// Count verifications per key and hour (by outcome, action, secret, client address) for
+    /// the key pages (off only to measure what counting costs).
+    #[arg(long, env = "KEYWARD_USAGE_RECORDING", value_name = "BOOL", default_value = "true",
+          action = clap::ArgAction::Set, value_parser = boolean("KEYWARD_USAGE_RECORDING"))]
+    pub usage_recording: bool,
+    /// Keep hourly usage counts this many days; older ones are rolled up per day.
+    #[arg(long, env = "KEYWARD_USAGE_HOURLY_DAYS", value_name = "DAYS", default_value = "90",
+          value_parser = at_least_one::<u32>("KEYWARD_USAGE_HOURLY_DAYS"))]
+    pub usage_hourly_days: u32,
+    /// Keep daily usage counts this many months.
+    #[arg(long, env = "KEYWARD_USAGE_DAILY_MONTHS", value_name = "MONTHS", default_value = "13",
+          value_parser = at_least_one::<u32>("KEYWARD_USAGE_DAILY_MONTHS"))]
+    pub usage_daily_months: u32,
     /// Directory of the PostgreSQL server binaries for the embedded cluster. Unset:
     /// `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin.
     #[arg(long, env = "KEYWARD_PG_BIN", value_name = "DIR")]
@@ -146,6 +159,9 @@ pub struct Config {
     pub invalid_attempts_per_minute: u32,
     /// The token `GET /metrics` asks for; none: no metrics page.
     pub metrics_token: Option<MetricsToken>,
+    pub usage_recording: bool,
+    /// How long usage counts are kept (applied by `services::usage::prune`).
+    pub usage_retention: crate::services::usage::Retention,
     /// Where the embedded cluster's server binaries are, if given.
     pub pg_bin: Option<PathBuf>,
 }
@@ -219,6 +235,11 @@ impl Config {
             run_jobs: args.run_jobs,
             invalid_attempts_per_minute: args.verify_invalid_per_minute,
             metrics_token: present(args.metrics_token).map(|token| MetricsToken::new(token.trim())),
+            usage_recording: args.usage_recording,
+            usage_retention: crate::services::usage::Retention {
+                hourly_days: args.usage_hourly_days,
+                daily_months: args.usage_daily_months,
+            },
             pg_bin: args.pg_bin,
         })
     }

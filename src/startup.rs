@@ -64,6 +64,8 @@ pub struct AppSettings {
     pub invalid_attempts_per_minute: u32,
     /// Run due background jobs every minute (off: `keyward run-jobs` from cron does).
     pub run_jobs: bool,
+    /// Count verifications per key and hour (off only to measure what counting costs).
+    pub usage_recording: bool,
     /// The time sessions, keys and pages are measured against (`Clock::system()` but in tests).
     pub clock: Clock,
     /// The bearer token of `GET /metrics` (`KEYWARD_METRICS_TOKEN`); without it there is no
@@ -79,7 +81,7 @@ pub struct Application {
     listener: ListenerHandle,
 }
 
-/// How often last-use records are written (each key at most once a minute).
+/// How often usage counts are written, and last-use records (each key at most once a minute).
 const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Largest form body accepted (key dialogs with long asset lists stay far below it).
@@ -110,6 +112,7 @@ impl Application {
             settings.verify_cache,
             settings.invalid_attempts_per_minute,
             settings.clock.clone(),
+            settings.usage_recording,
         ));
         let key_listener =
             listener::spawn(settings.db.url().to_string(), Arc::clone(&verifier), Arc::clone(&readiness));
@@ -235,10 +238,16 @@ impl Application {
     }
 
     /// Serves until the server is stopped (SIGINT/SIGTERM stop it gracefully: in-flight
-    /// requests finish), then stops the listener and writes the last-use records still held.
+    /// requests finish), then stops the listener and writes the usage counts and last-use
+    /// records still held.
     pub async fn run_until_stopped(mut self) -> io::Result<()> {
         let result = self.server.await;
         self.listener.stop();
+        match self.state.verifier.flush_tally().await {
+            Ok(0) => {}
+            Ok(keys) => log::info!("wrote the usage counts of {keys} key(s) before stopping"),
+            Err(e) => log::warn!("could not write the usage counts before stopping: {e}"),
+        }
         let pending = self.state.verifier.usage.take_all();
         if !pending.is_empty() {
             let count = pending.len();
@@ -251,7 +260,8 @@ impl Application {
     }
 }
 
-/// Writes last-use records and tidies the invalid-attempt throttle, every few seconds.
+/// Writes usage counts and last-use records and tidies the invalid-attempt throttle, every
+/// few seconds.
 fn spawn_usage_flush(state: web::Data<AppState>) {
     actix_web::rt::spawn(async move {
         state.readiness.wait().await;
@@ -260,7 +270,7 @@ fn spawn_usage_flush(state: web::Data<AppState>) {
             interval.tick().await;
             state.verifier.throttle.tidy();
             if let Err(e) = state.verifier.flush_usage().await {
-                log::warn!("writing key last-use records failed (kept for the next attempt): {e}");
+                log::warn!("writing key usage failed (kept for the next attempt): {e}");
             }
         }
     });

@@ -73,6 +73,8 @@ pub fn serve(app: Application) -> (SocketAddr, ServerHandle) {
 pub struct Setup {
     pub workers: usize,
     pub verify_cache: bool,
+    /// Count verifications per key and hour (the usage tally).
+    pub usage_recording: bool,
     pub checkout_timeout: Duration,
     pub statement_timeout: Duration,
 }
@@ -97,6 +99,7 @@ pub fn application(url: &str, secret: &MasterSecret, setup: Setup) -> Applicatio
         verify_cache: setup.verify_cache,
         invalid_attempts_per_minute: 1_000_000,
         run_jobs: false,
+        usage_recording: setup.usage_recording,
         clock: keyward::clock::Clock::system(),
         // Metrics are always counted; the token only lets `/metrics` answer.
         metrics_token: Some(keyward::metrics::MetricsToken::new("benchmark")),

@@ -8,6 +8,7 @@ use crate::{clock::Clock, config::Config, db, jobs};
 use super::DatabaseHandle;
 
 pub fn run_jobs(config: &Config) -> anyhow::Result<()> {
+    crate::services::usage::configure_retention(config.usage_retention);
     let handle = DatabaseHandle::open(config)?;
     handle.migrate()?;
     // As the application's role, like the server's runners: jobs change rows, never the schema.

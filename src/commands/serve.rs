@@ -26,6 +26,7 @@ const WAITING_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 pub fn serve(config: Config) -> anyhow::Result<()> {
     let secret = config.resolve_secret()?;
+    crate::services::usage::configure_retention(config.usage_retention);
     let handle = DatabaseHandle::open(&config)?;
     let base_url = format!("http://{}", config.addr);
     // This process started the embedded cluster, so it is there: prepare it before serving.
@@ -64,6 +65,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         verify_cache: config.verify_cache,
         run_jobs: config.run_jobs,
         invalid_attempts_per_minute: config.invalid_attempts_per_minute,
+        usage_recording: config.usage_recording,
         clock: crate::clock::Clock::system(),
         metrics_token: config.metrics_token.clone(),
     };

@@ -129,6 +129,39 @@ diesel::table! {
 }
 
 diesel::table! {
+    key_usage_addresses (api_key_id, address) {
+        api_key_id -> Int8,
+        address -> Inet,
+        first_seen_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        uses -> Int8,
+        previous_secret_last_seen_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    key_usage_daily (api_key_id, day, code, action, previous_secret) {
+        api_key_id -> Int8,
+        day -> Date,
+        code -> Text,
+        action -> Text,
+        previous_secret -> Bool,
+        count -> Int8,
+    }
+}
+
+diesel::table! {
+    key_usage_hourly (api_key_id, hour, code, action, previous_secret) {
+        api_key_id -> Int8,
+        hour -> Timestamptz,
+        code -> Text,
+        action -> Text,
+        previous_secret -> Bool,
+        count -> Int8,
+    }
+}
+
+diesel::table! {
     organizations (id) {
         id -> Int8,
         slug -> Text,
@@ -289,6 +322,9 @@ diesel::joinable!(api_keys -> service_providers (owner_service_provider_id));
 diesel::joinable!(api_keys -> staff_accounts (created_by_staff_id));
 diesel::joinable!(asset_groups -> organizations (organization_id));
 diesel::joinable!(assets -> organizations (organization_id));
+diesel::joinable!(key_usage_addresses -> api_keys (api_key_id));
+diesel::joinable!(key_usage_daily -> api_keys (api_key_id));
+diesel::joinable!(key_usage_hourly -> api_keys (api_key_id));
 diesel::joinable!(organizations -> service_providers (service_provider_id));
 diesel::joinable!(passkeys -> staff_accounts (staff_id));
 diesel::joinable!(passkeys -> users (user_id));
@@ -316,6 +352,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     assets,
     audit_events,
     jobs,
+    key_usage_addresses,
+    key_usage_daily,
+    key_usage_hourly,
     organizations,
     passkeys,
     password_links,

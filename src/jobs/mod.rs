@@ -1,5 +1,5 @@
 //! Background jobs: work that runs on a schedule rather than in a request (the stale-key
-//! policy, and later usage retention, reminders…), exactly once per period across any number
+//! policy, usage retention, and later reminders…), exactly once per period across any number
 //! of instances. This module holds the registry ([`JOBS`]) and the runner; what a job does
 //! lives in the services, as a plain function of a connection and the time.
 //!
@@ -41,8 +41,7 @@ pub struct Job {
 /// is created the first time a runner sees it, due at once.
 pub const JOBS: &[Job] = &[
     Job { name: "stale-keys", every: Duration::from_secs(3600), run: services::keys::stale::deactivate_stale },
-    // Usage retention (issue 18, item 1) registers its prune job here, e.g.
-    // Job { name: "usage-retention", every: Duration::from_secs(3600), run: services::usage::prune },
+    Job { name: "usage-retention", every: Duration::from_secs(3600), run: services::usage::prune_job },
 ];
 
 /// How often each server instance looks for due jobs.

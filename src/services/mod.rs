@@ -18,6 +18,7 @@ pub mod roles;
 pub mod second_factor;
 pub mod sessions;
 pub mod staff;
+pub mod usage;
 pub mod users;
 
 pub use actor::Actor;

@@ -497,7 +497,7 @@ async fn the_embedded_default_starts_seeds_serves_and_stops_cleanly() {
 }
 
 #[actix_web::test]
-async fn sigterm_lets_in_flight_requests_finish_and_writes_the_last_use_batch() {
+async fn sigterm_lets_in_flight_requests_finish_and_writes_the_last_use_and_usage_counts() {
     use diesel::connection::SimpleConnection;
     let app = spawn_app().await;
     let url = TestServer::get().url(&app.database);
@@ -559,6 +559,12 @@ async fn sigterm_lets_in_flight_requests_finish_and_writes_the_last_use_batch() 
 
     let last_used = crate::helpers::keys::reload(&mut app.conn(), &used).unwrap().last_used_at;
     assert!(last_used.is_some(), "the last-use batch was written on the way out");
+    let counted: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "SELECT coalesce(sum(count), 0)::bigint FROM key_usage_hourly WHERE code = 'VALID'",
+    )
+    .get_result(&mut *app.conn())
+    .unwrap();
+    assert_eq!(counted, 2, "the usage counts too, the request in flight included");
 }
 
 #[actix_web::test]

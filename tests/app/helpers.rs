@@ -291,6 +291,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         verify_cache: options.verify_cache,
         invalid_attempts_per_minute: options.invalid_attempts_per_minute,
         run_jobs: options.run_jobs,
+        usage_recording: true,
         clock,
         metrics_token: options.metrics_token.as_deref().map(keyward::metrics::MetricsToken::new),
     })

@@ -38,6 +38,7 @@ mod staff;
 mod stale_keys;
 mod static_files;
 mod sudo;
+mod usage;
 mod user_keys;
 mod verify;
 mod walk;

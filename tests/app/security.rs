@@ -225,6 +225,7 @@ async fn without_a_database_healthz_is_alive_readyz_and_pages_are_unavailable() 
         verify_cache: true,
         invalid_attempts_per_minute: 60,
         run_jobs: false,
+        usage_recording: true,
         clock: keyward::clock::Clock::system(),
         metrics_token: None,
     })

@@ -70,8 +70,43 @@ async fn world() -> TestApp {
         let owner = NewKeyOwner::ServiceProvider { service_provider_id: provider.id };
         keys::create(&mut conn, &app.hasher, owner, name, keys::settings(None));
     }
+    used(&mut conn, app.now());
     drop(conn);
     app
+}
+
+/// A day of usage for every key (valid and refused verifications, a few client addresses,
+/// the old secret of the rotating key), so key pages show their chart, tables and the
+/// least-privilege suggestion with data.
+fn used(conn: &mut diesel::PgConnection, now: chrono::DateTime<chrono::Utc>) {
+    use diesel::{RunQueryDsl, sql_types::Timestamptz};
+    diesel::sql_query(
+        "INSERT INTO key_usage_hourly (api_key_id, hour, code, action, previous_secret, count) \
+         SELECT k.id, date_trunc('hour', $1) - make_interval(hours => h), c.code, 'positions.read', \
+                c.code = 'VALID' AND k.previous_secret_hash IS NOT NULL AND h < 2, 1 + (h * 7 + k.id) % 40 \
+         FROM api_keys k, generate_series(0, 23) h, (VALUES ('VALID'), ('FORBIDDEN_ACTION')) c(code) \
+         WHERE c.code = 'VALID' OR h % 5 = 0",
+    )
+    .bind::<Timestamptz, _>(now)
+    .execute(conn)
+    .unwrap();
+    // The flush writes every count per day too.
+    diesel::sql_query(
+        "INSERT INTO key_usage_daily (api_key_id, day, code, action, previous_secret, count) \
+         SELECT api_key_id, (hour AT TIME ZONE 'UTC')::date, code, action, previous_secret, sum(count) \
+         FROM key_usage_hourly GROUP BY 1, 2, 3, 4, 5",
+    )
+    .execute(conn)
+    .unwrap();
+    diesel::sql_query(
+        "INSERT INTO key_usage_addresses (api_key_id, address, first_seen_at, last_seen_at, uses, previous_secret_last_seen_at) \
+         SELECT k.id, ('198.51.100.' || a)::inet, $1 - interval '20 hours', $1 - make_interval(mins => a), 10 * a, \
+                CASE WHEN k.previous_secret_hash IS NOT NULL AND a = 1 THEN $1 END \
+         FROM api_keys k, generate_series(1, 3) a",
+    )
+    .bind::<Timestamptz, _>(now)
+    .execute(conn)
+    .unwrap();
 }
 
 /// Deactivates `key` with a reason, as the operator would (so the audit log shows it).

@@ -5,6 +5,7 @@ pub mod api_action;
 pub mod api_key;
 pub mod asset;
 pub mod audit_event;
+pub mod key_usage;
 pub mod organization;
 pub mod password_link;
 pub mod role;

@@ -79,6 +79,11 @@ impl Default for KeyCache {
 }
 
 impl KeyCache {
+    /// Whether known keys are served from memory.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     pub fn new(enabled: bool) -> Self {
         Self {
             entries: RwLock::default(),

@@ -55,17 +55,22 @@ fn key_asset_codes(conn: &mut PgConnection, key_id: i64) -> QueryResult<BTreeSet
 }
 
 /// The cache record of `public_id` (`None` if there is no such key), and the action catalog
-/// if it had to be read (an all-actions key, and `catalog`, the cached one, was `None`).
+/// if it had to be read (`catalog`, the cached one, was `None`, and an all-actions key needs
+/// it, or `want_catalog`: usage counting names the refused actions that are the catalog's).
 /// Catalog changes notify `all`, so a cached catalog is as fresh as the keys themselves.
 pub fn load(
     conn: &mut PgConnection,
     public_id: &str,
     catalog: Option<Catalog>,
+    want_catalog: bool,
 ) -> QueryResult<(Option<CachedKey>, Option<Catalog>)> {
     let Some(key) = ApiKey::find_presented(conn, public_id)? else {
         return Ok((None, None));
     };
     let mut read_catalog = None;
+    if want_catalog && catalog.is_none() && !key.all_actions {
+        read_catalog = Some(Arc::new(active_action_codes(conn, None)?));
+    }
     let mut actions = if key.all_actions {
         let catalog = match catalog {
             Some(catalog) => catalog,

@@ -6,11 +6,13 @@
 //! state → IP ranges → action → asset. Known keys come from the in-memory cache (`cache`),
 //! kept coherent across instances by `listener`; misses are loaded from the database
 //! (`load`). No password hashing and no write per request: last use is recorded in memory
-//! (`usage`) and flushed in batches.
+//! (`usage`), verifications are counted per key and hour in memory (`tally`), and both are
+//! flushed in batches.
 
 pub mod cache;
 pub mod listener;
 pub mod load;
+pub mod tally;
 pub mod throttle;
 pub mod usage;
 
@@ -28,6 +30,7 @@ use crate::{
 };
 
 pub use cache::KeyCache;
+pub use tally::UsageTally;
 pub use throttle::Throttle;
 pub use usage::UsageRecorder;
 
@@ -112,6 +115,23 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in the order of [`Code::index`].
+    pub const ALL: [Code; 8] = [
+        Code::Valid,
+        Code::NotFound,
+        Code::Expired,
+        Code::Disabled,
+        Code::ForbiddenAction,
+        Code::ForbiddenAsset,
+        Code::ForbiddenIp,
+        Code::RateLimited,
+    ];
+
+    /// The code's position in [`Code::ALL`] (usage counters are arrays indexed by it).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::Valid => "VALID",
@@ -182,6 +202,8 @@ const UNAVAILABLE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(
 pub struct Verifier {
     pub cache: KeyCache,
     pub usage: UsageRecorder,
+    /// Verifications per key and hour, by outcome, action and secret; recent addresses.
+    pub tally: UsageTally,
     pub throttle: Throttle,
     hasher: KeyHasher,
     db: Database,
@@ -193,10 +215,18 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    pub fn new(db: Database, hasher: KeyHasher, cache_enabled: bool, invalid_per_minute: u32, clock: Clock) -> Self {
+    pub fn new(
+        db: Database,
+        hasher: KeyHasher,
+        cache_enabled: bool,
+        invalid_per_minute: u32,
+        clock: Clock,
+        usage_recording: bool,
+    ) -> Self {
         Self {
             cache: KeyCache::new(cache_enabled),
             usage: UsageRecorder::default(),
+            tally: UsageTally::new(usage_recording),
             throttle: Throttle::new(invalid_per_minute),
             hasher,
             db,
@@ -246,14 +276,41 @@ impl Verifier {
                 .is_some_and(|(hash, until)| *until > now && self.hasher.matches(parsed.full, hash));
         if !current && !previous {
             self.throttle.failed(attempt.client_ip);
+            // Someone named this key without its secret: worth counting for the key, but
+            // their address is not one of its clients.
+            self.count(&key, now, Code::NotFound, attempt.action, false, None);
             return Ok(Verdict::bare(Code::NotFound));
         }
         let sunset = if previous { key.previous.as_ref().map(|(_, until)| *until) } else { None };
         let code = decide(&key, &attempt, now);
+        self.count(&key, now, code, attempt.action, previous, attempt.client_ip);
         if key.active && key.expires_at.is_none_or(|at| at > now) {
             self.usage.record(key.id, now, attempt.client_ip, previous);
         }
         Ok(Verdict { code, key: Some(key), sunset })
+    }
+
+    /// Counts a verification of `key` (see `tally`). Actions are named only when they are
+    /// the key's or the catalog's, both closed lists: arbitrary strings sent by callers
+    /// count as "(other)".
+    fn count(
+        &self,
+        key: &CachedKey,
+        at: DateTime<Utc>,
+        code: Code,
+        action: Option<&str>,
+        previous: bool,
+        address: Option<IpAddr>,
+    ) {
+        if !self.tally.enabled() {
+            return;
+        }
+        let action = tally::action_label(action, |a| match &key.actions {
+            Scope::Only(items) if items.contains(a) => true,
+            Scope::Catalog(items) if items.contains(a) => true,
+            _ => self.cache.catalog().is_some_and(|catalog| catalog.contains(a)),
+        });
+        self.tally.record(tally::Use { key_id: key.id, at, code, action, previous, address });
     }
 
     fn database_recently_unavailable(&self) -> bool {
@@ -269,7 +326,11 @@ impl Verifier {
     async fn load(&self, public_id: &str) -> Result<Option<Arc<CachedKey>>, AppError> {
         let generation = self.cache.generation();
         let (id, known_catalog) = (public_id.to_string(), self.cache.catalog());
-        let (loaded, catalog) = self.db.run(move |conn| Ok(load::load(conn, &id, known_catalog)?)).await?;
+        // Without a cache the catalog would be read on every load: refused actions then
+        // count as "(other)" rather than cost the uncached path a query.
+        let want_catalog = self.tally.enabled() && self.cache.enabled();
+        let (loaded, catalog) =
+            self.db.run(move |conn| Ok(load::load(conn, &id, known_catalog, want_catalog)?)).await?;
         let loaded = loaded.map(Arc::new);
         if let Some(catalog) = catalog {
             self.cache.set_catalog(catalog, generation);
@@ -278,19 +339,39 @@ impl Verifier {
         Ok(loaded)
     }
 
-    /// Writes pending last-use records (at most one write per key per minute).
+    /// Writes pending last-use records (at most one write per key per minute) and every
+    /// usage count; gives the number of last-use records written.
     pub async fn flush_usage(&self) -> Result<usize, AppError> {
+        // Each kept for the next flush if its write fails; one failing does not hold up the other.
+        let counts = self.flush_tally().await;
         let batch = self.usage.take_due();
         if batch.is_empty() {
-            return Ok(0);
+            return counts.map(|_| 0);
         }
         let count = batch.len();
         let retry = batch.clone();
         match self.db.run(move |conn| Ok(usage::write(conn, &batch)?)).await {
-            Ok(()) => Ok(count),
+            Ok(()) => counts.map(|_| count),
             Err(e) => {
-                // Keep them for the next flush rather than lose them.
                 self.usage.restore(retry);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes every usage count held (one batch); gives the number of keys written.
+    pub async fn flush_tally(&self) -> Result<usize, AppError> {
+        let batch = self.tally.take();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let keys = batch.keys();
+        let retry = batch.clone();
+        match self.db.run(move |conn| Ok(tally::write(conn, &batch)?)).await {
+            Ok(()) => Ok(keys),
+            Err(e) => {
+                // Kept for the next flush: the write is one transaction, so a failed one added nothing.
+                self.tally.restore(retry);
                 Err(e)
             }
         }

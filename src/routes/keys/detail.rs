@@ -1,4 +1,4 @@
-//! A key's page: all its fields, grace state, history, and what the viewer may do.
+//! A key's page: all its fields, grace state, usage, history, and what the viewer may do.
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -7,6 +7,7 @@ use crate::{
     error::AppResult,
     routes::keys::{
         area::KeyArea,
+        usage::{self, UsagePanel, UsageQuery},
         view::{self, KeyDetail},
     },
     services::keys::KeyOp,
@@ -22,19 +23,30 @@ struct DetailPage {
     ctx: PageContext,
     base: String,
     detail: KeyDetail,
+    usage: UsagePanel,
 }
 
 pub async fn detail<A: KeyArea>(
     area: A,
     KeyPath(public_id): KeyPath,
     state: web::Data<AppState>,
+    query: web::Query<UsageQuery>,
 ) -> AppResult<HttpResponse> {
     not_blocked(&area)?;
     let key = visible_key(&state, &area, public_id, KeyOp::View).await?;
     let base = area.base();
     let row_base = base.clone();
     let actor = area.actor();
-    let detail = state.db.run(move |conn| view::detail(conn, &actor, &key, &row_base)).await?;
+    let period = query.into_inner().period.unwrap_or_default();
+    let (detail, usage) = state
+        .db
+        .run(move |conn| {
+            let detail = view::detail(conn, &actor, &key, &row_base)?;
+            let granted = usage::granted_actions(conn, &key, &detail.row.actions)?;
+            let usage = usage::panel(conn, &key, &granted, &detail.row.href, period, actor.now)?;
+            Ok((detail, usage))
+        })
+        .await?;
     let ctx = area.context(&detail.row.name)?;
-    render(&DetailPage { ctx, base, detail })
+    render(&DetailPage { ctx, base, detail, usage })
 }

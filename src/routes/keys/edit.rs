@@ -1,6 +1,10 @@
-//! Editing a key's settings.
+//! Editing a key's settings. `?actions=used` (or `used-30d`) opens the form with only the
+//! actions the key was validly used for in the last 90 (30) days ticked: the key page's
+//! least-privilege suggestion. Only the choices are prefilled; saving goes through the same
+//! checks as any edit, and actions beyond the editor's power are not even offered.
 
 use actix_web::{HttpResponse, web};
+use serde::Deserialize;
 
 use crate::{
     auth::session::{self, FlashLevel},
@@ -11,6 +15,7 @@ use crate::{
             area::KeyArea,
             form::{self},
             submitted::{KeyForm, Parsed},
+            usage,
         },
     },
     services::keys::{KeyOp, OwnerContext, lifecycle},
@@ -21,16 +26,62 @@ use crate::{
 use super::create::{FormPage, form_again};
 use super::flow::{KeyDialog, KeyPath, not_blocked, perform, return_path, visible_key};
 
-pub async fn edit_form<A: KeyArea>(dialog: KeyDialog<A>) -> AppResult<HttpResponse> {
+/// Which actions the edit form starts with.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub enum Preselect {
+    /// Those validly used in the last 90 days.
+    #[serde(rename = "used")]
+    Used90,
+    /// Those validly used in the last 30 days.
+    #[serde(rename = "used-30d")]
+    Used30,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct EditQuery {
+    actions: Option<Preselect>,
+}
+
+pub async fn edit_form<A: KeyArea>(dialog: KeyDialog<A>, query: web::Query<EditQuery>) -> AppResult<HttpResponse> {
     let (key, detail_href, return_to) = dialog.open(KeyOp::Edit).await?;
     let KeyDialog { area, state, .. } = dialog;
     let actor = area.actor();
+    let preselect = query.into_inner().actions;
     let form = state
         .db
         .run(move |conn| {
             let owner = OwnerContext::of_key(conn, &key)?;
-            let values = form::edit_values(conn, &key, return_to)?;
-            form::build(conn, &actor, &owner, Some(&key), values, FieldErrors::new(), format!("{detail_href}/edit"))
+            let mut values = form::edit_values(conn, &key, return_to)?;
+            let mut notice = None;
+            if let Some(preselect) = preselect {
+                let days = match preselect {
+                    Preselect::Used90 => 90,
+                    Preselect::Used30 => 30,
+                };
+                let (used, _) = usage::used_actions(conn, key.id, actor.now, days)?;
+                // Only actions it may still do: narrowing, never widening.
+                let granted = usage::granted_actions(conn, &key, &values.action)?;
+                let keep: Vec<String> = granted.into_iter().filter(|a| used.contains(a)).collect();
+                if !keep.is_empty() {
+                    values.actions_mode = "selected".into();
+                    values.action = keep;
+                    notice = Some(format!(
+                        "Only the actions this key was used for in the last {days} days are ticked. \
+                         Check them, then save to narrow the key."
+                    ));
+                }
+            }
+            let mut view = form::build(
+                conn,
+                &actor,
+                &owner,
+                Some(&key),
+                values,
+                FieldErrors::new(),
+                format!("{detail_href}/edit"),
+            )?;
+            view.notice = notice;
+            Ok(view)
         })
         .await?;
     let heading = format!("Edit {}", form.values.name);

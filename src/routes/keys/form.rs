@@ -83,6 +83,8 @@ pub struct KeyFormView {
     pub latest: Option<String>,
     /// Why no key can be created (nothing to grant), if so.
     pub nothing_to_grant: bool,
+    /// A note above the fields (e.g. which actions were preselected, and why).
+    pub notice: Option<String>,
 }
 
 impl KeyFormView {
@@ -212,5 +214,6 @@ pub fn build(
         today: today.to_string(),
         latest: Some(policy.latest_expiry_date(today).to_string()),
         nothing_to_grant,
+        notice: None,
     })
 }

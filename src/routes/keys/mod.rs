@@ -12,6 +12,7 @@ mod list;
 mod rekey;
 mod rename;
 pub mod submitted;
+pub mod usage;
 pub mod view;
 
 use actix_web::web;
