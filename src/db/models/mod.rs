@@ -6,6 +6,7 @@ pub mod api_key;
 pub mod asset;
 pub mod audit_event;
 pub mod organization;
+pub mod outbox;
 pub mod password_link;
 pub mod role;
 pub mod second_factor;
