@@ -248,7 +248,17 @@ pub fn update_policy(
         Some(factor_policy),
         Some(unused_days),
         Some(reminder_days),
-    ) = (default_days, max_days, grace, per_user, per_organization, per_hour, factor_policy, unused_days, reminder_days)
+    ) = (
+        default_days,
+        max_days,
+        grace,
+        per_user,
+        per_organization,
+        per_hour,
+        factor_policy,
+        unused_days,
+        reminder_days,
+    )
     else {
         return Err(AppError::Invalid(errors));
     };

@@ -23,6 +23,7 @@ mod key_matrix;
 mod keys;
 mod limits;
 mod look;
+mod notifications;
 mod offered;
 mod overview;
 mod passkeys;

@@ -41,6 +41,8 @@ pub struct NewOutboxEvent<'a> {
     pub occasion: Option<&'a str>,
     pub key_expires_at: Option<DateTime<Utc>>,
     pub payload: &'a serde_json::Value,
+    /// The application's clock: also when its deliveries are first due.
+    pub created_at: DateTime<Utc>,
 }
 
 impl OutboxEvent {
@@ -58,7 +60,13 @@ impl OutboxEvent {
                 .values(
                     channels
                         .iter()
-                        .map(|c| (outbox_deliveries::event_id.eq(id), outbox_deliveries::channel.eq(*c)))
+                        .map(|c| {
+                            (
+                                outbox_deliveries::event_id.eq(id),
+                                outbox_deliveries::channel.eq(*c),
+                                outbox_deliveries::next_attempt_at.eq(event.created_at),
+                            )
+                        })
                         .collect::<Vec<_>>(),
                 )
                 .execute(conn)?;
@@ -153,11 +161,7 @@ impl MailMessage {
     /// Writes `message` unless its recipient already has this event's message (a delivery
     /// retried after a crash): whether it was written.
     pub fn insert(conn: &mut PgConnection, message: &NewMailMessage<'_>) -> QueryResult<bool> {
-        diesel::insert_into(mail_messages::table)
-            .values(message)
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .map(|n| n > 0)
+        diesel::insert_into(mail_messages::table).values(message).on_conflict_do_nothing().execute(conn).map(|n| n > 0)
     }
 
     fn scoped(scope: MailScope) -> mail_messages::BoxedQuery<'static, diesel::pg::Pg> {

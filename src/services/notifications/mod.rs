@@ -138,6 +138,7 @@ pub fn emit_key(
             occasion: None,
             key_expires_at: None,
             payload: &payload,
+            created_at: actor.now,
         },
         CHANNELS,
     )
@@ -178,6 +179,7 @@ pub fn emit_occasion(
             occasion: Some(occasion),
             key_expires_at: Some(expires_at),
             payload: &payload,
+            created_at: actor.now,
         },
         CHANNELS,
     )
@@ -203,6 +205,7 @@ pub fn emit_access_lost(conn: &mut PgConnection, actor: &Actor, user: &User) -> 
             occasion: None,
             key_expires_at: None,
             payload: &payload,
+            created_at: actor.now,
         },
         CHANNELS,
     )
