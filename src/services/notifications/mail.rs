@@ -10,8 +10,6 @@
 //! added since the change is told too). Links are stored as paths and built on the public
 //! URL when shown, so a job needs no configuration.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use diesel::{PgConnection, prelude::*};
 use serde_json::Value;
@@ -32,7 +30,7 @@ pub const CHANNEL: &str = "mail";
 const BATCH: i64 = 500;
 
 /// Someone a message goes to.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Recipient {
     User { id: i64, email: String },
     Staff { id: i64, email: String },
@@ -44,8 +42,8 @@ pub fn deliver(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<String, Ap
     let claimed = OutboxEvent::claim_due(conn, CHANNEL, now, BATCH)?;
     let mut written = 0;
     for (delivery_id, event) in &claimed {
+        let (subject, body) = text(event);
         for recipient in recipients(conn, event)? {
-            let (subject, body) = text(event);
             let link = link_path(event, &recipient);
             let (user_id, staff_id, email) = match &recipient {
                 Recipient::User { id, email } => (Some(*id), None, email.as_str()),
@@ -111,13 +109,13 @@ fn recipients(conn: &mut PgConnection, event: &OutboxEvent) -> QueryResult<Vec<R
         query = query.filter(users::receive_reminders.eq(true));
     }
     let found: Vec<(i64, String, i64)> = query.order(users::id.asc()).load(conn)?;
-    // Only people of the event's organization (a creator who moved on is not told).
-    let mut recipients: BTreeMap<i64, Recipient> = found
+    // One query, so each person once (a creator who is also an administrator); only people
+    // of the event's organization.
+    let mut all: Vec<Recipient> = found
         .into_iter()
         .filter(|(_, _, org)| event.organization_id.is_none_or(|o| o == *org))
-        .map(|(id, email, _)| (id, Recipient::User { id, email }))
+        .map(|(id, email, _)| Recipient::User { id, email })
         .collect();
-    let mut all: Vec<Recipient> = std::mem::take(&mut recipients).into_values().collect();
     if staff {
         let accounts: Vec<(i64, String)> = staff_accounts::table
             .filter(staff_accounts::active.eq(true))
