@@ -458,3 +458,51 @@ async fn administrators_set_the_reminder_days_with_field_errors_and_the_job_foll
     assert!(reminders(app, &w.bob_key).is_empty(), "7 is no longer one of Acme's days");
     assert_eq!(reminders(app, &w.globex_key).len(), 1, "Globex keeps 14, 7, 1");
 }
+
+#[actix_web::test]
+async fn leak_reports_the_stale_key_policy_and_lost_access_are_events_with_their_messages() {
+    let app = spawn_app().await;
+    let (acme, _admin) = fixtures::organization_with_admin(&mut app.conn(), "acme");
+    let bob = fixtures::key_owner(&mut app.conn(), &acme, "bob@acme.test");
+    let (leaked, secret) = keys::personal(&mut app.conn(), &app.hasher, &bob, "Leaked one");
+    let (stale, _) = keys::organization(&mut app.conn(), &app.hasher, &bob, "Forgotten one");
+    diesel::update(api_keys::table.find(stale.id))
+        .set(api_keys::created_at.eq(Utc::now() - Duration::days(100)))
+        .execute(&mut *app.conn())
+        .unwrap();
+    diesel::update(keyward::db::schema::organizations::table.find(acme.id))
+        .set(keyward::db::schema::organizations::deactivate_unused_after_days.eq(Some(90)))
+        .execute(&mut *app.conn())
+        .unwrap();
+
+    let report = serde_json::json!([{ "token": secret, "type": "keyward_api_key", "url": "https://example.com/x", "source": "content" }]);
+    let response = crate::helpers::http_client().post(app.url("/api/v1/leaks")).json(&report).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let leak = events(&app, "key.deactivated", &leaked);
+    assert_eq!(leak.len(), 1);
+    assert_eq!(leak[0].payload["cause"], "leak_report");
+
+    run_jobs_now(&app);
+    let policy = events(&app, "key.deactivated", &stale);
+    assert_eq!(policy.len(), 1);
+    assert_eq!(policy[0].payload["cause"], "stale_policy");
+    assert_eq!(policy[0].payload["actor"]["type"], "system");
+    assert_eq!(mail_about(&app, "key.deactivated", &leaked), once_each(&["bob@acme.test"]));
+    assert_eq!(mail_about(&app, "key.deactivated", &stale), once_each(&["admin@acme.test"]));
+
+    let admin = app.signed_in("admin@acme.test").await;
+    let access = format!("/admin/users/{}/access", bob.id);
+    admin.fetch_csrf_token(&access).await;
+    assert_eq!(admin.post(&access, &[("grant", "0")]).await.status(), StatusCode::SEE_OTHER);
+    run_jobs_now(&app);
+    let lost: Vec<(String, Option<String>)> = mail_messages::table
+        .inner_join(outbox_events::table)
+        .filter(outbox_events::event_type.eq("user.api_key_access_lost"))
+        .select((mail_messages::recipient_email, mail_messages::link_path))
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(lost, [("bob@acme.test".to_string(), Some("/account".to_string()))]);
+    let page = open_ok(&admin, "/admin/notifications").await;
+    assert_eq!(page.select(".message-subject").texts()[0], "You no longer have API key access", "{page}");
+    assert!(page.says("was deactivated by the organization's key policy"), "{page}");
+}

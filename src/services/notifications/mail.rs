@@ -175,9 +175,7 @@ fn text(event: &OutboxEvent) -> (String, String) {
         let reason = str_at(payload, &["reason"]);
         let why = match str_at(payload, &["cause"]) {
             Some("leak_report") => "because its secret was reported as leaked".to_string(),
-            Some("stale_policy") => {
-                format!("by the organization's key policy: {}", reason.unwrap_or("it was not used"))
-            }
+            Some("stale_policy") => "by the organization's key policy for unused keys".to_string(),
             _ => match reason.filter(|r| !r.is_empty()) {
                 Some(reason) => format!("by {by} (\u{201c}{reason}\u{201d})"),
                 None => format!("by {by}"),
