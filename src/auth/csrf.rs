@@ -39,6 +39,15 @@ impl SiteOrigin {
         Self { configured: configured.map(|o| normalize(&o)), https }
     }
 
+    /// `path` as a link for messages read or sent elsewhere: on the configured public URL,
+    /// else as it is (relative, for the browser to resolve).
+    pub fn link(&self, path: &str) -> String {
+        match &self.configured {
+            Some(origin) => format!("{origin}{path}"),
+            None => path.to_string(),
+        }
+    }
+
     /// This site's origin for a request that arrived with `info`: the configured public URL's,
     /// else the request's host (over `https` when the site is). Absolute links (a set-password
     /// link) are built on it too.

@@ -140,6 +140,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    key_expiry_changes (api_key_id) {
+        api_key_id -> Int8,
+        changed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     key_usage_daily (api_key_id, day, code, action, previous_secret) {
         api_key_id -> Int8,
         day -> Date,
@@ -162,6 +169,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    mail_messages (id) {
+        id -> Int8,
+        event_id -> Int8,
+        organization_id -> Nullable<Int8>,
+        service_provider_id -> Nullable<Int8>,
+        recipient_user_id -> Nullable<Int8>,
+        recipient_staff_id -> Nullable<Int8>,
+        recipient_email -> Text,
+        subject -> Text,
+        body -> Text,
+        link_path -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     organizations (id) {
         id -> Int8,
         slug -> Text,
@@ -178,6 +201,34 @@ diesel::table! {
         key_creations_per_hour -> Int4,
         second_factor_required_for -> Text,
         deactivate_unused_after_days -> Nullable<Int4>,
+        key_reminder_days -> Array<Nullable<Int4>>,
+    }
+}
+
+diesel::table! {
+    outbox_deliveries (id) {
+        id -> Int8,
+        event_id -> Int8,
+        channel -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    outbox_events (id) {
+        id -> Int8,
+        event_type -> Text,
+        organization_id -> Nullable<Int8>,
+        service_provider_id -> Nullable<Int8>,
+        api_key_id -> Nullable<Int8>,
+        user_id -> Nullable<Int8>,
+        occasion -> Nullable<Text>,
+        key_expires_at -> Nullable<Timestamptz>,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
     }
 }
 
@@ -313,6 +364,7 @@ diesel::table! {
         last_login_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        receive_reminders -> Bool,
     }
 }
 
@@ -325,7 +377,17 @@ diesel::joinable!(assets -> organizations (organization_id));
 diesel::joinable!(key_usage_addresses -> api_keys (api_key_id));
 diesel::joinable!(key_usage_daily -> api_keys (api_key_id));
 diesel::joinable!(key_usage_hourly -> api_keys (api_key_id));
+diesel::joinable!(key_expiry_changes -> api_keys (api_key_id));
+diesel::joinable!(mail_messages -> organizations (organization_id));
+diesel::joinable!(mail_messages -> outbox_events (event_id));
+diesel::joinable!(mail_messages -> service_providers (service_provider_id));
+diesel::joinable!(mail_messages -> staff_accounts (recipient_staff_id));
+diesel::joinable!(mail_messages -> users (recipient_user_id));
 diesel::joinable!(organizations -> service_providers (service_provider_id));
+diesel::joinable!(outbox_deliveries -> outbox_events (event_id));
+diesel::joinable!(outbox_events -> organizations (organization_id));
+diesel::joinable!(outbox_events -> service_providers (service_provider_id));
+diesel::joinable!(outbox_events -> users (user_id));
 diesel::joinable!(passkeys -> staff_accounts (staff_id));
 diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(password_links -> users (user_id));
@@ -355,7 +417,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     key_usage_addresses,
     key_usage_daily,
     key_usage_hourly,
+    key_expiry_changes,
+    mail_messages,
     organizations,
+    outbox_deliveries,
+    outbox_events,
     passkeys,
     password_links,
     recovery_codes,

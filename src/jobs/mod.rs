@@ -42,6 +42,10 @@ pub struct Job {
 pub const JOBS: &[Job] = &[
     Job { name: "stale-keys", every: Duration::from_secs(3600), run: services::keys::stale::deactivate_stale },
     Job { name: "usage-retention", every: Duration::from_secs(3600), run: services::usage::prune_job },
+    // Reminders and "expired" (issue 19); hourly is precise enough for day-sized reminders.
+    Job { name: "key-expiry", every: Duration::from_secs(3600), run: services::notifications::expiry::run },
+    // Last, so that a run delivers the events the jobs before it wrote.
+    Job { name: "deliver-mail", every: Duration::from_secs(60), run: services::notifications::mail::deliver },
 ];
 
 /// How often each server instance looks for due jobs.

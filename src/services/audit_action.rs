@@ -24,6 +24,7 @@ pub enum AuditAction {
     UserPasswordReset,
     UserPasswordLink,
     UserPasswordSet,
+    UserNotificationPreference,
     RoleCreate,
     RoleUpdate,
     RoleDelete,
@@ -60,7 +61,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit filter offers them.
-    pub const ALL: [AuditAction; 52] = [
+    pub const ALL: [AuditAction; 53] = [
         AuditAction::KeyCreate,
         AuditAction::KeyView,
         AuditAction::KeyRename,
@@ -81,6 +82,7 @@ impl AuditAction {
         AuditAction::UserPasswordReset,
         AuditAction::UserPasswordLink,
         AuditAction::UserPasswordSet,
+        AuditAction::UserNotificationPreference,
         AuditAction::RoleCreate,
         AuditAction::RoleUpdate,
         AuditAction::RoleDelete,
@@ -138,6 +140,7 @@ impl AuditAction {
             AuditAction::UserPasswordReset => "user.password_reset",
             AuditAction::UserPasswordLink => "user.password_link",
             AuditAction::UserPasswordSet => "user.password_set",
+            AuditAction::UserNotificationPreference => "user.notification_preference",
             AuditAction::RoleCreate => "role.create",
             AuditAction::RoleUpdate => "role.update",
             AuditAction::RoleDelete => "role.delete",

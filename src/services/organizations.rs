@@ -125,6 +125,9 @@ pub struct PolicyInput {
     /// Deactivate keys nobody used for this many days (the stale-key job); empty: never;
     /// `None` (a form without the field) keeps the current setting.
     pub deactivate_unused_after_days: Option<String>,
+    /// Days before expiry that key reminders go out ("14, 7, 1"; empty: none); `None` (a
+    /// form without the field) keeps the current setting.
+    pub key_reminder_days: Option<String>,
 }
 
 /// Changes an organization's key policy (administrators). It applies to keys created,
@@ -225,6 +228,16 @@ pub fn update_policy(
             }
         }
     };
+    let reminder_days = match input.key_reminder_days.as_deref() {
+        None => Some(before.reminder_days()),
+        Some(text) => match crate::services::notifications::expiry::parse_days(text) {
+            Ok(days) => Some(days),
+            Err(message) => {
+                errors.add("key_reminder_days", message);
+                None
+            }
+        },
+    };
     let (
         Some(default_days),
         Some(max_days),
@@ -234,7 +247,18 @@ pub fn update_policy(
         Some(per_hour),
         Some(factor_policy),
         Some(unused_days),
-    ) = (default_days, max_days, grace, per_user, per_organization, per_hour, factor_policy, unused_days)
+        Some(reminder_days),
+    ) = (
+        default_days,
+        max_days,
+        grace,
+        per_user,
+        per_organization,
+        per_hour,
+        factor_policy,
+        unused_days,
+        reminder_days,
+    )
     else {
         return Err(AppError::Invalid(errors));
     };
@@ -250,6 +274,7 @@ pub fn update_policy(
             organizations::key_creations_per_hour.eq(per_hour),
             organizations::second_factor_required_for.eq(factor_policy.code()),
             organizations::deactivate_unused_after_days.eq(unused_days),
+            organizations::key_reminder_days.eq(reminder_days.iter().copied().map(Some).collect::<Vec<_>>()),
             organizations::updated_at.eq(diesel::dsl::now),
         ))
         .returning(Organization::as_returning())
@@ -265,6 +290,7 @@ pub fn update_policy(
             "key_creations_per_hour": o.key_creations_per_hour,
             "second_factor_required_for": o.second_factor_required_for.code(),
             "deactivate_unused_after_days": o.deactivate_unused_after_days,
+            "key_reminder_days": o.reminder_days(),
         })
     };
     audit::record(

@@ -391,6 +391,9 @@ pub fn set_api_key_access(
         User::update(conn, user.id, &UserChanges { api_key_access: Some(granted), ..UserChanges::default() })?;
     let action = if granted { AuditAction::UserApiKeyAccessGrant } else { AuditAction::UserApiKeyAccessRevoke };
     audit::record(conn, actor, Entry::new(action).organization(Some(organization_id)).target(user_target(&updated)))?;
+    if !granted {
+        crate::services::notifications::emit_access_lost(conn, actor, &updated)?;
+    }
     Ok(updated)
 }
 
@@ -528,4 +531,34 @@ pub fn use_password_link(
         Entry::new(AuditAction::UserPasswordSet).organization(Some(user.organization_id)).target(user_target(&user)),
     )?;
     Ok(user)
+}
+
+/// A person's own choice whether to receive key expiry reminders (other notices always go
+/// out: they say something changed).
+pub fn set_receive_reminders(conn: &mut PgConnection, actor: &Actor, receive: bool) -> Result<User, AppError> {
+    use diesel::prelude::*;
+
+    use crate::db::schema::users;
+    let ActorKind::User { id, organization_id, .. } = actor.kind else { return Err(AppError::Forbidden) };
+    let user: User = users::table
+        .filter(users::id.eq(id))
+        .filter(users::organization_id.eq(organization_id))
+        .select(User::as_select())
+        .for_update()
+        .first(conn)?;
+    if user.receive_reminders == receive {
+        return Ok(user);
+    }
+    let updated: User = diesel::update(users::table.find(user.id))
+        .set((users::receive_reminders.eq(receive), users::updated_at.eq(diesel::dsl::now)))
+        .returning(User::as_returning())
+        .get_result(conn)?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::UserNotificationPreference)
+            .target(user_target(&updated))
+            .details(serde_json::json!({ "receive_reminders": receive })),
+    )?;
+    Ok(updated)
 }

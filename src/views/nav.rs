@@ -18,12 +18,14 @@ pub enum Section {
     AdminAssets,
     AdminAudit,
     AdminPolicy,
+    AdminNotifications,
     StaffHome,
     StaffProviders,
     StaffOrganizations,
     StaffActions,
     StaffAccounts,
     StaffSecurity,
+    StaffNotifications,
 }
 
 /// One link of the navigation.
@@ -76,6 +78,7 @@ impl Nav {
                 ("Assets", "/admin/assets", Section::AdminAssets, Capability::Administer),
                 ("Key policy", "/admin/policy", Section::AdminPolicy, Capability::Administer),
                 ("Audit log", "/admin/audit", Section::AdminAudit, Capability::ReadAudit),
+                ("Notifications", "/admin/notifications", Section::AdminNotifications, Capability::Administer),
             ];
             let items = admin_pages
                 .into_iter()
@@ -98,6 +101,7 @@ impl Nav {
                     item("API actions", "/staff/actions", Section::StaffActions, current),
                     item("Staff accounts", "/staff/accounts", Section::StaffAccounts, current),
                     item("Security", "/staff/security", Section::StaffSecurity, current),
+                    item("Notifications", "/staff/notifications", Section::StaffNotifications, current),
                 ],
             }],
         }

@@ -24,6 +24,7 @@ mod keys;
 mod limits;
 mod look;
 mod metrics;
+mod notifications;
 mod offered;
 mod overview;
 mod passkeys;

@@ -7,6 +7,7 @@ pub mod asset;
 pub mod audit_event;
 pub mod key_usage;
 pub mod organization;
+pub mod outbox;
 pub mod password_link;
 pub mod role;
 pub mod second_factor;

@@ -35,6 +35,8 @@ pub struct Organization {
     pub second_factor_required_for: SecondFactorPolicy,
     /// Deactivate keys nobody used for this many days (the stale-key job); `None`: never.
     pub deactivate_unused_after_days: Option<i32>,
+    /// How many days before a key expires its reminders go out (see [`Organization::reminder_days`]).
+    pub key_reminder_days: Vec<Option<i32>>,
 }
 
 #[derive(Debug, Insertable)]
@@ -46,6 +48,13 @@ pub struct NewOrganization<'a> {
 }
 
 impl Organization {
+    /// The days before a key's expiry that its reminders go out, most distant first.
+    pub fn reminder_days(&self) -> Vec<i32> {
+        let mut days: Vec<i32> = self.key_reminder_days.iter().flatten().copied().collect();
+        days.sort_unstable_by(|a, b| b.cmp(a));
+        days
+    }
+
     pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Organization> {
         organizations::table.find(id).select(Organization::as_select()).first(conn)
     }

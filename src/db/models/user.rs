@@ -52,6 +52,8 @@ pub struct User {
     pub last_login_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Whether they want expiry reminders for their keys (other notices always go out).
+    pub receive_reminders: bool,
 }
 
 /// Changes to a user; `None` leaves a column as it is.

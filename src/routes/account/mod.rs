@@ -1,13 +1,20 @@
-//! Account settings of a web user.
+//! Account settings of a web user: the overview, and whether they get key expiry reminders.
 
-use actix_web::{HttpResponse, get};
+use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
+use serde::Deserialize;
 
 use crate::{
-    auth::CurrentUser,
+    auth::{
+        CurrentUser,
+        session::{self, FlashLevel},
+    },
     domain::{Capability, Permission},
     error::AppResult,
-    views::{PageContext, Section, render, time::Stamp},
+    routes::extract::HtmlForm,
+    services::users,
+    state::AppState,
+    views::{PageContext, Section, redirect, render, time::Stamp},
 };
 
 #[derive(Template)]
@@ -21,6 +28,7 @@ struct OverviewPage {
     may_own_keys: bool,
     permissions: Vec<&'static str>,
     last_login: Option<Stamp>,
+    receive_reminders: bool,
 }
 
 #[get("/account")]
@@ -35,5 +43,32 @@ pub async fn overview(user: CurrentUser) -> AppResult<HttpResponse> {
         may_own_keys: user.can.allows(Capability::OwnKeys),
         permissions: user.can.permissions().iter().map(Permission::label).collect(),
         last_login: Stamp::maybe(user.user.last_login_at),
+        receive_reminders: user.user.receive_reminders,
     })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NotificationsForm {
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    receive_reminders: Option<String>,
+}
+
+#[post("/account/notifications")]
+pub async fn notifications(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    form: HtmlForm<NotificationsForm>,
+) -> AppResult<HttpResponse> {
+    let receive = form.into_inner().receive_reminders.is_some();
+    let actor = user.actor();
+    state.db.transaction(move |conn| users::set_receive_reminders(conn, &actor, receive)).await?;
+    let message = if receive {
+        "You will get reminders before your API keys expire."
+    } else {
+        "You will no longer get reminders before your API keys expire. You are still told when a key is \
+         deactivated, deleted or expires."
+    };
+    session::flash(&user.session, FlashLevel::Success, message);
+    Ok(redirect("/account"))
 }

@@ -2,6 +2,7 @@
 
 pub mod assets;
 pub mod audit;
+pub mod notifications;
 pub mod policy;
 pub mod roles;
 pub mod users;

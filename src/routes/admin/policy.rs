@@ -1,6 +1,7 @@
 //! Admin → Key policy: default and maximum key lifetime, never-expiring keys, default re-key
 //! grace, quotas, who must sign in with a second factor, and the deactivation of keys nobody
-//! used for a number of days. Administrators only.
+//! used for a number of days, and the days before expiry that key reminders go out.
+//! Administrators only.
 
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
@@ -40,6 +41,9 @@ pub struct PolicyForm {
     /// Absent (an older form, a script): the setting stays as it is.
     #[serde(default)]
     deactivate_unused_after_days: Option<String>,
+    /// Absent: the setting stays as it is.
+    #[serde(default)]
+    key_reminder_days: Option<String>,
 }
 
 impl PolicyForm {
@@ -87,6 +91,7 @@ pub async fn show(admin: OrgAdmin) -> AppResult<HttpResponse> {
         creations_per_hour: org.key_creations_per_hour.to_string(),
         second_factor_required_for: org.second_factor_required_for.code().to_string(),
         deactivate_unused_after_days: Some(org.deactivate_unused_after_days.map(|d| d.to_string()).unwrap_or_default()),
+        key_reminder_days: Some(org.reminder_days().iter().map(i32::to_string).collect::<Vec<_>>().join(", ")),
     };
     render(&page(&admin, values, FieldErrors::new())?)
 }
@@ -108,6 +113,7 @@ pub async fn update(
         creations_per_hour: values.creations_per_hour.clone(),
         second_factor_required_for: values.second_factor_required_for.clone(),
         deactivate_unused_after_days: values.deactivate_unused_after_days.clone(),
+        key_reminder_days: values.key_reminder_days.clone(),
     };
     let actor = admin.actor();
     let organization_id = admin.organization.id;
@@ -119,7 +125,8 @@ pub async fn update(
         |_| {
             let message = "Saved the key policy. It applies to keys created, edited and re-keyed from now on, \
                            a required second factor from each person's next sign-in, and the deactivation of \
-                           unused keys from the next run of the background jobs (within the hour).";
+                           unused keys and the expiry reminders from the next run of the background jobs (within \
+                           the hour).";
             (message.into(), "/admin/policy".into())
         },
         |errors| async { page(&admin, values, errors) },

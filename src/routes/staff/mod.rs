@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod actions;
+pub mod notifications;
 pub mod organizations;
 pub mod providers;
 

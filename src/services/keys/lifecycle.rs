@@ -26,6 +26,7 @@ use crate::{
             policy::{KeyPolicy, is_offered_grace},
             quota,
         },
+        notifications::{self, Deactivation, EventType},
     },
 };
 
@@ -373,6 +374,7 @@ pub fn create(
     details["owner"] = json!({ "type": key.owner().kind(), "id": key.owner().id() });
     details["environment"] = json!(key.environment);
     audit::record(conn, actor, entry(AuditAction::KeyCreate, &key).details(details))?;
+    notifications::emit_key(conn, actor, EventType::KeyCreated, &key, json!({}))?;
     Ok(Created::New { key, secret })
 }
 
@@ -506,6 +508,9 @@ pub fn set_active(
         None => json!({}),
     };
     audit::record(conn, actor, entry(op.audit_action(), &changed).details(details))?;
+    if !active {
+        notifications::emit_deactivated(conn, actor, &changed, Deactivation::ByPerson, reason)?;
+    }
     Ok(changed)
 }
 
@@ -609,6 +614,7 @@ pub fn delete(conn: &mut PgConnection, actor: &Actor, at: KeyRef<'_>) -> Result<
             "created_at": key.created_at,
         })),
     )?;
+    notifications::emit_key(conn, actor, EventType::KeyDeleted, &key, json!({}))?;
     Ok(key)
 }
 
@@ -713,5 +719,8 @@ pub fn report_leak(
             "deactivated": was_active,
         })),
     )?;
+    if was_active {
+        notifications::emit_deactivated(conn, actor, &key, Deactivation::LeakReport, Some(LEAKED))?;
+    }
     Ok(true)
 }

@@ -16,6 +16,7 @@ use crate::{
     services::{
         actor::Actor,
         audit::{self, AuditAction, Entry, Target},
+        notifications::{self, Deactivation},
     },
 };
 
@@ -58,6 +59,7 @@ pub fn deactivate_stale(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<S
                         "created_at": key.created_at,
                     })),
             )?;
+            notifications::emit_deactivated(conn, &actor, &key, Deactivation::StalePolicy, Some(&why))?;
             deactivated += 1;
         }
     }
