@@ -393,3 +393,56 @@ async fn the_usage_chart_reads_and_switches_periods_with_and_without_javascript(
         browser.close().await;
     }
 }
+
+#[actix_web::test]
+async fn the_admin_overview_lists_the_busiest_keys_and_the_trend_of_refusals_by_code() {
+    let Acme { app, org, bob } = acme(SpawnOptions::default()).await;
+    let admin = fixtures::UserBuilder::new(&org, "admin@acme.test").admin().insert(&mut app.conn());
+    let (busy, busy_secret) = both_reads(&app, &bob, "Busy");
+    let (_, quiet_secret) = both_reads(&app, &bob, "Quiet");
+    let mut conn = app.conn();
+    let globex = fixtures::organization(&mut conn, "globex");
+    let gina = fixtures::reader(&mut conn, &globex, "gina@globex.test");
+    drop(conn);
+    let (_, elsewhere) = both_reads(&app, &gina, "Elsewhere");
+    for _ in 0..3 {
+        assert_eq!(verify(&app, &busy_secret, Some("positions.read")).await, "VALID");
+    }
+    for _ in 0..2 {
+        assert_eq!(verify(&app, &busy_secret, Some("dispatch.create")).await, "FORBIDDEN_ACTION");
+    }
+    assert_eq!(verify(&app, &quiet_secret, None).await, "VALID");
+    for _ in 0..9 {
+        verify(&app, &elsewhere, Some("dispatch.create")).await;
+    }
+    app.state.verifier.flush_tally().await.unwrap();
+    // Ten days ago the busy key was refused more: this week's refusals are down.
+    let ten_days_ago = (app.now() - chrono::Duration::days(10)).date_naive();
+    diesel::sql_query(
+        "INSERT INTO key_usage_daily (api_key_id, day, code, action, previous_secret, count) \
+         VALUES ($1, $2, 'FORBIDDEN_ACTION', 'dispatch.create', false, 5)",
+    )
+    .bind::<BigInt, _>(busy.id)
+    .bind::<diesel::sql_types::Date, _>(ten_days_ago)
+    .execute(&mut app.conn())
+    .unwrap();
+
+    let client = app.signed_in(&admin.email).await;
+    let page = client.open("/admin").await;
+    let rows: Vec<String> = page.select("#busiest-keys tbody tr").texts();
+    assert_eq!(rows.len(), 2, "{rows:?}: the other organization's key is not listed");
+    assert!(rows[0].contains("Busy") && rows[0].contains("10") && rows[0].contains('7'), "{rows:?}");
+    assert!(rows[1].contains("Quiet") && rows[1].contains('1') && rows[1].contains('0'), "{rows:?}");
+    assert_eq!(page.select("#busiest-keys a").attrs("href")[0], format!("/admin/keys/{}", busy.public_id));
+    let trend = page.select("#refusal-trend tr[data-code=\"FORBIDDEN_ACTION\"] td").texts();
+    assert_eq!(trend[1..], ["5", "2", "down 3"], "{trend:?}");
+    assert_eq!(page.select("#refusal-trend tbody tr").texts().len(), 1, "only this organization's refusals");
+
+    // An auditor, who sees the overview but not the keys, sees neither.
+    fixtures::UserBuilder::new(&org, "audrey@acme.test")
+        .role(&[keyward::domain::Permission::AuditRead])
+        .insert(&mut app.conn());
+    let page = app.signed_in("audrey@acme.test").await.open("/admin").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.select("#busiest-keys").texts().is_empty() && page.select("#refusal-trend").texts().is_empty());
+}

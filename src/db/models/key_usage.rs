@@ -1,7 +1,8 @@
 //! Reading a key's usage counts (`key_usage_hourly`, `key_usage_daily`,
 //! `key_usage_addresses`), written by the verifier's flush (`keys::verifier::tally`) and
-//! pruned by `services::usage::prune`. Every finder takes one key id: the caller has already
-//! checked that the viewer may see that key.
+//! pruned by `services::usage::prune`. Every finder takes one key id (the caller has already
+//! checked that the viewer may see that key), but the organization-wide two at the end
+//! (the admin overview's busiest keys and refusals), which take the organization's id.
 //!
 //! Every count is in both tables (per hour and per UTC day), so a finder reads one of them:
 //! the hours for the last day or week, the days for 30 and 90 days (a busy key has a few
@@ -135,5 +136,88 @@ pub fn addresses(conn: &mut PgConnection, key_id: i64) -> QueryResult<Vec<Addres
          FROM key_usage_addresses WHERE api_key_id = $1 ORDER BY last_seen_at DESC, address LIMIT 10",
     )
     .bind::<BigInt, _>(key_id)
+    .load(conn)
+}
+
+/// One of an organization's busiest keys over some days.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct BusyKey {
+    #[diesel(sql_type = Text)]
+    pub public_id: String,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = BigInt)]
+    pub total: i64,
+    #[diesel(sql_type = BigInt)]
+    pub refused: i64,
+}
+
+/// The `limit` keys of organization `organization_id` verified most often since day `from`
+/// (daily counts), busiest first.
+pub fn busiest(
+    conn: &mut PgConnection,
+    organization_id: i64,
+    from: NaiveDate,
+    limit: i64,
+) -> QueryResult<Vec<BusyKey>> {
+    diesel::sql_query(
+        "SELECT k.public_id, k.name, sum(d.count)::bigint AS total, \
+                (sum(d.count) FILTER (WHERE d.code <> 'VALID'))::bigint AS refused \
+         FROM key_usage_daily d JOIN api_keys k ON k.id = d.api_key_id \
+         WHERE k.organization_id = $1 AND d.day >= $2 \
+         GROUP BY k.id, k.public_id, k.name ORDER BY total DESC, k.id LIMIT $3",
+    )
+    .bind::<BigInt, _>(organization_id)
+    .bind::<Date, _>(from)
+    .bind::<BigInt, _>(limit)
+    .load::<BusyKeyRow>(conn)
+    .map(|rows| rows.into_iter().map(BusyKeyRow::into_busy).collect())
+}
+
+/// [`BusyKey`] as read: `refused` is NULL for a key refused nothing.
+#[derive(QueryableByName)]
+struct BusyKeyRow {
+    #[diesel(sql_type = Text)]
+    public_id: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    refused: Option<i64>,
+}
+
+impl BusyKeyRow {
+    fn into_busy(self) -> BusyKey {
+        BusyKey { public_id: self.public_id, name: self.name, total: self.total, refused: self.refused.unwrap_or(0) }
+    }
+}
+
+/// Refused verifications of one code on one day, across an organization's keys.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct DailyRefusals {
+    #[diesel(sql_type = Date)]
+    pub day: NaiveDate,
+    #[diesel(sql_type = Text)]
+    pub code: String,
+    #[diesel(sql_type = BigInt)]
+    pub count: i64,
+}
+
+/// The refused verifications of organization `organization_id`'s keys since day `from`, by
+/// day and code.
+pub fn refusals_by_day(
+    conn: &mut PgConnection,
+    organization_id: i64,
+    from: NaiveDate,
+) -> QueryResult<Vec<DailyRefusals>> {
+    diesel::sql_query(
+        "SELECT d.day, d.code, sum(d.count)::bigint AS count \
+         FROM key_usage_daily d JOIN api_keys k ON k.id = d.api_key_id \
+         WHERE k.organization_id = $1 AND d.day >= $2 AND d.code <> 'VALID' \
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind::<BigInt, _>(organization_id)
+    .bind::<Date, _>(from)
     .load(conn)
 }

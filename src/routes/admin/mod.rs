@@ -16,6 +16,7 @@ use crate::{
     db::models::{
         ApiKey, AuditEvent, User,
         api_key::{KeyCounts, UNUSED_DAYS},
+        key_usage::{self, DailyRefusals},
     },
     domain::Capability,
     error::AppResult,
@@ -58,10 +59,72 @@ struct OverviewPage {
     /// The stalest active keys (for readers of the keys), and the list of them all.
     stale: Option<Vec<KeyRow>>,
     stale_href: &'static str,
+    /// The keys verified most often in the last [`TREND_DAYS`] days (for readers of the keys).
+    busiest: Option<Vec<BusyRow>>,
+    /// Refused verifications by code, this week against the week before.
+    refusals: Option<Vec<RefusalTrend>>,
     /// The stale-key policy's days, if it is on.
     deactivate_unused_after_days: Option<i32>,
     show_activity: bool,
     activity: Vec<ActivityRow>,
+}
+
+/// One of the busiest keys, as the overview lists it.
+struct BusyRow {
+    name: String,
+    href: String,
+    total: String,
+    refused: String,
+}
+
+/// One refusal code's trend: its refusals in the last 7 days against the 7 before.
+struct RefusalTrend {
+    code: String,
+    previous: i64,
+    last: i64,
+}
+
+impl RefusalTrend {
+    /// The change in words, for the table and screen readers alike.
+    fn change(&self) -> String {
+        match self.last.cmp(&self.previous) {
+            std::cmp::Ordering::Greater => format!("up {}", grouped(self.last - self.previous)),
+            std::cmp::Ordering::Less => format!("down {}", grouped(self.previous - self.last)),
+            std::cmp::Ordering::Equal => "no change".to_string(),
+        }
+    }
+
+    fn rising(&self) -> bool {
+        self.last > self.previous
+    }
+}
+
+/// The days the busiest keys and the refusal trend look back over (two weeks of 7 days).
+const TREND_DAYS: i64 = 14;
+/// How many of the busiest keys the overview lists.
+const BUSIEST_SHOWN: i64 = 5;
+
+/// Refusals per code, the last 7 days of `rows` against the 7 before (`today` included in the
+/// last), most refused first.
+fn refusal_trends(rows: &[DailyRefusals], today: chrono::NaiveDate) -> Vec<RefusalTrend> {
+    let split = today - Duration::days(TREND_DAYS / 2 - 1);
+    let mut trends: Vec<RefusalTrend> = Vec::new();
+    for row in rows {
+        let index = match trends.iter().position(|t| t.code == row.code) {
+            Some(index) => index,
+            None => {
+                trends.push(RefusalTrend { code: row.code.clone(), previous: 0, last: 0 });
+                trends.len() - 1
+            }
+        };
+        if row.day >= split {
+            trends[index].last += row.count;
+        } else {
+            trends[index].previous += row.count;
+        }
+    }
+    trends.sort_by(|a, b| (b.last + b.previous).cmp(&(a.last + a.previous)).then(a.code.cmp(&b.code)));
+    trends
 }
 
 /// The list of the active keys unused for [`UNUSED_DAYS`]: the "unused" card's and the stale
@@ -154,7 +217,8 @@ pub async fn overview(user: AdminVisitor, state: web::Data<AppState>) -> AppResu
     let show_users = user.can.allows(Capability::ManageUsers);
     let organization_id = user.organization.id;
     let now = state.clock.now();
-    let (keys, stale, users_with_access, events, names) = state
+    let trend_from = (now - Duration::days(TREND_DAYS - 1)).date_naive();
+    let (keys, stale, usage, users_with_access, events, names) = state
         .db
         .run(move |conn| {
             let keys = if show_keys { Some(ApiKey::counts(conn, organization_id, now)?) } else { None };
@@ -165,11 +229,19 @@ pub async fn overview(user: AdminVisitor, state: web::Data<AppState>) -> AppResu
             } else {
                 None
             };
+            let usage = if show_keys {
+                Some((
+                    key_usage::busiest(conn, organization_id, trend_from, BUSIEST_SHOWN)?,
+                    key_usage::refusals_by_day(conn, organization_id, trend_from)?,
+                ))
+            } else {
+                None
+            };
             let users = if show_users { Some(User::count_with_key_access(conn, organization_id)?) } else { None };
             let events =
                 if show_activity { AuditEvent::list_recent_for_org(conn, organization_id, 10)? } else { Vec::new() };
             let names = crate::views::actors::actor_names(conn, Some(organization_id), &events)?;
-            Ok((keys, stale, users, events, names))
+            Ok((keys, stale, usage, users, events, names))
         })
         .await?;
     let activity = events
@@ -194,6 +266,18 @@ pub async fn overview(user: AdminVisitor, state: web::Data<AppState>) -> AppResu
         stats: stat_cards(keys, users_with_access),
         stale,
         stale_href: STALE_HREF,
+        busiest: usage.as_ref().map(|(busiest, _)| {
+            busiest
+                .iter()
+                .map(|key| BusyRow {
+                    name: key.name.clone(),
+                    href: format!("/admin/keys/{}", key.public_id),
+                    total: grouped(key.total),
+                    refused: grouped(key.refused),
+                })
+                .collect()
+        }),
+        refusals: usage.as_ref().map(|(_, refusals)| refusal_trends(refusals, now.date_naive())),
         deactivate_unused_after_days: org.deactivate_unused_after_days,
         show_activity,
         activity,
