@@ -323,16 +323,7 @@ mod tests {
 
     #[test]
     fn each_answer_code_has_its_own_label() {
-        for code in [
-            Code::Valid,
-            Code::NotFound,
-            Code::Expired,
-            Code::Disabled,
-            Code::ForbiddenAction,
-            Code::ForbiddenAsset,
-            Code::ForbiddenIp,
-            Code::RateLimited,
-        ] {
+        for code in Code::ALL {
             assert_eq!(VERIFICATION_CODES[Verification::Answered(code).index()], code.as_str());
         }
         assert_eq!(VERIFICATION_CODES[Verification::Unavailable.index()], "UNAVAILABLE");

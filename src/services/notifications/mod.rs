@@ -126,6 +126,19 @@ pub fn emit_key(
     key: &ApiKey,
     extra: Value,
 ) -> QueryResult<Option<i64>> {
+    insert_key_event(conn, actor, event_type, key, None, extra)
+}
+
+/// The event of `key` with its deliveries; a time-driven one names its occasion and the
+/// expiry it is about (`(occasion, expiry)`), which the outbox writes once.
+fn insert_key_event(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    event_type: EventType,
+    key: &ApiKey,
+    occasion: Option<(&str, DateTime<Utc>)>,
+    extra: Value,
+) -> QueryResult<Option<i64>> {
     let payload = key_event(actor, event_type, key, extra);
     OutboxEvent::insert(
         conn,
@@ -135,8 +148,8 @@ pub fn emit_key(
             service_provider_id: key.owner_service_provider_id,
             api_key_id: Some(key.id),
             user_id: None,
-            occasion: None,
-            key_expires_at: None,
+            occasion: occasion.map(|(occasion, _)| occasion),
+            key_expires_at: occasion.map(|(_, expires_at)| expires_at),
             payload: &payload,
             created_at: actor.now,
         },
@@ -167,22 +180,7 @@ pub fn emit_occasion(
 ) -> QueryResult<Option<i64>> {
     let Some(expires_at) = key.expires_at else { return Ok(None) };
     let actor = Actor::system("run-jobs").at(now);
-    let payload = key_event(&actor, event_type, key, extra);
-    OutboxEvent::insert(
-        conn,
-        &NewOutboxEvent {
-            event_type: event_type.code(),
-            organization_id: key.organization_id,
-            service_provider_id: key.owner_service_provider_id,
-            api_key_id: Some(key.id),
-            user_id: None,
-            occasion: Some(occasion),
-            key_expires_at: Some(expires_at),
-            payload: &payload,
-            created_at: actor.now,
-        },
-        CHANNELS,
-    )
+    insert_key_event(conn, &actor, event_type, key, Some((occasion, expires_at)), extra)
 }
 
 /// `user.api_key_access_lost`: `user`'s personal keys stopped working.
