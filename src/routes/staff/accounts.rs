@@ -167,8 +167,8 @@ pub async fn reset_factor_form(
     render(&ConfirmPage {
         ctx,
         heading,
-        message: "The account's authenticator app and recovery codes stop working, and it is signed out everywhere \
-                  at once. Its next sign-in sets up a new authenticator app."
+        message: "The account's authenticator app, passkeys and recovery codes stop working, and it is signed out \
+                  everywhere at once. Its next sign-in sets up a new second factor."
             .into(),
         note: Some(
             "Make sure you are talking to the person: this is how an attacker with a stolen password would ask.".into(),

@@ -23,9 +23,9 @@ pub async fn reset_form(
     let confirmation = Confirmation {
         heading: format!("Reset the second factor of {name}?"),
         message: format!(
-            "{name}'s authenticator app and recovery codes stop working, and {name} is signed out everywhere at once. \
-             Their next sign-in asks for the password alone, or leads them to set up a new authenticator app if the \
-             organization requires one."
+            "{name}'s authenticator app, passkeys and recovery codes stop working, and {name} is signed out \
+             everywhere at once. Their next sign-in asks for the password alone, or leads them to set up a new \
+             second factor if the organization requires one."
         ),
         action: "reset-second-factor",
         button: "Reset second factor",
