@@ -13,14 +13,15 @@ use keyward::{
         models::{ApiKey, Organization, outbox::OutboxEvent},
         schema::{api_keys, jobs, mail_messages, outbox_events, users},
     },
-    services::keys::NewKeyOwner,
+    services::keys::{NewKeyOwner, lifecycle},
 };
 use reqwest::StatusCode;
 
 use crate::{
     cli::{SECRET, keyward, scratch_dir, text},
     helpers::{
-        Page, SpawnOptions, TestApp, TestServer, audit_count, fixtures, keys, location, spawn_app, spawn_app_with,
+        Page, SpawnOptions, TestApp, TestServer, audit_count, fixtures, http_client, keys, location, spawn_app,
+        spawn_app_with, verify_code, within,
     },
 };
 
@@ -476,7 +477,7 @@ async fn leak_reports_the_stale_key_policy_and_lost_access_are_events_with_their
         .unwrap();
 
     let report = serde_json::json!([{ "token": secret, "type": "keyward_api_key", "url": "https://example.com/x", "source": "content" }]);
-    let response = crate::helpers::http_client().post(app.url("/api/v1/leaks")).json(&report).send().await.unwrap();
+    let response = http_client().post(app.url("/api/v1/leaks")).json(&report).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let leak = events(&app, "key.deactivated", &leaked);
     assert_eq!(leak.len(), 1);
@@ -505,4 +506,83 @@ async fn leak_reports_the_stale_key_policy_and_lost_access_are_events_with_their
     let page = open_ok(&admin, "/admin/notifications").await;
     assert_eq!(page.select(".message-subject").texts()[0], "You no longer have API key access", "{page}");
     assert!(page.says("was deactivated by the organization's key policy"), "{page}");
+}
+
+/// Re-keys `key` at the application's clock with `grace_minutes`; the new secret.
+fn rekey_with_grace(app: &TestApp, key: &ApiKey, grace_minutes: i32) -> String {
+    let actor = keyward::services::Actor::system("test").at(app.now());
+    match lifecycle::rekey(&mut app.conn(), &actor, &app.hasher, keys::at(key), grace_minutes, None, None).unwrap() {
+        lifecycle::Rekeyed::New { secret, .. } => secret.expose().to_string(),
+        lifecycle::Rekeyed::Replayed(_) => unreachable!("no token given"),
+    }
+}
+
+/// Once the re-key to `new` reached the cache, verifies once with the `old` secret during its
+/// grace period and flushes that use.
+async fn use_old_secret(app: &TestApp, old: &str, new: &str) {
+    let reached = within(StdDuration::from_secs(10), async || verify_code(app, new, None).await == "VALID").await;
+    assert!(reached, "the re-key reaches the cache");
+    let answer: serde_json::Value = http_client()
+        .post(app.url("/api/v1/verify"))
+        .bearer_auth(old)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((answer["code"].as_str(), answer["rotating"].as_bool()), (Some("VALID"), Some(true)), "{answer}");
+    app.state.verifier.flush_usage().await.unwrap();
+}
+
+#[actix_web::test]
+async fn an_old_secret_still_used_an_hour_before_its_grace_ends_is_announced_once() {
+    let app = spawn_app().await;
+    let mut conn = app.conn();
+    let (acme, _admin) = fixtures::organization_with_admin(&mut conn, "acme");
+    let bob = fixtures::key_owner(&mut conn, &acme, "bob@acme.test");
+    let (used, used_old) = keys::personal(&mut conn, &app.hasher, &bob, "Still on the old secret");
+    let (switched, _) = keys::personal(&mut conn, &app.hasher, &bob, "Switched in time");
+    let (short, short_old) = keys::personal(&mut conn, &app.hasher, &bob, "Short grace");
+    drop(conn);
+
+    // Three re-keys with grace: one whose old secret stays in use, one whose old secret is
+    // never presented again, and one whose 15-minute grace was already inside the last hour.
+    let used_new = rekey_with_grace(&app, &used, 240);
+    let switched_new = rekey_with_grace(&app, &switched, 240);
+    let short_new = rekey_with_grace(&app, &short, 15);
+    use_old_secret(&app, &used_old, &used_new).await;
+    use_old_secret(&app, &short_old, &short_new).await;
+
+    run_jobs_now(&app);
+    assert!(events(&app, "key.old_secret_in_use", &used).is_empty(), "four hours left: too early");
+
+    app.advance(StdDuration::from_secs(3 * 3_600 + 10 * 60));
+    run_jobs_now(&app);
+    run_jobs_now(&app);
+    let warned = events(&app, "key.old_secret_in_use", &used);
+    assert_eq!(warned.len(), 1, "once, however often the job runs");
+    let rekeyed = keys::reload(&mut app.conn(), &used).unwrap();
+    assert_eq!(warned[0].key_expires_at, rekeyed.previous_secret_expires_at, "about this grace period");
+    assert_eq!(warned[0].payload["previous_secret_last4"], rekeyed.previous_secret_last4.unwrap());
+    assert!(events(&app, "key.old_secret_in_use", &switched).is_empty(), "its old secret was not used");
+    assert!(events(&app, "key.old_secret_in_use", &short).is_empty(), "its moment came before the re-key");
+    assert_eq!(mail_about(&app, "key.old_secret_in_use", &used), once_each(&["bob@acme.test"]));
+    let (subject, body): (String, String) = mail_messages::table
+        .filter(mail_messages::event_id.eq(warned[0].id))
+        .select((mail_messages::subject, mail_messages::body))
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(subject, "API key \u{201c}Still on the old secret\u{201d}: its old secret is still in use");
+    assert!(body.contains("stops working"), "{body}");
+
+    // Each grace period is its own occasion: the key whose old secret went unused is warned
+    // about once its next re-key's old secret is used (with an hour's grace, at once).
+    let newest = rekey_with_grace(&app, &switched, 60);
+    use_old_secret(&app, &switched_new, &newest).await;
+    run_jobs_now(&app);
+    run_jobs_now(&app);
+    assert_eq!(events(&app, "key.old_secret_in_use", &switched).len(), 1);
+    assert_eq!(events(&app, "key.old_secret_in_use", &used).len(), 1);
 }

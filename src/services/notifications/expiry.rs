@@ -9,6 +9,11 @@
 //! (the outbox's unique index), so a second run or a second instance writes nothing more,
 //! and a new expiry re-arms them all. `key.expired` goes out once for an active key that
 //! expired within the last week (older expiries are not announced late).
+//!
+//! `key.old_secret_in_use` warns, once per grace period, that integrations still present a
+//! re-keyed key's old secret in the last hour before it stops working: the old secret was
+//! used in the last day (its last use is flushed like the key's). A grace period shorter
+//! than that hour gets no late warning.
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::{
@@ -21,7 +26,7 @@ use serde_json::json;
 use crate::{
     db::{models::ApiKey, schema::api_keys},
     error::AppError,
-    services::notifications::{EventType, emit_occasion},
+    services::notifications::{EventType, emit_occasion, emit_once},
 };
 
 /// The reminder days of keys without an organization, and of a new organization.
@@ -115,7 +120,49 @@ pub fn run(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<String, AppErr
             expired += 1;
         }
     }
-    Ok(format!("{reminded} expiry reminder(s), {expired} expired key(s)"))
+    let warned = warn_old_secrets_in_use(conn, now)?;
+    Ok(format!("{reminded} expiry reminder(s), {expired} expired key(s), {warned} old secret(s) still in use"))
+}
+
+/// How long before a grace period ends `key.old_secret_in_use` is sent.
+fn grace_warning() -> Duration {
+    Duration::hours(1)
+}
+
+/// How recent a use of the old secret counts as "still in use".
+fn recent_use() -> Duration {
+    Duration::days(1)
+}
+
+/// Writes `key.old_secret_in_use` for active keys whose grace period ends within the hour
+/// while their old secret was used in the last day; the number written.
+fn warn_old_secrets_in_use(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<usize, AppError> {
+    let ids: Vec<i64> = api_keys::table
+        .filter(api_keys::active.eq(true))
+        .filter(api_keys::previous_secret_hash.is_not_null())
+        .filter(api_keys::previous_secret_expires_at.gt(now))
+        .filter(api_keys::previous_secret_expires_at.le(now + grace_warning()))
+        .filter(api_keys::previous_secret_last_used_at.gt(now - recent_use()))
+        .select(api_keys::id)
+        .load(conn)?;
+    let mut warned = 0;
+    for key in load(conn, ids)? {
+        let Some(grace_ends_at) = key.previous_secret_expires_at else { continue };
+        // The warning's moment came before the re-key: not sent late (see the module).
+        if key.rekeyed_at.is_some_and(|at| grace_ends_at - grace_warning() < at) {
+            continue;
+        }
+        let extra = json!({
+            "grace_ends_at": grace_ends_at,
+            "previous_secret_last4": key.previous_secret_last4,
+            "previous_secret_last_used_at": key.previous_secret_last_used_at,
+        });
+        let occasion = ("old-secret-in-use", grace_ends_at);
+        if emit_once(conn, now, EventType::KeyOldSecretInUse, &key, occasion, extra)?.is_some() {
+            warned += 1;
+        }
+    }
+    Ok(warned)
 }
 
 fn load(conn: &mut PgConnection, ids: Vec<i64>) -> QueryResult<Vec<ApiKey>> {

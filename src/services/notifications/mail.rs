@@ -74,6 +74,12 @@ fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(value, |v, k| v.get(k)).and_then(Value::as_str)
 }
 
+/// A timestamp of the payload as a message writes it.
+fn moment_at(value: &Value, path: &[&str]) -> Option<String> {
+    let at = DateTime::parse_from_rfc3339(str_at(value, path)?).ok()?;
+    Some(at.with_timezone(&Utc).format("%Y-%m-%d %H:%M UTC").to_string())
+}
+
 fn i64_at(value: &Value, path: &[&str]) -> Option<i64> {
     path.iter().try_fold(value, |v, k| v.get(k)).and_then(Value::as_i64)
 }
@@ -158,9 +164,7 @@ fn text(event: &OutboxEvent) -> (String, String) {
     let name = str_at(payload, &["key", "name"]).unwrap_or("");
     let public_id = str_at(payload, &["key", "public_id"]).unwrap_or("");
     let by = str_at(payload, &["actor", "label"]).unwrap_or("");
-    let expires = str_at(payload, &["key", "expires_at"])
-        .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
-        .map(|at| at.with_timezone(&Utc).format("%Y-%m-%d %H:%M UTC").to_string());
+    let expires = moment_at(payload, &["key", "expires_at"]);
     let about = format!("The API key \u{201c}{name}\u{201d} ({public_id})");
     let code = event.event_type.as_str();
     let (subject, body) = if code == EventType::KeyCreated.code() {
@@ -200,6 +204,17 @@ fn text(event: &OutboxEvent) -> (String, String) {
         (
             format!("API key \u{201c}{name}\u{201d} has expired"),
             format!("{about} expired {at}. Integrations using it are refused; create a new key to replace it."),
+        )
+    } else if code == EventType::KeyOldSecretInUse.code() {
+        let ends = moment_at(payload, &["grace_ends_at"]).unwrap_or_default();
+        let last4 = str_at(payload, &["previous_secret_last4"]).unwrap_or("");
+        (
+            format!("API key \u{201c}{name}\u{201d}: its old secret is still in use"),
+            format!(
+                "{about} was re-keyed, and its old secret (ending in {last4}) was still used in the last day. \
+                 It stops working {ends}: switch the integrations still using it to the new secret before then, \
+                 or they will be refused."
+            ),
         )
     } else if code == EventType::UserApiKeyAccessLost.code() {
         (

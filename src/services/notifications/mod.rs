@@ -38,6 +38,7 @@ pub enum EventType {
     KeyDeactivated,
     KeyExpiring,
     KeyExpired,
+    KeyOldSecretInUse,
     UserApiKeyAccessLost,
 }
 
@@ -49,6 +50,7 @@ impl EventType {
             EventType::KeyDeactivated => "key.deactivated",
             EventType::KeyExpiring => "key.expiring",
             EventType::KeyExpired => "key.expired",
+            EventType::KeyOldSecretInUse => "key.old_secret_in_use",
             EventType::UserApiKeyAccessLost => "user.api_key_access_lost",
         }
     }
@@ -130,7 +132,8 @@ pub fn emit_key(
 }
 
 /// The event of `key` with its deliveries; a time-driven one names its occasion and the
-/// expiry it is about (`(occasion, expiry)`), which the outbox writes once.
+/// moment it is about (`(occasion, moment)`: the key's expiry, or the end of a grace period,
+/// stored as `key_expires_at`), which the outbox writes once.
 fn insert_key_event(
     conn: &mut PgConnection,
     actor: &Actor,
@@ -179,8 +182,21 @@ pub fn emit_occasion(
     extra: Value,
 ) -> QueryResult<Option<i64>> {
     let Some(expires_at) = key.expires_at else { return Ok(None) };
+    emit_once(conn, now, event_type, key, (occasion, expires_at), extra)
+}
+
+/// A time-driven event of `key` about moment `about` (an expiry, or the end of a grace
+/// period): written once per key, occasion and moment; `None` if it already was.
+pub fn emit_once(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    event_type: EventType,
+    key: &ApiKey,
+    (occasion, about): (&str, DateTime<Utc>),
+    extra: Value,
+) -> QueryResult<Option<i64>> {
     let actor = Actor::system("run-jobs").at(now);
-    insert_key_event(conn, &actor, event_type, key, Some((occasion, expires_at)), extra)
+    insert_key_event(conn, &actor, event_type, key, Some((occasion, about)), extra)
 }
 
 /// `user.api_key_access_lost`: `user`'s personal keys stopped working.
