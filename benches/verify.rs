@@ -8,7 +8,8 @@
 //! each endpoint in turn with
 //! 64 persistent HTTP/1.1 connections from a load generator on the same machine, in
 //! alternating rounds. Environment: `BENCH_SECONDS` (default 2) per endpoint and round,
-//! `BENCH_ROUNDS` (default 5), `BENCH_SERVER_WORKERS` (default 1: with the load generator on
+//! `BENCH_ROUNDS` (default 9: on two shared cores one round's ratio
+//! moves by ±0.03, the median of nine is steady), `BENCH_SERVER_WORKERS` (default 1: with the load generator on
 //! the same two-core machine, one core each; more threads than cores measures the operating
 //! system's scheduler more than the server), `BENCH_CONNECTIONS` (default 64),
 //! `BENCH_CLIENT_THREADS` (default 1: the load generator shares the two cores with the
@@ -165,7 +166,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 fn main() {
     let seconds = env_number("BENCH_SECONDS", 2);
-    let rounds = env_number("BENCH_ROUNDS", 5) as usize;
+    let rounds = env_number("BENCH_ROUNDS", 9) as usize;
     let connections = env_number("BENCH_CONNECTIONS", 64) as usize;
     let demo_cluster = DemoCluster::start("bench-cluster");
     let (url, secret) = (&demo_cluster.url, &demo_cluster.secret);
