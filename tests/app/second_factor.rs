@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use diesel::prelude::*;
+use diesel::{connection::SimpleConnection, prelude::*};
 use keyward::{
     db::schema::totp_factors,
     services::{login::ACCOUNT_FROM_ADDRESS_LIMIT, second_factor::totp},
@@ -373,4 +373,59 @@ async fn an_account_deactivated_after_its_password_cannot_finish_signing_in() {
     assert_eq!(location(&response), "/login");
     assert_eq!(location(&half.get("/account").await), "/login?next=%2Faccount");
     assert_eq!(audit_count(&app, "login.success"), 1, "only the enrolling sign-in");
+}
+
+/// Backends of this test's database waiting for a lock.
+fn lock_waiters(app: &TestApp) -> i64 {
+    diesel::sql_query(
+        "SELECT count(*) AS count FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .get_result::<Count>(&mut *app.conn())
+    .unwrap()
+    .count
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    count: i64,
+}
+
+#[actix_web::test]
+async fn two_changes_of_an_accounts_factors_at_once_run_one_after_the_other() {
+    let app = spawn_app().await;
+    let (acme, _) = fixtures::organization_with_admin(&mut app.conn(), "acme");
+    let member = fixtures::UserBuilder::new(&acme, "member@acme.test").insert(&mut app.conn());
+    let client = app.signed_in(&member.email).await;
+    enrol(&app, &client, "/account/security").await;
+
+    // Two tabs ask for new recovery codes while something else holds the codes: both reach
+    // the database before either can replace them. Replacing is "delete all, insert ten",
+    // so two interleaved replacements would leave twenty working codes.
+    let mut holder = app.conn();
+    holder.batch_execute("BEGIN").unwrap();
+    diesel::sql_query("SELECT id FROM recovery_codes WHERE user_id = $1 FOR UPDATE")
+        .bind::<diesel::sql_types::BigInt, _>(member.id)
+        .execute(&mut *holder)
+        .unwrap();
+    let release = async {
+        let both_waiting = crate::helpers::within(Duration::from_secs(20), async || lock_waiters(&app) == 2).await;
+        holder.batch_execute("COMMIT").unwrap();
+        both_waiting
+    };
+    let (first, second, both_waiting) = futures_util::future::join3(
+        client.post("/account/security/recovery-codes", &[]),
+        client.post("/account/security/recovery-codes", &[]),
+        release,
+    )
+    .await;
+    assert!(both_waiting, "both requests reached the database");
+    assert_eq!((first.status(), second.status()), (StatusCode::OK, StatusCode::OK));
+    let working: i64 = keyward::db::schema::recovery_codes::table
+        .filter(keyward::db::schema::recovery_codes::user_id.eq(member.id))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(working, 10, "one set of codes works: the one shown last");
+    assert_eq!(audit_count(&app, "second_factor.recovery_codes_regenerate"), 2);
 }

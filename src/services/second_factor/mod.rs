@@ -68,6 +68,30 @@ fn account_of(actor: &Actor) -> Result<(FactorOwner, Target), AppError> {
     }
 }
 
+/// The signed-in account of `actor`, its row locked for the rest of the transaction: every
+/// change of an account's second factors takes this lock first, so two at once (two tabs)
+/// run one after the other and each sees what the other did — the first factor gets its
+/// recovery codes once, the passkey cap holds, and the last factor's removal takes the codes.
+fn changing_account_of(conn: &mut PgConnection, actor: &Actor) -> Result<(FactorOwner, Target), AppError> {
+    let (owner, target) = account_of(actor)?;
+    lock_account(conn, owner)?;
+    Ok((owner, target))
+}
+
+/// Locks `owner`'s row (see [`changing_account_of`]).
+fn lock_account(conn: &mut PgConnection, owner: FactorOwner) -> Result<(), AppError> {
+    use diesel::prelude::*;
+
+    use crate::db::schema::{staff_accounts, users};
+    let found = match owner {
+        FactorOwner::User(id) => users::table.find(id).select(users::id).for_update().first::<i64>(conn).optional()?,
+        FactorOwner::Staff(id) => {
+            staff_accounts::table.find(id).select(staff_accounts::id).for_update().first::<i64>(conn).optional()?
+        }
+    };
+    found.map(|_| ()).ok_or(AppError::NotFound)
+}
+
 /// The account's authenticator if enrolled (not merely pending), locked.
 fn confirmed_factor(conn: &mut PgConnection, owner: FactorOwner) -> Result<Option<TotpFactor>, AppError> {
     Ok(TotpFactor::find_for_update(conn, owner)?.filter(|f| f.confirmed_at.is_some()))
@@ -114,7 +138,7 @@ pub fn status(conn: &mut PgConnection, actor: &Actor) -> Result<Status, AppError
 /// Starts enrolling an authenticator: a new secret, kept server-side (sealed) until a
 /// correct code confirms it. An account that has one already must remove it first.
 pub fn start_enrolment(conn: &mut PgConnection, keys: &SecondFactorKeys, actor: &Actor) -> Result<(), AppError> {
-    let (owner, _) = account_of(actor)?;
+    let (owner, _) = changing_account_of(conn, actor)?;
     if confirmed_factor(conn, owner)?.is_some() {
         return Err(AppError::Conflict("An authenticator app is set up already. Remove it first.".into()));
     }
@@ -173,7 +197,7 @@ pub fn confirm_enrolment(
     actor: &Actor,
     code: &str,
 ) -> Result<Confirmation, AppError> {
-    let (owner, target) = account_of(actor)?;
+    let (owner, target) = changing_account_of(conn, actor)?;
     let Some(factor) = TotpFactor::find_for_update(conn, owner)?.filter(|f| f.confirmed_at.is_none()) else {
         return Ok(Confirmation::NothingPending);
     };
@@ -217,7 +241,7 @@ pub fn regenerate_recovery_codes(
     keys: &SecondFactorKeys,
     actor: &Actor,
 ) -> Result<Vec<String>, AppError> {
-    let (owner, target) = account_of(actor)?;
+    let (owner, target) = changing_account_of(conn, actor)?;
     if !has_any_factor(conn, owner)? {
         return Err(AppError::Conflict("Set up an authenticator app or a passkey first.".into()));
     }
@@ -230,7 +254,7 @@ pub fn regenerate_recovery_codes(
 /// recovery codes when no passkey remains: signing in then asks for the password alone.
 /// Whether another second factor remains.
 pub fn remove(conn: &mut PgConnection, actor: &Actor) -> Result<bool, AppError> {
-    let (owner, target) = account_of(actor)?;
+    let (owner, target) = changing_account_of(conn, actor)?;
     if confirmed_factor(conn, owner)?.is_none() {
         return Err(AppError::NotFound);
     }
@@ -259,6 +283,7 @@ pub fn reset(
     target: Target,
     organization_id: Option<i64>,
 ) -> Result<usize, AppError> {
+    lock_account(conn, owner)?;
     let had_authenticator = TotpFactor::is_enrolled(conn, owner)?;
     TotpFactor::delete_for(conn, owner)?;
     let passkeys_removed = PasskeyRow::delete_for(conn, owner)?;

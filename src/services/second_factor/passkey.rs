@@ -26,7 +26,7 @@ use crate::{
     },
 };
 
-use super::{SecondFactorKeys, account_of, record_failure, replace_recovery_codes};
+use super::{SecondFactorKeys, account_of, changing_account_of, record_failure, replace_recovery_codes};
 
 /// The most passkeys one account may have: enough for every device a person uses, few
 /// enough that a sign-in's list of allowed credentials stays short.
@@ -119,6 +119,8 @@ pub enum Refusal {
     Attempt(&'static str),
 }
 
+const TOO_MANY: &str = "You have 10 passkeys, the most an account can have. Remove one first.";
+
 /// Begins registering a passkey named `name`: the browser's options, and the state to keep
 /// for [`finish_registration`]. Refused when the name is not valid or taken, or the account
 /// has the most passkeys it may.
@@ -135,7 +137,7 @@ pub fn start_registration(
     };
     let existing = PasskeyRow::list(conn, owner)?;
     if existing.len() >= MAX_PER_ACCOUNT {
-        return Ok(Err(Refusal::Attempt("You have 10 passkeys, the most an account can have. Remove one first.")));
+        return Ok(Err(Refusal::Attempt(TOO_MANY)));
     }
     if existing.iter().any(|p| p.name.to_lowercase() == name.to_lowercase()) {
         return Ok(Err(Refusal::Name(NAME_TAKEN.into())));
@@ -174,7 +176,7 @@ pub fn finish_registration(
     state: &PasskeyRegistration,
     response: &str,
 ) -> Result<Registered, AppError> {
-    let (owner, target) = account_of(actor)?;
+    let (owner, target) = changing_account_of(conn, actor)?;
     let name = match valid_name(name) {
         Ok(name) => name,
         Err(message) => return Ok(Registered::Refused(Refusal::Name(message))),
@@ -192,6 +194,11 @@ pub fn finish_registration(
             )));
         }
     };
+    // Checked again under the account's lock: two registrations started side by side both
+    // passed the check at their start.
+    if PasskeyRow::list(conn, owner)?.len() >= MAX_PER_ACCOUNT {
+        return Ok(Registered::Refused(Refusal::Attempt(TOO_MANY)));
+    }
     let first_factor = !has_any_factor(conn, owner)?;
     let credential =
         serde_json::to_value(&passkey).map_err(|e| AppError::Internal(format!("passkey credential: {e}")))?;
@@ -217,7 +224,7 @@ pub fn finish_registration(
 /// second factor, the recovery codes go with it. Audited. Its name, and whether another
 /// second factor remains.
 pub fn remove(conn: &mut PgConnection, actor: &Actor, id: i64) -> Result<(String, bool), AppError> {
-    let (owner, target) = account_of(actor)?;
+    let (owner, target) = changing_account_of(conn, actor)?;
     let name = PasskeyRow::delete(conn, owner, id)?.ok_or(AppError::NotFound)?;
     let others = has_any_factor(conn, owner)?;
     if !others {
