@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::{
     db::{
         models::outbox::{MailMessage, NewMailMessage, OutboxEvent},
-        schema::{staff_accounts, users},
+        schema::{organizations, staff_accounts, users},
     },
     error::AppError,
     services::notifications::EventType,
@@ -50,7 +50,7 @@ pub fn deliver(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<String, Ap
                 Recipient::Staff { id, email } => (None, Some(*id), email.as_str()),
             };
             let message = NewMailMessage {
-                event_id: event.id,
+                event_id: Some(event.id),
                 organization_id: event.organization_id,
                 service_provider_id: event.service_provider_id,
                 recipient_user_id: user_id,
@@ -60,6 +60,9 @@ pub fn deliver(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<String, Ap
                 body: &body,
                 link_path: link.as_deref(),
                 created_at: now,
+                next_send_at: Some(now),
+                digest_week: None,
+                digest: None,
             };
             if MailMessage::insert(conn, &message)? {
                 written += 1;
@@ -91,7 +94,15 @@ fn recipients(conn: &mut PgConnection, event: &OutboxEvent) -> QueryResult<Vec<R
             (Some("user"), Some(id)) => user_ids.push(id),
             (Some("organization"), Some(id)) => {
                 user_ids.extend(i64_at(payload, &["key", "created_by_user_id"]));
-                admins_of = Some(id);
+                // The organization's choice as it is when the message is written.
+                let notify_admins: Option<bool> = organizations::table
+                    .find(id)
+                    .select(organizations::notify_admins_of_keys)
+                    .first(conn)
+                    .optional()?;
+                if notify_admins.unwrap_or(true) {
+                    admins_of = Some(id);
+                }
             }
             (Some("service_provider"), Some(_)) => staff = true,
             _ => {}
