@@ -24,9 +24,16 @@ use crate::{
     views::{PageContext, redirect, render, render_with_status},
 };
 
-/// What a used or expired link says.
-const EXPIRED: &str = "This link has expired or was already used. Ask for a new one with \u{201c}Forgot your \
-                       password?\u{201d} on the sign-in page, or ask an administrator.";
+/// What a used or expired link says (a new one can be mailed only with SMTP).
+fn expired(state: &AppState) -> AppError {
+    AppError::BadRequest(if state.mailer.is_some() {
+        "This link has expired or was already used. Ask for a new one with \u{201c}Forgot your password?\u{201d} \
+         on the sign-in page, or ask an administrator."
+            .into()
+    } else {
+        "This link has expired or was already used. Ask an administrator for a new one.".into()
+    })
+}
 
 #[derive(Template)]
 #[template(path = "auth/forgot_password.html")]
@@ -159,7 +166,7 @@ fn token(req: &HttpRequest) -> AppResult<String> {
 
 async fn email_of_link(state: &AppState, token: String) -> AppResult<String> {
     let user = state.db.run(move |conn| users::user_of_link(conn, &token)).await?;
-    user.map(|u| u.email).ok_or_else(|| AppError::BadRequest(EXPIRED.into()))
+    user.map(|u| u.email).ok_or_else(|| expired(state))
 }
 
 #[get("/password/{token}")]
@@ -188,7 +195,7 @@ pub async fn set(
             let link = token.clone();
             state.db.transaction(move |conn| users::use_password_link(conn, &actor, &link, hash)).await.map_err(
                 |e| match e {
-                    AppError::NotFound => AppError::BadRequest(EXPIRED.into()),
+                    AppError::NotFound => expired(&state),
                     other => other,
                 },
             )?;

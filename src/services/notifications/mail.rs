@@ -1,10 +1,11 @@
 //! The `mail` channel: the `deliver-mail` job turns pending deliveries into plain-text
-//! messages, one per recipient, in the mail outbox (`mail_messages`). Without SMTP (today,
-//! and the embedded default) that outbox is what administrators read at Admin →
-//! Notifications and staff at Staff → Notifications.
+//! messages, one per recipient, in the mail outbox (`mail_messages`). That outbox is what
+//! administrators read at Admin → Notifications and staff at Staff → Notifications; with
+//! `KEYWARD_SMTP_URL` its messages are also sent by email (see [`super::smtp`]).
 //!
-//! Who receives what: a personal key's owner; for an organization's key its creator and the
-//! organization's administrators; for a service provider's key every active staff account;
+//! Who receives what: a personal key's owner; for an organization's key its creator and
+//! (unless the organization chose "its creator only" on its key policy) the organization's
+//! administrators; for a service provider's key every active staff account;
 //! for `user.api_key_access_lost` the user. People who chose not to get reminders get no
 //! `key.expiring`. Recipients are settled when the message is written (an administrator
 //! added since the change is told too). Links are stored as paths and built on the public
