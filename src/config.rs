@@ -17,7 +17,10 @@ use std::{
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 
-use crate::{domain::client_ip::TrustForwarded, metrics::MetricsToken, secrets::MasterSecret};
+use crate::{
+    domain::client_ip::TrustForwarded, metrics::MetricsToken, secrets::MasterSecret,
+    services::notifications::smtp::SmtpSettings,
+};
 
 /// The configuration as given: one option per environment variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -119,6 +122,14 @@ pub struct ConfigArgs {
     /// `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin.
     #[arg(long, env = "KEYWARD_PG_BIN", value_name = "DIR")]
     pub pg_bin: Option<PathBuf>,
+    /// SMTP relay to send mail through, in lettre's URL syntax: smtp://relay:25 (plain),
+    /// smtp://user:password@relay:587?tls=required (STARTTLS), smtps://relay:465. Unset: mail
+    /// is only shown in the browser (Admin → Notifications, Staff → Notifications).
+    #[arg(long, env = "KEYWARD_SMTP_URL", hide_env_values = true, value_name = "URL")]
+    pub smtp_url: Option<String>,
+    /// The sender of the mail sent over SMTP.
+    #[arg(long, env = "KEYWARD_MAIL_FROM", value_name = "MAILBOX", default_value = crate::services::notifications::smtp::DEFAULT_FROM)]
+    pub mail_from: String,
 }
 
 /// Where the database comes from.
@@ -164,6 +175,9 @@ pub struct Config {
     pub usage_retention: crate::services::usage::Retention,
     /// Where the embedded cluster's server binaries are, if given.
     pub pg_bin: Option<PathBuf>,
+    /// The SMTP relay and sender (`KEYWARD_SMTP_URL`, `KEYWARD_MAIL_FROM`); none: mail stays
+    /// in the browser's outbox.
+    pub mail: Option<SmtpSettings>,
 }
 
 /// A configuration problem, worded for the operator.
@@ -176,6 +190,9 @@ pub enum ConfigError {
     SecretRequired,
     #[error("KEYWARD_MIGRATE_URL goes with DATABASE_URL; the embedded cluster manages its own roles.")]
     MigrateUrlWithoutDatabase,
+    /// `KEYWARD_SMTP_URL` or `KEYWARD_MAIL_FROM` is unusable (the message never quotes the URL).
+    #[error("{0}")]
+    Mail(String),
     /// `KEYWARD_SECRET` is not a usable secret (the message never quotes it).
     #[error("{0}")]
     Secret(String),
@@ -211,6 +228,10 @@ impl Config {
         if migrate_url.is_some() && embedded {
             return Err(ConfigError::MigrateUrlWithoutDatabase);
         }
+        let mail = present(args.smtp_url)
+            .map(|url| SmtpSettings::parse(&url, &args.mail_from))
+            .transpose()
+            .map_err(ConfigError::Mail)?;
         let embedded_loopback = embedded && args.addr.ip().is_loopback();
         // One hash keeps one core busy, so more hashers than cores only add memory (19 MiB
         // each) and latency, never throughput.
@@ -241,6 +262,7 @@ impl Config {
                 daily_months: args.usage_daily_months,
             },
             pg_bin: args.pg_bin,
+            mail,
         })
     }
 

@@ -39,7 +39,10 @@ use crate::{
     readiness::{self, Readiness},
     routes,
     secrets::DerivedKeys,
-    services::second_factor::SecondFactorKeys,
+    services::{
+        notifications::smtp::{Mailer, SmtpSettings},
+        second_factor::SecondFactorKeys,
+    },
     state::AppState,
 };
 
@@ -71,6 +74,8 @@ pub struct AppSettings {
     /// The bearer token of `GET /metrics` (`KEYWARD_METRICS_TOKEN`); without it there is no
     /// such page.
     pub metrics_token: Option<MetricsToken>,
+    /// The SMTP relay (`KEYWARD_SMTP_URL`); none: mail stays in the browser's outbox.
+    pub mail: Option<SmtpSettings>,
 }
 
 /// A bound, running HTTP server.
@@ -134,8 +139,16 @@ impl Application {
                 settings.db.clone(),
             ))
         });
+        // Links in mail are built on the public URL; without one, on this listener's address.
+        let mail_base = settings.public_origin.clone().unwrap_or_else(|| format!("http://{local_addr}"));
+        let mailer =
+            settings.mail.as_ref().map(|smtp| Mailer::new(smtp, &mail_base)).transpose().map_err(io::Error::other)?;
+        if mailer.is_some() && settings.public_origin.is_none() {
+            log::warn!("mail is sent with links to {mail_base}: set KEYWARD_PUBLIC_URL to the address people use");
+        }
         let state = web::Data::new(AppState {
             db: settings.db.clone(),
+            mailer,
             session_max: settings.session_max,
             hasher,
             verifier,
@@ -286,7 +299,8 @@ fn spawn_jobs(state: web::Data<AppState>) {
             interval.tick().await;
             let now = state.clock.now();
             // Failures of single jobs are logged by the runner; this is the database itself.
-            if let Err(e) = state.db.run(move |conn| Ok(jobs::run_due(conn, now)?)).await {
+            let mailer = state.mailer.clone();
+            if let Err(e) = state.db.run(move |conn| Ok(jobs::run_due_and_send(conn, now, mailer.as_ref())?)).await {
                 log::warn!("running due background jobs failed (tried again in a minute): {e}");
             }
         }

@@ -9,13 +9,16 @@ use crate::{
     keys::{KeyHasher, verifier::Verifier},
     metrics::Metrics,
     readiness::Readiness,
-    services::second_factor::SecondFactorKeys,
+    services::{notifications::smtp::Mailer, second_factor::SecondFactorKeys},
 };
 
 /// Shared application state, registered as `web::Data<AppState>`.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub db: Database,
+    /// The SMTP relay (`KEYWARD_SMTP_URL`); none: mail stays in the browser's outbox, and
+    /// there are no forgotten-password mails.
+    pub mailer: Option<Mailer>,
     /// Absolute session lifetime: a session older than this is signed out whatever happens.
     pub session_max: Duration,
     /// Hashes API keys with the pepper derived from the master secret.

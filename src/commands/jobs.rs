@@ -3,7 +3,7 @@
 
 use anyhow::bail;
 
-use crate::{clock::Clock, config::Config, db, jobs};
+use crate::{clock::Clock, config::Config, db, jobs, services::notifications::smtp::Mailer};
 
 use super::DatabaseHandle;
 
@@ -13,7 +13,10 @@ pub fn run_jobs(config: &Config) -> anyhow::Result<()> {
     handle.migrate()?;
     // As the application's role, like the server's runners: jobs change rows, never the schema.
     let mut conn = db::connect(&handle.url)?;
-    let runs = jobs::run_due(&mut conn, Clock::system().now())?;
+    // Links in mail are built on the public URL; without one, on the configured address.
+    let base = config.public_origin.clone().unwrap_or_else(|| format!("http://{}", config.addr));
+    let mailer = config.mail.as_ref().map(|smtp| Mailer::new(smtp, &base)).transpose().map_err(anyhow::Error::msg)?;
+    let runs = jobs::run_due_and_send(&mut conn, Clock::system().now(), mailer.as_ref())?;
     for run in &runs {
         println!("{run}");
     }

@@ -171,7 +171,7 @@ diesel::table! {
 diesel::table! {
     mail_messages (id) {
         id -> Int8,
-        event_id -> Int8,
+        event_id -> Nullable<Int8>,
         organization_id -> Nullable<Int8>,
         service_provider_id -> Nullable<Int8>,
         recipient_user_id -> Nullable<Int8>,
@@ -181,6 +181,12 @@ diesel::table! {
         body -> Text,
         link_path -> Nullable<Text>,
         created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+        send_attempts -> Int4,
+        send_error -> Nullable<Text>,
+        next_send_at -> Nullable<Timestamptz>,
+        digest_week -> Nullable<Date>,
+        digest -> Nullable<Jsonb>,
     }
 }
 
@@ -202,6 +208,7 @@ diesel::table! {
         second_factor_required_for -> Text,
         deactivate_unused_after_days -> Nullable<Int4>,
         key_reminder_days -> Array<Nullable<Int4>>,
+        notify_admins_of_keys -> Bool,
     }
 }
 
@@ -365,6 +372,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         receive_reminders -> Bool,
+        receive_digest -> Bool,
     }
 }
 

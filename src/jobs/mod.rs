@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::{Connection, PgConnection, QueryResult, prelude::*};
 
-use crate::{db::schema::jobs, error::AppError, services};
+use crate::{db::schema::jobs, error::AppError, services, services::notifications::smtp::Mailer};
 
 /// A registered job.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +44,8 @@ pub const JOBS: &[Job] = &[
     Job { name: "usage-retention", every: Duration::from_secs(3600), run: services::usage::prune_job },
     // Reminders and "expired" (issue 19); hourly is precise enough for day-sized reminders.
     Job { name: "key-expiry", every: Duration::from_secs(3600), run: services::notifications::expiry::run },
+    // Checks hourly; each administrator who wants it gets one per week (see the service).
+    Job { name: "weekly-digest", every: Duration::from_secs(3600), run: services::notifications::digest::run },
     // Last, so that a run delivers the events the jobs before it wrote.
     Job { name: "deliver-mail", every: Duration::from_secs(60), run: services::notifications::mail::deliver },
 ];
@@ -85,6 +87,33 @@ impl std::fmt::Display for JobRun {
 /// Runs every registered job that is due at `now`, each once, in its own transaction.
 pub fn run_due(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<Vec<JobRun>> {
     run_due_of(conn, JOBS, now)
+}
+
+/// [`run_due`], then, with SMTP configured, sends the mail of the outbox that is due (see
+/// `services::notifications::smtp`). Sending is not a job of [`JOBS`]: it needs the relay's
+/// settings, and it needs no period of its own, since each message is claimed with
+/// `FOR UPDATE SKIP LOCKED` and marked sent in one transaction, however many runners try.
+/// Its failure is logged and reported as a failed run named `send-mail`.
+pub fn run_due_and_send(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    mailer: Option<&Mailer>,
+) -> QueryResult<Vec<JobRun>> {
+    let mut runs = run_due(conn, now)?;
+    if let Some(mailer) = mailer {
+        let outcome = match services::notifications::smtp::send_due(conn, mailer, now) {
+            Ok(said) => {
+                log::info!("send-mail: {said}");
+                Outcome::Ran(said)
+            }
+            Err(e) => {
+                log::warn!("sending mail failed (tried again at the next run): {e}");
+                Outcome::Failed(e.to_string())
+            }
+        };
+        runs.push(JobRun { name: "send-mail", outcome });
+    }
+    Ok(runs)
 }
 
 /// [`run_due`] for a given list of jobs.

@@ -47,6 +47,9 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
         .configure(passkeys::configure)
         .service(account::overview)
         .service(account::notifications)
+        // Before `/password/{token}`, which would otherwise be asked first.
+        .service(password::forgot_form)
+        .service(password::forgot)
         .service(password::set_form)
         .service(password::set)
         .service(admin::overview)

@@ -38,6 +38,8 @@ struct LoginPage {
     next: String,
     error: Option<String>,
     notice: Option<&'static str>,
+    /// Whether "Forgot your password?" can mail a link (SMTP is configured).
+    can_reset: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,7 +111,7 @@ pub async fn login_form(
     };
     let ctx = PageContext::anonymous(&session, "Sign in")?;
     let next = query.next.as_deref().and_then(return_path).unwrap_or_default();
-    render(&LoginPage { ctx, email: String::new(), next, error: None, notice })
+    render(&LoginPage { ctx, email: String::new(), next, error: None, notice, can_reset: state.mailer.is_some() })
 }
 
 /// Only local paths are followed after sign-in (no open redirect, no loop back to login).
@@ -174,6 +176,7 @@ pub async fn login(
             next: return_path(&form.next).unwrap_or_default(),
             error: Some(error),
             notice: None,
+            can_reset: state.mailer.is_some(),
         },
         status,
     )

@@ -38,6 +38,7 @@ pub enum AuditAction {
     OrganizationPolicyUpdate,
     LoginSuccess,
     LoginFailure,
+    LoginPasswordResetRequest,
     LoginSecondFactorAsked,
     SecondFactorEnrol,
     SecondFactorRemove,
@@ -61,7 +62,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit filter offers them.
-    pub const ALL: [AuditAction; 53] = [
+    pub const ALL: [AuditAction; 54] = [
         AuditAction::KeyCreate,
         AuditAction::KeyView,
         AuditAction::KeyRename,
@@ -96,6 +97,7 @@ impl AuditAction {
         AuditAction::OrganizationPolicyUpdate,
         AuditAction::LoginSuccess,
         AuditAction::LoginFailure,
+        AuditAction::LoginPasswordResetRequest,
         AuditAction::LoginSecondFactorAsked,
         AuditAction::SecondFactorEnrol,
         AuditAction::SecondFactorRemove,
@@ -154,6 +156,7 @@ impl AuditAction {
             AuditAction::OrganizationPolicyUpdate => "organization.policy_update",
             AuditAction::LoginSuccess => "login.success",
             AuditAction::LoginFailure => "login.failure",
+            AuditAction::LoginPasswordResetRequest => "login.password_reset_request",
             AuditAction::LoginSecondFactorAsked => "login.second_factor_asked",
             AuditAction::SecondFactorEnrol => "second_factor.enrol",
             AuditAction::SecondFactorRemove => "second_factor.remove",

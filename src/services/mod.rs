@@ -14,6 +14,7 @@ pub mod keys;
 pub mod login;
 pub mod notifications;
 pub mod organizations;
+pub mod password_reset;
 pub mod platform;
 pub mod roles;
 pub mod second_factor;

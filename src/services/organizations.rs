@@ -128,6 +128,9 @@ pub struct PolicyInput {
     /// Days before expiry that key reminders go out ("14, 7, 1"; empty: none); `None` (a
     /// form without the field) keeps the current setting.
     pub key_reminder_days: Option<String>,
+    /// Whether the administrators get the mail about the organization's keys besides each
+    /// key's creator; `None` (a form without the field) keeps the current setting.
+    pub notify_admins_of_keys: Option<bool>,
 }
 
 /// Changes an organization's key policy (administrators). It applies to keys created,
@@ -275,6 +278,8 @@ pub fn update_policy(
             organizations::second_factor_required_for.eq(factor_policy.code()),
             organizations::deactivate_unused_after_days.eq(unused_days),
             organizations::key_reminder_days.eq(reminder_days.iter().copied().map(Some).collect::<Vec<_>>()),
+            organizations::notify_admins_of_keys
+                .eq(input.notify_admins_of_keys.unwrap_or(before.notify_admins_of_keys)),
             organizations::updated_at.eq(diesel::dsl::now),
         ))
         .returning(Organization::as_returning())
@@ -291,6 +296,7 @@ pub fn update_policy(
             "second_factor_required_for": o.second_factor_required_for.code(),
             "deactivate_unused_after_days": o.deactivate_unused_after_days,
             "key_reminder_days": o.reminder_days(),
+            "notify_admins_of_keys": o.notify_admins_of_keys,
         })
     };
     audit::record(

@@ -475,7 +475,7 @@ pub fn reset_second_factor(
     Ok(user)
 }
 
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -559,6 +559,37 @@ pub fn set_receive_reminders(conn: &mut PgConnection, actor: &Actor, receive: bo
         Entry::new(AuditAction::UserNotificationPreference)
             .target(user_target(&updated))
             .details(serde_json::json!({ "receive_reminders": receive })),
+    )?;
+    Ok(updated)
+}
+
+/// An administrator's own choice whether to receive the weekly digest.
+pub fn set_receive_digest(conn: &mut PgConnection, actor: &Actor, receive: bool) -> Result<User, AppError> {
+    use diesel::prelude::*;
+
+    use crate::db::schema::users;
+    let ActorKind::User { id, organization_id, is_admin: true, .. } = actor.kind else {
+        return Err(AppError::Forbidden);
+    };
+    let user: User = users::table
+        .filter(users::id.eq(id))
+        .filter(users::organization_id.eq(organization_id))
+        .select(User::as_select())
+        .for_update()
+        .first(conn)?;
+    if user.receive_digest == receive {
+        return Ok(user);
+    }
+    let updated: User = diesel::update(users::table.find(user.id))
+        .set((users::receive_digest.eq(receive), users::updated_at.eq(diesel::dsl::now)))
+        .returning(User::as_returning())
+        .get_result(conn)?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::UserNotificationPreference)
+            .target(user_target(&updated))
+            .details(serde_json::json!({ "receive_digest": receive })),
     )?;
     Ok(updated)
 }

@@ -229,6 +229,8 @@ pub struct SpawnOptions {
     pub run_jobs: bool,
     /// `KEYWARD_METRICS_TOKEN` (unset: no `/metrics`).
     pub metrics_token: Option<String>,
+    /// `KEYWARD_SMTP_URL` (unset: mail stays in the browser's outbox).
+    pub smtp_url: Option<String>,
 }
 
 impl Default for SpawnOptions {
@@ -248,6 +250,7 @@ impl Default for SpawnOptions {
             password_hashers: 2,
             run_jobs: false,
             metrics_token: None,
+            smtp_url: None,
         }
     }
 }
@@ -294,6 +297,13 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         usage_recording: true,
         clock,
         metrics_token: options.metrics_token.as_deref().map(keyward::metrics::MetricsToken::new),
+        mail: options.smtp_url.as_deref().map(|url| {
+            keyward::services::notifications::smtp::SmtpSettings::parse(
+                url,
+                keyward::services::notifications::smtp::DEFAULT_FROM,
+            )
+            .expect("a usable SMTP URL")
+        }),
     })
     .expect("build the application");
     let address = app.local_addr();

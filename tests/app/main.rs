@@ -4,6 +4,7 @@
 mod fixtures;
 mod helpers;
 mod page;
+mod smtp;
 
 mod admin_matrix;
 mod admin_settings;
@@ -23,6 +24,7 @@ mod key_matrix;
 mod keys;
 mod limits;
 mod look;
+mod mail;
 mod metrics;
 mod notifications;
 mod offered;

@@ -37,6 +37,9 @@ pub struct Organization {
     pub deactivate_unused_after_days: Option<i32>,
     /// How many days before a key expires its reminders go out (see [`Organization::reminder_days`]).
     pub key_reminder_days: Vec<Option<i32>>,
+    /// Whether the administrators get the mail about the organization's keys, besides each
+    /// key's creator.
+    pub notify_admins_of_keys: bool,
 }
 
 #[derive(Debug, Insertable)]

@@ -121,7 +121,8 @@ impl OutboxEvent {
 #[diesel(table_name = mail_messages)]
 pub struct MailMessage {
     pub id: i64,
-    pub event_id: i64,
+    /// The event it tells of; `None` for a weekly digest.
+    pub event_id: Option<i64>,
     pub organization_id: Option<i64>,
     pub service_provider_id: Option<i64>,
     pub recipient_user_id: Option<i64>,
@@ -131,12 +132,23 @@ pub struct MailMessage {
     pub body: String,
     pub link_path: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When SMTP accepted it (with `KEYWARD_SMTP_URL`).
+    pub sent_at: Option<DateTime<Utc>>,
+    pub send_attempts: i32,
+    /// What the last failed attempt to send it said.
+    pub send_error: Option<String>,
+    /// When it is next tried over SMTP; `None`: not any more (sent, or given up).
+    pub next_send_at: Option<DateTime<Utc>>,
+    /// The Monday of a weekly digest's week.
+    pub digest_week: Option<chrono::NaiveDate>,
+    /// A weekly digest's sections (see `services::notifications::digest`).
+    pub digest: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = mail_messages)]
 pub struct NewMailMessage<'a> {
-    pub event_id: i64,
+    pub event_id: Option<i64>,
     pub organization_id: Option<i64>,
     pub service_provider_id: Option<i64>,
     pub recipient_user_id: Option<i64>,
@@ -146,6 +158,10 @@ pub struct NewMailMessage<'a> {
     pub body: &'a str,
     pub link_path: Option<&'a str>,
     pub created_at: DateTime<Utc>,
+    /// When SMTP should first try it: its creation.
+    pub next_send_at: Option<DateTime<Utc>>,
+    pub digest_week: Option<chrono::NaiveDate>,
+    pub digest: Option<&'a serde_json::Value>,
 }
 
 /// Whose messages a list shows.

@@ -54,6 +54,8 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
     /// Whether they want expiry reminders for their keys (other notices always go out).
     pub receive_reminders: bool,
+    /// Whether they (an administrator) want the weekly digest.
+    pub receive_digest: bool,
 }
 
 /// Changes to a user; `None` leaves a column as it is.

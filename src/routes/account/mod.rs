@@ -29,6 +29,7 @@ struct OverviewPage {
     permissions: Vec<&'static str>,
     last_login: Option<Stamp>,
     receive_reminders: bool,
+    receive_digest: bool,
 }
 
 #[get("/account")]
@@ -44,6 +45,7 @@ pub async fn overview(user: CurrentUser) -> AppResult<HttpResponse> {
         permissions: user.can.permissions().iter().map(Permission::label).collect(),
         last_login: Stamp::maybe(user.user.last_login_at),
         receive_reminders: user.user.receive_reminders,
+        receive_digest: user.user.receive_digest,
     })
 }
 
@@ -52,6 +54,9 @@ pub struct NotificationsForm {
     /// A checkbox: present when ticked.
     #[serde(default)]
     receive_reminders: Option<String>,
+    /// A checkbox administrators see; absent for others (who get no digest anyway).
+    #[serde(default)]
+    receive_digest: Option<String>,
 }
 
 #[post("/account/notifications")]
@@ -60,15 +65,32 @@ pub async fn notifications(
     state: web::Data<AppState>,
     form: HtmlForm<NotificationsForm>,
 ) -> AppResult<HttpResponse> {
-    let receive = form.into_inner().receive_reminders.is_some();
+    let form = form.into_inner();
+    let receive = form.receive_reminders.is_some();
+    let digest = user.user.is_admin.then_some(form.receive_digest.is_some());
     let actor = user.actor();
-    state.db.transaction(move |conn| users::set_receive_reminders(conn, &actor, receive)).await?;
-    let message = if receive {
-        "You will get reminders before your API keys expire."
+    state
+        .db
+        .transaction(move |conn| {
+            users::set_receive_reminders(conn, &actor, receive)?;
+            if let Some(digest) = digest {
+                users::set_receive_digest(conn, &actor, digest)?;
+            }
+            Ok(())
+        })
+        .await?;
+    let mut message = if receive {
+        "You will get reminders before your API keys expire.".to_string()
     } else {
         "You will no longer get reminders before your API keys expire. You are still told when a key is \
          deactivated, deleted or expires."
+            .to_string()
     };
+    match digest {
+        Some(true) => message.push_str(" You will get the weekly digest."),
+        Some(false) => message.push_str(" You will not get the weekly digest."),
+        None => {}
+    }
     session::flash(&user.session, FlashLevel::Success, message);
     Ok(redirect("/account"))
 }

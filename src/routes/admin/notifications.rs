@@ -35,6 +35,8 @@ pub struct MessageRow {
     pub subject: String,
     pub body: String,
     pub link: Option<String>,
+    /// With SMTP configured: whether it was also sent by email (and if not, why).
+    pub delivery: Option<String>,
 }
 
 #[derive(Template)]
@@ -65,9 +67,11 @@ pub async fn outbox_page(
         })
         .await?;
     let pager = Pager::new(base, &[], page, PER_PAGE, messages.len(), total);
+    let smtp = state.mailer.is_some();
     let rows = messages
         .into_iter()
         .map(|m| MessageRow {
+            delivery: smtp.then(|| delivery(&m)),
             id: m.id,
             at: Stamp::new(m.created_at),
             to: m.recipient_email,
@@ -99,4 +103,21 @@ pub async fn list(
         rows,
         pager,
     })
+}
+
+/// What became of a message over SMTP, in a sentence (the error is the relay's, never the
+/// message).
+fn delivery(message: &MailMessage) -> String {
+    let day = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M UTC").to_string();
+    match (message.sent_at, message.next_send_at, message.send_error.as_deref()) {
+        (Some(at), _, _) => format!("Sent by email {}.", day(at)),
+        (None, Some(next), None) => format!("Not sent by email yet (due {}).", day(next)),
+        (None, Some(next), Some(error)) => format!(
+            "Not sent by email yet: {} attempt(s) failed ({error}); next try {}.",
+            message.send_attempts,
+            day(next)
+        ),
+        (None, None, Some(error)) => format!("Not sent by email: {error}"),
+        (None, None, None) => "Not sent by email (written before email was set up).".to_string(),
+    }
 }

@@ -44,6 +44,10 @@ pub struct PolicyForm {
     /// Absent: the setting stays as it is.
     #[serde(default)]
     key_reminder_days: Option<String>,
+    /// Who gets the mail about organization keys: `creator_and_admins` or `creator`.
+    /// Absent: the setting stays as it is.
+    #[serde(default)]
+    key_mail_to: Option<String>,
 }
 
 impl PolicyForm {
@@ -92,6 +96,7 @@ pub async fn show(admin: OrgAdmin) -> AppResult<HttpResponse> {
         second_factor_required_for: org.second_factor_required_for.code().to_string(),
         deactivate_unused_after_days: Some(org.deactivate_unused_after_days.map(|d| d.to_string()).unwrap_or_default()),
         key_reminder_days: Some(org.reminder_days().iter().map(i32::to_string).collect::<Vec<_>>().join(", ")),
+        key_mail_to: Some(if org.notify_admins_of_keys { "creator_and_admins" } else { "creator" }.into()),
     };
     render(&page(&admin, values, FieldErrors::new())?)
 }
@@ -114,6 +119,12 @@ pub async fn update(
         second_factor_required_for: values.second_factor_required_for.clone(),
         deactivate_unused_after_days: values.deactivate_unused_after_days.clone(),
         key_reminder_days: values.key_reminder_days.clone(),
+        // Anything but the two offered values keeps the setting (only a script sends those).
+        notify_admins_of_keys: match values.key_mail_to.as_deref() {
+            Some("creator_and_admins") => Some(true),
+            Some("creator") => Some(false),
+            _ => None,
+        },
     };
     let actor = admin.actor();
     let organization_id = admin.organization.id;

@@ -1,10 +1,11 @@
 //! The `mail` channel: the `deliver-mail` job turns pending deliveries into plain-text
-//! messages, one per recipient, in the mail outbox (`mail_messages`). Without SMTP (today,
-//! and the embedded default) that outbox is what administrators read at Admin →
-//! Notifications and staff at Staff → Notifications.
+//! messages, one per recipient, in the mail outbox (`mail_messages`). That outbox is what
+//! administrators read at Admin → Notifications and staff at Staff → Notifications; with
+//! `KEYWARD_SMTP_URL` its messages are also sent by email (see [`super::smtp`]).
 //!
-//! Who receives what: a personal key's owner; for an organization's key its creator and the
-//! organization's administrators; for a service provider's key every active staff account;
+//! Who receives what: a personal key's owner; for an organization's key its creator and
+//! (unless the organization chose "its creator only" on its key policy) the organization's
+//! administrators; for a service provider's key every active staff account;
 //! for `user.api_key_access_lost` the user. People who chose not to get reminders get no
 //! `key.expiring`. Recipients are settled when the message is written (an administrator
 //! added since the change is told too). Links are stored as paths and built on the public
@@ -17,7 +18,7 @@ use serde_json::Value;
 use crate::{
     db::{
         models::outbox::{MailMessage, NewMailMessage, OutboxEvent},
-        schema::{staff_accounts, users},
+        schema::{organizations, staff_accounts, users},
     },
     error::AppError,
     services::notifications::EventType,
@@ -50,7 +51,7 @@ pub fn deliver(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<String, Ap
                 Recipient::Staff { id, email } => (None, Some(*id), email.as_str()),
             };
             let message = NewMailMessage {
-                event_id: event.id,
+                event_id: Some(event.id),
                 organization_id: event.organization_id,
                 service_provider_id: event.service_provider_id,
                 recipient_user_id: user_id,
@@ -60,6 +61,9 @@ pub fn deliver(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<String, Ap
                 body: &body,
                 link_path: link.as_deref(),
                 created_at: now,
+                next_send_at: Some(now),
+                digest_week: None,
+                digest: None,
             };
             if MailMessage::insert(conn, &message)? {
                 written += 1;
@@ -97,7 +101,15 @@ fn recipients(conn: &mut PgConnection, event: &OutboxEvent) -> QueryResult<Vec<R
             (Some("user"), Some(id)) => user_ids.push(id),
             (Some("organization"), Some(id)) => {
                 user_ids.extend(i64_at(payload, &["key", "created_by_user_id"]));
-                admins_of = Some(id);
+                // The organization's choice as it is when the message is written.
+                let notify_admins: Option<bool> = organizations::table
+                    .find(id)
+                    .select(organizations::notify_admins_of_keys)
+                    .first(conn)
+                    .optional()?;
+                if notify_admins.unwrap_or(true) {
+                    admins_of = Some(id);
+                }
             }
             (Some("service_provider"), Some(_)) => staff = true,
             _ => {}

@@ -9,11 +9,14 @@
 //! occasion and expiry thanks to a unique index.
 //!
 //! Channels today: `mail`, delivered by the `deliver-mail` job ([`mail`]) into the mail
-//! outbox that administrators and staff read in the browser. SMTP and webhooks are later
-//! channels of the same outbox.
+//! outbox that administrators and staff read in the browser; with `KEYWARD_SMTP_URL`, the
+//! messages of that outbox are also sent over SMTP ([`smtp`]). The weekly digest
+//! ([`digest`]) writes into the same mail outbox. Webhooks are a later channel.
 
+pub mod digest;
 pub mod expiry;
 pub mod mail;
+pub mod smtp;
 
 use chrono::{DateTime, Utc};
 use diesel::{PgConnection, QueryResult};
