@@ -26,6 +26,7 @@ mod look;
 mod metrics;
 mod notifications;
 mod offered;
+mod openapi;
 mod overview;
 mod passkeys;
 mod product;
