@@ -1,11 +1,14 @@
-//! The OpenAPI document at `/api/v1/openapi.json`: generated from the code and complete; and
-//! its reference page `/api/docs/`, rendered in a browser under the strict CSP.
+//! The OpenAPI document at `/api/v1/openapi.json`: generated from the code, complete, and true
+//! to what the API answers (schemathesis, a property-based run against a live instance with
+//! data); and its reference page `/api/docs/`, rendered in a browser under the strict CSP.
+
+use std::{path::PathBuf, process::Command};
 
 use serde_json::{Value, json};
 
 use crate::{
     browser::Browser,
-    helpers::{http_client, spawn_app},
+    helpers::{TestApp, fixtures, http_client, keys, spawn_app},
 };
 
 #[actix_web::test]
@@ -63,6 +66,77 @@ async fn the_document_lists_every_endpoint_with_its_errors_and_is_not_cached() {
     }
     assert_eq!(doc["components"]["schemas"]["Error"]["required"], json!(["error", "message"]));
     assert_eq!(doc["paths"]["/leaks"]["post"]["responses"]["429"]["content"]["application/json"]["schema"], error);
+}
+
+/// Where `.ci/setup` installs schemathesis.
+fn schemathesis() -> PathBuf {
+    let program = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/schemathesis/bin/schemathesis");
+    assert!(
+        program.is_file(),
+        "schemathesis is not installed at {}: run `bash .ci/setup` (it installs the pinned version into \
+         target/schemathesis)",
+        program.display()
+    );
+    program
+}
+
+/// Bounded examples per operation: enough to try every documented status and malformed
+/// bodies, few enough for the run to take well under two minutes on a busy machine.
+const MAX_EXAMPLES: &str = "20";
+
+#[actix_web::test]
+async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
+    let program = schemathesis();
+    let app = spawn_app().await;
+    let secret = {
+        let mut conn = app.conn();
+        let org = fixtures::organization(&mut conn, "acme");
+        let bob = fixtures::reader(&mut conn, &org, "bob@acme.test");
+        keys::personal(&mut conn, &app.hasher, &bob, "Dispatch").1
+    };
+    let (passed, output) = run_schemathesis(&app, &program, &[("apiKey", &secret)]).await;
+    assert!(passed, "schemathesis found problems with the OpenAPI document or the API:\n{output}");
+    // Shown with `--nocapture`: what was tried.
+    eprintln!("{output}");
+}
+
+/// Runs schemathesis against `app`'s document with `credentials` (security scheme, bearer
+/// token) and returns whether it passed and its output.
+///
+/// Hook for the management API: its operations use the `managementToken` scheme; pass
+/// `("managementToken", token)` as well once it is documented.
+async fn run_schemathesis(app: &TestApp, program: &PathBuf, credentials: &[(&str, &str)]) -> (bool, String) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("schemathesis-{}", app.database));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Credentials per security scheme (a config file, not the command line, so that the key
+    // is not in the process list).
+    let mut config = String::new();
+    for (scheme, token) in credentials {
+        config.push_str(&format!("[auth.openapi.{scheme}]\nbearer = \"{token}\"\n\n"));
+    }
+    let config_file = dir.join("schemathesis.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let mut command = Command::new(program);
+    command
+        .current_dir(&dir)
+        .arg("--no-color")
+        .arg("--config-file")
+        .arg(&config_file)
+        .arg("run")
+        .arg(app.url("/api/v1/openapi.json"))
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--max-examples", MAX_EXAMPLES])
+        .args(["--workers", "2", "--request-timeout", "20"]);
+    // The application runs on this test's runtime: wait for the run without blocking it.
+    let output =
+        actix_web::rt::task::spawn_blocking(move || command.output()).await.unwrap().expect("run schemathesis");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
 }
 
 /// Chromium DevTools' `Page.addScriptToEvaluateOnNewDocument`, through chromedriver: the
