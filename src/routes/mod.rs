@@ -4,6 +4,7 @@
 //! - `/metrics`: no session, a bearer token; registered (in `startup`) only when
 //!   `KEYWARD_METRICS_TOKEN` is set, so that otherwise it is an unknown page like any other.
 //! - `/api/v1/…`: the JSON API for integrations and platform services; no session, no CSRF.
+//! - `/api/docs/…`: the API's reference page; no session.
 //! - everything else: browser pages with server-side sessions and CSRF protection.
 
 pub mod account;
@@ -29,6 +30,8 @@ use crate::error::AppError;
 pub fn configure_public(cfg: &mut web::ServiceConfig) {
     // The API first: the verification path should not be matched against other patterns.
     cfg.configure(api::configure)
+        .service(api::reference::redirect)
+        .service(api::reference::serve)
         .service(health::healthz)
         .service(health::readyz)
         .service(static_files::serve)

@@ -28,6 +28,7 @@ mod mail;
 mod metrics;
 mod notifications;
 mod offered;
+mod openapi;
 mod overview;
 mod passkeys;
 mod product;

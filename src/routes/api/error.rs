@@ -1,9 +1,22 @@
 //! API errors as JSON: `{"error": "...", "message": "..."}` with the right status.
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::AppError;
+
+/// The body of every API error but a verification verdict.
+// The OpenAPI document's `Error` schema is derived from this type.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    /// A stable, machine-readable code.
+    #[schema(example = "invalid_request")]
+    pub error: &'a str,
+    /// What went wrong, for people.
+    pub message: &'a str,
+}
 
 /// A request the API cannot answer with a verification verdict. The `Display` text is for
 /// logs; the JSON body is chosen in [`ResponseError::error_response`].
@@ -62,6 +75,6 @@ impl ResponseError for ApiError {
         if let ApiError::Unavailable = self {
             response.insert_header(("Retry-After", "2"));
         }
-        response.json(json!({ "error": error, "message": message }))
+        response.json(ErrorBody { error, message })
     }
 }

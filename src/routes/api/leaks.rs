@@ -4,11 +4,12 @@
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::{
     domain::ClientIp,
     keys::ParsedKey,
-    routes::api::{ApiBody, ApiError},
+    routes::api::{ApiBody, ApiError, error::ErrorBody},
     services::{
         Actor,
         keys::lifecycle::{self, LeakReport},
@@ -19,24 +20,58 @@ use crate::{
 /// Most reports per request.
 pub const MAX_REPORTS: usize = 1000;
 
-#[derive(Debug, Deserialize)]
+/// One reported token, with where it was found.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = LeakReport)]
 pub struct Reported {
+    /// The leaked string.
     token: String,
+    /// The scanner's name for the kind of token.
     #[serde(rename = "type", default)]
     token_type: String,
+    /// Where it was found.
     #[serde(default)]
     url: String,
+    /// What found it, e.g. `content`, `commit`.
     #[serde(default)]
     source: String,
 }
 
-#[derive(Debug, Serialize)]
+/// The answer about one reported token, in the order reported.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LeakLabel)]
 pub struct Labelled {
     token_raw: String,
     token_type: String,
-    label: &'static str,
+    label: Label,
 }
 
+/// Whether the token was a working Keyward key (now deactivated).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    TruePositive,
+    FalsePositive,
+}
+
+/// Report leaked keys (GitHub secret-scanning partner format)
+///
+/// Anyone may report: holding a key proves the right to stop it. Each working key is
+/// deactivated at once and the report is recorded in the audit log with where it was found.
+/// At most 1000 reports per request.
+#[utoipa::path(
+    tag = "leaks",
+    operation_id = "reportLeaks",
+    request_body(content = Vec<Reported>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "One label per reported token", body = Vec<Labelled>),
+        (status = 400, description = "A malformed body, or more than 1000 reports", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
+        (status = 429, description = "Too many reports of unknown keys from this address", body = ErrorBody),
+        (status = 503, description = "The key store cannot be reached", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds"))),
+    ),
+)]
 #[post("/leaks")]
 pub async fn report(req: HttpRequest, state: web::Data<AppState>, body: ApiBody) -> Result<HttpResponse, ApiError> {
     let reports: Vec<Reported> = serde_json::from_slice(&body.0).map_err(|e| {
@@ -52,9 +87,8 @@ pub async fn report(req: HttpRequest, state: web::Data<AppState>, body: ApiBody)
     // many stale tokens before a live one), and its misses count for the next request. The
     // work per request is bounded by `MAX_REPORTS`, and a miss locks nothing.
     if state.verifier.throttle.is_blocked(client_ip.0) {
-        return Ok(HttpResponse::TooManyRequests().json(
-            serde_json::json!({ "error": "rate_limited", "message": "Too many invalid reports; try again later." }),
-        ));
+        return Ok(HttpResponse::TooManyRequests()
+            .json(ErrorBody { error: "rate_limited", message: "Too many invalid reports; try again later." }));
     }
     let mut answers = Vec::with_capacity(reports.len());
     for reported in reports {
@@ -79,7 +113,7 @@ pub async fn report(req: HttpRequest, state: web::Data<AppState>, body: ApiBody)
         answers.push(Labelled {
             token_raw: reported.token,
             token_type: reported.token_type,
-            label: if real { "true_positive" } else { "false_positive" },
+            label: if real { Label::TruePositive } else { Label::FalsePositive },
         });
     }
     Ok(HttpResponse::Ok().json(answers))

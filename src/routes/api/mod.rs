@@ -1,10 +1,12 @@
 //! The JSON API under `/api/v1`: verification for platform services, `me` for integrators,
 //! leak reports in GitHub's secret-scanning format, and the OpenAPI document. No sessions,
-//! no cookies; every answer is JSON and never cached.
+//! no cookies; every answer is JSON and never cached. Also the reference page rendering the
+//! document (`/api/docs/`, HTML).
 
 pub mod error;
 pub mod leaks;
 pub mod openapi;
+pub mod reference;
 pub mod verify;
 
 use actix_web::web;
@@ -53,7 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(verify::verify)
             .service(verify::me)
             .service(leaks::report)
-            .service(openapi::document)
+            .service(openapi::openapi_json)
             .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) })),
     );
 }

@@ -1,4 +1,5 @@
-//! `POST /api/v1/verify` and `GET /api/v1/me`.
+//! `POST /api/v1/verify` and `GET /api/v1/me`, and the schemas of their answers in the
+//! OpenAPI document.
 
 use std::borrow::Cow;
 
@@ -8,24 +9,139 @@ use actix_web::{
     post, web,
 };
 use serde::{Deserialize, Serialize};
+// Only the derive is imported: utoipa's generated code names its traits in full, and an
+// import of them would make those names "unnecessary qualifications".
+use utoipa::ToSchema;
 
 use crate::{
     domain::ClientIp,
     error::AppError,
     keys::verifier::{Attempt, Code, Verdict},
     metrics::Verification,
-    routes::api::{ApiBody, ApiError},
+    routes::api::{ApiBody, ApiError, error::ErrorBody},
     state::AppState,
 };
 
-/// The optional body of a verification request (borrowed from the request when possible).
-#[derive(Debug, Default, Deserialize)]
+/// What the key is to do. Both are optional; without them only the key itself is checked.
+// Borrowed from the request when possible.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = VerifyRequest)]
 pub struct VerifyBody<'a> {
+    /// An API action of the platform's catalog.
     #[serde(borrow)]
+    #[schema(value_type = Option<String>, example = "positions.read")]
     action: Option<Cow<'a, str>>,
+    /// The platform's identifier of an asset.
     #[serde(borrow)]
+    #[schema(value_type = Option<String>, example = "TRK-101")]
     asset: Option<Cow<'a, str>>,
+}
+
+/// A verification answer. The key's fields are there whenever the caller proved they hold the
+/// key (every code but `NOT_FOUND` and `RATE_LIMITED`); `message` with every code but `VALID`.
+// For the OpenAPI document only: the answer itself is written by `body` (below), with the
+// key's fields pre-serialized by `keys::verifier::load::answer_fields`.
+#[derive(ToSchema)]
+#[schema(as = Verdict)]
+pub struct VerdictSchema {
+    pub valid: bool,
+    pub code: CodeSchema,
+    #[schema(nullable = false)]
+    pub message: Option<String>,
+    /// The key's public id.
+    #[schema(nullable = false, example = "QKdAMVub")]
+    pub key_id: Option<String>,
+    #[schema(nullable = false)]
+    pub name: Option<String>,
+    #[schema(nullable = false)]
+    pub environment: Option<EnvironmentSchema>,
+    #[schema(nullable = false)]
+    pub owner: Option<OwnerSchema>,
+    /// The organization the key belongs to (none for a service provider's key).
+    pub organization_id: Option<String>,
+    #[schema(nullable = false)]
+    pub attribute_to: Option<AttributeToSchema>,
+    #[schema(nullable = false)]
+    pub actions: Option<ScopeSchema>,
+    #[schema(nullable = false)]
+    pub assets: Option<ScopeSchema>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The old secret of a re-keyed key was used during its grace period.
+    #[schema(nullable = false)]
+    pub rotating: Option<bool>,
+}
+
+/// A key's environment, as in its prefix (`kw_live_`, `kw_test_`).
+#[derive(ToSchema)]
+#[schema(as = Environment, rename_all = "lowercase")]
+pub enum EnvironmentSchema {
+    Live,
+    Test,
+}
+
+/// Who owns the key.
+#[derive(ToSchema)]
+#[schema(as = Owner)]
+pub struct OwnerSchema {
+    #[schema(rename = "type")]
+    pub kind: OwnerKindSchema,
+    pub id: String,
+}
+
+#[derive(ToSchema)]
+#[schema(as = OwnerKind, rename_all = "snake_case")]
+pub enum OwnerKindSchema {
+    User,
+    Organization,
+    ServiceProvider,
+}
+
+/// The user calls with the key are attributed to: the proxy user of an organization key, the
+/// owner of a personal key.
+#[derive(ToSchema)]
+#[schema(as = AttributeTo)]
+pub struct AttributeToSchema {
+    pub user_id: Option<String>,
+    pub key_name: String,
+}
+
+/// The answer codes, taken from [`Code::ALL`] so the document cannot miss one.
+pub struct CodeSchema;
+
+impl utoipa::PartialSchema for CodeSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(Code::ALL.map(Code::as_str)))
+            .description(Some("The verdict; the status code follows from it."))
+            .into()
+    }
+}
+
+impl ToSchema for CodeSchema {
+    fn name() -> Cow<'static, str> {
+        "Code".into()
+    }
+}
+
+/// The actions or assets of a key: `"all"` or a list (as `keys::verifier::Scope` writes them).
+pub struct ScopeSchema;
+
+impl utoipa::PartialSchema for ScopeSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["all"])))
+            .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
+            .into()
+    }
+}
+
+impl ToSchema for ScopeSchema {
+    fn name() -> Cow<'static, str> {
+        "Scope".into()
+    }
 }
 
 /// An answer without key fields (unknown key, throttled).
@@ -82,7 +198,8 @@ fn parse_body<'a>(req: &HttpRequest, body: &'a [u8]) -> Result<VerifyBody<'a>, A
     if !json {
         return Err(ApiError::BadRequest("Send the body as application/json.".into()));
     }
-    serde_json::from_slice(body).map_err(|e| {
+    // `null` is no body too (the document allows it, as JSON for "nothing").
+    serde_json::from_slice::<Option<VerifyBody>>(body).map(Option::unwrap_or_default).map_err(|e| {
         ApiError::BadRequest(format!("The body must be {{\"action\": \"…\", \"asset\": \"…\"}} (both optional): {e}"))
     })
 }
@@ -126,6 +243,36 @@ async fn decide(
     Ok(respond(&verdict))
 }
 
+/// Is the presented key valid for this action on this asset?
+///
+/// Checks, in order: format and checksum (no database work for a malformed key), existence,
+/// active, expiry, owner state, allowed IP ranges, action, asset. While a re-keyed key's old
+/// secret is used in its grace period, the answer says `rotating: true` and carries
+/// `Deprecation` and `Sunset` headers.
+#[utoipa::path(
+    tag = "verification",
+    operation_id = "verifyKey",
+    security(("apiKey" = [])),
+    request_body(
+        content = Option<VerifyBody>,
+        content_type = "application/json",
+        description = "What the key is to do; without a body (or with `{}`) only the key itself is checked.",
+    ),
+    responses(
+        (status = 200, description = "`VALID`", body = VerdictSchema, headers(
+            ("Deprecation" = String, description = "RFC 9745: the key was re-keyed at this time (`@<unix seconds>`); only with `rotating: true`"),
+            ("Sunset" = String, description = "RFC 8594: when the old secret stops working; only with `rotating: true`"),
+        )),
+        (status = 400, description = "A malformed body", body = ErrorBody),
+        (status = 401, description = "`NOT_FOUND` (unknown, malformed, bad checksum, deleted), `EXPIRED` or `DISABLED`",
+            body = VerdictSchema, headers(("WWW-Authenticate" = String))),
+        (status = 403, description = "`FORBIDDEN_IP`, `FORBIDDEN_ACTION` or `FORBIDDEN_ASSET`", body = VerdictSchema),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
+        (status = 429, description = "`RATE_LIMITED`: too many invalid attempts from this address", body = VerdictSchema),
+        (status = 503, description = "The key store cannot be reached and the answer is unknown (fails closed)",
+            body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds"))),
+    ),
+)]
 #[post("/verify")]
 pub async fn verify(req: HttpRequest, state: web::Data<AppState>, body: ApiBody) -> Result<HttpResponse, ApiError> {
     let body = parse_body(&req, &body.0)?;
@@ -133,6 +280,25 @@ pub async fn verify(req: HttpRequest, state: web::Data<AppState>, body: ApiBody)
 }
 
 /// What the presented key is and may do (for integrators debugging their setup).
+///
+/// The same answer as a verification without action or asset.
+#[utoipa::path(
+    tag = "verification",
+    operation_id = "describeKey",
+    security(("apiKey" = [])),
+    responses(
+        (status = 200, description = "`VALID`", body = VerdictSchema, headers(
+            ("Deprecation" = String, description = "RFC 9745; only with `rotating: true`"),
+            ("Sunset" = String, description = "RFC 8594; only with `rotating: true`"),
+        )),
+        (status = 401, description = "`NOT_FOUND`, `EXPIRED` or `DISABLED`", body = VerdictSchema,
+            headers(("WWW-Authenticate" = String))),
+        (status = 403, description = "`FORBIDDEN_IP`", body = VerdictSchema),
+        (status = 429, description = "`RATE_LIMITED`", body = VerdictSchema),
+        (status = 503, description = "The key store cannot be reached (fails closed)", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds"))),
+    ),
+)]
 #[get("/me")]
 pub async fn me(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     decide(&state, &req, None, None).await
