@@ -115,6 +115,11 @@ pub struct ConfigArgs {
     #[arg(long, env = "KEYWARD_USAGE_DAILY_MONTHS", value_name = "MONTHS", default_value = "13",
           value_parser = at_least_one::<u32>("KEYWARD_USAGE_DAILY_MONTHS"))]
     pub usage_daily_months: u32,
+    /// Let webhook endpoints be on loopback, link-local and private addresses (a receiver on
+    /// this machine or the internal network); refused by default, checked on every delivery.
+    #[arg(long, env = "KEYWARD_WEBHOOK_ALLOW_PRIVATE", value_name = "BOOL", default_value = "false",
+          action = clap::ArgAction::Set, value_parser = boolean("KEYWARD_WEBHOOK_ALLOW_PRIVATE"))]
+    pub webhook_allow_private: bool,
     /// Directory of the PostgreSQL server binaries for the embedded cluster. Unset:
     /// `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin.
     #[arg(long, env = "KEYWARD_PG_BIN", value_name = "DIR")]
@@ -164,6 +169,8 @@ pub struct Config {
     pub usage_retention: crate::services::usage::Retention,
     /// Where the embedded cluster's server binaries are, if given.
     pub pg_bin: Option<PathBuf>,
+    /// Webhook endpoints may be on private addresses (`KEYWARD_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
 }
 
 /// A configuration problem, worded for the operator.
@@ -241,6 +248,7 @@ impl Config {
                 daily_months: args.usage_daily_months,
             },
             pg_bin: args.pg_bin,
+            webhook_allow_private: args.webhook_allow_private,
         })
     }
 

@@ -39,7 +39,7 @@ use crate::{
     readiness::{self, Readiness},
     routes,
     secrets::DerivedKeys,
-    services::second_factor::SecondFactorKeys,
+    services::{notifications::webhooks::WebhookSender, second_factor::SecondFactorKeys},
     state::AppState,
 };
 
@@ -71,6 +71,8 @@ pub struct AppSettings {
     /// The bearer token of `GET /metrics` (`KEYWARD_METRICS_TOKEN`); without it there is no
     /// such page.
     pub metrics_token: Option<MetricsToken>,
+    /// Webhook endpoints may be on private addresses (`KEYWARD_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
 }
 
 /// A bound, running HTTP server.
@@ -144,6 +146,7 @@ impl Application {
             second_factor,
             clock: settings.clock.clone(),
             metrics: counters,
+            webhooks: Arc::new(WebhookSender::new(&settings.keys, settings.webhook_allow_private)),
         });
         let trust = web::Data::new(settings.trust_forwarded);
         let site = web::Data::new(csrf::SiteOrigin::new(settings.public_origin.clone(), settings.cookie_secure));
@@ -288,6 +291,13 @@ fn spawn_jobs(state: web::Data<AppState>) {
             // Failures of single jobs are logged by the runner; this is the database itself.
             if let Err(e) = state.db.run(move |conn| Ok(jobs::run_due(conn, now)?)).await {
                 log::warn!("running due background jobs failed (tried again in a minute): {e}");
+            }
+            // Webhooks are sent outside the jobs' transactions, each in its own (see
+            // `services::notifications::webhooks`), at the clock of this moment.
+            let sender = Arc::clone(&state.webhooks);
+            let now = state.clock.now();
+            if let Err(e) = state.db.run(move |conn| Ok(sender.send_due(conn, now, None)?)).await {
+                log::warn!("sending due webhooks failed (tried again in a minute): {e}");
             }
         }
     });

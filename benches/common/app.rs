@@ -103,6 +103,7 @@ pub fn application(url: &str, secret: &MasterSecret, setup: Setup) -> Applicatio
         clock: keyward::clock::Clock::system(),
         // Metrics are always counted; the token only lets `/metrics` answer.
         metrics_token: Some(keyward::metrics::MetricsToken::new("benchmark")),
+        webhook_allow_private: false,
     })
     .unwrap()
 }

@@ -68,6 +68,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         usage_recording: config.usage_recording,
         clock: crate::clock::Clock::system(),
         metrics_token: config.metrics_token.clone(),
+        webhook_allow_private: config.webhook_allow_private,
     };
     let result = actix_web::rt::System::new().block_on(async move {
         let built =

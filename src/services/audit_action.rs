@@ -57,11 +57,17 @@ pub enum AuditAction {
     ApiActionCreate,
     ApiActionDescribe,
     ApiActionRetire,
+    WebhookCreate,
+    WebhookEnable,
+    WebhookDisable,
+    WebhookRotateSecret,
+    WebhookDelete,
+    WebhookTest,
 }
 
 impl AuditAction {
     /// Every action, in the order the audit filter offers them.
-    pub const ALL: [AuditAction; 53] = [
+    pub const ALL: [AuditAction; 59] = [
         AuditAction::KeyCreate,
         AuditAction::KeyView,
         AuditAction::KeyRename,
@@ -115,6 +121,12 @@ impl AuditAction {
         AuditAction::ApiActionCreate,
         AuditAction::ApiActionDescribe,
         AuditAction::ApiActionRetire,
+        AuditAction::WebhookCreate,
+        AuditAction::WebhookEnable,
+        AuditAction::WebhookDisable,
+        AuditAction::WebhookRotateSecret,
+        AuditAction::WebhookDelete,
+        AuditAction::WebhookTest,
     ];
 
     /// What the log stores.
@@ -173,6 +185,12 @@ impl AuditAction {
             AuditAction::ApiActionCreate => "api_action.create",
             AuditAction::ApiActionDescribe => "api_action.describe",
             AuditAction::ApiActionRetire => "api_action.retire",
+            AuditAction::WebhookCreate => "webhook.create",
+            AuditAction::WebhookEnable => "webhook.enable",
+            AuditAction::WebhookDisable => "webhook.disable",
+            AuditAction::WebhookRotateSecret => "webhook.rotate_secret",
+            AuditAction::WebhookDelete => "webhook.delete",
+            AuditAction::WebhookTest => "webhook.test",
         }
     }
 

@@ -229,6 +229,8 @@ pub struct SpawnOptions {
     pub run_jobs: bool,
     /// `KEYWARD_METRICS_TOKEN` (unset: no `/metrics`).
     pub metrics_token: Option<String>,
+    /// `KEYWARD_WEBHOOK_ALLOW_PRIVATE` (the tests' receivers are on 127.0.0.1).
+    pub webhook_allow_private: bool,
 }
 
 impl Default for SpawnOptions {
@@ -248,6 +250,7 @@ impl Default for SpawnOptions {
             password_hashers: 2,
             run_jobs: false,
             metrics_token: None,
+            webhook_allow_private: false,
         }
     }
 }
@@ -294,6 +297,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         usage_recording: true,
         clock,
         metrics_token: options.metrics_token.as_deref().map(keyward::metrics::MetricsToken::new),
+        webhook_allow_private: options.webhook_allow_private,
     })
     .expect("build the application");
     let address = app.local_addr();

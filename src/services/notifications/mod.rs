@@ -8,12 +8,13 @@
 //! (reminders, "expired") are written by the `key-expiry` job ([`expiry`]), once per key,
 //! occasion and expiry thanks to a unique index.
 //!
-//! Channels today: `mail`, delivered by the `deliver-mail` job ([`mail`]) into the mail
-//! outbox that administrators and staff read in the browser. SMTP and webhooks are later
-//! channels of the same outbox.
+//! Channels: `mail`, delivered by the `deliver-mail` job ([`mail`]) into the mail outbox
+//! that administrators and staff read in the browser, and `webhook`, fanned out to the
+//! organization's endpoints by the `deliver-webhooks` job and sent signed ([`webhooks`]).
 
 pub mod expiry;
 pub mod mail;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use diesel::{PgConnection, QueryResult};
@@ -28,7 +29,7 @@ use crate::{
 };
 
 /// The channels every event is delivered on.
-pub const CHANNELS: &[&str] = &[mail::CHANNEL];
+pub const CHANNELS: &[&str] = &[mail::CHANNEL, webhooks::CHANNEL];
 
 /// The event catalogue (the README lists each with its payload).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
