@@ -43,3 +43,4 @@ mod usage;
 mod user_keys;
 mod verify;
 mod walk;
+mod webhooks;
