@@ -296,7 +296,7 @@ fn spawn_jobs(state: web::Data<AppState>) {
             // `services::notifications::webhooks`), at the clock of this moment.
             let sender = Arc::clone(&state.webhooks);
             let now = state.clock.now();
-            if let Err(e) = state.db.run(move |conn| Ok(sender.send_due(conn, now, None)?)).await {
+            if let Err(e) = state.db.run(move |conn| sender.send_due(conn, now, None)).await {
                 log::warn!("sending due webhooks failed (tried again in a minute): {e}");
             }
         }
