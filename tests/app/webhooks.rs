@@ -374,6 +374,20 @@ async fn a_failing_endpoint_backs_off_for_about_a_day_and_is_then_disabled_with_
     .unwrap();
     run_jobs_now(app);
     assert_eq!(deliveries(app, endpoint).len(), 1, "no delivery queued for a disabled endpoint");
+    // The administrators are told by mail (the outbox, without SMTP), with a link to it.
+    let told: Vec<(String, String, Option<String>)> = keyward::db::schema::mail_messages::table
+        .filter(keyward::db::schema::mail_messages::subject.eq("A webhook endpoint was disabled"))
+        .select((
+            keyward::db::schema::mail_messages::recipient_email,
+            keyward::db::schema::mail_messages::body,
+            keyward::db::schema::mail_messages::link_path,
+        ))
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].0, "admin@acme.test");
+    assert!(told[0].1.contains(&receiver.url()) && told[0].1.contains("HTTP 500"), "{told:?}");
+    assert_eq!(told[0].2.as_deref(), Some(format!("/admin/webhooks/{endpoint}").as_str()));
 
     // Enabled again: the notice goes, and deliveries flow.
     receiver.set(Mode::Accept);

@@ -56,6 +56,10 @@ pub const CHANNEL: &str = "webhook";
 /// The type of the event "send test event" sends (to that one endpoint only).
 pub const TEST_EVENT: &str = "webhook.test";
 
+/// The notice to administrators that Keyward disabled a failing endpoint: mail only (a
+/// receiver that keeps failing is the one place it could not go).
+pub const DISABLED_EVENT: &str = "webhook.disabled";
+
 /// The wait after each failed attempt: 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h —
 /// about 23 hours from the first attempt to the last.
 pub const BACKOFF: [i64; 8] = [30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600];
@@ -514,11 +518,7 @@ impl WebhookSender {
             .set(webhook_endpoints::consecutive_failures.eq(webhook_endpoints::consecutive_failures + 1))
             .execute(conn)?;
         if gives_up && endpoint.enabled {
-            let reason = format!(
-                "Keyward disabled this endpoint because a delivery failed every attempt for about a day (last: {error}). \
-                 Fix the receiver, then enable it again."
-            );
-            disable_failing(conn, &endpoint, &reason, now)?;
+            disable_failing(conn, &endpoint, &error, now)?;
             sent.disabled += 1;
         }
         Ok(true)
@@ -585,14 +585,19 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     inner.to_string()
 }
 
-/// Disables an endpoint whose deliveries kept failing, saying why on its page, audited as
-/// Keyward's doing.
+/// Disables an endpoint whose deliveries kept failing, saying why on its page and in a
+/// message to the organization's administrators, audited as Keyward's doing.
 fn disable_failing(
     conn: &mut PgConnection,
     endpoint: &WebhookEndpoint,
-    reason: &str,
+    last_error: &str,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
+    let reason = format!(
+        "Keyward disabled this endpoint because a delivery failed every attempt for about a day (last: {}). \
+         Fix the receiver, then enable it again.",
+        last_error.chars().take(120).collect::<String>()
+    );
     diesel::update(webhook_endpoints::table.find(endpoint.id))
         .set((
             webhook_endpoints::enabled.eq(false),
@@ -601,9 +606,32 @@ fn disable_failing(
             webhook_endpoints::updated_at.eq(now),
         ))
         .execute(conn)?;
+    let actor = Actor::system("run-jobs").at(now);
+    let payload = json!({
+        "type": DISABLED_EVENT,
+        "occurred_at": now,
+        "actor": super::actor_json(&actor),
+        "endpoint": { "id": endpoint.id, "url": endpoint.url },
+        "last_error": last_error,
+    });
+    OutboxEvent::insert(
+        conn,
+        &crate::db::models::outbox::NewOutboxEvent {
+            event_type: DISABLED_EVENT,
+            organization_id: Some(endpoint.organization_id),
+            service_provider_id: None,
+            api_key_id: None,
+            user_id: None,
+            occasion: None,
+            key_expires_at: None,
+            payload: &payload,
+            created_at: now,
+        },
+        &[super::mail::CHANNEL],
+    )?;
     audit::record(
         conn,
-        &Actor::system("run-jobs").at(now),
+        &actor,
         Entry::new(AuditAction::WebhookDisable)
             .organization(Some(endpoint.organization_id))
             .target(Target::new("webhook", endpoint.id, &endpoint.url))
