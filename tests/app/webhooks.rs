@@ -564,3 +564,33 @@ async fn only_the_organizations_administrators_reach_its_webhooks() {
     assert_eq!(audit_count(app, "webhook.delete"), 1);
     assert!(w.admin.open("/admin/webhooks").await.says("No webhook endpoints yet"));
 }
+
+#[actix_web::test]
+async fn in_a_browser_an_administrator_adds_an_endpoint_copies_its_secret_and_sends_a_test_event() {
+    use crate::browser::Browser;
+    let w = world(true).await;
+    let receiver = Receiver::start();
+    let browser = Browser::open(&w.app, true).await;
+    browser.sign_in("admin@acme.test").await;
+    browser.goto("/admin/webhooks").await;
+    browser.axe("document").await;
+    browser.open_dialog(".page-head a[data-dialog]").await;
+    browser.find("dialog #webhook-url").await.send_keys(&receiver.url()).await.unwrap();
+    browser.axe("dialog[open]").await;
+    browser.find("dialog button[type=submit]").await.click().await.unwrap();
+
+    let secret = browser.find("dialog[open] #webhook-secret").await.prop("value").await.unwrap().unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    browser.axe("dialog[open]").await;
+    receiver.knows(&secret);
+    browser.find("dialog[open] [data-dialog-done]").await.click().await.unwrap();
+    browser.wait_for_text("h1", &receiver.url()).await;
+    assert!(!browser.client.source().await.unwrap().contains(&secret), "the secret is gone from the page");
+
+    browser.find("form[action$='/test'] button").await.click().await.unwrap();
+    browser.wait_for_text(".flash-success", "answered with success").await;
+    browser.axe("document").await;
+    assert!(receiver.received().iter().all(|r| r.valid));
+    assert_eq!(receiver.received().len(), 1);
+    browser.close().await;
+}
