@@ -165,17 +165,24 @@ pub async fn create(
     let values = form.into_inner();
     let submitted = values.clone();
     let sender = state.webhooks.clone();
-    let result = admin
-        .change(&state, move |conn, actor, organization_id| {
-            let input = webhook_endpoints::parse(
-                &submitted.url,
-                &submitted.description,
-                &submitted.event_type,
-                sender.allow_private(),
-            )?;
-            webhook_endpoints::create(conn, actor, organization_id, sender.seal(), input)
-        })
-        .await;
+    // Checking the URL may resolve its host name: on a blocking thread, and before the
+    // transaction, which need not wait for DNS.
+    let allow_private = sender.allow_private();
+    let parsed = web::block(move || {
+        webhook_endpoints::parse(&submitted.url, &submitted.description, &submitted.event_type, allow_private)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("checking a webhook URL failed: {e}")))?;
+    let result = match parsed {
+        Ok(input) => {
+            admin
+                .change(&state, move |conn, actor, organization_id| {
+                    webhook_endpoints::create(conn, actor, organization_id, sender.seal(), input)
+                })
+                .await
+        }
+        Err(e) => Err(e),
+    };
     match result {
         Ok((endpoint, secret)) => {
             let heading = "Your endpoint's signing secret".to_string();
