@@ -489,6 +489,13 @@ async fn the_secret_is_shown_once_sealed_at_rest_and_a_rotated_one_signs_from_th
     app.advance(StdDuration::from_secs(BACKOFF[0] as u64));
     assert_eq!(send_due(app).await.delivered, 1);
     assert!(receiver.received()[1].valid);
+
+    // Revealing a secret asks for a recent sign-in (sudo mode), like adding an endpoint.
+    app.advance(StdDuration::from_secs(11 * 60));
+    let response = w.admin.post(&format!("/admin/webhooks/{endpoint}/rotate"), &[]).await;
+    assert!(location(&response).starts_with("/account/confirm"), "{}", location(&response));
+    assert!(location(&w.admin.get("/admin/webhooks/new").await).starts_with("/account/confirm"));
+    assert_eq!(audit_count(app, "webhook.rotate_secret"), 1, "not rotated without the confirmation");
 }
 
 #[actix_web::test]
