@@ -118,6 +118,11 @@ pub struct ConfigArgs {
     #[arg(long, env = "KEYWARD_USAGE_DAILY_MONTHS", value_name = "MONTHS", default_value = "13",
           value_parser = at_least_one::<u32>("KEYWARD_USAGE_DAILY_MONTHS"))]
     pub usage_daily_months: u32,
+    /// Let webhook endpoints be on loopback, link-local and private addresses (a receiver on
+    /// this machine or the internal network); refused by default, checked on every delivery.
+    #[arg(long, env = "KEYWARD_WEBHOOK_ALLOW_PRIVATE", value_name = "BOOL", default_value = "false",
+          action = clap::ArgAction::Set, value_parser = boolean("KEYWARD_WEBHOOK_ALLOW_PRIVATE"))]
+    pub webhook_allow_private: bool,
     /// Directory of the PostgreSQL server binaries for the embedded cluster. Unset:
     /// `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin.
     #[arg(long, env = "KEYWARD_PG_BIN", value_name = "DIR")]
@@ -178,6 +183,8 @@ pub struct Config {
     /// The SMTP relay and sender (`KEYWARD_SMTP_URL`, `KEYWARD_MAIL_FROM`); none: mail stays
     /// in the browser's outbox.
     pub mail: Option<SmtpSettings>,
+    /// Webhook endpoints may be on private addresses (`KEYWARD_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
 }
 
 /// A configuration problem, worded for the operator.
@@ -263,6 +270,7 @@ impl Config {
             },
             pg_bin: args.pg_bin,
             mail,
+            webhook_allow_private: args.webhook_allow_private,
         })
     }
 

@@ -63,7 +63,10 @@ impl MasterSecret {
         let mut passkey_handle_key = [0u8; 32];
         hkdf.expand(b"keyward passkey user handle v1", &mut passkey_handle_key)
             .expect("32 bytes is a valid HKDF-SHA-256 output length");
-        DerivedKeys { key_pepper, cookie_key, totp_seal_key, recovery_pepper, passkey_handle_key }
+        let mut webhook_seal_key = [0u8; 32];
+        hkdf.expand(b"keyward webhook secret seal key v1", &mut webhook_seal_key)
+            .expect("32 bytes is a valid HKDF-SHA-256 output length");
+        DerivedKeys { key_pepper, cookie_key, totp_seal_key, recovery_pepper, passkey_handle_key, webhook_seal_key }
     }
 }
 
@@ -78,6 +81,9 @@ pub struct DerivedKeys {
     pub recovery_pepper: [u8; 32],
     /// HMAC-SHA-256 key of the opaque account handle passkeys carry (WebAuthn's user id).
     pub passkey_handle_key: [u8; 32],
+    /// AES-256-GCM key that seals webhook signing secrets in the database (they must be
+    /// readable to sign, unlike hashed secrets).
+    pub webhook_seal_key: [u8; 32],
 }
 
 impl std::fmt::Debug for DerivedKeys {
@@ -112,6 +118,7 @@ mod tests {
         assert_ne!(a.key_pepper[..], a.cookie_key[..32]);
         assert_ne!(a.key_pepper, a.totp_seal_key);
         assert_ne!(a.totp_seal_key, a.recovery_pepper);
+        assert_ne!(a.totp_seal_key, a.webhook_seal_key);
         let other = MasterSecret::from_bytes(vec![2u8; 32]).unwrap().derive();
         assert_ne!(a.key_pepper, other.key_pepper);
     }

@@ -40,7 +40,10 @@ use crate::{
     routes,
     secrets::DerivedKeys,
     services::{
-        notifications::smtp::{Mailer, SmtpSettings},
+        notifications::{
+            smtp::{Mailer, SmtpSettings},
+            webhooks::WebhookSender,
+        },
         second_factor::SecondFactorKeys,
     },
     state::AppState,
@@ -76,6 +79,8 @@ pub struct AppSettings {
     pub metrics_token: Option<MetricsToken>,
     /// The SMTP relay (`KEYWARD_SMTP_URL`); none: mail stays in the browser's outbox.
     pub mail: Option<SmtpSettings>,
+    /// Webhook endpoints may be on private addresses (`KEYWARD_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
 }
 
 /// A bound, running HTTP server.
@@ -157,6 +162,7 @@ impl Application {
             second_factor,
             clock: settings.clock.clone(),
             metrics: counters,
+            webhooks: Arc::new(WebhookSender::new(&settings.keys, settings.webhook_allow_private)),
         });
         let trust = web::Data::new(settings.trust_forwarded);
         let site = web::Data::new(csrf::SiteOrigin::new(settings.public_origin.clone(), settings.cookie_secure));
@@ -302,6 +308,13 @@ fn spawn_jobs(state: web::Data<AppState>) {
             let mailer = state.mailer.clone();
             if let Err(e) = state.db.run(move |conn| Ok(jobs::run_due_and_send(conn, now, mailer.as_ref())?)).await {
                 log::warn!("running due background jobs failed (tried again in a minute): {e}");
+            }
+            // Webhooks are sent outside the jobs' transactions, each in its own (see
+            // `services::notifications::webhooks`), at the clock of this moment.
+            let sender = Arc::clone(&state.webhooks);
+            let now = state.clock.now();
+            if let Err(e) = state.db.run(move |conn| sender.send_due(conn, now, None)).await {
+                log::warn!("sending due webhooks failed (tried again in a minute): {e}");
             }
         }
     });

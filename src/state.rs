@@ -9,7 +9,10 @@ use crate::{
     keys::{KeyHasher, verifier::Verifier},
     metrics::Metrics,
     readiness::Readiness,
-    services::{notifications::smtp::Mailer, second_factor::SecondFactorKeys},
+    services::{
+        notifications::{smtp::Mailer, webhooks::WebhookSender},
+        second_factor::SecondFactorKeys,
+    },
 };
 
 /// Shared application state, registered as `web::Data<AppState>`.
@@ -35,4 +38,6 @@ pub struct AppState {
     pub clock: Clock,
     /// Counters for operators (verification codes, sign-in steps, request durations).
     pub metrics: Arc<Metrics>,
+    /// Signs and sends webhook deliveries (the seal key of their secrets, the address rule).
+    pub webhooks: Arc<WebhookSender>,
 }

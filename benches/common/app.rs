@@ -104,6 +104,7 @@ pub fn application(url: &str, secret: &MasterSecret, setup: Setup) -> Applicatio
         // Metrics are always counted; the token only lets `/metrics` answer.
         metrics_token: Some(keyward::metrics::MetricsToken::new("benchmark")),
         mail: None,
+        webhook_allow_private: false,
     })
     .unwrap()
 }

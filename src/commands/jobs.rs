@@ -1,14 +1,21 @@
-//! `run-jobs`: runs every background job that is due once, then exits (for cron, tests and
-//! the demo), on the system clock.
+//! `run-jobs`: runs every background job that is due once, then sends the webhooks that are
+//! due, and exits (for cron, tests and the demo), on the system clock.
 
 use anyhow::bail;
 
-use crate::{clock::Clock, config::Config, db, jobs, services::notifications::smtp::Mailer};
+use crate::{
+    clock::Clock,
+    config::Config,
+    db, jobs,
+    services::notifications::{smtp::Mailer, webhooks::WebhookSender},
+};
 
 use super::DatabaseHandle;
 
 pub fn run_jobs(config: &Config) -> anyhow::Result<()> {
     crate::services::usage::configure_retention(config.usage_retention);
+    // Webhook secrets are sealed under a key derived from the master secret.
+    let sender = WebhookSender::new(&config.resolve_secret()?.derive(), config.webhook_allow_private);
     let handle = DatabaseHandle::open(config)?;
     handle.migrate()?;
     // As the application's role, like the server's runners: jobs change rows, never the schema.
@@ -20,6 +27,10 @@ pub fn run_jobs(config: &Config) -> anyhow::Result<()> {
     for run in &runs {
         println!("{run}");
     }
+    // The webhooks the jobs made due (and earlier ones due for a retry), each in its own
+    // transaction: after the jobs, so that one run delivers what it wrote.
+    let sent = sender.send_due(&mut conn, Clock::system().now(), None)?;
+    println!("send-webhooks: {sent}");
     let failed = runs.iter().filter(|run| matches!(run.outcome, jobs::Outcome::Failed(_))).count();
     if failed > 0 {
         bail!("{failed} job(s) failed; they stay due and run again next time");

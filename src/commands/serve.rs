@@ -69,6 +69,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         clock: crate::clock::Clock::system(),
         metrics_token: config.metrics_token.clone(),
         mail: config.mail.clone(),
+        webhook_allow_private: config.webhook_allow_private,
     };
     let result = actix_web::rt::System::new().block_on(async move {
         let built =

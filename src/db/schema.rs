@@ -376,6 +376,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Int8,
+        event_id -> Int8,
+        endpoint_id -> Int8,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_attempt_at -> Nullable<Timestamptz>,
+        response_status -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Int8,
+        organization_id -> Int8,
+        url -> Text,
+        description -> Text,
+        event_types -> Array<Text>,
+        secret_sealed -> Bytea,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        disabled_at -> Nullable<Timestamptz>,
+        consecutive_failures -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_key_actions -> api_actions (api_action_id));
 diesel::joinable!(api_key_actions -> api_keys (api_key_id));
 diesel::joinable!(api_keys -> service_providers (owner_service_provider_id));
@@ -410,6 +442,9 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(totp_factors -> staff_accounts (staff_id));
 diesel::joinable!(totp_factors -> users (user_id));
 diesel::joinable!(users -> organizations (organization_id));
+diesel::joinable!(webhook_deliveries -> outbox_events (event_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+diesel::joinable!(webhook_endpoints -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_actions,
@@ -442,4 +477,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     totp_factors,
     user_roles,
     users,
+    webhook_deliveries,
+    webhook_endpoints,
 );

@@ -48,6 +48,9 @@ pub const JOBS: &[Job] = &[
     Job { name: "weekly-digest", every: Duration::from_secs(3600), run: services::notifications::digest::run },
     // Last, so that a run delivers the events the jobs before it wrote.
     Job { name: "deliver-mail", every: Duration::from_secs(60), run: services::notifications::mail::deliver },
+    // Queues webhook deliveries per endpoint; sending them (HTTP) happens after the jobs,
+    // outside their transactions (`WebhookSender::send_due`).
+    Job { name: "deliver-webhooks", every: Duration::from_secs(60), run: services::notifications::webhooks::fan_out },
 ];
 
 /// How often each server instance looks for due jobs.

@@ -58,11 +58,17 @@ pub enum AuditAction {
     ApiActionCreate,
     ApiActionDescribe,
     ApiActionRetire,
+    WebhookCreate,
+    WebhookEnable,
+    WebhookDisable,
+    WebhookRotateSecret,
+    WebhookDelete,
+    WebhookTest,
 }
 
 impl AuditAction {
     /// Every action, in the order the audit filter offers them.
-    pub const ALL: [AuditAction; 54] = [
+    pub const ALL: [AuditAction; 60] = [
         AuditAction::KeyCreate,
         AuditAction::KeyView,
         AuditAction::KeyRename,
@@ -117,6 +123,12 @@ impl AuditAction {
         AuditAction::ApiActionCreate,
         AuditAction::ApiActionDescribe,
         AuditAction::ApiActionRetire,
+        AuditAction::WebhookCreate,
+        AuditAction::WebhookEnable,
+        AuditAction::WebhookDisable,
+        AuditAction::WebhookRotateSecret,
+        AuditAction::WebhookDelete,
+        AuditAction::WebhookTest,
     ];
 
     /// What the log stores.
@@ -176,6 +188,12 @@ impl AuditAction {
             AuditAction::ApiActionCreate => "api_action.create",
             AuditAction::ApiActionDescribe => "api_action.describe",
             AuditAction::ApiActionRetire => "api_action.retire",
+            AuditAction::WebhookCreate => "webhook.create",
+            AuditAction::WebhookEnable => "webhook.enable",
+            AuditAction::WebhookDisable => "webhook.disable",
+            AuditAction::WebhookRotateSecret => "webhook.rotate_secret",
+            AuditAction::WebhookDelete => "webhook.delete",
+            AuditAction::WebhookTest => "webhook.test",
         }
     }
 

@@ -22,5 +22,6 @@ pub mod sessions;
 pub mod staff;
 pub mod usage;
 pub mod users;
+pub mod webhook_endpoints;
 
 pub use actor::Actor;

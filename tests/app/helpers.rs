@@ -231,6 +231,8 @@ pub struct SpawnOptions {
     pub metrics_token: Option<String>,
     /// `KEYWARD_SMTP_URL` (unset: mail stays in the browser's outbox).
     pub smtp_url: Option<String>,
+    /// `KEYWARD_WEBHOOK_ALLOW_PRIVATE` (the tests' receivers are on 127.0.0.1).
+    pub webhook_allow_private: bool,
 }
 
 impl Default for SpawnOptions {
@@ -251,6 +253,7 @@ impl Default for SpawnOptions {
             run_jobs: false,
             metrics_token: None,
             smtp_url: None,
+            webhook_allow_private: false,
         }
     }
 }
@@ -304,6 +307,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
             )
             .expect("a usable SMTP URL")
         }),
+        webhook_allow_private: options.webhook_allow_private,
     })
     .expect("build the application");
     let address = app.local_addr();

@@ -46,3 +46,4 @@ mod usage;
 mod user_keys;
 mod verify;
 mod walk;
+mod webhooks;

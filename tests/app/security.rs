@@ -229,6 +229,7 @@ async fn without_a_database_healthz_is_alive_readyz_and_pages_are_unavailable() 
         clock: keyward::clock::Clock::system(),
         metrics_token: None,
         mail: None,
+        webhook_allow_private: false,
     })
     .unwrap();
     let base = format!("http://{}", app.local_addr());

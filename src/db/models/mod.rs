@@ -15,6 +15,7 @@ pub mod service_provider;
 pub mod session;
 pub mod staff_account;
 pub mod user;
+pub mod webhook;
 
 pub use api_action::ApiAction;
 pub use api_key::ApiKey;

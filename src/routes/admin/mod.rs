@@ -6,6 +6,7 @@ pub mod notifications;
 pub mod policy;
 pub mod roles;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::{HttpResponse, get, web};
 use askama::Template;

@@ -7,7 +7,8 @@
 //! (unless the organization chose "its creator only" on its key policy) the organization's
 //! administrators; for a service provider's key every active staff account;
 //! for `user.api_key_access_lost` the user. People who chose not to get reminders get no
-//! `key.expiring`. Recipients are settled when the message is written (an administrator
+//! `key.expiring`. The notice that Keyward disabled a failing webhook endpoint
+//! (`webhook.disabled`, mail only) goes to the organization's administrators. Recipients are settled when the message is written (an administrator
 //! added since the change is told too). Links are stored as paths and built on the public
 //! URL when shown, so a job needs no configuration.
 
@@ -96,6 +97,8 @@ fn recipients(conn: &mut PgConnection, event: &OutboxEvent) -> QueryResult<Vec<R
     let mut staff = false;
     if event.event_type == EventType::UserApiKeyAccessLost.code() {
         user_ids.extend(event.user_id);
+    } else if event.event_type == super::webhooks::DISABLED_EVENT {
+        admins_of = event.organization_id;
     } else {
         match (str_at(payload, &["key", "owner", "type"]), i64_at(payload, &["key", "owner", "id"])) {
             (Some("user"), Some(id)) => user_ids.push(id),
@@ -153,6 +156,9 @@ fn link_path(event: &OutboxEvent, recipient: &Recipient) -> Option<String> {
     }
     if event.event_type == EventType::UserApiKeyAccessLost.code() {
         return Some("/account".into());
+    }
+    if event.event_type == super::webhooks::DISABLED_EVENT {
+        return i64_at(payload, &["endpoint", "id"]).map(|id| format!("/admin/webhooks/{id}"));
     }
     let public_id = str_at(payload, &["key", "public_id"])?;
     match (str_at(payload, &["key", "owner", "type"])?, recipient) {
@@ -234,6 +240,17 @@ fn text(event: &OutboxEvent) -> (String, String) {
             format!(
                 "{by} removed your API key access. Your personal API keys stopped working; an administrator can \
                  grant access again."
+            ),
+        )
+    } else if code == super::webhooks::DISABLED_EVENT {
+        let url = str_at(payload, &["endpoint", "url"]).unwrap_or("");
+        let last_error = str_at(payload, &["last_error"]).unwrap_or("");
+        (
+            "A webhook endpoint was disabled".to_string(),
+            format!(
+                "Keyward disabled the webhook endpoint {url} because a delivery to it failed every attempt for about \
+                 a day (last: {last_error}). Nothing is sent to it until an administrator enables it again on its \
+                 page."
             ),
         )
     } else {

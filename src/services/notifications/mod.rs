@@ -8,15 +8,17 @@
 //! (reminders, "expired") are written by the `key-expiry` job ([`expiry`]), once per key,
 //! occasion and expiry thanks to a unique index.
 //!
-//! Channels today: `mail`, delivered by the `deliver-mail` job ([`mail`]) into the mail
-//! outbox that administrators and staff read in the browser; with `KEYWARD_SMTP_URL`, the
-//! messages of that outbox are also sent over SMTP ([`smtp`]). The weekly digest
-//! ([`digest`]) writes into the same mail outbox. Webhooks are a later channel.
+//! Channels: `mail`, delivered by the `deliver-mail` job ([`mail`]) into the mail outbox
+//! that administrators and staff read in the browser (with `KEYWARD_SMTP_URL` its messages
+//! are also sent over SMTP, [`smtp`]; the weekly digest, [`digest`], writes into the same
+//! outbox), and `webhook`, fanned out to the organization's endpoints by the
+//! `deliver-webhooks` job and sent signed ([`webhooks`]).
 
 pub mod digest;
 pub mod expiry;
 pub mod mail;
 pub mod smtp;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use diesel::{PgConnection, QueryResult};
@@ -31,7 +33,7 @@ use crate::{
 };
 
 /// The channels every event is delivered on.
-pub const CHANNELS: &[&str] = &[mail::CHANNEL];
+pub const CHANNELS: &[&str] = &[mail::CHANNEL, webhooks::CHANNEL];
 
 /// The event catalogue (the README lists each with its payload).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
