@@ -57,11 +57,13 @@ pub enum AuditAction {
     ApiActionCreate,
     ApiActionDescribe,
     ApiActionRetire,
+    ManagementTokenCreate,
+    ManagementTokenRevoke,
 }
 
 impl AuditAction {
     /// Every action, in the order the audit filter offers them.
-    pub const ALL: [AuditAction; 53] = [
+    pub const ALL: [AuditAction; 55] = [
         AuditAction::KeyCreate,
         AuditAction::KeyView,
         AuditAction::KeyRename,
@@ -115,6 +117,8 @@ impl AuditAction {
         AuditAction::ApiActionCreate,
         AuditAction::ApiActionDescribe,
         AuditAction::ApiActionRetire,
+        AuditAction::ManagementTokenCreate,
+        AuditAction::ManagementTokenRevoke,
     ];
 
     /// What the log stores.
@@ -173,6 +177,8 @@ impl AuditAction {
             AuditAction::ApiActionCreate => "api_action.create",
             AuditAction::ApiActionDescribe => "api_action.describe",
             AuditAction::ApiActionRetire => "api_action.retire",
+            AuditAction::ManagementTokenCreate => "management_token.create",
+            AuditAction::ManagementTokenRevoke => "management_token.revoke",
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod leaks;
+pub mod management;
 pub mod openapi;
 pub mod verify;
 
@@ -54,6 +55,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(verify::me)
             .service(leaks::report)
             .service(openapi::document)
+            .configure(management::configure)
+            .wrap(actix_web::middleware::from_fn(management::limit::announce))
             .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) })),
     );
 }
