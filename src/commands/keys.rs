@@ -103,9 +103,10 @@ pub fn create_management_token(config: &Config, args: CreateTokenArgs) -> anyhow
     let mut conn = db::connect(&handle.url)?;
     let hasher = KeyHasher::new(secret.derive().key_pepper);
     let name = KeyName::parse(&args.name).map_err(|e| anyhow!("invalid --name: {e}"))?;
-    let scopes = TokenScopes::parse(args.scopes.iter().map(String::as_str)).map_err(|e| anyhow!("invalid --scopes: {e}"))?;
-    let lifetime_days =
-        management_tokens::parse_lifetime(args.expires_in_days).map_err(|e| anyhow!("invalid --expires-in-days: {e}"))?;
+    let scopes =
+        TokenScopes::parse(args.scopes.iter().map(String::as_str)).map_err(|e| anyhow!("invalid --scopes: {e}"))?;
+    let lifetime_days = management_tokens::parse_lifetime(args.expires_in_days)
+        .map_err(|e| anyhow!("invalid --expires-in-days: {e}"))?;
     let actor = Actor::system("create-management-token");
     let (token, generated, creator) = conn
         .transaction(|conn| {
@@ -115,9 +116,9 @@ pub fn create_management_token(config: &Config, args: CreateTokenArgs) -> anyhow
             let creator = match &args.creator {
                 Some(email) => {
                     let email = email.trim().to_lowercase();
-                    User::find_by_email(conn, &email)?
-                        .filter(|u| u.organization_id == organization.id)
-                        .ok_or_else(|| AppError::BadRequest(format!("there is no user {email} in {}", organization.slug)))?
+                    User::find_by_email(conn, &email)?.filter(|u| u.organization_id == organization.id).ok_or_else(
+                        || AppError::BadRequest(format!("there is no user {email} in {}", organization.slug)),
+                    )?
                 }
                 None => User::list_for_org(conn, organization.id)?
                     .into_iter()

@@ -16,8 +16,13 @@ pub enum TokenScope {
 }
 
 impl TokenScope {
-    pub const ALL: [TokenScope; 5] =
-        [TokenScope::KeysRead, TokenScope::KeysWrite, TokenScope::UsersRead, TokenScope::UsersAccess, TokenScope::AuditRead];
+    pub const ALL: [TokenScope; 5] = [
+        TokenScope::KeysRead,
+        TokenScope::KeysWrite,
+        TokenScope::UsersRead,
+        TokenScope::UsersAccess,
+        TokenScope::AuditRead,
+    ];
 
     /// The code stored and shown (`keys:read`).
     pub fn code(self) -> &'static str {

@@ -104,15 +104,16 @@ pub fn create(
     audit::record(
         conn,
         actor,
-        Entry::new(AuditAction::ManagementTokenCreate).organization(Some(organization_id)).target(target(&token)).details(
-            json!({
+        Entry::new(AuditAction::ManagementTokenCreate)
+            .organization(Some(organization_id))
+            .target(target(&token))
+            .details(json!({
                 "scopes": new.scopes.codes(),
                 "expires_at": expires_at,
                 "allowed_ips": new.cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
                 "creator": creator.email,
                 "creator_user_id": creator.id,
-            }),
-        ),
+            })),
     )?;
     Ok((token, secret))
 }

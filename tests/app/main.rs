@@ -23,6 +23,7 @@ mod key_matrix;
 mod keys;
 mod limits;
 mod look;
+mod management_api;
 mod metrics;
 mod notifications;
 mod offered;

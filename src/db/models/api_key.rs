@@ -411,8 +411,7 @@ impl ApiKey {
     ) -> QueryResult<Vec<ApiKey>> {
         let mut query = Self::filtered(scope, filter);
         if let Some((at, id)) = after {
-            query = query
-                .filter(api_keys::created_at.lt(at).or(api_keys::created_at.eq(at).and(api_keys::id.lt(id))));
+            query = query.filter(api_keys::created_at.lt(at).or(api_keys::created_at.eq(at).and(api_keys::id.lt(id))));
         }
         query
             .order((api_keys::created_at.desc(), api_keys::id.desc()))

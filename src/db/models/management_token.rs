@@ -122,11 +122,7 @@ impl IdempotencyRecord {
             .bind::<BigInt, _>(token_id)
             .bind::<Text, _>(key)
             .execute(conn)?;
-        management_idempotency::table
-            .find((token_id, key))
-            .select(Self::as_select())
-            .first(conn)
-            .optional()
+        management_idempotency::table.find((token_id, key)).select(Self::as_select()).first(conn).optional()
     }
 
     pub fn insert(&self, conn: &mut PgConnection) -> QueryResult<()> {

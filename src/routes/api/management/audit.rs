@@ -83,7 +83,10 @@ pub async fn list_events(
     let organization_id = caller.organization_id();
     let events =
         state.db.run(move |conn| Ok(AuditEvent::page_before(conn, organization_id, &filter, before, limit)?)).await?;
-    let next = (events.len() as i64 == limit).then(|| events.last().map(|e| cursor::encode(e.occurred_at, e.id))).flatten();
+    let next =
+        (events.len() as i64 == limit).then(|| events.last().map(|e| cursor::encode(e.occurred_at, e.id))).flatten();
     let data: Vec<EventView> = events.into_iter().map(EventView::from).collect();
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({ "data": data, "next_cursor": next })))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "data": data, "next_cursor": next })))
 }

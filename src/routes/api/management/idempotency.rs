@@ -63,7 +63,13 @@ impl Idempotency {
     }
 
     /// Stores the first answer (without any secret) in the change's transaction.
-    pub fn remember(&self, conn: &mut PgConnection, token_id: i64, status: StatusCode, body: &Value) -> Result<(), AppError> {
+    pub fn remember(
+        &self,
+        conn: &mut PgConnection,
+        token_id: i64,
+        status: StatusCode,
+        body: &Value,
+    ) -> Result<(), AppError> {
         let Some(key) = &self.key else { return Ok(()) };
         IdempotencyRecord {
             token_id,

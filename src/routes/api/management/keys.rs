@@ -247,7 +247,8 @@ fn json_body<T: serde::de::DeserializeOwned>(req: &HttpRequest, body: &[u8], emp
     if !json {
         return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Send the body as application/json."));
     }
-    serde_json::from_slice(body).map_err(|e| Problem::bad_request(format!("The body is not what this endpoint takes: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| Problem::bad_request(format!("The body is not what this endpoint takes: {e}")))
 }
 
 fn parse_expiry(text: &str) -> Result<ExpiryChoice, String> {
@@ -320,8 +321,8 @@ impl CreateKeyBody {
             }
             None => (NewKeyOwner::Organization { organization_id }, None),
         };
-        let (((((name, comment), environment), actions), assets), (cidrs, expiry)) = errors
-            .finish(name.zip(comment).zip(environment).zip(actions).zip(assets).zip(cidrs.zip(expiry)))?;
+        let (((((name, comment), environment), actions), assets), (cidrs, expiry)) =
+            errors.finish(name.zip(comment).zip(environment).zip(actions).zip(assets).zip(cidrs.zip(expiry)))?;
         Ok(NewKeyRequest {
             owner,
             name,
@@ -374,8 +375,12 @@ impl UpdateKeyBody {
                     .into_iter()
                     .map(|(id, _, _)| id)
                     .collect();
-                let group_ids =
-                    ApiKey::groups_of(conn, &[key.id])?.remove(&key.id).unwrap_or_default().into_iter().map(|g| g.0).collect();
+                let group_ids = ApiKey::groups_of(conn, &[key.id])?
+                    .remove(&key.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|g| g.0)
+                    .collect();
                 Some(AssetScope::Only { asset_ids, group_ids })
             }
             (assets, groups) => parse_assets(&mut errors, assets, groups),
@@ -483,7 +488,9 @@ pub async fn list_keys(
             Ok((KeyView::load_many(conn, &keys, now)?, next.flatten()))
         })
         .await?;
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({ "data": views, "next_cursor": next })))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "data": views, "next_cursor": next })))
 }
 
 fn at(caller: &Caller, public_id: &str) -> Result<(KeyScope, String), Problem> {
@@ -502,7 +509,11 @@ fn with_etag(status: StatusCode, view: &KeyView) -> HttpResponse {
 }
 
 #[get("/keys/{id}")]
-pub async fn get_key(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, Problem> {
+pub async fn get_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
     caller.require_scope(TokenScope::KeysRead)?;
     let (scope, public_id) = at(&caller, &path)?;
     let actor = caller.actor.clone();
@@ -527,9 +538,7 @@ fn issued(status: StatusCode, outcome: Issued, secret: Option<String>) -> HttpRe
         Issued::Replayed(record) => idempotency::replayed(record),
         Issued::New(mut body) => {
             body["secret"] = json!(secret);
-            HttpResponse::build(status)
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(body)
+            HttpResponse::build(status).insert_header((header::CACHE_CONTROL, "no-store")).json(body)
         }
     }
 }

@@ -46,7 +46,8 @@ impl RateLimits {
     pub fn new(per_minute: u32) -> Self {
         let n = NonZeroU32::new(per_minute.max(1)).expect("at least one");
         Self {
-            limiter: RateLimiter::keyed(Quota::per_minute(n).allow_burst(n)).with_middleware::<StateInformationMiddleware>(),
+            limiter: RateLimiter::keyed(Quota::per_minute(n).allow_burst(n))
+                .with_middleware::<StateInformationMiddleware>(),
             per_minute: n.get(),
         }
     }

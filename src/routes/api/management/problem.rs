@@ -98,7 +98,10 @@ impl From<AppError> for Problem {
                 problem.kind = "urn:keyward:problem:invalid-fields";
                 problem.errors = errors
                     .iter()
-                    .map(|(field, message)| FieldProblem { field: api_field(field).to_string(), message: message.into() })
+                    .map(|(field, message)| FieldProblem {
+                        field: api_field(field).to_string(),
+                        message: message.into(),
+                    })
                     .collect();
                 problem
             }

@@ -61,7 +61,9 @@ pub async fn list_users(
     let after = match query.cursor.as_deref() {
         None => None,
         Some(cursor) => Some(
-            cursor.parse::<i64>().map_err(|_| Problem::invalid_field("cursor", "Use the next_cursor of a previous page."))?,
+            cursor
+                .parse::<i64>()
+                .map_err(|_| Problem::invalid_field("cursor", "Use the next_cursor of a previous page."))?,
         ),
     };
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
@@ -69,7 +71,9 @@ pub async fn list_users(
     let users = state.db.run(move |conn| Ok(User::page_in_org(conn, organization_id, after, limit)?)).await?;
     let next = (users.len() as i64 == limit).then(|| users.last().map(|u| u.id.to_string())).flatten();
     let data: Vec<UserView> = users.into_iter().map(UserView::from).collect();
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({ "data": data, "next_cursor": next })))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "data": data, "next_cursor": next })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,9 +92,16 @@ pub async fn set_api_key_access(
 ) -> Result<HttpResponse, Problem> {
     caller.require_scope(TokenScope::UsersAccess)?;
     let user_id: i64 = path.parse().map_err(|_| Problem::not_found())?;
-    let json = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_none_or(|v| v.starts_with("application/json"));
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("application/json"));
     if !json {
-        return Err(Problem::new(actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE, "Send the body as application/json."));
+        return Err(Problem::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Send the body as application/json.",
+        ));
     }
     let body: AccessBody = serde_json::from_slice(&body.0)
         .map_err(|e| Problem::bad_request(format!("The body is {{\"granted\": true|false}}: {e}")))?;
