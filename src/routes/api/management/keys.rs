@@ -693,7 +693,7 @@ pub async fn end_grace(
     path: web::Path<String>,
     body: ApiBody,
 ) -> Result<HttpResponse, Problem> {
-    change(&req, &state, &caller, &path, &body.0, |conn, actor, at| lifecycle::end_grace(conn, actor, at)).await
+    change(&req, &state, &caller, &path, &body.0, lifecycle::end_grace).await
 }
 
 #[post("/keys/{id}/deactivate")]
