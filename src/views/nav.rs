@@ -19,6 +19,7 @@ pub enum Section {
     AdminAudit,
     AdminPolicy,
     AdminNotifications,
+    AdminApiAccess,
     StaffHome,
     StaffProviders,
     StaffOrganizations,
@@ -79,6 +80,7 @@ impl Nav {
                 ("Key policy", "/admin/policy", Section::AdminPolicy, Capability::Administer),
                 ("Audit log", "/admin/audit", Section::AdminAudit, Capability::ReadAudit),
                 ("Notifications", "/admin/notifications", Section::AdminNotifications, Capability::Administer),
+                ("API access", "/admin/api-access", Section::AdminApiAccess, Capability::Administer),
             ];
             let items = admin_pages
                 .into_iter()

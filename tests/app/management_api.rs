@@ -500,3 +500,62 @@ async fn a_token_grants_and_revokes_api_key_access_as_its_creator() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[actix_web::test]
+async fn administrators_create_a_token_in_the_browser_after_proving_it_is_them_see_it_once_and_revoke_it() {
+    use keyward::db::schema::management_tokens;
+    let app = crate::helpers::spawn_app().await;
+    let (acme, admin) = fixtures::organization_with_admin(&mut app.conn(), "acme");
+    let manager = fixtures::key_manager(&mut app.conn(), &acme, "keys@acme.test", &[]);
+    let client = app.signed_in(&admin.email).await;
+    let list = client.open("/admin/api-access").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.has("a[href='/admin/api-access/new']"));
+    let form = client.open("/admin/api-access/new").await;
+    assert!(form.has_form("/admin/api-access") && form.has("input[name=scopes][value='keys:write']"), "{form}");
+
+    let fields = [
+        ("name", "CI rotation"),
+        ("scopes", "keys:read"),
+        ("scopes", "keys:write"),
+        ("expires_in_days", "30"),
+        ("allowed_ips", ""),
+    ];
+    let response = client.post("/admin/api-access", &fields).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["cache-control"].to_str().unwrap().contains("no-store"));
+    let shown = crate::page::Page::new(StatusCode::OK, response.text().await.unwrap());
+    let token = shown.select("textarea#new-token").value().unwrap_or_default().trim().to_string();
+    assert!(token.starts_with("kw_mgmt_"), "{shown}");
+    assert_eq!(call(&app, Method::GET, "/api/v1/keys", &token, None, &[]).await.0, StatusCode::OK);
+    // Listed, masked: never shown again.
+    let list = client.open("/admin/api-access").await;
+    let public_id = &token[8..16];
+    assert!(list.has(&format!("tr[data-token='{public_id}']")) && !list.body.contains(&token));
+    assert_eq!(crate::helpers::audit_count(&app, "management_token.create"), 1);
+
+    // Bad input: the form again with the field errors, nothing created.
+    let response = client.post("/admin/api-access", &[("name", ""), ("expires_in_days", "900")]).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let again = crate::page::Page::new(StatusCode::UNPROCESSABLE_ENTITY, response.text().await.unwrap());
+    assert!(again.has("#token-name-error") && again.has("#token-scopes-error") && again.has("#token-expires-error"));
+
+    // Revoke, after a confirmation: refused at once.
+    let confirm = client.open(&format!("/admin/api-access/{public_id}/revoke")).await;
+    assert!(confirm.has_form(&format!("/admin/api-access/{public_id}/revoke")));
+    let response = client.post(&format!("/admin/api-access/{public_id}/revoke"), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(call(&app, Method::GET, "/api/v1/keys", &token, None, &[]).await.0, StatusCode::UNAUTHORIZED);
+
+    // Sudo mode: a sign-in older than ten minutes must be confirmed first.
+    app.advance(Duration::from_secs(11 * 60));
+    let response = client.get("/admin/api-access/new").await;
+    assert!(crate::helpers::location(&response).starts_with("/account/confirm?next="), "{response:?}");
+    let response = client.post("/admin/api-access", &fields).await;
+    assert!(crate::helpers::location(&response).starts_with("/account/confirm?next="));
+    assert_eq!(management_tokens::table.count().get_result::<i64>(&mut *app.conn()).unwrap(), 1);
+
+    // Only administrators.
+    let other = app.signed_in(&manager.email).await;
+    assert_eq!(other.get("/admin/api-access").await.status(), StatusCode::FORBIDDEN);
+}
