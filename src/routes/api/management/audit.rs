@@ -14,15 +14,18 @@ use crate::{
 };
 
 /// An audit event as the management API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub id: i64,
     pub occurred_at: DateTime<Utc>,
+    #[schema(value_type = Object)]
     pub actor: serde_json::Value,
     pub action: String,
+    #[schema(value_type = Option<Object>)]
     pub target: Option<serde_json::Value>,
     pub result: String,
     pub client_ip: Option<String>,
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 
@@ -41,7 +44,15 @@ impl From<AuditEvent> for EventView {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A page of events, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventPage {
+    pub data: Vec<EventView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Part of the actor's label.
@@ -58,6 +69,15 @@ pub struct EventsQuery {
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit-events",
+    tag = "audit",
+    summary = "Read the audit log (filters, cursor pagination)",
+    params(EventsQuery),
+    responses((status = 200, description = "A page of events, newest first", body = EventPage), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("management_token" = []))
+)]
 #[get("/audit-events")]
 pub async fn list_events(
     state: web::Data<AppState>,

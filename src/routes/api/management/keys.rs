@@ -37,18 +37,22 @@ use crate::{
 };
 
 /// A key as the management API shows it (never its secret).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub id: String,
     pub name: String,
     pub comment: String,
     pub environment: String,
+    #[schema(value_type = Object)]
     pub owner: Value,
     pub proxy_user_id: Option<i64>,
     /// `"all"` or the action codes.
+    #[schema(value_type = Object)]
     pub actions: Value,
     /// `"all"` or the assets (`id`, `code`).
+    #[schema(value_type = Object)]
     pub assets: Value,
+    #[schema(value_type = Vec<Object>)]
     pub asset_groups: Vec<Value>,
     pub allowed_ips: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -152,7 +156,7 @@ impl<T> AllOr<T> {
 }
 
 /// Whose key `POST /keys` creates.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OwnerBody {
     /// A personal key of user `id`.
@@ -165,7 +169,7 @@ pub enum OwnerBody {
 }
 
 /// The body of `POST /keys`; every settings field is optional (the creator's defaults apply).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyBody {
     pub name: String,
@@ -175,9 +179,12 @@ pub struct CreateKeyBody {
     #[serde(default)]
     pub environment: Option<String>,
     #[serde(default)]
+    /// `"all"` or a list of action codes.
+    #[schema(value_type = Option<Object>)]
     pub actions: Option<AllOr<String>>,
     /// `"all"` or asset ids.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub assets: Option<AllOr<i64>>,
     /// Asset group ids (with `assets` as a list).
     #[serde(default)]
@@ -193,7 +200,7 @@ pub struct CreateKeyBody {
 }
 
 /// The body of `PATCH /keys/{id}`: the fields given are changed, the others kept.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyBody {
     #[serde(default)]
@@ -201,8 +208,11 @@ pub struct UpdateKeyBody {
     #[serde(default)]
     pub comment: Option<String>,
     #[serde(default)]
+    /// `"all"` or a list of action codes.
+    #[schema(value_type = Option<Object>)]
     pub actions: Option<AllOr<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub assets: Option<AllOr<i64>>,
     #[serde(default)]
     pub asset_groups: Option<Vec<i64>>,
@@ -215,7 +225,7 @@ pub struct UpdateKeyBody {
 }
 
 /// The body of `POST /keys/{id}/rekey`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RekeyBody {
     /// How long the old secret keeps working, in minutes (one of the offered grace periods;
@@ -225,7 +235,7 @@ pub struct RekeyBody {
 }
 
 /// The body of `POST /keys/{id}/deactivate`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeactivateBody {
     #[serde(default)]
@@ -414,7 +424,8 @@ fn list_scope(caller: &Caller) -> Result<KeyScope, Problem> {
 }
 
 /// The query of `GET /keys` (the filters of the browser's key lists).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `organization`, `personal`, or a user id.
@@ -468,6 +479,15 @@ impl ListQuery {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys",
+    tag = "keys",
+    summary = "List keys (filters as in the browser, cursor pagination)",
+    params(ListQuery),
+    responses((status = 200, description = "A page of keys", body = KeyPage), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("management_token" = []))
+)]
 #[get("/keys")]
 pub async fn list_keys(
     state: web::Data<AppState>,
@@ -490,7 +510,7 @@ pub async fn list_keys(
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({ "data": views, "next_cursor": next })))
+        .json(KeyPage { data: views, next_cursor: next }))
 }
 
 fn at(caller: &Caller, public_id: &str) -> Result<(KeyScope, String), Problem> {
@@ -508,6 +528,15 @@ fn with_etag(status: StatusCode, view: &KeyView) -> HttpResponse {
         .json(view)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    summary = "Read a key (with an ETag)",
+    params(("id" = String, Path, description = "The key's public id")),
+    responses((status = 200, description = "The key", body = KeyView, headers(("ETag" = String, description = "Validator for If-Match"))), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("management_token" = []))
+)]
 #[get("/keys/{id}")]
 pub async fn get_key(
     state: web::Data<AppState>,
@@ -527,6 +556,24 @@ pub async fn get_key(
     Ok(with_etag(StatusCode::OK, &view))
 }
 
+/// A page of keys.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyPage {
+    pub data: Vec<KeyView>,
+    /// Give it as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A key and its secret (create, re-key): the secret is in this answer only; a replay of the
+/// request (same `Idempotency-Key`) has `secret: null` and a `notice`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IssuedKey {
+    #[serde(flatten)]
+    pub key: KeyView,
+    pub secret: Option<String>,
+    pub notice: Option<String>,
+}
+
 /// What a create or re-key gives: the first answer, or a replay.
 enum Issued {
     New(Value),
@@ -543,6 +590,16 @@ fn issued(status: StatusCode, outcome: Issued, secret: Option<String>) -> HttpRe
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys",
+    tag = "keys",
+    summary = "Create a key; its secret is in this answer only",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer with the first answer (without the secret)")),
+    request_body = CreateKeyBody,
+    responses((status = 201, description = "The key and its secret", body = IssuedKey), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("management_token" = []))
+)]
 #[post("/keys")]
 pub async fn create_key(
     req: HttpRequest,
@@ -572,6 +629,16 @@ pub async fn create_key(
     Ok(issued(StatusCode::CREATED, outcome, secret))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    summary = "Change a key's name or settings (fields given are changed)",
+    params(("id" = String, Path, description = "The key's public id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    request_body = UpdateKeyBody,
+    responses((status = 200, description = "The changed key", body = KeyView), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 412, description = "The key changed since the ETag", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("management_token" = []))
+)]
 #[patch("/keys/{id}")]
 pub async fn update_key(
     req: HttpRequest,
@@ -617,6 +684,16 @@ pub async fn update_key(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/rekey",
+    tag = "keys",
+    summary = "Give a key a new secret; the old one works for the grace period",
+    params(("id" = String, Path, description = "The key's public id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer with the first answer (without the secret)")),
+    request_body = RekeyBody,
+    responses((status = 200, description = "The key and its new secret", body = IssuedKey), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("management_token" = []))
+)]
 #[post("/keys/{id}/rekey")]
 pub async fn rekey_key(
     req: HttpRequest,
@@ -685,6 +762,15 @@ async fn change(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/end-grace",
+    tag = "keys",
+    summary = "End a re-key's grace period now",
+    params(("id" = String, Path, description = "The key's public id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer with the first answer (without the secret)")),
+    responses((status = 200, description = "The key", body = KeyView), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("management_token" = []))
+)]
 #[post("/keys/{id}/end-grace")]
 pub async fn end_grace(
     req: HttpRequest,
@@ -696,6 +782,16 @@ pub async fn end_grace(
     change(&req, &state, &caller, &path, &body.0, lifecycle::end_grace).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/deactivate",
+    tag = "keys",
+    summary = "Deactivate a key (at once, on every instance)",
+    params(("id" = String, Path, description = "The key's public id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer with the first answer (without the secret)")),
+    request_body = DeactivateBody,
+    responses((status = 200, description = "The key", body = KeyView), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("management_token" = []))
+)]
 #[post("/keys/{id}/deactivate")]
 pub async fn deactivate(
     req: HttpRequest,
@@ -715,6 +811,15 @@ pub async fn deactivate(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/reactivate",
+    tag = "keys",
+    summary = "Reactivate a key (never extends its expiry)",
+    params(("id" = String, Path, description = "The key's public id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer with the first answer (without the secret)")),
+    responses((status = 200, description = "The key", body = KeyView), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 409, description = "A leaked key must be re-keyed first", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("management_token" = []))
+)]
 #[post("/keys/{id}/reactivate")]
 pub async fn reactivate(
     req: HttpRequest,
@@ -727,6 +832,15 @@ pub async fn reactivate(
         .await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    summary = "Delete a key for good",
+    params(("id" = String, Path, description = "The key's public id")),
+    responses((status = 204, description = "Deleted"), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("management_token" = []))
+)]
 #[delete("/keys/{id}")]
 pub async fn delete_key(
     state: web::Data<AppState>,

@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// A user as the management API shows them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: i64,
     pub email: String,
@@ -43,7 +43,15 @@ impl From<User> for UserView {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A page of users, by id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserPage {
+    pub data: Vec<UserView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsersQuery {
     limit: Option<i64>,
@@ -51,6 +59,15 @@ pub struct UsersQuery {
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "users",
+    summary = "List the organization's users",
+    params(UsersQuery),
+    responses((status = 200, description = "A page of users", body = UserPage), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("management_token" = []))
+)]
 #[get("/users")]
 pub async fn list_users(
     state: web::Data<AppState>,
@@ -76,12 +93,22 @@ pub async fn list_users(
         .json(json!({ "data": data, "next_cursor": next })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessBody {
     granted: bool,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/{id}/api-key-access",
+    tag = "users",
+    summary = "Grant or revoke a user's API key access",
+    params(("id" = i64, Path, description = "The user's id")),
+    request_body = AccessBody,
+    responses((status = 200, description = "The user", body = UserView), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such user in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("management_token" = []))
+)]
 #[put("/users/{id}/api-key-access")]
 pub async fn set_api_key_access(
     req: HttpRequest,
