@@ -559,3 +559,29 @@ async fn administrators_create_a_token_in_the_browser_after_proving_it_is_them_s
     let other = app.signed_in(&manager.email).await;
     assert_eq!(other.get("/admin/api-access").await.status(), StatusCode::FORBIDDEN);
 }
+
+#[actix_web::test]
+async fn a_keys_usage_reads_back_its_verifications_by_day() {
+    let (app, _twin) = deployment().await;
+    let (_, admin) = fixtures::organization_with_admin(&mut app.conn(), "acme");
+    let (key, secret) = fixtures::keys::organization(&mut app.conn(), &app.hasher, &admin, "Busy");
+    for _ in 0..3 {
+        assert_eq!(verify(&app, &secret).await.0, StatusCode::OK);
+    }
+    app.state.verifier.flush_usage().await.unwrap();
+    let token = token(&app, &admin, &["keys:read"]);
+    let path = format!("/api/v1/keys/{}/usage?days=7", key.public_id);
+    let (status, _, usage) = call(&app, Method::GET, &path, &token, None, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    let valid: i64 = usage["daily"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == json!("VALID"))
+        .map(|d| d["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(valid, 3, "{usage}");
+    assert_eq!(usage["addresses"][0]["address"], json!("127.0.0.1"));
+    let bad = format!("/api/v1/keys/{}/usage?days=0", key.public_id);
+    assert_eq!(call(&app, Method::GET, &bad, &token, None, &[]).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -853,3 +853,101 @@ pub async fn delete_key(
     state.db.transaction(move |conn| lifecycle::delete(conn, &actor, KeyRef { scope, public_id: &public_id })).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// The query of `GET /keys/{id}/usage`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    /// Whole UTC days back, today included (1 to 90, default 30).
+    days: Option<i64>,
+}
+
+/// Verifications of a key on one UTC day with one outcome and action.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DailyCount {
+    pub day: NaiveDate,
+    pub code: String,
+    /// Empty for verifications that named no action.
+    pub action: String,
+    pub count: i64,
+}
+
+/// A recent client address of a key.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AddressView {
+    pub address: String,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub uses: i64,
+}
+
+/// What the key page's usage tab shows, as data.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UsageView {
+    pub id: String,
+    pub days: i64,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub daily: Vec<DailyCount>,
+    pub addresses: Vec<AddressView>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys/{id}/usage",
+    tag = "keys",
+    summary = "A key's verifications per day, outcome and action, and its recent client addresses",
+    params(("id" = String, Path, description = "The key's public id"), UsageQuery),
+    responses(
+        (status = 200, description = "The key's usage", body = UsageView),
+        (status = 401, description = "Missing, unknown, revoked or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks keys:read", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid days", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("management_token" = []))
+)]
+#[get("/keys/{id}/usage")]
+pub async fn key_usage(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<UsageQuery>,
+) -> Result<HttpResponse, Problem> {
+    use crate::db::models::key_usage;
+    caller.require_scope(TokenScope::KeysRead)?;
+    let days = query.days.unwrap_or(30);
+    if !(1..=90).contains(&days) {
+        return Err(Problem::invalid_field("days", "Give 1 to 90 days."));
+    }
+    let (scope, public_id) = at(&caller, &path)?;
+    let actor = caller.actor.clone();
+    let usage = state
+        .db
+        .run(move |conn| {
+            let key = lifecycle::visible(conn, &actor, KeyRef { scope, public_id: &public_id }, KeyOp::View)?;
+            let today = actor.now.date_naive();
+            let first = today - chrono::Days::new((days - 1) as u64);
+            let from = first.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or(actor.now);
+            let mut daily: Vec<DailyCount> = key_usage::buckets(conn, key.id, from, 86_400)?
+                .into_iter()
+                .filter_map(|b| {
+                    let day = DateTime::from_timestamp(b.bucket * 86_400, 0)?.date_naive();
+                    Some(DailyCount { day, code: b.code, action: b.action, count: b.count })
+                })
+                .collect();
+            daily.sort_by(|a, b| (a.day, &a.code, &a.action).cmp(&(b.day, &b.code, &b.action)));
+            let addresses = key_usage::addresses(conn, key.id)?
+                .into_iter()
+                .map(|a| AddressView {
+                    address: a.address.ip().to_string(),
+                    first_seen_at: a.first_seen_at,
+                    last_seen_at: a.last_seen_at,
+                    uses: a.uses,
+                })
+                .collect();
+            Ok(UsageView { id: key.public_id, days, last_used_at: key.last_used_at, daily, addresses })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(usage))
+}

@@ -21,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(keys::list_keys)
         .service(keys::create_key)
         .service(keys::get_key)
+        .service(keys::key_usage)
         .service(keys::update_key)
         .service(keys::delete_key)
         .service(keys::rekey_key)
