@@ -125,7 +125,14 @@ impl IdempotencyRecord {
         management_idempotency::table.find((token_id, key)).select(Self::as_select()).first(conn).optional()
     }
 
+    /// Stores the record, and drops the token's records older than a day: a retry comes
+    /// within minutes, and the table must not grow with every request of a busy script.
     pub fn insert(&self, conn: &mut PgConnection) -> QueryResult<()> {
+        diesel::sql_query(
+            "DELETE FROM management_idempotency WHERE token_id = $1 AND created_at < now() - interval '1 day'",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(self.token_id)
+        .execute(conn)?;
         diesel::insert_into(management_idempotency::table).values(self).execute(conn).map(|_| ())
     }
 }

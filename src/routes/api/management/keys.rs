@@ -520,6 +520,12 @@ fn at(caller: &Caller, public_id: &str) -> Result<(KeyScope, String), Problem> {
     Ok((KeyScope::Organization(caller.organization_id()), public_id.to_string()))
 }
 
+/// This instance need not wait for its own change notice to drop the key from its cache
+/// (the pages do the same).
+fn forget(state: &AppState, public_id: &str) {
+    state.verifier.cache.invalidate(&format!("key:{public_id}"));
+}
+
 /// A key view with its `ETag`.
 fn with_etag(status: StatusCode, view: &KeyView) -> HttpResponse {
     HttpResponse::build(status)
@@ -676,7 +682,10 @@ pub async fn update_key(
         })
         .await?;
     match view {
-        Some(view) => Ok(with_etag(StatusCode::OK, &view)),
+        Some(view) => {
+            forget(&state, &view.id);
+            Ok(with_etag(StatusCode::OK, &view))
+        }
         None => Err(Problem::new(
             StatusCode::PRECONDITION_FAILED,
             "The key changed since the ETag given in If-Match: read it again and retry.",
@@ -728,6 +737,7 @@ pub async fn rekey_key(
             Ok((Issued::New(body), Some(secret.expose().to_string())))
         })
         .await?;
+    forget(&state, &path);
     Ok(issued(StatusCode::OK, outcome, secret))
 }
 
@@ -741,7 +751,7 @@ async fn change(
     work: impl FnOnce(&mut PgConnection, &crate::services::Actor, KeyRef<'_>) -> Result<ApiKey, AppError> + Send + 'static,
 ) -> Result<HttpResponse, Problem> {
     caller.require_scope(TokenScope::KeysWrite)?;
-    let (scope, public_id) = at(caller, public_id)?;
+    let (scope, id) = at(caller, public_id)?;
     let idempotency = Idempotency::of(req, body)?;
     let (actor, token_id) = (caller.actor.clone(), caller.token.id);
     let outcome = state
@@ -750,12 +760,13 @@ async fn change(
             if let Some(record) = idempotency.replay(conn, token_id)? {
                 return Ok(Issued::Replayed(record));
             }
-            let key = work(conn, &actor, KeyRef { scope, public_id: &public_id })?;
+            let key = work(conn, &actor, KeyRef { scope, public_id: &id })?;
             let body = json!(KeyView::load(conn, &key, actor.now)?);
             idempotency.remember(conn, token_id, StatusCode::OK, &body)?;
             Ok(Issued::New(body))
         })
         .await?;
+    forget(state, public_id);
     Ok(match outcome {
         Issued::Replayed(record) => idempotency::replayed(record),
         Issued::New(body) => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(body),
@@ -851,6 +862,7 @@ pub async fn delete_key(
     let (scope, public_id) = at(&caller, &path)?;
     let actor = caller.actor.clone();
     state.db.transaction(move |conn| lifecycle::delete(conn, &actor, KeyRef { scope, public_id: &public_id })).await?;
+    forget(&state, &path);
     Ok(HttpResponse::NoContent().finish())
 }
 
