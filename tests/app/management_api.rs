@@ -514,12 +514,14 @@ async fn administrators_create_a_token_in_the_browser_after_proving_it_is_them_s
     let form = client.open("/admin/api-access/new").await;
     assert!(form.has_form("/admin/api-access") && form.has("input[name=scopes][value='keys:write']"), "{form}");
 
+    let form_token = form.select("input[name=form_token]").value().unwrap();
     let fields = [
         ("name", "CI rotation"),
         ("scopes", "keys:read"),
         ("scopes", "keys:write"),
         ("expires_in_days", "30"),
         ("allowed_ips", ""),
+        ("form_token", form_token.as_str()),
     ];
     let response = client.post("/admin/api-access", &fields).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -533,9 +535,17 @@ async fn administrators_create_a_token_in_the_browser_after_proving_it_is_them_s
     let public_id = &token[8..16];
     assert!(list.has(&format!("tr[data-token='{public_id}']")) && !list.body.contains(&token));
     assert_eq!(crate::helpers::audit_count(&app, "management_token.create"), 1);
+    // Submitting the same form again (refresh, back) creates nothing and shows nothing.
+    let replay = client.post("/admin/api-access", &fields).await;
+    assert_eq!(crate::helpers::location(&replay), "/admin/api-access");
+    assert_eq!(crate::helpers::audit_count(&app, "management_token.create"), 1);
 
     // Bad input: the form again with the field errors, nothing created.
-    let response = client.post("/admin/api-access", &[("name", ""), ("expires_in_days", "900")]).await;
+    let form = client.open("/admin/api-access/new").await;
+    let form_token = form.select("input[name=form_token]").value().unwrap();
+    let response = client
+        .post("/admin/api-access", &[("name", ""), ("expires_in_days", "900"), ("form_token", &form_token)])
+        .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let again = crate::page::Page::new(StatusCode::UNPROCESSABLE_ENTITY, response.text().await.unwrap());
     assert!(again.has("#token-name-error") && again.has("#token-scopes-error") && again.has("#token-expires-error"));

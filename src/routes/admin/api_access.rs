@@ -24,6 +24,9 @@ use crate::{
 };
 
 const BASE: &str = "/admin/api-access";
+/// The session entry holding the one form token a new-token form may be submitted with: a
+/// replayed submission (refresh, back and resubmit) finds it gone and creates nothing.
+const FORM_TOKEN: &str = "management_token_form";
 
 /// One token as the list shows it.
 struct TokenRow {
@@ -81,6 +84,8 @@ pub struct TokenForm {
     expires_in_days: String,
     #[serde(default)]
     allowed_ips: String,
+    #[serde(default)]
+    form_token: String,
 }
 
 /// One scope checkbox.
@@ -100,6 +105,7 @@ struct FormPage {
     name: String,
     expires_in_days: String,
     allowed_ips: String,
+    form_token: String,
     scopes: Vec<ScopeChoice>,
     name_error: Option<String>,
     scopes_error: Option<String>,
@@ -125,6 +131,7 @@ fn form_page(admin: &OrgAdmin, values: TokenForm, errors: &FieldErrors) -> AppRe
         name: values.name,
         expires_in_days: values.expires_in_days,
         allowed_ips: values.allowed_ips,
+        form_token: values.form_token,
         scopes,
         name_error: errors.get("name").map(str::to_string),
         scopes_error: errors.get("scopes").map(str::to_string),
@@ -136,7 +143,9 @@ fn form_page(admin: &OrgAdmin, values: TokenForm, errors: &FieldErrors) -> AppRe
 #[get("/admin/api-access/new")]
 pub async fn new_form(admin: OrgAdmin) -> AppResult<HttpResponse> {
     admin.require_recent(&format!("{BASE}/new"))?;
-    let values = TokenForm { expires_in_days: DEFAULT_LIFETIME_DAYS.to_string(), ..TokenForm::default() };
+    let form_token = crate::secrets::random_token(24);
+    admin.session.insert(FORM_TOKEN, &form_token).map_err(|e| AppError::Internal(e.to_string()))?;
+    let values = TokenForm { expires_in_days: DEFAULT_LIFETIME_DAYS.to_string(), form_token, ..TokenForm::default() };
     render(&form_page(&admin, values, &FieldErrors::new())?)
 }
 
@@ -170,6 +179,15 @@ pub async fn create(admin: OrgAdmin, state: web::Data<AppState>, form: HtmlForm<
     // A token acts as this administrator: creating one asks for a fresh proof of who they are.
     admin.require_recent(&format!("{BASE}/new"))?;
     let values = form.into_inner();
+    let expected = admin.session.get::<String>(FORM_TOKEN).ok().flatten();
+    if expected.is_none_or(|token| token.is_empty() || token != values.form_token) {
+        session::flash(
+            &admin.session,
+            FlashLevel::Info,
+            "That form was already submitted (or has expired): no new token was created. Open \"New token\" again to create one.",
+        );
+        return Ok(redirect(BASE));
+    }
     let result = match parse(&values) {
         Ok(new) => {
             let (hasher, creator) = (state.hasher.clone(), admin.user.id);
@@ -183,6 +201,7 @@ pub async fn create(admin: OrgAdmin, state: web::Data<AppState>, form: HtmlForm<
     };
     match result {
         Ok((token, secret)) => {
+            admin.session.remove(FORM_TOKEN);
             let page = SecretPage {
                 ctx: PageContext::for_user(&admin, "Your new management token", Section::AdminApiAccess)?,
                 name: token.name.clone(),
