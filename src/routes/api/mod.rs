@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`: verification for platform services, `me` for integrators,
-//! leak reports in GitHub's secret-scanning format, and the OpenAPI document. No sessions,
+//! leak reports in GitHub's secret-scanning format, the OpenAPI document, and the management
+//! API for scripts (`management`). No sessions,
 //! no cookies; every answer is JSON and never cached.
 
 pub mod error;
