@@ -150,6 +150,26 @@ pub enum Command {
         #[arg(long)]
         test: bool,
     },
+    /// Create a management token (for the management API) and print it (the token alone) on
+    /// stdout. It acts with the rights of --creator (default: the organization's first
+    /// administrator), within its scopes.
+    CreateManagementToken {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+        /// Descriptive name of the token.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes: keys:read, keys:write, users:read, users:access, audit:read.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Lifetime in days (default 90, at most 365).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        /// Email of the administrator whose rights the token uses.
+        #[arg(long)]
+        creator: Option<String>,
+    },
     /// Remove the audit events that occurred before a date, and record the purge in the log.
     /// Runs as the owner of the tables (KEYWARD_MIGRATE_URL, else DATABASE_URL).
     PurgeAudit {

@@ -157,6 +157,7 @@ impl Application {
             session_max: settings.session_max,
             hasher,
             verifier,
+            management_limits: Arc::default(),
             passwords,
             readiness,
             second_factor,
@@ -288,6 +289,7 @@ fn spawn_usage_flush(state: web::Data<AppState>) {
         loop {
             interval.tick().await;
             state.verifier.throttle.tidy();
+            state.management_limits.tidy();
             if let Err(e) = state.verifier.flush_usage().await {
                 log::warn!("writing key usage failed (kept for the next attempt): {e}");
             }

@@ -36,6 +36,8 @@ pub struct AppState {
     pub second_factor: SecondFactorKeys,
     /// The time every expiry, timeout and "in 3 days" is measured against.
     pub clock: Clock,
+    /// Per-token rate limits of the management API.
+    pub management_limits: Arc<crate::routes::api::management::limit::RateLimits>,
     /// Counters for operators (verification codes, sign-in steps, request durations).
     pub metrics: Arc<Metrics>,
     /// Signs and sends webhook deliveries (the seal key of their secrets, the address rule).

@@ -71,6 +71,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::RunJobs => jobs::run_jobs(&config),
         Command::CreateOrg { name, slug, provider } => accounts::create_org(&config, name, slug, provider),
+        Command::CreateManagementToken { org, name, scopes, expires_in_days, creator } => {
+            keys::create_management_token(
+                &config,
+                keys::CreateTokenArgs { org, name, scopes, expires_in_days, creator },
+            )
+        }
         Command::CreateKey { org, owner, name, actions, expires_in_days, test } => {
             keys::create_key(&config, keys::CreateKeyArgs { org, owner, name, actions, expires_in_days, test })
         }

@@ -191,6 +191,35 @@ diesel::table! {
 }
 
 diesel::table! {
+    management_idempotency (token_id, key) {
+        token_id -> Int8,
+        key -> Text,
+        request_hash -> Bytea,
+        status -> Int2,
+        body -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    management_tokens (id) {
+        id -> Int8,
+        public_id -> Text,
+        organization_id -> Int8,
+        created_by_user_id -> Int8,
+        name -> Text,
+        scopes -> Array<Nullable<Text>>,
+        allowed_cidrs -> Array<Nullable<Cidr>>,
+        secret_hash -> Bytea,
+        secret_last4 -> Text,
+        expires_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     organizations (id) {
         id -> Int8,
         slug -> Text,
@@ -423,6 +452,9 @@ diesel::joinable!(mail_messages -> outbox_events (event_id));
 diesel::joinable!(mail_messages -> service_providers (service_provider_id));
 diesel::joinable!(mail_messages -> staff_accounts (recipient_staff_id));
 diesel::joinable!(mail_messages -> users (recipient_user_id));
+diesel::joinable!(management_idempotency -> management_tokens (token_id));
+diesel::joinable!(management_tokens -> organizations (organization_id));
+diesel::joinable!(management_tokens -> users (created_by_user_id));
 diesel::joinable!(organizations -> service_providers (service_provider_id));
 diesel::joinable!(outbox_deliveries -> outbox_events (event_id));
 diesel::joinable!(outbox_events -> organizations (organization_id));
@@ -462,6 +494,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     key_usage_hourly,
     key_expiry_changes,
     mail_messages,
+    management_idempotency,
+    management_tokens,
     organizations,
     outbox_deliveries,
     outbox_events,

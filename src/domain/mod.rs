@@ -7,6 +7,7 @@ pub mod factor_policy;
 pub mod password;
 pub mod permission;
 pub mod text;
+pub mod token_scope;
 
 pub use capability::{Capabilities, Capability};
 pub use client_ip::ClientIp;
@@ -14,3 +15,4 @@ pub use email::Email;
 pub use factor_policy::SecondFactorPolicy;
 pub use password::NewPassword;
 pub use permission::{Permission, PermissionSet};
+pub use token_scope::{TokenScope, TokenScopes};

@@ -77,13 +77,7 @@ impl GeneratedKey {
 
     /// A new secret for an existing public id (re-key).
     pub fn with_public_id(environment: Environment, public_id: &str) -> Self {
-        let mut secret = [0u8; SECRET_BYTES];
-        fill_random(&mut secret);
-        let mut full = format!("kw_{}_{}_", environment.code(), public_id);
-        full.push_str(&base62_fixed(&secret, SECRET_LEN));
-        let checksum = checksum(&full);
-        full.push_str(&checksum);
-        Self { environment, public_id: public_id.to_string(), full }
+        Self { environment, public_id: public_id.to_string(), full: build(environment.code(), public_id) }
     }
 
     /// The whole key, to show once.
@@ -109,23 +103,95 @@ impl<'a> ParsedKey<'a> {
     /// Parses `candidate`; `None` for anything that is not a well-formed key with a valid
     /// checksum. No allocation, no database: this runs on every verification.
     pub fn parse(candidate: &'a str) -> Option<Self> {
-        if candidate.len() != KEY_LEN || !candidate.is_ascii() {
-            return None;
-        }
-        let rest = candidate.strip_prefix("kw_")?;
-        let environment = Environment::from_code(&rest[..4])?;
-        let rest = rest[4..].strip_prefix('_')?;
-        let (public_id, rest) = rest.split_at(PUBLIC_ID_LEN);
-        let body = rest.strip_prefix('_')?;
-        if !public_id.bytes().chain(body.bytes()).all(|b| b.is_ascii_alphanumeric()) {
-            return None;
-        }
-        let (signed, sum) = candidate.split_at(candidate.len() - CHECKSUM_LEN);
-        if checksum(signed) != sum {
-            return None;
-        }
+        let (marker, public_id) = split(candidate)?;
+        let environment = Environment::from_code(marker)?;
         Some(Self { environment, public_id, full: candidate })
     }
+}
+
+/// The marker of management tokens where keys have their environment: `kw_mgmt_…`. Tokens
+/// are built exactly like keys (same length, alphabet, checksum, keyed hash) so that they get
+/// the same offline checks; the marker lets secret scanners and leak reports tell a token
+/// from a key, and makes the verification API refuse a token before any database work.
+pub const TOKEN_MARKER: &str = "mgmt";
+/// The regular expression matching every management token (documented in the README).
+pub const TOKEN_REGEX: &str = r"\bkw_mgmt_[0-9A-Za-z]{8}_[0-9A-Za-z]{49}\b";
+
+/// A freshly generated management token, shown to its creator once.
+pub struct GeneratedToken {
+    pub public_id: String,
+    full: String,
+}
+
+impl fmt::Debug for GeneratedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GeneratedToken({}, …)", self.public_id)
+    }
+}
+
+impl GeneratedToken {
+    pub fn generate() -> Self {
+        let public_id = random_public_id();
+        let full = build(TOKEN_MARKER, &public_id);
+        Self { public_id, full }
+    }
+
+    /// The whole token, to show once.
+    pub fn expose(&self) -> &str {
+        &self.full
+    }
+
+    pub fn last4(&self) -> String {
+        self.full[self.full.len() - 4..].to_string()
+    }
+}
+
+/// A string that has the management token format and a valid checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParsedToken<'a> {
+    pub public_id: &'a str,
+    pub full: &'a str,
+}
+
+impl<'a> ParsedToken<'a> {
+    /// Parses `candidate`; `None` for anything but a well-formed token (keys included).
+    pub fn parse(candidate: &'a str) -> Option<Self> {
+        let (marker, public_id) = split(candidate)?;
+        (marker == TOKEN_MARKER).then_some(Self { public_id, full: candidate })
+    }
+}
+
+/// `kw_<marker>_<public id>_` followed by a new secret and the checksum.
+fn build(marker: &str, public_id: &str) -> String {
+    let mut secret = [0u8; SECRET_BYTES];
+    fill_random(&mut secret);
+    let mut full = format!("kw_{marker}_{public_id}_");
+    full.push_str(&base62_fixed(&secret, SECRET_LEN));
+    let checksum = checksum(&full);
+    full.push_str(&checksum);
+    full
+}
+
+/// The marker (environment) and public id of a string of the format with a valid checksum.
+fn split(candidate: &str) -> Option<(&str, &str)> {
+    if candidate.len() != KEY_LEN || !candidate.is_ascii() {
+        return None;
+    }
+    let rest = candidate.strip_prefix("kw_")?;
+    let marker = &rest[..4];
+    let rest = rest[4..].strip_prefix('_')?;
+    let (public_id, rest) = rest.split_at(PUBLIC_ID_LEN);
+    let body = rest.strip_prefix('_')?;
+    if !marker.bytes().all(|b| b.is_ascii_lowercase())
+        || !public_id.bytes().chain(body.bytes()).all(|b| b.is_ascii_alphanumeric())
+    {
+        return None;
+    }
+    let (signed, sum) = candidate.split_at(candidate.len() - CHECKSUM_LEN);
+    if checksum(signed) != sum {
+        return None;
+    }
+    Some((marker, public_id))
 }
 
 /// A random public identifier (8 base62 characters, about 47 bits).
@@ -169,7 +235,7 @@ fn base62_fixed(bytes: &[u8], len: usize) -> String {
 /// Key names and comments are shown in tables and logs, so secrets must not hide there.
 pub fn looks_like_secret(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
-    if lower.contains("kw_live_") || lower.contains("kw_test_") {
+    if lower.contains("kw_live_") || lower.contains("kw_test_") || lower.contains("kw_mgmt_") {
         return true;
     }
     let mut run = 0;
@@ -266,6 +332,20 @@ mod tests {
         // Hand-checked equivalent of REGEX: the character classes and lengths above.
         assert_eq!(REGEX, r"\bkw_(live|test)_[0-9A-Za-z]{8}_[0-9A-Za-z]{49}\b");
         assert_eq!(SECRET_LEN + CHECKSUM_LEN, 49);
+    }
+
+    #[test]
+    fn tokens_and_keys_never_parse_as_each_other() {
+        let token = GeneratedToken::generate();
+        assert_eq!(token.expose().len(), KEY_LEN);
+        assert!(token.expose().starts_with(&format!("kw_mgmt_{}_", token.public_id)));
+        assert_eq!(ParsedToken::parse(token.expose()).map(|t| t.public_id), Some(token.public_id.as_str()));
+        assert!(ParsedKey::parse(token.expose()).is_none(), "a token is no key");
+        let key = GeneratedKey::generate(Environment::Live);
+        assert!(ParsedToken::parse(key.expose()).is_none(), "a key is no token");
+        let relabelled = token.expose().replacen("kw_mgmt_", "kw_live_", 1);
+        assert!(ParsedKey::parse(&relabelled).is_none(), "the checksum covers the marker");
+        assert!(looks_like_secret(&format!("see {}", token.expose())));
     }
 
     #[test]

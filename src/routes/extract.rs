@@ -87,8 +87,11 @@ pub async fn refuse_nul_in_address(
     let address = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or_default();
     if contains_nul(address.as_bytes()) {
         const MESSAGE: &str = "Addresses may not contain NUL characters.";
-        // The API answers in JSON, the pages with the error page.
-        let response = if req.path().starts_with("/api/") {
+        // The API answers in JSON (the management API with a problem), the pages with the
+        // error page.
+        let response = if crate::routes::api::management::is_management_path(req.path()) {
+            req.error_response(crate::routes::api::management::problem::Problem::bad_request(MESSAGE))
+        } else if req.path().starts_with("/api/") {
             req.error_response(crate::routes::api::ApiError::BadRequest(MESSAGE.into()))
         } else {
             req.error_response(AppError::BadRequest(MESSAGE.into()))

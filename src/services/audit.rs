@@ -105,6 +105,10 @@ pub fn record(conn: &mut PgConnection, actor: &Actor, entry: Entry) -> QueryResu
     {
         map.insert("attributed_to_user_id".into(), Value::from(*user_id));
     }
+    // A token's change names its creator too: whose rights it used.
+    if let (ActorKind::Token { public_id, user_id, email, .. }, Value::Object(map)) = (&actor.kind, &mut details) {
+        map.insert("token".into(), json!({ "public_id": public_id, "creator_user_id": user_id, "creator": email }));
+    }
     let target = entry.target.as_ref();
     AuditEvent::insert(
         conn,

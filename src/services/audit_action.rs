@@ -64,11 +64,13 @@ pub enum AuditAction {
     WebhookRotateSecret,
     WebhookDelete,
     WebhookTest,
+    ManagementTokenCreate,
+    ManagementTokenRevoke,
 }
 
 impl AuditAction {
     /// Every action, in the order the audit filter offers them.
-    pub const ALL: [AuditAction; 60] = [
+    pub const ALL: [AuditAction; 62] = [
         AuditAction::KeyCreate,
         AuditAction::KeyView,
         AuditAction::KeyRename,
@@ -129,6 +131,8 @@ impl AuditAction {
         AuditAction::WebhookRotateSecret,
         AuditAction::WebhookDelete,
         AuditAction::WebhookTest,
+        AuditAction::ManagementTokenCreate,
+        AuditAction::ManagementTokenRevoke,
     ];
 
     /// What the log stores.
@@ -194,6 +198,8 @@ impl AuditAction {
             AuditAction::WebhookRotateSecret => "webhook.rotate_secret",
             AuditAction::WebhookDelete => "webhook.delete",
             AuditAction::WebhookTest => "webhook.test",
+            AuditAction::ManagementTokenCreate => "management_token.create",
+            AuditAction::ManagementTokenRevoke => "management_token.revoke",
         }
     }
 

@@ -138,8 +138,14 @@ fn manager(conn: &mut PgConnection, actor: &Actor, organization_id: i64) -> Resu
         ActorKind::System { .. } => {
             Ok(Manager { id: None, can: Capabilities::operator(), ceiling: ActionCeiling::All })
         }
-        ActorKind::User { id, organization_id: own, .. } if *own == organization_id => {
-            let user = User::find_in_org(conn, organization_id, *id)?;
+        // A management token manages users as its creator, and only with `users:access`
+        // (the one change the management API makes to users).
+        ActorKind::User { .. } | ActorKind::Token { .. }
+            if actor.acting_user().is_some_and(|acting| acting.organization_id == organization_id)
+                && actor.has_scope(crate::domain::TokenScope::UsersAccess) =>
+        {
+            let id = actor.acting_user().map(|acting| acting.id).ok_or(AppError::Forbidden)?;
+            let user = User::find_in_org(conn, organization_id, id)?;
             let can = Capabilities::new(user.is_admin, user.effective_permissions(conn)?);
             if user.active && can.allows(Capability::ManageUsers) {
                 Ok(Manager { id: Some(user.id), can, ceiling: user.action_ceiling(conn)? })

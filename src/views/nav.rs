@@ -20,6 +20,7 @@ pub enum Section {
     AdminPolicy,
     AdminNotifications,
     AdminWebhooks,
+    AdminApiAccess,
     StaffHome,
     StaffProviders,
     StaffOrganizations,
@@ -81,6 +82,7 @@ impl Nav {
                 ("Audit log", "/admin/audit", Section::AdminAudit, Capability::ReadAudit),
                 ("Notifications", "/admin/notifications", Section::AdminNotifications, Capability::Administer),
                 ("Webhooks", "/admin/webhooks", Section::AdminWebhooks, Capability::Administer),
+                ("API access", "/admin/api-access", Section::AdminApiAccess, Capability::Administer),
             ];
             let items = admin_pages
                 .into_iter()

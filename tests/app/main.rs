@@ -25,6 +25,7 @@ mod keys;
 mod limits;
 mod look;
 mod mail;
+mod management_api;
 mod metrics;
 mod notifications;
 mod offered;

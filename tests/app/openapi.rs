@@ -88,13 +88,15 @@ const MAX_EXAMPLES: &str = "20";
 async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
     let program = schemathesis();
     let app = spawn_app().await;
-    let secret = {
+    let (secret, admin) = {
         let mut conn = app.conn();
-        let org = fixtures::organization(&mut conn, "acme");
+        let (org, admin) = fixtures::organization_with_admin(&mut conn, "acme");
         let bob = fixtures::reader(&mut conn, &org, "bob@acme.test");
-        keys::personal(&mut conn, &app.hasher, &bob, "Dispatch").1
+        (keys::personal(&mut conn, &app.hasher, &bob, "Dispatch").1, admin)
     };
-    let (passed, output) = run_schemathesis(&app, &program, &[("apiKey", &secret)]).await;
+    // A token with every scope, so the management API's operations are tried beyond 401.
+    let token = crate::management_api::token(&app, &admin, crate::management_api::ALL);
+    let (passed, output) = run_schemathesis(&app, &program, &[("apiKey", &secret), ("managementToken", &token)]).await;
     assert!(passed, "schemathesis found problems with the OpenAPI document or the API:\n{output}");
     // Shown with `--nocapture`: what was tried.
     eprintln!("{output}");
@@ -102,9 +104,6 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
 
 /// Runs schemathesis against `app`'s document with `credentials` (security scheme, bearer
 /// token) and returns whether it passed and its output.
-///
-/// Hook for the management API: its operations use the `managementToken` scheme; pass
-/// `("managementToken", token)` as well once it is documented.
 async fn run_schemathesis(app: &TestApp, program: &PathBuf, credentials: &[(&str, &str)]) -> (bool, String) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("schemathesis-{}", app.database));
     std::fs::create_dir_all(&dir).unwrap();

@@ -399,6 +399,27 @@ impl ApiKey {
         Ok((rows, total))
     }
 
+    /// Up to `limit` keys after the cursor `after` (the `(created_at, id)` of the last key of
+    /// the previous page), newest first: the management API's keyset pagination, which
+    /// stays correct while keys are added.
+    pub fn list_after(
+        conn: &mut PgConnection,
+        scope: KeyScope,
+        filter: &KeyListFilter,
+        after: Option<(DateTime<Utc>, i64)>,
+        limit: i64,
+    ) -> QueryResult<Vec<ApiKey>> {
+        let mut query = Self::filtered(scope, filter);
+        if let Some((at, id)) = after {
+            query = query.filter(api_keys::created_at.lt(at).or(api_keys::created_at.eq(at).and(api_keys::id.lt(id))));
+        }
+        query
+            .order((api_keys::created_at.desc(), api_keys::id.desc()))
+            .limit(limit.clamp(1, 200))
+            .select(ApiKey::as_select())
+            .load(conn)
+    }
+
     /// The organization's active keys (as the list's "active" state) not used since `cutoff`,
     /// stalest first: by last use, or by creation for keys never used. The overview's list.
     pub fn stalest(

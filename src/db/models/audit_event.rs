@@ -129,6 +129,28 @@ impl AuditEvent {
         Ok((rows, total))
     }
 
+    /// Up to `limit` matching events older than the cursor `before` (`(occurred_at, id)` of
+    /// the last event of the previous page), newest first (the management API's pages).
+    pub fn page_before(
+        conn: &mut PgConnection,
+        organization_id: i64,
+        filter: &AuditFilter,
+        before: Option<(DateTime<Utc>, i64)>,
+        limit: i64,
+    ) -> QueryResult<Vec<AuditEvent>> {
+        let mut query = Self::filtered(organization_id, filter);
+        if let Some((at, id)) = before {
+            query = query.filter(
+                audit_events::occurred_at.lt(at).or(audit_events::occurred_at.eq(at).and(audit_events::id.lt(id))),
+            );
+        }
+        query
+            .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
+            .limit(limit.clamp(1, 200))
+            .select(AuditEvent::as_select())
+            .load(conn)
+    }
+
     /// The newest `limit` matching events (CSV export).
     pub fn export(
         conn: &mut PgConnection,

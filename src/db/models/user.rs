@@ -278,6 +278,23 @@ impl User {
             .load(conn)
     }
 
+    /// Up to `limit` users of the organization with an id above `after`, by id (the
+    /// management API's pages).
+    pub fn page_in_org(
+        conn: &mut PgConnection,
+        organization_id: i64,
+        after: Option<i64>,
+        limit: i64,
+    ) -> QueryResult<Vec<User>> {
+        users::table
+            .filter(users::organization_id.eq(organization_id))
+            .filter(users::id.gt(after.unwrap_or(0)))
+            .order(users::id.asc())
+            .limit(limit.clamp(1, 200))
+            .select(User::as_select())
+            .load(conn)
+    }
+
     /// One page of an organization's users matching `search` (name or email), sorted.
     pub fn list_for_admin(
         conn: &mut PgConnection,

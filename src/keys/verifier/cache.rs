@@ -159,7 +159,7 @@ impl KeyCache {
     }
 
     /// Whether the listener currently vouches for what is cached.
-    fn coherent(&self) -> bool {
+    pub fn coherent(&self) -> bool {
         self.now_ms() < self.coherent_until.load(Ordering::Acquire)
     }
 
@@ -189,6 +189,8 @@ impl KeyCache {
             Some(("key", public_id)) => {
                 entries.remove(public_id);
             }
+            // Management tokens are no keys (see `keys::tokens`).
+            Some(("token", _)) => {}
             Some(("user", id)) => match id.parse::<i64>() {
                 Ok(id) => entries.retain(|_, e| !matches!(e, Entry::Found(k) if k.owner_user_id == Some(id))),
                 Err(_) => entries.clear(),

@@ -19,6 +19,7 @@ use std::{
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
 use super::KeyCache;
+use crate::keys::tokens::TokenCache;
 use crate::readiness::Readiness;
 
 /// Channel the triggers notify on.
@@ -86,26 +87,27 @@ pub fn spawn(url: String, verifier: Arc<super::Verifier>, readiness: Arc<Readine
                 }
                 std::thread::sleep(POLL_INTERVAL);
             }
-            run(&url, &verifier.cache, &thread_stop, &thread_connected)
+            run(&url, &verifier.cache, &verifier.tokens, &thread_stop, &thread_connected)
         })
         .expect("spawn the listener thread");
     ListenerHandle { stop, connected, thread: Some(thread) }
 }
 
-fn run(url: &str, cache: &KeyCache, stop: &AtomicBool, connected: &AtomicBool) {
+fn run(url: &str, cache: &KeyCache, tokens: &TokenCache, stop: &AtomicBool, connected: &AtomicBool) {
     let mut backoff = Duration::from_millis(100);
     let mut reported = false;
     while !stop.load(Ordering::Acquire) {
         match listen(url) {
             Ok(mut conn) => {
                 cache.resynchronize();
+                tokens.clear();
                 connected.store(true, Ordering::Release);
                 if reported {
                     log::info!("key cache listener reconnected; cache resynchronized");
                 }
                 reported = false;
                 backoff = Duration::from_millis(100);
-                let error = pump(&mut conn, cache, stop);
+                let error = pump(&mut conn, cache, tokens, stop);
                 connected.store(false, Ordering::Release);
                 cache.disconnected();
                 if let Some(error) = error {
@@ -146,12 +148,15 @@ fn with_liveness(url: &str) -> String {
 }
 
 /// Applies notifications until the connection fails (returns the error) or stop is asked.
-fn pump(conn: &mut PgConnection, cache: &KeyCache, stop: &AtomicBool) -> Option<String> {
+fn pump(conn: &mut PgConnection, cache: &KeyCache, tokens: &TokenCache, stop: &AtomicBool) -> Option<String> {
     let mut last_heartbeat = Instant::now();
     while !stop.load(Ordering::Acquire) {
         for notification in conn.notifications_iter() {
             match notification {
-                Ok(notification) => cache.invalidate(&notification.payload),
+                Ok(notification) => {
+                    cache.invalidate(&notification.payload);
+                    tokens.invalidate(&notification.payload);
+                }
                 Err(e) => return Some(e.to_string()),
             }
         }

@@ -201,6 +201,8 @@ const UNAVAILABLE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(
 #[derive(Debug)]
 pub struct Verifier {
     pub cache: KeyCache,
+    /// Management tokens, kept coherent by the same listener as `cache` (see `keys::tokens`).
+    pub tokens: crate::keys::tokens::TokenCache,
     pub usage: UsageRecorder,
     /// Verifications per key and hour, by outcome, action and secret; recent addresses.
     pub tally: UsageTally,
@@ -225,6 +227,7 @@ impl Verifier {
     ) -> Self {
         Self {
             cache: KeyCache::new(cache_enabled),
+            tokens: crate::keys::tokens::TokenCache::default(),
             usage: UsageRecorder::default(),
             tally: UsageTally::new(usage_recording),
             throttle: Throttle::new(invalid_per_minute),

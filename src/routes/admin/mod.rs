@@ -1,5 +1,6 @@
 //! The Admin area of an organization.
 
+pub mod api_access;
 pub mod assets;
 pub mod audit;
 pub mod notifications;

@@ -1,5 +1,6 @@
 //! `POST /api/v1/leaks`: leaked keys reported in the body format of GitHub's secret-scanning
-//! partner program. Anyone may report: holding a key proves the right to stop it. Strings
+//! partner program (keys are deactivated, management tokens revoked). Anyone may report:
+//! holding a key proves the right to stop it. Strings
 //! that are not keys are answered without a database lookup.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
@@ -8,11 +9,12 @@ use utoipa::ToSchema;
 
 use crate::{
     domain::ClientIp,
-    keys::ParsedKey,
+    keys::{ParsedKey, ParsedToken},
     routes::api::{ApiBody, ApiError, error::ErrorBody},
     services::{
         Actor,
         keys::lifecycle::{self, LeakReport},
+        management_tokens,
     },
     state::AppState,
 };
@@ -93,7 +95,24 @@ pub async fn report(req: HttpRequest, state: web::Data<AppState>, body: ApiBody)
     let mut answers = Vec::with_capacity(reports.len());
     for reported in reports {
         let mut real = false;
-        if ParsedKey::parse(&reported.token).is_some() {
+        if ParsedToken::parse(&reported.token).is_some() {
+            // A management token: revoked at once, like a key is deactivated.
+            let (token, hasher) = (reported.token.clone(), state.hasher.clone());
+            let report = LeakReport {
+                token_type: reported.token_type.clone(),
+                url: reported.url.clone(),
+                source: reported.source.clone(),
+            };
+            real = state
+                .db
+                .transaction(move |conn| {
+                    management_tokens::report_leak(conn, &Actor::anonymous(client_ip).at(now), &hasher, &token, &report)
+                })
+                .await?;
+            if !real {
+                state.verifier.throttle.failed(client_ip.0);
+            }
+        } else if ParsedKey::parse(&reported.token).is_some() {
             let (token, hasher) = (reported.token.clone(), state.hasher.clone());
             let report = LeakReport {
                 token_type: reported.token_type.clone(),

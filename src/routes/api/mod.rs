@@ -1,10 +1,11 @@
 //! The JSON API under `/api/v1`: verification for platform services, `me` for integrators,
-//! leak reports in GitHub's secret-scanning format, and the OpenAPI document. No sessions,
-//! no cookies; every answer is JSON and never cached. Also the reference page rendering the
-//! document (`/api/docs/`, HTML).
+//! leak reports in GitHub's secret-scanning format, the OpenAPI document, and the management
+//! API for scripts (`management`). No sessions, no cookies; every answer is JSON and never
+//! cached. Also the reference page rendering the document (`/api/docs/`, HTML).
 
 pub mod error;
 pub mod leaks;
+pub mod management;
 pub mod openapi;
 pub mod reference;
 pub mod verify;
@@ -56,6 +57,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(verify::me)
             .service(leaks::report)
             .service(openapi::openapi_json)
+            .configure(management::configure)
+            .wrap(actix_web::middleware::from_fn(management::limit::announce))
             .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) })),
     );
 }

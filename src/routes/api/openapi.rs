@@ -20,10 +20,12 @@ use crate::routes::api::{error::ErrorBody, leaks, verify};
         title = "Keyward API",
         version = "1.0.0",
         description = "Verification of API keys for the platform's services, key self-inspection for \
-            integrators, and leak reports. Keys are sent only in the `Authorization` header \
-            (`Bearer kw_live_…`), never in the URL. Every answer is JSON and must not be cached \
-            (`Cache-Control: no-store`). Errors other than verification verdicts are \
-            `{\"error\", \"message\"}`.",
+            integrators, leak reports, and the management API for scripts (keys, users' API key \
+            access, the audit log) with a management token. Keys and tokens are sent only in the \
+            `Authorization` header (`Bearer kw_…`), never in the URL. Every answer is JSON and must \
+            not be cached (`Cache-Control: no-store`). Errors of verification, `me` and leak reports \
+            (other than verdicts) are `{\"error\", \"message\"}`; the management API's are \
+            `application/problem+json` (RFC 9457).",
         license(name = "MIT OR Apache-2.0"),
     ),
     servers((url = "/api/v1", description = "This Keyward instance")),
@@ -60,7 +62,11 @@ impl Modify for SecuritySchemes {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A management token (Admin → API access); opens only the management API"))
+                    .bearer_format("kw_mgmt_<8 base62>_<49 base62>")
+                    .description(Some(
+                        "A management token (Admin → API access, or `keyward create-management-token`); opens \
+                         only the management API",
+                    ))
                     .build(),
             ),
         );
@@ -69,12 +75,10 @@ impl Modify for SecuritySchemes {
 
 /// The whole document: [`ApiDoc`] and the documents of the API's other parts.
 pub fn document() -> utoipa::openapi::OpenApi {
-    // Merge the other parts' documents here, one line each: their paths, schemas, security
-    // schemes and tags are added where the name is new (a schema named like one of ours, e.g.
-    // `Error`, is dropped: ours is kept); they should declare no `servers` (paths are relative
-    // to `/api/v1` here) and refer to the `managementToken` scheme. For the management API:
-    //     .merge_from(crate::routes::api::management::ManagementApiDoc::openapi())
-    ApiDoc::openapi()
+    // Each part's paths, schemas and tags are added where the name is new (a schema named like
+    // one of ours, e.g. `Error`, is dropped: ours is kept). Parts declare no `servers` (paths
+    // are relative to `/api/v1` here) and name the schemes declared above.
+    ApiDoc::openapi().merge_from(crate::routes::api::management::doc::ManagementApiDoc::openapi())
 }
 
 /// The document as served, built once.

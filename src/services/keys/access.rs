@@ -13,9 +13,9 @@ use diesel::{OptionalExtension, PgConnection};
 
 use crate::{
     db::models::{ApiKey, Organization, User, api_key::KeyOwner, user::ActionCeiling},
-    domain::{Permission, PermissionSet},
+    domain::{Permission, PermissionSet, TokenScope},
     error::AppError,
-    services::actor::{Actor, ActorKind},
+    services::actor::{ActingUser, Actor, ActorKind},
 };
 
 /// An operation on an existing key.
@@ -110,12 +110,18 @@ impl OwnerContext {
     }
 }
 
-/// The web user behind `actor`, if the actor is one, loaded fresh.
+/// The web user behind `actor` (a signed-in user, or a management token's creator), loaded
+/// fresh: a token whose creator was deactivated or moved is refused here.
 pub fn user_context(conn: &mut PgConnection, actor: &Actor) -> Result<Option<UserContext>, AppError> {
-    match &actor.kind {
-        ActorKind::User { id, organization_id, .. } => Ok(Some(UserContext::load(conn, *id, *organization_id)?)),
-        _ => Ok(None),
+    match actor.acting_user() {
+        Some(acting) => Ok(Some(UserContext::load(conn, acting.id, acting.organization_id)?)),
+        None => Ok(None),
     }
+}
+
+/// The token scope `op` needs.
+fn scope_of(op: KeyOp) -> TokenScope {
+    if op == KeyOp::View { TokenScope::KeysRead } else { TokenScope::KeysWrite }
 }
 
 /// Checks that `actor` may perform `op` on `key`. Keys the actor may not even see are
@@ -123,14 +129,21 @@ pub fn user_context(conn: &mut PgConnection, actor: &Actor) -> Result<Option<Use
 pub fn check(actor: &Actor, user: Option<&UserContext>, key: &ApiKey, op: KeyOp) -> Result<(), AppError> {
     match (&actor.kind, user) {
         (ActorKind::System { .. }, _) => Ok(()),
-        (ActorKind::User { organization_id, id, .. }, Some(ctx)) => {
-            if key.organization_id != Some(*organization_id) {
+        (ActorKind::User { .. } | ActorKind::Token { .. }, Some(ctx)) => {
+            let Some(ActingUser { id, organization_id, .. }) = actor.acting_user() else {
+                return Err(AppError::Forbidden);
+            };
+            if key.organization_id != Some(organization_id) {
                 return Err(AppError::NotFound);
+            }
+            // A token acts as its creator, only within its scopes.
+            if !actor.has_scope(scope_of(op)) {
+                return Err(AppError::Forbidden);
             }
             if ctx.permissions.contains(Permission::KeysManage) {
                 return Ok(());
             }
-            if key.owner_user_id == Some(*id) && ctx.permissions.contains(Permission::KeysOwn) {
+            if key.owner_user_id == Some(id) && ctx.permissions.contains(Permission::KeysOwn) {
                 return Ok(());
             }
             Err(AppError::NotFound)
@@ -156,22 +169,30 @@ pub fn check_create(actor: &Actor, user: Option<&UserContext>, owner: &OwnerCont
             }
         }
         (ActorKind::System { .. }, _) => Ok(()),
-        (ActorKind::User { id, organization_id, is_admin, .. }, owner) => {
+        (ActorKind::User { .. } | ActorKind::Token { .. }, owner) => {
             let Some(ctx) = user else { return Err(AppError::Forbidden) };
+            let Some(ActingUser { id, organization_id, .. }) = actor.acting_user() else {
+                return Err(AppError::Forbidden);
+            };
+            if !actor.has_scope(TokenScope::KeysWrite) {
+                return Err(AppError::Forbidden);
+            }
+            // The administrator flag as it is now (a token's creator may have lost it).
+            let is_admin = ctx.user.is_admin;
             match owner {
                 OwnerContext::User { owner, .. }
-                    if owner.user.id == *id && ctx.permissions.contains(Permission::KeysOwn) =>
+                    if owner.user.id == id && ctx.permissions.contains(Permission::KeysOwn) =>
                 {
                     Ok(())
                 }
                 OwnerContext::Organization(org)
-                    if org.id == *organization_id && ctx.permissions.contains(Permission::KeysManage) =>
+                    if org.id == organization_id && ctx.permissions.contains(Permission::KeysManage) =>
                 {
                     Ok(())
                 }
                 // An administrator creates a personal key for a member (Admin → Users): only
                 // administrators, since the secret they are shown acts as that member.
-                OwnerContext::User { owner, organization } if organization.id == *organization_id && *is_admin => {
+                OwnerContext::User { owner, organization } if organization.id == organization_id && is_admin => {
                     if owner.user.active && owner.permissions.contains(Permission::KeysOwn) {
                         Ok(())
                     } else {

@@ -25,7 +25,7 @@ use crate::{
     db::models::{ApiKey, User, user::ActionCeiling},
     error::AppError,
     services::{
-        actor::{Actor, ActorKind},
+        actor::Actor,
         keys::{
             access::{OwnerContext, UserContext},
             input::{ActionScope, AssetScope, KeySettings},
@@ -203,9 +203,9 @@ fn acts_as_admin(conn: &mut PgConnection, owner: &OwnerContext, proxy_user_id: O
     })
 }
 
-/// Whether `actor` is a web user who is not an administrator.
+/// Whether `actor` is a web user who is not an administrator (or a token of one).
 fn is_plain_user(actor: &Actor) -> bool {
-    matches!(actor.kind, ActorKind::User { is_admin: false, .. })
+    actor.acting_user().is_some_and(|user| !user.is_admin)
 }
 
 /// Whether `actor` may attribute a key's calls to `proxy` (only administrators attribute
@@ -225,8 +225,8 @@ pub fn check_issue(
     issue: Issue,
 ) -> Result<(), AppError> {
     if is_plain_user(actor) {
-        let someone_elses = matches!((owner, &actor.kind),
-            (OwnerContext::User { owner, .. }, ActorKind::User { id, .. }) if owner.user.id != *id);
+        let someone_elses = matches!((owner, actor.acting_user()),
+            (OwnerContext::User { owner, .. }, Some(acting)) if owner.user.id != acting.id);
         // A re-key shows the secret to whoever makes it; reactivation shows nothing, so it is
         // only bounded by the actions below.
         let obtains_secret = matches!(issue, Issue::Create | Issue::Rekey);

@@ -311,9 +311,9 @@ pub fn create(
         NewKeyOwner::Organization { organization_id } => (Some(organization_id), None, Some(organization_id), None),
         NewKeyOwner::ServiceProvider { service_provider_id } => (None, None, None, Some(service_provider_id)),
     };
-    let (created_by_user_id, created_by_staff_id) = match &actor.kind {
-        ActorKind::User { id, .. } => (Some(*id), None),
-        ActorKind::Staff { id, .. } => (None, Some(*id)),
+    let (created_by_user_id, created_by_staff_id) = match (&actor.kind, actor.acting_user()) {
+        (_, Some(acting)) => (Some(acting.id), None),
+        (ActorKind::Staff { id, .. }, None) => (None, Some(*id)),
         _ => (None, None),
     };
     // A public id collision (about 47 random bits) is retried inside a savepoint.

@@ -12,7 +12,7 @@ use diesel::{
 use crate::{
     db::models::Organization,
     error::{AppError, FieldErrors},
-    services::actor::{Actor, ActorKind},
+    services::actor::{ActingUser, Actor},
 };
 
 /// The window of the creation rate.
@@ -98,7 +98,9 @@ fn limiting_creation(
     diesel::sql_query(
         "SELECT occurred_at AS at FROM audit_events \
          WHERE organization_id = $1 AND action = 'key.create' AND result = 'success' \
-         AND actor_type = 'user' AND actor_id = $2 AND occurred_at > $4 - interval '1 hour' \
+         AND ((actor_type = 'user' AND actor_id = $2) \
+              OR (actor_type = 'token' AND (details -> 'token' ->> 'creator_user_id')::bigint = $2)) \
+         AND occurred_at > $4 - interval '1 hour' \
          ORDER BY occurred_at DESC OFFSET $3 LIMIT 1",
     )
     .bind::<BigInt, _>(organization_id)
@@ -119,7 +121,8 @@ fn full(message: String) -> AppError {
 /// form) or the creation rate is spent (429, with when to try again). Creations of one user
 /// serialize on an advisory lock, so parallel submissions cannot overshoot.
 pub fn check(conn: &mut PgConnection, actor: &Actor, organization: &Organization) -> Result<(), AppError> {
-    let ActorKind::User { id: user_id, .. } = actor.kind else {
+    // A token's creations count as its creator's: the quotas are per person.
+    let Some(ActingUser { id: user_id, .. }) = actor.acting_user() else {
         return Ok(());
     };
     let quotas = KeyQuotas::of_organization(organization);

@@ -1,0 +1,182 @@
+//! Management tokens: created by an organization's administrators (Admin → API access) or
+//! the operator (`keyward create-management-token`), shown once, revoked by administrators
+//! or by a leak report. A token acts with the rights of its creator, narrowed by its scopes:
+//! its scopes are checked against the creator's permissions when it is created, and the
+//! services check the creator's current rights again at every use (see `services::keys::access`).
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::{OptionalExtension, PgConnection};
+use ipnetwork::IpNetwork;
+use serde_json::json;
+
+use crate::{
+    db::models::{ManagementToken, User, management_token::NewManagementToken},
+    domain::TokenScopes,
+    error::{AppError, FieldErrors},
+    keys::{GeneratedToken, KeyHasher, ParsedToken},
+    services::{
+        actor::{Actor, ActorKind},
+        admin::require_admin,
+        audit::{self, AuditAction, Entry, Target},
+        keys::{KeyName, lifecycle::LeakReport},
+    },
+};
+
+/// A token's lifetime when none is chosen.
+pub const DEFAULT_LIFETIME_DAYS: u32 = 90;
+/// The longest lifetime: tokens always expire (a forgotten one stops working by itself).
+pub const MAX_LIFETIME_DAYS: u32 = 365;
+/// The revocation reason of a token reported as leaked.
+pub const LEAKED: &str = "Reported as leaked";
+
+/// What a creator asks for, typed.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Described like a key (and like a key's name, never a secret).
+    pub name: KeyName,
+    pub scopes: TokenScopes,
+    pub cidrs: Vec<IpNetwork>,
+    pub lifetime_days: u32,
+}
+
+/// Checks a lifetime in days (1 to [`MAX_LIFETIME_DAYS`]).
+pub fn parse_lifetime(days: Option<u32>) -> Result<u32, String> {
+    match days.unwrap_or(DEFAULT_LIFETIME_DAYS) {
+        days @ 1..=MAX_LIFETIME_DAYS => Ok(days),
+        _ => Err(format!("A token lives from 1 to {MAX_LIFETIME_DAYS} days.")),
+    }
+}
+
+fn target(token: &ManagementToken) -> Target {
+    Target::new("management_token", &token.public_id, &token.name)
+}
+
+/// Creates a token of `organization_id` acting as `creator_user_id` and returns its secret
+/// (to be shown once). Only the organization's administrators (and the operator) create
+/// tokens; the scopes must be within what the creator holds.
+pub fn create(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    hasher: &KeyHasher,
+    organization_id: i64,
+    creator_user_id: i64,
+    new: NewToken,
+) -> Result<(ManagementToken, GeneratedToken), AppError> {
+    require_admin(conn, actor, organization_id)?;
+    // A web user creates tokens that act as themselves only.
+    if actor.acting_user().is_some_and(|acting| acting.id != creator_user_id)
+        || matches!(actor.kind, ActorKind::Token { .. })
+    {
+        return Err(AppError::Forbidden);
+    }
+    let creator = User::find_in_org(conn, organization_id, creator_user_id).optional()?.ok_or(AppError::NotFound)?;
+    let permissions = crate::domain::Capabilities::new(creator.is_admin, creator.effective_permissions(conn)?);
+    let beyond = new.scopes.beyond(&permissions.permissions());
+    if !creator.active || !beyond.is_empty() {
+        let mut errors = FieldErrors::new();
+        let names: Vec<&str> = beyond.iter().map(|s| s.code()).collect();
+        errors.add(
+            "scopes",
+            if creator.active {
+                format!("{} may not use: {}.", creator.email, names.join(", "))
+            } else {
+                format!("{} is deactivated; a token acting as them could do nothing.", creator.email)
+            },
+        );
+        return Err(AppError::Invalid(errors));
+    }
+    let expires_at = actor.now + Duration::days(i64::from(new.lifetime_days));
+    let secret = GeneratedToken::generate();
+    let token = ManagementToken::insert(
+        conn,
+        &NewManagementToken {
+            public_id: &secret.public_id,
+            organization_id,
+            created_by_user_id: creator.id,
+            name: new.name.as_str(),
+            scopes: new.scopes.codes().into_iter().map(|c| Some(c.to_string())).collect(),
+            allowed_cidrs: new.cidrs.iter().copied().map(Some).collect(),
+            secret_hash: &hasher.hash(secret.expose()),
+            secret_last4: &secret.last4(),
+            expires_at: Some(expires_at),
+        },
+    )?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::ManagementTokenCreate)
+            .organization(Some(organization_id))
+            .target(target(&token))
+            .details(json!({
+                "scopes": new.scopes.codes(),
+                "expires_at": expires_at,
+                "allowed_ips": new.cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                "creator": creator.email,
+                "creator_user_id": creator.id,
+            })),
+    )?;
+    Ok((token, secret))
+}
+
+/// Revokes a token of `organization_id` at once (every instance drops it from its cache).
+pub fn revoke(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    organization_id: i64,
+    public_id: &str,
+) -> Result<ManagementToken, AppError> {
+    require_admin(conn, actor, organization_id)?;
+    let token = ManagementToken::lock_in(conn, organization_id, public_id)?.ok_or(AppError::NotFound)?;
+    if token.revoked_at.is_some() {
+        return Ok(token);
+    }
+    let revoked = ManagementToken::revoke(conn, token.id, "Revoked")?;
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::ManagementTokenRevoke).organization(Some(organization_id)).target(target(&revoked)),
+    )?;
+    Ok(revoked)
+}
+
+/// A reported leak of a token: if `token` is a token's secret, it is revoked at once and the
+/// report audited; returns whether it was a real token.
+pub fn report_leak(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    hasher: &KeyHasher,
+    token: &str,
+    report: &LeakReport,
+) -> Result<bool, AppError> {
+    let Some(parsed) = ParsedToken::parse(token) else { return Ok(false) };
+    let Some(found) = ManagementToken::find_presented(conn, parsed.public_id)? else { return Ok(false) };
+    if !hasher.matches(token, &found.secret_hash) {
+        return Ok(false);
+    }
+    let Some(found) = ManagementToken::lock_in(conn, found.organization_id, parsed.public_id)? else {
+        return Ok(false);
+    };
+    let was_active = found.revoked_at.is_none();
+    let revoked = if was_active { ManagementToken::revoke(conn, found.id, LEAKED)? } else { found };
+    let clip = |s: &str| s.chars().take(500).collect::<String>();
+    audit::record(
+        conn,
+        actor,
+        Entry::new(AuditAction::ManagementTokenRevoke)
+            .organization(Some(revoked.organization_id))
+            .target(target(&revoked))
+            .details(json!({
+                "reason": LEAKED,
+                "type": clip(&report.token_type),
+                "url": clip(&report.url),
+                "source": clip(&report.source),
+                "revoked": was_active,
+            })),
+    )?;
+    Ok(true)
+}
+
+/// Whether `token` can be used at `now` (not revoked, not expired).
+pub fn is_live(revoked_at: Option<DateTime<Utc>>, expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    revoked_at.is_none() && expires_at.is_none_or(|at| at > now)
+}
