@@ -32,6 +32,7 @@ use crate::{
     helpers::{
         SpawnOptions, TestApp, TestClient, TestServer, audit_count, fixtures, keys, location, spawn_app_with, within,
     },
+    smtp::SmtpServer,
 };
 
 /// How the receiver answers.
@@ -198,7 +199,17 @@ fn run_jobs_now(app: &TestApp) {
 }
 
 fn run_jobs_process(app: &TestApp) -> std::process::Child {
-    keyward(&scratch_dir("run-jobs-webhooks"))
+    run_jobs_process_mailing(app, None)
+}
+
+/// `keyward run-jobs` on `app`'s database as another instance, sending mail to `smtp_url`
+/// when given.
+fn run_jobs_process_mailing(app: &TestApp, smtp_url: Option<&str>) -> std::process::Child {
+    let mut command = keyward(&scratch_dir("run-jobs-webhooks"));
+    if let Some(url) = smtp_url {
+        command.env("KEYWARD_SMTP_URL", url);
+    }
+    command
         .env("DATABASE_URL", TestServer::get().url(&app.database))
         .env("KEYWARD_SECRET", SECRET)
         .env("KEYWARD_WEBHOOK_ALLOW_PRIVATE", "true")
@@ -274,6 +285,37 @@ async fn a_key_seven_days_from_expiry_yields_exactly_one_signed_delivery_from_tw
     let page = w.admin.open(&format!("/admin/webhooks/{endpoint}")).await;
     assert_eq!(page.select("[data-delivery][data-status=delivered]").len(), 1, "{page}");
     assert!(page.says(&format!("msg_{event_id}")));
+}
+
+#[actix_web::test]
+async fn a_key_seven_days_from_expiry_yields_exactly_one_email_and_one_webhook_delivery_from_two_instances() {
+    let w = world(true).await;
+    let app = &w.app;
+    let (receiver, relay) = (Receiver::start(), SmtpServer::start());
+    let (_, secret) = add_endpoint(&w.admin, &receiver.url(), &["key.expiring"]).await;
+    receiver.knows(&secret);
+    expires_in(app, &w.key, Duration::days(7) - Duration::hours(1));
+
+    // Two instances (`run-jobs` processes with mail and webhooks configured), each run twice.
+    for round in 0..2 {
+        let url = relay.url();
+        let (first, second) = (run_jobs_process_mailing(app, Some(&url)), run_jobs_process_mailing(app, Some(&url)));
+        let outputs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
+        let said: Vec<_> = outputs.iter().map(text).collect();
+        assert!(outputs.iter().all(|o| o.status.success()), "round {round}: {said:?}");
+        diesel::update(jobs::table)
+            .set(jobs::next_run_at.eq(Utc::now() - Duration::minutes(1)))
+            .execute(&mut *app.conn())
+            .unwrap();
+    }
+
+    let mail = relay.wait_for(1).await;
+    let reminders: Vec<_> = mail.iter().filter(|m| m.subject().contains("expires in 7 days")).collect();
+    assert_eq!(reminders.len(), 1, "exactly one email: {mail:#?}");
+    assert_eq!(reminders[0].to, ["admin@acme.test"], "the key's creator, who is the administrator");
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "exactly one webhook delivery: {received:?}");
+    assert!(received[0].valid && received[0].body["type"] == "key.expiring");
 }
 
 #[actix_web::test]
