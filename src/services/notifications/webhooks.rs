@@ -205,8 +205,10 @@ pub fn display_secret(secret: &[u8]) -> String {
 
 /// Whether an address is one webhooks must not reach unless the operator allows private
 /// targets: loopback, link-local, private (RFC 1918), carrier-grade NAT, unique-local,
-/// unspecified, "this network", multicast, broadcast and reserved ranges, and any of those
-/// inside IPv4-mapped, IPv4-compatible, NAT64 and 6to4 IPv6 addresses.
+/// unspecified, "this network", multicast, broadcast, benchmarking, documentation, IETF
+/// protocol and reserved ranges, site-local, Teredo, discard and local-use NAT64 prefixes, and
+/// any of those inside IPv4-mapped, IPv4-translated, IPv4-compatible, NAT64 and 6to4 IPv6
+/// addresses.
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => private_v4(v4),
@@ -215,15 +217,19 @@ pub fn is_private(ip: IpAddr) -> bool {
 }
 
 fn private_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     ip.is_loopback()
         || ip.is_private()
         || ip.is_link_local()
         || ip.is_unspecified()
         || ip.is_broadcast()
         || ip.is_multicast()
+        || ip.is_documentation()
         || a == 0
         || (a == 100 && (64..128).contains(&b))
+        // IETF protocol assignments (192.0.0.0/24) and benchmarking (198.18.0.0/15).
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 198 && (b & 0xfe) == 18)
         || a >= 240
 }
 
@@ -244,11 +250,22 @@ fn private_v6(ip: Ipv6Addr) -> bool {
     if segments[0] == 0x2002 {
         return private_v4(embedded_v4(segments[1], segments[2]));
     }
+    // IPv4-translated (::ffff:0:a.b.c.d).
+    if segments[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return private_v4(embedded_v4(segments[6], segments[7]));
+    }
     ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         || (segments[0] & 0xfe00) == 0xfc00
         || (segments[0] & 0xffc0) == 0xfe80
+        // Site-local (fec0::/10), Teredo (2001::/32), documentation (2001:db8::/32),
+        // local-use NAT64 (64:ff9b:1::/48) and discard-only (100::/64).
+        || (segments[0] & 0xffc0) == 0xfec0
+        || segments[..2] == [0x2001, 0]
+        || segments[..2] == [0x2001, 0xdb8]
+        || segments[..3] == [0x64, 0xff9b, 1]
+        || segments[..4] == [0x100, 0, 0, 0]
 }
 
 /// Checks a URL an administrator gives: http or https, a host, no credentials, and (unless
@@ -590,6 +607,15 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     inner.to_string()
 }
 
+/// The kind of a delivery's failure without the receiver's own words (`HTTP 500: …` →
+/// `HTTP 500`).
+fn failure_kind(error: &str) -> &str {
+    match error.split_once(": ") {
+        Some((head, _)) if head.starts_with("HTTP ") => head,
+        _ => error,
+    }
+}
+
 /// Disables an endpoint whose deliveries kept failing, saying why on its page and in a
 /// message to the organization's administrators, audited as Keyward's doing.
 fn disable_failing(
@@ -617,7 +643,9 @@ fn disable_failing(
         "occurred_at": now,
         "actor": super::actor_json(&actor),
         "endpoint": { "id": endpoint.id, "url": endpoint.url },
-        "last_error": last_error,
+        // Only the failure's kind ("HTTP 500", a connection error): what the receiver wrote
+        // stays on the endpoint's page, out of mail that Keyward signs with its name.
+        "last_error": failure_kind(last_error),
     });
     OutboxEvent::insert(
         conn,
@@ -671,12 +699,39 @@ mod tests {
             "::127.0.0.1",
             "64:ff9b::a00:1",
             "2002:7f00:1::",
+            "192.0.0.8",
+            "192.0.2.1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "198.51.100.7",
+            "203.0.113.9",
+            "fec0::1",
+            "2001::1",
+            "2001:db8::1",
+            "64:ff9b:1::a00:1",
+            "100::1",
+            "::ffff:0:10.0.0.1",
         ] {
             assert!(is_private(text.parse().unwrap()), "{text}");
         }
-        for text in ["93.184.216.34", "100.128.0.1", "2606:4700::1111", "::ffff:93.184.216.34", "8.8.8.8"] {
+        for text in [
+            "93.184.216.34",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:93.184.216.34",
+            "8.8.8.8",
+            "198.20.0.1",
+            "2001:4860::8888",
+        ] {
             assert!(!is_private(text.parse().unwrap()), "{text}");
         }
+    }
+
+    #[test]
+    fn mail_names_a_failure_without_the_receivers_words() {
+        assert_eq!(failure_kind("HTTP 500: click https://evil.example to fix"), "HTTP 500");
+        assert_eq!(failure_kind("HTTP 502"), "HTTP 502");
+        assert_eq!(failure_kind("connection refused: os error 111"), "connection refused: os error 111");
     }
 
     #[test]
