@@ -285,10 +285,12 @@ diesel::table! {
     password_links (id) {
         id -> Int8,
         token_hash -> Text,
-        user_id -> Int8,
+        user_id -> Nullable<Int8>,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         used_at -> Nullable<Timestamptz>,
+        staff_id -> Nullable<Int8>,
+        purpose -> Text,
     }
 }
 
@@ -462,6 +464,7 @@ diesel::joinable!(outbox_events -> service_providers (service_provider_id));
 diesel::joinable!(outbox_events -> users (user_id));
 diesel::joinable!(passkeys -> staff_accounts (staff_id));
 diesel::joinable!(passkeys -> users (user_id));
+diesel::joinable!(password_links -> staff_accounts (staff_id));
 diesel::joinable!(password_links -> users (user_id));
 diesel::joinable!(recovery_codes -> staff_accounts (staff_id));
 diesel::joinable!(recovery_codes -> users (user_id));

@@ -165,8 +165,8 @@ fn token(req: &HttpRequest) -> AppResult<String> {
 }
 
 async fn email_of_link(state: &AppState, token: String) -> AppResult<String> {
-    let user = state.db.run(move |conn| users::user_of_link(conn, &token)).await?;
-    user.map(|u| u.email).ok_or_else(|| expired(state))
+    let email = state.db.run(move |conn| users::email_of_link(conn, &token)).await?;
+    email.ok_or_else(|| expired(state))
 }
 
 #[get("/password/{token}")]

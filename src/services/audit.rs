@@ -24,7 +24,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn code(self) -> &'static str {
+    pub fn code(self) -> &'static str {
         match self {
             Outcome::Success => "success",
             Outcome::Denied => "denied",

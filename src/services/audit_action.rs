@@ -53,6 +53,7 @@ pub enum AuditAction {
     StaffCreate,
     StaffDeactivate,
     StaffReactivate,
+    StaffPasswordSet,
     ServiceProviderCreate,
     ServiceProviderRename,
     ApiActionCreate,
@@ -70,7 +71,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit filter offers them.
-    pub const ALL: [AuditAction; 62] = [
+    pub const ALL: [AuditAction; 63] = [
         AuditAction::KeyCreate,
         AuditAction::KeyView,
         AuditAction::KeyRename,
@@ -120,6 +121,7 @@ impl AuditAction {
         AuditAction::StaffCreate,
         AuditAction::StaffDeactivate,
         AuditAction::StaffReactivate,
+        AuditAction::StaffPasswordSet,
         AuditAction::ServiceProviderCreate,
         AuditAction::ServiceProviderRename,
         AuditAction::ApiActionCreate,
@@ -187,6 +189,7 @@ impl AuditAction {
             AuditAction::StaffCreate => "staff.create",
             AuditAction::StaffDeactivate => "staff.deactivate",
             AuditAction::StaffReactivate => "staff.reactivate",
+            AuditAction::StaffPasswordSet => "staff.password_set",
             AuditAction::ServiceProviderCreate => "service_provider.create",
             AuditAction::ServiceProviderRename => "service_provider.rename",
             AuditAction::ApiActionCreate => "api_action.create",
@@ -211,6 +214,7 @@ impl AuditAction {
             AuditAction::StaffCreate
                 | AuditAction::StaffDeactivate
                 | AuditAction::StaffReactivate
+                | AuditAction::StaffPasswordSet
                 | AuditAction::ServiceProviderCreate
                 | AuditAction::ServiceProviderRename
                 | AuditAction::ApiActionCreate

@@ -1,5 +1,5 @@
 //! Forgotten passwords (issue 19, item 6): "Forgot your password?" on the sign-in page mails
-//! a one-time link, valid for an hour, to a web user's address. The link is an ordinary
+//! a one-time link, valid for an hour, to a web user's or a support specialist's address. The link is an ordinary
 //! set-password link (`password_links`: only the token's SHA-256 is stored, it works once,
 //! and using it ends all the account's sessions), so there is one mechanism for invitations,
 //! administrators' resets and forgotten passwords.
@@ -16,7 +16,10 @@ use serde_json::json;
 
 use crate::{
     db::{
-        models::{User, password_link::PasswordLink},
+        models::{
+            StaffAccount, User,
+            password_link::{LinkAccount, LinkPurpose, PasswordLink},
+        },
         schema::audit_events,
     },
     error::AppError,
@@ -42,8 +45,8 @@ pub fn link_lifetime() -> Duration {
 pub enum Requested {
     /// Too many requests for this address or from this client address.
     Throttled,
-    /// Accepted; for an active account with a password sign-in, its address and the new
-    /// link's token (to be mailed, never shown).
+    /// Accepted; for an active account (a web user or a support specialist), its address
+    /// and the new link's token (to be mailed, never shown).
     Accepted(Option<(String, String)>),
 }
 
@@ -53,7 +56,8 @@ pub fn normalize(email: &str) -> String {
 }
 
 /// Handles a request for `email` by `actor` (anonymous, with the client address): throttles,
-/// audits, and issues a link for an active user of that address.
+/// audits, and issues a link for the active account of that address (addresses are unique
+/// across web users and staff, as sign-in finds them).
 pub fn request(conn: &mut PgConnection, actor: &Actor, email: &str) -> Result<Requested, AppError> {
     let email = normalize(email);
     let since = actor.now - Duration::minutes(WINDOW_MINUTES);
@@ -63,27 +67,42 @@ pub fn request(conn: &mut PgConnection, actor: &Actor, email: &str) -> Result<Re
             .filter(audit_events::occurred_at.gt(since))
             .into_boxed()
     };
-    let for_address: i64 = requests().filter(audit_events::target_label.eq(&email)).count().get_result(conn)?;
+    // Only accepted requests count for the address: refused ones from anywhere must not keep
+    // its owner from resetting their password.
+    let for_address: i64 = requests()
+        .filter(audit_events::target_label.eq(&email))
+        .filter(audit_events::result.eq(Outcome::Success.code()))
+        .count()
+        .get_result(conn)?;
     let from_here: i64 = match actor.client_ip.network() {
         Some(ip) => requests().filter(audit_events::client_ip.eq(ip)).count().get_result(conn)?,
         None => 0,
     };
     let throttled = for_address >= ADDRESS_LIMIT || from_here >= IP_LIMIT;
-    let user = if throttled { None } else { User::find_by_email(conn, &email)?.filter(|u| u.active) };
+    // (account, its organization, its address)
+    let account = if throttled {
+        None
+    } else if let Some(user) = User::find_by_email(conn, &email)?.filter(|u| u.active) {
+        Some((LinkAccount::User(user.id), Some(user.organization_id), user.email))
+    } else {
+        StaffAccount::find_by_email(conn, &email)?
+            .filter(|s| s.active)
+            .map(|s| (LinkAccount::Staff(s.id), None, s.email))
+    };
     audit::record(
         conn,
         actor,
         Entry::new(AuditAction::LoginPasswordResetRequest)
-            .organization(user.as_ref().map(|u| u.organization_id))
+            .organization(account.as_ref().and_then(|(_, organization, _)| *organization))
             .target(Target::new("account", "", email.clone()))
             .outcome(if throttled { Outcome::Denied } else { Outcome::Success })
-            .details(json!({ "throttled": throttled, "link_sent": user.is_some() })),
+            .details(json!({ "throttled": throttled, "link_sent": account.is_some() })),
     )?;
     if throttled {
         return Ok(Requested::Throttled);
     }
-    let Some(user) = user else { return Ok(Requested::Accepted(None)) };
+    let Some((account, _, address)) = account else { return Ok(Requested::Accepted(None)) };
     let token = crate::secrets::random_token(32);
-    PasswordLink::insert(conn, user.id, &token_hash(&token), actor.now + link_lifetime())?;
-    Ok(Requested::Accepted(Some((user.email, token))))
+    PasswordLink::insert(conn, account, LinkPurpose::Reset, &token_hash(&token), actor.now + link_lifetime())?;
+    Ok(Requested::Accepted(Some((address, token))))
 }

@@ -18,7 +18,7 @@ use crate::{
     db::models::user::ActionCeiling,
     db::models::{
         Role, StaffAccount, User,
-        password_link::PasswordLink,
+        password_link::{LinkAccount, LinkPurpose, PasswordLink},
         session,
         user::{NewUser, UserChanges},
     },
@@ -496,7 +496,7 @@ pub fn issue_password_link(
     let (user, _) = target(conn, actor, organization_id, user_id, Change::Sensitive)?;
     let token = random_token(32);
     let expires_at = Utc::now() + Duration::hours(LINK_LIFETIME_HOURS);
-    PasswordLink::insert(conn, user.id, &token_hash(&token), expires_at)?;
+    PasswordLink::insert(conn, LinkAccount::User(user.id), LinkPurpose::Set, &token_hash(&token), expires_at)?;
     audit::record(
         conn,
         actor,
@@ -508,35 +508,41 @@ pub fn issue_password_link(
     Ok(token)
 }
 
-/// The user a set-password token belongs to, if it still works.
-pub fn user_of_link(conn: &mut PgConnection, token: &str) -> Result<Option<User>, AppError> {
-    match PasswordLink::find_usable(conn, &token_hash(token))? {
-        Some(link) => Ok(Some(User::find(conn, link.user_id)?)),
-        None => Ok(None),
-    }
+/// The address of the account whose password the usable link `token` sets, if any.
+pub fn email_of_link(conn: &mut PgConnection, token: &str) -> Result<Option<String>, AppError> {
+    let Some(link) = PasswordLink::find_usable(conn, &token_hash(token))? else { return Ok(None) };
+    Ok(Some(match link.account() {
+        LinkAccount::User(id) => User::find(conn, id)?.email,
+        LinkAccount::Staff(id) => StaffAccount::find(conn, id)?.email,
+    }))
 }
 
-/// Sets the password through a one-time link (used up by this); the user's sessions end.
+/// Sets the password through a one-time link (used up by this): a web user's or, for a
+/// forgotten password, a support specialist's; the account's sessions end.
 pub fn use_password_link(
     conn: &mut PgConnection,
     actor: &Actor,
     token: &str,
     password_hash: String,
-) -> Result<User, AppError> {
+) -> Result<(), AppError> {
     let link = PasswordLink::find_usable(conn, &token_hash(token))?.ok_or(AppError::NotFound)?;
     PasswordLink::mark_used(conn, link.id)?;
-    let user = User::update(
-        conn,
-        link.user_id,
-        &UserChanges { password_hash: Some(Some(password_hash)), ..UserChanges::default() },
-    )?;
-    session::delete_for_user(conn, user.id)?;
-    audit::record(
-        conn,
-        actor,
-        Entry::new(AuditAction::UserPasswordSet).organization(Some(user.organization_id)).target(user_target(&user)),
-    )?;
-    Ok(user)
+    match link.account() {
+        LinkAccount::User(id) => {
+            let changes = UserChanges { password_hash: Some(Some(password_hash)), ..UserChanges::default() };
+            let user = User::update(conn, id, &changes)?;
+            session::delete_for_user(conn, user.id)?;
+            let entry = Entry::new(AuditAction::UserPasswordSet).organization(Some(user.organization_id));
+            audit::record(conn, actor, entry.target(user_target(&user)))?;
+        }
+        LinkAccount::Staff(id) => {
+            let staff = StaffAccount::set_password(conn, id, &password_hash)?;
+            session::delete_for_staff(conn, staff.id)?;
+            let target = Target::new("staff", staff.id, &staff.email);
+            audit::record(conn, actor, Entry::new(AuditAction::StaffPasswordSet).target(target))?;
+        }
+    }
+    Ok(())
 }
 
 /// A person's own choice whether to receive key expiry reminders (other notices always go

@@ -442,3 +442,62 @@ async fn administrators_who_want_it_get_a_weekly_digest_once_a_week() {
     let received = server.wait_for(4).await;
     assert_eq!(received.iter().filter(|r| r.subject().contains("weekly digest")).count(), 4, "{received:#?}");
 }
+
+/// Asks for a reset link for `email` on the sign-in page's form, as a visitor.
+async fn ask_for_reset(app: &TestApp, email: &str) {
+    let visitor = app.client();
+    visitor.fetch_csrf_token("/password/forgot").await;
+    assert_eq!(visitor.post("/password/forgot", &[("email", email)]).await.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn support_staff_reset_a_forgotten_password_the_same_way_and_keep_their_second_factor() {
+    let server = SmtpServer::start();
+    let app = app_with_smtp(server.url()).await;
+    let staff = fixtures::staff(&mut app.conn(), "support@keyward.test");
+
+    ask_for_reset(&app, "Support@Keyward.test").await;
+    let received = server.wait_for(1).await;
+    assert_eq!(received[0].to, ["support@keyward.test"]);
+    let path = reset_path(&received[0]);
+    let visitor = app.client();
+    let page = visitor.open(&path).await;
+    assert!(page.says("support@keyward.test"), "{page}");
+    visitor.fetch_csrf_token(&path).await;
+    let new_password = "a support specialist's passphrase";
+    let response = visitor.post(&path, &[("password", new_password), ("confirm", new_password)]).await;
+    assert_eq!(location(&response), "/login");
+    assert_eq!(audit_count(&app, "staff.password_set"), 1);
+    let staff_links: i64 = password_links::table
+        .filter(password_links::staff_id.eq(staff.id))
+        .filter(password_links::used_at.is_not_null())
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(staff_links, 1, "the link is used up");
+
+    assert_eq!(app.client().login("support@keyward.test", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    // The new password opens only the first step: staff still set up or give a second factor.
+    let signing_in = app.client().login("support@keyward.test", new_password).await;
+    assert_eq!(signing_in.status(), StatusCode::SEE_OTHER);
+    assert!(location(&signing_in).starts_with("/login/"), "{}", location(&signing_in));
+}
+
+#[actix_web::test]
+async fn asking_for_a_reset_on_the_sign_in_page_leaves_an_administrators_invitation_working() {
+    let server = SmtpServer::start();
+    let app = app_with_smtp(server.url()).await;
+    fixtures::organization_with_admin(&mut app.conn(), "acme");
+    let admin = app.signed_in("admin@acme.test").await;
+    admin.page("/admin/users/new").await;
+    let fields = [("email", "nina@acme.test"), ("display_name", "Nina New"), ("password_mode", "link")];
+    let created = admin.post("/admin/users", &fields).await;
+    let page = crate::page::Page::parse(&created.text().await.unwrap());
+    let invitation = page.select("#password-link").value().expect("the invitation link");
+    let invitation = invitation[invitation.find("/password/").unwrap()..].to_string();
+
+    // Anyone may type Nina's address on the sign-in page: her invitation still works.
+    ask_for_reset(&app, "nina@acme.test").await;
+    server.wait_for(1).await;
+    assert_eq!(app.client().open(&invitation).await.status, StatusCode::OK, "the invitation works");
+}

@@ -68,6 +68,14 @@ impl StaffAccount {
             .get_result(conn)
     }
 
+    /// Sets the password hash (the caller ends the account's sessions).
+    pub fn set_password(conn: &mut PgConnection, id: i64, password_hash: &str) -> QueryResult<StaffAccount> {
+        diesel::update(staff_accounts::table.find(id))
+            .set((staff_accounts::password_hash.eq(password_hash), staff_accounts::updated_at.eq(diesel::dsl::now)))
+            .returning(StaffAccount::as_returning())
+            .get_result(conn)
+    }
+
     pub fn record_login(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
         diesel::update(staff_accounts::table.find(id))
             .set(staff_accounts::last_login_at.eq(diesel::dsl::now))
