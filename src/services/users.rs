@@ -545,63 +545,59 @@ pub fn use_password_link(
     Ok(())
 }
 
-/// A person's own choice whether to receive key expiry reminders (other notices always go
-/// out: they say something changed).
-pub fn set_receive_reminders(conn: &mut PgConnection, actor: &Actor, receive: bool) -> Result<User, AppError> {
-    use diesel::prelude::*;
-
-    use crate::db::schema::users;
-    let ActorKind::User { id, organization_id, .. } = actor.kind else { return Err(AppError::Forbidden) };
-    let user: User = users::table
-        .filter(users::id.eq(id))
-        .filter(users::organization_id.eq(organization_id))
-        .select(User::as_select())
-        .for_update()
-        .first(conn)?;
-    if user.receive_reminders == receive {
-        return Ok(user);
-    }
-    let updated: User = diesel::update(users::table.find(user.id))
-        .set((users::receive_reminders.eq(receive), users::updated_at.eq(diesel::dsl::now)))
-        .returning(User::as_returning())
-        .get_result(conn)?;
-    audit::record(
-        conn,
-        actor,
-        Entry::new(AuditAction::UserNotificationPreference)
-            .target(user_target(&updated))
-            .details(serde_json::json!({ "receive_reminders": receive })),
-    )?;
-    Ok(updated)
+/// A choice a person makes about their own mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailPreference {
+    /// Key expiry reminders (other notices always go out: they say something changed).
+    Reminders,
+    /// The weekly digest (administrators only).
+    Digest,
 }
 
-/// An administrator's own choice whether to receive the weekly digest.
-pub fn set_receive_digest(conn: &mut PgConnection, actor: &Actor, receive: bool) -> Result<User, AppError> {
+/// Records `actor`'s own choice whether to receive `preference`; audited when it changes.
+pub fn set_mail_preference(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    preference: MailPreference,
+    receive: bool,
+) -> Result<User, AppError> {
     use diesel::prelude::*;
 
     use crate::db::schema::users;
-    let ActorKind::User { id, organization_id, is_admin: true, .. } = actor.kind else {
+    let ActorKind::User { id, organization_id, is_admin, .. } = actor.kind else { return Err(AppError::Forbidden) };
+    if preference == MailPreference::Digest && !is_admin {
         return Err(AppError::Forbidden);
-    };
+    }
     let user: User = users::table
         .filter(users::id.eq(id))
         .filter(users::organization_id.eq(organization_id))
         .select(User::as_select())
         .for_update()
         .first(conn)?;
-    if user.receive_digest == receive {
+    let (current, field) = match preference {
+        MailPreference::Reminders => (user.receive_reminders, "receive_reminders"),
+        MailPreference::Digest => (user.receive_digest, "receive_digest"),
+    };
+    if current == receive {
         return Ok(user);
     }
-    let updated: User = diesel::update(users::table.find(user.id))
-        .set((users::receive_digest.eq(receive), users::updated_at.eq(diesel::dsl::now)))
-        .returning(User::as_returning())
-        .get_result(conn)?;
+    let change = diesel::update(users::table.find(user.id));
+    let updated: User = match preference {
+        MailPreference::Reminders => change
+            .set((users::receive_reminders.eq(receive), users::updated_at.eq(diesel::dsl::now)))
+            .returning(User::as_returning())
+            .get_result(conn)?,
+        MailPreference::Digest => change
+            .set((users::receive_digest.eq(receive), users::updated_at.eq(diesel::dsl::now)))
+            .returning(User::as_returning())
+            .get_result(conn)?,
+    };
     audit::record(
         conn,
         actor,
         Entry::new(AuditAction::UserNotificationPreference)
             .target(user_target(&updated))
-            .details(serde_json::json!({ "receive_digest": receive })),
+            .details(serde_json::json!({ field: receive })),
     )?;
     Ok(updated)
 }

@@ -72,9 +72,9 @@ pub async fn notifications(
     state
         .db
         .transaction(move |conn| {
-            users::set_receive_reminders(conn, &actor, receive)?;
+            users::set_mail_preference(conn, &actor, users::MailPreference::Reminders, receive)?;
             if let Some(digest) = digest {
-                users::set_receive_digest(conn, &actor, digest)?;
+                users::set_mail_preference(conn, &actor, users::MailPreference::Digest, digest)?;
             }
             Ok(())
         })
