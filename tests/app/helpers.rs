@@ -683,6 +683,25 @@ pub fn user(app: &TestApp, email: &str) -> keyward::db::models::User {
 }
 
 /// Counts audit events with `action` in the app's database.
+/// Makes every registered background job due now (as if its period had passed).
+pub fn make_due(app: &TestApp) {
+    use diesel::ExpressionMethods;
+    diesel::update(keyward::db::schema::jobs::table)
+        .set(keyward::db::schema::jobs::next_run_at.eq(chrono::Utc::now() - chrono::Duration::minutes(1)))
+        .execute(&mut *app.conn())
+        .unwrap();
+}
+
+/// Sets `key`'s expiry to `left` from now (the database notes the change: reminders re-arm).
+pub fn expires_in(app: &TestApp, key: &keyward::db::models::ApiKey, left: chrono::Duration) {
+    use diesel::{ExpressionMethods, QueryDsl};
+    use keyward::db::schema::api_keys;
+    diesel::update(api_keys::table.find(key.id))
+        .set(api_keys::expires_at.eq(Some(chrono::Utc::now() + left)))
+        .execute(&mut *app.conn())
+        .unwrap();
+}
+
 pub fn audit_count(app: &TestApp, action: &str) -> i64 {
     use diesel::prelude::*;
     use keyward::db::schema::audit_events;

@@ -8,15 +8,15 @@ use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use keyward::db::{
     models::{ApiKey, outbox::MailMessage},
-    schema::{api_keys, audit_events, jobs, mail_messages, organizations, outbox_events, password_links},
+    schema::{api_keys, audit_events, mail_messages, organizations, outbox_events, password_links},
 };
 use reqwest::StatusCode;
 
 use crate::{
     cli::{SECRET, keyward, scratch_dir, text},
     helpers::{
-        PASSWORD, SpawnOptions, TestApp, TestServer, audit_count, fixtures, keys, location, spawn_app, spawn_app_with,
-        user,
+        PASSWORD, SpawnOptions, TestApp, TestServer, audit_count, expires_in, fixtures, keys, location, make_due,
+        spawn_app, spawn_app_with, user,
     },
     smtp::{Received, SmtpServer, free_port, url_of},
 };
@@ -26,22 +26,6 @@ const PUBLIC: &str = "https://keys.example.test";
 async fn app_with_smtp(url: String) -> TestApp {
     spawn_app_with(SpawnOptions { smtp_url: Some(url), public_origin: Some(PUBLIC.into()), ..SpawnOptions::default() })
         .await
-}
-
-/// Sets a key's expiry to `left` from now.
-fn expires_in(app: &TestApp, key: &ApiKey, left: Duration) {
-    diesel::update(api_keys::table.find(key.id))
-        .set(api_keys::expires_at.eq(Some(Utc::now() + left)))
-        .execute(&mut *app.conn())
-        .unwrap();
-}
-
-/// Makes every registered job due now.
-fn make_due(app: &TestApp) {
-    diesel::update(jobs::table)
-        .set(jobs::next_run_at.eq(Utc::now() - Duration::minutes(1)))
-        .execute(&mut *app.conn())
-        .unwrap();
 }
 
 /// Runs the due jobs and sends the due mail at the application's clock, as a server would.

@@ -11,7 +11,7 @@ use diesel::{connection::SimpleConnection, prelude::*};
 use keyward::{
     db::{
         models::{ApiKey, Organization, outbox::OutboxEvent},
-        schema::{api_keys, jobs, mail_messages, outbox_events, users},
+        schema::{api_keys, mail_messages, outbox_events, users},
     },
     services::keys::{NewKeyOwner, lifecycle},
 };
@@ -20,26 +20,10 @@ use reqwest::StatusCode;
 use crate::{
     cli::{SECRET, keyward, scratch_dir, text},
     helpers::{
-        Page, SpawnOptions, TestApp, TestServer, audit_count, fixtures, http_client, keys, location, spawn_app,
-        spawn_app_with, verify_code, within,
+        Page, SpawnOptions, TestApp, TestServer, audit_count, expires_in, fixtures, http_client, keys, location,
+        make_due, spawn_app, spawn_app_with, verify_code, within,
     },
 };
-
-/// Sets a key's expiry to `left` from now (the database notes the change: reminders re-arm).
-fn expires_in(app: &TestApp, key: &ApiKey, left: Duration) {
-    diesel::update(api_keys::table.find(key.id))
-        .set(api_keys::expires_at.eq(Some(Utc::now() + left)))
-        .execute(&mut *app.conn())
-        .unwrap();
-}
-
-/// Makes every registered job due now (as if its period had passed).
-fn make_due(app: &TestApp) {
-    diesel::update(jobs::table)
-        .set(jobs::next_run_at.eq(Utc::now() - Duration::minutes(1)))
-        .execute(&mut *app.conn())
-        .unwrap();
-}
 
 /// Runs the due jobs at the application's clock, as a server instance would.
 fn run_jobs_now(app: &TestApp) {

@@ -17,8 +17,8 @@ use reqwest::StatusCode;
 use crate::{
     cli::{SECRET, keyward, scratch_dir, text},
     helpers::{
-        Page, SpawnOptions, TestApp, TestClient, TestServer, audit_count, fixtures, keys, location, spawn_app,
-        spawn_app_with, within,
+        Page, SpawnOptions, TestApp, TestClient, TestServer, audit_count, fixtures, keys, location, make_due,
+        spawn_app, spawn_app_with, within,
     },
 };
 
@@ -34,14 +34,6 @@ fn age(app: &TestApp, key: &ApiKey, created: Duration, last_used: Option<Duratio
 fn set_policy(app: &TestApp, organization: &Organization, days: Option<i32>) {
     diesel::update(organizations::table.find(organization.id))
         .set(organizations::deactivate_unused_after_days.eq(days))
-        .execute(&mut *app.conn())
-        .unwrap();
-}
-
-/// Makes every registered job due now (as if its period had passed).
-fn make_due(app: &TestApp) {
-    diesel::update(jobs::table)
-        .set(jobs::next_run_at.eq(Utc::now() - Duration::minutes(1)))
         .execute(&mut *app.conn())
         .unwrap();
 }

@@ -30,7 +30,8 @@ use sha2::Sha256;
 use crate::{
     cli::{SECRET, keyward, scratch_dir, text},
     helpers::{
-        SpawnOptions, TestApp, TestClient, TestServer, audit_count, fixtures, keys, location, spawn_app_with, within,
+        SpawnOptions, TestApp, TestClient, TestServer, audit_count, expires_in, fixtures, keys, location,
+        spawn_app_with, within,
     },
     smtp::SmtpServer,
 };
@@ -218,13 +219,6 @@ fn run_jobs_process_mailing(app: &TestApp, smtp_url: Option<&str>) -> std::proce
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn expires_in(app: &TestApp, key: &ApiKey, left: Duration) {
-    diesel::update(api_keys::table.find(key.id))
-        .set(api_keys::expires_at.eq(Some(Utc::now() + left)))
-        .execute(&mut *app.conn())
-        .unwrap();
 }
 
 fn deliveries(app: &TestApp, endpoint: i64) -> Vec<WebhookDelivery> {
