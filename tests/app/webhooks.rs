@@ -30,7 +30,7 @@ use sha2::Sha256;
 use crate::{
     cli::{SECRET, keyward, scratch_dir, text},
     helpers::{
-        SpawnOptions, TestApp, TestClient, TestServer, audit_count, expires_in, fixtures, keys, location,
+        SpawnOptions, TestApp, TestClient, TestServer, audit_count, expires_in, fixtures, keys, location, make_due,
         spawn_app_with, within,
     },
     smtp::SmtpServer,
@@ -203,6 +203,18 @@ fn run_jobs_process(app: &TestApp) -> std::process::Child {
     run_jobs_process_mailing(app, None)
 }
 
+/// Two `run-jobs` processes at once, twice, each round finding every job due again (nothing
+/// may be sent twice); with mail to `smtp_url` when given.
+fn run_twice_from_two_instances(app: &TestApp, smtp_url: Option<&str>) {
+    for round in 0..2 {
+        let (first, second) = (run_jobs_process_mailing(app, smtp_url), run_jobs_process_mailing(app, smtp_url));
+        let outputs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
+        let said: Vec<_> = outputs.iter().map(text).collect();
+        assert!(outputs.iter().all(|o| o.status.success()), "round {round}: {said:?}");
+        make_due(app);
+    }
+}
+
 /// `keyward run-jobs` on `app`'s database as another instance, sending mail to `smtp_url`
 /// when given.
 fn run_jobs_process_mailing(app: &TestApp, smtp_url: Option<&str>) -> std::process::Child {
@@ -248,17 +260,7 @@ async fn a_key_seven_days_from_expiry_yields_exactly_one_signed_delivery_from_tw
     receiver.knows(&secret);
     expires_in(app, &w.key, Duration::days(7) - Duration::hours(1));
 
-    for round in 0..2 {
-        let (first, second) = (run_jobs_process(app), run_jobs_process(app));
-        let outputs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
-        let said: Vec<_> = outputs.iter().map(text).collect();
-        assert!(outputs.iter().all(|o| o.status.success()), "round {round}: {said:?}");
-        // The second round finds every job due again: nothing may be sent twice.
-        diesel::update(jobs::table)
-            .set(jobs::next_run_at.eq(Utc::now() - Duration::minutes(1)))
-            .execute(&mut *app.conn())
-            .unwrap();
-    }
+    run_twice_from_two_instances(app, None);
 
     let event_id = event_id_of(app, "key.expiring", &w.key);
     let received = receiver.received();
@@ -291,17 +293,7 @@ async fn a_key_seven_days_from_expiry_yields_exactly_one_email_and_one_webhook_d
     expires_in(app, &w.key, Duration::days(7) - Duration::hours(1));
 
     // Two instances (`run-jobs` processes with mail and webhooks configured), each run twice.
-    for round in 0..2 {
-        let url = relay.url();
-        let (first, second) = (run_jobs_process_mailing(app, Some(&url)), run_jobs_process_mailing(app, Some(&url)));
-        let outputs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
-        let said: Vec<_> = outputs.iter().map(text).collect();
-        assert!(outputs.iter().all(|o| o.status.success()), "round {round}: {said:?}");
-        diesel::update(jobs::table)
-            .set(jobs::next_run_at.eq(Utc::now() - Duration::minutes(1)))
-            .execute(&mut *app.conn())
-            .unwrap();
-    }
+    run_twice_from_two_instances(app, Some(&relay.url()));
 
     let mail = relay.wait_for(1).await;
     let reminders: Vec<_> = mail.iter().filter(|m| m.subject().contains("expires in 7 days")).collect();

@@ -75,7 +75,7 @@ pub struct EventsQuery {
     tag = "audit",
     summary = "Read the audit log (filters, cursor pagination)",
     params(EventsQuery),
-    responses((status = 200, description = "A page of events, newest first", body = EventPage), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "A page of events, newest first", body = EventPage), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json")),
     security(("managementToken" = []))
 )]
 #[get("/audit-events")]

@@ -13,9 +13,9 @@ use super::{
     users,
 };
 
-/// Every operation can refuse a request it cannot read (400: a malformed query string, path
-/// segment or body; 413: a body too large) or whose values are invalid (422), with a
-/// problem; the handlers'
+/// Every operation can refuse a token (401, 403), a request it cannot read (400: a malformed
+/// query string, path segment or body; 413: a body too large), invalid values (422) or one
+/// request too many (429), with a problem; the handlers'
 /// annotations list what is particular to them.
 struct CommonProblems;
 
@@ -24,7 +24,10 @@ impl Modify for CommonProblems {
         let problem = || Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("Problem"))));
         let common = [
             ("400", "The request cannot be read: a malformed query string, path segment or body"),
+            ("401", "Missing, unknown, revoked or expired token, or its creator may no longer act"),
+            ("403", "The token lacks the scope, or its creator the right"),
             ("422", "Invalid values (`errors` names each field)"),
+            ("429", "Rate limited (see Retry-After)"),
         ];
         for item in openapi.paths.paths.values_mut() {
             let operations: [&mut Option<Operation>; 5] =
@@ -114,6 +117,11 @@ mod tests {
             assert!(json["paths"][path].is_object(), "{path} is described");
         }
         let op = &json["paths"]["/keys"]["get"];
+        for status in ["400", "401", "403", "422", "429"] {
+            assert!(op["responses"][status]["content"]["application/problem+json"].is_object(), "{status}");
+        }
+        assert!(json["paths"]["/keys"]["post"]["responses"]["413"].is_object(), "with a body");
+        assert!(op["responses"]["413"].is_null(), "without one");
         assert_eq!(
             op["security"][0]["managementToken"],
             serde_json::json!([]),

@@ -512,7 +512,7 @@ impl ListQuery {
     tag = "keys",
     summary = "List keys (filters as in the browser, cursor pagination)",
     params(ListQuery),
-    responses((status = 200, description = "A page of keys", body = KeyPage), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "A page of keys", body = KeyPage), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json")),
     security(("managementToken" = []))
 )]
 #[get("/keys")]
@@ -567,7 +567,7 @@ fn with_etag(status: StatusCode, view: &KeyView) -> HttpResponse {
     tag = "keys",
     summary = "Read a key (with an ETag)",
     params(("id" = String, Path, description = "The key's public id")),
-    responses((status = 200, description = "The key", body = KeyView, headers(("ETag" = String, description = "Validator for If-Match"))), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The key", body = KeyView, headers(("ETag" = String, description = "Validator for If-Match"))), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json")),
     security(("managementToken" = []))
 )]
 #[get("/keys/{id}")]
@@ -630,7 +630,7 @@ fn issued(status: StatusCode, outcome: Issued, secret: Option<String>) -> HttpRe
     summary = "Create a key; its secret is in this answer only",
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer with the first answer (without the secret)")),
     request_body = CreateKeyBody,
-    responses((status = 201, description = "The key and its secret", body = IssuedKey), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 201, description = "The key and its secret", body = IssuedKey), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json")),
     security(("managementToken" = []))
 )]
 #[post("/keys")]
@@ -669,7 +669,7 @@ pub async fn create_key(
     summary = "Change a key's name or settings (fields given are changed)",
     params(("id" = String, Path, description = "The key's public id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
     request_body = UpdateKeyBody,
-    responses((status = 200, description = "The changed key", body = KeyView), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 412, description = "The key changed since the ETag", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The changed key", body = KeyView), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 412, description = "The key changed since the ETag", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json")),
     security(("managementToken" = []))
 )]
 #[patch("/keys/{id}")]
@@ -727,7 +727,7 @@ pub async fn update_key(
     summary = "Give a key a new secret; the old one works for the grace period",
     params(("id" = String, Path, description = "The key's public id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer with the first answer (without the secret)")),
     request_body = RekeyBody,
-    responses((status = 200, description = "The key and its new secret", body = IssuedKey), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The key and its new secret", body = IssuedKey), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json")),
     security(("managementToken" = []))
 )]
 #[post("/keys/{id}/rekey")]
@@ -806,7 +806,7 @@ async fn change(
     tag = "keys",
     summary = "End a re-key's grace period now",
     params(("id" = String, Path, description = "The key's public id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer with the first answer (without the secret)")),
-    responses((status = 200, description = "The key", body = KeyView), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The key", body = KeyView), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json")),
     security(("managementToken" = []))
 )]
 #[post("/keys/{id}/end-grace")]
@@ -827,7 +827,7 @@ pub async fn end_grace(
     summary = "Deactivate a key (at once, on every instance)",
     params(("id" = String, Path, description = "The key's public id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer with the first answer (without the secret)")),
     request_body = DeactivateBody,
-    responses((status = 200, description = "The key", body = KeyView), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The key", body = KeyView), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json")),
     security(("managementToken" = []))
 )]
 #[post("/keys/{id}/deactivate")]
@@ -855,7 +855,7 @@ pub async fn deactivate(
     tag = "keys",
     summary = "Reactivate a key (never extends its expiry)",
     params(("id" = String, Path, description = "The key's public id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer with the first answer (without the secret)")),
-    responses((status = 200, description = "The key", body = KeyView), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 409, description = "A leaked key must be re-keyed first", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The key", body = KeyView), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 409, description = "A leaked key must be re-keyed first", body = Problem, content_type = "application/problem+json")),
     security(("managementToken" = []))
 )]
 #[post("/keys/{id}/reactivate")]
@@ -876,7 +876,7 @@ pub async fn reactivate(
     tag = "keys",
     summary = "Delete a key for good",
     params(("id" = String, Path, description = "The key's public id")),
-    responses((status = 204, description = "Deleted"), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json")),
     security(("managementToken" = []))
 )]
 #[delete("/keys/{id}")]
@@ -939,8 +939,6 @@ pub struct UsageView {
     params(("id" = String, Path, description = "The key's public id"), UsageQuery),
     responses(
         (status = 200, description = "The key's usage", body = UsageView),
-        (status = 401, description = "Missing, unknown, revoked or expired token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks keys:read", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such key in the token's organization", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid days", body = Problem, content_type = "application/problem+json"),
     ),

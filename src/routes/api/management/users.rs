@@ -65,7 +65,7 @@ pub struct UsersQuery {
     tag = "users",
     summary = "List the organization's users",
     params(UsersQuery),
-    responses((status = 200, description = "A page of users", body = UserPage), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "A page of users", body = UserPage)),
     security(("managementToken" = []))
 )]
 #[get("/users")]
@@ -106,7 +106,7 @@ pub struct AccessBody {
     summary = "Grant or revoke a user's API key access",
     params(("id" = i64, Path, description = "The user's id")),
     request_body = AccessBody,
-    responses((status = 200, description = "The user", body = UserView), (status = 401, description = "Missing, unknown, revoked or expired token, or its creator may no longer act", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The token lacks the scope, or its creator the right", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such user in the token's organization", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The user", body = UserView), (status = 404, description = "No such user in the token's organization", body = Problem, content_type = "application/problem+json")),
     security(("managementToken" = []))
 )]
 #[put("/users/{id}/api-key-access")]
