@@ -94,9 +94,11 @@ pub async fn report(req: HttpRequest, state: web::Data<AppState>, body: ApiBody)
     }
     let mut answers = Vec::with_capacity(reports.len());
     for reported in reports {
+        // A management token is revoked at once, like a key is deactivated; anything else
+        // is answered without a database lookup.
+        let is_token = ParsedToken::parse(&reported.token).is_some();
         let mut real = false;
-        if ParsedToken::parse(&reported.token).is_some() {
-            // A management token: revoked at once, like a key is deactivated.
+        if is_token || ParsedKey::parse(&reported.token).is_some() {
             let (token, hasher) = (reported.token.clone(), state.hasher.clone());
             let report = LeakReport {
                 token_type: reported.token_type.clone(),
@@ -106,23 +108,12 @@ pub async fn report(req: HttpRequest, state: web::Data<AppState>, body: ApiBody)
             real = state
                 .db
                 .transaction(move |conn| {
-                    management_tokens::report_leak(conn, &Actor::anonymous(client_ip).at(now), &hasher, &token, &report)
-                })
-                .await?;
-            if !real {
-                state.verifier.throttle.failed(client_ip.0);
-            }
-        } else if ParsedKey::parse(&reported.token).is_some() {
-            let (token, hasher) = (reported.token.clone(), state.hasher.clone());
-            let report = LeakReport {
-                token_type: reported.token_type.clone(),
-                url: reported.url.clone(),
-                source: reported.source.clone(),
-            };
-            real = state
-                .db
-                .transaction(move |conn| {
-                    lifecycle::report_leak(conn, &Actor::anonymous(client_ip).at(now), &hasher, &token, &report)
+                    let actor = Actor::anonymous(client_ip).at(now);
+                    if is_token {
+                        management_tokens::report_leak(conn, &actor, &hasher, &token, &report)
+                    } else {
+                        lifecycle::report_leak(conn, &actor, &hasher, &token, &report)
+                    }
                 })
                 .await?;
             if !real {

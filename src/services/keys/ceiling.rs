@@ -55,6 +55,22 @@ pub struct KeyReach {
 }
 
 impl KeyReach {
+    /// The assets a stored key reaches: all, or its assets and asset groups.
+    pub fn assets_of_key(conn: &mut PgConnection, key: &ApiKey) -> Result<AssetScope, AppError> {
+        if key.all_assets {
+            return Ok(AssetScope::All);
+        }
+        let asset_ids = ApiKey::assets_of(conn, &[key.id])?
+            .remove(&key.id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
+        let group_ids =
+            ApiKey::groups_of(conn, &[key.id])?.remove(&key.id).unwrap_or_default().into_iter().map(|g| g.0).collect();
+        Ok(AssetScope::Only { asset_ids, group_ids })
+    }
+
     /// The reach of a stored key.
     pub fn of_key(conn: &mut PgConnection, key: &ApiKey) -> Result<Self, AppError> {
         let actions = if key.all_actions {
@@ -62,23 +78,7 @@ impl KeyReach {
         } else {
             ActionCeiling::Only(ApiKey::action_ids(conn, key.id)?.into_iter().collect())
         };
-        let assets = if key.all_assets {
-            AssetScope::All
-        } else {
-            let asset_ids = ApiKey::assets_of(conn, &[key.id])?
-                .remove(&key.id)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(id, _, _)| id)
-                .collect();
-            let group_ids = ApiKey::groups_of(conn, &[key.id])?
-                .remove(&key.id)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|g| g.0)
-                .collect();
-            AssetScope::Only { asset_ids, group_ids }
-        };
+        let assets = Self::assets_of_key(conn, key)?;
         Ok(Self { actions, assets, cidrs: key.cidrs(), expires_at: key.expires_at, proxy_user_id: key.proxy_user_id })
     }
 

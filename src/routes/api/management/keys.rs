@@ -404,22 +404,7 @@ impl UpdateKeyBody {
             }
         };
         let assets = match (self.assets, self.asset_groups) {
-            (None, None) if key.all_assets => Some(AssetScope::All),
-            (None, None) => {
-                let asset_ids = ApiKey::assets_of(conn, &[key.id])?
-                    .remove(&key.id)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(id, _, _)| id)
-                    .collect();
-                let group_ids = ApiKey::groups_of(conn, &[key.id])?
-                    .remove(&key.id)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|g| g.0)
-                    .collect();
-                Some(AssetScope::Only { asset_ids, group_ids })
-            }
+            (None, None) => Some(crate::services::keys::ceiling::KeyReach::assets_of_key(conn, key)?),
             (assets, groups) => parse_assets(&mut errors, assets, groups),
         };
         let cidrs = match self.allowed_ips {
