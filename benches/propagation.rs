@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use diesel::Connection;
 use keyward::{
-    db::models::User,
+    db::models::{User, management_token::TokenTenant},
     domain::TokenScopes,
     services::{
         Actor,
@@ -165,7 +165,12 @@ fn main() {
             assert!(on_second().await.is_success(), "the token works on the second instance first");
             let token_id = keyward::keys::ParsedToken::parse(&revoked).unwrap().public_id.to_string();
             conn.transaction(|conn| {
-                management_tokens::revoke(conn, &Actor::system("bench"), alice.organization_id, &token_id)
+                management_tokens::revoke(
+                    conn,
+                    &Actor::system("bench"),
+                    TokenTenant::Organization(alice.organization_id),
+                    &token_id,
+                )
             })
             .unwrap();
             revocations.push(until(async || on_second().await == reqwest::StatusCode::UNAUTHORIZED).await);

@@ -205,8 +205,8 @@ diesel::table! {
     management_tokens (id) {
         id -> Int8,
         public_id -> Text,
-        organization_id -> Int8,
-        created_by_user_id -> Int8,
+        organization_id -> Nullable<Int8>,
+        created_by_user_id -> Nullable<Int8>,
         name -> Text,
         scopes -> Array<Nullable<Text>>,
         allowed_cidrs -> Array<Nullable<Cidr>>,
@@ -216,6 +216,8 @@ diesel::table! {
         created_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
         revoked_reason -> Nullable<Text>,
+        service_provider_id -> Nullable<Int8>,
+        created_by_staff_id -> Nullable<Int8>,
     }
 }
 
@@ -456,6 +458,8 @@ diesel::joinable!(mail_messages -> staff_accounts (recipient_staff_id));
 diesel::joinable!(mail_messages -> users (recipient_user_id));
 diesel::joinable!(management_idempotency -> management_tokens (token_id));
 diesel::joinable!(management_tokens -> organizations (organization_id));
+diesel::joinable!(management_tokens -> service_providers (service_provider_id));
+diesel::joinable!(management_tokens -> staff_accounts (created_by_staff_id));
 diesel::joinable!(management_tokens -> users (created_by_user_id));
 diesel::joinable!(organizations -> service_providers (service_provider_id));
 diesel::joinable!(outbox_deliveries -> outbox_events (event_id));

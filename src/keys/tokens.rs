@@ -1,8 +1,8 @@
 //! The in-memory cache of management tokens of one instance: public id → what authenticating
 //! a management API request needs (the token, its creator's current standing), so a request
 //! costs an HMAC and no query to authenticate. Kept coherent by the key cache's listener: the
-//! `token:<public id>` notifications (revocation, changes), the creator's `user:<id>`, the
-//! organization's `org:<id>` and `all`. It is only trusted while that listener is connected
+//! `token:<public id>` notifications (revocation, changes), the creator's `user:<id>` (or a
+//! support specialist's `staff:<id>`), the organization's `org:<id>` and `all`. It is only trusted while that listener is connected
 //! (`KeyCache::is_coherent`); otherwise every request loads the token from the database.
 
 use std::{
@@ -18,7 +18,7 @@ use diesel::{OptionalExtension, PgConnection};
 use ipnetwork::IpNetwork;
 
 use crate::{
-    db::models::{ManagementToken, User},
+    db::models::{ManagementToken, StaffAccount, User, management_token::TokenHolder},
     domain::{Capabilities, TokenScopes},
     error::AppError,
 };
@@ -29,17 +29,18 @@ pub struct CachedToken {
     pub id: i64,
     pub public_id: String,
     pub name: String,
-    pub organization_id: i64,
+    /// Whose it is, and as whom it acts.
+    pub holder: TokenHolder,
     pub scopes: TokenScopes,
     pub cidrs: Vec<IpNetwork>,
     pub secret_hash: Vec<u8>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked: bool,
-    pub creator_id: i64,
     pub creator_email: String,
-    /// The creator is active and still in the token's organization.
+    /// The creator is active (and a web user still in the token's organization).
     pub creator_active: bool,
-    /// The creator's capabilities now: a token never does more than its creator may.
+    /// A web user creator's capabilities now: a token never does more than its creator may.
+    /// (A support specialist's rights are the staff rules of `services::keys::access`.)
     pub creator_can: Capabilities,
 }
 
@@ -47,13 +48,19 @@ impl CachedToken {
     /// Loads the token with `public_id` and its creator's standing.
     pub fn load(conn: &mut PgConnection, public_id: &str) -> Result<Option<Self>, AppError> {
         let Some(token) = ManagementToken::find_presented(conn, public_id)? else { return Ok(None) };
-        let creator = User::find(conn, token.created_by_user_id).optional()?;
-        let (creator_email, creator_active, creator_can) = match creator {
-            Some(user) => {
-                let can = Capabilities::new(user.is_admin, user.effective_permissions(conn)?);
-                (user.email, user.active && user.organization_id == token.organization_id, can)
-            }
-            None => (String::new(), false, Capabilities::default()),
+        let Some(holder) = token.holder() else { return Ok(None) };
+        let (creator_email, creator_active, creator_can) = match holder {
+            TokenHolder::Organization { organization_id, user_id } => match User::find(conn, user_id).optional()? {
+                Some(user) => {
+                    let can = Capabilities::new(user.is_admin, user.effective_permissions(conn)?);
+                    (user.email, user.active && user.organization_id == organization_id, can)
+                }
+                None => (String::new(), false, Capabilities::default()),
+            },
+            TokenHolder::ServiceProvider { staff_id, .. } => match StaffAccount::find(conn, staff_id).optional()? {
+                Some(staff) => (staff.email, staff.active, Capabilities::default()),
+                None => (String::new(), false, Capabilities::default()),
+            },
         };
         let scopes = TokenScopes::parse(token.scopes.iter().flatten().map(String::as_str)).unwrap_or_default();
         Ok(Some(Self {
@@ -61,16 +68,28 @@ impl CachedToken {
             cidrs: token.cidrs(),
             public_id: token.public_id,
             name: token.name,
-            organization_id: token.organization_id,
+            holder,
             scopes,
             secret_hash: token.secret_hash,
             expires_at: token.expires_at,
             revoked: token.revoked_at.is_some(),
-            creator_id: token.created_by_user_id,
             creator_email,
             creator_active,
             creator_can,
         }))
+    }
+
+    /// Whether a change of web user `id` concerns this token (they created it).
+    fn created_by_user(&self, id: i64) -> bool {
+        matches!(self.holder, TokenHolder::Organization { user_id, .. } if user_id == id)
+    }
+
+    fn created_by_staff(&self, id: i64) -> bool {
+        matches!(self.holder, TokenHolder::ServiceProvider { staff_id, .. } if staff_id == id)
+    }
+
+    fn of_organization(&self, id: i64) -> bool {
+        matches!(self.holder, TokenHolder::Organization { organization_id, .. } if organization_id == id)
     }
 }
 
@@ -119,11 +138,15 @@ impl TokenCache {
                 entries.remove(public_id);
             }
             Some(("user", id)) => match id.parse::<i64>() {
-                Ok(id) => entries.retain(|_, t| t.creator_id != id),
+                Ok(id) => entries.retain(|_, t| !t.created_by_user(id)),
+                Err(_) => entries.clear(),
+            },
+            Some(("staff", id)) => match id.parse::<i64>() {
+                Ok(id) => entries.retain(|_, t| !t.created_by_staff(id)),
                 Err(_) => entries.clear(),
             },
             Some(("org", id)) => match id.parse::<i64>() {
-                Ok(id) => entries.retain(|_, t| t.organization_id != id),
+                Ok(id) => entries.retain(|_, t| !t.of_organization(id)),
                 Err(_) => entries.clear(),
             },
             _ => entries.clear(),
@@ -147,13 +170,12 @@ mod tests {
             id: 1,
             public_id: public_id.into(),
             name: "t".into(),
-            organization_id,
+            holder: TokenHolder::Organization { organization_id, user_id: creator_id },
             scopes: TokenScopes::all(),
             cidrs: vec![],
             secret_hash: vec![],
             expires_at: None,
             revoked: false,
-            creator_id,
             creator_email: "a@b.test".into(),
             creator_active: true,
             creator_can: Capabilities::default(),
@@ -174,6 +196,16 @@ mod tests {
         assert!(cache.get("B").is_none() && cache.get("C").is_some());
         cache.invalidate("org:2");
         assert!(cache.get("C").is_none());
+        let provider_token = Arc::new(CachedToken {
+            holder: TokenHolder::ServiceProvider { service_provider_id: 1, staff_id: 10 },
+            ..(*token("P", 0, 0)).clone()
+        });
+        cache.insert(provider_token, cache.generation());
+        cache.insert(token("Q", 1, 10), cache.generation());
+        cache.invalidate("user:10");
+        assert!(cache.get("P").is_some() && cache.get("Q").is_none(), "user 10 is not staff 10");
+        cache.invalidate("staff:10");
+        assert!(cache.get("P").is_none(), "a support specialist's change drops their tokens");
         let stale = cache.generation();
         cache.invalidate("token:D");
         cache.insert(token("D", 1, 10), stale);

@@ -21,6 +21,7 @@ pub mod security;
 pub mod session;
 pub mod staff;
 pub mod static_files;
+pub mod token_pages;
 
 use actix_web::web;
 
@@ -120,6 +121,11 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
         .service(staff::providers::detail)
         .service(staff::providers::rename_form)
         .service(staff::providers::rename)
+        .service(staff::provider_tokens::list)
+        .service(staff::provider_tokens::new_form)
+        .service(staff::provider_tokens::create)
+        .service(staff::provider_tokens::revoke_form)
+        .service(staff::provider_tokens::revoke)
         .service(staff::organizations::list)
         .service(staff::organizations::detail)
         .service(staff::organizations::user_list)

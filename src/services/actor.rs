@@ -27,6 +27,17 @@ pub enum ActorKind {
         email: String,
         is_admin: bool,
     },
+    /// A script presenting a service provider's management token: it acts with the rights of
+    /// the support specialist who created it (active now), on that provider's keys only.
+    ProviderToken {
+        id: i64,
+        public_id: String,
+        name: String,
+        service_provider_id: i64,
+        scopes: TokenScopes,
+        staff_id: i64,
+        email: String,
+    },
     /// The operator at the command line.
     System { command: &'static str },
     /// Nobody signed in (login attempts, leak reports).
@@ -75,6 +86,14 @@ impl Actor {
         }
     }
 
+    /// The service provider a provider's token acts for (its changes are recorded there).
+    pub fn service_provider_id(&self) -> Option<i64> {
+        match &self.kind {
+            ActorKind::ProviderToken { service_provider_id, .. } => Some(*service_provider_id),
+            _ => None,
+        }
+    }
+
     /// The web user whose rights apply: the signed-in user, or a token's creator.
     pub fn acting_user(&self) -> Option<ActingUser> {
         match &self.kind {
@@ -92,7 +111,7 @@ impl Actor {
     /// are its creator's narrowed by its scopes.
     pub fn has_scope(&self, scope: TokenScope) -> bool {
         match &self.kind {
-            ActorKind::Token { scopes, .. } => scopes.contains(scope),
+            ActorKind::Token { scopes, .. } | ActorKind::ProviderToken { scopes, .. } => scopes.contains(scope),
             _ => true,
         }
     }
@@ -105,6 +124,9 @@ impl Actor {
             ActorKind::Key { id, name, .. } => ("key", Some(*id), name.clone()),
             ActorKind::Token { id, public_id, name, email, .. } => {
                 ("token", Some(*id), format!("token \"{name}\" ({public_id}) of {email}"))
+            }
+            ActorKind::ProviderToken { id, public_id, name, email, .. } => {
+                ("token", Some(*id), format!("token \"{name}\" ({public_id}) of {email} (support staff)"))
             }
             ActorKind::System { command } => ("system", None, format!("keyward {command}")),
             ActorKind::Anonymous => ("anonymous", None, String::new()),

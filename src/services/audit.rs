@@ -109,12 +109,17 @@ pub fn record(conn: &mut PgConnection, actor: &Actor, entry: Entry) -> QueryResu
     if let (ActorKind::Token { public_id, user_id, email, .. }, Value::Object(map)) = (&actor.kind, &mut details) {
         map.insert("token".into(), json!({ "public_id": public_id, "creator_user_id": user_id, "creator": email }));
     }
+    if let (ActorKind::ProviderToken { public_id, staff_id, email, .. }, Value::Object(map)) =
+        (&actor.kind, &mut details)
+    {
+        map.insert("token".into(), json!({ "public_id": public_id, "creator_staff_id": staff_id, "creator": email }));
+    }
     let target = entry.target.as_ref();
     AuditEvent::insert(
         conn,
         &NewAuditEvent {
             organization_id: entry.organization_id.or_else(|| actor.organization_id()),
-            service_provider_id: entry.service_provider_id,
+            service_provider_id: entry.service_provider_id.or_else(|| actor.service_provider_id()),
             actor_type,
             actor_id,
             actor_label: &actor_label,

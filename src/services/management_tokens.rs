@@ -1,17 +1,21 @@
 //! Management tokens: created by an organization's administrators (Admin → API access) or
-//! the operator (`keyward create-management-token`), shown once, revoked by administrators
-//! or by a leak report. A token acts with the rights of its creator, narrowed by its scopes:
+//! the operator (`keyward create-management-token`), or by support staff for a service
+//! provider's keys (Staff → Service providers → API access); shown once, revoked by those who
+//! manage them or by a leak report. A token acts with the rights of its creator, narrowed by its scopes:
 //! its scopes are checked against the creator's permissions when it is created, and the
 //! services check the creator's current rights again at every use (see `services::keys::access`).
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::{OptionalExtension, PgConnection};
 use ipnetwork::IpNetwork;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{
-    db::models::{ManagementToken, User, management_token::NewManagementToken},
-    domain::TokenScopes,
+    db::models::{
+        ManagementToken, ServiceProvider, StaffAccount, User,
+        management_token::{NewManagementToken, TokenHolder, TokenTenant},
+    },
+    domain::{TokenScope, TokenScopes},
     error::{AppError, FieldErrors},
     keys::{GeneratedToken, KeyHasher, ParsedToken},
     services::{
@@ -85,14 +89,69 @@ pub fn create(
         );
         return Err(AppError::Invalid(errors));
     }
+    let holder = TokenHolder::Organization { organization_id, user_id: creator.id };
+    issue(conn, actor, hasher, holder, &creator.email, new)
+}
+
+/// Creates a token of service provider `service_provider_id`, acting as the support
+/// specialist who creates it (on the provider's keys only), and returns its secret (to be
+/// shown once). Only support staff create them, with key scopes only: a provider has no
+/// users or audit pages of its own.
+pub fn create_for_provider(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    hasher: &KeyHasher,
+    service_provider_id: i64,
+    new: NewToken,
+) -> Result<(ManagementToken, GeneratedToken), AppError> {
+    let ActorKind::Staff { id: staff_id, .. } = actor.kind else { return Err(AppError::Forbidden) };
+    let staff = StaffAccount::find(conn, staff_id)?;
+    if !staff.active {
+        return Err(AppError::Forbidden);
+    }
+    ServiceProvider::find(conn, service_provider_id).optional()?.ok_or(AppError::NotFound)?;
+    let beyond: Vec<&str> =
+        new.scopes.iter().filter(|scope| !PROVIDER_SCOPES.contains(scope)).map(|scope| scope.code()).collect();
+    if !beyond.is_empty() {
+        return Err(crate::error::invalid(
+            "scopes",
+            format!("A service provider's token manages its keys only; it cannot have: {}.", beyond.join(", ")),
+        ));
+    }
+    let holder = TokenHolder::ServiceProvider { service_provider_id, staff_id };
+    issue(conn, actor, hasher, holder, &staff.email, new)
+}
+
+/// The scopes a service provider's token may have.
+pub const PROVIDER_SCOPES: [TokenScope; 2] = [TokenScope::KeysRead, TokenScope::KeysWrite];
+
+/// Stores a new token of `holder` (its creator known as `creator_email`) and audits it.
+fn issue(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    hasher: &KeyHasher,
+    holder: TokenHolder,
+    creator_email: &str,
+    new: NewToken,
+) -> Result<(ManagementToken, GeneratedToken), AppError> {
     let expires_at = actor.now + Duration::days(i64::from(new.lifetime_days));
     let secret = GeneratedToken::generate();
+    let (organization_id, created_by_user_id, service_provider_id, created_by_staff_id, creator) = match holder {
+        TokenHolder::Organization { organization_id, user_id } => {
+            (Some(organization_id), Some(user_id), None, None, json!({ "creator_user_id": user_id }))
+        }
+        TokenHolder::ServiceProvider { service_provider_id, staff_id } => {
+            (None, None, Some(service_provider_id), Some(staff_id), json!({ "creator_staff_id": staff_id }))
+        }
+    };
     let token = ManagementToken::insert(
         conn,
         &NewManagementToken {
             public_id: &secret.public_id,
             organization_id,
-            created_by_user_id: creator.id,
+            created_by_user_id,
+            service_provider_id,
+            created_by_staff_id,
             name: new.name.as_str(),
             scopes: new.scopes.codes().into_iter().map(|c| Some(c.to_string())).collect(),
             allowed_cidrs: new.cidrs.iter().copied().map(Some).collect(),
@@ -101,41 +160,53 @@ pub fn create(
             expires_at: Some(expires_at),
         },
     )?;
-    audit::record(
-        conn,
-        actor,
-        Entry::new(AuditAction::ManagementTokenCreate)
-            .organization(Some(organization_id))
-            .target(target(&token))
-            .details(json!({
-                "scopes": new.scopes.codes(),
-                "expires_at": expires_at,
-                "allowed_ips": new.cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-                "creator": creator.email,
-                "creator_user_id": creator.id,
-            })),
-    )?;
+    let mut details = json!({
+        "scopes": new.scopes.codes(),
+        "expires_at": expires_at,
+        "allowed_ips": new.cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        "creator": creator_email,
+    });
+    if let (Value::Object(details), Value::Object(creator)) = (&mut details, creator) {
+        details.extend(creator);
+    }
+    audit::record(conn, actor, entry(AuditAction::ManagementTokenCreate, holder.tenant(), &token).details(details))?;
     Ok((token, secret))
 }
 
-/// Revokes a token of `organization_id` at once (every instance drops it from its cache).
+/// An audit entry about `token`, recorded with its tenant.
+fn entry(action: AuditAction, tenant: TokenTenant, token: &ManagementToken) -> Entry {
+    Entry::new(action)
+        .organization(tenant.organization_id())
+        .service_provider(tenant.service_provider_id())
+        .target(target(token))
+}
+
+/// Who may revoke the tokens of `tenant`: an organization's administrators, or support staff
+/// for a service provider's (and the operator for either).
+fn require_manager(conn: &mut PgConnection, actor: &Actor, tenant: TokenTenant) -> Result<(), AppError> {
+    match tenant {
+        TokenTenant::Organization(organization_id) => require_admin(conn, actor, organization_id),
+        TokenTenant::ServiceProvider(_) => match actor.kind {
+            ActorKind::Staff { .. } | ActorKind::System { .. } => Ok(()),
+            _ => Err(AppError::Forbidden),
+        },
+    }
+}
+
+/// Revokes a token of `tenant` at once (every instance drops it from its cache).
 pub fn revoke(
     conn: &mut PgConnection,
     actor: &Actor,
-    organization_id: i64,
+    tenant: TokenTenant,
     public_id: &str,
 ) -> Result<ManagementToken, AppError> {
-    require_admin(conn, actor, organization_id)?;
-    let token = ManagementToken::lock_in(conn, organization_id, public_id)?.ok_or(AppError::NotFound)?;
+    require_manager(conn, actor, tenant)?;
+    let token = ManagementToken::lock_in(conn, tenant, public_id)?.ok_or(AppError::NotFound)?;
     if token.revoked_at.is_some() {
         return Ok(token);
     }
     let revoked = ManagementToken::revoke(conn, token.id, "Revoked")?;
-    audit::record(
-        conn,
-        actor,
-        Entry::new(AuditAction::ManagementTokenRevoke).organization(Some(organization_id)).target(target(&revoked)),
-    )?;
+    audit::record(conn, actor, entry(AuditAction::ManagementTokenRevoke, tenant, &revoked))?;
     Ok(revoked)
 }
 
@@ -150,10 +221,11 @@ pub fn report_leak(
 ) -> Result<bool, AppError> {
     let Some(parsed) = ParsedToken::parse(token) else { return Ok(false) };
     let Some(found) = ManagementToken::find_presented(conn, parsed.public_id)? else { return Ok(false) };
+    let Some(tenant) = found.holder().map(TokenHolder::tenant) else { return Ok(false) };
     if !hasher.matches(token, &found.secret_hash) {
         return Ok(false);
     }
-    let Some(found) = ManagementToken::lock_in(conn, found.organization_id, parsed.public_id)? else {
+    let Some(found) = ManagementToken::lock_in(conn, tenant, parsed.public_id)? else {
         return Ok(false);
     };
     let was_active = found.revoked_at.is_none();
@@ -162,16 +234,13 @@ pub fn report_leak(
     audit::record(
         conn,
         actor,
-        Entry::new(AuditAction::ManagementTokenRevoke)
-            .organization(Some(revoked.organization_id))
-            .target(target(&revoked))
-            .details(json!({
-                "reason": LEAKED,
-                "type": clip(&report.token_type),
-                "url": clip(&report.url),
-                "source": clip(&report.source),
-                "revoked": was_active,
-            })),
+        entry(AuditAction::ManagementTokenRevoke, tenant, &revoked).details(json!({
+            "reason": LEAKED,
+            "type": clip(&report.token_type),
+            "url": clip(&report.url),
+            "source": clip(&report.source),
+            "revoked": was_active,
+        })),
     )?;
     Ok(true)
 }

@@ -33,6 +33,7 @@ mod openapi;
 mod overview;
 mod passkeys;
 mod product;
+mod provider_tokens;
 mod resilience;
 mod scale;
 mod search_plans;

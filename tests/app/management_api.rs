@@ -8,7 +8,7 @@ use std::time::Duration;
 use diesel::{Connection, prelude::*};
 use keyward::{
     db::{
-        models::User,
+        models::{User, management_token::TokenTenant},
         schema::{api_keys, audit_events, users},
     },
     domain::TokenScopes,
@@ -29,7 +29,7 @@ use crate::{
 };
 
 /// The app and a twin instance of the same deployment, sharing the CLI's master secret.
-async fn deployment() -> (TestApp, TestApp) {
+pub(crate) async fn deployment() -> (TestApp, TestApp) {
     let secret = MasterSecret::from_base64(SECRET).unwrap();
     let app = spawn_app_with(SpawnOptions { secret: Some(secret.clone()), ..SpawnOptions::default() }).await;
     let twin = spawn_app_with(SpawnOptions {
@@ -68,7 +68,7 @@ pub(crate) fn token(app: &TestApp, creator: &User, scopes: &[&str]) -> String {
 pub(crate) const ALL: &[&str] = &["keys:read", "keys:write", "users:read", "users:access", "audit:read"];
 
 /// One call of the management API: status, headers, JSON body (Null when empty).
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -89,7 +89,7 @@ async fn call(
     (status, headers, body)
 }
 
-async fn verify(app: &TestApp, secret: &str) -> (StatusCode, Value) {
+pub(crate) async fn verify(app: &TestApp, secret: &str) -> (StatusCode, Value) {
     let response =
         http_client().post(app.url("/api/v1/verify")).bearer_auth(secret).json(&json!({})).send().await.unwrap();
     (response.status(), response.json::<Value>().await.unwrap())
@@ -247,7 +247,11 @@ async fn a_revoked_token_is_refused_on_another_instance_and_a_leak_report_revoke
     let token = token(&app, &admin, &["keys:read"]);
     assert_eq!(call(&twin, Method::GET, "/api/v1/keys", &token, None, &[]).await.0, StatusCode::OK, "cached");
     let public_id = &token[8..16];
-    app.conn().transaction(|conn| management_tokens::revoke(conn, &Actor::system("test"), acme.id, public_id)).unwrap();
+    app.conn()
+        .transaction(|conn| {
+            management_tokens::revoke(conn, &Actor::system("test"), TokenTenant::Organization(acme.id), public_id)
+        })
+        .unwrap();
     let deadline = keyward::keys::verifier::cache::COHERENCE_WINDOW - Duration::from_secs(1);
     let refused = within(deadline, async || {
         call(&twin, Method::GET, "/api/v1/keys", &token, None, &[]).await.0 == StatusCode::UNAUTHORIZED

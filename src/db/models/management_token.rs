@@ -1,6 +1,6 @@
 //! Management tokens (the credentials of the management API) and the idempotency records of
-//! their requests. Finders are scoped by organization, except [`ManagementToken::find_presented`]
-//! for callers that hold the token's secret.
+//! their requests. Finders are scoped by the token's tenant (an organization or a service
+//! provider), except [`ManagementToken::find_presented`] for callers that hold the token's secret.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -14,8 +14,8 @@ use crate::db::schema::{management_idempotency, management_tokens};
 pub struct ManagementToken {
     pub id: i64,
     pub public_id: String,
-    pub organization_id: i64,
-    pub created_by_user_id: i64,
+    pub organization_id: Option<i64>,
+    pub created_by_user_id: Option<i64>,
     pub name: String,
     pub scopes: Vec<Option<String>>,
     pub allowed_cidrs: Vec<Option<IpNetwork>>,
@@ -25,14 +25,64 @@ pub struct ManagementToken {
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub revoked_reason: Option<String>,
+    pub service_provider_id: Option<i64>,
+    pub created_by_staff_id: Option<i64>,
+}
+
+/// Whose a token is, and whose rights it acts with (the table allows exactly these two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenHolder {
+    /// An organization's token, acting as one of its web users.
+    Organization { organization_id: i64, user_id: i64 },
+    /// A service provider's token (keys only), acting as a support specialist.
+    ServiceProvider { service_provider_id: i64, staff_id: i64 },
+}
+
+impl TokenHolder {
+    pub fn tenant(self) -> TokenTenant {
+        match self {
+            TokenHolder::Organization { organization_id, .. } => TokenTenant::Organization(organization_id),
+            TokenHolder::ServiceProvider { service_provider_id, .. } => {
+                TokenTenant::ServiceProvider(service_provider_id)
+            }
+        }
+    }
+}
+
+/// The list a token is in: an organization's (Admin → API access) or a service provider's
+/// (Staff → Service providers → API access).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenTenant {
+    Organization(i64),
+    ServiceProvider(i64),
+}
+
+impl TokenTenant {
+    /// The organization, for the audit log (a provider's tokens have none).
+    pub fn organization_id(self) -> Option<i64> {
+        match self {
+            TokenTenant::Organization(id) => Some(id),
+            TokenTenant::ServiceProvider(_) => None,
+        }
+    }
+
+    /// The service provider, for the audit log.
+    pub fn service_provider_id(self) -> Option<i64> {
+        match self {
+            TokenTenant::Organization(_) => None,
+            TokenTenant::ServiceProvider(id) => Some(id),
+        }
+    }
 }
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = management_tokens)]
 pub struct NewManagementToken<'a> {
     pub public_id: &'a str,
-    pub organization_id: i64,
-    pub created_by_user_id: i64,
+    pub organization_id: Option<i64>,
+    pub created_by_user_id: Option<i64>,
+    pub service_provider_id: Option<i64>,
+    pub created_by_staff_id: Option<i64>,
     pub name: &'a str,
     pub scopes: Vec<Option<String>>,
     pub allowed_cidrs: Vec<Option<IpNetwork>>,
@@ -55,25 +105,60 @@ impl ManagementToken {
             .optional()
     }
 
-    /// The token with `public_id` of `organization_id`, locked for the transaction.
-    pub fn lock_in(conn: &mut PgConnection, organization_id: i64, public_id: &str) -> QueryResult<Option<Self>> {
+    /// The token with `public_id` of `tenant`, locked for the transaction.
+    pub fn lock_in(conn: &mut PgConnection, tenant: TokenTenant, public_id: &str) -> QueryResult<Option<Self>> {
+        let (organization_id, service_provider_id) = (tenant.organization_id(), tenant.service_provider_id());
         management_tokens::table
-            .filter(management_tokens::organization_id.eq(organization_id))
             .filter(management_tokens::public_id.eq(public_id))
+            // The public id is unique: these only keep other tenants' tokens out.
+            .filter(management_tokens::organization_id.is_not_distinct_from(organization_id))
+            .filter(management_tokens::service_provider_id.is_not_distinct_from(service_provider_id))
             .select(Self::as_select())
             .for_update()
             .first(conn)
             .optional()
     }
 
-    /// The organization's tokens, newest first (revoked ones too: the page shows them).
-    pub fn list(conn: &mut PgConnection, organization_id: i64) -> QueryResult<Vec<Self>> {
-        management_tokens::table
-            .filter(management_tokens::organization_id.eq(organization_id))
+    /// The token with `public_id` of `tenant`.
+    pub fn find_in(conn: &mut PgConnection, tenant: TokenTenant, public_id: &str) -> QueryResult<Option<Self>> {
+        Self::of_tenant(tenant)
+            .filter(management_tokens::public_id.eq(public_id))
+            .select(Self::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// The tenant's tokens, newest first (revoked ones too: the page shows them).
+    pub fn list(conn: &mut PgConnection, tenant: TokenTenant) -> QueryResult<Vec<Self>> {
+        Self::of_tenant(tenant)
             .order((management_tokens::created_at.desc(), management_tokens::id.desc()))
             .limit(500)
             .select(Self::as_select())
             .load(conn)
+    }
+
+    fn of_tenant(tenant: TokenTenant) -> management_tokens::BoxedQuery<'static, diesel::pg::Pg> {
+        match tenant {
+            TokenTenant::Organization(id) => {
+                management_tokens::table.filter(management_tokens::organization_id.eq(id)).into_boxed()
+            }
+            TokenTenant::ServiceProvider(id) => {
+                management_tokens::table.filter(management_tokens::service_provider_id.eq(id)).into_boxed()
+            }
+        }
+    }
+
+    /// Whose the token is (the table's check constraint allows only these two forms).
+    pub fn holder(&self) -> Option<TokenHolder> {
+        match (self.organization_id, self.created_by_user_id, self.service_provider_id, self.created_by_staff_id) {
+            (Some(organization_id), Some(user_id), None, None) => {
+                Some(TokenHolder::Organization { organization_id, user_id })
+            }
+            (None, None, Some(service_provider_id), Some(staff_id)) => {
+                Some(TokenHolder::ServiceProvider { service_provider_id, staff_id })
+            }
+            _ => None,
+        }
     }
 
     pub fn revoke(conn: &mut PgConnection, id: i64, reason: &str) -> QueryResult<Self> {

@@ -181,7 +181,8 @@ impl KeyCache {
         }
     }
 
-    /// Applies one notification payload: `key:<public id>`, `user:<id>`, `org:<id>` or `all`.
+    /// Applies one notification payload: `key:<public id>`, `user:<id>`, `org:<id>` or `all`
+    /// (and the token cache's `token:` and `staff:`, which concern no key).
     pub fn invalidate(&self, payload: &str) {
         let mut entries = self.entries.write().expect("the key cache lock is never poisoned");
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -189,8 +190,8 @@ impl KeyCache {
             Some(("key", public_id)) => {
                 entries.remove(public_id);
             }
-            // Management tokens are no keys (see `keys::tokens`).
-            Some(("token", _)) => {}
+            // Management tokens are no keys (see `keys::tokens`), and support staff own none.
+            Some(("token" | "staff", _)) => {}
             Some(("user", id)) => match id.parse::<i64>() {
                 Ok(id) => entries.retain(|_, e| !matches!(e, Entry::Found(k) if k.owner_user_id == Some(id))),
                 Err(_) => entries.clear(),

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod actions;
 pub mod notifications;
 pub mod organizations;
+pub mod provider_tokens;
 pub mod providers;
 
 use actix_web::{HttpResponse, get, web};

@@ -5,6 +5,8 @@
 //! - other users manage only their own keys, and only with API key access;
 //! - support staff manage service-provider keys; of client keys they may only view metadata
 //!   and deactivate, never create or re-key (a re-key reveals a new secret);
+//! - a service provider's management token reaches that provider's keys only (within its
+//!   scopes): never a client's, not even to look;
 //! - a key never gets an action its creator (and, for personal keys, its owner) may not grant;
 //!   what may be granted, and who obtains which secrets, is the ceiling rule in `ceiling`.
 
@@ -148,6 +150,13 @@ pub fn check(actor: &Actor, user: Option<&UserContext>, key: &ApiKey, op: KeyOp)
             }
             Err(AppError::NotFound)
         }
+        // A provider's token sees that provider's keys and nothing else, within its scopes.
+        (ActorKind::ProviderToken { service_provider_id, .. }, _) => {
+            if key.owner() != KeyOwner::ServiceProvider(*service_provider_id) {
+                return Err(AppError::NotFound);
+            }
+            if actor.has_scope(scope_of(op)) { Ok(()) } else { Err(AppError::Forbidden) }
+        }
         (ActorKind::Staff { .. }, _) => match key.owner() {
             KeyOwner::ServiceProvider(_) => Ok(()),
             // Client keys: metadata and incident deactivation only.
@@ -204,6 +213,11 @@ pub fn check_create(actor: &Actor, user: Option<&UserContext>, owner: &OwnerCont
         }
         // Staff create keys for service providers only: never for a client or its users.
         (ActorKind::Staff { .. }, OwnerContext::ServiceProvider(_)) => Ok(()),
+        (ActorKind::ProviderToken { service_provider_id, .. }, OwnerContext::ServiceProvider(id))
+            if id == service_provider_id && actor.has_scope(TokenScope::KeysWrite) =>
+        {
+            Ok(())
+        }
         _ => Err(AppError::Forbidden),
     }
 }

@@ -313,7 +313,7 @@ pub fn create(
     };
     let (created_by_user_id, created_by_staff_id) = match (&actor.kind, actor.acting_user()) {
         (_, Some(acting)) => (Some(acting.id), None),
-        (ActorKind::Staff { id, .. }, None) => (None, Some(*id)),
+        (ActorKind::Staff { id, .. } | ActorKind::ProviderToken { staff_id: id, .. }, None) => (None, Some(*id)),
         _ => (None, None),
     };
     // A public id collision (about 47 random bits) is retried inside a savepoint.

@@ -100,7 +100,7 @@ pub async fn list_events(
     };
     let before = query.cursor.as_deref().map(cursor::decode).transpose()?;
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
-    let organization_id = caller.organization_id();
+    let organization_id = caller.organization_id()?;
     let events =
         state.db.run(move |conn| Ok(AuditEvent::page_before(conn, organization_id, &filter, before, limit)?)).await?;
     let next =

@@ -11,6 +11,7 @@ use futures_util::future::LocalBoxFuture;
 
 use super::problem::Problem;
 use crate::{
+    db::models::{api_key::KeyScope, management_token::TokenHolder},
     domain::{Capability, ClientIp, TokenScope},
     keys::{ParsedToken, tokens::CachedToken},
     services::actor::{Actor, ActorKind},
@@ -25,9 +26,23 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The organization the token belongs to: everything it reaches is in it.
-    pub fn organization_id(&self) -> i64 {
-        self.token.organization_id
+    /// The organization the token belongs to: everything it reaches is in it. A service
+    /// provider's token has none (and no scope that needs one): refused.
+    pub fn organization_id(&self) -> Result<i64, Problem> {
+        match self.token.holder {
+            TokenHolder::Organization { organization_id, .. } => Ok(organization_id),
+            TokenHolder::ServiceProvider { .. } => {
+                Err(Problem::forbidden("A service provider's token manages the provider's keys only."))
+            }
+        }
+    }
+
+    /// Where the keys the token may reach by id are.
+    pub fn key_scope(&self) -> KeyScope {
+        match self.token.holder {
+            TokenHolder::Organization { organization_id, .. } => KeyScope::Organization(organization_id),
+            TokenHolder::ServiceProvider { service_provider_id, .. } => KeyScope::ServiceProvider(service_provider_id),
+        }
     }
 
     /// Refuses (403) unless the token holds `scope` and its creator, now, `capability`.
@@ -122,20 +137,28 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, Problem> {
             return Err(problem);
         }
     }
-    let actor = Actor {
-        kind: ActorKind::Token {
+    let kind = match token.holder {
+        TokenHolder::Organization { organization_id, user_id } => ActorKind::Token {
             id: token.id,
             public_id: token.public_id.clone(),
             name: token.name.clone(),
-            organization_id: token.organization_id,
+            organization_id,
             scopes: token.scopes,
-            user_id: token.creator_id,
+            user_id,
             email: token.creator_email.clone(),
             is_admin: token.creator_can.is_admin(),
         },
-        client_ip,
-        now,
+        TokenHolder::ServiceProvider { service_provider_id, staff_id } => ActorKind::ProviderToken {
+            id: token.id,
+            public_id: token.public_id.clone(),
+            name: token.name.clone(),
+            service_provider_id,
+            scopes: token.scopes,
+            staff_id,
+            email: token.creator_email.clone(),
+        },
     };
+    let actor = Actor { kind, client_ip, now };
     Ok(Caller { token, actor })
 }
 

@@ -20,16 +20,17 @@ use super::{
 };
 use crate::{
     db::models::{
-        ApiKey, Organization,
+        ApiKey,
         api_key::{KeyListFilter, KeyScope, OwnerFilter, StateFilter, Unused},
+        management_token::TokenHolder,
     },
     domain::{Capability, TokenScope},
     error::{AppError, FieldErrors},
     keys::Environment,
     routes::api::management::ProblemBody,
     services::keys::{
-        ActionChoice, ActionCode, AssetScope, Created, ExpiryChoice, KeyComment, KeyInput, KeyName, KeyOp, KeyPolicy,
-        NewKeyOwner, NewKeyRequest, Rekeyed,
+        ActionChoice, ActionCode, AssetScope, Created, ExpiryChoice, KeyComment, KeyInput, KeyName, KeyOp, NewKeyOwner,
+        NewKeyRequest, OwnerContext, Rekeyed,
         input::parse_cidrs,
         lifecycle::{self, KeyRef},
     },
@@ -193,6 +194,8 @@ pub enum OwnerBody {
         #[serde(default)]
         proxy_user_id: Option<i64>,
     },
+    /// A key of the service provider whose token this is (a provider's token's only choice).
+    ServiceProvider {},
 }
 
 /// The body of `POST /keys`; every settings field is optional (the creator's defaults apply).
@@ -333,7 +336,7 @@ fn parse_ips(errors: &mut FieldErrors, ips: Vec<String>) -> Option<Vec<ipnetwork
 
 impl CreateKeyBody {
     /// The typed request, every syntax problem a field error.
-    fn request(self, organization_id: i64) -> Result<NewKeyRequest, AppError> {
+    fn request(self, holder: TokenHolder) -> Result<NewKeyRequest, AppError> {
         let mut errors = FieldErrors::new();
         let name = errors.take("name", KeyName::parse(&self.name));
         let comment = errors.take("comment", KeyComment::parse(self.comment.as_deref().unwrap_or_default()));
@@ -351,15 +354,32 @@ impl CreateKeyBody {
             None => Some(ExpiryChoice::PolicyDefault),
             Some(text) => errors.take("expires_at", parse_expiry(text)),
         };
-        let (owner, proxy_user_id) = match self.owner {
-            Some(OwnerBody::User { id }) => (NewKeyOwner::Personal { user_id: id, organization_id }, None),
-            Some(OwnerBody::Organization { proxy_user_id }) => {
-                (NewKeyOwner::Organization { organization_id }, proxy_user_id)
+        let owner = match (holder, self.owner) {
+            (TokenHolder::Organization { organization_id, .. }, Some(OwnerBody::User { id })) => {
+                Some((NewKeyOwner::Personal { user_id: id, organization_id }, None))
             }
-            None => (NewKeyOwner::Organization { organization_id }, None),
+            (TokenHolder::Organization { organization_id, .. }, Some(OwnerBody::Organization { proxy_user_id })) => {
+                Some((NewKeyOwner::Organization { organization_id }, proxy_user_id))
+            }
+            (TokenHolder::Organization { organization_id, .. }, None) => {
+                Some((NewKeyOwner::Organization { organization_id }, None))
+            }
+            (TokenHolder::ServiceProvider { service_provider_id, .. }, None | Some(OwnerBody::ServiceProvider {})) => {
+                Some((NewKeyOwner::ServiceProvider { service_provider_id }, None))
+            }
+            (TokenHolder::Organization { .. }, Some(OwnerBody::ServiceProvider {})) => errors.take(
+                "owner",
+                Err("An organization's token creates keys of its organization: a user's or the organization's."),
+            ),
+            (TokenHolder::ServiceProvider { .. }, Some(_)) => errors.take(
+                "owner",
+                Err("A service provider's token creates the provider's keys: leave owner out or use {\"type\": \"service_provider\"}."),
+            ),
         };
-        let (((((name, comment), environment), actions), assets), (cidrs, expiry)) =
-            errors.finish(name.zip(comment).zip(environment).zip(actions).zip(assets).zip(cidrs.zip(expiry)))?;
+        let (((((name, comment), environment), actions), assets), (cidrs, (expiry, (owner, proxy_user_id)))) = errors
+            .finish(
+            name.zip(comment).zip(environment).zip(actions).zip(assets).zip(cidrs.zip(expiry.zip(owner))),
+        )?;
         Ok(NewKeyRequest {
             owner,
             name,
@@ -422,14 +442,17 @@ impl UpdateKeyBody {
     }
 }
 
-/// The keys the token reaches in lists: every key of the organization if its creator manages
-/// keys, else the creator's own.
+/// The keys the token reaches in lists: a service provider's token, the provider's keys; an
+/// organization's, every key of the organization if its creator manages keys, else the
+/// creator's own.
 fn list_scope(caller: &Caller) -> Result<KeyScope, Problem> {
-    let organization_id = caller.organization_id();
+    let TokenHolder::Organization { organization_id, user_id } = caller.token.holder else {
+        return Ok(caller.key_scope());
+    };
     if caller.token.creator_can.allows(Capability::ManageKeys) {
         Ok(KeyScope::Organization(organization_id))
     } else if caller.token.creator_can.allows(Capability::OwnKeys) {
-        Ok(KeyScope::OwnedBy { organization_id, user_id: caller.token.creator_id })
+        Ok(KeyScope::OwnedBy { organization_id, user_id })
     } else {
         Err(Problem::forbidden("The token's creator may no longer use keys."))
     }
@@ -529,7 +552,7 @@ fn at(caller: &Caller, public_id: &str) -> Result<(KeyScope, String), Problem> {
     if !crate::keys::format::is_public_id(public_id) {
         return Err(Problem::not_found());
     }
-    Ok((KeyScope::Organization(caller.organization_id()), public_id.to_string()))
+    Ok((caller.key_scope(), public_id.to_string()))
 }
 
 /// This instance need not wait for its own change notice to drop the key from its cache
@@ -627,7 +650,7 @@ pub async fn create_key(
 ) -> Result<HttpResponse, Problem> {
     caller.require_scope(TokenScope::KeysWrite)?;
     let idempotency = Idempotency::of(&req, &body.0)?;
-    let request = json_body::<CreateKeyBody>(&req, &body.0, None)?.request(caller.organization_id())?;
+    let request = json_body::<CreateKeyBody>(&req, &body.0, None)?.request(caller.token.holder)?;
     let (actor, hasher, token_id) = (caller.actor.clone(), state.hasher.clone(), caller.token.id);
     let (outcome, secret) = state
         .db
@@ -728,18 +751,20 @@ pub async fn rekey_key(
     let idempotency = Idempotency::of(&req, &body.0)?;
     let rekey = json_body::<RekeyBody>(&req, &body.0, Some(RekeyBody::default()))?;
     let (actor, hasher, token_id) = (caller.actor.clone(), state.hasher.clone(), caller.token.id);
-    let organization_id = caller.organization_id();
     let (outcome, secret) = state
         .db
         .transaction(move |conn| {
             if let Some(record) = idempotency.replay(conn, token_id)? {
                 return Ok((Issued::Replayed(record), None));
             }
+            let at = KeyRef { scope, public_id: &public_id };
             let grace = match rekey.grace_minutes {
                 Some(minutes) => minutes,
-                None => KeyPolicy::of_organization(&Organization::find(conn, organization_id)?).default_grace_minutes,
+                None => {
+                    let key = lifecycle::visible(conn, &actor, at, KeyOp::Rekey)?;
+                    lifecycle::policy_of(&OwnerContext::of_key(conn, &key)?).default_grace_minutes
+                }
             };
-            let at = KeyRef { scope, public_id: &public_id };
             let Rekeyed::New { key, secret } = lifecycle::rekey(conn, &actor, &hasher, at, grace, None, None)? else {
                 return Err(AppError::Conflict("The key was not re-keyed.".into()));
             };

@@ -84,7 +84,7 @@ pub async fn list_users(
         ),
     };
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
-    let organization_id = caller.organization_id();
+    let organization_id = caller.organization_id()?;
     let users = state.db.run(move |conn| Ok(User::page_in_org(conn, organization_id, after, limit)?)).await?;
     let next = (users.len() as i64 == limit).then(|| users.last().map(|u| u.id.to_string())).flatten();
     let data: Vec<UserView> = users.into_iter().map(UserView::from).collect();
@@ -132,7 +132,7 @@ pub async fn set_api_key_access(
     }
     let body: AccessBody = serde_json::from_slice(&body.0)
         .map_err(|e| Problem::bad_request(format!("The body is {{\"granted\": true|false}}: {e}")))?;
-    let (actor, organization_id) = (caller.actor.clone(), caller.organization_id());
+    let (actor, organization_id) = (caller.actor.clone(), caller.organization_id()?);
     let user = state
         .db
         .transaction(move |conn| users::set_api_key_access(conn, &actor, organization_id, user_id, body.granted))
