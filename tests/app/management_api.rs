@@ -408,6 +408,19 @@ async fn idempotency_keys_replay_the_first_answer_without_the_secret() {
     let (_, _, two) = call(&app, Method::POST, &rekey, &token, Some(json!({ "grace_minutes": 0 })), &headers).await;
     assert!(one["secret"].is_string() && two["secret"].is_null(), "{one} {two}");
     assert_eq!(crate::helpers::audit_count(&app, "key.rekey"), 1);
+
+    // A retry is answered under the creator's rights as they are now: once they may no
+    // longer see the key, the stored answer is not given again.
+    diesel::update(users::table.find(admin.id)).set(users::is_admin.eq(false)).execute(&mut *app.conn()).unwrap();
+    let body = json!({ "name": "Once", "actions": ["positions.read"] });
+    let headers = [("Idempotency-Key", "8e0b1c8e-create")];
+    let (status, replay_headers, problem) =
+        call(&app, Method::POST, "/api/v1/keys", &token, Some(body), &headers).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
+    assert!(replay_headers.get("idempotency-replayed").is_none() && problem.get("secret").is_none());
+    let headers = [("Idempotency-Key", "rekey-1")];
+    let (status, _, _) = call(&app, Method::POST, &rekey, &token, Some(json!({ "grace_minutes": 0 })), &headers).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[actix_web::test]

@@ -615,6 +615,22 @@ pub struct IssuedKey {
     pub notice: Option<String>,
 }
 
+/// The stored first answer to the request's `Idempotency-Key`, given again only while the
+/// token may still see its key: the creator's rights are checked now, as for a read, so a
+/// retry by a demoted creator's token learns nothing it could not read.
+fn replay_of(
+    conn: &mut PgConnection,
+    actor: &crate::services::Actor,
+    scope: KeyScope,
+    idempotency: &Idempotency,
+    token_id: i64,
+) -> Result<Option<crate::db::models::management_token::IdempotencyRecord>, AppError> {
+    let Some(record) = idempotency.replay(conn, token_id)? else { return Ok(None) };
+    let public_id = record.body.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+    lifecycle::visible(conn, actor, KeyRef { scope, public_id: &public_id }, KeyOp::View)?;
+    Ok(Some(record))
+}
+
 /// What a create or re-key gives: the first answer, or a replay.
 enum Issued {
     New(Value),
@@ -652,10 +668,11 @@ pub async fn create_key(
     let idempotency = Idempotency::of(&req, &body.0)?;
     let request = json_body::<CreateKeyBody>(&req, &body.0, None)?.request(caller.token.holder)?;
     let (actor, hasher, token_id) = (caller.actor.clone(), state.hasher.clone(), caller.token.id);
+    let scope = caller.key_scope();
     let (outcome, secret) = state
         .db
         .transaction(move |conn| {
-            if let Some(record) = idempotency.replay(conn, token_id)? {
+            if let Some(record) = replay_of(conn, &actor, scope, &idempotency, token_id)? {
                 return Ok((Issued::Replayed(record), None));
             }
             let Created::New { key, secret } = lifecycle::create(conn, &actor, &hasher, request)? else {
@@ -754,7 +771,7 @@ pub async fn rekey_key(
     let (outcome, secret) = state
         .db
         .transaction(move |conn| {
-            if let Some(record) = idempotency.replay(conn, token_id)? {
+            if let Some(record) = replay_of(conn, &actor, scope, &idempotency, token_id)? {
                 return Ok((Issued::Replayed(record), None));
             }
             let at = KeyRef { scope, public_id: &public_id };
@@ -794,7 +811,7 @@ async fn change(
     let outcome = state
         .db
         .transaction(move |conn| {
-            if let Some(record) = idempotency.replay(conn, token_id)? {
+            if let Some(record) = replay_of(conn, &actor, scope, &idempotency, token_id)? {
                 return Ok(Issued::Replayed(record));
             }
             let key = work(conn, &actor, KeyRef { scope, public_id: &id })?;
