@@ -268,6 +268,10 @@ impl Application {
             Ok(keys) => log::info!("wrote the usage counts of {keys} key(s) before stopping"),
             Err(e) => log::warn!("could not write the usage counts before stopping: {e}"),
         }
+        let tokens = self.state.verifier.token_usage.take_all();
+        if let Err(e) = self.state.verifier.flush_token_usage(tokens).await {
+            log::warn!("could not write the last use of management tokens before stopping: {e}");
+        }
         let pending = self.state.verifier.usage.take_all();
         if !pending.is_empty() {
             let count = pending.len();

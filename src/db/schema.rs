@@ -218,6 +218,8 @@ diesel::table! {
         revoked_reason -> Nullable<Text>,
         service_provider_id -> Nullable<Int8>,
         created_by_staff_id -> Nullable<Int8>,
+        last_used_at -> Nullable<Timestamptz>,
+        last_used_ip -> Nullable<Inet>,
     }
 }
 

@@ -45,6 +45,8 @@ pub struct TokenRow {
     scopes: String,
     created: Stamp,
     expires: Option<Stamp>,
+    /// Written within a minute or so of the use (see `keys::verifier::usage`).
+    last_used: Option<Stamp>,
     /// "Active", "Revoked" or "Expired".
     state: &'static str,
 }
@@ -84,6 +86,7 @@ pub fn list(
             scopes: t.scope_codes().join(", "),
             created: Stamp::new(t.created_at),
             expires: t.expires_at.map(Stamp::new),
+            last_used: t.last_used_at.map(Stamp::new),
             public_id: t.public_id,
             name: t.name,
         })

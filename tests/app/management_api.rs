@@ -409,6 +409,16 @@ async fn idempotency_keys_replay_the_first_answer_without_the_secret() {
     assert!(one["secret"].is_string() && two["secret"].is_null(), "{one} {two}");
     assert_eq!(crate::helpers::audit_count(&app, "key.rekey"), 1);
 
+    // A token that may write but not read gets its first answer again too.
+    let writer = self::token(&app, &admin, &["keys:write"]);
+    let headers = [("Idempotency-Key", "write-only-1")];
+    let body = json!({ "name": "Writer's", "actions": ["positions.read"] });
+    let (status, _, first) = call(&app, Method::POST, "/api/v1/keys", &writer, Some(body.clone()), &headers).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, replay_headers, again) = call(&app, Method::POST, "/api/v1/keys", &writer, Some(body), &headers).await;
+    assert_eq!((status, &replay_headers["idempotency-replayed"]), (StatusCode::CREATED, &"true".parse().unwrap()));
+    assert_eq!((&again["id"], &again["secret"]), (&first["id"], &Value::Null));
+
     // A retry is answered under the creator's rights as they are now: once they may no
     // longer see the key, the stored answer is not given again.
     diesel::update(users::table.find(admin.id)).set(users::is_admin.eq(false)).execute(&mut *app.conn()).unwrap();

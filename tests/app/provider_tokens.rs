@@ -7,14 +7,17 @@ use std::time::Duration;
 use diesel::{Connection, prelude::*};
 use keyward::{
     db::{
-        models::{ServiceProvider, StaffAccount},
+        models::{ServiceProvider, StaffAccount, api_key::KeyScope},
         schema::{audit_events, management_tokens as tokens_table},
     },
     domain::TokenScopes,
     services::{
         Actor,
         actor::ActorKind,
-        keys::{KeyName, NewKeyOwner},
+        keys::{
+            KeyName, KeyOp, NewKeyOwner,
+            lifecycle::{self, KeyRef},
+        },
         management_tokens::{self, NewToken},
         platform,
     },
@@ -128,6 +131,10 @@ async fn staff_create_a_providers_token_in_the_browser_see_it_once_and_revoke_it
     let public_id = &token[8..16];
     let list = sam.open(&base).await;
     assert!(list.has(&format!("tr[data-token='{public_id}']")) && !list.body.contains(&token));
+    // Its last use shows once the batch of last uses is written (never per request).
+    let last_used = format!("tr[data-token='{public_id}'] td:nth-child(5) time");
+    app.state.verifier.flush_usage().await.unwrap();
+    assert!(sam.open(&base).await.has(&last_used));
     // The audit log has the creation, with the provider and its creator, never the secret.
     let (provider_id, details): (Option<i64>, Value) = audit_events::table
         .filter(audit_events::action.eq("management_token.create"))
@@ -207,6 +214,16 @@ async fn a_providers_token_runs_its_keys_lifecycle_and_reaches_nothing_else() {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert_eq!(problem["errors"][0]["field"], json!("owner"));
+    // A provider's key belongs to no organization: no asset list, no proxy user (refused,
+    // never a silently wider key).
+    let body = json!({ "name": "Limited", "assets": [1] });
+    let (status, _, problem) = call(&app, Method::POST, "/api/v1/keys", &token, Some(body), &[]).await;
+    assert_eq!((status, &problem["errors"][0]["field"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("assets")));
+    let path = format!("/api/v1/keys/{own_key}");
+    let body = Some(json!({ "proxy_user_id": 1 }));
+    let (status, _, problem) = call(&app, Method::PATCH, &path, &token, body, &[]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], json!("proxy_user_id"));
     let (status, _, created) = call(
         &app,
         Method::POST,
@@ -271,7 +288,7 @@ async fn a_providers_token_runs_its_keys_lifecycle_and_reaches_nothing_else() {
 
 #[actix_web::test]
 async fn only_staff_create_providers_tokens_with_key_scopes_and_they_stop_with_their_creator() {
-    let Platform { app, twin, fleetlink, sam, kim, .. } = platform().await;
+    let Platform { app, twin, fleetlink, sam, kim, own_key, .. } = platform().await;
     // Key scopes only, and staff only.
     let new = |scopes: &[&str]| NewToken {
         name: KeyName::parse("CI").unwrap(),
@@ -306,7 +323,24 @@ async fn only_staff_create_providers_tokens_with_key_scopes_and_they_stop_with_t
     })
     .await;
     assert!(refused, "the twin drops the token of a deactivated specialist");
+    // And whatever a cache still believes, the services check the specialist again.
+    let token_actor = Actor {
+        kind: ActorKind::ProviderToken {
+            id: 1,
+            public_id: token[8..16].to_string(),
+            name: "Provider CI".into(),
+            service_provider_id: fleetlink.id,
+            scopes: TokenScopes::parse(["keys:read"]).unwrap(),
+            staff_id: sam.id,
+            email: sam.email.clone(),
+        },
+        ..Actor::system("t")
+    };
+    let at = KeyRef { scope: KeyScope::ServiceProvider(fleetlink.id), public_id: &own_key };
+    let seen = lifecycle::visible(&mut app.conn(), &token_actor, at, KeyOp::View);
+    assert!(matches!(seen, Err(keyward::error::AppError::Forbidden)), "{seen:?}");
     app.conn().transaction(|conn| platform::set_staff_active(conn, &kim_actor, sam.id, true)).unwrap();
+    assert!(lifecycle::visible(&mut app.conn(), &token_actor, at, KeyOp::View).is_ok());
     let back = within(deadline, async || {
         call(&twin, Method::GET, "/api/v1/keys", &token, None, &[]).await.0 == StatusCode::OK
     })

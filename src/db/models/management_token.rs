@@ -27,6 +27,8 @@ pub struct ManagementToken {
     pub revoked_reason: Option<String>,
     pub service_provider_id: Option<i64>,
     pub created_by_staff_id: Option<i64>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_ip: Option<IpNetwork>,
 }
 
 /// Whose a token is, and whose rights it acts with (the table allows exactly these two).

@@ -204,6 +204,8 @@ pub struct Verifier {
     /// Management tokens, kept coherent by the same listener as `cache` (see `keys::tokens`).
     pub tokens: crate::keys::tokens::TokenCache,
     pub usage: UsageRecorder,
+    /// Management tokens' last use (written like keys', see `usage::write_tokens`).
+    pub token_usage: UsageRecorder,
     /// Verifications per key and hour, by outcome, action and secret; recent addresses.
     pub tally: UsageTally,
     pub throttle: Throttle,
@@ -229,6 +231,7 @@ impl Verifier {
             cache: KeyCache::new(cache_enabled),
             tokens: crate::keys::tokens::TokenCache::default(),
             usage: UsageRecorder::default(),
+            token_usage: UsageRecorder::default(),
             tally: UsageTally::new(usage_recording),
             throttle: Throttle::new(invalid_per_minute),
             hasher,
@@ -347,6 +350,8 @@ impl Verifier {
     pub async fn flush_usage(&self) -> Result<usize, AppError> {
         // Each kept for the next flush if its write fails; one failing does not hold up the other.
         let counts = self.flush_tally().await;
+        let tokens = self.flush_token_usage(self.token_usage.take_due()).await;
+        let counts = counts.and(tokens);
         let batch = self.usage.take_due();
         if batch.is_empty() {
             return counts.map(|_| 0);
@@ -357,6 +362,21 @@ impl Verifier {
             Ok(()) => counts.map(|_| count),
             Err(e) => {
                 self.usage.restore(retry);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes management tokens' last use (`batch`); a failed write is kept for the next flush.
+    pub async fn flush_token_usage(&self, batch: Vec<usage::Usage>) -> Result<usize, AppError> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let (count, retry) = (batch.len(), batch.clone());
+        match self.db.run(move |conn| Ok(usage::write_tokens(conn, &batch)?)).await {
+            Ok(()) => Ok(count),
+            Err(e) => {
+                self.token_usage.restore(retry);
                 Err(e)
             }
         }

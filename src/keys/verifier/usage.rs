@@ -1,6 +1,7 @@
 //! Last use of keys (time, client address, and use of a previous secret during its grace
 //! period), collected in memory on the verification path and written in batches: at most one
-//! write per key per minute, one UPDATE per flush, never a write per request. One exception
+//! write per key per minute, one UPDATE per flush, never a write per request. Management
+//! tokens' last use is collected the same way by a recorder of its own ([`write_tokens`]). One exception
 //! keeps the re-key page honest: the first use of a previous secret is written at the next
 //! flush (seconds), not up to a minute later — at most one extra write per key per minute.
 
@@ -121,6 +122,26 @@ pub fn write(conn: &mut PgConnection, batch: &[Usage]) -> QueryResult<()> {
     .bind::<Array<Timestamptz>, _>(ats)
     .bind::<Array<Nullable<Inet>>, _>(ips)
     .bind::<Array<Nullable<Timestamptz>>, _>(previous)
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// Writes a batch of management tokens' last use (`key_id` is the token's id) in one
+/// statement, times only moving forward as for keys.
+pub fn write_tokens(conn: &mut PgConnection, batch: &[Usage]) -> QueryResult<()> {
+    let ids: Vec<i64> = batch.iter().map(|u| u.key_id).collect();
+    let ats: Vec<DateTime<Utc>> = batch.iter().map(|u| u.at).collect();
+    let ips: Vec<Option<IpNetwork>> = batch.iter().map(|u| u.ip.map(IpNetwork::from)).collect();
+    diesel::sql_query(
+        "UPDATE management_tokens AS t SET \
+            last_used_at = GREATEST(t.last_used_at, u.at), \
+            last_used_ip = CASE WHEN t.last_used_at IS NULL OR u.at >= t.last_used_at THEN u.ip ELSE t.last_used_ip END \
+         FROM unnest($1, $2, $3) AS u(id, at, ip) \
+         WHERE t.id = u.id",
+    )
+    .bind::<Array<BigInt>, _>(ids)
+    .bind::<Array<Timestamptz>, _>(ats)
+    .bind::<Array<Nullable<Inet>>, _>(ips)
     .execute(conn)
     .map(|_| ())
 }

@@ -14,7 +14,7 @@ use crate::services::audit::AuditAction;
 use diesel::{OptionalExtension, PgConnection};
 
 use crate::{
-    db::models::{ApiKey, Organization, User, api_key::KeyOwner, user::ActionCeiling},
+    db::models::{ApiKey, Organization, StaffAccount, User, api_key::KeyOwner, user::ActionCeiling},
     domain::{Permission, PermissionSet, TokenScope},
     error::AppError,
     services::actor::{ActingUser, Actor, ActorKind},
@@ -113,8 +113,13 @@ impl OwnerContext {
 }
 
 /// The web user behind `actor` (a signed-in user, or a management token's creator), loaded
-/// fresh: a token whose creator was deactivated or moved is refused here.
+/// fresh: a token whose creator was deactivated or moved is refused here — and so is a
+/// service provider's token whose support specialist was deactivated.
 pub fn user_context(conn: &mut PgConnection, actor: &Actor) -> Result<Option<UserContext>, AppError> {
+    if let ActorKind::ProviderToken { staff_id, .. } = actor.kind {
+        let active = StaffAccount::find(conn, staff_id).optional()?.is_some_and(|staff| staff.active);
+        return if active { Ok(None) } else { Err(AppError::Forbidden) };
+    }
     match actor.acting_user() {
         Some(acting) => Ok(Some(UserContext::load(conn, acting.id, acting.organization_id)?)),
         None => Ok(None),

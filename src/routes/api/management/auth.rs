@@ -158,6 +158,8 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, Problem> {
             email: token.creator_email.clone(),
         },
     };
+    // Its last use, for the API access pages: noted in memory, written in batches.
+    state.verifier.token_usage.record(token.id, now, client_ip.0, false);
     let actor = Actor { kind, client_ip, now };
     Ok(Caller { token, actor })
 }

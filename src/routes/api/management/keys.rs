@@ -330,6 +330,17 @@ fn parse_assets(errors: &mut FieldErrors, assets: Option<AllOr<i64>>, groups: Op
     }
 }
 
+/// A service provider's key belongs to no organization: it has no assets to be limited to
+/// and no proxy user. Asking for either is an error, not a silently wider key.
+fn refuse_organization_settings(errors: &mut FieldErrors, assets: &Option<AssetScope>, proxy_user_id: Option<i64>) {
+    if matches!(assets, Some(AssetScope::Only { .. })) {
+        errors.add("assets", "A service provider's key reaches every asset: it belongs to no organization.");
+    }
+    if proxy_user_id.is_some() {
+        errors.add("proxy_user_id", "A service provider's key has no proxy user.");
+    }
+}
+
 fn parse_ips(errors: &mut FieldErrors, ips: Vec<String>) -> Option<Vec<ipnetwork::IpNetwork>> {
     errors.take("allowed_ips", parse_cidrs(&ips.join(",")))
 }
@@ -376,6 +387,9 @@ impl CreateKeyBody {
                 Err("A service provider's token creates the provider's keys: leave owner out or use {\"type\": \"service_provider\"}."),
             ),
         };
+        if let TokenHolder::ServiceProvider { .. } = holder {
+            refuse_organization_settings(&mut errors, &assets, None);
+        }
         let (((((name, comment), environment), actions), assets), (cidrs, (expiry, (owner, proxy_user_id)))) = errors
             .finish(
             name.zip(comment).zip(environment).zip(actions).zip(assets).zip(cidrs.zip(expiry.zip(owner))),
@@ -423,6 +437,7 @@ impl UpdateKeyBody {
                 Some(ActionChoice::Only(codes.iter().filter_map(|c| ActionCode::parse(c).ok()).collect()))
             }
         };
+        let assets_given = self.assets.is_some() || self.asset_groups.is_some();
         let assets = match (self.assets, self.asset_groups) {
             (None, None) => Some(crate::services::keys::ceiling::KeyReach::assets_of_key(conn, key)?),
             (assets, groups) => parse_assets(&mut errors, assets, groups),
@@ -435,6 +450,10 @@ impl UpdateKeyBody {
             Some(text) => errors.take("expires_at", parse_expiry(text)),
             None => Some(key.expires_at.map_or(ExpiryChoice::Never, |at| ExpiryChoice::On(at.date_naive()))),
         };
+        if key.owner_service_provider_id.is_some() {
+            let asked = if assets_given { assets.clone() } else { None };
+            refuse_organization_settings(&mut errors, &asked, self.proxy_user_id);
+        }
         let proxy_user_id = self.proxy_user_id.or(key.proxy_user_id);
         let ((((comment, actions), assets), cidrs), expiry) =
             errors.finish(comment.zip(actions).zip(assets).zip(cidrs).zip(expiry))?;
@@ -615,9 +634,22 @@ pub struct IssuedKey {
     pub notice: Option<String>,
 }
 
+/// A problem of `POST /keys` with the fields named as its body names them: the proxy user is
+/// `owner.proxy_user_id` there (`PATCH` has it at the top).
+fn in_create_body(error: AppError) -> Problem {
+    let mut problem = Problem::from(error);
+    for field in &mut problem.errors {
+        if field.field == "proxy_user_id" {
+            field.field = "owner.proxy_user_id".into();
+        }
+    }
+    problem
+}
+
 /// The stored first answer to the request's `Idempotency-Key`, given again only while the
-/// token may still see its key: the creator's rights are checked now, as for a read, so a
-/// retry by a demoted creator's token learns nothing it could not read.
+/// token may still change its key: the creator's rights are checked now, as for a change
+/// (every POST needs `keys:write`, not `keys:read`), so a retry by a demoted creator's token
+/// learns nothing it could not do.
 fn replay_of(
     conn: &mut PgConnection,
     actor: &crate::services::Actor,
@@ -627,7 +659,7 @@ fn replay_of(
 ) -> Result<Option<crate::db::models::management_token::IdempotencyRecord>, AppError> {
     let Some(record) = idempotency.replay(conn, token_id)? else { return Ok(None) };
     let public_id = record.body.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-    lifecycle::visible(conn, actor, KeyRef { scope, public_id: &public_id }, KeyOp::View)?;
+    lifecycle::visible(conn, actor, KeyRef { scope, public_id: &public_id }, KeyOp::Edit)?;
     Ok(Some(record))
 }
 
@@ -666,7 +698,8 @@ pub async fn create_key(
 ) -> Result<HttpResponse, Problem> {
     caller.require_scope(TokenScope::KeysWrite)?;
     let idempotency = Idempotency::of(&req, &body.0)?;
-    let request = json_body::<CreateKeyBody>(&req, &body.0, None)?.request(caller.token.holder)?;
+    let request =
+        json_body::<CreateKeyBody>(&req, &body.0, None)?.request(caller.token.holder).map_err(in_create_body)?;
     let (actor, hasher, token_id) = (caller.actor.clone(), state.hasher.clone(), caller.token.id);
     let scope = caller.key_scope();
     let (outcome, secret) = state
@@ -683,7 +716,8 @@ pub async fn create_key(
             idempotency.remember(conn, token_id, StatusCode::CREATED, &body)?;
             Ok((Issued::New(body), Some(secret.expose().to_string())))
         })
-        .await?;
+        .await
+        .map_err(in_create_body)?;
     Ok(issued(StatusCode::CREATED, outcome, secret))
 }
 

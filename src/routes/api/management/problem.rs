@@ -87,7 +87,6 @@ fn api_field(field: &str) -> &str {
         "expires_on" => "expires_at",
         "grace" => "grace_minutes",
         "form" => "",
-        "proxy_user_id" => "owner.proxy_user_id",
         other => other,
     }
 }
