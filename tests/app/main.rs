@@ -26,6 +26,7 @@ mod limits;
 mod look;
 mod mail;
 mod management_api;
+mod management_api_denied;
 mod metrics;
 mod notifications;
 mod offered;

@@ -68,7 +68,7 @@ pub(crate) fn token(app: &TestApp, creator: &User, scopes: &[&str]) -> String {
 pub(crate) const ALL: &[&str] = &["keys:read", "keys:write", "users:read", "users:access", "audit:read"];
 
 /// One call of the management API: status, headers, JSON body (Null when empty).
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     method: Method,
     path: &str,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
 use futures_util::future::LocalBoxFuture;
 
-use super::problem::Problem;
+use super::{denied::Refusal, problem::Problem};
 use crate::{
     domain::{Capability, ClientIp, TokenScope},
     keys::{ParsedToken, tokens::CachedToken},
@@ -33,10 +33,10 @@ impl Caller {
     /// Refuses (403) unless the token holds `scope` and its creator, now, `capability`.
     pub fn require(&self, scope: TokenScope, capability: Capability) -> Result<(), Problem> {
         if !self.token.scopes.contains(scope) {
-            return Err(Problem::forbidden(format!("The token lacks the scope {scope}.")));
+            return Err(Problem::forbidden(Refusal::Scope(scope), format!("The token lacks the scope {scope}.")));
         }
         if !self.token.creator_can.allows(capability) {
-            return Err(Problem::forbidden("The token's creator may no longer do this."));
+            return Err(Problem::forbidden(Refusal::CreatorRights, "The token's creator may no longer do this."));
         }
         Ok(())
     }
@@ -46,7 +46,7 @@ impl Caller {
         if self.token.scopes.contains(scope) {
             Ok(())
         } else {
-            Err(Problem::forbidden(format!("The token lacks the scope {scope}.")))
+            Err(Problem::forbidden(Refusal::Scope(scope), format!("The token lacks the scope {scope}.")))
         }
     }
 }
@@ -104,9 +104,6 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, Problem> {
     if token.revoked || token.expires_at.is_some_and(|at| at <= now) || !token.creator_active {
         return Err(Problem::unauthenticated());
     }
-    if !token.cidrs.is_empty() && !client_ip.0.is_some_and(|ip| token.cidrs.iter().any(|net| net.contains(ip))) {
-        return Err(Problem::forbidden("The token may not be used from this address."));
-    }
     match state.management_limits.check(token.id) {
         Ok(standing) => {
             req.extensions_mut().insert(standing);
@@ -136,7 +133,15 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, Problem> {
         client_ip,
         now,
     };
-    Ok(Caller { token, actor })
+    let caller = Caller { token, actor };
+    // From here on a refusal is the live token's, and audited as such (see `denied`); the
+    // rate limit above counts it, so a leaked token's refused calls stay bounded.
+    req.extensions_mut().insert(caller.clone());
+    let cidrs = &caller.token.cidrs;
+    if !cidrs.is_empty() && !client_ip.0.is_some_and(|ip| cidrs.iter().any(|net| net.contains(ip))) {
+        return Err(Problem::forbidden(Refusal::Address, "The token may not be used from this address."));
+    }
+    Ok(caller)
 }
 
 impl FromRequest for Caller {
