@@ -104,20 +104,17 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, Problem> {
     if token.revoked || token.expires_at.is_some_and(|at| at <= now) || !token.creator_active {
         return Err(Problem::unauthenticated());
     }
-    match state.management_limits.check(token.id) {
-        Ok(standing) => {
-            req.extensions_mut().insert(standing);
-        }
-        Err(wait) => {
-            let limit = state.management_limits.limit();
-            req.extensions_mut().insert(super::limit::Standing { limit, remaining: 0, reset_secs: wait });
-            let mut problem = Problem::new(
-                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                format!("This token made too many requests; retry in {wait} seconds."),
-            );
-            problem.retry_after_secs = Some(wait);
-            return Err(problem);
-        }
+    // Counted before any refusal, so refused calls spend the token's quota too.
+    let standing = state.management_limits.check(&state.db, token.id, now).await?;
+    req.extensions_mut().insert(standing);
+    if standing.exceeded {
+        let wait = standing.reset_secs;
+        let mut problem = Problem::new(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            format!("This token made too many requests; retry in {wait} seconds."),
+        );
+        problem.retry_after_secs = Some(wait);
+        return Err(problem);
     }
     let actor = Actor {
         kind: ActorKind::Token {
