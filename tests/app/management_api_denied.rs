@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use diesel::{Connection, prelude::*};
 use keyward::{
+    db::privileges::APP_ROLE,
     db::{
         models::User,
         schema::{audit_events, users},
@@ -23,7 +24,7 @@ use serde_json::{Value, json};
 
 use crate::{
     fixtures,
-    helpers::{TestApp, spawn_app, within},
+    helpers::{TestApp, TestServer, spawn_app, within},
     management_api::{ALL, call, token},
 };
 
@@ -168,4 +169,11 @@ async fn a_token_used_from_outside_its_address_ranges_is_refused_audited_and_sti
     assert_eq!(events.len(), 1, "{events:?}");
     assert_denied(&events[0], token_id(&app, &office), acme.id, "GET", "/api/v1/keys", "address");
     assert!(!events[0].4.to_string().contains(office.rsplit('_').next().unwrap()));
+
+    // An event that cannot be written leaves the answer a 403 (the failure is only logged).
+    let mut owner = PgConnection::establish(&TestServer::get().url(&app.database)).unwrap();
+    diesel::sql_query(format!("REVOKE INSERT ON audit_events FROM {APP_ROLE}")).execute(&mut owner).unwrap();
+    let (status, _, problem) = call(&app, Method::GET, "/api/v1/keys", &office, None, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert_eq!(denied_events(&app).len(), 1);
 }
