@@ -73,6 +73,19 @@ async fn requests_spread_over_two_instances_share_one_limit() {
         assert_eq!(header(&headers, "ratelimit-policy"), format!("\"per-token\";q={LIMIT};w=60"));
         assert_eq!(problem["status"], 429);
     }
+    // Once an instance knows the token is over, it refuses without counting in the database:
+    // one write per instance past the limit, however many more requests come.
+    for instance in [&app, &twin, &app, &twin] {
+        assert_eq!(
+            call(instance, Method::GET, "/api/v1/keys", &reader, None, &[]).await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    let counted: Vec<i32> = keyward::db::schema::management_rate_windows::table
+        .select(keyward::db::schema::management_rate_windows::requests)
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(counted, [LIMIT as i32 + 2]);
     // Another token has its own quota.
     assert_eq!(call(&twin, Method::GET, "/api/v1/keys", &other, None, &[]).await.0, StatusCode::OK);
 

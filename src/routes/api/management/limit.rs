@@ -11,6 +11,7 @@ use actix_web::{
     middleware::Next,
 };
 use chrono::{DateTime, Utc};
+use std::{collections::HashMap, sync::Mutex};
 
 use crate::{db::Database, error::AppError, services::management_rate};
 
@@ -19,6 +20,9 @@ use crate::{db::Database, error::AppError, services::management_rate};
 #[derive(Debug)]
 pub struct RateLimits {
     per_minute: u32,
+    /// Tokens this instance found over their limit, until their window ends: their further
+    /// requests are refused without a write, so a flood costs the database nothing more.
+    over: Mutex<HashMap<i64, DateTime<Utc>>>,
 }
 
 /// Where a token stands after a request, for the response's header fields.
@@ -34,14 +38,30 @@ pub struct Standing {
 
 impl RateLimits {
     pub fn new(per_minute: u32) -> Self {
-        Self { per_minute: per_minute.max(1) }
+        Self { per_minute: per_minute.max(1), over: Mutex::default() }
     }
 
     /// Counts a request of token `token_id` at `now` (one upsert), and says where it stands.
     /// Without the database the request fails like any other that needs it (503).
     pub async fn check(&self, db: &Database, token_id: i64, now: DateTime<Utc>) -> Result<Standing, AppError> {
+        if let Some(window_end) = self.over_until(token_id, now) {
+            let requests = self.per_minute.saturating_add(1);
+            return Ok(self.standing(management_rate::Counted { requests, window_end }, now));
+        }
         let counted = db.run(move |conn| Ok(management_rate::count(conn, token_id, now)?)).await?;
-        Ok(self.standing(counted, now))
+        let standing = self.standing(counted, now);
+        if standing.exceeded {
+            let mut over = self.over.lock().expect("the rate limit lock is never poisoned");
+            over.retain(|_, until| *until > now);
+            over.insert(token_id, counted.window_end);
+        }
+        Ok(standing)
+    }
+
+    /// The end of the window `token_id` is known to be over its limit in, if it is.
+    fn over_until(&self, token_id: i64, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let over = self.over.lock().expect("the rate limit lock is never poisoned");
+        over.get(&token_id).copied().filter(|until| *until > now)
     }
 
     fn standing(&self, counted: management_rate::Counted, now: DateTime<Utc>) -> Standing {
