@@ -1,7 +1,7 @@
 //! `Caller`: the management token of a request, authenticated. From `Authorization: Bearer
-//! kw_mgmt_…` to an actor in one HMAC and (while the listener vouches for the cache) no query:
+//! kw_mgmt_…` to an actor in one HMAC and (while the listener vouches for the cache) no read:
 //! the token comes from the instance's token cache (see `keys::tokens`), revocations reach
-//! it through the database's change notices. A key of the platform never opens this API (it
+//! it through the database's change notices. The one write is the rate limit's count (`limit`). A key of the platform never opens this API (it
 //! is not a token); a token never passes the verification API (it is not a key).
 
 use std::sync::Arc;
