@@ -101,6 +101,10 @@ pub struct ConfigArgs {
     #[arg(long, env = "KEYWARD_VERIFY_INVALID_PER_MINUTE", value_name = "N", default_value = "60",
           value_parser = parsed::<u32>("KEYWARD_VERIFY_INVALID_PER_MINUTE", "a whole number"))]
     pub verify_invalid_per_minute: u32,
+    /// Requests each management token may make per minute, counted across all instances.
+    #[arg(long, env = "KEYWARD_MANAGEMENT_RATE_PER_MINUTE", value_name = "N", default_value = "600",
+          value_parser = at_least_one::<u32>("KEYWARD_MANAGEMENT_RATE_PER_MINUTE"))]
+    pub management_rate_per_minute: u32,
     /// Bearer token for GET /metrics (Prometheus text format). Unset: there is no /metrics
     /// (it answers 404 like any unknown page).
     #[arg(long, env = "KEYWARD_METRICS_TOKEN", hide_env_values = true, value_name = "TOKEN")]
@@ -173,6 +177,8 @@ pub struct Config {
     /// Run due background jobs in the server (see `jobs`).
     pub run_jobs: bool,
     pub invalid_attempts_per_minute: u32,
+    /// Requests per management token per minute, across all instances.
+    pub management_rate_per_minute: u32,
     /// The token `GET /metrics` asks for; none: no metrics page.
     pub metrics_token: Option<MetricsToken>,
     pub usage_recording: bool,
@@ -262,6 +268,7 @@ impl Config {
             verify_cache: args.verify_cache,
             run_jobs: args.run_jobs,
             invalid_attempts_per_minute: args.verify_invalid_per_minute,
+            management_rate_per_minute: args.management_rate_per_minute,
             metrics_token: present(args.metrics_token).map(|token| MetricsToken::new(token.trim())),
             usage_recording: args.usage_recording,
             usage_retention: crate::services::usage::Retention {
@@ -378,6 +385,7 @@ mod tests {
         assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(config.data_dir, PathBuf::from("./keyward-data"));
         assert_eq!((config.pool_size, config.invalid_attempts_per_minute), (10, 60));
+        assert_eq!(config.management_rate_per_minute, 600);
         assert_eq!(config.db_checkout_timeout, Duration::from_secs(3));
         assert_eq!(config.session_max, Duration::from_secs(12 * 3600));
         assert!(!config.cookie_secure);

@@ -68,6 +68,8 @@ pub struct AppSettings {
     pub verify_cache: bool,
     /// Invalid verification attempts allowed per client address per minute.
     pub invalid_attempts_per_minute: u32,
+    /// Requests per management token per minute, counted across all instances.
+    pub management_rate_per_minute: u32,
     /// Run due background jobs every minute (off: `keyward run-jobs` from cron does).
     pub run_jobs: bool,
     /// Count verifications per key and hour (off only to measure what counting costs).
@@ -157,7 +159,9 @@ impl Application {
             session_max: settings.session_max,
             hasher,
             verifier,
-            management_limits: Arc::default(),
+            management_limits: Arc::new(routes::api::management::limit::RateLimits::new(
+                settings.management_rate_per_minute,
+            )),
             passwords,
             readiness,
             second_factor,
@@ -293,7 +297,6 @@ fn spawn_usage_flush(state: web::Data<AppState>) {
         loop {
             interval.tick().await;
             state.verifier.throttle.tidy();
-            state.management_limits.tidy();
             if let Err(e) = state.verifier.flush_usage().await {
                 log::warn!("writing key usage failed (kept for the next attempt): {e}");
             }

@@ -36,7 +36,7 @@ pub struct AppState {
     pub second_factor: SecondFactorKeys,
     /// The time every expiry, timeout and "in 3 days" is measured against.
     pub clock: Clock,
-    /// Per-token rate limits of the management API.
+    /// Per-token rate limit of the management API (counted in the database, for all instances).
     pub management_limits: Arc<crate::routes::api::management::limit::RateLimits>,
     /// Counters for operators (verification codes, sign-in steps, request durations).
     pub metrics: Arc<Metrics>,

@@ -98,6 +98,7 @@ pub fn application(url: &str, secret: &MasterSecret, setup: Setup) -> Applicatio
         password_hashers: 2,
         verify_cache: setup.verify_cache,
         invalid_attempts_per_minute: 1_000_000,
+        management_rate_per_minute: 1_000_000,
         run_jobs: false,
         usage_recording: setup.usage_recording,
         clock: keyward::clock::Clock::system(),

@@ -65,6 +65,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         verify_cache: config.verify_cache,
         run_jobs: config.run_jobs,
         invalid_attempts_per_minute: config.invalid_attempts_per_minute,
+        management_rate_per_minute: config.management_rate_per_minute,
         usage_recording: config.usage_recording,
         clock: crate::clock::Clock::system(),
         metrics_token: config.metrics_token.clone(),

@@ -202,6 +202,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    management_rate_windows (token_id, window_start) {
+        token_id -> Int8,
+        window_start -> Timestamptz,
+        requests -> Int4,
+    }
+}
+
+diesel::table! {
     management_tokens (id) {
         id -> Int8,
         public_id -> Text,
@@ -459,6 +467,7 @@ diesel::joinable!(mail_messages -> service_providers (service_provider_id));
 diesel::joinable!(mail_messages -> staff_accounts (recipient_staff_id));
 diesel::joinable!(mail_messages -> users (recipient_user_id));
 diesel::joinable!(management_idempotency -> management_tokens (token_id));
+diesel::joinable!(management_rate_windows -> management_tokens (token_id));
 diesel::joinable!(management_tokens -> organizations (organization_id));
 diesel::joinable!(management_tokens -> service_providers (service_provider_id));
 diesel::joinable!(management_tokens -> staff_accounts (created_by_staff_id));
@@ -504,6 +513,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     key_expiry_changes,
     mail_messages,
     management_idempotency,
+    management_rate_windows,
     management_tokens,
     organizations,
     outbox_deliveries,

@@ -46,6 +46,8 @@ pub const JOBS: &[Job] = &[
     Job { name: "key-expiry", every: Duration::from_secs(3600), run: services::notifications::expiry::run },
     // Checks hourly; each administrator who wants it gets one per week (see the service).
     Job { name: "weekly-digest", every: Duration::from_secs(3600), run: services::notifications::digest::run },
+    // Past minutes of the management API's shared rate limit; a few rows per busy token.
+    Job { name: "management-rate-windows", every: Duration::from_secs(600), run: services::management_rate::prune_job },
     // Last, so that a run delivers the events the jobs before it wrote.
     Job { name: "deliver-mail", every: Duration::from_secs(60), run: services::notifications::mail::deliver },
     // Queues webhook deliveries per endpoint; sending them (HTTP) happens after the jobs,

@@ -12,6 +12,7 @@ pub mod demo_bulk;
 pub mod demo_volume;
 pub mod keys;
 pub mod login;
+pub mod management_rate;
 pub mod management_tokens;
 pub mod notifications;
 pub mod organizations;

@@ -89,6 +89,7 @@ fn help_lists_every_variable_without_the_values_of_secrets() {
             "KEYWARD_PASSWORD_HASHERS",
             "KEYWARD_VERIFY_CACHE",
             "KEYWARD_VERIFY_INVALID_PER_MINUTE",
+            "KEYWARD_MANAGEMENT_RATE_PER_MINUTE",
             "KEYWARD_RUN_JOBS",
             "KEYWARD_PG_BIN",
             "RUST_LOG",
@@ -120,6 +121,7 @@ fn a_bad_configuration_value_is_refused_naming_its_variable() {
         ("KEYWARD_COOKIE_SECURE", "maybe"),
         ("KEYWARD_TRUST_FORWARDED", "true"),
         ("KEYWARD_PUBLIC_URL", "keys.example.com"),
+        ("KEYWARD_MANAGEMENT_RATE_PER_MINUTE", "0"),
     ] {
         // Refused while parsing, before any database is opened.
         let output = keyward(&dir).env(variable, value).arg("migrate").output().unwrap();

@@ -209,6 +209,8 @@ pub struct SpawnOptions {
     pub session_max: Duration,
     pub verify_cache: bool,
     pub invalid_attempts_per_minute: u32,
+    /// `KEYWARD_MANAGEMENT_RATE_PER_MINUTE`.
+    pub management_rate_per_minute: u32,
     /// Use this existing database instead of a fresh one (a second instance).
     pub database: Option<String>,
     /// Use this master secret (a second instance of the same deployment).
@@ -242,6 +244,7 @@ impl Default for SpawnOptions {
             session_max: Duration::from_secs(12 * 3600),
             verify_cache: true,
             invalid_attempts_per_minute: 1000,
+            management_rate_per_minute: 600,
             database: None,
             secret: None,
             url: None,
@@ -296,6 +299,7 @@ pub async fn spawn_app_with(options: SpawnOptions) -> TestApp {
         password_hashers: options.password_hashers,
         verify_cache: options.verify_cache,
         invalid_attempts_per_minute: options.invalid_attempts_per_minute,
+        management_rate_per_minute: options.management_rate_per_minute,
         run_jobs: options.run_jobs,
         usage_recording: true,
         clock,

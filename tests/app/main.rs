@@ -26,6 +26,8 @@ mod limits;
 mod look;
 mod mail;
 mod management_api;
+mod management_api_denied;
+mod management_api_rate;
 mod metrics;
 mod notifications;
 mod offered;

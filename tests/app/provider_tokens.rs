@@ -284,6 +284,21 @@ async fn a_providers_token_runs_its_keys_lifecycle_and_reaches_nothing_else() {
     assert_eq!(call(&app, Method::POST, &path, &reader, None, &[]).await.0, StatusCode::FORBIDDEN);
     let body = Some(json!({ "name": "Nope" }));
     assert_eq!(call(&app, Method::POST, "/api/v1/keys", &reader, body, &[]).await.0, StatusCode::FORBIDDEN);
+    // Refusals are in the audit log, under the provider (users and audit log of the first
+    // token, the reader's two changes); the 404s above are not.
+    let denied: Vec<(Option<i64>, Option<i64>, Value)> = audit_events::table
+        .filter(audit_events::action.eq("access.denied"))
+        .select((audit_events::service_provider_id, audit_events::organization_id, audit_events::details))
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(denied.len(), 4, "{denied:?}");
+    for (provider, organization, details) in &denied {
+        assert_eq!((*provider, *organization, &details["reason"]), (Some(fleetlink.id), None, &json!("scope")));
+    }
+    let by_reader: Vec<&Value> =
+        denied.iter().map(|d| &d.2).filter(|d| d["token"]["public_id"] == json!(reader[8..16])).collect();
+    assert_eq!(by_reader.len(), 2);
+    assert!(by_reader.iter().all(|d| d["scope"] == json!("keys:write")), "{by_reader:?}");
 }
 
 #[actix_web::test]

@@ -224,6 +224,7 @@ async fn without_a_database_healthz_is_alive_readyz_and_pages_are_unavailable() 
         password_hashers: 1,
         verify_cache: true,
         invalid_attempts_per_minute: 60,
+        management_rate_per_minute: 600,
         run_jobs: false,
         usage_recording: true,
         clock: keyward::clock::Clock::system(),

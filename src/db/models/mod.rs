@@ -6,6 +6,7 @@ pub mod api_key;
 pub mod asset;
 pub mod audit_event;
 pub mod key_usage;
+pub mod management_rate_window;
 pub mod management_token;
 pub mod organization;
 pub mod outbox;

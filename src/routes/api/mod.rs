@@ -59,6 +59,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(openapi::openapi_json)
             .configure(management::configure)
             .wrap(actix_web::middleware::from_fn(management::limit::announce))
+            .wrap(actix_web::middleware::from_fn(management::denied::audit_refusals))
             .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) })),
     );
 }

@@ -1,7 +1,7 @@
 //! `Caller`: the management token of a request, authenticated. From `Authorization: Bearer
-//! kw_mgmt_…` to an actor in one HMAC and (while the listener vouches for the cache) no query:
+//! kw_mgmt_…` to an actor in one HMAC and (while the listener vouches for the cache) no read:
 //! the token comes from the instance's token cache (see `keys::tokens`), revocations reach
-//! it through the database's change notices. A key of the platform never opens this API (it
+//! it through the database's change notices. The one write is the rate limit's count (`limit`). A key of the platform never opens this API (it
 //! is not a token); a token never passes the verification API (it is not a key).
 
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
 use futures_util::future::LocalBoxFuture;
 
-use super::problem::Problem;
+use super::{denied::Refusal, problem::Problem};
 use crate::{
     db::models::{api_key::KeyScope, management_token::TokenHolder},
     domain::{Capability, ClientIp, TokenScope},
@@ -32,7 +32,11 @@ impl Caller {
         match self.token.holder {
             TokenHolder::Organization { organization_id, .. } => Ok(organization_id),
             TokenHolder::ServiceProvider { .. } => {
-                Err(Problem::forbidden("A service provider's token manages the provider's keys only."))
+                // (Unreachable through the scopes, which a provider's token cannot have.)
+                Err(Problem::forbidden(
+                    Refusal::CreatorRights,
+                    "A service provider's token manages the provider's keys only.",
+                ))
             }
         }
     }
@@ -48,10 +52,10 @@ impl Caller {
     /// Refuses (403) unless the token holds `scope` and its creator, now, `capability`.
     pub fn require(&self, scope: TokenScope, capability: Capability) -> Result<(), Problem> {
         if !self.token.scopes.contains(scope) {
-            return Err(Problem::forbidden(format!("The token lacks the scope {scope}.")));
+            return Err(Problem::forbidden(Refusal::Scope(scope), format!("The token lacks the scope {scope}.")));
         }
         if !self.token.creator_can.allows(capability) {
-            return Err(Problem::forbidden("The token's creator may no longer do this."));
+            return Err(Problem::forbidden(Refusal::CreatorRights, "The token's creator may no longer do this."));
         }
         Ok(())
     }
@@ -61,7 +65,7 @@ impl Caller {
         if self.token.scopes.contains(scope) {
             Ok(())
         } else {
-            Err(Problem::forbidden(format!("The token lacks the scope {scope}.")))
+            Err(Problem::forbidden(Refusal::Scope(scope), format!("The token lacks the scope {scope}.")))
         }
     }
 }
@@ -119,23 +123,17 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, Problem> {
     if token.revoked || token.expires_at.is_some_and(|at| at <= now) || !token.creator_active {
         return Err(Problem::unauthenticated());
     }
-    if !token.cidrs.is_empty() && !client_ip.0.is_some_and(|ip| token.cidrs.iter().any(|net| net.contains(ip))) {
-        return Err(Problem::forbidden("The token may not be used from this address."));
-    }
-    match state.management_limits.check(token.id) {
-        Ok(standing) => {
-            req.extensions_mut().insert(standing);
-        }
-        Err(wait) => {
-            let limit = state.management_limits.limit();
-            req.extensions_mut().insert(super::limit::Standing { limit, remaining: 0, reset_secs: wait });
-            let mut problem = Problem::new(
-                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                format!("This token made too many requests; retry in {wait} seconds."),
-            );
-            problem.retry_after_secs = Some(wait);
-            return Err(problem);
-        }
+    // Counted before any refusal, so refused calls spend the token's quota too.
+    let standing = state.management_limits.check(&state.db, token.id, now).await?;
+    req.extensions_mut().insert(standing);
+    if standing.exceeded {
+        let wait = standing.reset_secs;
+        let mut problem = Problem::new(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            format!("This token made too many requests; retry in {wait} seconds."),
+        );
+        problem.retry_after_secs = Some(wait);
+        return Err(problem);
     }
     let kind = match token.holder {
         TokenHolder::Organization { organization_id, user_id } => ActorKind::Token {
@@ -158,10 +156,17 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, Problem> {
             email: token.creator_email.clone(),
         },
     };
+    let caller = Caller { token, actor: Actor { kind, client_ip, now } };
+    // From here on a refusal is the live token's, and audited as such (see `denied`); the
+    // rate limit above counts it, so a leaked token's refused calls stay bounded.
+    req.extensions_mut().insert(caller.clone());
+    let cidrs = &caller.token.cidrs;
+    if !cidrs.is_empty() && !client_ip.0.is_some_and(|ip| cidrs.iter().any(|net| net.contains(ip))) {
+        return Err(Problem::forbidden(Refusal::Address, "The token may not be used from this address."));
+    }
     // Its last use, for the API access pages: noted in memory, written in batches.
-    state.verifier.token_usage.record(token.id, now, client_ip.0, false);
-    let actor = Actor { kind, client_ip, now };
-    Ok(Caller { token, actor })
+    state.verifier.token_usage.record(caller.token.id, now, client_ip.0, false);
+    Ok(caller)
 }
 
 impl FromRequest for Caller {

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::{
     auth::Caller,
     cursor,
+    denied::Refusal,
     idempotency::{self, Idempotency},
     problem::Problem,
 };
@@ -473,7 +474,7 @@ fn list_scope(caller: &Caller) -> Result<KeyScope, Problem> {
     } else if caller.token.creator_can.allows(Capability::OwnKeys) {
         Ok(KeyScope::OwnedBy { organization_id, user_id })
     } else {
-        Err(Problem::forbidden("The token's creator may no longer use keys."))
+        Err(Problem::forbidden(Refusal::CreatorRights, "The token's creator may no longer use keys."))
     }
 }
 

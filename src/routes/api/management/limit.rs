@@ -1,8 +1,7 @@
-//! Per-token rate limits of the management API, announced with the IETF `RateLimit-Policy`
-//! and `RateLimit` header fields (draft-ietf-httpapi-ratelimit-headers) on every answer to an
+//! Per-token rate limits of the management API, shared by every instance through the
+//! database (`services::management_rate`), announced with the IETF `RateLimit-Policy` and
+//! `RateLimit` header fields (draft-ietf-httpapi-ratelimit-headers) on every answer to an
 //! authenticated request, and `Retry-After` on 429.
-
-use std::{num::NonZeroU32, time::Duration};
 
 use actix_web::{
     HttpMessage,
@@ -11,20 +10,19 @@ use actix_web::{
     http::header::{HeaderName, HeaderValue},
     middleware::Next,
 };
-use governor::{
-    Quota, RateLimiter, clock::Clock, middleware::StateInformationMiddleware, state::keyed::DefaultKeyedStateStore,
-};
+use chrono::{DateTime, Utc};
+use std::{collections::HashMap, sync::Mutex};
 
-/// Requests per token per minute (also the burst).
-pub const PER_MINUTE: u32 = 600;
+use crate::{db::Database, error::AppError, services::management_rate};
 
-type Limiter = RateLimiter<i64, DefaultKeyedStateStore<i64>, governor::clock::DefaultClock, StateInformationMiddleware>;
-
-/// The limiter of one instance (each instance limits on its own).
+/// The configured limit (`KEYWARD_MANAGEMENT_RATE_PER_MINUTE`); the counts are in the
+/// database, shared by every instance.
 #[derive(Debug)]
 pub struct RateLimits {
-    limiter: Limiter,
     per_minute: u32,
+    /// Tokens this instance found over their limit, until their window ends: their further
+    /// requests are refused without a write, so a flood costs the database nothing more.
+    over: Mutex<HashMap<i64, DateTime<Utc>>>,
 }
 
 /// Where a token stands after a request, for the response's header fields.
@@ -32,54 +30,53 @@ pub struct RateLimits {
 pub struct Standing {
     pub limit: u32,
     pub remaining: u32,
-    /// Seconds until the quota is whole again.
+    /// Seconds until the quota is whole again (the current window ends).
     pub reset_secs: u64,
-}
-
-impl Default for RateLimits {
-    fn default() -> Self {
-        Self::new(PER_MINUTE)
-    }
+    /// The request is over the limit (answered 429).
+    pub exceeded: bool,
 }
 
 impl RateLimits {
     pub fn new(per_minute: u32) -> Self {
-        let n = NonZeroU32::new(per_minute.max(1)).expect("at least one");
-        Self {
-            limiter: RateLimiter::keyed(Quota::per_minute(n).allow_burst(n))
-                .with_middleware::<StateInformationMiddleware>(),
-            per_minute: n.get(),
+        Self { per_minute: per_minute.max(1), over: Mutex::default() }
+    }
+
+    /// Counts a request of token `token_id` at `now` (one upsert), and says where it stands.
+    /// Without the database the request fails like any other that needs it (503).
+    pub async fn check(&self, db: &Database, token_id: i64, now: DateTime<Utc>) -> Result<Standing, AppError> {
+        if let Some(window_end) = self.over_until(token_id, now) {
+            let requests = self.per_minute.saturating_add(1);
+            return Ok(self.standing(management_rate::Counted { requests, window_end }, now));
         }
+        let counted = db.run(move |conn| Ok(management_rate::count(conn, token_id, now)?)).await?;
+        let standing = self.standing(counted, now);
+        if standing.exceeded {
+            let mut over = self.over.lock().expect("the rate limit lock is never poisoned");
+            over.retain(|_, until| *until > now);
+            over.insert(token_id, counted.window_end);
+        }
+        Ok(standing)
     }
 
-    fn refill(&self) -> Duration {
-        Duration::from_secs(60) / self.per_minute
+    /// The end of the window `token_id` is known to be over its limit in, if it is.
+    fn over_until(&self, token_id: i64, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let over = self.over.lock().expect("the rate limit lock is never poisoned");
+        over.get(&token_id).copied().filter(|until| *until > now)
     }
 
-    /// Counts a request of token `token_id`: its standing, or `Err` with the seconds to wait.
-    pub fn check(&self, token_id: i64) -> Result<Standing, u64> {
-        match self.limiter.check_key(&token_id) {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                let missing = self.per_minute.saturating_sub(remaining);
-                let reset_secs = (self.refill() * missing).as_secs_f64().ceil() as u64;
-                Ok(Standing { limit: self.per_minute, remaining, reset_secs })
-            }
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-                Err(wait.as_secs_f64().ceil().max(1.0) as u64)
-            }
+    fn standing(&self, counted: management_rate::Counted, now: DateTime<Utc>) -> Standing {
+        let left_ms = (counted.window_end - now).num_milliseconds().max(0);
+        Standing {
+            limit: self.per_minute,
+            remaining: self.per_minute.saturating_sub(counted.requests),
+            reset_secs: u64::try_from(left_ms).unwrap_or(0).div_ceil(1000).max(1),
+            exceeded: counted.requests > self.per_minute,
         }
     }
 
     /// Requests per minute of each token.
     pub fn limit(&self) -> u32 {
         self.per_minute
-    }
-
-    /// Drops the state of quiet tokens.
-    pub fn tidy(&self) {
-        self.limiter.retain_recent();
     }
 }
 
@@ -114,19 +111,21 @@ pub async fn announce(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::management_rate::{Counted, WINDOW, window_start};
 
     #[test]
-    fn a_token_is_limited_on_its_own_and_told_how_long_to_wait() {
+    fn a_token_is_told_what_is_left_of_its_window_and_when_it_ends() {
         let limits = RateLimits::new(2);
-        let first = limits.check(1).unwrap();
-        assert_eq!((first.limit, first.remaining), (2, 1));
-        assert_eq!(limits.check(1).unwrap().remaining, 0);
-        let wait = limits.check(1).unwrap_err();
-        assert!((1..=30).contains(&wait), "{wait}");
-        assert!(limits.check(2).is_ok(), "another token has its own quota");
+        let now = DateTime::parse_from_rfc3339("2026-12-04T10:11:40.500Z").unwrap().to_utc();
+        let window_end = window_start(now) + WINDOW;
+        let first = limits.standing(Counted { requests: 1, window_end }, now);
+        assert_eq!(first, Standing { limit: 2, remaining: 1, reset_secs: 20, exceeded: false });
+        let last = limits.standing(Counted { requests: 2, window_end }, now);
+        assert_eq!((last.remaining, last.exceeded), (0, false));
+        let over = limits.standing(Counted { requests: 3, window_end }, now);
+        assert_eq!((over.remaining, over.reset_secs, over.exceeded), (0, 20, true));
         let [(policy_name, policy), (name, value)] = first.header_values();
         assert_eq!((policy_name, policy.as_str()), ("ratelimit-policy", "\"per-token\";q=2;w=60"));
-        assert_eq!(name, "ratelimit");
-        assert!(value.starts_with("\"per-token\";r=1;t="), "{value}");
+        assert_eq!((name, value.as_str()), ("ratelimit", "\"per-token\";r=1;t=20"));
     }
 }

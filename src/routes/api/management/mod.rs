@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cursor;
+pub mod denied;
 pub mod doc;
 pub mod idempotency;
 pub mod keys;

@@ -9,6 +9,7 @@ use actix_web::{
 };
 use serde::Serialize;
 
+use super::denied::Refusal;
 use crate::{error::AppError, routes::api::ApiError};
 
 /// The media type of problem details.
@@ -36,6 +37,9 @@ pub struct Problem {
     pub errors: Vec<FieldProblem>,
     #[serde(skip)]
     pub retry_after_secs: Option<u64>,
+    /// Why a live token was refused (403s only), for the audit log (see `denied`).
+    #[serde(skip)]
+    pub refusal: Option<Refusal>,
 }
 
 impl Problem {
@@ -47,6 +51,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after_secs: None,
+            refusal: None,
         }
     }
 
@@ -60,8 +65,10 @@ impl Problem {
     }
 
     /// The token lacks the scope (or its creator the permission) for this operation.
-    pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, detail)
+    pub fn forbidden(refusal: Refusal, detail: impl Into<String>) -> Self {
+        let mut problem = Self::new(StatusCode::FORBIDDEN, detail);
+        problem.refusal = Some(refusal);
+        problem
     }
 
     pub fn not_found() -> Self {
@@ -107,9 +114,11 @@ impl From<AppError> for Problem {
                 problem
             }
             AppError::NotFound => Self::not_found(),
-            AppError::Forbidden => {
-                Self::forbidden("The token's scopes, or its creator's current rights, do not allow this.")
-            }
+            // The handlers check the scopes first: a service's refusal is the creator's rights.
+            AppError::Forbidden => Self::forbidden(
+                Refusal::CreatorRights,
+                "The token's scopes, or its creator's current rights, do not allow this.",
+            ),
             AppError::BadRequest(message) => Self::bad_request(message),
             AppError::Conflict(message) => Self::new(StatusCode::CONFLICT, message),
             AppError::TooManyRequests { message, retry_after_secs } => {

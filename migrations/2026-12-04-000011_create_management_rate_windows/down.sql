@@ -1,0 +1,1 @@
+DROP TABLE management_rate_windows;
