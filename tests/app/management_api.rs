@@ -41,25 +41,30 @@ pub(crate) async fn deployment() -> (TestApp, TestApp) {
     (app, twin)
 }
 
-/// A token of `creator` with `scopes`, made by the token service as the operator would.
-pub(crate) fn token(app: &TestApp, creator: &User, scopes: &[&str]) -> String {
-    let new = NewToken {
+/// What a test asks the token service for: a token named "CI" with `scopes`, usable from
+/// `cidrs` (empty: anywhere), for 30 days.
+pub(crate) fn new_token(scopes: &[&str], cidrs: &[&str]) -> NewToken {
+    NewToken {
         name: KeyName::parse("CI").unwrap(),
         scopes: TokenScopes::parse(scopes.iter().copied()).unwrap(),
-        cidrs: vec![],
+        cidrs: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
         lifetime_days: 30,
-    };
+    }
+}
+
+/// A token of `creator` with `scopes`, made by the token service as the operator would.
+pub(crate) fn token(app: &TestApp, creator: &User, scopes: &[&str]) -> String {
+    token_from(app, creator, scopes, &[])
+}
+
+/// A token of `creator` with `scopes`, usable only from `cidrs` (empty: anywhere).
+pub(crate) fn token_from(app: &TestApp, creator: &User, scopes: &[&str], cidrs: &[&str]) -> String {
     let (_, secret) = app
         .conn()
         .transaction(|conn| {
-            management_tokens::create(
-                conn,
-                &Actor::system("create-management-token"),
-                &app.hasher,
-                creator.organization_id,
-                creator.id,
-                new,
-            )
+            let actor = Actor::system("create-management-token");
+            let (organization_id, user_id) = (creator.organization_id, creator.id);
+            management_tokens::create(conn, &actor, &app.hasher, organization_id, user_id, new_token(scopes, cidrs))
         })
         .unwrap();
     secret.expose().to_string()

@@ -6,18 +6,9 @@
 use std::time::Duration;
 
 use diesel::{Connection, prelude::*};
-use keyward::{
-    db::privileges::APP_ROLE,
-    db::{
-        models::User,
-        schema::{audit_events, users},
-    },
-    domain::TokenScopes,
-    services::{
-        Actor,
-        keys::KeyName,
-        management_tokens::{self, NewToken},
-    },
+use keyward::db::{
+    privileges::APP_ROLE,
+    schema::{audit_events, users},
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -25,7 +16,7 @@ use serde_json::{Value, json};
 use crate::{
     fixtures,
     helpers::{TestApp, TestServer, spawn_app, within},
-    management_api::{ALL, call, token},
+    management_api::{ALL, call, token, token_from},
 };
 
 /// `(actor_type, actor_id, organization_id, result, details)` of every `access.denied` event.
@@ -54,30 +45,6 @@ fn token_id(app: &TestApp, secret: &str) -> i64 {
         .load(&mut *app.conn())
         .unwrap();
     rows.into_iter().find(|(_, public_id)| secret.contains(public_id.as_str())).expect("the token's row").0
-}
-
-/// A token of `creator` with `scopes`, usable only from `cidr`.
-fn token_from(app: &TestApp, creator: &User, scopes: &[&str], cidr: &str) -> String {
-    let new = NewToken {
-        name: KeyName::parse("Office only").unwrap(),
-        scopes: TokenScopes::parse(scopes.iter().copied()).unwrap(),
-        cidrs: vec![cidr.parse().unwrap()],
-        lifetime_days: 30,
-    };
-    let (_, secret) = app
-        .conn()
-        .transaction(|conn| {
-            management_tokens::create(
-                conn,
-                &Actor::system("test"),
-                &app.hasher,
-                creator.organization_id,
-                creator.id,
-                new,
-            )
-        })
-        .unwrap();
-    secret.expose().to_string()
 }
 
 /// Asserts the one new event is the token's refusal of `method path` for `reason`.
@@ -160,7 +127,7 @@ async fn a_token_refused_for_its_scope_or_its_creators_rights_is_in_the_audit_lo
 async fn a_token_used_from_outside_its_address_ranges_is_refused_audited_and_still_counted() {
     let app = spawn_app().await;
     let (acme, admin) = fixtures::organization_with_admin(&mut app.conn(), "acme");
-    let office = token_from(&app, &admin, &["keys:read"], "10.0.0.0/8");
+    let office = token_from(&app, &admin, &["keys:read"], &["10.0.0.0/8"]);
     let (status, headers, problem) = call(&app, Method::GET, "/api/v1/keys", &office, None, &[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
     // Counted against the token's rate limit, so refused calls cannot flood the log.

@@ -15,11 +15,10 @@ use keyward::{
         Actor,
         actor::ActorKind,
         keys::{
-            KeyName, KeyOp, NewKeyOwner,
+            KeyOp, NewKeyOwner,
             lifecycle::{self, KeyRef},
         },
-        management_tokens::{self, NewToken},
-        platform,
+        management_tokens, platform,
     },
 };
 use reqwest::{Method, StatusCode};
@@ -28,7 +27,7 @@ use serde_json::{Value, json};
 use crate::{
     fixtures,
     helpers::{TestApp, http_client, location, within},
-    management_api::{call, deployment, verify},
+    management_api::{call, deployment, new_token, verify},
     page::Page,
 };
 
@@ -68,12 +67,7 @@ async fn platform() -> Platform {
 fn provider_token(app: &TestApp, provider: &ServiceProvider, staff: &StaffAccount, scopes: &[&str]) -> String {
     let actor = Actor::system("test");
     let actor = Actor { kind: ActorKind::Staff { id: staff.id, email: staff.email.clone() }, ..actor };
-    let new = NewToken {
-        name: KeyName::parse("Provider CI").unwrap(),
-        scopes: TokenScopes::parse(scopes.iter().copied()).unwrap(),
-        cidrs: vec![],
-        lifetime_days: 30,
-    };
+    let new = new_token(scopes, &[]);
     let (_, secret) = app
         .conn()
         .transaction(|conn| management_tokens::create_for_provider(conn, &actor, &app.hasher, provider.id, new))
@@ -305,12 +299,7 @@ async fn a_providers_token_runs_its_keys_lifecycle_and_reaches_nothing_else() {
 async fn only_staff_create_providers_tokens_with_key_scopes_and_they_stop_with_their_creator() {
     let Platform { app, twin, fleetlink, sam, kim, own_key, .. } = platform().await;
     // Key scopes only, and staff only.
-    let new = |scopes: &[&str]| NewToken {
-        name: KeyName::parse("CI").unwrap(),
-        scopes: TokenScopes::parse(scopes.iter().copied()).unwrap(),
-        cidrs: vec![],
-        lifetime_days: 30,
-    };
+    let new = |scopes: &[&str]| new_token(scopes, &[]);
     let sam_actor = Actor { kind: ActorKind::Staff { id: sam.id, email: sam.email.clone() }, ..Actor::system("t") };
     let refused = app.conn().transaction(|conn| {
         management_tokens::create_for_provider(conn, &sam_actor, &app.hasher, fleetlink.id, new(&["audit:read"]))
