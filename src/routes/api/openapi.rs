@@ -64,8 +64,9 @@ impl Modify for SecuritySchemes {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("kw_mgmt_<8 base62>_<49 base62>")
                     .description(Some(
-                        "A management token (Admin → API access, or `keyward create-management-token`); opens \
-                         only the management API",
+                        "A management token (Admin → API access, or `keyward create-management-token`; a \
+                         service provider's from Staff → Service providers, for the provider's keys only); \
+                         opens only the management API",
                     ))
                     .build(),
             ),
