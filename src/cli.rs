@@ -152,11 +152,15 @@ pub enum Command {
     },
     /// Create a management token (for the management API) and print it (the token alone) on
     /// stdout. It acts with the rights of --creator (default: the organization's first
-    /// administrator), within its scopes.
+    /// administrator; for --provider, the first active staff account), within its scopes.
     CreateManagementToken {
         /// The organization's slug.
+        #[arg(long, required_unless_present = "provider", conflicts_with = "provider")]
+        org: Option<String>,
+        /// A service provider's id instead: a token for the provider's keys (scopes keys:read,
+        /// keys:write), acting as the staff account --creator.
         #[arg(long)]
-        org: String,
+        provider: Option<i64>,
         /// Descriptive name of the token.
         #[arg(long)]
         name: String,
@@ -166,7 +170,8 @@ pub enum Command {
         /// Lifetime in days (default 90, at most 365).
         #[arg(long)]
         expires_in_days: Option<u32>,
-        /// Email of the administrator whose rights the token uses.
+        /// Email of the administrator (or, with --provider, the staff account) whose rights
+        /// the token uses.
         #[arg(long)]
         creator: Option<String>,
     },

@@ -3,16 +3,16 @@
 //! (`KEY=$(keyward create-key …)`); everything else goes to stderr.
 
 use anyhow::{anyhow, bail};
-use diesel::{Connection, OptionalExtension};
+use diesel::{Connection, OptionalExtension, PgConnection};
 
 use crate::{
     config::Config,
     db::{
         self,
-        models::{Organization, User},
+        models::{ManagementToken, Organization, User},
     },
     error::AppError,
-    keys::{Environment, KeyHasher},
+    keys::{Environment, GeneratedToken, KeyHasher},
     services::{
         Actor,
         keys::{
@@ -82,10 +82,19 @@ pub fn create_key(config: &Config, args: CreateKeyArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Whose token `create-management-token` makes.
+#[derive(Debug)]
+pub enum TokenFor {
+    /// The organization with this slug.
+    Organization(String),
+    /// The service provider with this id.
+    Provider(i64),
+}
+
 /// The arguments of `create-management-token`.
 #[derive(Debug)]
 pub struct CreateTokenArgs {
-    pub org: String,
+    pub holder: TokenFor,
     pub name: String,
     pub scopes: Vec<String>,
     pub expires_in_days: Option<u32>,
@@ -108,30 +117,13 @@ pub fn create_management_token(config: &Config, args: CreateTokenArgs) -> anyhow
     let lifetime_days = management_tokens::parse_lifetime(args.expires_in_days)
         .map_err(|e| anyhow!("invalid --expires-in-days: {e}"))?;
     let actor = Actor::system("create-management-token");
+    let new = NewToken { name, scopes, cidrs: Vec::new(), lifetime_days };
     let (token, generated, creator) = conn
-        .transaction(|conn| {
-            let organization = Organization::find_by_slug(conn, &args.org)
-                .optional()?
-                .ok_or_else(|| AppError::BadRequest(format!("there is no organization with slug {:?}", args.org)))?;
-            let creator = match &args.creator {
-                Some(email) => {
-                    let email = email.trim().to_lowercase();
-                    User::find_by_email(conn, &email)?.filter(|u| u.organization_id == organization.id).ok_or_else(
-                        || AppError::BadRequest(format!("there is no user {email} in {}", organization.slug)),
-                    )?
-                }
-                None => User::list_for_org(conn, organization.id)?
-                    .into_iter()
-                    .filter(|u| u.is_admin && u.active)
-                    .min_by_key(|u| (u.created_at, u.id))
-                    .ok_or_else(|| {
-                        AppError::BadRequest(format!("{} has no active administrator to act as", organization.slug))
-                    })?,
-            };
-            let new = NewToken { name: name.clone(), scopes, cidrs: Vec::new(), lifetime_days };
-            let (token, generated) =
-                management_tokens::create(conn, &actor, &hasher, organization.id, creator.id, new)?;
-            Ok((token, generated, creator.email))
+        .transaction(|conn| match &args.holder {
+            TokenFor::Organization(slug) => {
+                organization_token(conn, &actor, &hasher, slug, args.creator.as_deref(), new)
+            }
+            TokenFor::Provider(id) => provider_token(conn, &actor, &hasher, *id, args.creator.as_deref(), new),
         })
         .map_err(refused)?;
     eprintln!(
@@ -143,4 +135,67 @@ pub fn create_management_token(config: &Config, args: CreateTokenArgs) -> anyhow
     );
     println!("{}", generated.expose());
     Ok(())
+}
+
+/// A new token, its secret, and the email of the account it acts as.
+type IssuedToken = (ManagementToken, GeneratedToken, String);
+
+/// A token of organization `slug` acting as `creator` (default: its first active administrator).
+fn organization_token(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    hasher: &KeyHasher,
+    slug: &str,
+    creator: Option<&str>,
+    new: crate::services::management_tokens::NewToken,
+) -> Result<IssuedToken, AppError> {
+    let organization = Organization::find_by_slug(conn, slug)
+        .optional()?
+        .ok_or_else(|| AppError::BadRequest(format!("there is no organization with slug {slug:?}")))?;
+    let creator = match creator {
+        Some(email) => {
+            let email = email.trim().to_lowercase();
+            User::find_by_email(conn, &email)?
+                .filter(|u| u.organization_id == organization.id)
+                .ok_or_else(|| AppError::BadRequest(format!("there is no user {email} in {}", organization.slug)))?
+        }
+        None => User::list_for_org(conn, organization.id)?
+            .into_iter()
+            .filter(|u| u.is_admin && u.active)
+            .min_by_key(|u| (u.created_at, u.id))
+            .ok_or_else(|| {
+                AppError::BadRequest(format!("{} has no active administrator to act as", organization.slug))
+            })?,
+    };
+    let (token, generated) =
+        crate::services::management_tokens::create(conn, actor, hasher, organization.id, creator.id, new)?;
+    Ok((token, generated, creator.email))
+}
+
+/// A token of service provider `id` acting as staff account `creator` (default: the first
+/// active one).
+fn provider_token(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    hasher: &KeyHasher,
+    id: i64,
+    creator: Option<&str>,
+    new: crate::services::management_tokens::NewToken,
+) -> Result<IssuedToken, AppError> {
+    use crate::db::models::StaffAccount;
+    let staff = match creator {
+        Some(email) => {
+            let email = email.trim().to_lowercase();
+            StaffAccount::find_by_email(conn, &email)?
+                .ok_or_else(|| AppError::BadRequest(format!("there is no staff account {email}")))?
+        }
+        None => StaffAccount::list_all(conn)?
+            .into_iter()
+            .filter(|s| s.active)
+            .min_by_key(|s| (s.created_at, s.id))
+            .ok_or_else(|| AppError::BadRequest("there is no active staff account to act as".into()))?,
+    };
+    let (token, generated) =
+        crate::services::management_tokens::create_for_provider(conn, actor, hasher, id, staff.id, new)?;
+    Ok((token, generated, staff.email))
 }

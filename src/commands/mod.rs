@@ -71,10 +71,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::RunJobs => jobs::run_jobs(&config),
         Command::CreateOrg { name, slug, provider } => accounts::create_org(&config, name, slug, provider),
-        Command::CreateManagementToken { org, name, scopes, expires_in_days, creator } => {
+        Command::CreateManagementToken { org, provider, name, scopes, expires_in_days, creator } => {
+            let holder = match (org, provider) {
+                (_, Some(provider)) => keys::TokenFor::Provider(provider),
+                (Some(org), None) => keys::TokenFor::Organization(org),
+                (None, None) => return Err(anyhow!("give --org SLUG or --provider ID")),
+            };
             keys::create_management_token(
                 &config,
-                keys::CreateTokenArgs { org, name, scopes, expires_in_days, creator },
+                keys::CreateTokenArgs { holder, name, scopes, expires_in_days, creator },
             )
         }
         Command::CreateKey { org, owner, name, actions, expires_in_days, test } => {

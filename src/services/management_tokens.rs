@@ -93,23 +93,33 @@ pub fn create(
     issue(conn, actor, hasher, holder, &creator.email, new)
 }
 
-/// Creates a token of service provider `service_provider_id`, acting as the support
-/// specialist who creates it (on the provider's keys only), and returns its secret (to be
-/// shown once). Only support staff create them, with key scopes only: a provider has no
+/// Creates a token of service provider `service_provider_id`, acting as support specialist
+/// `staff_id` (on the provider's keys only), and returns its secret (to be shown once). Only
+/// that specialist (or the operator) creates it, with key scopes only: a provider has no
 /// users or audit pages of its own.
 pub fn create_for_provider(
     conn: &mut PgConnection,
     actor: &Actor,
     hasher: &KeyHasher,
     service_provider_id: i64,
+    staff_id: i64,
     new: NewToken,
 ) -> Result<(ManagementToken, GeneratedToken), AppError> {
-    let ActorKind::Staff { id: staff_id, .. } = actor.kind else { return Err(AppError::Forbidden) };
+    match actor.kind {
+        ActorKind::Staff { id, .. } if id == staff_id => {}
+        ActorKind::System { .. } => {}
+        _ => return Err(AppError::Forbidden),
+    }
     let staff = StaffAccount::find(conn, staff_id)?;
     if !staff.active {
-        return Err(AppError::Forbidden);
+        return Err(crate::error::invalid(
+            "creator",
+            format!("{} is deactivated; a token acting as them could do nothing.", staff.email),
+        ));
     }
-    ServiceProvider::find(conn, service_provider_id).optional()?.ok_or(AppError::NotFound)?;
+    ServiceProvider::find(conn, service_provider_id)
+        .optional()?
+        .ok_or_else(|| AppError::BadRequest(format!("there is no service provider {service_provider_id}")))?;
     let beyond: Vec<&str> =
         new.scopes.iter().filter(|scope| !PROVIDER_SCOPES.contains(scope)).map(|scope| scope.code()).collect();
     if !beyond.is_empty() {

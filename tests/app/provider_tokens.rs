@@ -70,7 +70,9 @@ fn provider_token(app: &TestApp, provider: &ServiceProvider, staff: &StaffAccoun
     let new = new_token(scopes, &[]);
     let (_, secret) = app
         .conn()
-        .transaction(|conn| management_tokens::create_for_provider(conn, &actor, &app.hasher, provider.id, new))
+        .transaction(|conn| {
+            management_tokens::create_for_provider(conn, &actor, &app.hasher, provider.id, staff.id, new)
+        })
         .unwrap();
     secret.expose().to_string()
 }
@@ -302,17 +304,19 @@ async fn only_staff_create_providers_tokens_with_key_scopes_and_they_stop_with_t
     let new = |scopes: &[&str]| new_token(scopes, &[]);
     let sam_actor = Actor { kind: ActorKind::Staff { id: sam.id, email: sam.email.clone() }, ..Actor::system("t") };
     let refused = app.conn().transaction(|conn| {
-        management_tokens::create_for_provider(conn, &sam_actor, &app.hasher, fleetlink.id, new(&["audit:read"]))
-    });
-    assert!(matches!(refused, Err(keyward::error::AppError::Invalid(_))), "{refused:?}");
-    let refused = app.conn().transaction(|conn| {
         management_tokens::create_for_provider(
             conn,
-            &Actor::system("t"),
+            &sam_actor,
             &app.hasher,
             fleetlink.id,
-            new(&["keys:read"]),
+            sam.id,
+            new(&["audit:read"]),
         )
+    });
+    assert!(matches!(refused, Err(keyward::error::AppError::Invalid(_))), "{refused:?}");
+    // A specialist makes tokens acting as themselves only.
+    let refused = app.conn().transaction(|conn| {
+        management_tokens::create_for_provider(conn, &sam_actor, &app.hasher, fleetlink.id, kim.id, new(&["keys:read"]))
     });
     assert!(matches!(refused, Err(keyward::error::AppError::Forbidden)), "{refused:?}");
 
@@ -367,4 +371,50 @@ async fn only_staff_create_providers_tokens_with_key_scopes_and_they_stop_with_t
         .first(&mut *app.conn())
         .unwrap();
     assert_eq!(provider, Some(fleetlink.id));
+}
+
+#[actix_web::test]
+async fn the_operator_creates_a_providers_token_from_the_command_line() {
+    use crate::{
+        cli::{SECRET, keyward, scratch_dir, text},
+        helpers::TestServer,
+    };
+    let Platform { app, fleetlink, own_key, .. } = platform().await;
+    let url = TestServer::get().url(&app.database);
+    let run = |args: &[&str]| {
+        keyward(&scratch_dir("provider-token"))
+            .env("DATABASE_URL", &url)
+            .env("KEYWARD_SECRET", SECRET)
+            .args(["create-management-token", "--name", "Reseller CI"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let provider = fleetlink.id.to_string();
+    let output = run(&["--provider", &provider, "--scopes", "keys:read", "--creator", "kim@support.test"]);
+    assert!(output.status.success(), "{:?}", text(&output));
+    let token = text(&output).0.trim().to_string();
+    assert!(token.starts_with("kw_mgmt_") && !text(&output).1.contains(&token), "only the token on stdout");
+    let (status, _, page) = call(&app, Method::GET, "/api/v1/keys", &token, None, &[]).await;
+    assert_eq!((status, listed_ids(&page)), (StatusCode::OK, vec![own_key]));
+    let label: String = audit_events::table
+        .filter(audit_events::action.eq("management_token.create"))
+        .select(audit_events::actor_label)
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(label, "keyward create-management-token");
+
+    // Refused, with a reason and nothing made: scopes beyond keys, an unknown provider or
+    // staff account, both --org and --provider.
+    for args in [
+        vec!["--provider", &provider, "--scopes", "users:read"],
+        vec!["--provider", "999999", "--scopes", "keys:read"],
+        vec!["--provider", &provider, "--scopes", "keys:read", "--creator", "nobody@support.test"],
+        vec!["--provider", &provider, "--org", "acme", "--scopes", "keys:read"],
+    ] {
+        let output = run(&args);
+        assert!(!output.status.success() && !text(&output).1.trim().is_empty(), "{args:?}: {:?}", text(&output));
+        assert!(text(&output).0.trim().is_empty(), "{args:?}");
+    }
+    assert_eq!(tokens_table::table.count().get_result::<i64>(&mut *app.conn()).unwrap(), 1);
 }

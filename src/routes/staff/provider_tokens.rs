@@ -74,11 +74,12 @@ pub async fn create(
     let result = match parsed {
         Err(e) => Err(e),
         Ok(new) => {
-            let (actor, hasher, provider_id) = (staff.actor(), state.hasher.clone(), provider.id);
+            let (actor, hasher, provider_id, staff_id) =
+                (staff.actor(), state.hasher.clone(), provider.id, staff.staff.id);
             state
                 .db
                 .transaction(move |conn| {
-                    management_tokens::create_for_provider(conn, &actor, &hasher, provider_id, new)
+                    management_tokens::create_for_provider(conn, &actor, &hasher, provider_id, staff_id, new)
                 })
                 .await
         }
