@@ -1,18 +1,19 @@
 //! Database faults: an outage (the test cluster stopped and started again), a lost listener
 //! connection (its backend terminated) and a stuck database (a table lock held): pages answer
 //! the 503 page, verification fails closed, `/healthz` and static files keep answering, and
-//! everything recovers by itself.
+//! everything recovers by itself; the management API answers 503 problems meanwhile.
 
 use std::time::Duration;
 
 use diesel::{Connection, PgConnection, RunQueryDsl, connection::SimpleConnection};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::{
     PrivateCluster, SpawnOptions, TestApp, TestServer, fixtures, http_client, keys, spawn_app, spawn_app_with,
     verify_code, within,
 };
+use crate::management_api::{ALL, call, token};
 
 /// A user with a personal key, signed in; returns the key's secret.
 async fn bob_with_a_key(app: &TestApp) -> (crate::helpers::TestClient, String) {
@@ -49,6 +50,37 @@ async fn pages_answer_503_during_an_outage_and_recover_without_a_restart() {
     let recovered =
         within(Duration::from_secs(15), async || bob.get("/account/keys").await.status() == StatusCode::OK).await;
     assert!(recovered, "the same session works again once the database is back");
+}
+
+#[actix_web::test]
+async fn the_management_api_answers_503_problems_during_an_outage_and_recovers_without_a_restart() {
+    let cluster = PrivateCluster::start("api-outage");
+    let app = cluster.spawn_app().await;
+    let (_, admin) = fixtures::organization_with_admin(&mut app.conn(), "acme");
+    let (cached, uncached) = (token(&app, &admin, ALL), token(&app, &admin, ALL));
+    // Used once, so this instance has the first token in its cache.
+    assert_eq!(call(&app, Method::GET, "/api/v1/keys", &cached, None, &[]).await.0, StatusCode::OK);
+
+    cluster.stop();
+    let create = json!({ "name": "During the outage", "actions": ["positions.read"] });
+    for (token, method, body) in
+        [(&cached, Method::GET, None), (&cached, Method::POST, Some(create.clone())), (&uncached, Method::GET, None)]
+    {
+        let (status, headers, problem) = call(&app, method.clone(), "/api/v1/keys", token, body, &[]).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{method}: {problem}");
+        assert_eq!(headers["content-type"], "application/problem+json", "{method}");
+        assert_eq!(problem["status"], json!(503), "{method}");
+    }
+
+    cluster.start_again();
+    let recovered = within(Duration::from_secs(15), async || {
+        call(&app, Method::GET, "/api/v1/keys", &uncached, None, &[]).await.0 == StatusCode::OK
+    })
+    .await;
+    assert!(recovered, "the API answers again once the database is back");
+    let (status, _, key) = call(&app, Method::POST, "/api/v1/keys", &cached, Some(create), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    assert_eq!(verify_code(&app, key["secret"].as_str().unwrap(), Some("positions.read")).await, "VALID");
 }
 
 #[actix_web::test]
