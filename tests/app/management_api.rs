@@ -401,6 +401,18 @@ async fn idempotency_keys_replay_the_first_answer_without_the_secret() {
     assert_eq!(again["secret"], Value::Null);
     assert!(again["notice"].as_str().unwrap().contains("not shown again"));
     assert_eq!(api_keys::table.count().get_result::<i64>(&mut *app.conn()).unwrap(), 1, "one key");
+    // The same request spelt differently by another JSON library is the same retry.
+    let respelt = http_client()
+        .post(app.url("/api/v1/keys"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "8e0b1c8e-create")
+        .header("Content-Type", "application/json")
+        .body(r#"{ "actions" : [ "positions.read" ], "name" : "Once" }"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(respelt.headers()["idempotency-replayed"], "true");
+    assert_eq!(respelt.json::<Value>().await.unwrap()["id"], first["id"]);
     let (status, _, problem) =
         call(&app, Method::POST, "/api/v1/keys", &token, Some(json!({ "name": "Other" })), &headers).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);

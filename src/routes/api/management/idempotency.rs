@@ -42,7 +42,7 @@ impl Idempotency {
         hash.update([0]);
         hash.update(req.path().as_bytes());
         hash.update([0]);
-        hash.update(body);
+        hash.update(canonical_body(body));
         Ok(Self { key, request_hash: hash.finalize().to_vec() })
     }
 
@@ -83,6 +83,17 @@ impl Idempotency {
     }
 }
 
+/// The body as a retry is compared: a JSON body in one spelling (object members in name order,
+/// no whitespace), so a client that re-serializes the same request differently — another
+/// member order, other spacing — is still retrying it. Anything else as it came.
+fn canonical_body(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    // `serde_json`'s map keeps members sorted (its `preserve_order` feature is off).
+    match serde_json::from_slice::<Value>(body).ok().and_then(|json| serde_json::to_vec(&json).ok()) {
+        Some(canonical) => canonical.into(),
+        None => body.into(),
+    }
+}
+
 /// The answer to a retry: the first answer's status and body, and no secret.
 pub fn replayed(record: IdempotencyRecord) -> HttpResponse {
     let mut body = record.body;
@@ -103,4 +114,22 @@ pub fn replayed(record: IdempotencyRecord) -> HttpResponse {
         .insert_header(("Idempotency-Replayed", "true"))
         .insert_header(("Cache-Control", "no-store"))
         .json(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_body;
+
+    #[test]
+    fn the_same_json_in_another_spelling_is_the_same_request() {
+        let one = canonical_body(br#"{"name": "CI", "actions": ["a", "b"]}"#).into_owned();
+        let other = canonical_body(br#"{ "actions":["a","b"],"name":"CI" }"#).into_owned();
+        assert_eq!(one, other);
+        assert_ne!(
+            one,
+            canonical_body(br#"{"name": "CI", "actions": ["b", "a"]}"#).into_owned(),
+            "order of a list counts"
+        );
+        assert_eq!(canonical_body(b"not json").as_ref(), b"not json");
+    }
 }
