@@ -298,6 +298,9 @@ pub struct ConfirmForm {
     password: String,
     #[serde(default)]
     next: String,
+    /// Where Cancel goes (the page the person came from), carried over a failed attempt.
+    #[serde(default)]
+    back: String,
 }
 
 #[derive(Deserialize)]
@@ -313,6 +316,8 @@ struct ConfirmPage {
     /// What is asked for: a second factor (otherwise the password), and which.
     asks: ConfirmAsks,
     next: String,
+    /// Where Cancel goes: the page the person came from, never `next` (which asks again).
+    back: String,
     error: Option<String>,
     /// Why passkeys cannot be used on this page; empty when they can.
     passkeys_elsewhere: String,
@@ -600,6 +605,35 @@ fn confirm_return(area: &Area, next: Option<&str>) -> String {
         .unwrap_or_else(|| home.to_string())
 }
 
+/// Where the confirm page's Cancel goes: `came_from` (the page whose link or form led here —
+/// the Referer on arrival, the form's `back` after a failed attempt) when it is a local page
+/// other than the confirm page and other than `next` (which would only ask again); the
+/// account's home otherwise.
+fn confirm_cancel(area: &Area, came_from: Option<&str>, next: &str) -> String {
+    came_from
+        .map(|page| confirm_return(area, Some(page)))
+        .filter(|page| page != next)
+        .unwrap_or_else(|| confirm_return(area, None))
+}
+
+/// The local page (path and query) of this request's `Referer`, when it is this site's. The
+/// `Referrer-Policy: same-origin` Keyward sends means other sites' pages never name it.
+fn referring_page(req: &HttpRequest) -> Option<String> {
+    let referer = req.headers().get(header::REFERER)?.to_str().ok()?;
+    let url = url::Url::parse(referer).ok()?;
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str()?),
+        None => url.host_str()?.to_string(),
+    };
+    if host != req.connection_info().host() {
+        return None;
+    }
+    Some(match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
+    })
+}
+
 async fn confirm_identity_form(
     area: Area,
     req: &HttpRequest,
@@ -610,6 +644,7 @@ async fn confirm_identity_form(
     if sudo::is_fresh(&area.session, area.actor.now) {
         return Ok(redirect(&next));
     }
+    let back = confirm_cancel(&area, referring_page(req).as_deref(), &next);
     let owner = area.owner()?;
     let methods = state.db.run(move |conn| second_factor::sign_in_methods(conn, owner)).await?;
     let asks = ConfirmAsks {
@@ -617,7 +652,7 @@ async fn confirm_identity_form(
         authenticator: methods.authenticator,
         passkeys: methods.passkeys,
     };
-    confirm_identity_page(area, req, state, asks, next, None, StatusCode::OK)
+    confirm_identity_page(area, req, state, asks, (next, back), None, StatusCode::OK)
 }
 
 fn confirm_identity_page(
@@ -625,7 +660,7 @@ fn confirm_identity_page(
     req: &HttpRequest,
     state: &AppState,
     asks: ConfirmAsks,
-    next: String,
+    (next, back): (String, String),
     error: Option<String>,
     status: StatusCode,
 ) -> AppResult<HttpResponse> {
@@ -634,6 +669,7 @@ fn confirm_identity_page(
         action: sudo::confirm_path(area.kind),
         asks,
         next,
+        back,
         error,
         passkeys_elsewhere: Availability::of(req, state).note(),
     };
@@ -650,6 +686,7 @@ async fn confirm_identity(
     form: ConfirmForm,
 ) -> AppResult<HttpResponse> {
     let next = confirm_return(&area, Some(&form.next));
+    let back = confirm_cancel(&area, Some(&form.back), &next);
     let (actor, email, hash) = (area.actor.clone(), area.email.clone(), area.password_hash.clone());
     let with =
         state.db.transaction(move |conn| second_factor::confirm_identity_with(conn, &actor, &email, hash)).await?;
@@ -703,7 +740,7 @@ async fn confirm_identity(
     } else {
         error.to_string()
     };
-    confirm_identity_page(area, req, state, asks, next, Some(error), status)
+    confirm_identity_page(area, req, state, asks, (next, back), Some(error), status)
 }
 
 #[get("/account/confirm")]

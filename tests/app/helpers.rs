@@ -541,7 +541,19 @@ impl TestClient {
 
     /// GET a page and parse it, remembering its CSRF token.
     pub async fn open(&self, path: &str) -> Page {
-        let response = self.get(path).await;
+        self.read(self.get(path).await).await
+    }
+
+    /// GET a page as a browser does after a link on `referer` (a full address) led there.
+    pub async fn open_from(&self, path: &str, referer: &str) -> Page {
+        let request = self.http.get(format!("{}{path}", self.base)).header(header::REFERER, referer);
+        let response = self.with_cookie(request).send().await.unwrap();
+        self.remember(&response);
+        self.read(response).await
+    }
+
+    /// Parses a page, remembering its CSRF token.
+    async fn read(&self, response: Response) -> Page {
         let status = response.status();
         let page = Page::new(status, response.text().await.unwrap());
         if let Some(token) = page.csrf_token() {

@@ -192,6 +192,43 @@ async fn the_confirm_page_returns_only_to_local_pages() {
 }
 
 #[actix_web::test]
+async fn cancel_on_the_confirm_page_goes_back_to_where_the_person_came_from() {
+    let app = spawn_app().await;
+    let (_, admin) = fixtures::organization_with_admin(&mut app.conn(), "acme");
+    let client = app.signed_in(&admin.email).await;
+    app.advance(STALE);
+    let next = "/admin/api-access/new";
+    let confirm = confirm_at("/account/confirm", next);
+    assert_eq!(location(&client.get(next).await), confirm);
+    let cancel = |page: &crate::page::Page| page.select("form#confirm-form a.button").attr("href").unwrap();
+
+    // The browser still names the list the "New token" link was on (a redirect keeps the
+    // Referer): Cancel goes there, not to the page that asked (it would only ask again).
+    let page = client.open_from(&confirm, &app.url("/admin/api-access")).await;
+    assert_eq!((cancel(&page), page.field("next").unwrap()), ("/admin/api-access".into(), next.into()));
+    // A failed attempt keeps it.
+    let wrong = [("password", "not it"), ("next", next), ("back", "/admin/api-access")];
+    let response = client.post("/account/confirm", &wrong).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(cancel(&crate::page::Page::parse(&response.text().await.unwrap())), "/admin/api-access");
+
+    // Another site, the asking page itself, the confirm page or no Referer at all: home.
+    for referer in [
+        "https://evil.example/admin/api-access".to_string(),
+        app.url(next),
+        app.url(&confirm),
+        "not an address".to_string(),
+    ] {
+        assert_eq!(cancel(&client.open_from(&confirm, &referer).await), "/account", "{referer}");
+    }
+    assert_eq!(cancel(&client.open(&confirm).await), "/account");
+    for back in ["//evil.example", next] {
+        let response = client.post("/account/confirm", &[("password", "not it"), ("next", next), ("back", back)]).await;
+        assert_eq!(cancel(&crate::page::Page::parse(&response.text().await.unwrap())), "/account", "{back}");
+    }
+}
+
+#[actix_web::test]
 async fn staff_confirm_before_creating_a_service_providers_key() {
     let app = spawn_app().await;
     let provider = ServiceProvider::insert(&mut app.conn(), "Fleetlink").unwrap();
