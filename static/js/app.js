@@ -131,9 +131,12 @@
     d.querySelectorAll(".dialog-close").forEach(function (button) { button.hidden = false; });
     if (!d.open) d.showModal();
     enhance(d);
+    // Focus goes where the person acts first; a destructive confirmation (a .danger button)
+    // starts on its Cancel, so a second Enter never deletes or revokes by accident.
     var focus = d.querySelector("[aria-invalid=true]")
       || d.querySelector("[data-copy]:not([hidden])")
       || d.querySelector("input:not([type=hidden]):not([readonly]), select, textarea:not([readonly])")
+      || (d.querySelector("form button.danger") && d.querySelector(".form-actions [data-dialog-close]"))
       || d.querySelector("form button, form a[href], .form-actions a[href]")
       || d.querySelector("button, a[href]");
     if (focus) focus.focus();

@@ -507,6 +507,8 @@ async fn rename_deactivate_reactivate_rekey_and_delete_through_dialogs() {
     browser.goto("/account/keys").await;
     browser.menu_item("tr[data-key] a[href$='/delete?return_to=/account/keys']").await;
     browser.wait_for_text("dialog[open] h1", "Delete \"Nightly export (v2)\"?").await;
+    let focused = browser.js("return document.activeElement.matches('dialog[open] [data-dialog-close]')").await;
+    assert_eq!(focused, json!(true), "a destructive confirmation starts on Cancel");
     browser.find("dialog[open] button.danger").await.click().await.unwrap();
     browser.wait_for_text(".flash-success", "Deleted \"Nightly export (v2)\"").await;
     browser.find(".empty-state").await;
