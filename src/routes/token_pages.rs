@@ -17,14 +17,22 @@ use crate::{
     keys::GeneratedToken,
     services::{
         keys::{KeyName, input::parse_cidrs},
-        management_tokens::{self, DEFAULT_LIFETIME_DAYS, NewToken},
+        management_tokens::{self, DEFAULT_LIFETIME_DAYS, MAX_LIFETIME_DAYS, NewToken, Revocation},
     },
     views::{PageContext, confirm::ConfirmPage, redirect, render, render_with_status, time::Stamp},
 };
 
-/// The session entry holding the one form token a new-token form may be submitted with: a
-/// replayed submission (refresh, back and resubmit) finds it gone and creates nothing.
-const FORM_TOKEN: &str = "management_token_form";
+/// The session entry holding the form tokens of the new-token forms still open (one per form
+/// opened, so forms in several tabs each work): each may be submitted once, so a replayed
+/// submission (refresh, back and resubmit) finds its token gone and creates nothing.
+const FORM_TOKENS: &str = "management_token_forms";
+
+/// How many open forms the session remembers; opening more forgets the oldest.
+const OPEN_FORMS: usize = 8;
+
+fn open_form_tokens(session: &Session) -> Vec<String> {
+    session.get::<Vec<String>>(FORM_TOKENS).ok().flatten().unwrap_or_default()
+}
 
 /// Where an area's token pages are, and what its tokens may do.
 #[derive(Debug, Clone)]
@@ -132,6 +140,8 @@ struct FormPage {
     scopes_error: Option<String>,
     expires_error: Option<String>,
     ips_error: Option<String>,
+    max_days: String,
+    expires_hint: String,
 }
 
 /// The heading of the new-token form (its page context is made with it).
@@ -161,13 +171,21 @@ fn form_page(ctx: PageContext, area: &TokenArea, values: TokenForm, errors: &Fie
         scopes_error: errors.get("scopes").map(str::to_string),
         expires_error: errors.get("expires_in_days").map(str::to_string),
         ips_error: errors.get("allowed_ips").map(str::to_string),
+        max_days: MAX_LIFETIME_DAYS.to_string(),
+        expires_hint: format!(
+            "From 1 to {MAX_LIFETIME_DAYS} days; {DEFAULT_LIFETIME_DAYS} if left empty. Every token expires."
+        ),
     }
 }
 
 /// An empty new-token form, with a fresh one-use form token.
 pub fn new_form(session: &Session, ctx: PageContext, area: &TokenArea) -> AppResult<HttpResponse> {
     let form_token = crate::secrets::random_token(24);
-    session.insert(FORM_TOKEN, &form_token).map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut open = open_form_tokens(session);
+    open.push(form_token.clone());
+    let forgotten = open.len().saturating_sub(OPEN_FORMS);
+    open.drain(..forgotten);
+    session.insert(FORM_TOKENS, &open).map_err(|e| AppError::Internal(e.to_string()))?;
     let values = TokenForm { expires_in_days: DEFAULT_LIFETIME_DAYS.to_string(), form_token, ..TokenForm::default() };
     render(&form_page(ctx, area, values, &FieldErrors::new()))
 }
@@ -176,8 +194,8 @@ pub fn new_form(session: &Session, ctx: PageContext, area: &TokenArea) -> AppRes
 /// session's. `None`: the form was submitted before (or has expired) — the user is told, and
 /// the caller goes back to the list.
 pub fn read_form(session: &Session, values: &TokenForm) -> Option<Result<NewToken, AppError>> {
-    let expected = session.get::<String>(FORM_TOKEN).ok().flatten();
-    if expected.is_none_or(|token| token.is_empty() || token != values.form_token) {
+    let submitted = &values.form_token;
+    if submitted.is_empty() || !open_form_tokens(session).contains(submitted) {
         session::flash(
             session,
             FlashLevel::Info,
@@ -229,7 +247,9 @@ pub fn answer(
 ) -> AppResult<HttpResponse> {
     match result {
         Ok((token, secret)) => {
-            session.remove(FORM_TOKEN);
+            let mut open = open_form_tokens(session);
+            open.retain(|t| *t != values.form_token);
+            session.insert(FORM_TOKENS, &open).map_err(|e| AppError::Internal(e.to_string()))?;
             let page = SecretPage {
                 ctx: ctx(SECRET_HEADING)?,
                 done_href: area.base.clone(),
@@ -238,8 +258,10 @@ pub fn answer(
                 secret: secret.expose().to_string(),
                 scopes: token.scope_codes().join(", "),
             };
-            // The one page that ever shows the token: no cache may keep it.
+            // The one page that ever shows the token: no cache may keep it. The flash is for
+            // the list the person goes back to.
             let mut response = render(&page)?;
+            session::flash(session, FlashLevel::Success, format!("Created the token \"{}\".", token.name));
             response
                 .headers_mut()
                 .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store, max-age=0"));
@@ -264,8 +286,18 @@ pub fn revoke_heading(token: &ManagementToken) -> String {
     format!("Revoke the token \"{}\"?", token.name)
 }
 
-/// "Revoke this token?" (`ctx` made with [`revoke_heading`]).
-pub fn revoke_form(ctx: PageContext, area: &TokenArea, token: &ManagementToken) -> AppResult<HttpResponse> {
+/// "Revoke this token?" (`ctx` made with [`revoke_heading`]); a token revoked already goes
+/// back to the list, which says so.
+pub fn revoke_form(
+    session: &Session,
+    ctx: PageContext,
+    area: &TokenArea,
+    token: &ManagementToken,
+) -> AppResult<HttpResponse> {
+    if token.revoked_at.is_some() {
+        session::flash(session, FlashLevel::Info, already_revoked(token));
+        return Ok(redirect(&area.base));
+    }
     let mut page = ConfirmPage::deletion(
         ctx,
         revoke_heading(token),
@@ -285,9 +317,19 @@ pub fn revoked(
     session: &Session,
     state: &crate::state::AppState,
     area: &TokenArea,
-    token: &ManagementToken,
+    revocation: &Revocation,
 ) -> HttpResponse {
+    let token = revocation.token();
     state.verifier.tokens.invalidate(&format!("token:{}", token.public_id));
-    session::flash(session, FlashLevel::Success, format!("Revoked the token {}.", token.name));
+    match revocation {
+        Revocation::Revoked(_) => {
+            session::flash(session, FlashLevel::Success, format!("Revoked the token \"{}\".", token.name))
+        }
+        Revocation::AlreadyRevoked(_) => session::flash(session, FlashLevel::Info, already_revoked(token)),
+    }
     redirect(&area.base)
+}
+
+fn already_revoked(token: &ManagementToken) -> String {
+    format!("The token \"{}\" was already revoked: nothing changed.", token.name)
 }

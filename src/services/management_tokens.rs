@@ -209,15 +209,31 @@ pub fn revoke(
     actor: &Actor,
     tenant: TokenTenant,
     public_id: &str,
-) -> Result<ManagementToken, AppError> {
+) -> Result<Revocation, AppError> {
     require_manager(conn, actor, tenant)?;
     let token = ManagementToken::lock_in(conn, tenant, public_id)?.ok_or(AppError::NotFound)?;
     if token.revoked_at.is_some() {
-        return Ok(token);
+        return Ok(Revocation::AlreadyRevoked(token));
     }
     let revoked = ManagementToken::revoke(conn, token.id, "Revoked")?;
     audit::record(conn, actor, entry(AuditAction::ManagementTokenRevoke, tenant, &revoked))?;
-    Ok(revoked)
+    Ok(Revocation::Revoked(revoked))
+}
+
+/// What [`revoke`] did: revoked the token, or found it revoked already (a second tab, a
+/// resubmitted form) and changed nothing.
+#[derive(Debug)]
+pub enum Revocation {
+    Revoked(ManagementToken),
+    AlreadyRevoked(ManagementToken),
+}
+
+impl Revocation {
+    pub fn token(&self) -> &ManagementToken {
+        match self {
+            Self::Revoked(token) | Self::AlreadyRevoked(token) => token,
+        }
+    }
 }
 
 /// A reported leak of a token: if `token` is a token's secret, it is revoked at once and the

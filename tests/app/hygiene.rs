@@ -130,3 +130,29 @@ async fn the_bearer_key_api_is_not_held_to_the_browser_origin_rule() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(verify_code(&app, &secret, Some("positions.read")).await, "VALID");
 }
+
+/// A table that scrolls sideways on a narrow screen must be reachable by keyboard, or a
+/// keyboard user cannot see its right-hand columns when no cell holds a link (axe's
+/// `scrollable-region-focusable`): every wrapper is a focusable, named region.
+#[test]
+fn every_scrolling_table_is_a_focusable_named_region() {
+    let mut unreachable = Vec::new();
+    let mut pending = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for tag in text.split('<').filter(|tag| tag.contains("class=\"table-scroll\"")) {
+                let tag = tag.split('>').next().unwrap_or_default();
+                if !(tag.contains("tabindex=\"0\"") && tag.contains("role=\"region\"") && tag.contains("aria-label=")) {
+                    unreachable.push(format!("{}: <{tag}>", path.display()));
+                }
+            }
+        }
+    }
+    assert!(unreachable.is_empty(), "scrolling tables without tabindex, role and label: {unreachable:#?}");
+}

@@ -578,11 +578,21 @@ async fn administrators_create_a_token_in_the_browser_after_proving_it_is_them_s
     let list = client.open("/admin/api-access").await;
     let public_id = &token[8..16];
     assert!(list.has(&format!("tr[data-token='{public_id}']")) && !list.body.contains(&token));
+    assert!(list.has(".flash-success") && list.says("Created the token \"CI rotation\"."), "{list}");
     assert_eq!(crate::helpers::audit_count(&app, "management_token.create"), 1);
     // Submitting the same form again (refresh, back) creates nothing and shows nothing.
     let replay = client.post("/admin/api-access", &fields).await;
     assert_eq!(crate::helpers::location(&replay), "/admin/api-access");
     assert_eq!(crate::helpers::audit_count(&app, "management_token.create"), 1);
+
+    // Forms open in two tabs each create their own token.
+    let first_tab = client.open("/admin/api-access/new").await.select("input[name=form_token]").value().unwrap();
+    let second_tab = client.open("/admin/api-access/new").await.select("input[name=form_token]").value().unwrap();
+    for (name, tab) in [("First tab", &first_tab), ("Second tab", &second_tab)] {
+        let fields = [("name", name), ("scopes", "keys:read"), ("form_token", tab.as_str())];
+        assert_eq!(client.post("/admin/api-access", &fields).await.status(), StatusCode::OK, "{name}");
+    }
+    assert_eq!(crate::helpers::audit_count(&app, "management_token.create"), 3);
 
     // Bad input: the form again with the field errors, nothing created.
     let form = client.open("/admin/api-access/new").await;
@@ -593,6 +603,11 @@ async fn administrators_create_a_token_in_the_browser_after_proving_it_is_them_s
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let again = crate::page::Page::new(StatusCode::UNPROCESSABLE_ENTITY, response.text().await.unwrap());
     assert!(again.has("#token-name-error") && again.has("#token-scopes-error") && again.has("#token-expires-error"));
+    // The scopes' error is tied to the group and to its first box, which takes the focus.
+    assert!(again.has("fieldset[aria-describedby='token-scopes-error']"), "{again}");
+    let first_scope = again.select("input[name=scopes]");
+    assert_eq!(first_scope.attr("aria-invalid").as_deref(), Some("true"));
+    assert_eq!(first_scope.attr("aria-describedby").as_deref(), Some("token-scopes-error"));
 
     // Revoke, after a confirmation: refused at once.
     let confirm = client.open(&format!("/admin/api-access/{public_id}/revoke")).await;
@@ -600,6 +615,14 @@ async fn administrators_create_a_token_in_the_browser_after_proving_it_is_them_s
     let response = client.post(&format!("/admin/api-access/{public_id}/revoke"), &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(call(&app, Method::GET, "/api/v1/keys", &token, None, &[]).await.0, StatusCode::UNAUTHORIZED);
+    assert!(client.open("/admin/api-access").await.says("Revoked the token \"CI rotation\"."));
+    // A revoked token is not offered for revocation again, and a second submission says so.
+    let again = client.get(&format!("/admin/api-access/{public_id}/revoke")).await;
+    assert_eq!(crate::helpers::location(&again), "/admin/api-access");
+    client.post(&format!("/admin/api-access/{public_id}/revoke"), &[]).await;
+    let list = client.open("/admin/api-access").await;
+    assert!(list.has(".flash-info") && list.says("The token \"CI rotation\" was already revoked"), "{list}");
+    assert_eq!(crate::helpers::audit_count(&app, "management_token.revoke"), 1);
 
     // Sudo mode: a sign-in older than ten minutes must be confirmed first.
     app.advance(Duration::from_secs(11 * 60));
@@ -607,7 +630,7 @@ async fn administrators_create_a_token_in_the_browser_after_proving_it_is_them_s
     assert!(crate::helpers::location(&response).starts_with("/account/confirm?next="), "{response:?}");
     let response = client.post("/admin/api-access", &fields).await;
     assert!(crate::helpers::location(&response).starts_with("/account/confirm?next="));
-    assert_eq!(management_tokens::table.count().get_result::<i64>(&mut *app.conn()).unwrap(), 1);
+    assert_eq!(management_tokens::table.count().get_result::<i64>(&mut *app.conn()).unwrap(), 3);
 
     // Only administrators.
     let other = app.signed_in(&manager.email).await;

@@ -78,16 +78,16 @@ async fn token_of(admin: &OrgAdmin, req: &HttpRequest, state: &AppState) -> AppR
 #[get("/admin/api-access/{public_id}/revoke")]
 pub async fn revoke_form(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let token = token_of(&admin, &req, &state).await?;
-    token_pages::revoke_form(context(&admin, &token_pages::revoke_heading(&token))?, &area(), &token)
+    token_pages::revoke_form(&admin.session, context(&admin, &token_pages::revoke_heading(&token))?, &area(), &token)
 }
 
 #[post("/admin/api-access/{public_id}/revoke")]
 pub async fn revoke(admin: OrgAdmin, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let public_id = token_pages::token_id(&req)?;
-    let token = admin
+    let revocation = admin
         .change(&state, move |conn, actor, organization| {
             management_tokens::revoke(conn, actor, TokenTenant::Organization(organization), &public_id)
         })
         .await?;
-    Ok(token_pages::revoked(&admin.session, &state, &area(), &token))
+    Ok(token_pages::revoked(&admin.session, &state, &area(), &revocation))
 }

@@ -94,18 +94,18 @@ pub async fn revoke_form(staff: CurrentStaff, req: HttpRequest, state: web::Data
     let token =
         state.db.run(move |conn| ManagementToken::find_in(conn, tenant, &public_id)?.ok_or(AppError::NotFound)).await?;
     let ctx = context(&staff, &token_pages::revoke_heading(&token))?;
-    token_pages::revoke_form(ctx, &area(provider.id), &token)
+    token_pages::revoke_form(&staff.session, ctx, &area(provider.id), &token)
 }
 
 #[post("/staff/providers/{id}/api-access/{public_id}/revoke")]
 pub async fn revoke(staff: CurrentStaff, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let provider_id = path_id(&req, "id")?;
     let (actor, public_id) = (staff.actor(), token_pages::token_id(&req)?);
-    let token = state
+    let revocation = state
         .db
         .transaction(move |conn| {
             management_tokens::revoke(conn, &actor, TokenTenant::ServiceProvider(provider_id), &public_id)
         })
         .await?;
-    Ok(token_pages::revoked(&staff.session, &state, &area(provider_id), &token))
+    Ok(token_pages::revoked(&staff.session, &state, &area(provider_id), &revocation))
 }
