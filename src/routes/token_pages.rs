@@ -51,6 +51,10 @@ pub struct TokenRow {
     name: String,
     masked: String,
     scopes: String,
+    /// Who it acts as: its creator.
+    creator: String,
+    /// "Any address", or its allowed ranges.
+    allowed: String,
     created: Stamp,
     expires: Option<Stamp>,
     /// Written within a minute or so of the use (see `keys::verifier::usage`).
@@ -77,12 +81,12 @@ pub fn list(
     heading: &str,
     back: Option<(String, String)>,
     area: &TokenArea,
-    tokens: Vec<ManagementToken>,
+    tokens: Vec<(ManagementToken, Option<String>)>,
     now: DateTime<Utc>,
 ) -> AppResult<HttpResponse> {
     let rows = tokens
         .into_iter()
-        .map(|t| TokenRow {
+        .map(|(t, creator)| TokenRow {
             state: if t.revoked_at.is_some() {
                 "Revoked"
             } else if t.is_expired_at(now) {
@@ -92,6 +96,8 @@ pub fn list(
             },
             masked: t.masked(),
             scopes: t.scope_codes().join(", "),
+            creator: creator.unwrap_or_else(|| "(account removed)".into()),
+            allowed: allowed_addresses(&t),
             created: Stamp::new(t.created_at),
             expires: t.expires_at.map(Stamp::new),
             last_used: t.last_used_at.map(Stamp::new),
@@ -100,6 +106,12 @@ pub fn list(
         })
         .collect();
     render(&ListPage { ctx, heading: heading.to_string(), back, base: area.base.clone(), lede: area.lede, rows })
+}
+
+/// Where a token may be used from, as the list says it.
+fn allowed_addresses(token: &ManagementToken) -> String {
+    let ranges: Vec<String> = token.allowed_cidrs.iter().flatten().map(ToString::to_string).collect();
+    if ranges.is_empty() { "Any address".into() } else { ranges.join(", ") }
 }
 
 /// The new-token form as submitted.

@@ -579,6 +579,9 @@ async fn administrators_create_a_token_in_the_browser_after_proving_it_is_them_s
     let public_id = &token[8..16];
     assert!(list.has(&format!("tr[data-token='{public_id}']")) && !list.body.contains(&token));
     assert!(list.has(".flash-success") && list.says("Created the token \"CI rotation\"."), "{list}");
+    // The row says whom the token acts as and where it may be used from.
+    let row = list.select(&format!("tr[data-token='{public_id}'] td")).texts();
+    assert!(row.contains(&admin.display_name) && row.iter().any(|cell| cell == "Any address"), "{row:?}");
     assert_eq!(crate::helpers::audit_count(&app, "management_token.create"), 1);
     // Submitting the same form again (refresh, back) creates nothing and shows nothing.
     let replay = client.post("/admin/api-access", &fields).await;
@@ -589,10 +592,11 @@ async fn administrators_create_a_token_in_the_browser_after_proving_it_is_them_s
     let first_tab = client.open("/admin/api-access/new").await.select("input[name=form_token]").value().unwrap();
     let second_tab = client.open("/admin/api-access/new").await.select("input[name=form_token]").value().unwrap();
     for (name, tab) in [("First tab", &first_tab), ("Second tab", &second_tab)] {
-        let fields = [("name", name), ("scopes", "keys:read"), ("form_token", tab.as_str())];
+        let fields = [("name", name), ("scopes", "keys:read"), ("allowed_ips", "10.0.0.0/8"), ("form_token", tab)];
         assert_eq!(client.post("/admin/api-access", &fields).await.status(), StatusCode::OK, "{name}");
     }
     assert_eq!(crate::helpers::audit_count(&app, "management_token.create"), 3);
+    assert!(client.open("/admin/api-access").await.select("td").texts().contains(&"10.0.0.0/8".to_string()));
 
     // Bad input: the form again with the field errors, nothing created.
     let form = client.open("/admin/api-access/new").await;

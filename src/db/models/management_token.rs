@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use ipnetwork::IpNetwork;
 use serde_json::Value;
 
-use crate::db::schema::{management_idempotency, management_tokens};
+use crate::db::schema::{management_idempotency, management_tokens, staff_accounts, users};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = management_tokens)]
@@ -130,13 +130,17 @@ impl ManagementToken {
             .optional()
     }
 
-    /// The tenant's tokens, newest first (revoked ones too: the page shows them).
-    pub fn list(conn: &mut PgConnection, tenant: TokenTenant) -> QueryResult<Vec<Self>> {
+    /// The tenant's tokens, newest first (revoked ones too: the page shows them), each with
+    /// the name of the person it acts as (its creator; `None` once that account is gone).
+    pub fn list(conn: &mut PgConnection, tenant: TokenTenant) -> QueryResult<Vec<(Self, Option<String>)>> {
         Self::of_tenant(tenant)
+            .left_join(users::table)
+            .left_join(staff_accounts::table)
             .order((management_tokens::created_at.desc(), management_tokens::id.desc()))
             .limit(500)
-            .select(Self::as_select())
-            .load(conn)
+            .select((Self::as_select(), users::display_name.nullable(), staff_accounts::display_name.nullable()))
+            .load::<(Self, Option<String>, Option<String>)>(conn)
+            .map(|rows| rows.into_iter().map(|(token, user, staff)| (token, user.or(staff))).collect())
     }
 
     fn of_tenant(tenant: TokenTenant) -> management_tokens::BoxedQuery<'static, diesel::pg::Pg> {
