@@ -231,25 +231,22 @@ fn base62_fixed(bytes: &[u8], len: usize) -> String {
 }
 
 /// Whether `text` contains something that looks like a key or a secret: a Keyward key
-/// prefix, or a long unbroken run of letters and digits (a token of some other system).
-/// Key names and comments are shown in tables and logs, so secrets must not hide there.
+/// prefix, or a long unbroken run of letters and digits that reads like random characters (a
+/// token of some other system). Key names and comments are shown in tables and logs, so
+/// secrets must not hide there.
+///
+/// A run of 32 or more counts when it holds a digit or at least 16 different characters:
+/// random tokens (hex, base62, base64) all but always do, while a long word, or a key held
+/// down, does not.
 pub fn looks_like_secret(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
     if lower.contains("kw_live_") || lower.contains("kw_test_") || lower.contains("kw_mgmt_") {
         return true;
     }
-    let mut run = 0;
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
-            run += 1;
-            if run >= 32 {
-                return true;
-            }
-        } else {
-            run = 0;
-        }
-    }
-    false
+    text.split(|c: char| !c.is_ascii_alphanumeric()).any(|run| {
+        let distinct = run.bytes().collect::<std::collections::HashSet<u8>>().len();
+        run.len() >= 32 && (run.bytes().any(|b| b.is_ascii_digit()) || distinct >= 16)
+    })
 }
 
 #[cfg(test)]
@@ -355,5 +352,11 @@ mod tests {
         assert!(looks_like_secret("see KW_LIVE_abc"));
         assert!(looks_like_secret("token ghp_0123456789abcdefghijABCDEFGHIJ0123"));
         assert!(!looks_like_secret("Production integration (dispatch) 2026"));
+        // Random characters, with or without digits, and hex.
+        assert!(looks_like_secret("sk_abcdefghijklmnopqrstuvwxyzABCDEFGH"));
+        assert!(looks_like_secret("note 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"));
+        // Not random: a key held down, a long word.
+        assert!(!looks_like_secret(&"N".repeat(100)));
+        assert!(!looks_like_secret("pneumonoultramicroscopicsilicovolcanoconiosis monitor"));
     }
 }

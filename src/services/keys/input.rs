@@ -58,16 +58,24 @@ pub struct KeySettings {
 /// lines; host bits are cleared (`10.1.2.3/8` → `10.0.0.0/8`) and duplicates removed.
 pub fn parse_cidrs(input: &str) -> Result<Vec<IpNetwork>, String> {
     let mut cidrs: Vec<IpNetwork> = Vec::new();
+    let mut unreadable = Vec::new();
     for item in input.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty()) {
         let network = match item.parse::<IpNetwork>() {
-            Ok(network) => IpNetwork::new(network.network(), network.prefix()).map_err(|e| e.to_string())?,
-            Err(_) => match item.parse::<IpAddr>() {
-                Ok(ip) => IpNetwork::from(ip),
-                Err(_) => return Err(format!("{item:?} is not an IP address or range (like 203.0.113.0/24).")),
-            },
+            Ok(network) => IpNetwork::new(network.network(), network.prefix()).ok(),
+            Err(_) => item.parse::<IpAddr>().ok().map(IpNetwork::from),
         };
-        if !cidrs.contains(&network) {
-            cidrs.push(network);
+        match network {
+            Some(network) if !cidrs.contains(&network) => cidrs.push(network),
+            Some(_) => {}
+            // Every entry that cannot be read is named at once, not one per attempt.
+            None => unreadable.push(format!("{item:?}")),
+        }
+    }
+    match unreadable.as_slice() {
+        [] => {}
+        [one] => return Err(format!("{one} is not an IP address or range (like 203.0.113.0/24).")),
+        many => {
+            return Err(format!("{} are not IP addresses or ranges (like 203.0.113.0/24).", many.join(", ")));
         }
     }
     if cidrs.len() > MAX_CIDRS {
@@ -84,8 +92,8 @@ impl KeyName {
     pub fn parse(input: &str) -> Result<Self, String> {
         let name = clean_line(input, 1, 100, "name")?;
         if looks_like_secret(&name) {
-            return Err("A key name must not contain a key or any other secret. Describe the key instead, \
-                        e.g. \"Dispatch integration (production)\"."
+            return Err("A name must not contain a key, a token or any other secret. Say what uses it \
+                        instead, e.g. \"Dispatch integration (production)\"."
                 .into());
         }
         Ok(Self(name))
@@ -331,6 +339,9 @@ mod tests {
         assert!(parse_cidrs("").unwrap().is_empty());
         assert!(parse_cidrs("10.0.0.0/33").is_err());
         assert!(parse_cidrs("example.com").is_err());
+        // Every bad entry is named at once.
+        let error = parse_cidrs("10.0.0.0/33, 192.0.2.1, banana").unwrap_err();
+        assert_eq!(error, "\"10.0.0.0/33\", \"banana\" are not IP addresses or ranges (like 203.0.113.0/24).");
     }
 
     #[test]
