@@ -7,6 +7,7 @@ pub mod nav;
 pub mod pager;
 pub mod paths;
 pub mod time;
+pub mod words;
 
 use actix_session::Session;
 use actix_web::{HttpResponse, http::header};

@@ -185,7 +185,7 @@ async fn assets_and_groups_are_managed_and_deleting_removes_them_from_keys() {
         keyward::services::keys::KeyInput { proxy_user_id: Some(bob.id), ..settings },
     );
     let (_, confirm) = admin.page(&format!("/admin/assets/{}/delete", asset.id)).await;
-    assert!(confirm.contains("1 key(s) are limited to this asset"));
+    assert!(confirm.contains("Keys limited to this asset (1 key) lose access"));
     admin.post(&format!("/admin/assets/{}/delete", asset.id), &[]).await;
     assert!(ApiKey::assets_of(&mut app.conn(), &[key.id]).unwrap().is_empty());
     let event: AuditEvent = audit_events::table

@@ -615,9 +615,9 @@ async fn support_staff_add_a_provider_retire_an_action_and_deactivate_a_client_k
     };
     browser.goto("/staff/actions").await;
     browser.open_dialog(&format!("a[href='/staff/actions/{positions}/retire']")).await;
-    browser.wait_for_text("dialog[open]", "1 key(s) list this action").await;
+    browser.wait_for_text("dialog[open]", "Keys listing this action (1 key) lose it").await;
     browser.find("dialog[open] button[type=submit]").await.click().await.unwrap();
-    browser.wait_for_text(".flash-success", "Retired positions.read; 1 key(s) lost it.").await;
+    browser.wait_for_text(".flash-success", "Retired positions.read; 1 key lost it.").await;
 
     // An incident: the client's key is deactivated with a reason.
     browser.goto(&format!("/staff/organizations/{}", org.id)).await;

@@ -100,6 +100,7 @@ async fn staff_list_create_and_rename_service_providers() {
     // The provider's page lists its client organizations.
     let (_, page) = sam.page(&format!("/staff/providers/{}", provider.id)).await;
     assert!(page.contains("Acme Haulage") && page.contains("Manage API keys"));
+    assert!(page.contains("0 API keys."), "counted without \"(s)\"");
     assert_eq!(sam.get("/staff/providers/999999").await.status(), StatusCode::NOT_FOUND);
 
     let rename = &events(&app, "service_provider.rename")[0];
@@ -345,10 +346,10 @@ async fn the_action_catalog_grows_and_retired_actions_leave_every_key() {
         .unwrap();
     assert_eq!(verify_code(&app, &listed_secret, Some("positions.read")).await, "VALID");
     let (_, confirm) = sam.page(&format!("/staff/actions/{positions_id}/retire")).await;
-    assert!(confirm.contains("1 key(s) list this action"), "{confirm}");
+    assert!(confirm.contains("Keys listing this action (1 key) lose it"), "{confirm}");
     let response = sam.post(&format!("/staff/actions/{positions_id}/retire"), &[]).await;
     assert_eq!(location(&response), "/staff/actions");
-    assert!(sam.page("/staff/actions").await.1.contains("Retired positions.read; 1 key(s) lost it."));
+    assert!(sam.page("/staff/actions").await.1.contains("Retired positions.read; 1 key lost it."));
     assert_eq!(ApiKey::action_ids(&mut app.conn(), listed.id).unwrap().len(), 0);
     for secret in [&listed_secret, &all_secret] {
         assert!(verifies_as(&app, secret, Some("positions.read"), "FORBIDDEN_ACTION").await);

@@ -19,7 +19,7 @@ use crate::{
     },
     services::assets,
     state::AppState,
-    views::{PageContext, Section, confirm::ConfirmPage, redirect, render},
+    views::{PageContext, Section, confirm::ConfirmPage, redirect, render, words::counted},
 };
 
 const BASE: &str = "/admin/assets";
@@ -212,7 +212,7 @@ pub async fn delete_asset_form(
         ctx,
         heading,
         "The asset leaves its groups and every key limited to it.".into(),
-        (keys > 0).then(|| format!("{keys} key(s) are limited to this asset; they lose access to it at once.")),
+        (keys > 0).then(|| format!("Keys limited to this asset ({}) lose access to it at once.", counted(keys, "key"))),
         format!("{BASE}/{asset_id}/delete"),
         "Delete asset",
         BASE,
@@ -354,7 +354,9 @@ pub async fn delete_group_form(
         ctx,
         heading,
         "The assets themselves stay; only the group goes.".into(),
-        (keys > 0).then(|| format!("{keys} key(s) are limited to this group; they lose access to its assets at once.")),
+        (keys > 0).then(|| {
+            format!("Keys limited to this group ({}) lose access to its assets at once.", counted(keys, "key"))
+        }),
         format!("{BASE}/groups/{group_id}/delete"),
         "Delete group",
         BASE,

@@ -15,7 +15,7 @@ use crate::{
     routes::{extract::HtmlForm, saved, staff::path_id},
     services::platform,
     state::AppState,
-    views::{PageContext, Section, confirm::ConfirmPage, redirect, render},
+    views::{PageContext, Section, confirm::ConfirmPage, redirect, render, words::counted},
 };
 
 const BASE: &str = "/staff/actions";
@@ -143,7 +143,8 @@ pub async fn retire_form(staff: CurrentStaff, req: HttpRequest, state: web::Data
         ctx,
         heading,
         message: format!(
-            "{keys} key(s) list this action and lose it at once, in every organization; roles stop offering it, and it can no longer be chosen. Keys allowed all actions no longer get it either."
+            "Keys listing this action ({}) lose it at once, in every organization; roles stop offering it, and it can no longer be chosen. Keys allowed all actions no longer get it either.",
+            counted(keys, "key")
         ),
         note: None,
         detail: None,
@@ -166,7 +167,7 @@ pub async fn retire(staff: CurrentStaff, req: HttpRequest, state: web::Data<AppS
             session::flash(
                 &staff.session,
                 FlashLevel::Success,
-                format!("Retired {}; {keys} key(s) lost it.", action.code),
+                format!("Retired {}; {} lost it.", action.code, counted(keys, "key")),
             );
         }
         Err(AppError::Conflict(message)) => session::flash(&staff.session, FlashLevel::Error, message),

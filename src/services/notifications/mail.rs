@@ -172,10 +172,6 @@ fn link_path(event: &OutboxEvent, recipient: &Recipient) -> Option<String> {
     }
 }
 
-fn plural(n: i64, one: &str) -> String {
-    if n == 1 { format!("1 {one}") } else { format!("{n} {one}s") }
-}
-
 /// The subject and plain-text body of an event's message (the same for every recipient).
 fn text(event: &OutboxEvent) -> (String, String) {
     let payload = &event.payload;
@@ -211,7 +207,7 @@ fn text(event: &OutboxEvent) -> (String, String) {
         let days = i64_at(payload, &["days_before"]).unwrap_or(0);
         let at = expires.unwrap_or_default();
         (
-            format!("API key \u{201c}{name}\u{201d} expires in {}", plural(days, "day")),
+            format!("API key \u{201c}{name}\u{201d} expires in {}", crate::views::words::counted(days, "day")),
             format!(
                 "{about} expires {at}. After that, integrations using it are refused. Create a replacement and \
                  switch your integrations to it before then, or extend its expiry if the policy allows."
