@@ -164,10 +164,12 @@ impl Browser {
         }
     }
 
-    /// Waits until `script` (a JavaScript expression's body, `return …`) returns true.
+    /// Waits until `script` (a JavaScript expression's body, `return …`) returns true. A
+    /// script that fails counts as "not yet": it may run on the page being left, while the
+    /// next one loads.
     pub async fn wait_until(&self, what: &str, script: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.js(script).await != json!(true) {
+        while self.client.execute(script, vec![]).await.ok() != Some(json!(true)) {
             if Instant::now() > deadline {
                 let source = self.client.source().await.unwrap_or_default();
                 panic!("never saw {what}; page:\n{source}");
@@ -809,7 +811,7 @@ async fn an_administrator_enrols_an_authenticator_app_and_signs_in_with_its_code
     browser
         .wait_until(
             "the QR code drawn",
-            "var img = document.querySelector('img.qr-code'); return img.complete && img.naturalWidth >= 200",
+            "var img = document.querySelector('img.qr-code'); return !!img && img.complete && img.naturalWidth >= 200",
         )
         .await;
     let shown = browser.find("#totp-secret").await.text().await.unwrap().replace(' ', "");
