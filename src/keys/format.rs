@@ -243,9 +243,10 @@ pub fn looks_like_secret(text: &str) -> bool {
     if lower.contains("kw_live_") || lower.contains("kw_test_") || lower.contains("kw_mgmt_") {
         return true;
     }
-    text.split(|c: char| !c.is_ascii_alphanumeric()).any(|run| {
-        let distinct = run.bytes().collect::<std::collections::HashSet<u8>>().len();
-        run.len() >= 32 && (run.bytes().any(|b| b.is_ascii_digit()) || distinct >= 16)
+    text.split(|c: char| !c.is_ascii_alphanumeric()).filter(|run| run.len() >= 32).any(|run| {
+        let mut seen = [false; 128];
+        run.bytes().for_each(|b| seen[usize::from(b)] = true);
+        run.bytes().any(|b| b.is_ascii_digit()) || seen.iter().filter(|&&s| s).count() >= 16
     })
 }
 
